@@ -1,0 +1,7 @@
+//! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
+
+pub mod decode;
+pub mod encode;
+pub mod explain;
+pub mod mac;
+pub mod pinblock;

@@ -1,0 +1,49 @@
+//! The `poskit` binary: argument parsing and wiring only. Business logic lives in the
+//! library crates; JSON shapes for `--json` are defined here, at the edge.
+
+mod cmd;
+mod fail;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// poskit — CUP-style POS acquiring toolkit: ISO 8583 codec, security, response codes.
+#[derive(Debug, Parser)]
+#[command(name = "poskit", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode an ISO 8583 message (hex) and print its fields.
+    Decode(cmd::decode::Args),
+    /// Encode a message from its JSON form into a frame (hex).
+    Encode(cmd::encode::Args),
+    /// Compute a MAC over hex data (CUP ECB, CUP ECB SM4, ANSI X9.19).
+    Mac(cmd::mac::Args),
+    /// Build an ISO 9564 format 0 PIN block (test keys only).
+    Pinblock(cmd::pinblock::Args),
+    /// Explain a response code or a symptom: meaning, class, whether money moved, what to do.
+    Explain(cmd::explain::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return fail::clap_error(err),
+    };
+    let result = match cli.command {
+        Command::Decode(args) => cmd::decode::run(args),
+        Command::Encode(args) => cmd::encode::run(args),
+        Command::Mac(args) => cmd::mac::run(args),
+        Command::Pinblock(args) => cmd::pinblock::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => fail::report(err),
+    }
+}
