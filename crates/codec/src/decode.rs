@@ -1,0 +1,545 @@
+//! Zero-copy, allocation-free, bounded decoding of one message (MTI onward).
+
+use crate::digits::Digits;
+use crate::error::{DecodeError, DecodeErrorKind as Kind, Part};
+use crate::spec::{
+    BinaryEncoding, BitmapEncoding, Charset, Content, FieldOp, FieldSpec, LengthKind,
+    NumberEncoding, Prefix, Profile,
+};
+use crate::{MESSAGE_BYTES_MAX, Mti};
+
+/// Where a field's content lies in the input.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    /// Offset of the content.
+    start: u16,
+    /// Offset one past the content.
+    end: u16,
+    /// Length in logical units (digits, characters or bytes).
+    len: u16,
+}
+
+/// A decoded message. Field values borrow the input; nothing is allocated.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    profile: &'static Profile,
+    input: &'a [u8],
+    mti: Mti,
+    /// Bit `n` (1..=128) set when field `n` is present; bit 1 is the secondary bitmap.
+    bitmap: [u64; 2],
+    spans: [Span; 129],
+}
+
+/// One field of a decoded message.
+#[derive(Clone, Copy, Debug)]
+pub struct Field<'a> {
+    spec: &'static FieldSpec,
+    profile: &'static Profile,
+    wire: &'a [u8],
+    len: usize,
+}
+
+/// A field value in its logical form.
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    /// `n` and `z` fields.
+    Digits(Digits<'a>),
+    /// `an` and `ans` fields: the bytes as sent.
+    Text(&'a [u8]),
+    /// `b` fields sent as raw bytes.
+    Bytes(&'a [u8]),
+    /// `b` fields sent as hexadecimal ASCII (the bytes are the decoded hex).
+    Hex(&'a [u8]),
+}
+
+struct Cursor<'a> {
+    input: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn take(&mut self, n: usize, part: Part) -> Result<&'a [u8], DecodeError> {
+        let available = self.input.len() - self.at;
+        if n > available {
+            return Err(DecodeError::new(
+                part,
+                self.at,
+                Kind::Truncated {
+                    needed: n,
+                    available,
+                },
+            ));
+        }
+        let bytes = &self.input[self.at..self.at + n];
+        self.at += n;
+        Ok(bytes)
+    }
+}
+
+#[inline]
+fn bcd_value(bytes: &[u8], part: Part, offset: usize) -> Result<usize, DecodeError> {
+    let mut value = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        let (hi, lo) = (b >> 4, b & 0x0F);
+        if hi > 9 || lo > 9 {
+            return Err(DecodeError::new(part, offset + i, Kind::NotBcd { byte: b }));
+        }
+        value = value * 100 + (hi as usize) * 10 + lo as usize;
+    }
+    Ok(value)
+}
+
+#[inline]
+fn ascii_value(bytes: &[u8], part: Part, offset: usize) -> Result<usize, DecodeError> {
+    let mut value = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !b.is_ascii_digit() {
+            return Err(DecodeError::new(
+                part,
+                offset + i,
+                Kind::NotDigit { byte: b },
+            ));
+        }
+        value = value * 10 + (b - b'0') as usize;
+    }
+    Ok(value)
+}
+
+#[inline]
+fn hex_nibble(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn check_hex(bytes: &[u8], part: Part, offset: usize) -> Result<(), DecodeError> {
+    match bytes.iter().position(|&b| hex_nibble(b).is_none()) {
+        None => Ok(()),
+        Some(i) => Err(DecodeError::new(
+            part,
+            offset + i,
+            Kind::NotHex { byte: bytes[i] },
+        )),
+    }
+}
+
+/// Whether every nibble of `word` (eight packed bytes) is a decimal digit: a nibble `v`
+/// is above 9 exactly when `v + 6` reaches 16, and byte lanes cannot carry into each other.
+#[inline]
+fn all_bcd_u64(word: u64) -> bool {
+    const LANES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    const SIX: u64 = 0x0606_0606_0606_0606;
+    const SIXTEEN: u64 = 0x1010_1010_1010_1010;
+    (((word & LANES) + SIX) | (((word >> 4) & LANES) + SIX)) & SIXTEEN == 0
+}
+
+/// Checks that every value nibble of a packed numeric field is a decimal digit. The pad
+/// nibble of an odd-length value is not looked at.
+#[inline(always)]
+fn check_packed_digits(
+    wire: &[u8],
+    pad_first: bool,
+    len: usize,
+    part: Part,
+    offset: usize,
+) -> Result<(), DecodeError> {
+    let pad_last = len % 2 == 1 && !pad_first;
+    let mut fast = true;
+    let mut chunks = wire.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        fast &= all_bcd_u64(u64::from_be_bytes(word));
+    }
+    // The last 0..=7 bytes go into one word (zero bytes are valid BCD).
+    let mut word = 0u64;
+    for &b in chunks.remainder() {
+        word = word << 8 | u64::from(b);
+    }
+    fast &= all_bcd_u64(word);
+    if fast {
+        return Ok(());
+    }
+    // Slow path: find the offending byte, allowing the pad nibble.
+    let last = wire.len().saturating_sub(1);
+    for (i, &b) in wire.iter().enumerate() {
+        let hi_ok = b >> 4 <= 9 || (pad_first && i == 0);
+        let lo_ok = b & 0x0F <= 9 || (pad_last && i == last);
+        if !(hi_ok && lo_ok) {
+            return Err(DecodeError::new(part, offset + i, Kind::NotBcd { byte: b }));
+        }
+    }
+    Ok(())
+}
+
+fn is_track_char(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b)
+}
+
+impl<'a> Message<'a> {
+    /// Decodes one message (MTI, bitmap, fields) that fills `input` exactly.
+    ///
+    /// Every failure is a [`DecodeError`] naming the part, the offset and the reason; no
+    /// input can make this panic, and nothing is allocated.
+    pub fn decode(profile: &'static Profile, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+        if input.len() > MESSAGE_BYTES_MAX {
+            return Err(DecodeError::new(
+                Part::Mti,
+                0,
+                Kind::TooLarge {
+                    len: input.len(),
+                    len_max: MESSAGE_BYTES_MAX,
+                },
+            ));
+        }
+        let mut cur = Cursor { input, at: 0 };
+
+        let mti = match profile.mti {
+            NumberEncoding::Bcd => {
+                let b = cur.take(2, Part::Mti)?;
+                bcd_value(b, Part::Mti, 0)?;
+                Mti([
+                    b'0' + (b[0] >> 4),
+                    b'0' + (b[0] & 15),
+                    b'0' + (b[1] >> 4),
+                    b'0' + (b[1] & 15),
+                ])
+            }
+            NumberEncoding::Ascii => {
+                let b = cur.take(4, Part::Mti)?;
+                ascii_value(b, Part::Mti, 0)?;
+                Mti([b[0], b[1], b[2], b[3]])
+            }
+        };
+
+        let mut bitmap = [0u64; 2];
+        bitmap[0] = read_bitmap(profile, &mut cur)?;
+        if bitmap[0] >> 63 == 1 {
+            if !profile.secondary_bitmap {
+                return Err(DecodeError::new(
+                    Part::Field(1),
+                    cur.at - bitmap_len(profile),
+                    Kind::UndefinedField,
+                ));
+            }
+            bitmap[1] = read_bitmap(profile, &mut cur)?;
+        }
+        if bitmap[0] << 1 == 0 && bitmap[1] == 0 {
+            return Err(DecodeError::new(Part::Bitmap, cur.at, Kind::EmptyBitmap));
+        }
+
+        let mut spans = [Span::default(); 129];
+        for (word_index, &word) in bitmap.iter().enumerate() {
+            // Bit 1 announces the secondary bitmap, not a field.
+            let mut bits = if word_index == 0 {
+                word & !(1 << 63)
+            } else {
+                word
+            };
+            while bits != 0 {
+                let zeros = bits.leading_zeros();
+                bits &= !(1u64 << (63 - zeros));
+                let number = (word_index as u32 * 64 + zeros + 1) as u8;
+                spans[number as usize] =
+                    read_field(profile.ops[number as usize], number, &mut cur)?;
+            }
+        }
+        if cur.at != input.len() {
+            return Err(DecodeError::new(
+                Part::End,
+                cur.at,
+                Kind::TrailingBytes {
+                    count: input.len() - cur.at,
+                },
+            ));
+        }
+        Ok(Message {
+            profile,
+            input,
+            mti,
+            bitmap,
+            spans,
+        })
+    }
+
+    pub fn profile(&self) -> &'static Profile {
+        self.profile
+    }
+
+    /// Field 0: the message type indicator.
+    pub fn mti(&self) -> Mti {
+        self.mti
+    }
+
+    /// The bytes the message was decoded from.
+    pub fn input(&self) -> &'a [u8] {
+        self.input
+    }
+
+    /// Primary and secondary bitmaps as 64-bit words (field 1 is the most significant bit).
+    pub fn bitmap(&self) -> [u64; 2] {
+        self.bitmap
+    }
+
+    /// Whether field `number` is present.
+    #[inline]
+    pub fn has(&self, number: u8) -> bool {
+        match number {
+            1..=64 => self.bitmap[0] >> (64 - number as u32) & 1 == 1,
+            65..=128 => self.bitmap[1] >> (128 - number as u32) & 1 == 1,
+            _ => false,
+        }
+    }
+
+    /// Field `number`, if present.
+    #[inline]
+    pub fn field(&self, number: u8) -> Option<Field<'a>> {
+        if number < 2 || !self.has(number) {
+            return None;
+        }
+        let spec = self.profile.field(number)?;
+        let span = self.spans[number as usize];
+        Some(Field {
+            spec,
+            profile: self.profile,
+            wire: &self.input[span.start as usize..span.end as usize],
+            len: span.len as usize,
+        })
+    }
+
+    /// Every present field, in ascending order.
+    pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
+        (2..=128u8).filter_map(move |n| self.field(n))
+    }
+
+    /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the
+    /// profile has a MAC field and the message carries it.
+    pub fn mac_input(&self) -> Option<&'a [u8]> {
+        let mac_field = self.profile.mac_field?;
+        if !self.has(mac_field) {
+            return None;
+        }
+        let spec = self.profile.field(mac_field)?;
+        let prefix_bytes = match (spec.length, self.profile.numbers) {
+            (LengthKind::Fixed, _) => 0,
+            (LengthKind::LlVar, NumberEncoding::Bcd) => 1,
+            (LengthKind::LllVar, NumberEncoding::Bcd)
+            | (LengthKind::LlVar, NumberEncoding::Ascii) => 2,
+            (LengthKind::LllVar, NumberEncoding::Ascii) => 3,
+        };
+        let span = self.spans[mac_field as usize];
+        self.input
+            .get(..(span.start as usize).checked_sub(prefix_bytes)?)
+    }
+}
+
+fn bitmap_len(profile: &Profile) -> usize {
+    match profile.bitmap {
+        BitmapEncoding::Binary => 8,
+        BitmapEncoding::HexAscii => 16,
+    }
+}
+
+fn read_bitmap(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64, DecodeError> {
+    let offset = cur.at;
+    match profile.bitmap {
+        BitmapEncoding::Binary => {
+            let b = cur.take(8, Part::Bitmap)?;
+            let mut word = [0u8; 8];
+            word.copy_from_slice(b);
+            Ok(u64::from_be_bytes(word))
+        }
+        BitmapEncoding::HexAscii => {
+            let b = cur.take(16, Part::Bitmap)?;
+            let mut word = 0u64;
+            for (i, &c) in b.iter().enumerate() {
+                let Some(n) = hex_nibble(c) else {
+                    return Err(DecodeError::new(
+                        Part::Bitmap,
+                        offset + i,
+                        Kind::NotHex { byte: c },
+                    ));
+                };
+                word = word << 4 | u64::from(n);
+            }
+            Ok(word)
+        }
+    }
+}
+
+#[inline(always)]
+fn read_field(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, DecodeError> {
+    let part = Part::Field(number);
+    let prefix_start = cur.at;
+    let len_units = match op.prefix {
+        Prefix::None => op.units_max as usize,
+        Prefix::Bcd1 => bcd_value(cur.take(1, part)?, part, prefix_start)?,
+        Prefix::Bcd2 => bcd_value(cur.take(2, part)?, part, prefix_start)?,
+        Prefix::Ascii2 => ascii_value(cur.take(2, part)?, part, prefix_start)?,
+        Prefix::Ascii3 => ascii_value(cur.take(3, part)?, part, prefix_start)?,
+    };
+    if len_units > op.units_max as usize {
+        return Err(DecodeError::new(
+            part,
+            prefix_start,
+            Kind::LengthOverMax {
+                len: len_units,
+                len_max: op.units_max as usize,
+            },
+        ));
+    }
+    let start = cur.at;
+    let len = match op.content {
+        Content::PackedDigits | Content::PackedDigitsPadFirst => {
+            let wire = cur.take(len_units.div_ceil(2), part)?;
+            let pad_first = op.content == Content::PackedDigitsPadFirst;
+            check_packed_digits(wire, pad_first, len_units, part, start)?;
+            len_units
+        }
+        Content::PackedTrack => {
+            cur.take(len_units.div_ceil(2), part)?;
+            len_units
+        }
+        Content::AsciiDigits => {
+            ascii_value_check(cur.take(len_units, part)?, part, start)?;
+            len_units
+        }
+        Content::AsciiTrack => {
+            let wire = cur.take(len_units, part)?;
+            if let Some(i) = wire.iter().position(|&b| !is_track_char(b)) {
+                return Err(DecodeError::new(
+                    part,
+                    start + i,
+                    Kind::NotDigit { byte: wire[i] },
+                ));
+            }
+            len_units
+        }
+        Content::Raw => {
+            cur.take(len_units, part)?;
+            len_units
+        }
+        Content::Hex => {
+            if len_units % 2 == 1 {
+                return Err(DecodeError::new(
+                    part,
+                    prefix_start,
+                    Kind::OddHexLength { len: len_units },
+                ));
+            }
+            check_hex(cur.take(len_units, part)?, part, start)?;
+            len_units / 2
+        }
+        Content::Undefined => {
+            return Err(DecodeError::new(part, prefix_start, Kind::UndefinedField));
+        }
+    };
+    debug_assert!(cur.at <= MESSAGE_BYTES_MAX);
+    Ok(Span {
+        start: start as u16,
+        end: cur.at as u16,
+        len: len as u16,
+    })
+}
+
+#[inline]
+fn ascii_value_check(bytes: &[u8], part: Part, offset: usize) -> Result<(), DecodeError> {
+    match bytes.iter().position(|b| !b.is_ascii_digit()) {
+        None => Ok(()),
+        Some(i) => Err(DecodeError::new(
+            part,
+            offset + i,
+            Kind::NotDigit { byte: bytes[i] },
+        )),
+    }
+}
+
+impl<'a> Field<'a> {
+    pub fn spec(&self) -> &'static FieldSpec {
+        self.spec
+    }
+
+    pub fn number(&self) -> u8 {
+        self.spec.number
+    }
+
+    /// The content bytes as they are on the wire (without the length prefix).
+    pub fn wire(&self) -> &'a [u8] {
+        self.wire
+    }
+
+    /// Length in logical units: digits, characters or bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value in its logical form.
+    pub fn value(&self) -> Value<'a> {
+        match self.spec.charset {
+            Charset::N | Charset::Z => Value::Digits(self.digits_unchecked()),
+            Charset::An | Charset::Ans => Value::Text(self.wire),
+            Charset::B => match self.profile.binary {
+                BinaryEncoding::Raw => Value::Bytes(self.wire),
+                BinaryEncoding::HexAscii => Value::Hex(self.wire),
+            },
+        }
+    }
+
+    fn digits_unchecked(&self) -> Digits<'a> {
+        if self.profile.numbers == NumberEncoding::Bcd {
+            let pad_first = self.len % 2 == 1 && self.spec.align == crate::spec::Align::Right;
+            Digits::packed(self.wire, pad_first as usize, self.len)
+        } else {
+            Digits::ascii(self.wire)
+        }
+    }
+
+    /// The digits of an `n` or `z` field.
+    pub fn digits(&self) -> Option<Digits<'a>> {
+        self.spec.is_digits().then(|| self.digits_unchecked())
+    }
+
+    /// The text of an `an` or `ans` field.
+    pub fn text(&self) -> Option<&'a [u8]> {
+        matches!(self.spec.charset, Charset::An | Charset::Ans).then_some(self.wire)
+    }
+
+    /// The bytes of a `b` field sent raw (hexadecimal ASCII fields need [`Field::write_bytes`]).
+    pub fn bytes(&self) -> Option<&'a [u8]> {
+        match self.value() {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Appends the bytes of a `b` field, decoding hexadecimal ASCII when the profile uses it.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        match self.value() {
+            Value::Bytes(b) => out.extend_from_slice(b),
+            Value::Hex(h) => out.extend(
+                h.chunks_exact(2)
+                    .map(|p| hex_nibble(p[0]).unwrap_or(0) << 4 | hex_nibble(p[1]).unwrap_or(0)),
+            ),
+            Value::Digits(_) | Value::Text(_) => {}
+        }
+    }
+
+    /// The value as text: digits for `n`/`z`, the characters for `an`/`ans` (invalid UTF-8
+    /// replaced), uppercase hexadecimal for `b`.
+    pub fn to_text(&self) -> String {
+        match self.value() {
+            Value::Digits(d) => d.to_string(),
+            Value::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            Value::Bytes(b) => crate::hex_upper(b),
+            Value::Hex(h) => String::from_utf8_lossy(h).to_ascii_uppercase(),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Zero-copy views of numeric values, whether packed BCD or ASCII on the wire.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug)]
+enum Repr<'a> {
+    /// Packed nibbles; `nibble_first` is the index of the first value nibble.
+    Packed {
+        bytes: &'a [u8],
+        nibble_first: usize,
+    },
+    /// One ASCII character per digit.
+    Ascii(&'a [u8]),
+}
+
+/// A run of digits (or track characters) borrowed from the input.
+///
+/// Packed nibbles read as `0`–`9`; nibble `D` reads as `=` (the track-data separator) and
+/// the other nibbles above 9, found only in encrypted track data, read as `A`–`F`.
+#[derive(Clone, Copy, Debug)]
+pub struct Digits<'a> {
+    repr: Repr<'a>,
+    len: usize,
+}
+
+const NIBBLE_CHARS: &[u8; 16] = b"0123456789ABC=EF";
+
+impl<'a> Digits<'a> {
+    pub(crate) fn packed(bytes: &'a [u8], nibble_first: usize, len: usize) -> Self {
+        debug_assert!((nibble_first + len).div_ceil(2) <= bytes.len());
+        Digits {
+            repr: Repr::Packed {
+                bytes,
+                nibble_first,
+            },
+            len,
+        }
+    }
+
+    pub(crate) fn ascii(bytes: &'a [u8]) -> Self {
+        Digits {
+            repr: Repr::Ascii(bytes),
+            len: bytes.len(),
+        }
+    }
+
+    /// Number of digits.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The character at `index` (`b'0'`..`b'9'`, `b'='`, or a hex letter), if in range.
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<u8> {
+        if index >= self.len {
+            return None;
+        }
+        match self.repr {
+            Repr::Packed {
+                bytes,
+                nibble_first,
+            } => {
+                let nibble_index = nibble_first + index;
+                let byte = *bytes.get(nibble_index / 2)?;
+                let nibble = if nibble_index.is_multiple_of(2) {
+                    byte >> 4
+                } else {
+                    byte & 0x0F
+                };
+                Some(NIBBLE_CHARS[nibble as usize])
+            }
+            Repr::Ascii(bytes) => bytes.get(index).copied(),
+        }
+    }
+
+    /// The sub-run `start..start + len`, clamped to what exists.
+    pub fn slice(&self, start: usize, len: usize) -> Digits<'a> {
+        let start = start.min(self.len);
+        let len = len.min(self.len - start);
+        match self.repr {
+            Repr::Packed {
+                bytes,
+                nibble_first,
+            } => Digits {
+                repr: Repr::Packed {
+                    bytes,
+                    nibble_first: nibble_first + start,
+                },
+                len,
+            },
+            Repr::Ascii(bytes) => Digits::ascii(&bytes[start..start + len]),
+        }
+    }
+
+    /// The characters in order.
+    pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..self.len).filter_map(|i| self.get(i))
+    }
+
+    /// The value as an integer, when it is all decimal digits and fits (at most 19 digits).
+    pub fn to_u64(&self) -> Option<u64> {
+        if self.len == 0 || self.len > 19 {
+            return None;
+        }
+        let mut value = 0u64;
+        for c in self.iter() {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u64::from(c - b'0');
+        }
+        Some(value)
+    }
+
+    /// Whether the digits spell `text` exactly.
+    pub fn eq_str(&self, text: &str) -> bool {
+        text.len() == self.len && self.iter().eq(text.bytes())
+    }
+
+    /// The ASCII bytes themselves, when the wire holds ASCII (no copy needed).
+    pub fn as_ascii(&self) -> Option<&'a [u8]> {
+        match self.repr {
+            Repr::Ascii(bytes) => Some(bytes),
+            Repr::Packed { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Digits<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.iter() {
+            fmt::Write::write_char(f, c as char)?;
+        }
+        Ok(())
+    }
+}
+
+impl PartialEq for Digits<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}

@@ -1,0 +1,339 @@
+//! Field specifications as data: what a field holds, how its length is carried and how
+//! it is written on the wire. A [`Profile`] is one table of these plus the message-level
+//! encodings (MTI, bitmap, framing, MAC).
+
+/// What a field's content is, in ISO 8583 terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charset {
+    /// `n`: decimal digits.
+    N,
+    /// `z`: track data: digits with `=` as the separator (written as nibble `D` in BCD).
+    Z,
+    /// `an`: letters and digits.
+    An,
+    /// `ans`: letters, digits and special characters (any byte is accepted: acquirers put GBK
+    /// text into fields such as 63).
+    Ans,
+    /// `b`: binary.
+    B,
+}
+
+impl Charset {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Charset::N => "n",
+            Charset::Z => "z",
+            Charset::An => "an",
+            Charset::Ans => "ans",
+            Charset::B => "b",
+        }
+    }
+}
+
+/// How a field's length is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LengthKind {
+    /// Always exactly `max_len` units.
+    Fixed,
+    /// Up to 99 units, length prefix of two digits.
+    LlVar,
+    /// Up to 999 units, length prefix of three digits.
+    LllVar,
+}
+
+/// Where a packed-BCD value with an odd number of digits puts its pad nibble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    /// Pad nibble first (`123` → `01 23`): fixed numeric fields.
+    Right,
+    /// Pad nibble last (`021` → `02 10`): variable numeric fields and CUP field 22.
+    Left,
+}
+
+/// One field of a profile.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldSpec {
+    /// Field number, 2..=128.
+    pub number: u8,
+    pub name_en: &'static str,
+    pub name_zh: &'static str,
+    pub charset: Charset,
+    pub length: LengthKind,
+    /// Maximum (or, for fixed fields, exact) length in logical units: digits for `n`/`z`,
+    /// characters for `an`/`ans`, bytes for `b`.
+    pub len_max: u16,
+    pub align: Align,
+}
+
+impl FieldSpec {
+    /// Whether the value is numeric-like (`n`, `z`) and so packed as BCD in a BCD profile.
+    pub const fn is_digits(&self) -> bool {
+        matches!(self.charset, Charset::N | Charset::Z)
+    }
+
+    /// The format as the standards write it: `n6`, `n..19`, `ans...512`.
+    pub fn format(&self) -> String {
+        let dots = match self.length {
+            LengthKind::Fixed => "",
+            LengthKind::LlVar => "..",
+            LengthKind::LllVar => "...",
+        };
+        format!("{}{}{}", self.charset.as_str(), dots, self.len_max)
+    }
+}
+
+/// How numbers and lengths are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberEncoding {
+    /// Packed BCD, two digits a byte (CUP POS).
+    Bcd,
+    /// One ASCII digit a byte (ISO 8583:1987 ASCII).
+    Ascii,
+}
+
+/// How binary (`b`) fields are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryEncoding {
+    /// Raw bytes.
+    Raw,
+    /// Two uppercase hexadecimal ASCII characters a byte; a length prefix counts characters.
+    HexAscii,
+}
+
+/// How the bitmap is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitmapEncoding {
+    /// 8 raw bytes per bitmap.
+    Binary,
+    /// 16 hexadecimal ASCII characters per bitmap.
+    HexAscii,
+}
+
+/// Framing in front of the MTI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No framing: the message starts with the MTI.
+    None,
+    /// CUP POS: 2-byte big-endian length, 5-byte TPDU, 6-byte BCD header.
+    CupPos,
+}
+
+/// A message profile: one table of field specs and the message-level encodings.
+#[derive(Debug)]
+pub struct Profile {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub mti: NumberEncoding,
+    pub numbers: NumberEncoding,
+    pub binary: BinaryEncoding,
+    pub bitmap: BitmapEncoding,
+    /// Whether bit 1 may announce a secondary bitmap (fields 65–128).
+    pub secondary_bitmap: bool,
+    pub framing: Framing,
+    /// The MAC field, when the profile has one (its value is computed over the message
+    /// from the MTI to the end of the field before it).
+    pub mac_field: Option<u8>,
+    /// The MAC algorithm the profile uses, by the name `poskit-security` knows it
+    /// (`cup-ecb`, `cup-ecb-sm4`, `x919`). Acquirers differ: a setting, not code.
+    pub mac_algorithm: Option<&'static str>,
+    pub(crate) fields: &'static [FieldSpec],
+    pub(crate) index: [u8; 129],
+    /// How to read each field, worked out at compile time from the specs and encodings.
+    pub(crate) ops: [FieldOp; 129],
+}
+
+/// A field's length prefix as this profile writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Prefix {
+    None,
+    Bcd1,
+    Bcd2,
+    Ascii2,
+    Ascii3,
+}
+
+/// A field's content as this profile writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// The profile does not define the field.
+    Undefined,
+    /// Packed decimal digits, pad nibble (if any) last.
+    PackedDigits,
+    /// Packed decimal digits of a fixed odd length, pad nibble first.
+    PackedDigitsPadFirst,
+    /// Packed track data: any nibble.
+    PackedTrack,
+    AsciiDigits,
+    AsciiTrack,
+    /// Bytes as they are (`an`, `ans`, raw `b`).
+    Raw,
+    /// Binary as hexadecimal ASCII; the prefix counts characters.
+    Hex,
+}
+
+/// How to read one field: prefix, content and the largest length the prefix may announce
+/// (in the prefix's own units).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldOp {
+    pub(crate) prefix: Prefix,
+    pub(crate) content: Content,
+    pub(crate) units_max: u16,
+}
+
+const UNDEFINED_OP: FieldOp = FieldOp {
+    prefix: Prefix::None,
+    content: Content::Undefined,
+    units_max: 0,
+};
+
+/// Works out every field's [`FieldOp`] for a profile at compile time.
+pub(crate) const fn ops_of(
+    fields: &[FieldSpec],
+    numbers: NumberEncoding,
+    binary: BinaryEncoding,
+) -> [FieldOp; 129] {
+    let mut ops = [UNDEFINED_OP; 129];
+    let mut i = 0;
+    while i < fields.len() {
+        let f = &fields[i];
+        let bcd = matches!(numbers, NumberEncoding::Bcd);
+        let prefix = match (f.length, bcd) {
+            (LengthKind::Fixed, _) => Prefix::None,
+            (LengthKind::LlVar, true) => Prefix::Bcd1,
+            (LengthKind::LllVar, true) => Prefix::Bcd2,
+            (LengthKind::LlVar, false) => Prefix::Ascii2,
+            (LengthKind::LllVar, false) => Prefix::Ascii3,
+        };
+        let fixed = matches!(f.length, LengthKind::Fixed);
+        let pad_first = fixed && f.len_max % 2 == 1 && matches!(f.align, Align::Right);
+        let hex = matches!(binary, BinaryEncoding::HexAscii);
+        let content = match (f.charset, bcd) {
+            (Charset::N, true) if pad_first => Content::PackedDigitsPadFirst,
+            (Charset::N, true) => Content::PackedDigits,
+            (Charset::Z, true) => Content::PackedTrack,
+            (Charset::N, false) => Content::AsciiDigits,
+            (Charset::Z, false) => Content::AsciiTrack,
+            (Charset::B, _) if hex => Content::Hex,
+            _ => Content::Raw,
+        };
+        let units_max = if matches!(content, Content::Hex) {
+            f.len_max * 2
+        } else {
+            f.len_max
+        };
+        ops[f.number as usize] = FieldOp {
+            prefix,
+            content,
+            units_max,
+        };
+        i += 1;
+    }
+    ops
+}
+
+impl Profile {
+    /// The spec of field `number`, if the profile defines it.
+    #[inline]
+    pub fn field(&self, number: u8) -> Option<&'static FieldSpec> {
+        let slot = *self.index.get(number as usize)?;
+        if slot == 0 {
+            return None;
+        }
+        self.fields.get(slot as usize - 1)
+    }
+
+    /// Every field the profile defines, in ascending order.
+    pub fn fields(&self) -> &'static [FieldSpec] {
+        self.fields
+    }
+
+    /// The highest field number a message of this profile can carry.
+    pub const fn field_number_max(&self) -> u8 {
+        if self.secondary_bitmap { 128 } else { 64 }
+    }
+
+    /// Looks a profile up by its name (`cup-pos`, `iso87-ascii`).
+    pub fn by_name(name: &str) -> Option<&'static Profile> {
+        PROFILES.iter().copied().find(|p| p.name == name)
+    }
+}
+
+/// Every profile poskit ships.
+pub static PROFILES: &[&Profile] = &[&crate::profile::CUP_POS, &crate::profile::ISO87_ASCII];
+
+/// Builds the number → position index of a field table at compile time, and checks that
+/// the table is sorted, numbered 2..=128 and sane.
+pub(crate) const fn index_of(fields: &[FieldSpec]) -> [u8; 129] {
+    let mut index = [0u8; 129];
+    let mut i = 0;
+    let mut previous = 1u8;
+    while i < fields.len() {
+        let f = &fields[i];
+        assert!(
+            f.number > previous,
+            "field table must be sorted and start at 2"
+        );
+        assert!(f.number <= 128);
+        assert!(f.len_max > 0 && f.len_max <= 999);
+        assert!(!matches!(f.length, LengthKind::LlVar) || f.len_max <= 99);
+        index[f.number as usize] = (i + 1) as u8;
+        previous = f.number;
+        i += 1;
+    }
+    index
+}
+
+/// Shorthand constructors used by the profile tables.
+pub(crate) const fn fixed(
+    number: u8,
+    charset: Charset,
+    len: u16,
+    name_en: &'static str,
+    name_zh: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        number,
+        name_en,
+        name_zh,
+        charset,
+        length: LengthKind::Fixed,
+        len_max: len,
+        align: Align::Right,
+    }
+}
+
+pub(crate) const fn llvar(
+    number: u8,
+    charset: Charset,
+    len_max: u16,
+    name_en: &'static str,
+    name_zh: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        number,
+        name_en,
+        name_zh,
+        charset,
+        length: LengthKind::LlVar,
+        len_max,
+        align: Align::Left,
+    }
+}
+
+pub(crate) const fn lllvar(
+    number: u8,
+    charset: Charset,
+    len_max: u16,
+    name_en: &'static str,
+    name_zh: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        number,
+        name_en,
+        name_zh,
+        charset,
+        length: LengthKind::LllVar,
+        len_max,
+        align: Align::Left,
+    }
+}
