@@ -60,7 +60,10 @@ pub fn clap_error(err: clap::Error) -> ExitCode {
         }
         _ => {
             let text = err.render().to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad arguments");
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments");
             let first = first.trim_start_matches("error: ");
             eprintln!("poskit: {first} (see --help)");
             ExitCode::from(EXIT_USAGE)
@@ -69,5 +72,9 @@ pub fn clap_error(err: clap::Error) -> ExitCode {
 }
 
 fn one_line(text: &str) -> String {
-    text.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -3,6 +3,8 @@
 
 mod cmd;
 mod fail;
+mod keys;
+mod message_json;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,7 @@ enum Command {
     /// Compute a MAC over hex data (CUP ECB, CUP ECB SM4, ANSI X9.19).
     Mac(cmd::mac::Args),
     /// Build an ISO 9564 format 0 PIN block (test keys only).
+    #[command(long_about = cmd::pinblock::LONG_ABOUT)]
     Pinblock(cmd::pinblock::Args),
     /// Explain a response code or a symptom: meaning, class, whether money moved, what to do.
     Explain(cmd::explain::Args),

@@ -31,7 +31,8 @@ fn is_wide(c: char) -> bool {
 /// Column at which values start.
 const VALUE_COLUMN: usize = 60;
 
-fn line(out: &mut String, label: &str, value: &str) {
+/// Appends `label ........ value` with values aligned at one column (CJK counted as two).
+pub fn line(out: &mut String, label: &str, value: &str) {
     let width = display_width(label);
     out.push_str(label);
     if width + 2 < VALUE_COLUMN {

@@ -137,7 +137,7 @@ pub enum EncodeError {
         len_max: usize,
         got: usize,
     },
-    #[error("field {field} ({charset}) cannot hold {what} at position {position}")]
+    #[error("field {field} ({charset}) cannot hold {what:?} at position {position}")]
     BadCharacter {
         field: u8,
         charset: &'static str,
