@@ -52,17 +52,46 @@ pub enum Value<'a> {
     Hex(&'a [u8]),
 }
 
+/// How a decode reports a failure: the fast pass carries nothing (so the happy path stays
+/// small), and only when it fails does a detailed pass run to name the part, the offset and
+/// the reason. Both passes run the same code.
+trait Report {
+    type Error;
+    fn error(part: Part, offset: usize, kind: Kind) -> Self::Error;
+}
+
+/// The fast pass.
+struct Quiet;
+
+impl Report for Quiet {
+    type Error = ();
+    #[inline(always)]
+    fn error(_: Part, _: usize, _: Kind) {}
+}
+
+/// The detailed pass.
+struct Detailed;
+
+impl Report for Detailed {
+    type Error = DecodeError;
+    #[inline(never)]
+    #[cold]
+    fn error(part: Part, offset: usize, kind: Kind) -> DecodeError {
+        DecodeError::new(part, offset, kind)
+    }
+}
+
 struct Cursor<'a> {
     input: &'a [u8],
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    #[inline]
-    fn take(&mut self, n: usize, part: Part) -> Result<&'a [u8], DecodeError> {
+    #[inline(always)]
+    fn take<R: Report>(&mut self, n: usize, part: Part) -> Result<&'a [u8], R::Error> {
         let available = self.input.len() - self.at;
         if n > available {
-            return Err(DecodeError::new(
+            return Err(R::error(
                 part,
                 self.at,
                 Kind::Truncated {
@@ -78,12 +107,12 @@ impl<'a> Cursor<'a> {
 }
 
 #[inline]
-fn bcd_value(bytes: &[u8], part: Part, offset: usize) -> Result<usize, DecodeError> {
+fn bcd_value<R: Report>(bytes: &[u8], part: Part, offset: usize) -> Result<usize, R::Error> {
     let mut value = 0usize;
     for (i, &b) in bytes.iter().enumerate() {
         let (hi, lo) = (b >> 4, b & 0x0F);
         if hi > 9 || lo > 9 {
-            return Err(DecodeError::new(part, offset + i, Kind::NotBcd { byte: b }));
+            return Err(R::error(part, offset + i, Kind::NotBcd { byte: b }));
         }
         value = value * 100 + (hi as usize) * 10 + lo as usize;
     }
@@ -91,15 +120,11 @@ fn bcd_value(bytes: &[u8], part: Part, offset: usize) -> Result<usize, DecodeErr
 }
 
 #[inline]
-fn ascii_value(bytes: &[u8], part: Part, offset: usize) -> Result<usize, DecodeError> {
+fn ascii_value<R: Report>(bytes: &[u8], part: Part, offset: usize) -> Result<usize, R::Error> {
     let mut value = 0usize;
     for (i, &b) in bytes.iter().enumerate() {
         if !b.is_ascii_digit() {
-            return Err(DecodeError::new(
-                part,
-                offset + i,
-                Kind::NotDigit { byte: b },
-            ));
+            return Err(R::error(part, offset + i, Kind::NotDigit { byte: b }));
         }
         value = value * 10 + (b - b'0') as usize;
     }
@@ -116,14 +141,10 @@ fn hex_nibble(b: u8) -> Option<u8> {
     }
 }
 
-fn check_hex(bytes: &[u8], part: Part, offset: usize) -> Result<(), DecodeError> {
+fn check_hex<R: Report>(bytes: &[u8], part: Part, offset: usize) -> Result<(), R::Error> {
     match bytes.iter().position(|&b| hex_nibble(b).is_none()) {
         None => Ok(()),
-        Some(i) => Err(DecodeError::new(
-            part,
-            offset + i,
-            Kind::NotHex { byte: bytes[i] },
-        )),
+        Some(i) => Err(R::error(part, offset + i, Kind::NotHex { byte: bytes[i] })),
     }
 }
 
@@ -140,13 +161,13 @@ fn all_bcd_u64(word: u64) -> bool {
 /// Checks that every value nibble of a packed numeric field is a decimal digit. The pad
 /// nibble of an odd-length value is not looked at.
 #[inline(always)]
-fn check_packed_digits(
+fn check_packed_digits<R: Report>(
     wire: &[u8],
     pad_first: bool,
     len: usize,
     part: Part,
     offset: usize,
-) -> Result<(), DecodeError> {
+) -> Result<(), R::Error> {
     let pad_last = len % 2 == 1 && !pad_first;
     let mut fast = true;
     let mut chunks = wire.chunks_exact(8);
@@ -170,7 +191,7 @@ fn check_packed_digits(
         let hi_ok = b >> 4 <= 9 || (pad_first && i == 0);
         let lo_ok = b & 0x0F <= 9 || (pad_last && i == last);
         if !(hi_ok && lo_ok) {
-            return Err(DecodeError::new(part, offset + i, Kind::NotBcd { byte: b }));
+            return Err(R::error(part, offset + i, Kind::NotBcd { byte: b }));
         }
     }
     Ok(())
@@ -186,8 +207,20 @@ impl<'a> Message<'a> {
     /// Every failure is a [`DecodeError`] naming the part, the offset and the reason; no
     /// input can make this panic, and nothing is allocated.
     pub fn decode(profile: &'static Profile, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+        match Self::decode_with::<Quiet>(profile, input) {
+            Ok(message) => Ok(message),
+            // The same code again, this time saying where and why.
+            Err(()) => Self::decode_with::<Detailed>(profile, input),
+        }
+    }
+
+    #[inline(always)]
+    fn decode_with<R: Report>(
+        profile: &'static Profile,
+        input: &'a [u8],
+    ) -> Result<Message<'a>, R::Error> {
         if input.len() > MESSAGE_BYTES_MAX {
-            return Err(DecodeError::new(
+            return Err(R::error(
                 Part::Mti,
                 0,
                 Kind::TooLarge {
@@ -200,8 +233,8 @@ impl<'a> Message<'a> {
 
         let mti = match profile.mti {
             NumberEncoding::Bcd => {
-                let b = cur.take(2, Part::Mti)?;
-                bcd_value(b, Part::Mti, 0)?;
+                let b = cur.take::<R>(2, Part::Mti)?;
+                bcd_value::<R>(b, Part::Mti, 0)?;
                 Mti([
                     b'0' + (b[0] >> 4),
                     b'0' + (b[0] & 15),
@@ -210,26 +243,26 @@ impl<'a> Message<'a> {
                 ])
             }
             NumberEncoding::Ascii => {
-                let b = cur.take(4, Part::Mti)?;
-                ascii_value(b, Part::Mti, 0)?;
+                let b = cur.take::<R>(4, Part::Mti)?;
+                ascii_value::<R>(b, Part::Mti, 0)?;
                 Mti([b[0], b[1], b[2], b[3]])
             }
         };
 
         let mut bitmap = [0u64; 2];
-        bitmap[0] = read_bitmap(profile, &mut cur)?;
+        bitmap[0] = read_bitmap::<R>(profile, &mut cur)?;
         if bitmap[0] >> 63 == 1 {
             if !profile.secondary_bitmap {
-                return Err(DecodeError::new(
+                return Err(R::error(
                     Part::Field(1),
                     cur.at - bitmap_len(profile),
                     Kind::UndefinedField,
                 ));
             }
-            bitmap[1] = read_bitmap(profile, &mut cur)?;
+            bitmap[1] = read_bitmap::<R>(profile, &mut cur)?;
         }
         if bitmap[0] << 1 == 0 && bitmap[1] == 0 {
-            return Err(DecodeError::new(Part::Bitmap, cur.at, Kind::EmptyBitmap));
+            return Err(R::error(Part::Bitmap, cur.at, Kind::EmptyBitmap));
         }
 
         let mut spans = [Span::default(); 129];
@@ -245,11 +278,11 @@ impl<'a> Message<'a> {
                 bits &= !(1u64 << (63 - zeros));
                 let number = (word_index as u32 * 64 + zeros + 1) as u8;
                 spans[number as usize] =
-                    read_field(profile.ops[number as usize], number, &mut cur)?;
+                    read_field::<R>(profile.ops[number as usize], number, &mut cur)?;
             }
         }
         if cur.at != input.len() {
-            return Err(DecodeError::new(
+            return Err(R::error(
                 Part::End,
                 cur.at,
                 Kind::TrailingBytes {
@@ -344,25 +377,21 @@ fn bitmap_len(profile: &Profile) -> usize {
     }
 }
 
-fn read_bitmap(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64, DecodeError> {
+fn read_bitmap<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64, R::Error> {
     let offset = cur.at;
     match profile.bitmap {
         BitmapEncoding::Binary => {
-            let b = cur.take(8, Part::Bitmap)?;
+            let b = cur.take::<R>(8, Part::Bitmap)?;
             let mut word = [0u8; 8];
             word.copy_from_slice(b);
             Ok(u64::from_be_bytes(word))
         }
         BitmapEncoding::HexAscii => {
-            let b = cur.take(16, Part::Bitmap)?;
+            let b = cur.take::<R>(16, Part::Bitmap)?;
             let mut word = 0u64;
             for (i, &c) in b.iter().enumerate() {
                 let Some(n) = hex_nibble(c) else {
-                    return Err(DecodeError::new(
-                        Part::Bitmap,
-                        offset + i,
-                        Kind::NotHex { byte: c },
-                    ));
+                    return Err(R::error(Part::Bitmap, offset + i, Kind::NotHex { byte: c }));
                 };
                 word = word << 4 | u64::from(n);
             }
@@ -372,18 +401,18 @@ fn read_bitmap(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64, DecodeErr
 }
 
 #[inline(always)]
-fn read_field(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, DecodeError> {
+fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, R::Error> {
     let part = Part::Field(number);
     let prefix_start = cur.at;
     let len_units = match op.prefix {
         Prefix::None => op.units_max as usize,
-        Prefix::Bcd1 => bcd_value(cur.take(1, part)?, part, prefix_start)?,
-        Prefix::Bcd2 => bcd_value(cur.take(2, part)?, part, prefix_start)?,
-        Prefix::Ascii2 => ascii_value(cur.take(2, part)?, part, prefix_start)?,
-        Prefix::Ascii3 => ascii_value(cur.take(3, part)?, part, prefix_start)?,
+        Prefix::Bcd1 => bcd_value::<R>(cur.take::<R>(1, part)?, part, prefix_start)?,
+        Prefix::Bcd2 => bcd_value::<R>(cur.take::<R>(2, part)?, part, prefix_start)?,
+        Prefix::Ascii2 => ascii_value::<R>(cur.take::<R>(2, part)?, part, prefix_start)?,
+        Prefix::Ascii3 => ascii_value::<R>(cur.take::<R>(3, part)?, part, prefix_start)?,
     };
     if len_units > op.units_max as usize {
-        return Err(DecodeError::new(
+        return Err(R::error(
             part,
             prefix_start,
             Kind::LengthOverMax {
@@ -395,47 +424,43 @@ fn read_field(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, Dec
     let start = cur.at;
     let len = match op.content {
         Content::PackedDigits | Content::PackedDigitsPadFirst => {
-            let wire = cur.take(len_units.div_ceil(2), part)?;
+            let wire = cur.take::<R>(len_units.div_ceil(2), part)?;
             let pad_first = op.content == Content::PackedDigitsPadFirst;
-            check_packed_digits(wire, pad_first, len_units, part, start)?;
+            check_packed_digits::<R>(wire, pad_first, len_units, part, start)?;
             len_units
         }
         Content::PackedTrack => {
-            cur.take(len_units.div_ceil(2), part)?;
+            cur.take::<R>(len_units.div_ceil(2), part)?;
             len_units
         }
         Content::AsciiDigits => {
-            ascii_value_check(cur.take(len_units, part)?, part, start)?;
+            ascii_value_check::<R>(cur.take::<R>(len_units, part)?, part, start)?;
             len_units
         }
         Content::AsciiTrack => {
-            let wire = cur.take(len_units, part)?;
+            let wire = cur.take::<R>(len_units, part)?;
             if let Some(i) = wire.iter().position(|&b| !is_track_char(b)) {
-                return Err(DecodeError::new(
-                    part,
-                    start + i,
-                    Kind::NotDigit { byte: wire[i] },
-                ));
+                return Err(R::error(part, start + i, Kind::NotDigit { byte: wire[i] }));
             }
             len_units
         }
         Content::Raw => {
-            cur.take(len_units, part)?;
+            cur.take::<R>(len_units, part)?;
             len_units
         }
         Content::Hex => {
             if len_units % 2 == 1 {
-                return Err(DecodeError::new(
+                return Err(R::error(
                     part,
                     prefix_start,
                     Kind::OddHexLength { len: len_units },
                 ));
             }
-            check_hex(cur.take(len_units, part)?, part, start)?;
+            check_hex::<R>(cur.take::<R>(len_units, part)?, part, start)?;
             len_units / 2
         }
         Content::Undefined => {
-            return Err(DecodeError::new(part, prefix_start, Kind::UndefinedField));
+            return Err(R::error(part, prefix_start, Kind::UndefinedField));
         }
     };
     debug_assert!(cur.at <= MESSAGE_BYTES_MAX);
@@ -447,10 +472,10 @@ fn read_field(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, Dec
 }
 
 #[inline]
-fn ascii_value_check(bytes: &[u8], part: Part, offset: usize) -> Result<(), DecodeError> {
+fn ascii_value_check<R: Report>(bytes: &[u8], part: Part, offset: usize) -> Result<(), R::Error> {
     match bytes.iter().position(|b| !b.is_ascii_digit()) {
         None => Ok(()),
-        Some(i) => Err(DecodeError::new(
+        Some(i) => Err(R::error(
             part,
             offset + i,
             Kind::NotDigit { byte: bytes[i] },
