@@ -96,6 +96,12 @@ impl Parsed {
             let Value::String(s) = value else {
                 bail!("field {number} must be a string");
             };
+            if mask::sensitivity(number) == mask::Sensitivity::Secret && s.contains('*') {
+                bail!(
+                    "field {number} (PIN data) is never shown by decode: give the PIN block in hex, \
+                     or build one with `poskit pinblock`"
+                );
+            }
             let bytes = if spec.charset == Charset::B {
                 hex::decode(s.replace(' ', ""))
                     .with_context(|| format!("field {number} is binary: give it as hexadecimal"))?

@@ -189,6 +189,21 @@ fn encode_rejects_a_masked_pan_with_the_field_and_position() {
 }
 
 #[test]
+fn encode_explains_that_a_masked_pin_block_must_be_given_back() {
+    let decoded = poskit(
+        &["decode", "--hex", &sample_hex(), "--json", "--unmask"],
+        None,
+    );
+    let o = poskit(&["encode", "--json", "-"], Some(&stdout(&decoded)));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("field 52 (PIN data) is never shown by decode"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn encode_iso87_ascii_without_frame() {
     let json = r#"{"profile":"iso87-ascii","mti":"0800","fields":{"11":"000001","70":"301"}}"#;
     let o = poskit(&["encode", "--json", "-"], Some(json));
