@@ -1,0 +1,13 @@
+//! The domain both the host and the terminal speak: money as integer fen, the identifiers
+//! of a POS transaction, and the CUP transaction table (`spec/cup-pos.md` §2.2) that says
+//! which MTI, processing code, condition code and 60.1 type each transaction uses.
+//!
+//! No I/O, no clock, no randomness: callers pass them in.
+
+mod ids;
+mod kind;
+mod money;
+
+pub use ids::{AuthCode, Batch, IdError, Mid, Pan, Rrn, Stan, Tid};
+pub use kind::{Identified, TransactionKind};
+pub use money::{AmountFen, MoneyError};
