@@ -1,28 +1,41 @@
 //! One block cipher chosen by family and key length: DES (8-byte key), 2-key 3DES (16),
-//! 3-key 3DES (24), SM4 (16).
+//! 3-key 3DES (24), SM4 (16). Every cipher is RustCrypto's (`des`, `sm4`); their key
+//! schedules zeroize on drop (the crates' `zeroize` feature).
 
 use cipher::generic_array::GenericArray;
 use cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 
 use crate::SecurityError;
 
-/// Which cipher family a key belongs to; the key length then picks DES or 3DES.
+/// Which cipher family a key belongs to; within DES the key length picks DES or 3DES.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CipherFamily {
-    /// DES with an 8-byte key, 3DES (EDE) with a 16- or 24-byte key; 8-byte blocks.
-    TripleDes,
-    /// SM4 (GB/T 32907) with a 16-byte key; 16-byte blocks.
+    /// DES with an 8-byte key; 3DES (EDE) with a 16-byte (2-key) or 24-byte (3-key) key.
+    /// 8-byte blocks.
+    Des,
+    /// SM4 (GB/T 32907) with a 16-byte key; 16-byte blocks (`spec/cup-pos.md` §3.6).
     Sm4,
 }
 
 impl CipherFamily {
+    /// The cipher's block size in bytes.
     pub const fn block_bytes(self) -> usize {
         match self {
-            CipherFamily::TripleDes => 8,
+            CipherFamily::Des => 8,
             CipherFamily::Sm4 => 16,
         }
     }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CipherFamily::Des => "DES/3DES",
+            CipherFamily::Sm4 => "SM4",
+        }
+    }
 }
+
+/// The largest block of any family, for stack buffers.
+pub(crate) const BLOCK_BYTES_MAX: usize = 16;
 
 pub(crate) enum Engine {
     Des(des::Des),
@@ -33,19 +46,20 @@ pub(crate) enum Engine {
 
 impl Engine {
     pub(crate) fn new(family: CipherFamily, key: &[u8]) -> Result<Engine, SecurityError> {
-        let bad = || SecurityError::KeyLength { len: key.len() };
-        Ok(match (family, key.len()) {
-            (CipherFamily::TripleDes, 8) => {
-                Engine::Des(des::Des::new_from_slice(key).map_err(|_| bad())?)
+        let refused = || SecurityError::KeyLength { len: key.len() };
+        let engine = match (family, key.len()) {
+            (CipherFamily::Des, 8) => {
+                Engine::Des(des::Des::new_from_slice(key).map_err(|_| refused())?)
             }
-            (CipherFamily::TripleDes, 16) => {
-                Engine::Tdes2(des::TdesEde2::new_from_slice(key).map_err(|_| bad())?)
+            (CipherFamily::Des, 16) => {
+                Engine::Tdes2(des::TdesEde2::new_from_slice(key).map_err(|_| refused())?)
             }
-            (CipherFamily::TripleDes, 24) => {
-                Engine::Tdes3(des::TdesEde3::new_from_slice(key).map_err(|_| bad())?)
+            (CipherFamily::Des, 24) => {
+                Engine::Tdes3(des::TdesEde3::new_from_slice(key).map_err(|_| refused())?)
             }
+            (CipherFamily::Des, _) => return Err(refused()),
             (CipherFamily::Sm4, 16) => {
-                Engine::Sm4(sm4::Sm4::new_from_slice(key).map_err(|_| bad())?)
+                Engine::Sm4(sm4::Sm4::new_from_slice(key).map_err(|_| refused())?)
             }
             (CipherFamily::Sm4, len) => {
                 return Err(SecurityError::KeyLengthFor {
@@ -54,18 +68,19 @@ impl Engine {
                     len,
                 });
             }
-            _ => return Err(bad()),
-        })
+        };
+        assert_eq!(engine.block_bytes(), family.block_bytes());
+        Ok(engine)
     }
 
     pub(crate) fn block_bytes(&self) -> usize {
         match self {
             Engine::Sm4(_) => 16,
-            _ => 8,
+            Engine::Des(_) | Engine::Tdes2(_) | Engine::Tdes3(_) => 8,
         }
     }
 
-    /// Encrypts one block in place; `block` is exactly one block long.
+    /// Encrypts one block in place. A block of another size is a bug of ours, not input.
     pub(crate) fn encrypt(&self, block: &mut [u8]) {
         assert_eq!(block.len(), self.block_bytes());
         match self {
@@ -76,7 +91,7 @@ impl Engine {
         }
     }
 
-    /// Decrypts one block in place; `block` is exactly one block long.
+    /// Decrypts one block in place. A block of another size is a bug of ours, not input.
     pub(crate) fn decrypt(&self, block: &mut [u8]) {
         assert_eq!(block.len(), self.block_bytes());
         match self {
@@ -85,5 +100,42 @@ impl Engine {
             Engine::Tdes3(c) => c.decrypt_block(GenericArray::from_mut_slice(block)),
             Engine::Sm4(c) => c.decrypt_block(GenericArray::from_mut_slice(block)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn des_family_takes_8_16_and_24_byte_keys_and_sm4_only_16() {
+        for len in [8, 16, 24] {
+            assert!(Engine::new(CipherFamily::Des, &vec![1u8; len]).is_ok());
+        }
+        assert_eq!(
+            Engine::new(CipherFamily::Des, &[1u8; 12]).err(),
+            Some(SecurityError::KeyLength { len: 12 })
+        );
+        assert!(Engine::new(CipherFamily::Sm4, &[1u8; 16]).is_ok());
+        assert_eq!(
+            Engine::new(CipherFamily::Sm4, &[1u8; 8]).err(),
+            Some(SecurityError::KeyLengthFor {
+                algorithm: "SM4",
+                needed: 16,
+                len: 8
+            })
+        );
+    }
+
+    #[test]
+    fn two_key_3des_with_equal_halves_is_single_des() {
+        let single = Engine::new(CipherFamily::Des, &[0x13; 8]).unwrap();
+        let double = Engine::new(CipherFamily::Des, &[0x13; 16]).unwrap();
+        let (mut a, mut b) = ([0x5Au8; 8], [0x5Au8; 8]);
+        single.encrypt(&mut a);
+        double.encrypt(&mut b);
+        assert_eq!(a, b);
+        single.decrypt(&mut a);
+        assert_eq!(a, [0x5A; 8]);
     }
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Known-answer vectors for poskit-security, from an independent implementation.
 
-The algorithms are written here again from the text of `spec/cup-pos.md` §3 on top of
-Python's `cryptography` package (OpenSSL): DES as single-key TripleDES, 3DES, SM4 in ECB.
-The Rust tests read the JSON this writes and must agree byte for byte.
+The algorithms are written here again from the text of `spec/cup-pos.md` §3 (MAC §3.3,
+PIN block §3.4, sign-in keys §3.2, SM4 variants §3.6) on top of Python's `cryptography`
+package (OpenSSL): DES as TripleDES with the 8-byte key (OpenSSL repeats it), 2- and
+3-key 3DES, SM4, all in ECB. Nothing here is translated from the Rust code. The Rust
+tests read the JSON this writes and must agree byte for byte.
 
 Regenerate (the output is committed; CI does not run this):
     pip install cryptography
     python3 crates/security/testdata/gen_vectors.py > crates/security/testdata/vectors.json
+
+All keys are test keys.
 """
 
 import json
@@ -15,8 +19,11 @@ import warnings
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-warnings.filterwarnings("ignore")  # single-key TripleDES is deprecated, and is what DES is
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES  # noqa: E402
+warnings.filterwarnings("ignore")  # TripleDES is deprecated, and single-key TripleDES is DES
+try:
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+except ImportError:  # cryptography < 43
+    TripleDES = algorithms.TripleDES
 
 
 def ecb(alg, key, data, decrypt=False):
@@ -25,7 +32,8 @@ def ecb(alg, key, data, decrypt=False):
     return ctx.update(data) + ctx.finalize()
 
 
-def des_family(key, data, decrypt=False):
+def des(key, data, decrypt=False):
+    """DES (8-byte key) or 3DES EDE (16- or 24-byte key)."""
     assert len(key) in (8, 16, 24)
     return ecb(TripleDES, key, data, decrypt)
 
@@ -36,45 +44,56 @@ def sm4(key, data, decrypt=False):
 
 
 def xor(a, b):
+    assert len(a) == len(b)
     return bytes(x ^ y for x, y in zip(a, b))
 
 
 def zero_pad(data, n):
+    """Pad with 0x00 to a multiple of n; empty data becomes one zero block."""
+    if not data:
+        return bytes(n)
     if len(data) % n:
         data += bytes(n - len(data) % n)
     return data
 
 
 def cup_ecb_mac(encrypt, n, data):
-    """§3.3 (n = 8) and §3.6 (n = 16)."""
-    result = bytes(n)
+    """§3.3 with 8-byte blocks (DES/3DES), §3.6 with 16-byte blocks (SM4).
+
+    Returns field 64 as text: 8 uppercase hex characters."""
     padded = zero_pad(data, n)
+    result = bytes(n)
     for i in range(0, len(padded), n):
-        result = xor(result, padded[i:i + n])
-    expanded = result.hex().upper().encode()
-    temp = xor(encrypt(expanded[:n]), expanded[n:])
-    return encrypt(temp).hex().upper()[:8]
+        result = xor(result, padded[i:i + n])      # step 2
+    expanded = result.hex().upper().encode()        # step 3: 2n ASCII characters
+    enc1 = encrypt(expanded[:n])                    # step 4
+    temp = xor(enc1, expanded[n:])                  # step 5
+    enc2 = encrypt(temp)                            # step 6
+    return enc2.hex().upper()[:8]                   # step 7
 
 
 def x919_mac(key, data):
+    """ANSI X9.19: CBC-DES with the left half, then D(right), E(left). 16 hex digits."""
+    assert len(key) == 16
     left, right = key[:8], key[8:]
-    padded = zero_pad(data, 8) or bytes(8)
+    padded = zero_pad(data, 8)
     state = bytes(8)
     for i in range(0, len(padded), 8):
-        state = des_family(left, xor(state, padded[i:i + 8]))
-    state = des_family(right, state, decrypt=True)
-    return des_family(left, state).hex().upper()
+        state = des(left, xor(state, padded[i:i + 8]))
+    state = des(right, state, decrypt=True)
+    return des(left, state).hex().upper()
 
 
 def pin_block(pan, pin, n):
-    """ISO 9564 format 0 (§3.4), or its SM4 variant with 16-byte blocks (§3.6)."""
+    """ISO 9564 format 0 (§3.4, n = 8) or its SM4 variant (§3.6, n = 16), clear."""
+    assert 4 <= len(pin) <= 12 and 13 <= len(pan) <= 19
     pin_field = ("0" + format(len(pin), "X") + pin).ljust(2 * n, "F")
-    pan12 = pan[-13:-1]
-    pan_field = ("0" * (2 * n - 12)) + pan12
+    pan12 = pan[-13:-1]  # right to left from the 2nd digit from the right
+    pan_field = "0" * (2 * n - 12) + pan12
     return xor(bytes.fromhex(pin_field), bytes.fromhex(pan_field))
 
 
-def kcv(encrypt, n):
+def check_value(encrypt, n):
     return encrypt(bytes(n))[:4].hex().upper()
 
 
@@ -82,70 +101,123 @@ DES_KEY = "0123456789ABCDEF"
 TDES2_KEY = "0123456789ABCDEFFEDCBA9876543210"
 TDES3_KEY = "0123456789ABCDEFFEDCBA987654321089ABCDEF01234567"
 SM4_KEY = "0123456789ABCDEFFEDCBA9876543210"
+TMK = "11111111111111112222222222222222"
+MAC_DATA_LENGTHS = [0, 1, 7, 8, 9, 15, 16, 17, 100]
 
 
 def data_of(length):
-    # A fixed, non-repeating pattern: bytes 0x00, 0x11*1+7, ... mod 256.
+    """A fixed, non-repeating byte pattern: (37 i + 11) mod 256."""
     return bytes((i * 37 + 11) % 256 for i in range(length))
 
 
-def main():
-    out = {"mac": [], "pin_block": [], "check_value": [], "field62": []}
-    lengths = [0, 1, 7, 8, 9, 15, 16, 17, 100]
-    for key in (DES_KEY, TDES2_KEY, TDES3_KEY):
-        k = bytes.fromhex(key)
-        for n in lengths:
+def mac_vectors():
+    out = []
+    for algo, key, mac in (
+        ("cup-ecb", DES_KEY, lambda k, d: cup_ecb_mac(lambda b: des(k, b), 8, d)),
+        ("cup-ecb", TDES2_KEY, lambda k, d: cup_ecb_mac(lambda b: des(k, b), 8, d)),
+        ("cup-ecb", TDES3_KEY, lambda k, d: cup_ecb_mac(lambda b: des(k, b), 8, d)),
+        ("cup-ecb-sm4", SM4_KEY, lambda k, d: cup_ecb_mac(lambda b: sm4(k, b), 16, d)),
+        ("x919", TDES2_KEY, x919_mac),
+    ):
+        for n in MAC_DATA_LENGTHS:
             d = data_of(n)
-            out["mac"].append({"algo": "cup-ecb", "key": key, "data": d.hex().upper(),
-                               "mac": cup_ecb_mac(lambda b: des_family(k, b), 8, d)})
-    k = bytes.fromhex(SM4_KEY)
-    for n in lengths:
-        d = data_of(n)
-        out["mac"].append({"algo": "cup-ecb-sm4", "key": SM4_KEY, "data": d.hex().upper(),
-                           "mac": cup_ecb_mac(lambda b: sm4(k, b), 16, d)})
-    k = bytes.fromhex(TDES2_KEY)
-    for n in lengths:
-        d = data_of(n)
-        out["mac"].append({"algo": "x919", "key": TDES2_KEY, "data": d.hex().upper(),
-                           "mac": x919_mac(k, d)})
+            out.append({"algo": algo, "key": key, "data": d.hex().upper(),
+                        "mac": mac(bytes.fromhex(key), d)})
+    return out
 
+
+def pin_block_vectors():
     cases = [("123456789012345678", "123456"),  # the worked example of §3.4
              ("6222021234567890128", "1234"),
              ("4111111111111111", "000000"),
              ("6217001234567890123", "987654321098"),
-             ("6222600910000000017", "24680")]
+             ("6222600910000000017", "24680"),
+             ("1234567890123", "99999999")]
+    out = []
     for pan, pin in cases:
-        for algorithm, key, n, enc in (
+        for algorithm, key, n, encrypt in (
             ("clear", None, 8, None),
-            ("des", DES_KEY, 8, lambda kk, b: des_family(kk, b)),
-            ("3des", TDES2_KEY, 8, lambda kk, b: des_family(kk, b)),
-            ("sm4", SM4_KEY, 16, lambda kk, b: sm4(kk, b)),
+            ("des", DES_KEY, 8, des),
+            ("3des", TDES2_KEY, 8, des),
+            ("3des", TDES3_KEY, 8, des),
+            ("sm4", SM4_KEY, 16, sm4),
         ):
             clear = pin_block(pan, pin, n)
-            block = clear if enc is None else enc(bytes.fromhex(key), clear)
-            out["pin_block"].append({"pan": pan, "pin": pin, "algorithm": algorithm, "key": key,
-                                     "clear": clear.hex().upper(), "pin_block": block.hex().upper()})
+            block = clear if encrypt is None else encrypt(bytes.fromhex(key), clear)
+            out.append({"pan": pan, "pin": pin, "algorithm": algorithm, "key": key,
+                        "clear": clear.hex().upper(), "pin_block": block.hex().upper()})
+    return out
 
-    for family, key in (("3des", DES_KEY), ("3des", TDES2_KEY), ("3des", TDES3_KEY), ("sm4", SM4_KEY)):
+
+def check_value_vectors():
+    out = []
+    for cipher, key in (("des", DES_KEY), ("3des-2key", TDES2_KEY), ("3des-3key", TDES3_KEY),
+                        ("sm4", SM4_KEY)):
         k = bytes.fromhex(key)
-        enc = (lambda b: sm4(k, b)) if family == "sm4" else (lambda b: des_family(k, b))
-        out["check_value"].append({"family": family, "key": key,
-                                   "check_value": kcv(enc, 16 if family == "sm4" else 8)})
+        if cipher == "sm4":
+            cv = check_value(lambda b: sm4(k, b), 16)
+        else:
+            cv = check_value(lambda b: des(k, b), 8)
+        out.append({"family": "sm4" if cipher == "sm4" else "des", "cipher": cipher,
+                    "key": key, "check_value": cv})
+    return out
 
-    tmk = bytes.fromhex("11111111111111112222222222222222")
-    clear_keys = {
-        "001": ["1A2B3C4D5E6F7081", "8192A3B4C5D6E7F8"],
-        "003": ["1A2B3C4D5E6F70818192A3B4C5D6E7F8", "0F1E2D3C4B5A69788796A5B4C3D2E1F0"],
-        "004": ["1A2B3C4D5E6F70818192A3B4C5D6E7F8", "0F1E2D3C4B5A69788796A5B4C3D2E1F0",
-                "F0E1D2C3B4A5968778695A4B3C2D1E0F"],
-    }
-    for layout, keys in clear_keys.items():
+
+def key_wrap_vectors():
+    """Working keys encrypted under a key-encryption key in ECB (§3.1)."""
+    out = []
+    for family, kek, key in (
+        ("des", DES_KEY, "1A2B3C4D5E6F7081"),
+        ("des", TDES2_KEY, "1A2B3C4D5E6F70818192A3B4C5D6E7F8"),
+        ("des", TDES3_KEY, "1A2B3C4D5E6F70818192A3B4C5D6E7F80F1E2D3C4B5A6978"),
+        ("des", TDES2_KEY, "1A2B3C4D5E6F7081"),
+        ("sm4", SM4_KEY, "1A2B3C4D5E6F70818192A3B4C5D6E7F8"),
+    ):
+        encrypt = sm4 if family == "sm4" else des
+        wrapped = encrypt(bytes.fromhex(kek), bytes.fromhex(key))
+        out.append({"family": family, "kek": kek, "key": key, "wrapped": wrapped.hex().upper()})
+    return out
+
+
+def field62_vectors():
+    """§3.2: each key encrypted under the TMK, then its check value (E_key(8 zero bytes)
+    with the clear key as given). `mac` is the CUP ECB MAC of `mac_data` under the key a
+    terminal MACs with: the MAK, except that a 16-byte MAK whose second half is zero is
+    single-length (DES with the first half)."""
+    tmk = bytes.fromhex(TMK)
+    cases = [
+        ("001", ["1A2B3C4D5E6F7081", "8192A3B4C5D6E7F8"]),
+        ("003", ["1A2B3C4D5E6F70818192A3B4C5D6E7F8", "0F1E2D3C4B5A69788796A5B4C3D2E1F0"]),
+        ("003", ["1A2B3C4D5E6F70818192A3B4C5D6E7F8", "8192A3B4C5D6E7F80000000000000000"]),
+        ("004", ["1A2B3C4D5E6F70818192A3B4C5D6E7F8", "0F1E2D3C4B5A69788796A5B4C3D2E1F0",
+                 "F0E1D2C3B4A5968778695A4B3C2D1E0F"]),
+    ]
+    mac_data = data_of(33)
+    out = []
+    for layout, keys in cases:
         f62 = b""
         for key in keys:
             k = bytes.fromhex(key)
-            f62 += des_family(tmk, k) + des_family(k, bytes(8))[:4]
-        out["field62"].append({"layout": layout, "tmk": tmk.hex().upper(), "keys": keys,
-                               "field62": f62.hex().upper()})
+            f62 += des(tmk, k) + des(k, bytes(8))[:4]
+        mak = bytes.fromhex(keys[1])
+        if len(mak) == 16 and mak[8:] == bytes(8):
+            mak = mak[:8]
+        mac = cup_ecb_mac(lambda b: des(mak, b), 8, mac_data)
+        out.append({"layout": layout, "tmk": TMK, "keys": keys, "field62": f62.hex().upper(),
+                    "mac_data": mac_data.hex().upper(), "mac": mac})
+    return out
+
+
+def main():
+    out = {
+        "_about": "Known-answer vectors from testdata/gen_vectors.py (Python cryptography); "
+                  "see testdata/README.md. Test keys only.",
+        "mac": mac_vectors(),
+        "pin_block": pin_block_vectors(),
+        "check_value": check_value_vectors(),
+        "key_wrap": key_wrap_vectors(),
+        "field62": field62_vectors(),
+    }
     print(json.dumps(out, indent=1))
 
 

@@ -1,137 +1,117 @@
-//! Properties of the security layer.
+//! Properties of the security layer, over random keys, PINs, PANs and data.
 
 use poskit_security::{
-    KeyLayout, MacAlgorithm, Pin, PinBlockFormat, SecretKey, SecurityError, WorkingKeys,
-    compute_mac, decrypt_pin_block, encrypt_pin_block, parse_field62, verify_mac,
+    CipherFamily, KeyLayout, MacAlgorithm, Pin, PinBlockFormat, SecretKey, SecurityError,
+    WorkingKeys, build_field62, compute_mac, decrypt_pin, decrypt_pin_block, encrypt_pin,
+    parse_field62, unwrap_key, verify_mac, wrap_key,
 };
 use proptest::prelude::*;
 
 fn key_of(len: usize) -> impl Strategy<Value = SecretKey> {
-    proptest::collection::vec(any::<u8>(), len).prop_map(|b| SecretKey::from_bytes(&b).unwrap())
+    proptest::collection::vec(any::<u8>(), len)
+        .prop_map(|b| SecretKey::from_bytes(&b).expect("8, 16 or 24 bytes"))
 }
 
 proptest! {
     #[test]
-    fn pin_blocks_decrypt_to_the_pin_they_were_made_from(
+    fn pin_blocks_decrypt_to_the_pin_they_were_made_from_under_every_key_type(
         pin in "[0-9]{4,12}",
         pan in "[0-9]{13,19}",
-        des_key in prop_oneof![key_of(8), key_of(16), key_of(24)],
+        des_key in key_of(8),
+        tdes2_key in key_of(16),
+        tdes3_key in key_of(24),
         sm4_key in key_of(16),
     ) {
-        let pin = Pin::new(&pin).unwrap();
-        for (format, key) in [(PinBlockFormat::Iso0, &des_key), (PinBlockFormat::Iso0Sm4, &sm4_key)] {
-            let block = encrypt_pin_block(format, key, &pan, &pin).unwrap();
+        let pin = Pin::new(&pin).expect("4 to 12 digits");
+        for (format, key) in [
+            (PinBlockFormat::Iso0, &des_key),
+            (PinBlockFormat::Iso0, &tdes2_key),
+            (PinBlockFormat::Iso0, &tdes3_key),
+            (PinBlockFormat::Iso0Sm4, &sm4_key),
+        ] {
+            let block = encrypt_pin(format, key, &pan, &pin).expect("encrypt");
             prop_assert_eq!(block.dangerous_expose().len(), format.block_bytes());
-            let back = decrypt_pin_block(format, key, &pan, block.dangerous_expose()).unwrap();
-            prop_assert_eq!(&back, &pin);
+            prop_assert_eq!(decrypt_pin(key, &pan, &block).expect("decrypt"), pin.clone());
+            // The clear block is never what travels.
+            let clear = decrypt_pin_block(key, &block).expect("decrypt");
+            prop_assert_ne!(clear.dangerous_expose(), block.dangerous_expose());
         }
     }
 
     #[test]
-    fn a_mac_verifies_and_any_flipped_bit_breaks_it(
+    fn a_mac_verifies_and_any_flipped_bit_of_the_data_breaks_it(
         data in proptest::collection::vec(any::<u8>(), 1..300),
         bit in any::<prop::sample::Index>(),
-        key16 in key_of(16),
         key8 in key_of(8),
+        key16 in key_of(16),
+        key24 in key_of(24),
     ) {
-        for (algo, key) in [(MacAlgorithm::CupEcb, &key8), (MacAlgorithm::CupEcb, &key16),
-                            (MacAlgorithm::CupEcbSm4, &key16), (MacAlgorithm::X919, &key16)] {
-            let mac = compute_mac(algo, key, &data).unwrap();
-            prop_assert!(verify_mac(algo, key, &data, mac.as_bytes()).unwrap());
-            let mut changed = data.clone();
-            let i = bit.index(changed.len() * 8);
-            changed[i / 8] ^= 1 << (i % 8);
-            // The CUP ECB MAC XORs blocks before encrypting, so a change always reaches
-            // the cipher input; a collision on 32 bits is not expected in these runs.
-            prop_assert!(!verify_mac(algo, key, &changed, mac.as_bytes()).unwrap(), "{}", algo);
+        let i = bit.index(data.len() * 8);
+        let mut changed = data.clone();
+        changed[i / 8] ^= 1 << (i % 8);
+        for (algo, key) in [
+            (MacAlgorithm::CupEcb, &key8),
+            (MacAlgorithm::CupEcb, &key16),
+            (MacAlgorithm::CupEcb, &key24),
+            (MacAlgorithm::CupEcbSm4, &key16),
+            (MacAlgorithm::X919, &key16),
+        ] {
+            let mac = compute_mac(algo, key, &data).expect("MAC");
+            prop_assert!(verify_mac(algo, key, &data, mac.as_bytes()).expect("verify"));
+            // A flipped bit always changes the cipher input. The CUP ECB MACs keep 32 bits
+            // (8 hex characters), so a false pass is a 2^-32 event per case.
+            prop_assert!(!verify_mac(algo, key, &changed, mac.as_bytes()).expect("verify"), "{}", algo);
         }
     }
-}
 
-#[test]
-fn a_pin_block_under_the_wrong_key_is_refused_not_misread() {
-    let pin = Pin::new("123456").unwrap();
-    let right = SecretKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
-    let wrong = SecretKey::from_hex("FEDCBA98765432100123456789ABCDEF").unwrap();
-    let block =
-        encrypt_pin_block(PinBlockFormat::Iso0, &right, "6222021234567890128", &pin).unwrap();
-    let e = decrypt_pin_block(
-        PinBlockFormat::Iso0,
-        &wrong,
-        "6222021234567890128",
-        block.dangerous_expose(),
-    );
-    assert_eq!(e.unwrap_err(), SecurityError::PinBlockInvalid);
-}
+    #[test]
+    fn any_flipped_bit_of_field_64_fails_verification(
+        data in proptest::collection::vec(any::<u8>(), 0..64),
+        bit in 0usize..64,
+        key16 in key_of(16),
+    ) {
+        for algo in MacAlgorithm::ALL {
+            let mac = compute_mac(algo, &key16, &data).expect("MAC");
+            let mut wire = *mac.as_bytes();
+            wire[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(!verify_mac(algo, &key16, &data, &wire).expect("verify"));
+        }
+    }
 
-#[test]
-fn a_working_key_under_another_tmk_fails_its_check_value() {
-    let tmk = SecretKey::from_hex("11111111111111112222222222222222").unwrap();
-    let other = SecretKey::from_hex("33333333333333334444444444444444").unwrap();
-    let keys = WorkingKeys {
-        pik: SecretKey::from_hex("1A2B3C4D5E6F7081").unwrap(),
-        mak: SecretKey::from_hex("8192A3B4C5D6E7F8").unwrap(),
-        tdk: None,
-    };
-    let f62 = poskit_security::build_field62(KeyLayout::Single, &tmk, &keys).unwrap();
-    assert_eq!(
-        parse_field62(KeyLayout::Single, &other, &f62).unwrap_err(),
-        SecurityError::CheckValueMismatch { key: "PIK" }
-    );
-    assert!(matches!(
-        parse_field62(KeyLayout::Double, &tmk, &f62),
-        Err(SecurityError::Field62Length {
-            needed: 40,
-            len: 24,
-            ..
-        })
-    ));
-}
+    #[test]
+    fn keys_wrapped_under_a_tmk_unwrap_to_themselves(
+        tmk in prop_oneof![key_of(8), key_of(16), key_of(24)],
+        sm4_tmk in key_of(16),
+        key in prop_oneof![key_of(8), key_of(16), key_of(24)],
+        sm4_key in key_of(16),
+    ) {
+        let wrapped = wrap_key(CipherFamily::Des, &tmk, &key).expect("wrap");
+        prop_assert_eq!(unwrap_key(CipherFamily::Des, &tmk, &wrapped).expect("unwrap"), key);
+        let wrapped = wrap_key(CipherFamily::Sm4, &sm4_tmk, &sm4_key).expect("wrap");
+        prop_assert_eq!(unwrap_key(CipherFamily::Sm4, &sm4_tmk, &wrapped).expect("unwrap"), sm4_key);
+    }
 
-#[test]
-fn a_double_length_mak_with_a_zero_second_half_macs_as_single_des() {
-    let half = SecretKey::from_hex("8192A3B4C5D6E7F8").unwrap();
-    let slot = SecretKey::from_hex("8192A3B4C5D6E7F80000000000000000").unwrap();
-    let keys = WorkingKeys {
-        pik: slot.clone(),
-        mak: slot,
-        tdk: None,
-    };
-    assert_eq!(keys.mac_key(), half);
-}
-
-#[test]
-fn secrets_never_show_in_debug_output() {
-    let key = SecretKey::from_hex("0123456789ABCDEF").unwrap();
-    let pin = Pin::new("123456").unwrap();
-    let text = format!("{key:?} {pin:?}");
-    assert_eq!(text, "SecretKey(8 bytes) Pin(****)");
-}
-
-#[test]
-fn bad_inputs_are_typed_errors() {
-    assert_eq!(
-        SecretKey::from_hex("0123").unwrap_err(),
-        SecurityError::KeyLength { len: 2 }
-    );
-    assert_eq!(
-        SecretKey::from_hex("01234567890ABCDEFG").unwrap_err(),
-        SecurityError::KeyNotHex
-    );
-    assert_eq!(Pin::new("123").unwrap_err(), SecurityError::PinFormat);
-    assert_eq!(Pin::new("12a4").unwrap_err(), SecurityError::PinFormat);
-    let pin = Pin::new("1234").unwrap();
-    let k8 = SecretKey::from_hex("0123456789ABCDEF").unwrap();
-    assert_eq!(
-        encrypt_pin_block(PinBlockFormat::Iso0, &k8, "123456789012", &pin).unwrap_err(),
-        SecurityError::PanFormat
-    );
-    assert!(matches!(
-        encrypt_pin_block(PinBlockFormat::Iso0Sm4, &k8, "1234567890123", &pin),
-        Err(SecurityError::KeyLengthFor { needed: 16, .. })
-    ));
-    assert!(matches!(
-        compute_mac(MacAlgorithm::X919, &k8, b"x"),
-        Err(SecurityError::KeyLengthFor { .. })
-    ));
+    #[test]
+    fn field_62_parses_back_what_it_was_built_from_and_refuses_any_changed_byte(
+        tmk in prop_oneof![key_of(8), key_of(16), key_of(24)],
+        pik in key_of(16),
+        mak in key_of(16),
+        tdk in key_of(16),
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..=255,
+    ) {
+        let keys = WorkingKeys { pik, mak, tdk: Some(tdk) };
+        let layout = KeyLayout::DoubleWithTrack;
+        let built = build_field62(layout, &tmk, &keys).expect("build");
+        prop_assert_eq!(parse_field62(layout, &tmk, &built).expect("parse"), keys);
+        let mut changed = built;
+        let at = at.index(changed.len());
+        changed[at] ^= xor;
+        // A changed byte garbles one key or its check value: a 2^-32 chance to pass.
+        let refused = matches!(
+            parse_field62(layout, &tmk, &changed),
+            Err(SecurityError::CheckValueMismatch { .. })
+        );
+        prop_assert!(refused);
+    }
 }
