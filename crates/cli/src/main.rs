@@ -3,6 +3,7 @@
 
 mod cmd;
 mod fail;
+mod input;
 mod keys;
 mod message_json;
 

@@ -161,6 +161,17 @@ fn bad_arguments_get_one_line_and_exit_2() {
 }
 
 #[test]
+fn input_larger_than_the_bound_is_refused_not_read() {
+    let huge = "0".repeat(2 << 20);
+    let o = poskit(&["decode", "--hex", "-"], Some(&huge));
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "poskit: --hex -: larger than 1048576 bytes"
+    );
+}
+
+#[test]
 fn encode_of_decoded_json_gives_back_the_frame() {
     let decoded = poskit(
         &["decode", "--hex", &sample_hex(), "--json", "--unmask"],

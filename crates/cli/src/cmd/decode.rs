@@ -1,16 +1,14 @@
 //! `poskit decode`: a message in hex → its fields, for people or as JSON.
 
-use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use poskit_codec::describe::{Options, describe};
 use poskit_codec::frame::decode_frame;
 use poskit_codec::spec::Framing;
 use poskit_codec::{Message, Profile};
 
 use crate::fail::usage;
-use crate::{keys, message_json};
+use crate::{input, keys, message_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,16 +45,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = match (&args.hex, &args.file) {
-        (Some(h), _) if h == "-" => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading standard input")?;
-            s
-        }
+        (Some(h), _) if h == "-" => input::read_text("--hex", "-")?,
         (Some(h), _) => h.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("--file {}: {e}", path.display())))?,
+        (None, Some(path)) => input::read_text("--file", &path.to_string_lossy())?,
         (None, None) => return Err(usage("give --hex or --file")),
     };
     let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect();

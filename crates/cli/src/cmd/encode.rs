@@ -1,6 +1,5 @@
 //! `poskit encode`: a message in the JSON shape of `decode --json` → a frame in hex.
 
-use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,7 +8,7 @@ use poskit_codec::spec::Framing;
 use poskit_codec::{CUP_POS, Profile};
 
 use crate::fail::usage;
-use crate::{keys, message_json};
+use crate::{input, keys, message_json};
 
 /// TPDU used when the JSON gives none: ID 60, destination 0003, source 0000.
 const DEFAULT_TPDU: Tpdu = Tpdu([0x60, 0x00, 0x03, 0x00, 0x00]);
@@ -39,16 +38,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let text = if args.input == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading standard input")?;
-        s
-    } else {
-        std::fs::read_to_string(&args.input)
-            .map_err(|e| usage(format!("--json {}: {e}", args.input)))?
-    };
+    let text = input::read_text("--json", &args.input)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).context("the message is not valid JSON")?;
     let default_profile = Profile::by_name(&args.profile).unwrap_or(&CUP_POS);
