@@ -266,6 +266,31 @@ impl TransactionKind {
     pub fn name_en(self) -> &'static str {
         self.row().name_en
     }
+
+    /// The kebab-case name used in configuration files, logs and JSON (`pre-auth-cancel`).
+    pub const fn slug(self) -> &'static str {
+        match self {
+            K::BalanceInquiry => "balance",
+            K::PreAuth => "pre-auth",
+            K::PreAuthCancel => "pre-auth-cancel",
+            K::PreAuthCompletion => "completion",
+            K::PreAuthCompletionVoid => "completion-void",
+            K::PreAuthCompletionAdvice => "completion-advice",
+            K::Sale => "sale",
+            K::Void => "void",
+            K::Refund => "refund",
+            K::SignIn => "sign-in",
+            K::SignOff => "sign-off",
+            K::Echo => "echo",
+            K::Settlement => "settlement",
+            K::BatchUpload => "batch-upload",
+        }
+    }
+
+    /// The kind of a [`TransactionKind::slug`].
+    pub fn from_slug(slug: &str) -> Option<TransactionKind> {
+        TransactionKind::all().find(|k| k.slug() == slug)
+    }
 }
 
 impl Identified {
@@ -376,6 +401,14 @@ mod tests {
         }
         assert!(Refund.is_advice() && !Sale.is_advice());
         assert!(Sale.carries_mac() && !SignIn.carries_mac());
+    }
+
+    #[test]
+    fn slugs_round_trip() {
+        for kind in TransactionKind::all() {
+            assert_eq!(TransactionKind::from_slug(kind.slug()), Some(kind));
+        }
+        assert_eq!(TransactionKind::from_slug("nope"), None);
     }
 
     #[test]

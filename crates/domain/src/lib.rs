@@ -4,10 +4,12 @@
 //!
 //! No I/O, no clock, no randomness: callers pass them in.
 
+mod code;
 mod ids;
 mod kind;
 mod money;
 
+pub use code::ResponseCode;
 pub use ids::{AuthCode, Batch, IdError, Mid, Pan, Rrn, Stan, Tid};
 pub use kind::{Identified, TransactionKind};
 pub use money::{AmountFen, MoneyError};

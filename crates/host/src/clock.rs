@@ -1,0 +1,150 @@
+//! Time as the host's cores see it: a value passed in, never read from inside. The server
+//! reads the system clock once per batch and hands the engine a [`HostTime`].
+
+/// One instant, with its local calendar fields (CUP hosts keep local time: fields 12, 13
+/// and 15 are local; China Standard Time by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostTime {
+    /// Milliseconds since the Unix epoch (UTC).
+    pub unix_ms: i64,
+    /// Days since the epoch, local: the business day.
+    pub day: i64,
+    pub year: i32,
+    pub month: u8,
+    pub day_of_month: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+/// UTC+8, China Standard Time.
+pub const UTC_OFFSET_MINUTES_DEFAULT: i32 = 8 * 60;
+
+impl HostTime {
+    /// The local calendar fields of `unix_ms` at `utc_offset_minutes`.
+    pub fn at(unix_ms: i64, utc_offset_minutes: i32) -> HostTime {
+        let local_s = unix_ms.div_euclid(1000) + i64::from(utc_offset_minutes) * 60;
+        let day = local_s.div_euclid(86_400);
+        let second_of_day = local_s.rem_euclid(86_400);
+        let (year, month, day_of_month) = civil_from_days(day);
+        HostTime {
+            unix_ms,
+            day,
+            year,
+            month,
+            day_of_month,
+            hour: (second_of_day / 3600) as u8,
+            minute: (second_of_day / 60 % 60) as u8,
+            second: (second_of_day % 60) as u8,
+        }
+    }
+
+    /// The system clock, shifted by `offset_days` (a test switch: refunds are next-day).
+    pub fn now(utc_offset_minutes: i32, offset_days: i32) -> HostTime {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        HostTime::at(
+            unix_ms + i64::from(offset_days) * 86_400_000,
+            utc_offset_minutes,
+        )
+    }
+
+    /// Field 13 / 15: MMDD.
+    pub fn mmdd(&self) -> String {
+        format!("{:02}{:02}", self.month, self.day_of_month)
+    }
+
+    /// Field 12: hhmmss.
+    pub fn hhmmss(&self) -> String {
+        format!("{:02}{:02}{:02}", self.hour, self.minute, self.second)
+    }
+
+    /// YYMM, to compare with a card's expiry.
+    pub fn yymm(&self) -> String {
+        format!("{:02}{:02}", self.year.rem_euclid(100), self.month)
+    }
+
+    /// YYYY-MM-DD.
+    pub fn date_iso(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}",
+            self.year, self.month, self.day_of_month
+        )
+    }
+
+    /// The business day that an MMDD written on `self`'s day or within the year before
+    /// it denotes (original dates in 61.3 carry no year).
+    pub fn day_of_mmdd(&self, mmdd: &str) -> Option<i64> {
+        let month: u8 = mmdd.get(..2)?.parse().ok()?;
+        let dom: u8 = mmdd.get(2..4)?.parse().ok()?;
+        if !(1..=12).contains(&month) || !(1..=31).contains(&dom) {
+            return None;
+        }
+        let this_year = days_from_civil(self.year, month, dom);
+        Some(if this_year > self.day {
+            days_from_civil(self.year - 1, month, dom)
+        } else {
+            this_year
+        })
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: (year, month, day) of days since 1970-01-01.
+fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    ((y + i64::from(m <= 2)) as i32, m, d)
+}
+
+/// The inverse of [`civil_from_days`].
+fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_fields_follow_the_offset() {
+        // 2026-12-01T19:30:05Z is 2026-12-02 03:30:05 in China.
+        let t = HostTime::at(1_796_153_405_000, UTC_OFFSET_MINUTES_DEFAULT);
+        assert_eq!((t.year, t.month, t.day_of_month), (2026, 12, 2));
+        assert_eq!(t.hhmmss(), "033005");
+        assert_eq!(t.mmdd(), "1202");
+        assert_eq!(t.yymm(), "2612");
+        assert_eq!(t.date_iso(), "2026-12-02");
+    }
+
+    #[test]
+    fn days_round_trip_through_the_calendar() {
+        for day in [-800_000, -1, 0, 59, 60, 365, 11_016, 20_000, 2_000_000] {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+        }
+    }
+
+    #[test]
+    fn an_mmdd_means_the_latest_such_day_not_after_today() {
+        let t = HostTime::at(1_796_153_405_000, 0); // 2026-12-01
+        assert_eq!(t.day_of_mmdd("1201"), Some(t.day));
+        assert_eq!(t.day_of_mmdd("1130"), Some(t.day - 1));
+        assert_eq!(t.day_of_mmdd("1202"), Some(t.day - 364));
+        assert_eq!(t.day_of_mmdd("1340"), None);
+    }
+}

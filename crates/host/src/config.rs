@@ -1,0 +1,199 @@
+//! Host configuration (`--config FILE`, TOML). Every limit is here, named with its unit.
+//!
+//! ```toml
+//! acquirer_code = "08010000"
+//! utc_offset_minutes = 480
+//! [limits]
+//! connections_max = 1024
+//! pipeline_depth_max = 32
+//! read_timeout_ms = 10000
+//! idle_timeout_ms = 300000
+//! write_timeout_ms = 10000
+//! drain_timeout_ms = 10000
+//! issuer_timeout_ms = 2000
+//! queue_max = 8192
+//! group_commit_max = 512
+//! [faults]
+//! seed = 1
+//! [[faults.rules]]
+//! action = "delay"
+//! delay_ms = 100
+//! ```
+
+use serde::Deserialize;
+
+use poskit_security::{MacAlgorithm, MakRule};
+
+use crate::HostError;
+use crate::clock::UTC_OFFSET_MINUTES_DEFAULT;
+use crate::engine::EngineConfig;
+use crate::faults::FaultPlan;
+
+/// The bounds the server keeps.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections open at once; more wait in the listen backlog.
+    pub connections_max: usize,
+    /// Requests of one connection in flight at once (pipelining).
+    pub pipeline_depth_max: usize,
+    /// Once a frame has begun, the rest must arrive within this time.
+    pub read_timeout_ms: u64,
+    /// A connection with no frame for this long is closed.
+    pub idle_timeout_ms: u64,
+    pub write_timeout_ms: u64,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub drain_timeout_ms: u64,
+    /// The simulated external issuer's answer must come within this time, else 98.
+    pub issuer_timeout_ms: u64,
+    /// Requests waiting for the writer.
+    pub queue_max: usize,
+    /// Requests committed together at most.
+    pub group_commit_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections_max: 1024,
+            pipeline_depth_max: 32,
+            read_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
+            write_timeout_ms: 10_000,
+            drain_timeout_ms: 10_000,
+            issuer_timeout_ms: 2_000,
+            queue_max: 8192,
+            group_commit_max: 512,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    pub engine: EngineConfig,
+    pub utc_offset_minutes: i32,
+    /// Shifts the host's clock (a test switch: refunds are for earlier days).
+    pub clock_offset_days: i32,
+    pub limits: Limits,
+    pub faults: FaultPlan,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            engine: EngineConfig::default(),
+            utc_offset_minutes: UTC_OFFSET_MINUTES_DEFAULT,
+            clock_offset_days: 0,
+            limits: Limits::default(),
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    acquirer_code: Option<String>,
+    utc_offset_minutes: Option<i32>,
+    mac_algorithm: Option<String>,
+    mak_rule: Option<String>,
+    completion_over_percent_max: Option<u64>,
+    #[serde(default)]
+    limits: Limits,
+    faults: Option<toml::Value>,
+}
+
+impl HostConfig {
+    pub fn parse(text: &str) -> Result<HostConfig, HostError> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| HostError::Config(e.to_string()))?;
+        let mut cfg = HostConfig::default();
+        if let Some(code) = file.acquirer_code {
+            if code.len() != 8 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HostError::Config(format!(
+                    "acquirer_code {code:?} must be 8 digits"
+                )));
+            }
+            cfg.engine.acquirer_code = code;
+        }
+        if let Some(offset) = file.utc_offset_minutes {
+            if !(-14 * 60..=14 * 60).contains(&offset) {
+                return Err(HostError::Config(format!(
+                    "utc_offset_minutes {offset} is not a time zone"
+                )));
+            }
+            cfg.utc_offset_minutes = offset;
+        }
+        if let Some(name) = file.mac_algorithm {
+            cfg.engine.mac_algorithm = name.parse::<MacAlgorithm>().map_err(|_| {
+                HostError::Config(format!(
+                    "mac_algorithm {name:?} is not cup-ecb, cup-ecb-sm4 or x919"
+                ))
+            })?;
+        }
+        if let Some(rule) = file.mak_rule {
+            cfg.engine.mak_rule = match rule.as_str() {
+                "zero-second-half-means-single" => MakRule::ZeroSecondHalfMeansSingle,
+                "first-half-only" => MakRule::FirstHalfOnly,
+                "as-delivered" => MakRule::AsDelivered,
+                other => {
+                    return Err(HostError::Config(format!(
+                        "mak_rule {other:?} is not zero-second-half-means-single, first-half-only or as-delivered"
+                    )));
+                }
+            };
+        }
+        if let Some(p) = file.completion_over_percent_max {
+            cfg.engine.completion_over_percent_max = p.min(100);
+        }
+        let l = &file.limits;
+        for (name, value) in [
+            ("connections_max", l.connections_max),
+            ("pipeline_depth_max", l.pipeline_depth_max),
+            ("queue_max", l.queue_max),
+            ("group_commit_max", l.group_commit_max),
+        ] {
+            if value == 0 {
+                return Err(HostError::Config(format!(
+                    "limits.{name} must be at least 1"
+                )));
+            }
+        }
+        cfg.limits = file.limits;
+        if let Some(faults) = file.faults {
+            cfg.faults = FaultPlan::from_toml_value(faults)?;
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_sets_limits_and_faults() {
+        let cfg = HostConfig::parse(
+            "acquirer_code = \"12345678\"\n[limits]\nissuer_timeout_ms = 500\n[faults]\nseed = 9\n[[faults.rules]]\naction = \"drop\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.engine.acquirer_code, "12345678");
+        assert_eq!(cfg.limits.issuer_timeout_ms, 500);
+        assert_eq!(cfg.limits.connections_max, 1024);
+        assert_eq!(cfg.faults.seed, 9);
+        assert_eq!(cfg.faults.rules.len(), 1);
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        for (text, needle) in [
+            ("acquirer_code = \"12\"", "8 digits"),
+            ("[limits]\nqueue_max = 0", "queue_max"),
+            ("[limits]\nspeed = 3", "speed"),
+            ("mac_algorithm = \"md5\"", "md5"),
+        ] {
+            let err = HostConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,2044 @@
+//! The authorization engine: a request and the ledger's state in, a decision with the
+//! reason that produced it out, with its postings written through [`Ledger`]. It reads no
+//! clock and no network: time, the issuer's answer and injected faults are inputs.
+//!
+//! Every answer is recorded as a transaction row carrying its code and its reason
+//! (invariant 6). Idempotency (invariant 2) is the key of §4.3 — terminal, merchant,
+//! batch, trace and request MTI — checked after the terminal and its MAC are known good.
+
+use sha2::{Digest, Sha256};
+
+use poskit_codec::frame::{self, Header, Tpdu};
+use poskit_codec::{CUP_POS, Mti};
+use poskit_domain::{AmountFen, ResponseCode as Rc, TransactionKind as K};
+use poskit_security::{
+    EncryptedPinBlock, KeyLayout, MacAlgorithm, MakRule, PinBlockFormat, SecretKey, WorkingKeys,
+    build_field62, decrypt_pin, verify_mac,
+};
+
+use crate::clock::HostTime;
+use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
+use crate::pinhash::PinHasher;
+use crate::request::{self, Echo, FormatError, Request};
+use crate::response::{Reply, remac};
+use crate::store::{
+    CardState, Ledger, MerchantState, NewTxn, StoreError, StoreResult, TerminalState, Totals,
+    TxnKey, TxnRecord, TxnState, UploadedDetail,
+};
+
+/// Settings of the engine (a profile: acquirers differ).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Field 32: this acquirer's institution code.
+    pub acquirer_code: String,
+    pub mac_algorithm: MacAlgorithm,
+    pub mak_rule: MakRule,
+    /// A completion may exceed its pre-authorization by this many percent.
+    pub completion_over_percent_max: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            acquirer_code: "08010000".to_owned(),
+            mac_algorithm: MacAlgorithm::CupEcb,
+            mak_rule: MakRule::default(),
+            completion_over_percent_max: 15,
+        }
+    }
+}
+
+/// What the issuer said, for cards of an external issuer (the issuer simulator runs before
+/// the engine, outside the database transaction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssuerVerdict {
+    /// The host is the issuer, or the external issuer answered in time.
+    Reachable,
+    /// The issuer is down: 91.
+    Down,
+    /// The issuer did not answer within the host's timeout: 98.
+    TimedOut,
+}
+
+/// A fault the plan injects into processing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// Decline with this code; `rule` names the plan rule for the recorded reason.
+    Code { code: Rc, rule: String },
+    /// Fail the storage after the postings are written: the host answers 96 and the
+    /// savepoint is rolled back.
+    StorageError,
+}
+
+/// One request to process.
+#[derive(Clone, Debug)]
+pub struct Input<'a> {
+    /// The whole frame, length prefix included.
+    pub frame: &'a [u8],
+    pub now: HostTime,
+    pub issuer: IssuerVerdict,
+    pub injected: Option<Injected>,
+}
+
+/// The engine's answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The frame to write; `None` when nothing can be answered (the server closes).
+    pub frame: Option<Vec<u8>>,
+    pub code: Rc,
+    pub reason: String,
+    /// The transaction row this answer is recorded as.
+    pub txn_id: Option<i64>,
+    /// The answer is a resend of the first answer to a retransmitted request.
+    pub repeated: bool,
+    pub kind: Option<K>,
+    pub reversal: bool,
+    pub amount_fen: Option<u64>,
+    pub pan_masked: Option<String>,
+    pub tid: Option<String>,
+}
+
+/// Processes one request against the ledger. A storage error leaves the caller to roll
+/// back and answer 96 ([`storage_failure_answer`]).
+pub fn process(
+    ledger: &mut dyn Ledger,
+    cfg: &EngineConfig,
+    pins: &PinHasher,
+    input: &Input<'_>,
+) -> StoreResult<Answer> {
+    let decoded = match frame::decode_frame(&CUP_POS, input.frame) {
+        Ok(f) => f,
+        Err(e) => return undecodable(ledger, input, &e.to_string()),
+    };
+    let mut ctx = Ctx {
+        ledger,
+        cfg,
+        pins,
+        now: input.now,
+        tpdu: decoded.tpdu,
+        header: decoded.header,
+        mti: decoded.message.mti(),
+        request_hash: request_hash(&decoded.message),
+        mac_input: decoded.message.mac_input().map(<[u8]>::to_vec),
+        mac_wire: decoded
+            .message
+            .field(64)
+            .and_then(|f| f.bytes())
+            .map(<[u8]>::to_vec),
+        card_digits_field2: decoded.message.has(2),
+        issuer: input.issuer,
+        injected: input.injected.clone(),
+    };
+    let req = match request::read(&decoded) {
+        Ok(r) => r,
+        Err(fe) => {
+            let echo = Echo::of(&decoded.message);
+            return ctx.format_error(&echo, &fe);
+        }
+    };
+    ctx.handle(&req)
+}
+
+/// The 96 answer to a request whose processing failed in storage; built without the
+/// store, recorded nowhere (the failure is logged by the caller).
+pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
+    let reason = format!("storage failure, nothing posted: {error}");
+    let Ok(decoded) = frame::decode_frame(&CUP_POS, input.frame) else {
+        return Answer::unanswerable(reason);
+    };
+    let m = &decoded.message;
+    let mut reply = Reply::to(&decoded.tpdu, &decoded.header, m.mti());
+    for n in [2u8, 3, 4, 11, 25, 41, 42, 49, 60] {
+        if let Some(f) = m.field(n) {
+            reply.set(n, f.to_text().into_bytes());
+        }
+    }
+    reply.set(39, *b"96");
+    let (bytes, _) = reply.encode(None);
+    Answer {
+        frame: Some(bytes),
+        code: Rc::SYSTEM_MALFUNCTION,
+        reason,
+        txn_id: None,
+        repeated: false,
+        kind: None,
+        reversal: false,
+        amount_fen: None,
+        pan_masked: None,
+        tid: m.field(41).map(|f| f.to_text()),
+    }
+}
+
+impl Answer {
+    fn unanswerable(reason: String) -> Answer {
+        Answer {
+            frame: None,
+            code: Rc::FORMAT_ERROR,
+            reason,
+            txn_id: None,
+            repeated: false,
+            kind: None,
+            reversal: false,
+            amount_fen: None,
+            pan_masked: None,
+            tid: None,
+        }
+    }
+}
+
+fn request_hash(m: &poskit_codec::Message<'_>) -> String {
+    let covered = m.mac_input().unwrap_or(m.input());
+    let digest = Sha256::digest(covered);
+    hex::encode(&digest[..16])
+}
+
+/// A frame that does not decode: 30 when its MTI can be read, else nothing (close).
+fn undecodable(ledger: &mut dyn Ledger, input: &Input<'_>, why: &str) -> StoreResult<Answer> {
+    let bytes = input.frame;
+    let reason = format!("format error: {why}");
+    let prefix = frame::PREFIX_BYTES;
+    let mti = bytes.get(prefix..prefix + 2).and_then(|b| {
+        let text = format!("{:02X}{:02X}", b[0], b[1]);
+        Mti::parse(&text)
+    });
+    let (Some(mti), Some(tpdu), Some(header)) = (
+        mti,
+        bytes.get(2..7).and_then(|t| <[u8; 5]>::try_from(t).ok()),
+        bytes.get(7..13).and_then(|h| <[u8; 6]>::try_from(h).ok()),
+    ) else {
+        return Ok(Answer::unanswerable(reason));
+    };
+    let now = input.now;
+    let (mmdd, hhmmss) = (now.mmdd(), now.hhmmss());
+    let id = ledger.insert_txn(&NewTxn {
+        key: None,
+        kind: None,
+        reversal: false,
+        tid: None,
+        mid: None,
+        batch: None,
+        stan: None,
+        mti: mti.as_str(),
+        request_hash: None,
+        amount_fen: None,
+        card_id: None,
+        pan_masked: None,
+        auth_code: None,
+        day: now.day,
+        mmdd: &mmdd,
+        hhmmss: &hhmmss,
+        created_ms: now.unix_ms,
+        code: "30",
+        reason: &reason,
+        state: TxnState::Declined,
+        original_id: None,
+    })?;
+    let mut reply = Reply::to(&Tpdu(tpdu), &Header(header), mti);
+    reply.set(39, *b"30");
+    let (frame, _) = reply.encode(None);
+    ledger.set_txn_answer(id, &rrn_of(id), None, &frame)?;
+    Ok(Answer {
+        frame: Some(frame),
+        code: Rc::FORMAT_ERROR,
+        reason,
+        txn_id: Some(id),
+        repeated: false,
+        kind: None,
+        reversal: false,
+        amount_fen: None,
+        pan_masked: None,
+        tid: None,
+    })
+}
+
+/// Field 37 of a transaction: its row id, twelve digits. Unique in the store.
+pub fn rrn_of(id: i64) -> String {
+    format!("{:012}", id.rem_euclid(1_000_000_000_000))
+}
+
+/// Field 38 of an approval: six digits derived from the row id.
+pub fn auth_code_of(id: i64) -> String {
+    format!(
+        "{:06}",
+        (id.wrapping_mul(7_777_777).wrapping_add(123_457)).rem_euclid(1_000_000)
+    )
+}
+
+/// A decision before it is recorded.
+struct Decision {
+    code: Rc,
+    reason: String,
+    /// Whether the idempotency key is claimed by this answer.
+    keyed: bool,
+    require_sign_in: bool,
+}
+
+fn decline(code: Rc, reason: impl Into<String>) -> Decision {
+    Decision {
+        code,
+        reason: reason.into(),
+        keyed: true,
+        require_sign_in: false,
+    }
+}
+
+/// A decline given before the key can be trusted: it claims no key, so the terminal may
+/// send the same trace again once the cause is fixed.
+fn refuse(code: Rc, reason: impl Into<String>) -> Decision {
+    Decision {
+        keyed: false,
+        ..decline(code, reason)
+    }
+}
+
+/// What an approval did, for the response.
+#[derive(Default)]
+struct Effect {
+    original_id: Option<i64>,
+    auth_code: Option<String>,
+    /// Field 54: available balance.
+    balance_fen: Option<i64>,
+    state: Option<TxnState>,
+}
+
+struct Ctx<'l, 'c> {
+    ledger: &'l mut dyn Ledger,
+    cfg: &'c EngineConfig,
+    pins: &'c PinHasher,
+    now: HostTime,
+    tpdu: Tpdu,
+    header: Header,
+    mti: Mti,
+    request_hash: String,
+    mac_input: Option<Vec<u8>>,
+    mac_wire: Option<Vec<u8>>,
+    card_digits_field2: bool,
+    issuer: IssuerVerdict,
+    injected: Option<Injected>,
+}
+
+impl Ctx<'_, '_> {
+    fn format_error(&mut self, echo: &Echo, fe: &FormatError) -> StoreResult<Answer> {
+        let reason = format!("format error: {fe}");
+        let (mmdd, hhmmss) = (self.now.mmdd(), self.now.hhmmss());
+        let id = self.ledger.insert_txn(&NewTxn {
+            key: None,
+            kind: None,
+            reversal: self.mti.0 == *b"0400",
+            tid: echo.tid.as_deref(),
+            mid: echo.mid.as_deref(),
+            batch: None,
+            stan: echo.stan.as_deref().and_then(|s| s.parse().ok()),
+            mti: self.mti.as_str(),
+            request_hash: Some(&self.request_hash),
+            amount_fen: None,
+            card_id: None,
+            pan_masked: None,
+            auth_code: None,
+            day: self.now.day,
+            mmdd: &mmdd,
+            hhmmss: &hhmmss,
+            created_ms: self.now.unix_ms,
+            code: "30",
+            reason: &reason,
+            state: TxnState::Declined,
+            original_id: None,
+        })?;
+        let mut reply = Reply::to(&self.tpdu, &self.header, self.mti);
+        if let Some(s) = &echo.stan {
+            reply.set(11, s.clone().into_bytes());
+        }
+        reply.set(12, self.now.hhmmss().into_bytes());
+        reply.set(13, self.now.mmdd().into_bytes());
+        reply.set(32, self.cfg.acquirer_code.clone().into_bytes());
+        reply.set(37, rrn_of(id).into_bytes());
+        reply.set(39, *b"30");
+        for (n, v) in [(41u8, &echo.tid), (42, &echo.mid)] {
+            if let Some(v) = v {
+                reply.set(n, v.clone().into_bytes());
+            }
+        }
+        let (frame, _) = reply.encode(None);
+        self.ledger.set_txn_answer(id, &rrn_of(id), None, &frame)?;
+        Ok(Answer {
+            frame: Some(frame),
+            code: Rc::FORMAT_ERROR,
+            reason,
+            txn_id: Some(id),
+            repeated: false,
+            kind: None,
+            reversal: false,
+            amount_fen: None,
+            pan_masked: None,
+            tid: echo.tid.clone(),
+        })
+    }
+
+    fn handle(&mut self, req: &Request) -> StoreResult<Answer> {
+        match req.kind() {
+            K::SignIn | K::SignOff | K::Echo | K::Settlement | K::BatchUpload => {
+                self.management(req)
+            }
+            _ => self.financial(req),
+        }
+    }
+
+    // ---- shared checks -------------------------------------------------------------
+
+    /// The terminal and its merchant, or the refusal (97 / 03).
+    fn acceptor(
+        &mut self,
+        req: &Request,
+    ) -> StoreResult<Result<(TerminalState, MerchantState), Decision>> {
+        let Some(terminal) = self.ledger.terminal(&req.tid)? else {
+            return Ok(Err(refuse(
+                Rc::TERMINAL_NOT_REGISTERED,
+                format!("terminal {} is not registered at this host", req.tid),
+            )));
+        };
+        if terminal.mid != req.mid {
+            return Ok(Err(refuse(
+                Rc::TERMINAL_NOT_REGISTERED,
+                format!(
+                    "terminal {} is registered to merchant {}, not to {}",
+                    req.tid, terminal.mid, req.mid
+                ),
+            )));
+        }
+        if terminal.status == TerminalStatus::Inactive {
+            return Ok(Err(refuse(
+                Rc::TERMINAL_NOT_REGISTERED,
+                format!("terminal {} is deactivated", req.tid),
+            )));
+        }
+        let Some(merchant) = self.ledger.merchant(&req.mid)? else {
+            return Ok(Err(refuse(
+                Rc::INVALID_MERCHANT,
+                format!("merchant {} is not registered", req.mid),
+            )));
+        };
+        match merchant.status {
+            MerchantStatus::Active => {}
+            MerchantStatus::Inactive => {
+                return Ok(Err(refuse(
+                    Rc::INVALID_MERCHANT,
+                    format!("merchant {} is inactive", req.mid),
+                )));
+            }
+            MerchantStatus::Blacklisted => {
+                return Ok(Err(refuse(
+                    Rc::INVALID_MERCHANT,
+                    format!("merchant {} is blacklisted", req.mid),
+                )));
+            }
+        }
+        Ok(Ok((terminal, merchant)))
+    }
+
+    fn mac_key(&self, terminal: &TerminalState) -> Option<SecretKey> {
+        terminal.keys.as_ref().map(|(pik, mak)| {
+            WorkingKeys {
+                pik: pik.clone(),
+                mak: mak.clone(),
+                tdk: None,
+            }
+            .mac_key_with(self.cfg.mak_rule)
+        })
+    }
+
+    fn verify_request_mac(&self, terminal: &TerminalState) -> Result<(), Decision> {
+        let not_signed_in = || Decision {
+            require_sign_in: true,
+            ..refuse(
+                Rc::MAC_ERROR,
+                format!("terminal {} has not signed in: no MAC key", terminal.tid),
+            )
+        };
+        let Some(key) = self.mac_key(terminal) else {
+            return Err(not_signed_in());
+        };
+        let (Some(data), Some(wire)) = (&self.mac_input, &self.mac_wire) else {
+            return Err(refuse(
+                Rc::FORMAT_ERROR,
+                "format error: field 64: MAC missing",
+            ));
+        };
+        match verify_mac(self.cfg.mac_algorithm, &key, data, wire) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Decision {
+                require_sign_in: true,
+                ..refuse(
+                    Rc::MAC_ERROR,
+                    format!(
+                        "MAC of the request does not verify with the MAK issued to terminal {} at its last sign-in",
+                        terminal.tid
+                    ),
+                )
+            }),
+            Err(e) => Err(Decision {
+                require_sign_in: true,
+                ..refuse(
+                    Rc::MAC_ERROR,
+                    format!("the terminal's MAK is unusable: {e}"),
+                )
+            }),
+        }
+    }
+
+    // ---- financial -------------------------------------------------------------------
+
+    fn financial(&mut self, req: &Request) -> StoreResult<Answer> {
+        let (terminal, merchant) = match self.acceptor(req)? {
+            Ok(pair) => pair,
+            Err(d) => return self.record(req, None, d, Effect::default(), None),
+        };
+        if let Err(d) = self.verify_request_mac(&terminal) {
+            return self.record(req, Some(&terminal), d, Effect::default(), None);
+        }
+        let key = TxnKey {
+            tid: req.tid,
+            mid: req.mid,
+            batch: req.batch,
+            stan: req.stan,
+            class: req.mti.0,
+        };
+        if let Some(previous) = self.ledger.find_by_key(&key)? {
+            if previous.request_hash.as_deref() == Some(self.request_hash.as_str()) {
+                return self.resend(req, &terminal, &previous);
+            }
+            let d = refuse(
+                Rc::DUPLICATE,
+                format!(
+                    "trace {} of batch {} was already used by another request (transaction {}, answered {})",
+                    req.stan, req.batch, previous.id, previous.code
+                ),
+            );
+            return self.record(
+                req,
+                Some(&terminal),
+                d,
+                Effect {
+                    original_id: Some(previous.id),
+                    ..Effect::default()
+                },
+                None,
+            );
+        }
+        if req.batch != terminal.batch {
+            let d = Decision {
+                require_sign_in: true,
+                ..refuse(
+                    Rc::BATCH_MISMATCH,
+                    format!(
+                        "the request's batch {} is not the host's batch {} for this terminal: sign in again",
+                        req.batch, terminal.batch
+                    ),
+                )
+            };
+            return self.record(req, Some(&terminal), d, Effect::default(), None);
+        }
+        if req.is_reversal() {
+            return self.reversal(req, &terminal);
+        }
+        if let Some(reversal) = self
+            .ledger
+            .find_reversal_of(&req.tid, &req.mid, req.batch, req.stan)?
+        {
+            let d = decline(
+                Rc::INVALID_TRANSACTION,
+                format!(
+                    "a reversal of this trace (transaction {}) arrived first; the late original must not post",
+                    reversal.id
+                ),
+            );
+            return self.record(req, Some(&terminal), d, Effect::default(), None);
+        }
+        let kind = req.kind();
+        if let Some(permitted) = &terminal.permitted
+            && !permitted.contains(&kind)
+        {
+            let d = decline(
+                Rc::NOT_PERMITTED_TO_TERMINAL,
+                format!(
+                    "terminal {} is not permitted to do {}",
+                    req.tid,
+                    kind.name_en()
+                ),
+            );
+            return self.record(req, Some(&terminal), d, Effect::default(), None);
+        }
+        if let Some(Injected::Code { code, rule }) = &self.injected {
+            let d = decline(*code, format!("fault plan rule {rule:?} answers {code}"));
+            return self.record(req, Some(&terminal), d, Effect::default(), None);
+        }
+        let card = match self.card(req, kind)? {
+            Ok(card) => card,
+            Err(d) => return self.record(req, Some(&terminal), d, Effect::default(), None),
+        };
+        let outcome = match kind {
+            K::Sale | K::PreAuth | K::BalanceInquiry => {
+                self.debit_checks(req, &terminal, &merchant, &card, kind)?
+            }
+            K::PreAuthCompletion | K::PreAuthCompletionAdvice => {
+                self.completion_checks(req, &terminal, &merchant, &card)?
+            }
+            K::PreAuthCancel => self.cancel_checks(req, &card)?,
+            K::Void | K::PreAuthCompletionVoid => self.void_checks(req, &terminal, &card, kind)?,
+            K::Refund => self.refund_checks(req, &terminal, &card)?,
+            K::SignIn | K::SignOff | K::Echo | K::Settlement | K::BatchUpload => {
+                unreachable!("management messages are handled apart")
+            }
+        };
+        match outcome {
+            Err(d) => self.record(req, Some(&terminal), d, Effect::default(), Some(&card)),
+            Ok(plan) => self.approve(req, &terminal, &merchant, &card, plan),
+        }
+    }
+
+    /// The card of the request, checked: number, issuer, status, expiry, permission, PIN.
+    fn card(&mut self, req: &Request, kind: K) -> StoreResult<Result<CardState, Decision>> {
+        let Some(input) = &req.card else {
+            return Ok(Err(decline(Rc::FORMAT_ERROR, "format error: no card data")));
+        };
+        let pan = &input.pan;
+        if !pan.luhn_ok() {
+            return Ok(Err(decline(
+                Rc::INVALID_CARD,
+                format!("card number {pan} fails its Luhn check digit"),
+            )));
+        }
+        let Some(institution) = self.ledger.institution_for(pan)? else {
+            return Ok(Err(decline(
+                Rc::INVALID_CARD,
+                format!("no institution issues BIN {}", pan.bin()),
+            )));
+        };
+        let Some(card) = self.ledger.card(pan)? else {
+            return Ok(Err(decline(
+                Rc::INVALID_CARD,
+                format!("{} has no record of card {pan}", institution.name),
+            )));
+        };
+        let to_issuer = matches!(
+            kind,
+            K::Sale | K::PreAuth | K::BalanceInquiry | K::PreAuthCompletion
+        );
+        if to_issuer {
+            match self.issuer {
+                IssuerVerdict::Reachable => {}
+                IssuerVerdict::Down => {
+                    return Ok(Err(decline(
+                        Rc::ISSUER_INOPERATIVE,
+                        format!(
+                            "issuer {} ({}) is unreachable",
+                            institution.name, institution.code
+                        ),
+                    )));
+                }
+                IssuerVerdict::TimedOut => {
+                    return Ok(Err(decline(
+                        Rc::ISSUER_TIMEOUT,
+                        format!(
+                            "issuer {} ({}) did not answer within the host's timeout",
+                            institution.name, institution.code
+                        ),
+                    )));
+                }
+            }
+        }
+        // Voids and refunds give money back: a card reported since may still receive it.
+        let gives_back = matches!(
+            kind,
+            K::Void | K::Refund | K::PreAuthCompletionVoid | K::PreAuthCancel
+        );
+        if !gives_back {
+            let status = match card.status {
+                CardStatus::Active => None,
+                CardStatus::Lost => Some((Rc::LOST_CARD, "reported lost")),
+                CardStatus::Stolen => Some((Rc::STOLEN_CARD, "reported stolen")),
+                CardStatus::PickUp => Some((Rc::PICK_UP, "flagged for pick-up by its issuer")),
+                CardStatus::Restricted => Some((Rc::RESTRICTED_CARD, "restricted by its issuer")),
+            };
+            if let Some((code, why)) = status {
+                return Ok(Err(decline(code, format!("card {pan} is {why}"))));
+            }
+            if card.expiry.as_str() < self.now.yymm().as_str() {
+                return Ok(Err(decline(
+                    Rc::EXPIRED_CARD,
+                    format!("card {pan} expired (YYMM {})", card.expiry),
+                )));
+            }
+            if let Some(sent) = &input.expiry
+                && sent != &card.expiry
+            {
+                return Ok(Err(decline(
+                    Rc::EXPIRED_CARD,
+                    format!("the expiry date sent ({sent}) is not the card's"),
+                )));
+            }
+        }
+        if let Some(permitted) = &card.permitted
+            && !permitted.contains(&kind)
+        {
+            return Ok(Err(decline(
+                Rc::NOT_PERMITTED_TO_CARD,
+                format!("card {pan} is not permitted to do {}", kind.name_en()),
+            )));
+        }
+        let pin_required = matches!(kind, K::Sale | K::PreAuth | K::BalanceInquiry);
+        if let Some(hash) = &card.pin_hash
+            && (pin_required || req.pin_block.is_some())
+            && let Err(d) = self.check_pin(req, &card, hash)?
+        {
+            return Ok(Err(d));
+        }
+        Ok(Ok(card))
+    }
+
+    fn check_pin(
+        &mut self,
+        req: &Request,
+        card: &CardState,
+        hash: &str,
+    ) -> StoreResult<Result<(), Decision>> {
+        let pan = &card.pan;
+        if card.pin_tries_used >= card.pin_tries_max {
+            return Ok(Err(decline(
+                Rc::PIN_TRIES_EXCEEDED,
+                format!(
+                    "card {pan}: {} wrong PINs, the limit; the issuer must reset it",
+                    card.pin_tries_used
+                ),
+            )));
+        }
+        let Some(block) = req.pin_block else {
+            return Ok(Err(decline(
+                Rc::INCORRECT_PIN,
+                format!("card {pan} needs a PIN and the request carries none (field 52)"),
+            )));
+        };
+        let terminal = self.ledger.terminal(&req.tid)?;
+        let pik = terminal.and_then(|t| t.keys.map(|(pik, _)| pik));
+        let right = match (
+            pik,
+            EncryptedPinBlock::from_bytes(PinBlockFormat::Iso0, &block),
+        ) {
+            (Some(pik), Ok(block)) => match decrypt_pin(&pik, pan.digits(), &block) {
+                Ok(pin) => self.pins.verify(pan.digits(), &pin, hash),
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if right {
+            if card.pin_tries_used > 0 {
+                self.ledger.set_pin_tries(card.id, 0)?;
+            }
+            return Ok(Ok(()));
+        }
+        let used = card.pin_tries_used.saturating_add(1);
+        self.ledger.set_pin_tries(card.id, used)?;
+        if used >= card.pin_tries_max {
+            Ok(Err(decline(
+                Rc::PIN_TRIES_EXCEEDED,
+                format!(
+                    "card {pan}: wrong PIN, {used} of {} tries used; PIN now locked",
+                    card.pin_tries_max
+                ),
+            )))
+        } else {
+            Ok(Err(decline(
+                Rc::INCORRECT_PIN,
+                format!(
+                    "card {pan}: wrong PIN ({used} of {} tries used)",
+                    card.pin_tries_max
+                ),
+            )))
+        }
+    }
+
+    fn amount(&self, req: &Request) -> Result<u64, Decision> {
+        match req.amount {
+            Some(a) if a.fen() > 0 => Ok(a.fen()),
+            Some(_) => Err(decline(Rc::INVALID_AMOUNT, "the amount is zero")),
+            None => Err(decline(
+                Rc::FORMAT_ERROR,
+                "format error: field 4: amount missing",
+            )),
+        }
+    }
+
+    fn limits(
+        &mut self,
+        terminal: &TerminalState,
+        merchant: &MerchantState,
+        card: &CardState,
+        amount_fen: u64,
+    ) -> StoreResult<Result<(), Decision>> {
+        let yuan = |fen: u64| {
+            AmountFen::new(fen)
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        };
+        if let Some(limit) = terminal.txn_limit_fen
+            && amount_fen > limit
+        {
+            return Ok(Err(decline(
+                Rc::EXCEEDS_AMOUNT_LIMIT,
+                format!(
+                    "{} exceeds terminal {}'s per-transaction limit of {}",
+                    yuan(amount_fen),
+                    terminal.tid,
+                    yuan(limit)
+                ),
+            )));
+        }
+        if let Some(limit) = merchant.txn_limit_fen
+            && amount_fen > limit
+        {
+            return Ok(Err(decline(
+                Rc::EXCEEDS_AMOUNT_LIMIT,
+                format!(
+                    "{} exceeds merchant {}'s per-transaction limit of {}",
+                    yuan(amount_fen),
+                    merchant.mid,
+                    yuan(limit)
+                ),
+            )));
+        }
+        if let Some(limit) = merchant.daily_limit_fen {
+            let today = self
+                .ledger
+                .merchant_debits_on(&merchant.mid, self.now.day)?;
+            if today.saturating_add(amount_fen) > limit {
+                return Ok(Err(decline(
+                    Rc::EXCEEDS_AMOUNT_LIMIT,
+                    format!(
+                        "merchant {} has taken {} today; {} more exceeds its daily limit of {}",
+                        merchant.mid,
+                        yuan(today),
+                        yuan(amount_fen),
+                        yuan(limit)
+                    ),
+                )));
+            }
+        }
+        if let Some(count_max) = card.daily_count_max {
+            let count = self.ledger.card_debit_count_on(card.id, self.now.day)?;
+            if count >= count_max {
+                return Ok(Err(decline(
+                    Rc::EXCEEDS_FREQUENCY_LIMIT,
+                    format!(
+                        "card {} already made {count} payments today, its limit",
+                        card.pan
+                    ),
+                )));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn available(&mut self, card: &CardState) -> StoreResult<i64> {
+        let balance = self.ledger.balance(card.account)?;
+        let held = self.ledger.held(card.account)?;
+        Ok(balance - held as i64)
+    }
+
+    fn debit_checks(
+        &mut self,
+        req: &Request,
+        terminal: &TerminalState,
+        merchant: &MerchantState,
+        card: &CardState,
+        kind: K,
+    ) -> StoreResult<Result<Plan, Decision>> {
+        if kind == K::BalanceInquiry {
+            let available = self.available(card)?;
+            return Ok(Ok(Plan::Balance { available }));
+        }
+        let amount = match self.amount(req) {
+            Ok(a) => a,
+            Err(d) => return Ok(Err(d)),
+        };
+        if let Err(d) = self.limits(terminal, merchant, card, amount)? {
+            return Ok(Err(d));
+        }
+        let available = self.available(card)?;
+        if available < amount as i64 {
+            return Ok(Err(decline(
+                Rc::INSUFFICIENT_FUNDS,
+                format!(
+                    "card {} has {} available, {} asked",
+                    card.pan,
+                    yuan_signed(available),
+                    yuan_signed(amount as i64)
+                ),
+            )));
+        }
+        Ok(Ok(if kind == K::Sale {
+            Plan::Sale { amount }
+        } else {
+            Plan::PreAuth { amount }
+        }))
+    }
+
+    /// The open pre-authorization a cancel or completion names by 38 (+ 61.3).
+    fn pre_auth_of(
+        &mut self,
+        req: &Request,
+        card: &CardState,
+    ) -> StoreResult<Result<TxnRecord, Decision>> {
+        let Some(auth) = req.auth_code else {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                "no original authorization code (field 38) to find the pre-authorization by",
+            )));
+        };
+        let Some(pre) = self
+            .ledger
+            .find_pre_auth(&req.mid, card.id, auth.as_str())?
+        else {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                format!(
+                    "no pre-authorization {auth} of card {} at merchant {}",
+                    card.pan, req.mid
+                ),
+            )));
+        };
+        if let Some(date) = &req.original.date
+            && date != &pre.mmdd
+        {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                format!(
+                    "pre-authorization {auth} was made on {}, not on {date} (61.3)",
+                    pre.mmdd
+                ),
+            )));
+        }
+        Ok(Ok(pre))
+    }
+
+    fn completion_checks(
+        &mut self,
+        req: &Request,
+        terminal: &TerminalState,
+        merchant: &MerchantState,
+        card: &CardState,
+    ) -> StoreResult<Result<Plan, Decision>> {
+        let amount = match self.amount(req) {
+            Ok(a) => a,
+            Err(d) => return Ok(Err(d)),
+        };
+        let pre = match self.pre_auth_of(req, card)? {
+            Ok(p) => p,
+            Err(d) => return Ok(Err(d)),
+        };
+        let Some((held, open)) = self.ledger.hold_amount(pre.id)? else {
+            return Err(StoreError::Corrupt(format!(
+                "pre-authorization {} has no hold",
+                pre.id
+            )));
+        };
+        if pre.state != TxnState::Approved || !open {
+            return Ok(Err(decline(
+                Rc::RELATED_TRANSACTION_ERROR,
+                format!(
+                    "pre-authorization {} is {} (cancelled, completed or reversed): nothing to complete",
+                    pre.auth_code.as_deref().unwrap_or("?"),
+                    pre.state.as_str()
+                ),
+            )));
+        }
+        let ceiling = held.saturating_mul(100 + self.cfg.completion_over_percent_max) / 100;
+        if amount > ceiling {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_AMOUNT_INCORRECT,
+                format!(
+                    "completion of {} exceeds the pre-authorized {} by more than {}%",
+                    yuan_signed(amount as i64),
+                    yuan_signed(held as i64),
+                    self.cfg.completion_over_percent_max
+                ),
+            )));
+        }
+        if let Err(d) = self.limits(terminal, merchant, card, amount)? {
+            return Ok(Err(d));
+        }
+        if amount > held {
+            let available = self.available(card)?;
+            if available < (amount - held) as i64 {
+                return Ok(Err(decline(
+                    Rc::INSUFFICIENT_FUNDS,
+                    format!(
+                        "the completion needs {} beyond the hold; card {} has {} available",
+                        yuan_signed((amount - held) as i64),
+                        card.pan,
+                        yuan_signed(available)
+                    ),
+                )));
+            }
+        }
+        Ok(Ok(Plan::Completion {
+            amount,
+            pre_auth: pre.id,
+        }))
+    }
+
+    fn cancel_checks(
+        &mut self,
+        req: &Request,
+        card: &CardState,
+    ) -> StoreResult<Result<Plan, Decision>> {
+        let pre = match self.pre_auth_of(req, card)? {
+            Ok(p) => p,
+            Err(d) => return Ok(Err(d)),
+        };
+        if pre.state != TxnState::Approved {
+            return Ok(Err(decline(
+                Rc::INVALID_TRANSACTION,
+                format!(
+                    "pre-authorization {} is already {}",
+                    pre.auth_code.as_deref().unwrap_or("?"),
+                    pre.state.as_str()
+                ),
+            )));
+        }
+        if req.amount.map(|a| a.fen()) != pre.amount_fen {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_AMOUNT_INCORRECT,
+                format!(
+                    "cancel amount {} differs from the pre-authorized {}",
+                    req.amount.map(|a| a.to_string()).unwrap_or_default(),
+                    yuan_signed(pre.amount_fen.unwrap_or(0) as i64)
+                ),
+            )));
+        }
+        Ok(Ok(Plan::Cancel { pre_auth: pre.id }))
+    }
+
+    fn void_checks(
+        &mut self,
+        req: &Request,
+        terminal: &TerminalState,
+        card: &CardState,
+        kind: K,
+    ) -> StoreResult<Result<Plan, Decision>> {
+        let target = if kind == K::Void {
+            K::Sale
+        } else {
+            K::PreAuthCompletion
+        };
+        let Some(stan) = req.original.stan else {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                "no original trace number (61.2) to find the original by",
+            )));
+        };
+        let Some(original) =
+            self.ledger
+                .find_by_trace(&req.tid, &req.mid, None, stan, &[target])?
+        else {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                format!(
+                    "no {} with trace {stan} at terminal {} of merchant {}",
+                    target.name_en(),
+                    req.tid,
+                    req.mid
+                ),
+            )));
+        };
+        if original.batch != Some(terminal.batch.value()) {
+            return Ok(Err(decline(
+                Rc::INVALID_TRANSACTION,
+                format!(
+                    "{} {stan} belongs to settled batch {:06}; a void is only for the open batch — refund it instead",
+                    target.name_en(),
+                    original.batch.unwrap_or(0)
+                ),
+            )));
+        }
+        if original.code != "00" || original.state != TxnState::Approved {
+            let why = match original.state {
+                TxnState::Voided => "was already voided".to_owned(),
+                TxnState::Reversed => "was reversed".to_owned(),
+                _ if original.code != "00" => format!("was declined ({})", original.code),
+                other => format!("is {}", other.as_str()),
+            };
+            return Ok(Err(decline(
+                Rc::INVALID_TRANSACTION,
+                format!("{} {stan} {why}: nothing to void", target.name_en()),
+            )));
+        }
+        if let Some(rrn) = &req.rrn
+            && original.rrn.as_deref() != Some(rrn.as_str())
+        {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                format!(
+                    "trace {stan} has RRN {}, the void names {rrn}",
+                    original.rrn.as_deref().unwrap_or("-")
+                ),
+            )));
+        }
+        if original.card_id != Some(card.id) {
+            return Ok(Err(decline(
+                Rc::INVALID_CARD,
+                format!(
+                    "the void's card {} is not the card of {} {stan}",
+                    card.pan,
+                    target.name_en()
+                ),
+            )));
+        }
+        if req.amount.map(|a| a.fen()) != original.amount_fen {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_AMOUNT_INCORRECT,
+                format!(
+                    "void amount {} differs from the original {}",
+                    req.amount.map(|a| a.to_string()).unwrap_or_default(),
+                    yuan_signed(original.amount_fen.unwrap_or(0) as i64)
+                ),
+            )));
+        }
+        Ok(Ok(Plan::Void {
+            original: original.id,
+            of_completion: kind == K::PreAuthCompletionVoid,
+        }))
+    }
+
+    fn refund_checks(
+        &mut self,
+        req: &Request,
+        terminal: &TerminalState,
+        card: &CardState,
+    ) -> StoreResult<Result<Plan, Decision>> {
+        let amount = match self.amount(req) {
+            Ok(a) => a,
+            Err(d) => return Ok(Err(d)),
+        };
+        let (Some(rrn), Some(date)) = (&req.rrn, &req.original.date) else {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                "a refund names its original by RRN (field 37) and date (61.3); one is missing",
+            )));
+        };
+        let Some(original) =
+            self.ledger
+                .find_by_rrn(&req.mid, rrn.as_str(), &[K::Sale, K::PreAuthCompletion])?
+        else {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                format!("merchant {} has no sale with RRN {rrn}", req.mid),
+            )));
+        };
+        if self.now.day_of_mmdd(date) != Some(original.day) {
+            return Ok(Err(decline(
+                Rc::ORIGINAL_NOT_FOUND,
+                format!(
+                    "the sale with RRN {rrn} was made on {}, not on {date} (61.3)",
+                    original.mmdd
+                ),
+            )));
+        }
+        match original.state {
+            TxnState::Approved if original.code == "00" => {}
+            TxnState::Voided => {
+                return Ok(Err(decline(
+                    Rc::INVALID_TRANSACTION,
+                    format!("the sale with RRN {rrn} was voided: nothing left to refund"),
+                )));
+            }
+            _ => {
+                return Ok(Err(decline(
+                    Rc::ORIGINAL_NOT_FOUND,
+                    format!(
+                        "the transaction with RRN {rrn} did not go through ({}, {})",
+                        original.code,
+                        original.state.as_str()
+                    ),
+                )));
+            }
+        }
+        if original.day == self.now.day
+            && original.tid.as_deref() == Some(terminal.tid.as_str())
+            && original.batch == Some(terminal.batch.value())
+        {
+            return Ok(Err(decline(
+                Rc::INVALID_TRANSACTION,
+                format!(
+                    "the sale with RRN {rrn} is in today's open batch: void it (trace {:06}) instead of refunding",
+                    original.stan.unwrap_or(0)
+                ),
+            )));
+        }
+        if original.card_id != Some(card.id) {
+            return Ok(Err(decline(
+                Rc::INVALID_CARD,
+                format!(
+                    "the refund's card {} is not the card of the sale with RRN {rrn}",
+                    card.pan
+                ),
+            )));
+        }
+        let left = original
+            .amount_fen
+            .unwrap_or(0)
+            .saturating_sub(original.refunded_fen);
+        if amount > left {
+            return Ok(Err(decline(
+                Rc::INVALID_AMOUNT,
+                format!(
+                    "refund of {} exceeds the {} not yet refunded of the sale with RRN {rrn}",
+                    yuan_signed(amount as i64),
+                    yuan_signed(left as i64)
+                ),
+            )));
+        }
+        Ok(Ok(Plan::Refund {
+            amount,
+            original: original.id,
+        }))
+    }
+
+    /// Records the approval and applies its plan.
+    fn approve(
+        &mut self,
+        req: &Request,
+        terminal: &TerminalState,
+        merchant: &MerchantState,
+        card: &CardState,
+        plan: Plan,
+    ) -> StoreResult<Answer> {
+        let reason = plan.reason(self);
+        let id = self.insert(
+            req,
+            true,
+            Rc::APPROVED,
+            &reason,
+            TxnState::Approved,
+            Some(card),
+            plan.original(),
+        )?;
+        let mut effect = Effect {
+            original_id: plan.original(),
+            ..Effect::default()
+        };
+        match plan {
+            Plan::Sale { amount } => {
+                self.ledger
+                    .transfer(id, card.account, merchant.account, amount)?;
+                effect.auth_code = Some(auth_code_of(id));
+            }
+            Plan::PreAuth { amount } => {
+                self.ledger.place_hold(id, card.account, amount)?;
+                effect.auth_code = Some(auth_code_of(id));
+            }
+            Plan::Balance { available } => effect.balance_fen = Some(available),
+            Plan::Completion { amount, pre_auth } => {
+                self.ledger
+                    .transfer(id, card.account, merchant.account, amount)?;
+                self.ledger.set_hold_open(pre_auth, false)?;
+                self.ledger.set_txn_state(pre_auth, TxnState::Closed)?;
+                effect.auth_code = req.auth_code.map(|a| a.as_str().to_owned());
+            }
+            Plan::Cancel { pre_auth } => {
+                self.ledger.set_hold_open(pre_auth, false)?;
+                self.ledger.set_txn_state(pre_auth, TxnState::Closed)?;
+                effect.auth_code = req.auth_code.map(|a| a.as_str().to_owned());
+            }
+            Plan::Void {
+                original,
+                of_completion,
+            } => {
+                self.ledger.undo_postings(id, original)?;
+                self.ledger.set_txn_state(original, TxnState::Voided)?;
+                if of_completion {
+                    let pre = self.ledger.txn(original)?.and_then(|c| c.original_id);
+                    if let Some(pre) = pre {
+                        self.ledger.set_hold_open(pre, true)?;
+                        self.ledger.set_txn_state(pre, TxnState::Approved)?;
+                    }
+                }
+                effect.auth_code = self.ledger.txn(original)?.and_then(|o| o.auth_code);
+            }
+            Plan::Refund { amount, original } => {
+                self.ledger
+                    .transfer(id, merchant.account, card.account, amount)?;
+                self.ledger.add_refunded(original, amount)?;
+            }
+        }
+        if self.injected == Some(Injected::StorageError) {
+            return Err(StoreError::Injected);
+        }
+        let _ = terminal;
+        self.answer(req, id, Rc::APPROVED, reason, false, effect, Some(card))
+    }
+
+    // ---- reversal --------------------------------------------------------------------
+
+    fn reversal(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
+        let kind = req.kind();
+        let why = req
+            .reversal_reason
+            .map(|r| format!(" (terminal's reason {r})"))
+            .unwrap_or_default();
+        let original_key = TxnKey {
+            tid: req.tid,
+            mid: req.mid,
+            batch: req.batch,
+            stan: req.stan,
+            class: *kind.mti(),
+        };
+        let Some(original) = self.ledger.find_by_key(&original_key)? else {
+            let reason = format!(
+                "reversal{why} of {} trace {} found no original: tombstone left so that a late original cannot post",
+                kind.name_en(),
+                req.stan
+            );
+            let id = self.insert(
+                req,
+                true,
+                Rc::APPROVED,
+                &reason,
+                TxnState::Tombstone,
+                None,
+                None,
+            )?;
+            return self.answer(
+                req,
+                id,
+                Rc::APPROVED,
+                reason,
+                false,
+                Effect::default(),
+                None,
+            );
+        };
+        // The card's row, for the record: the reversal names the original's card.
+        let card = match (original.card_id, &req.card) {
+            (Some(_), Some(input)) => self.ledger.card(&input.pan)?,
+            _ => None,
+        };
+        let settle = |this: &mut Self,
+                      code: Rc,
+                      state: TxnState,
+                      reason: String,
+                      effect: Effect|
+         -> StoreResult<Answer> {
+            let id = this.insert(
+                req,
+                true,
+                code,
+                &reason,
+                state,
+                card.as_ref(),
+                Some(original.id),
+            )?;
+            this.answer(req, id, code, reason, false, effect, card.as_ref())
+        };
+        let with_original = Effect {
+            original_id: Some(original.id),
+            ..Effect::default()
+        };
+        if original.code != "00" {
+            let reason = format!(
+                "reversal{why}: the original (transaction {}) was declined with {}: nothing to reverse",
+                original.id, original.code
+            );
+            return settle(
+                self,
+                Rc::APPROVED,
+                TxnState::Approved,
+                reason,
+                with_original,
+            );
+        }
+        if original.day != self.now.day {
+            let reason = format!(
+                "reversal{why} on a later day than its original ({}): cross-day reversals are refused",
+                original.mmdd
+            );
+            return settle(
+                self,
+                Rc::INVALID_TRANSACTION,
+                TxnState::Declined,
+                reason,
+                with_original,
+            );
+        }
+        if let (Some(sent), Some(had)) = (req.amount, original.amount_fen)
+            && sent.fen() != had
+        {
+            let reason = format!(
+                "reversal{why} amount {sent} differs from the original's {}",
+                yuan_signed(had as i64)
+            );
+            return settle(
+                self,
+                Rc::ORIGINAL_AMOUNT_INCORRECT,
+                TxnState::Declined,
+                reason,
+                with_original,
+            );
+        }
+        if original.state != TxnState::Approved {
+            let reason = format!(
+                "reversal{why}: the original (transaction {}) is already {}: nothing left to reverse",
+                original.id,
+                original.state.as_str()
+            );
+            return settle(
+                self,
+                Rc::APPROVED,
+                TxnState::Approved,
+                reason,
+                with_original,
+            );
+        }
+        let reason = format!(
+            "reversal{why} of {} trace {} (transaction {}) applied",
+            kind.name_en(),
+            req.stan,
+            original.id
+        );
+        let id = self.insert(
+            req,
+            true,
+            Rc::APPROVED,
+            &reason,
+            TxnState::Approved,
+            card.as_ref(),
+            Some(original.id),
+        )?;
+        self.ledger.set_txn_state(original.id, TxnState::Reversed)?;
+        match kind {
+            K::Sale => self.ledger.undo_postings(id, original.id)?,
+            K::Void => {
+                self.ledger.undo_postings(id, original.id)?;
+                if let Some(sale) = original.original_id {
+                    self.ledger.set_txn_state(sale, TxnState::Approved)?;
+                }
+            }
+            K::PreAuth => self.ledger.set_hold_open(original.id, false)?,
+            K::PreAuthCancel => {
+                if let Some(pre) = original.original_id {
+                    self.ledger.set_hold_open(pre, true)?;
+                    self.ledger.set_txn_state(pre, TxnState::Approved)?;
+                }
+            }
+            K::PreAuthCompletion => {
+                self.ledger.undo_postings(id, original.id)?;
+                if let Some(pre) = original.original_id {
+                    self.ledger.set_hold_open(pre, true)?;
+                    self.ledger.set_txn_state(pre, TxnState::Approved)?;
+                }
+            }
+            K::PreAuthCompletionVoid => {
+                self.ledger.undo_postings(id, original.id)?;
+                if let Some(completion) = original.original_id {
+                    self.ledger.set_txn_state(completion, TxnState::Approved)?;
+                    if let Some(pre) = self.ledger.txn(completion)?.and_then(|c| c.original_id) {
+                        self.ledger.set_hold_open(pre, false)?;
+                        self.ledger.set_txn_state(pre, TxnState::Closed)?;
+                    }
+                }
+            }
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} cannot be reversed",
+                    other.name_en()
+                )));
+            }
+        }
+        if self.injected == Some(Injected::StorageError) {
+            return Err(StoreError::Injected);
+        }
+        let _ = terminal;
+        self.answer(
+            req,
+            id,
+            Rc::APPROVED,
+            reason,
+            false,
+            with_original,
+            card.as_ref(),
+        )
+    }
+
+    // ---- management ------------------------------------------------------------------
+
+    fn management(&mut self, req: &Request) -> StoreResult<Answer> {
+        let (terminal, _merchant) = match self.acceptor(req)? {
+            Ok(pair) => pair,
+            Err(d) => return self.record(req, None, d, Effect::default(), None),
+        };
+        match req.kind() {
+            K::SignIn => self.sign_in(req, &terminal),
+            K::SignOff => {
+                self.ledger.clear_working_keys(&req.tid)?;
+                let reason = format!("terminal {} signed off: working keys withdrawn", req.tid);
+                let id = self.insert(
+                    req,
+                    false,
+                    Rc::APPROVED,
+                    &reason,
+                    TxnState::Approved,
+                    None,
+                    None,
+                )?;
+                self.answer(
+                    req,
+                    id,
+                    Rc::APPROVED,
+                    reason,
+                    false,
+                    Effect::default(),
+                    None,
+                )
+            }
+            K::Echo => {
+                let reason = "echo test answered".to_owned();
+                let id = self.insert(
+                    req,
+                    false,
+                    Rc::APPROVED,
+                    &reason,
+                    TxnState::Approved,
+                    None,
+                    None,
+                )?;
+                self.answer(
+                    req,
+                    id,
+                    Rc::APPROVED,
+                    reason,
+                    false,
+                    Effect::default(),
+                    None,
+                )
+            }
+            K::Settlement => self.settlement(req, &terminal),
+            K::BatchUpload => self.batch_upload(req, &terminal),
+            _ => unreachable!("financial messages are handled apart"),
+        }
+    }
+
+    fn sign_in(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
+        let code = std::str::from_utf8(&req.network_code).unwrap_or("");
+        let Ok(layout) = KeyLayout::from_code(code) else {
+            let d = refuse(
+                Rc::FORMAT_ERROR,
+                format!("format error: 60.3 {code:?} names no key layout"),
+            );
+            return self.record(req, Some(terminal), d, Effect::default(), None);
+        };
+        let fresh = |len: usize| -> StoreResult<SecretKey> {
+            let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
+            getrandom::fill(&mut bytes)
+                .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+            SecretKey::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        let key_bytes = layout.key_bytes();
+        let pik = fresh(key_bytes)?;
+        // §3.2: the MAK of 003/004 is single-length in practice — K‖0 MACs the same
+        // under every MAK rule terminals use.
+        let mak = {
+            let k = fresh(8)?;
+            let mut bytes = zeroize::Zeroizing::new(vec![0u8; key_bytes]);
+            bytes[..8].copy_from_slice(k.dangerous_expose());
+            SecretKey::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        };
+        let tdk = match layout {
+            KeyLayout::DoubleWithTrack => Some(fresh(16)?),
+            _ => None,
+        };
+        let keys = WorkingKeys { pik, mak, tdk };
+        let field62 = match build_field62(layout, &terminal.tmk, &keys) {
+            Ok(f) => f,
+            Err(e) => {
+                let d = refuse(
+                    Rc::SYSTEM_MALFUNCTION,
+                    format!("cannot wrap working keys under the TMK: {e}"),
+                );
+                return self.record(req, Some(terminal), d, Effect::default(), None);
+            }
+        };
+        self.ledger
+            .set_working_keys(&req.tid, &keys.pik, &keys.mak, self.now.unix_ms)?;
+        let reason = format!(
+            "signed in: working keys issued (layout {}), batch {}",
+            layout.code(),
+            terminal.batch
+        );
+        let id = self.insert(
+            req,
+            false,
+            Rc::APPROVED,
+            &reason,
+            TxnState::Approved,
+            None,
+            None,
+        )?;
+        let mut reply = self.base_reply(req, id, Rc::APPROVED);
+        let mut f60 = String::with_capacity(11);
+        f60.push_str("00");
+        f60.push_str(&terminal.batch.to_string());
+        f60.push_str(layout.code());
+        reply.set(60, f60.into_bytes());
+        reply.set(62, field62);
+        self.finish(req, id, reply, Rc::APPROVED, reason, false, None, None)
+    }
+
+    fn settlement(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
+        let f48 = req.field48.as_deref().unwrap_or("");
+        let number = |from: usize, len: usize| {
+            f48.get(from..from + len)
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        let (Some(debit_fen), Some(debit_count), Some(credit_fen), Some(credit_count)) =
+            (number(0, 12), number(12, 3), number(15, 12), number(27, 3))
+        else {
+            let d = refuse(
+                Rc::FORMAT_ERROR,
+                "format error: field 48: settlement totals missing or short",
+            );
+            return self.record(req, Some(terminal), d, Effect::default(), None);
+        };
+        let theirs = Totals {
+            debit_fen,
+            debit_count: debit_count as u32,
+            credit_fen,
+            credit_count: credit_count as u32,
+        };
+        let ours = self.ledger.batch_totals(&req.tid, req.batch)?;
+        let balanced = theirs == ours;
+        self.ledger.record_settlement(
+            &req.tid,
+            req.batch,
+            &theirs,
+            &ours,
+            balanced,
+            self.now.unix_ms,
+        )?;
+        let reason = if balanced {
+            format!(
+                "batch {} balanced: {} debits {}, {} credits {}",
+                req.batch,
+                ours.debit_count,
+                yuan_signed(ours.debit_fen as i64),
+                ours.credit_count,
+                yuan_signed(ours.credit_fen as i64)
+            )
+        } else {
+            format!(
+                "batch {} unbalanced: terminal {} debits {} / {} credits {}, host {} debits {} / {} credits {}",
+                req.batch,
+                theirs.debit_count,
+                yuan_signed(theirs.debit_fen as i64),
+                theirs.credit_count,
+                yuan_signed(theirs.credit_fen as i64),
+                ours.debit_count,
+                yuan_signed(ours.debit_fen as i64),
+                ours.credit_count,
+                yuan_signed(ours.credit_fen as i64)
+            )
+        };
+        let id = self.insert(
+            req,
+            false,
+            Rc::APPROVED,
+            &reason,
+            TxnState::Approved,
+            None,
+            None,
+        )?;
+        let mut reply = self.base_reply(req, id, Rc::APPROVED);
+        let shown = if balanced { theirs } else { ours };
+        let block = |t: &Totals, code: char| {
+            format!(
+                "{:012}{:03}{:012}{:03}{code}",
+                t.debit_fen,
+                t.debit_count.min(999),
+                t.credit_fen,
+                t.credit_count.min(999)
+            )
+        };
+        let code = if balanced { '1' } else { '2' };
+        let mut f48_out = block(&shown, code);
+        f48_out.push_str(&block(&Totals::default(), '1'));
+        reply.set(48, f48_out.into_bytes());
+        reply.set(60, field60(req));
+        self.finish(req, id, reply, Rc::APPROVED, reason, false, None, None)
+    }
+
+    fn batch_upload(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
+        let code = std::str::from_utf8(&req.network_code).unwrap_or("");
+        let f48 = req.field48.as_deref().unwrap_or("");
+        let reason = match code {
+            "202" | "207" => {
+                let count: u32 = f48.get(..4).and_then(|s| s.parse().ok()).unwrap_or(0);
+                self.ledger
+                    .close_batch(&req.tid, req.batch, count, self.now.unix_ms)?;
+                let next = if req.batch == terminal.batch {
+                    let next = terminal.batch.next();
+                    self.ledger.set_terminal_batch(&req.tid, next)?;
+                    next
+                } else {
+                    terminal.batch
+                };
+                format!(
+                    "batch {} closed ({}, {count} details uploaded); the terminal's batch is now {next}",
+                    req.batch,
+                    if code == "207" {
+                        "balanced"
+                    } else {
+                        "after batch upload"
+                    }
+                )
+            }
+            _ => {
+                let mut details = Vec::new();
+                if let Some(count) = f48.get(..2).and_then(|s| s.parse::<usize>().ok()) {
+                    for i in 0..count.min(8) {
+                        let Some(item) = f48.get(2 + i * 40..2 + (i + 1) * 40) else {
+                            break;
+                        };
+                        let stan = item[2..8].parse().unwrap_or(0);
+                        let pan = item[8..28].trim_start_matches('0');
+                        let amount = item[28..40].parse().unwrap_or(0);
+                        details.push(UploadedDetail {
+                            stan,
+                            pan_masked: poskit_codec::mask::mask_pan(pan),
+                            amount_fen: amount,
+                        });
+                    }
+                } else if let (Some(amount), Some(card)) = (req.amount, &req.card) {
+                    details.push(UploadedDetail {
+                        stan: req.original.stan.map_or(req.stan.value(), |s| s.value()),
+                        pan_masked: card.pan.masked(),
+                        amount_fen: amount.fen(),
+                    });
+                }
+                for d in &details {
+                    self.ledger
+                        .record_upload(&req.tid, req.batch, d, self.now.unix_ms)?;
+                }
+                format!(
+                    "batch {} upload (60.3 {code}): {} details recorded",
+                    req.batch,
+                    details.len()
+                )
+            }
+        };
+        let id = self.insert(
+            req,
+            false,
+            Rc::APPROVED,
+            &reason,
+            TxnState::Approved,
+            None,
+            None,
+        )?;
+        let mut reply = self.base_reply(req, id, Rc::APPROVED);
+        reply.set(60, field60(req));
+        if let Some(f48) = &req.field48 {
+            reply.set(48, f48.clone().into_bytes());
+        }
+        self.finish(req, id, reply, Rc::APPROVED, reason, false, None, None)
+    }
+
+    // ---- recording and answering -----------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        req: &Request,
+        keyed: bool,
+        code: Rc,
+        reason: &str,
+        state: TxnState,
+        card: Option<&CardState>,
+        original_id: Option<i64>,
+    ) -> StoreResult<i64> {
+        let (mmdd, hhmmss) = (self.now.mmdd(), self.now.hhmmss());
+        let masked = req.card.as_ref().map(|c| c.pan.masked());
+        self.ledger.insert_txn(&NewTxn {
+            key: keyed.then_some(TxnKey {
+                tid: req.tid,
+                mid: req.mid,
+                batch: req.batch,
+                stan: req.stan,
+                class: req.mti.0,
+            }),
+            kind: Some(req.kind()),
+            reversal: req.is_reversal(),
+            tid: Some(req.tid.as_str()),
+            mid: Some(req.mid.as_str()),
+            batch: Some(req.batch.value()),
+            stan: Some(req.stan.value()),
+            mti: req.mti.as_str(),
+            request_hash: Some(&self.request_hash),
+            amount_fen: req.amount.map(|a| a.fen()),
+            card_id: card.map(|c| c.id),
+            pan_masked: masked.as_deref(),
+            auth_code: None,
+            day: self.now.day,
+            mmdd: &mmdd,
+            hhmmss: &hhmmss,
+            created_ms: self.now.unix_ms,
+            code: code.as_str(),
+            reason,
+            state,
+            original_id,
+        })
+    }
+
+    /// Records a decline (or refusal) and answers it.
+    fn record(
+        &mut self,
+        req: &Request,
+        terminal: Option<&TerminalState>,
+        d: Decision,
+        effect: Effect,
+        card: Option<&CardState>,
+    ) -> StoreResult<Answer> {
+        let state = TxnState::Declined;
+        let id = self.insert(
+            req,
+            d.keyed,
+            d.code,
+            &d.reason,
+            state,
+            card,
+            effect.original_id,
+        )?;
+        let _ = terminal;
+        self.answer(req, id, d.code, d.reason, d.require_sign_in, effect, card)
+    }
+
+    fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {
+        let mut reply = Reply::to(&self.tpdu, &self.header, self.mti);
+        reply.set(11, req.stan.digits());
+        reply.set(12, self.now.hhmmss().into_bytes());
+        reply.set(13, self.now.mmdd().into_bytes());
+        reply.set(32, self.cfg.acquirer_code.clone().into_bytes());
+        reply.set(37, rrn_of(id).into_bytes());
+        reply.set(39, code.0);
+        reply.set(41, *req.tid.as_bytes());
+        reply.set(42, *req.mid.as_bytes());
+        reply
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &mut self,
+        req: &Request,
+        id: i64,
+        code: Rc,
+        reason: String,
+        require_sign_in: bool,
+        effect: Effect,
+        card: Option<&CardState>,
+    ) -> StoreResult<Answer> {
+        let mut reply = self.base_reply(req, id, code);
+        if require_sign_in {
+            reply.require_sign_in();
+        }
+        if req.kind().carries_mac() {
+            if let Some(card) = &req.card
+                && self.card_digits_field2
+            {
+                reply.set(2, card.pan.digits().as_bytes().to_vec());
+            }
+            if let Some(p) = req.processing_code {
+                reply.set(3, p);
+            }
+            if let Some(a) = req.amount {
+                reply.set(4, a.field4());
+            }
+            reply.set(15, self.now.mmdd().into_bytes());
+            if let Some(c) = req.kind().condition_code() {
+                reply.set(25, *c);
+            }
+            if let Some(auth) = &effect.auth_code
+                && code.is_approved()
+            {
+                reply.set(38, auth.clone().into_bytes());
+            }
+            reply.set(49, *b"156");
+            if let Some(balance) = effect.balance_fen {
+                let sign = if balance < 0 { 'D' } else { 'C' };
+                reply.set(
+                    54,
+                    format!("1002156{sign}{:012}", balance.unsigned_abs()).into_bytes(),
+                );
+            }
+            reply.set(60, field60(req));
+            reply.set(63, *b"CUP");
+        }
+        let _ = card;
+        let auth = effect.auth_code.clone();
+        self.finish(
+            req,
+            id,
+            reply,
+            code,
+            reason,
+            false,
+            auth.as_deref(),
+            effect.state,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        req: &Request,
+        id: i64,
+        reply: Reply,
+        code: Rc,
+        reason: String,
+        repeated: bool,
+        auth_code: Option<&str>,
+        _state: Option<TxnState>,
+    ) -> StoreResult<Answer> {
+        let mac_key = if code.is_approved() && req.kind().carries_mac() {
+            match self.ledger.terminal(&req.tid)? {
+                Some(t) => self.mac_key(&t),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let (frame, refused) = reply.encode(mac_key.as_ref().map(|k| (self.cfg.mac_algorithm, k)));
+        if !refused.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "response fields refused by the profile: {refused:?}"
+            )));
+        }
+        let auth_code = auth_code.filter(|_| code.is_approved() && req.kind() != K::Refund);
+        self.ledger
+            .set_txn_answer(id, &rrn_of(id), auth_code, &frame)?;
+        Ok(Answer {
+            frame: Some(frame),
+            code,
+            reason,
+            txn_id: Some(id),
+            repeated,
+            kind: Some(req.kind()),
+            reversal: req.is_reversal(),
+            amount_fen: req.amount.map(|a| a.fen()),
+            pan_masked: req.card.as_ref().map(|c| c.pan.masked()),
+            tid: Some(req.tid.as_str().to_owned()),
+        })
+    }
+
+    /// The first answer again, its MAC recomputed with the terminal's current MAK.
+    fn resend(
+        &mut self,
+        req: &Request,
+        terminal: &TerminalState,
+        previous: &TxnRecord,
+    ) -> StoreResult<Answer> {
+        let Some(mut frame) = previous.response.clone() else {
+            return Err(StoreError::Corrupt(format!(
+                "transaction {} has no stored answer",
+                previous.id
+            )));
+        };
+        let code = Rc::parse(&previous.code).unwrap_or(Rc::SYSTEM_MALFUNCTION);
+        if code.is_approved()
+            && req.kind().carries_mac()
+            && let Some(key) = self.mac_key(terminal)
+            && frame.len() > frame::PREFIX_BYTES
+        {
+            remac(
+                &mut frame[frame::PREFIX_BYTES..],
+                self.cfg.mac_algorithm,
+                &key,
+            );
+        }
+        Ok(Answer {
+            frame: Some(frame),
+            code,
+            reason: format!(
+                "retransmission of transaction {}: its first answer sent again",
+                previous.id
+            ),
+            txn_id: Some(previous.id),
+            repeated: true,
+            kind: Some(req.kind()),
+            reversal: req.is_reversal(),
+            amount_fen: req.amount.map(|a| a.fen()),
+            pan_masked: req.card.as_ref().map(|c| c.pan.masked()),
+            tid: Some(req.tid.as_str().to_owned()),
+        })
+    }
+}
+
+fn field60(req: &Request) -> Vec<u8> {
+    let kind = req.kind();
+    let mut out = Vec::with_capacity(11);
+    out.extend_from_slice(kind.type_code());
+    out.extend_from_slice(&req.batch.digits());
+    out.extend_from_slice(&req.network_code);
+    out
+}
+
+fn yuan_signed(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let abs = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// What an approval will do.
+enum Plan {
+    Sale { amount: u64 },
+    PreAuth { amount: u64 },
+    Balance { available: i64 },
+    Completion { amount: u64, pre_auth: i64 },
+    Cancel { pre_auth: i64 },
+    Void { original: i64, of_completion: bool },
+    Refund { amount: u64, original: i64 },
+}
+
+impl Plan {
+    fn original(&self) -> Option<i64> {
+        match self {
+            Plan::Completion { pre_auth, .. } | Plan::Cancel { pre_auth } => Some(*pre_auth),
+            Plan::Void { original, .. } | Plan::Refund { original, .. } => Some(*original),
+            _ => None,
+        }
+    }
+
+    fn reason(&self, _ctx: &Ctx<'_, '_>) -> String {
+        match self {
+            Plan::Sale { amount } => format!(
+                "approved: {} debited from the card, credited to the merchant",
+                yuan_signed(*amount as i64)
+            ),
+            Plan::PreAuth { amount } => {
+                format!("approved: {} held on the card", yuan_signed(*amount as i64))
+            }
+            Plan::Balance { available } => {
+                format!("balance given: {} available", yuan_signed(*available))
+            }
+            Plan::Completion { amount, pre_auth } => format!(
+                "approved: pre-authorization (transaction {pre_auth}) completed for {}, hold released",
+                yuan_signed(*amount as i64)
+            ),
+            Plan::Cancel { pre_auth } => format!(
+                "approved: pre-authorization (transaction {pre_auth}) cancelled, hold released"
+            ),
+            Plan::Void { original, .. } => {
+                format!("approved: transaction {original} voided, its postings undone")
+            }
+            Plan::Refund { amount, original } => format!(
+                "approved: {} refunded to the card from the merchant (original transaction {original})",
+                yuan_signed(*amount as i64)
+            ),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Building response frames: TPDU swapped, the header's processing requirement set, MTI +
+//! 10, fields from owned values, and field 64 computed with the terminal's MAK when asked.
+
+use poskit_codec::frame::{self, Header, Tpdu};
+use poskit_codec::{CUP_POS, MessageBuilder, Mti};
+use poskit_security::{MAC_BYTES, MacAlgorithm, SecretKey, compute_mac};
+
+/// Header 处理要求 3: the terminal must sign in again.
+pub const REQUIREMENT_SIGN_IN: u8 = 3;
+
+/// A response under construction; values are owned so that the engine can compute them.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub tpdu: Tpdu,
+    pub header: Header,
+    pub mti: Mti,
+    fields: Vec<(u8, Vec<u8>)>,
+}
+
+impl Reply {
+    /// The response to a request with this TPDU, header and MTI.
+    pub fn to(tpdu: &Tpdu, header: &Header, request_mti: Mti) -> Reply {
+        Reply {
+            tpdu: tpdu.response(),
+            header: header.with_processing_requirement(0),
+            mti: request_mti.response(),
+            fields: Vec::with_capacity(24),
+        }
+    }
+
+    pub fn require_sign_in(&mut self) {
+        self.header = self.header.with_processing_requirement(REQUIREMENT_SIGN_IN);
+    }
+
+    pub fn set(&mut self, number: u8, value: impl Into<Vec<u8>>) -> &mut Self {
+        let value = value.into();
+        match self.fields.iter_mut().find(|(n, _)| *n == number) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((number, value)),
+        }
+        self
+    }
+
+    pub fn get(&self, number: u8) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == number)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The whole frame. With a MAK, field 64 is the MAC of MTI through field 63. A value
+    /// the profile refuses is left out (and named in the returned list) rather than
+    /// failing the response: the engine only sets values it has checked.
+    pub fn encode(&self, mac: Option<(MacAlgorithm, &SecretKey)>) -> (Vec<u8>, Vec<u8>) {
+        let mut builder = MessageBuilder::new(&CUP_POS, self.mti);
+        let mut refused = Vec::new();
+        for (number, value) in &self.fields {
+            if *number == 64 {
+                continue;
+            }
+            if builder.set(*number, value).is_err() {
+                refused.push(*number);
+            }
+        }
+        let placeholder = [b'0'; MAC_BYTES];
+        if mac.is_some() {
+            // Field 64 is fixed 8 bytes: always accepted.
+            let _ = builder.set(64, &placeholder);
+        }
+        let mut out = Vec::with_capacity(builder.encoded_len() + frame::PREFIX_BYTES);
+        let range = frame::encode_frame_into(&self.tpdu, &self.header, &builder, &mut out);
+        if let Some((algorithm, key)) = mac {
+            remac(&mut out[range], algorithm, key);
+        }
+        (out, refused)
+    }
+}
+
+/// Recomputes field 64 of an encoded message (MTI onward) whose last field is the MAC.
+pub fn remac(message: &mut [u8], algorithm: MacAlgorithm, key: &SecretKey) {
+    let Some(split) = message.len().checked_sub(MAC_BYTES) else {
+        return;
+    };
+    let (data, mac_slot) = message.split_at_mut(split);
+    if let Ok(mac) = compute_mac(algorithm, key, data) {
+        mac_slot.copy_from_slice(mac.as_bytes());
+    }
+}

@@ -1,0 +1,130 @@
+//! Starting and stopping a host: open the data directory, load the demo data when asked,
+//! start the writer, listen, serve until told to stop, drain, and close the database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::HostTime;
+use crate::config::HostConfig;
+use crate::server::{self, Server, Stats};
+use crate::store::sqlite;
+use crate::writer::{self, Shared, WriterSettings};
+use crate::{DataDir, HostError, demo};
+
+/// The meta key that records the demo data was loaded.
+const DEMO_LOADED: &str = "demo_loaded";
+
+/// Loads the demo data set into a data directory unless it is there already.
+pub fn load_demo(dir: &DataDir, config: &HostConfig) -> Result<bool, HostError> {
+    let mut conn = dir.open_store()?;
+    let loaded: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [DEMO_LOADED],
+            |r| r.get(0),
+        )
+        .ok();
+    if loaded.is_some() {
+        return Ok(false);
+    }
+    let hasher = dir.pin_hasher()?;
+    let set = demo::data_set(&hasher);
+    let now = HostTime::now(config.utc_offset_minutes, config.clock_offset_days);
+    sqlite::import(
+        &mut conn,
+        &set,
+        now.unix_ms,
+        now.day,
+        &now.mmdd(),
+        &now.hhmmss(),
+    )?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+        [DEMO_LOADED, &now.date_iso()],
+    )
+    .map_err(crate::store::StoreError::from)?;
+    Ok(true)
+}
+
+/// A host that is running.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub stats: Arc<Stats>,
+}
+
+/// Runs a host until `stop` fires; `ready` is called with the bound address first.
+pub async fn run(
+    dir: &DataDir,
+    config: HostConfig,
+    listen: &str,
+    demo_data: bool,
+    stop: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(&Running),
+) -> Result<(), HostError> {
+    if demo_data {
+        load_demo(dir, &config)?;
+    }
+    let conn = dir.open_store()?;
+    let pins = dir.pin_hasher()?;
+    let shared = Arc::new(Shared::default());
+    let (queue_tx, queue_rx) = mpsc::channel(config.limits.queue_max);
+    let writer = writer::spawn(
+        conn,
+        WriterSettings {
+            engine: config.engine.clone(),
+            utc_offset_minutes: config.utc_offset_minutes,
+            clock_offset_days: config.clock_offset_days,
+            group_commit_max: config.limits.group_commit_max,
+            config_faults: config.faults.clone(),
+        },
+        pins,
+        shared.clone(),
+        queue_rx,
+    )
+    .map_err(|e| HostError::Io {
+        path: "writer thread".into(),
+        source: e,
+    })?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| HostError::Io {
+        path: listen.to_owned(),
+        source: e,
+    })?;
+    let addr = listener.local_addr().map_err(|e| HostError::Io {
+        path: listen.to_owned(),
+        source: e,
+    })?;
+    let stats = Arc::new(Stats::default());
+    ready(&Running {
+        addr,
+        stats: stats.clone(),
+    });
+    let server = Arc::new(Server {
+        limits: config.limits.clone(),
+        shared,
+        queue: queue_tx,
+        stats,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let serving = tokio::spawn(server::serve(server, listener, stop_rx));
+    stop.await;
+    tracing::info!("stopping: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    let served = serving.await;
+    // The server (and with it the last queue sender) is gone: the writer finishes its
+    // group, commits and stops.
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(HostError::Io {
+            path: addr.to_string(),
+            source: e,
+        }),
+        Err(e) => Err(HostError::Io {
+            path: addr.to_string(),
+            source: std::io::Error::other(e),
+        }),
+    }
+}

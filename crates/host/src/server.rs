@@ -1,0 +1,405 @@
+//! The TCP server: CUP framing (2-byte length, TPDU, header), many terminals at once,
+//! pipelined requests per connection, every wait bounded, faults applied, and a drain on
+//! shutdown that lets in-flight requests finish and be answered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use poskit_codec::CUP_POS;
+use poskit_codec::frame::{self, FRAME_BYTES_MAX, LENGTH_BYTES};
+use poskit_domain::{Identified, TransactionKind};
+
+use crate::config::Limits;
+use crate::engine::{self, Answer, Injected, Input, IssuerVerdict};
+use crate::faults::{Decision, Target};
+use crate::store::StoreError;
+use crate::writer::{Job, Shared, Work};
+
+/// Counters a running server keeps.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub approved: AtomicU64,
+    pub dropped_by_faults: AtomicU64,
+}
+
+pub struct Server {
+    pub limits: Limits,
+    pub shared: Arc<Shared>,
+    pub queue: mpsc::Sender<Work>,
+    pub stats: Arc<Stats>,
+}
+
+/// Serves until `shutdown` turns true, then drains: no new connection or frame is taken,
+/// requests already read are processed and answered (within the drain timeout).
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(server.limits.connections_max));
+    let mut connections = JoinSet::new();
+    let refresher = {
+        let queue = server.queue.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if queue.send(Work::Refresh).await.is_err() { break; }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+            _ = shutdown.changed() => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        server.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let server = server.clone();
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            connection(server, stream, peer, stop).await;
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    refresher.abort();
+    let drain = Duration::from_millis(server.limits.drain_timeout_ms);
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = connections.len(),
+            "drain timeout: closing connections still busy"
+        );
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+enum Outgoing {
+    Frame(Vec<u8>),
+    Close,
+}
+
+async fn connection(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limits = &server.limits;
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(limits.pipeline_depth_max * 2);
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+    let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            match out {
+                Outgoing::Frame(bytes) => {
+                    match tokio::time::timeout(write_timeout, wr.write_all(&bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "write timed out; closing");
+                            break;
+                        }
+                    }
+                }
+                Outgoing::Close => break,
+            }
+        }
+        let _ = wr.shutdown().await;
+        let _ = closed_tx.send(());
+    });
+    let in_flight = Arc::new(Semaphore::new(limits.pipeline_depth_max));
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let read_timeout = Duration::from_millis(limits.read_timeout_ms);
+    let mut tasks = JoinSet::new();
+    loop {
+        let mut prefix = [0u8; LENGTH_BYTES];
+        let first = tokio::select! {
+            r = tokio::time::timeout(idle, rd.read_exact(&mut prefix[..1])) => r,
+            _ = shutdown.changed() => break,
+            _ = &mut closed_rx => break,
+        };
+        match first {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => break, // peer closed
+            Err(_) => {
+                tracing::debug!(%peer, "idle timeout; closing");
+                break;
+            }
+        }
+        let rest = tokio::time::timeout(read_timeout, async {
+            rd.read_exact(&mut prefix[1..]).await?;
+            let total = match frame::frame_len(&prefix) {
+                Ok(Some(total)) => total,
+                Ok(None) => unreachable!("two length bytes are there"),
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    ));
+                }
+            };
+            debug_assert!(total <= FRAME_BYTES_MAX);
+            let mut buf = vec![0u8; total];
+            buf[..LENGTH_BYTES].copy_from_slice(&prefix);
+            rd.read_exact(&mut buf[LENGTH_BYTES..]).await?;
+            Ok(buf)
+        })
+        .await;
+        let buf = match rest {
+            Ok(Ok(buf)) => buf,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "unreadable frame; closing");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "frame not complete within the read timeout; closing");
+                break;
+            }
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let server = server.clone();
+        let out = out_tx.clone();
+        tasks.spawn(async move {
+            request(&server, buf, peer, out).await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    // Answer what was read before closing.
+    while tasks.join_next().await.is_some() {}
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+/// What the server reads of a request before the writer sees it: enough to apply the
+/// fault plan and call the issuer simulator.
+struct Peek {
+    tid: Option<String>,
+    mid: Option<String>,
+    pan: Option<String>,
+    kind: Option<TransactionKind>,
+    reversal: bool,
+}
+
+fn peek(bytes: &[u8]) -> Peek {
+    let mut p = Peek {
+        tid: None,
+        mid: None,
+        pan: None,
+        kind: None,
+        reversal: false,
+    };
+    let Ok(f) = frame::decode_frame(&CUP_POS, bytes) else {
+        return p;
+    };
+    let m = &f.message;
+    let text = |n| m.field(n).map(|f| f.to_text());
+    p.tid = text(41);
+    p.mid = text(42);
+    p.pan = text(2).or_else(|| text(35).and_then(|t| t.split('=').next().map(str::to_owned)));
+    let f60 = text(60).unwrap_or_default();
+    let identified = Identified::of(
+        &m.mti().0,
+        text(3).as_deref().map(str::as_bytes),
+        text(25).as_deref().map(str::as_bytes),
+        f60.get(..2).map(str::as_bytes),
+        Some(f60.get(8..11).unwrap_or("000").as_bytes()),
+    );
+    match identified {
+        Some(Identified::Request(k)) => p.kind = Some(k),
+        Some(Identified::Reversal(k)) => {
+            p.kind = Some(k);
+            p.reversal = true;
+        }
+        None => {}
+    }
+    p
+}
+
+async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::Sender<Outgoing>) {
+    let started = Instant::now();
+    server.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let p = peek(&bytes);
+    let decision: Decision = {
+        let mut faults = server
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match faults.as_mut() {
+            Some(state) => state.decide(&Target {
+                tid: p.tid.as_deref(),
+                mid: p.mid.as_deref(),
+                pan: p.pan.as_deref(),
+                kind: p.kind,
+                reversal: p.reversal,
+            }),
+            None => Decision::default(),
+        }
+    };
+    let issuer_timeout = Duration::from_millis(server.limits.issuer_timeout_ms);
+    let to_issuer = !p.reversal
+        && matches!(
+            p.kind,
+            Some(
+                TransactionKind::Sale
+                    | TransactionKind::PreAuth
+                    | TransactionKind::BalanceInquiry
+                    | TransactionKind::PreAuthCompletion
+            )
+        );
+    let mut issuer = IssuerVerdict::Reachable;
+    if to_issuer {
+        if decision.issuer_timeout {
+            tokio::time::sleep(issuer_timeout).await;
+            issuer = IssuerVerdict::TimedOut;
+        } else if let Some(ext) = p
+            .pan
+            .as_deref()
+            .and_then(|pan| server.shared.external_issuer(pan))
+        {
+            if ext.down {
+                issuer = IssuerVerdict::Down;
+            } else {
+                let latency = Duration::from_millis(u64::from(ext.latency_ms));
+                if latency > issuer_timeout {
+                    tokio::time::sleep(issuer_timeout).await;
+                    issuer = IssuerVerdict::TimedOut;
+                } else {
+                    tokio::time::sleep(latency).await;
+                }
+            }
+        }
+    }
+    let injected = match (&decision.code, decision.storage_error) {
+        (Some((code, rule)), _) => Some(Injected::Code {
+            code: *code,
+            rule: rule.clone(),
+        }),
+        (None, true) => Some(Injected::StorageError),
+        (None, false) => None,
+    };
+    let (tx, rx) = oneshot::channel();
+    let job = Job {
+        frame: bytes,
+        issuer,
+        injected: injected.clone(),
+        reply: tx,
+    };
+    let answer: Answer = match server.queue.send(Work::Request(job)).await {
+        Ok(()) => match rx.await {
+            Ok(a) => a,
+            Err(_) => writer_gone(&p),
+        },
+        Err(mpsc::error::SendError(Work::Request(job))) => {
+            let input = Input {
+                frame: &job.frame,
+                now: crate::clock::HostTime::at(0, 0),
+                issuer,
+                injected,
+            };
+            engine::storage_failure_answer(
+                &input,
+                &StoreError::Corrupt("the writer has stopped".into()),
+            )
+        }
+        Err(_) => writer_gone(&p),
+    };
+    if answer.code.is_approved() {
+        server.stats.approved.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::info!(
+        %peer,
+        tid = answer.tid.as_deref().unwrap_or("-"),
+        kind = answer.kind.map_or("-", |k| k.slug()),
+        reversal = answer.reversal,
+        amount_fen = answer.amount_fen.unwrap_or(0),
+        card = answer.pan_masked.as_deref().unwrap_or("-"),
+        code = answer.code.as_str(),
+        reason = %answer.reason,
+        repeated = answer.repeated,
+        txn = answer.txn_id.unwrap_or(0),
+        faults = ?decision.fired,
+        latency_us = started.elapsed().as_micros() as u64,
+        "answered"
+    );
+    if decision.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(u64::from(decision.delay_ms))).await;
+    }
+    if decision.close {
+        let _ = out.send(Outgoing::Close).await;
+        return;
+    }
+    if decision.drop {
+        server
+            .stats
+            .dropped_by_faults
+            .fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let Some(mut frame) = answer.frame else {
+        tracing::warn!(%peer, reason = %answer.reason, "nothing to answer; closing");
+        let _ = out.send(Outgoing::Close).await;
+        return;
+    };
+    if decision.corrupt_mac && answer.code.is_approved() && frame.len() > frame::PREFIX_BYTES + 8 {
+        let last = frame.len() - 1;
+        frame[last] ^= 0x01;
+    }
+    let _ = out.send(Outgoing::Frame(frame)).await;
+}
+
+fn writer_gone(p: &Peek) -> Answer {
+    Answer {
+        frame: None,
+        code: poskit_domain::ResponseCode::SYSTEM_MALFUNCTION,
+        reason: "the writer stopped before answering".into(),
+        txn_id: None,
+        repeated: false,
+        kind: p.kind,
+        reversal: p.reversal,
+        amount_fen: None,
+        pan_masked: None,
+        tid: p.tid.clone(),
+    }
+}

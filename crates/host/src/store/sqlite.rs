@@ -1,0 +1,1140 @@
+//! The SQLite store: one database file in WAL mode in the data directory, schema migrations
+//! by `user_version`, `synchronous = FULL` so that a commit is on disk before any response
+//! that depends on it is written.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use poskit_domain::{Batch, Mid, Pan, Stan, Tid, TransactionKind};
+use poskit_security::SecretKey;
+
+use super::{
+    CardState, InstitutionState, Ledger, MerchantState, NewTxn, StoreError, StoreResult,
+    TerminalState, Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
+};
+use crate::model::{
+    CardStatus, DataSet, ExternalIssuer, MerchantStatus, TerminalStatus, kinds_from_text,
+    kinds_to_text,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "host.sqlite";
+
+/// Each migration takes the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('card', 'merchant', 'funding')),
+    name TEXT NOT NULL UNIQUE,
+    balance_fen INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE institutions (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    external INTEGER NOT NULL,
+    latency_ms INTEGER NOT NULL,
+    down INTEGER NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id)
+);
+CREATE TABLE bins (
+    prefix TEXT PRIMARY KEY,
+    institution TEXT NOT NULL REFERENCES institutions(code)
+);
+CREATE TABLE merchants (
+    mid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    mcc TEXT NOT NULL,
+    status TEXT NOT NULL,
+    txn_limit_fen INTEGER,
+    daily_limit_fen INTEGER,
+    account INTEGER NOT NULL REFERENCES accounts(id)
+);
+CREATE TABLE terminals (
+    tid TEXT PRIMARY KEY,
+    mid TEXT NOT NULL REFERENCES merchants(mid),
+    status TEXT NOT NULL,
+    tmk BLOB NOT NULL,
+    pik BLOB,
+    mak BLOB,
+    batch INTEGER NOT NULL DEFAULT 1,
+    signed_in_ms INTEGER,
+    txn_limit_fen INTEGER,
+    permitted TEXT
+);
+CREATE TABLE cards (
+    id INTEGER PRIMARY KEY,
+    pan TEXT NOT NULL UNIQUE,
+    expiry TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pin_hash TEXT,
+    pin_tries_max INTEGER NOT NULL,
+    pin_tries_used INTEGER NOT NULL DEFAULT 0,
+    daily_count_max INTEGER,
+    permitted TEXT,
+    label TEXT NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id)
+);
+CREATE TABLE transactions (
+    id INTEGER PRIMARY KEY,
+    kind TEXT,
+    reversal INTEGER NOT NULL,
+    mti TEXT NOT NULL,
+    tid TEXT,
+    mid TEXT,
+    batch INTEGER,
+    stan INTEGER,
+    idem INTEGER NOT NULL,
+    request_hash TEXT,
+    amount_fen INTEGER,
+    card_id INTEGER,
+    pan_masked TEXT,
+    rrn TEXT,
+    auth_code TEXT,
+    day INTEGER NOT NULL,
+    mmdd TEXT NOT NULL,
+    hhmmss TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL,
+    original_id INTEGER,
+    refunded_fen INTEGER NOT NULL DEFAULT 0,
+    response BLOB
+);
+CREATE UNIQUE INDEX transactions_key ON transactions (tid, mid, batch, stan, mti) WHERE idem = 1;
+CREATE INDEX transactions_trace ON transactions (tid, mid, stan);
+CREATE INDEX transactions_rrn ON transactions (mid, rrn);
+CREATE INDEX transactions_auth ON transactions (mid, card_id, auth_code);
+CREATE INDEX transactions_mid_day ON transactions (mid, day);
+CREATE INDEX transactions_card_day ON transactions (card_id, day);
+CREATE INDEX transactions_batch ON transactions (tid, batch);
+CREATE TABLE postings (
+    id INTEGER PRIMARY KEY,
+    txn_id INTEGER NOT NULL REFERENCES transactions(id),
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    amount_fen INTEGER NOT NULL
+);
+CREATE INDEX postings_txn ON postings (txn_id);
+CREATE INDEX postings_account ON postings (account);
+CREATE TABLE holds (
+    txn_id INTEGER PRIMARY KEY REFERENCES transactions(id),
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    amount_fen INTEGER NOT NULL,
+    open INTEGER NOT NULL
+);
+CREATE INDEX holds_open ON holds (account) WHERE open = 1;
+CREATE TABLE settlements (
+    id INTEGER PRIMARY KEY,
+    tid TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    terminal_debit_fen INTEGER NOT NULL,
+    terminal_debit_count INTEGER NOT NULL,
+    terminal_credit_fen INTEGER NOT NULL,
+    terminal_credit_count INTEGER NOT NULL,
+    host_debit_fen INTEGER NOT NULL,
+    host_debit_count INTEGER NOT NULL,
+    host_credit_fen INTEGER NOT NULL,
+    host_credit_count INTEGER NOT NULL,
+    balanced INTEGER NOT NULL,
+    settled_ms INTEGER NOT NULL,
+    uploaded INTEGER,
+    closed_ms INTEGER
+);
+CREATE INDEX settlements_batch ON settlements (tid, batch);
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY,
+    tid TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    stan INTEGER NOT NULL,
+    pan_masked TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE fault_plan (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    applied_version INTEGER NOT NULL DEFAULT 0
+);
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Opens (creating when needed) the database of a data directory and brings its schema up
+/// to date.
+pub fn open(dir: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(dir.join(DB_FILE))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}, newer than this poskit ({SCHEMA_VERSION})"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// What an import changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub institutions: usize,
+    pub merchants: usize,
+    pub terminals: usize,
+    pub cards_new: usize,
+    pub cards_updated: usize,
+}
+
+fn account(conn: &Connection, kind: &str, name: &str) -> StoreResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO accounts (kind, name) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+    )?
+    .execute(params![kind, name])?;
+    Ok(conn
+        .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))?)
+}
+
+/// Loads master data in one transaction. New cards get their opening balance as a
+/// balanced entry from their issuer's funding account; existing cards keep their ledger
+/// balance (their other attributes are updated).
+pub fn import(
+    conn: &mut Connection,
+    set: &DataSet,
+    now_ms: i64,
+    day: i64,
+    mmdd: &str,
+    hhmmss: &str,
+) -> StoreResult<ImportCounts> {
+    let tx = conn.transaction()?;
+    let mut counts = ImportCounts::default();
+    for inst in &set.institutions {
+        let acct = account(&tx, "funding", &format!("funding:{}", inst.code))?;
+        tx.execute(
+            "INSERT INTO institutions (code, name, external, latency_ms, down, account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (code) DO UPDATE SET name = ?2, external = ?3, latency_ms = ?4, down = ?5",
+            params![
+                inst.code,
+                inst.name,
+                inst.external.is_some(),
+                inst.external.map_or(0, |e| e.latency_ms),
+                inst.external.is_some_and(|e| e.down),
+                acct
+            ],
+        )?;
+        for bin in &inst.bins {
+            tx.execute(
+                "INSERT INTO bins (prefix, institution) VALUES (?1, ?2)
+                 ON CONFLICT (prefix) DO UPDATE SET institution = ?2",
+                params![bin, inst.code],
+            )?;
+        }
+        counts.institutions += 1;
+    }
+    for m in &set.merchants {
+        let acct = account(&tx, "merchant", &format!("merchant:{}", m.mid))?;
+        tx.execute(
+            "INSERT INTO merchants (mid, name, mcc, status, txn_limit_fen, daily_limit_fen, account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (mid) DO UPDATE SET name = ?2, mcc = ?3, status = ?4,
+                 txn_limit_fen = ?5, daily_limit_fen = ?6",
+            params![
+                m.mid.as_str(),
+                m.name,
+                m.mcc,
+                m.status.as_str(),
+                m.txn_limit_fen.map(|a| a.fen() as i64),
+                m.daily_limit_fen.map(|a| a.fen() as i64),
+                acct
+            ],
+        )?;
+        counts.merchants += 1;
+    }
+    for t in &set.terminals {
+        let known: Option<String> = tx
+            .query_row(
+                "SELECT mid FROM merchants WHERE mid = ?1",
+                [t.mid.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::Corrupt(format!(
+                "terminal {} belongs to merchant {}, which is not in the data",
+                t.tid, t.mid
+            )));
+        }
+        tx.execute(
+            "INSERT INTO terminals (tid, mid, status, tmk, txn_limit_fen, permitted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tid) DO UPDATE SET mid = ?2, status = ?3,
+                 pik = CASE WHEN tmk = ?4 THEN pik END, mak = CASE WHEN tmk = ?4 THEN mak END,
+                 tmk = ?4, txn_limit_fen = ?5, permitted = ?6",
+            params![
+                t.tid.as_str(),
+                t.mid.as_str(),
+                t.status.as_str(),
+                t.tmk.dangerous_expose(),
+                t.txn_limit_fen.map(|a| a.fen() as i64),
+                kinds_to_text(&t.permitted)
+            ],
+        )?;
+        counts.terminals += 1;
+    }
+    for c in &set.cards {
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM cards WHERE pan = ?1",
+                [c.pan.digits()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            tx.execute(
+                "UPDATE cards SET expiry = ?2, status = ?3, pin_hash = ?4, pin_tries_max = ?5,
+                     pin_tries_used = ?6, daily_count_max = ?7, permitted = ?8, label = ?9 WHERE id = ?1",
+                params![
+                    id,
+                    c.expiry,
+                    c.status.as_str(),
+                    c.pin_hash,
+                    c.pin_tries_max,
+                    c.pin_tries_used,
+                    c.daily_count_max,
+                    kinds_to_text(&c.permitted),
+                    c.label
+                ],
+            )?;
+            counts.cards_updated += 1;
+            continue;
+        }
+        let funding: Option<i64> = tx
+            .query_row(
+                "SELECT i.account FROM bins b JOIN institutions i ON i.code = b.institution
+                 WHERE ?1 LIKE b.prefix || '%' ORDER BY length(b.prefix) DESC LIMIT 1",
+                [c.pan.digits()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(funding) = funding else {
+            return Err(StoreError::Corrupt(format!(
+                "card {} has no issuer: no institution lists its BIN",
+                c.pan
+            )));
+        };
+        // Card accounts are named by the card's row id, never by its number.
+        let acct = account(&tx, "card", "card:new")?;
+        tx.execute(
+            "INSERT INTO cards (pan, expiry, status, pin_hash, pin_tries_max, pin_tries_used,
+                 daily_count_max, permitted, label, account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                c.pan.digits(),
+                c.expiry,
+                c.status.as_str(),
+                c.pin_hash,
+                c.pin_tries_max,
+                c.pin_tries_used,
+                c.daily_count_max,
+                kinds_to_text(&c.permitted),
+                c.label,
+                acct
+            ],
+        )?;
+        let card_id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE accounts SET name = ?2 WHERE id = ?1",
+            params![acct, format!("card:{card_id}")],
+        )?;
+        if c.balance_fen.fen() > 0 {
+            let mut ledger = SqliteLedger::new(&tx);
+            let masked = c.pan.masked();
+            let txn = ledger.insert_txn(&NewTxn {
+                key: None,
+                kind: None,
+                reversal: false,
+                tid: None,
+                mid: None,
+                batch: None,
+                stan: None,
+                mti: "load",
+                request_hash: None,
+                amount_fen: Some(c.balance_fen.fen()),
+                card_id: Some(card_id),
+                pan_masked: Some(&masked),
+                auth_code: None,
+                day,
+                mmdd,
+                hhmmss,
+                created_ms: now_ms,
+                code: "00",
+                reason: "opening balance loaded by import",
+                state: TxnState::Approved,
+                original_id: None,
+            })?;
+            ledger.transfer(txn, funding, acct, c.balance_fen.fen())?;
+        }
+        counts.cards_new += 1;
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// A balance check over the whole ledger (`poskit host check`).
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    pub postings: u64,
+    pub postings_sum_fen: i64,
+    pub accounts: u64,
+    pub transactions: u64,
+    pub problems: Vec<String>,
+}
+
+/// Checks that the sum over all postings is zero, that every transaction's postings sum to
+/// zero, that each account's balance is the sum of its postings, and that no approved
+/// transaction lacks the reason that produced its code.
+pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
+    let mut report = CheckReport {
+        postings: conn.query_row("SELECT count(*) FROM postings", [], |r| r.get(0))?,
+        postings_sum_fen: conn.query_row(
+            "SELECT coalesce(sum(amount_fen), 0) FROM postings",
+            [],
+            |r| r.get(0),
+        )?,
+        accounts: conn.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))?,
+        transactions: conn.query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))?,
+        problems: Vec::new(),
+    };
+    if report.postings_sum_fen != 0 {
+        report.problems.push(format!(
+            "the postings sum to {} fen, not zero",
+            report.postings_sum_fen
+        ));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT txn_id, sum(amount_fen) FROM postings GROUP BY txn_id HAVING sum(amount_fen) != 0 LIMIT 20",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (txn, sum) = row?;
+        report
+            .problems
+            .push(format!("transaction {txn}: its postings sum to {sum} fen"));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.name, a.balance_fen, coalesce(sum(p.amount_fen), 0) AS s
+         FROM accounts a LEFT JOIN postings p ON p.account = a.id
+         GROUP BY a.id HAVING a.balance_fen != s LIMIT 20",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (name, balance, sum) = row?;
+        report.problems.push(format!(
+            "account {name}: balance {balance} fen but its postings sum to {sum}"
+        ));
+    }
+    let unexplained: i64 = conn.query_row(
+        "SELECT count(*) FROM transactions WHERE reason = ''",
+        [],
+        |r| r.get(0),
+    )?;
+    if unexplained > 0 {
+        report.problems.push(format!(
+            "{unexplained} transactions carry no reason for their code"
+        ));
+    }
+    let bad_holds: i64 = conn.query_row(
+        "SELECT count(*) FROM holds h JOIN transactions t ON t.id = h.txn_id
+         WHERE h.open = 1 AND t.state != 'approved'",
+        [],
+        |r| r.get(0),
+    )?;
+    if bad_holds > 0 {
+        report.problems.push(format!(
+            "{bad_holds} holds are open for pre-authorizations that are no longer approved"
+        ));
+    }
+    Ok(report)
+}
+
+/// A [`Ledger`] over a connection that is inside a transaction (or savepoint).
+pub struct SqliteLedger<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteLedger<'c> {
+    pub fn new(conn: &'c Connection) -> SqliteLedger<'c> {
+        SqliteLedger { conn }
+    }
+}
+
+const TXN_COLUMNS: &str =
+    "id, kind, reversal, tid, mid, batch, stan, request_hash, amount_fen, card_id, rrn,
+    auth_code, day, mmdd, code, state, original_id, refunded_fen, response";
+
+fn txn_row(r: &Row<'_>) -> rusqlite::Result<TxnRecord> {
+    let kind: Option<String> = r.get(1)?;
+    let state: String = r.get(15)?;
+    Ok(TxnRecord {
+        id: r.get(0)?,
+        kind: kind.as_deref().and_then(TransactionKind::from_slug),
+        reversal: r.get(2)?,
+        tid: r.get(3)?,
+        mid: r.get(4)?,
+        batch: r.get(5)?,
+        stan: r.get(6)?,
+        request_hash: r.get(7)?,
+        amount_fen: r.get::<_, Option<i64>>(8)?.map(|a| a as u64),
+        card_id: r.get(9)?,
+        rrn: r.get(10)?,
+        auth_code: r.get(11)?,
+        day: r.get(12)?,
+        mmdd: r.get(13)?,
+        code: r.get(14)?,
+        state: TxnState::parse(&state).unwrap_or(TxnState::Declined),
+        original_id: r.get(16)?,
+        refunded_fen: r.get::<_, i64>(17)? as u64,
+        response: r.get(18)?,
+    })
+}
+
+fn key_of(bytes: Option<Vec<u8>>) -> Option<SecretKey> {
+    bytes.and_then(|b| SecretKey::from_bytes(&zeroize::Zeroizing::new(b)).ok())
+}
+
+fn kind_list(kinds: &[TransactionKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| format!("'{}'", k.slug()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Ledger for SqliteLedger<'_> {
+    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT mid, status, tmk, pik, mak, batch, txn_limit_fen, permitted FROM terminals WHERE tid = ?1",
+            )?
+            .query_row([tid.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            })
+            .optional()?;
+        let Some((mid, status, tmk, pik, mak, batch, limit, permitted)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("terminal {tid}: {what}"));
+        Ok(Some(TerminalState {
+            tid: *tid,
+            mid: Mid::parse(&mid).map_err(|_| corrupt("merchant ID"))?,
+            status: TerminalStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+            tmk: key_of(Some(tmk)).ok_or_else(|| corrupt("TMK"))?,
+            keys: key_of(pik).zip(key_of(mak)),
+            batch: Batch::new(batch).map_err(|_| corrupt("batch"))?,
+            txn_limit_fen: limit.map(|l| l as u64),
+            permitted: kinds_from_text(permitted.as_deref())
+                .map_err(|_| corrupt("permitted kinds"))?,
+        }))
+    }
+
+    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<MerchantState>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT name, status, txn_limit_fen, daily_limit_fen, account FROM merchants WHERE mid = ?1",
+            )?
+            .query_row([mid.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((name, status, txn_limit, daily_limit, account)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(MerchantState {
+            mid: *mid,
+            name,
+            status: MerchantStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("merchant {mid}: status")))?,
+            txn_limit_fen: txn_limit.map(|l| l as u64),
+            daily_limit_fen: daily_limit.map(|l| l as u64),
+            account,
+        }))
+    }
+
+    fn card(&mut self, pan: &Pan) -> StoreResult<Option<CardState>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT id, expiry, status, pin_hash, pin_tries_max, pin_tries_used, daily_count_max,
+                        permitted, account FROM cards WHERE pan = ?1",
+            )?
+            .query_row([pan.digits()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, u8>(4)?,
+                    r.get::<_, u8>(5)?,
+                    r.get::<_, Option<u32>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            })
+            .optional()?;
+        let Some((
+            id,
+            expiry,
+            status,
+            pin_hash,
+            tries_max,
+            tries_used,
+            count_max,
+            permitted,
+            account,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("card {pan}: {what}"));
+        Ok(Some(CardState {
+            id,
+            pan: pan.clone(),
+            expiry,
+            status: CardStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+            pin_hash,
+            pin_tries_max: tries_max,
+            pin_tries_used: tries_used,
+            daily_count_max: count_max,
+            permitted: kinds_from_text(permitted.as_deref())
+                .map_err(|_| corrupt("permitted kinds"))?,
+            account,
+        }))
+    }
+
+    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT i.code, i.name, i.external, i.latency_ms, i.down
+                 FROM bins b JOIN institutions i ON i.code = b.institution
+                 WHERE ?1 LIKE b.prefix || '%' ORDER BY length(b.prefix) DESC LIMIT 1",
+            )?
+            .query_row([pan.digits()], |r| {
+                let external: bool = r.get(2)?;
+                Ok(InstitutionState {
+                    code: r.get(0)?,
+                    name: r.get(1)?,
+                    external: external.then_some(ExternalIssuer {
+                        latency_ms: r.get(3)?,
+                        down: r.get(4)?,
+                    }),
+                })
+            })
+            .optional()?)
+    }
+
+    fn set_working_keys(
+        &mut self,
+        tid: &Tid,
+        pik: &SecretKey,
+        mak: &SecretKey,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE terminals SET pik = ?2, mak = ?3, signed_in_ms = ?4 WHERE tid = ?1",
+            )?
+            .execute(params![
+                tid.as_str(),
+                pik.dangerous_expose(),
+                mak.dangerous_expose(),
+                now_ms
+            ])?;
+        Ok(())
+    }
+
+    fn clear_working_keys(&mut self, tid: &Tid) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE terminals SET pik = NULL, mak = NULL WHERE tid = ?1")?
+            .execute([tid.as_str()])?;
+        Ok(())
+    }
+
+    fn set_terminal_batch(&mut self, tid: &Tid, batch: Batch) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE terminals SET batch = ?2 WHERE tid = ?1")?
+            .execute(params![tid.as_str(), batch.value()])?;
+        Ok(())
+    }
+
+    fn set_pin_tries(&mut self, card_id: i64, tries_used: u8) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE cards SET pin_tries_used = ?2 WHERE id = ?1")?
+            .execute(params![card_id, tries_used])?;
+        Ok(())
+    }
+
+    fn find_by_key(&mut self, key: &TxnKey) -> StoreResult<Option<TxnRecord>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions
+             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND mti = ?5 AND idem = 1"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(
+                params![
+                    key.tid.as_str(),
+                    key.mid.as_str(),
+                    key.batch.value(),
+                    key.stan.value(),
+                    std::str::from_utf8(&key.class).unwrap_or("????")
+                ],
+                txn_row,
+            )
+            .optional()?)
+    }
+
+    fn find_reversal_of(
+        &mut self,
+        tid: &Tid,
+        mid: &Mid,
+        batch: Batch,
+        stan: Stan,
+    ) -> StoreResult<Option<TxnRecord>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions
+             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND reversal = 1 AND idem = 1
+             ORDER BY id LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(
+                params![tid.as_str(), mid.as_str(), batch.value(), stan.value()],
+                txn_row,
+            )
+            .optional()?)
+    }
+
+    fn find_by_trace(
+        &mut self,
+        tid: &Tid,
+        mid: &Mid,
+        batch: Option<Batch>,
+        stan: Stan,
+        kinds: &[TransactionKind],
+    ) -> StoreResult<Option<TxnRecord>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions
+             WHERE tid = ?1 AND mid = ?2 AND stan = ?3 AND (?4 IS NULL OR batch = ?4)
+               AND reversal = 0 AND idem = 1 AND kind IN ({})
+             ORDER BY id DESC LIMIT 1",
+            kind_list(kinds)
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(
+                params![
+                    tid.as_str(),
+                    mid.as_str(),
+                    stan.value(),
+                    batch.map(|b| b.value())
+                ],
+                txn_row,
+            )
+            .optional()?)
+    }
+
+    fn find_by_rrn(
+        &mut self,
+        mid: &Mid,
+        rrn: &str,
+        kinds: &[TransactionKind],
+    ) -> StoreResult<Option<TxnRecord>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions
+             WHERE mid = ?1 AND rrn = ?2 AND reversal = 0 AND kind IN ({})
+             ORDER BY id DESC LIMIT 1",
+            kind_list(kinds)
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![mid.as_str(), rrn], txn_row)
+            .optional()?)
+    }
+
+    fn find_pre_auth(
+        &mut self,
+        mid: &Mid,
+        card_id: i64,
+        auth_code: &str,
+    ) -> StoreResult<Option<TxnRecord>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions
+             WHERE mid = ?1 AND card_id = ?2 AND auth_code = ?3 AND kind = 'pre-auth'
+               AND reversal = 0 AND code = '00'
+             ORDER BY id DESC LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![mid.as_str(), card_id, auth_code], txn_row)
+            .optional()?)
+    }
+
+    fn txn(&mut self, id: i64) -> StoreResult<Option<TxnRecord>> {
+        let sql = format!("SELECT {TXN_COLUMNS} FROM transactions WHERE id = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], txn_row)
+            .optional()?)
+    }
+
+    fn insert_txn(&mut self, t: &NewTxn<'_>) -> StoreResult<i64> {
+        let (tid, mid, batch, stan, mti, idem) = match &t.key {
+            Some(k) => (
+                Some(k.tid.as_str()),
+                Some(k.mid.as_str()),
+                Some(k.batch.value()),
+                Some(k.stan.value()),
+                std::str::from_utf8(&k.class).unwrap_or(t.mti),
+                true,
+            ),
+            None => (t.tid, t.mid, t.batch, t.stan, t.mti, false),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO transactions (kind, reversal, mti, tid, mid, batch, stan, idem,
+                     request_hash, amount_fen, card_id, pan_masked, auth_code, day, mmdd, hhmmss,
+                     created_ms, code, reason, state, original_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18, ?19, ?20, ?21)",
+            )?
+            .execute(params![
+                t.kind.map(|k| k.slug()),
+                t.reversal,
+                mti,
+                tid,
+                mid,
+                batch,
+                stan,
+                idem,
+                t.request_hash,
+                t.amount_fen.map(|a| a as i64),
+                t.card_id,
+                t.pan_masked,
+                t.auth_code,
+                t.day,
+                t.mmdd,
+                t.hhmmss,
+                t.created_ms,
+                t.code,
+                t.reason,
+                t.state.as_str(),
+                t.original_id
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn set_txn_answer(
+        &mut self,
+        id: i64,
+        rrn: &str,
+        auth_code: Option<&str>,
+        response: &[u8],
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE transactions SET rrn = ?2, auth_code = coalesce(?3, auth_code), response = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, rrn, auth_code, response])?;
+        Ok(())
+    }
+
+    fn set_txn_state(&mut self, id: i64, state: TxnState) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE transactions SET state = ?2 WHERE id = ?1")?
+            .execute(params![id, state.as_str()])?;
+        Ok(())
+    }
+
+    fn add_refunded(&mut self, id: i64, amount_fen: u64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE transactions SET refunded_fen = refunded_fen + ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, amount_fen as i64])?;
+        Ok(())
+    }
+
+    fn note_txn_link(&mut self, id: i64, original_id: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE transactions SET original_id = ?2 WHERE id = ?1")?
+            .execute(params![id, original_id])?;
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        txn_id: i64,
+        debit: i64,
+        credit: i64,
+        amount_fen: u64,
+    ) -> StoreResult<()> {
+        let amount = i64::try_from(amount_fen)
+            .map_err(|_| StoreError::Corrupt(format!("amount {amount_fen} fen too large")))?;
+        assert!(
+            debit != credit,
+            "a transfer moves money between two accounts"
+        );
+        let mut post = self.conn.prepare_cached(
+            "INSERT INTO postings (txn_id, account, amount_fen) VALUES (?1, ?2, ?3)",
+        )?;
+        post.execute(params![txn_id, debit, -amount])?;
+        post.execute(params![txn_id, credit, amount])?;
+        let mut bal = self
+            .conn
+            .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1")?;
+        bal.execute(params![debit, -amount])?;
+        bal.execute(params![credit, amount])?;
+        Ok(())
+    }
+
+    fn undo_postings(&mut self, txn_id: i64, original_id: i64) -> StoreResult<()> {
+        let rows: Vec<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT account, amount_fen FROM postings WHERE txn_id = ?1 ORDER BY id",
+            )?
+            .query_map([original_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(
+            rows.iter().map(|r| r.1).sum::<i64>(),
+            0,
+            "the postings of a transaction balance"
+        );
+        let mut post = self.conn.prepare_cached(
+            "INSERT INTO postings (txn_id, account, amount_fen) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut bal = self
+            .conn
+            .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1")?;
+        for (account, amount) in rows {
+            post.execute(params![txn_id, account, -amount])?;
+            bal.execute(params![account, -amount])?;
+        }
+        Ok(())
+    }
+
+    fn balance(&mut self, account: i64) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT balance_fen FROM accounts WHERE id = ?1")?
+            .query_row([account], |r| r.get(0))?)
+    }
+
+    fn held(&mut self, account: i64) -> StoreResult<u64> {
+        let held: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(amount_fen), 0) FROM holds WHERE account = ?1 AND open = 1",
+            )?
+            .query_row([account], |r| r.get(0))?;
+        Ok(held.max(0) as u64)
+    }
+
+    fn place_hold(&mut self, txn_id: i64, account: i64, amount_fen: u64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO holds (txn_id, account, amount_fen, open) VALUES (?1, ?2, ?3, 1)",
+            )?
+            .execute(params![txn_id, account, amount_fen as i64])?;
+        Ok(())
+    }
+
+    fn set_hold_open(&mut self, txn_id: i64, open: bool) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE holds SET open = ?2 WHERE txn_id = ?1")?
+            .execute(params![txn_id, open])?;
+        Ok(())
+    }
+
+    fn hold_amount(&mut self, txn_id: i64) -> StoreResult<Option<(u64, bool)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT amount_fen, open FROM holds WHERE txn_id = ?1")?
+            .query_row([txn_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn merchant_debits_on(&mut self, mid: &Mid, day: i64) -> StoreResult<u64> {
+        let sum: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(amount_fen), 0) FROM transactions
+                 WHERE mid = ?1 AND day = ?2 AND reversal = 0 AND state IN ('approved', 'voided')
+                   AND kind IN ('sale', 'completion')",
+            )?
+            .query_row(params![mid.as_str(), day], |r| r.get(0))?;
+        Ok(sum.max(0) as u64)
+    }
+
+    fn card_debit_count_on(&mut self, card_id: i64, day: i64) -> StoreResult<u32> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM transactions
+                 WHERE card_id = ?1 AND day = ?2 AND reversal = 0 AND state IN ('approved', 'voided')
+                   AND kind IN ('sale', 'completion', 'pre-auth')",
+            )?
+            .query_row(params![card_id, day], |r| r.get(0))?)
+    }
+
+    fn batch_totals(&mut self, tid: &Tid, batch: Batch) -> StoreResult<Totals> {
+        let mut totals = Totals::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, count(*), coalesce(sum(amount_fen), 0) FROM transactions
+             WHERE tid = ?1 AND batch = ?2 AND reversal = 0 AND idem = 1 AND code = '00'
+               AND state != 'reversed'
+               AND kind IN ('sale', 'completion', 'completion-advice', 'refund', 'void', 'completion-void')
+             GROUP BY kind",
+        )?;
+        let rows = stmt.query_map(params![tid.as_str(), batch.value()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (kind, count, sum) = row?;
+            let sum = sum.max(0) as u64;
+            match kind.as_str() {
+                "sale" | "completion" | "completion-advice" => {
+                    totals.debit_count += count;
+                    totals.debit_fen += sum;
+                }
+                _ => {
+                    totals.credit_count += count;
+                    totals.credit_fen += sum;
+                }
+            }
+        }
+        Ok(totals)
+    }
+
+    fn record_settlement(
+        &mut self,
+        tid: &Tid,
+        batch: Batch,
+        t: &Totals,
+        h: &Totals,
+        balanced: bool,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO settlements (tid, batch, terminal_debit_fen, terminal_debit_count,
+                     terminal_credit_fen, terminal_credit_count, host_debit_fen, host_debit_count,
+                     host_credit_fen, host_credit_count, balanced, settled_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                tid.as_str(),
+                batch.value(),
+                t.debit_fen as i64,
+                t.debit_count,
+                t.credit_fen as i64,
+                t.credit_count,
+                h.debit_fen as i64,
+                h.debit_count,
+                h.credit_fen as i64,
+                h.credit_count,
+                balanced,
+                now_ms
+            ])?;
+        Ok(())
+    }
+
+    fn record_upload(
+        &mut self,
+        tid: &Tid,
+        batch: Batch,
+        d: &UploadedDetail,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO uploads (tid, batch, stan, pan_masked, amount_fen, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                tid.as_str(),
+                batch.value(),
+                d.stan,
+                d.pan_masked,
+                d.amount_fen as i64,
+                now_ms
+            ])?;
+        Ok(())
+    }
+
+    fn close_batch(
+        &mut self,
+        tid: &Tid,
+        batch: Batch,
+        uploaded: u32,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE settlements SET uploaded = ?3, closed_ms = ?4
+                 WHERE id = (SELECT max(id) FROM settlements WHERE tid = ?1 AND batch = ?2)",
+            )?
+            .execute(params![tid.as_str(), batch.value(), uploaded, now_ms])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! The writer: one thread owns the database connection and processes requests in groups.
+//! A group is one SQLite transaction, each request in it a savepoint: a request that fails
+//! in storage is rolled back alone and answered 96; the group commits once (one fsync),
+//! and only after the commit are the answers handed back to be written. A failed commit
+//! turns every answer of the group into 96 — nothing of it was posted.
+
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::HostTime;
+use crate::engine::{self, Answer, EngineConfig, Injected, Input, IssuerVerdict};
+use crate::faults::{FaultPlan, FaultState};
+use crate::model::ExternalIssuer;
+use crate::pinhash::PinHasher;
+use crate::store::StoreError;
+use crate::store::sqlite::SqliteLedger;
+
+/// One request for the writer.
+pub struct Job {
+    pub frame: Vec<u8>,
+    pub issuer: IssuerVerdict,
+    pub injected: Option<Injected>,
+    pub reply: oneshot::Sender<Answer>,
+}
+
+pub enum Work {
+    Request(Job),
+    /// Look for a new fault plan and new issuer settings.
+    Refresh,
+}
+
+/// What the connection tasks read without the database: external issuers by BIN, and the
+/// fault plan in force. The writer refreshes both.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub issuers: RwLock<Vec<(String, ExternalIssuer)>>,
+    pub faults: std::sync::Mutex<Option<FaultState>>,
+    pub fault_version: std::sync::atomic::AtomicI64,
+}
+
+impl Shared {
+    /// The external issuer of a card number, by longest BIN prefix.
+    pub fn external_issuer(&self, pan: &str) -> Option<ExternalIssuer> {
+        let issuers = self.issuers.read().ok()?;
+        issuers
+            .iter()
+            .filter(|(prefix, _)| pan.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, issuer)| *issuer)
+    }
+}
+
+pub struct WriterSettings {
+    pub engine: EngineConfig,
+    pub utc_offset_minutes: i32,
+    pub clock_offset_days: i32,
+    pub group_commit_max: usize,
+    /// The plan from the configuration file, in force until one is stored.
+    pub config_faults: FaultPlan,
+}
+
+/// Starts the writer thread.
+pub fn spawn(
+    conn: Connection,
+    settings: WriterSettings,
+    pins: PinHasher,
+    shared: Arc<Shared>,
+    queue: mpsc::Receiver<Work>,
+) -> std::io::Result<JoinHandle<()>> {
+    {
+        let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        *faults = Some(FaultState::new(settings.config_faults.clone()));
+    }
+    refresh(&conn, &shared);
+    std::thread::Builder::new()
+        .name("poskit-writer".into())
+        .spawn(move || run(conn, settings, pins, shared, queue))
+}
+
+fn run(
+    mut conn: Connection,
+    settings: WriterSettings,
+    pins: PinHasher,
+    shared: Arc<Shared>,
+    mut queue: mpsc::Receiver<Work>,
+) {
+    let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
+    while let Some(work) = queue.blocking_recv() {
+        match work {
+            Work::Refresh => {
+                refresh(&conn, &shared);
+                continue;
+            }
+            Work::Request(job) => group.push(job),
+        }
+        while group.len() < settings.group_commit_max {
+            match queue.try_recv() {
+                Ok(Work::Request(job)) => group.push(job),
+                Ok(Work::Refresh) => refresh(&conn, &shared),
+                Err(_) => break,
+            }
+        }
+        let now = HostTime::now(settings.utc_offset_minutes, settings.clock_offset_days);
+        let answers = commit_group(&mut conn, &settings.engine, &pins, &group, now);
+        for (job, answer) in group.drain(..).zip(answers) {
+            // A connection that went away no longer waits: its answer is in the ledger.
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    cfg: &EngineConfig,
+    pins: &PinHasher,
+    group: &[Job],
+    now: HostTime,
+) -> Vec<Answer> {
+    let inputs: Vec<Input<'_>> = group
+        .iter()
+        .map(|job| Input {
+            frame: &job.frame,
+            now,
+            issuer: job.issuer,
+            injected: job.injected.clone(),
+        })
+        .collect();
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let e = StoreError::from(e);
+            tracing::error!(error = %e, "cannot begin a transaction; answering 96");
+            return inputs
+                .iter()
+                .map(|i| engine::storage_failure_answer(i, &e))
+                .collect();
+        }
+    };
+    let mut answers = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let answer = match tx.savepoint() {
+            Err(e) => Err(StoreError::from(e)),
+            Ok(mut sp) => {
+                let result = {
+                    let mut ledger = SqliteLedger::new(&sp);
+                    engine::process(&mut ledger, cfg, pins, input)
+                };
+                match result {
+                    Ok(answer) => sp.commit().map(|_| answer).map_err(StoreError::from),
+                    Err(e) => {
+                        let _ = sp.rollback();
+                        Err(e)
+                    }
+                }
+            }
+        };
+        answers.push(answer.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "request failed in storage; rolled back, answering 96");
+            engine::storage_failure_answer(input, &e)
+        }));
+    }
+    if let Err(e) = tx.commit() {
+        let e = StoreError::from(e);
+        tracing::error!(error = %e, requests = inputs.len(), "group commit failed; answering 96 to all");
+        return inputs
+            .iter()
+            .map(|i| engine::storage_failure_answer(i, &e))
+            .collect();
+    }
+    answers
+}
+
+/// Reloads the external issuers and, when a newer one is stored, the fault plan.
+fn refresh(conn: &Connection, shared: &Shared) {
+    match load_issuers(conn) {
+        Ok(list) => {
+            if let Ok(mut issuers) = shared.issuers.write() {
+                *issuers = list;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read issuers"),
+    }
+    let stored: Result<Option<(i64, String)>, _> = conn
+        .query_row(
+            "SELECT version, plan FROM fault_plan WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional();
+    let Ok(Some((version, text))) = stored else {
+        return;
+    };
+    let current = shared
+        .fault_version
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if version == current {
+        return;
+    }
+    match FaultPlan::parse(&text) {
+        Ok(plan) => {
+            let rules = plan.rules.len();
+            if let Ok(mut faults) = shared.faults.lock() {
+                *faults = Some(FaultState::new(plan));
+            }
+            shared
+                .fault_version
+                .store(version, std::sync::atomic::Ordering::Relaxed);
+            let _ = conn.execute(
+                "UPDATE fault_plan SET applied_version = ?1 WHERE id = 1",
+                [version],
+            );
+            tracing::info!(version, rules, "fault plan applied");
+        }
+        Err(e) => tracing::warn!(version, error = %e, "stored fault plan refused"),
+    }
+}
+
+fn load_issuers(conn: &Connection) -> rusqlite::Result<Vec<(String, ExternalIssuer)>> {
+    let mut stmt = conn.prepare(
+        "SELECT b.prefix, i.latency_ms, i.down FROM bins b JOIN institutions i ON i.code = b.institution
+         WHERE i.external = 1",
+    )?;
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            ExternalIssuer {
+                latency_ms: r.get(1)?,
+                down: r.get(2)?,
+            },
+        ))
+    })?
+    .collect()
+}
+
+/// Stores a fault plan for running hosts to apply (they look every 250 ms).
+pub fn store_fault_plan(conn: &Connection, text: &str) -> Result<i64, crate::HostError> {
+    FaultPlan::parse(text)?;
+    let version: i64 = conn
+        .query_row(
+            "INSERT INTO fault_plan (id, version, plan) VALUES (1, 1, ?1)
+             ON CONFLICT (id) DO UPDATE SET version = version + 1, plan = ?1
+             RETURNING version",
+            [text],
+            |r| r.get(0),
+        )
+        .map_err(StoreError::from)?;
+    Ok(version)
+}
+
+/// The stored plan: (version, applied version, text).
+pub fn stored_fault_plan(
+    conn: &Connection,
+) -> Result<Option<(i64, i64, String)>, crate::HostError> {
+    Ok(conn
+        .query_row(
+            "SELECT version, applied_version, plan FROM fault_plan WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(StoreError::from)?)
+}

@@ -1,0 +1,163 @@
+//! A real host on loopback, in this process: its own tokio runtime on a thread, a fresh
+//! data directory with the demo data, and test terminals that talk to it over TCP.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use poskit_host::client::{CardData, RequestSpec, Response, TestTerminal};
+use poskit_host::config::HostConfig;
+use poskit_host::demo::{self, Scenario};
+use poskit_host::{DataDir, run, store};
+
+pub struct TestHost {
+    pub addr: String,
+    pub dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestHost {
+    pub fn start() -> TestHost {
+        Self::start_with(HostConfig::default())
+    }
+
+    pub fn start_with(config: HostConfig) -> TestHost {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        let mut host = Self::start_in(dir, config);
+        host._temp = Some(temp);
+        host
+    }
+
+    /// A host on an existing data directory (restarts keep their data).
+    pub fn start_in(dir: PathBuf, config: HostConfig) -> TestHost {
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let data = DataDir::create(&dir).unwrap();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                run::run(
+                    &data,
+                    config,
+                    "127.0.0.1:0",
+                    true,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    |r| addr_tx.send(r.addr.to_string()).unwrap(),
+                )
+                .await
+                .unwrap();
+            });
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        TestHost {
+            addr,
+            dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _temp: None,
+        }
+    }
+
+    pub fn terminal(&self, tid: &str, mid: &str) -> TestTerminal {
+        TestTerminal::connect(
+            &self.addr,
+            tid,
+            mid,
+            demo::DEMO_TMK,
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    }
+
+    /// A signed-in terminal of a scenario.
+    pub fn signed_in(&self, s: &Scenario) -> TestTerminal {
+        let mut t = self.terminal(&s.tid, &s.mid);
+        let r = t.sign_in().unwrap();
+        assert_eq!(r.code(), "00", "sign-in of {}: {:?}", s.tid, r.fields);
+        t
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.join(store::sqlite::DB_FILE)).unwrap()
+    }
+
+    /// The ledger balances: sum of postings zero, every account its postings' sum.
+    pub fn assert_balanced(&self) {
+        let report = store::sqlite::check(&self.db()).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.postings_sum_fen, 0);
+    }
+
+    /// The balance of a card's account, in fen.
+    pub fn card_balance(&self, pan: &str) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
+                [pan],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// The reason recorded with the transaction a response names by RRN.
+    pub fn reason_of(&self, response: &Response) -> String {
+        let rrn = response.field(37).unwrap();
+        self.db()
+            .query_row(
+                "SELECT reason FROM transactions WHERE rrn = ?1",
+                [rrn],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        self.shutdown();
+        self.dir.clone()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub fn scenario(name: &str) -> Scenario {
+    demo::scenario(name).unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+pub fn track2(s: &Scenario) -> CardData {
+    CardData::Track2(s.track2())
+}
+
+pub fn manual(s: &Scenario) -> CardData {
+    CardData::Manual {
+        pan: s.pan.clone(),
+        expiry: s.expiry.clone(),
+    }
+}
+
+pub fn sale(s: &Scenario, amount_fen: u64) -> RequestSpec {
+    RequestSpec::sale(track2(s), amount_fen, Some(s.pin))
+}
