@@ -32,6 +32,8 @@ enum Command {
     Pinblock(cmd::pinblock::Args),
     /// Explain a response code or a symptom: meaning, class, whether money moved, what to do.
     Explain(cmd::explain::Args),
+    /// Run the acquirer host (CUP POS over TCP, SQLite ledger), or manage its data.
+    Host(cmd::host::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Mac(args) => cmd::mac::run(args),
         Command::Pinblock(args) => cmd::pinblock::run(args),
         Command::Explain(args) => cmd::explain::run(args),
+        Command::Host(args) => cmd::host::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,5 +3,6 @@
 pub mod decode;
 pub mod encode;
 pub mod explain;
+pub mod host;
 pub mod mac;
 pub mod pinblock;

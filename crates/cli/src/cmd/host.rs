@@ -1,0 +1,384 @@
+//! `poskit host`: run the acquirer host, load its data, check its ledger, print the demo
+//! data, change its fault plan. The host itself lives in `poskit-host`; this module parses
+//! arguments, sets up logging and signals, and prints.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::json;
+
+use poskit_host::clock::HostTime;
+use poskit_host::config::HostConfig;
+use poskit_host::dataset::{self, IMPORT_BYTES_MAX};
+use poskit_host::store::sqlite;
+use poskit_host::{DataDir, demo, run, writer};
+
+use crate::fail::{self, usage};
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (CUP POS framing over TCP).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5800")]
+    listen: String,
+    /// Data directory: the ledger database and the PIN verification key.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Host configuration (TOML): limits, timeouts, acquirer code, fault plan.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Load the built-in demo data set (once; `poskit host demo-data` lists it).
+    #[arg(long)]
+    demo: bool,
+    /// Shift the host's clock by whole days (for testing next-day refunds and cross-day
+    /// reversals).
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        hide = true
+    )]
+    clock_offset_days: i32,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Load institutions, merchants, terminals and cards from a TOML or CSV file.
+    Import(ImportArgs),
+    /// Check the ledger: postings sum to zero, balances are their postings' sums.
+    Check(CheckArgs),
+    /// Print the demo data: a card or terminal for every scenario, and what it answers.
+    DemoData(DemoDataArgs),
+    /// Show, set or clear the fault plan a running host applies (within 250 ms).
+    Faults(FaultsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// The data file: `.toml`, or `.csv` of one entity (the header says which).
+    file: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoDataArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct FaultsArgs {
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    #[command(subcommand)]
+    action: FaultsAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum FaultsAction {
+    /// Print the stored plan and whether a running host has applied it.
+    Show,
+    /// Store a plan (TOML, `-` for standard input).
+    Set { file: String },
+    /// Store an empty plan: no faults.
+    Clear,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        None => serve(args.serve),
+        Some(Command::Import(a)) => import(a),
+        Some(Command::Check(a)) => check(a),
+        Some(Command::DemoData(a)) => demo_data(a),
+        Some(Command::Faults(a)) => faults(a),
+    }
+}
+
+fn existing_data_dir(path: &Path) -> anyhow::Result<DataDir> {
+    if !path.join(sqlite::DB_FILE).is_file() {
+        return Err(usage(format!(
+            "--data {}: no host database there (start `poskit host --data {}` or import first)",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(DataDir {
+        path: path.to_path_buf(),
+    })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let Some(data) = args.data else {
+        return Err(usage("--data DIR is required to run the host"));
+    };
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = crate::input::read_text("--config", &path.to_string_lossy())?;
+            HostConfig::parse(&text)
+                .map_err(|e| usage(format!("--config {}: {e}", path.display())))?
+        }
+        None => HostConfig::default(),
+    };
+    config.clock_offset_days = args.clock_offset_days;
+    let dir = DataDir::create(&data).with_context(|| format!("--data {}", data.display()))?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("poskit-host")
+        .build()
+        .context("cannot start the async runtime")?;
+    let listen = args.listen.clone();
+    let data_shown = data.display().to_string();
+    runtime.block_on(async move {
+        run::run(
+            &dir,
+            config,
+            &listen,
+            args.demo,
+            shutdown_signal(),
+            |running| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "poskit host: listening on {} (data {data_shown})",
+                    running.addr
+                );
+                let _ = out.flush();
+            },
+        )
+        .await
+    })?;
+    // Standard output may be gone (a supervisor that only read the first line).
+    let _ = writeln!(std::io::stdout(), "poskit host: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to standard error, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| usage(format!("{}: {e}", args.file.display())))?;
+    let mut text = String::new();
+    file.take(IMPORT_BYTES_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| usage(format!("{}: {e}", args.file.display())))?;
+    if text.len() as u64 > IMPORT_BYTES_MAX {
+        return Err(usage(format!(
+            "{}: larger than {IMPORT_BYTES_MAX} bytes",
+            args.file.display()
+        )));
+    }
+    let dir =
+        DataDir::create(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
+    let hasher = dir.pin_hasher()?;
+    let is_csv = args
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let set = if is_csv {
+        dataset::parse_csv(&text, &hasher)
+    } else {
+        dataset::parse_toml(&text, &hasher)
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let mut conn = dir.open_store()?;
+    let now = HostTime::now(poskit_host::clock::UTC_OFFSET_MINUTES_DEFAULT, 0);
+    let counts = sqlite::import(
+        &mut conn,
+        &set,
+        now.unix_ms,
+        now.day,
+        &now.mmdd(),
+        &now.hhmmss(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    println!(
+        "imported {}: {} institutions, {} merchants, {} terminals, {} new cards, {} cards updated (balances of existing cards unchanged)",
+        args.file.display(),
+        counts.institutions,
+        counts.merchants,
+        counts.terminals,
+        counts.cards_new,
+        counts.cards_updated
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let dir = existing_data_dir(&args.data)?;
+    let conn = dir.open_store()?;
+    let report = sqlite::check(&conn)?;
+    let ok = report.problems.is_empty();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "ok": ok,
+                "postings": report.postings,
+                "postings_sum_fen": report.postings_sum_fen,
+                "accounts": report.accounts,
+                "transactions": report.transactions,
+                "problems": report.problems,
+            })
+        );
+    } else {
+        println!(
+            "{}: {} transactions, {} postings over {} accounts, sum of postings {} fen",
+            if ok { "balanced" } else { "NOT BALANCED" },
+            report.transactions,
+            report.postings,
+            report.accounts,
+            report.postings_sum_fen
+        );
+        for p in &report.problems {
+            println!("  problem: {p}");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(fail::EXIT_INPUT)
+    })
+}
+
+fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
+    let scenarios = demo::scenarios();
+    if args.json {
+        let list: Vec<_> = scenarios
+            .iter()
+            .map(|s| {
+                json!({
+                    "scenario": s.name,
+                    "description": s.description,
+                    "operation": s.operation.slug(),
+                    "amount_fen": s.amount_fen,
+                    "pan": s.pan,
+                    "expiry": s.expiry,
+                    "pin": s.pin,
+                    "track2": s.track2(),
+                    "tid": s.tid,
+                    "mid": s.mid,
+                    "tmk": s.tmk,
+                    "expected_code": s.expected.as_str(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Demo data (test cards only; PIN {} for every card, TMK {}):",
+        demo::DEMO_PIN,
+        demo::DEMO_TMK
+    );
+    println!(
+        "{:<24} {:<21} {:<8} {:<15} {:>4}  what happens",
+        "scenario", "card", "TID", "MID", "code"
+    );
+    for s in &scenarios {
+        println!(
+            "{:<24} {:<21} {:<8} {:<15} {:>4}  {}",
+            s.name,
+            s.pan,
+            s.tid,
+            s.mid,
+            s.expected.as_str(),
+            s.description
+        );
+    }
+    println!(
+        "Fleet: terminals {}..{} at merchant 898310048160001, {} ordinary cards (poskit host demo-data --json for all fields).",
+        demo::fleet_tid(0),
+        demo::fleet_tid(demo::FLEET_TERMINALS - 1),
+        demo::FLEET_CARDS
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn faults(args: FaultsArgs) -> anyhow::Result<ExitCode> {
+    let dir = existing_data_dir(&args.data)?;
+    let conn = dir.open_store()?;
+    match args.action {
+        FaultsAction::Show => match writer::stored_fault_plan(&conn)? {
+            None => println!("no fault plan stored (a host applies its --config plan, if any)"),
+            Some((version, applied, text)) => {
+                let state = if applied == version {
+                    "applied by a running host"
+                } else {
+                    "not yet applied (no host running, or within 250 ms)"
+                };
+                println!("fault plan version {version}, {state}:");
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+            }
+        },
+        FaultsAction::Set { file } => {
+            let text = crate::input::read_text("faults set", &file)?;
+            let version = writer::store_fault_plan(&conn, &text)
+                .map_err(|e| usage(format!("{file}: {e}")))?;
+            println!(
+                "fault plan version {version} stored; a running host applies it within 250 ms"
+            );
+        }
+        FaultsAction::Clear => {
+            let version = writer::store_fault_plan(&conn, "")?;
+            println!("fault plan version {version} stored: no faults");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
