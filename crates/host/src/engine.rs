@@ -128,6 +128,7 @@ pub fn process(
         card_digits_field2: decoded.message.has(2),
         issuer: input.issuer,
         injected: input.injected.clone(),
+        keys: None,
     };
     let req = match request::read(&decoded) {
         Ok(r) => r,
@@ -298,7 +299,6 @@ struct Effect {
     auth_code: Option<String>,
     /// Field 54: available balance.
     balance_fen: Option<i64>,
-    state: Option<TxnState>,
 }
 
 struct Ctx<'l, 'c> {
@@ -315,6 +315,8 @@ struct Ctx<'l, 'c> {
     card_digits_field2: bool,
     issuer: IssuerVerdict,
     injected: Option<Injected>,
+    /// The terminal's PIK and the key its MACs are computed with, once it is known.
+    keys: Option<(SecretKey, SecretKey)>,
 }
 
 impl Ctx<'_, '_> {
@@ -432,6 +434,12 @@ impl Ctx<'_, '_> {
                 )));
             }
         }
+        self.keys = terminal.keys.as_ref().map(|(pik, _)| {
+            (
+                pik.clone(),
+                self.mac_key(&terminal).unwrap_or_else(|| pik.clone()),
+            )
+        });
         Ok(Ok((terminal, merchant)))
     }
 
@@ -490,10 +498,10 @@ impl Ctx<'_, '_> {
     fn financial(&mut self, req: &Request) -> StoreResult<Answer> {
         let (terminal, merchant) = match self.acceptor(req)? {
             Ok(pair) => pair,
-            Err(d) => return self.record(req, None, d, Effect::default(), None),
+            Err(d) => return self.record(req, d, Effect::default(), None),
         };
         if let Err(d) = self.verify_request_mac(&terminal) {
-            return self.record(req, Some(&terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         }
         let key = TxnKey {
             tid: req.tid,
@@ -515,7 +523,6 @@ impl Ctx<'_, '_> {
             );
             return self.record(
                 req,
-                Some(&terminal),
                 d,
                 Effect {
                     original_id: Some(previous.id),
@@ -535,10 +542,10 @@ impl Ctx<'_, '_> {
                     ),
                 )
             };
-            return self.record(req, Some(&terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         }
         if req.is_reversal() {
-            return self.reversal(req, &terminal);
+            return self.reversal(req);
         }
         if let Some(reversal) = self
             .ledger
@@ -551,7 +558,7 @@ impl Ctx<'_, '_> {
                     reversal.id
                 ),
             );
-            return self.record(req, Some(&terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         }
         let kind = req.kind();
         if let Some(permitted) = &terminal.permitted
@@ -565,15 +572,15 @@ impl Ctx<'_, '_> {
                     kind.name_en()
                 ),
             );
-            return self.record(req, Some(&terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         }
         if let Some(Injected::Code { code, rule }) = &self.injected {
             let d = decline(*code, format!("fault plan rule {rule:?} answers {code}"));
-            return self.record(req, Some(&terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         }
         let card = match self.card(req, kind)? {
             Ok(card) => card,
-            Err(d) => return self.record(req, Some(&terminal), d, Effect::default(), None),
+            Err(d) => return self.record(req, d, Effect::default(), None),
         };
         let outcome = match kind {
             K::Sale | K::PreAuth | K::BalanceInquiry => {
@@ -590,8 +597,8 @@ impl Ctx<'_, '_> {
             }
         };
         match outcome {
-            Err(d) => self.record(req, Some(&terminal), d, Effect::default(), Some(&card)),
-            Ok(plan) => self.approve(req, &terminal, &merchant, &card, plan),
+            Err(d) => self.record(req, d, Effect::default(), Some(&card)),
+            Ok(plan) => self.approve(req, &merchant, &card, plan),
         }
     }
 
@@ -717,8 +724,7 @@ impl Ctx<'_, '_> {
                 format!("card {pan} needs a PIN and the request carries none (field 52)"),
             )));
         };
-        let terminal = self.ledger.terminal(&req.tid)?;
-        let pik = terminal.and_then(|t| t.keys.map(|(pik, _)| pik));
+        let pik = self.keys.as_ref().map(|(pik, _)| pik.clone());
         let right = match (
             pik,
             EncryptedPinBlock::from_bytes(PinBlockFormat::Iso0, &block),
@@ -1206,12 +1212,11 @@ impl Ctx<'_, '_> {
     fn approve(
         &mut self,
         req: &Request,
-        terminal: &TerminalState,
         merchant: &MerchantState,
         card: &CardState,
         plan: Plan,
     ) -> StoreResult<Answer> {
-        let reason = plan.reason(self);
+        let reason = plan.reason();
         let id = self.insert(
             req,
             true,
@@ -1272,13 +1277,12 @@ impl Ctx<'_, '_> {
         if self.injected == Some(Injected::StorageError) {
             return Err(StoreError::Injected);
         }
-        let _ = terminal;
-        self.answer(req, id, Rc::APPROVED, reason, false, effect, Some(card))
+        self.answer(req, id, Rc::APPROVED, reason, false, effect)
     }
 
     // ---- reversal --------------------------------------------------------------------
 
-    fn reversal(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
+    fn reversal(&mut self, req: &Request) -> StoreResult<Answer> {
         let kind = req.kind();
         let why = req
             .reversal_reason
@@ -1306,15 +1310,7 @@ impl Ctx<'_, '_> {
                 None,
                 None,
             )?;
-            return self.answer(
-                req,
-                id,
-                Rc::APPROVED,
-                reason,
-                false,
-                Effect::default(),
-                None,
-            );
+            return self.answer(req, id, Rc::APPROVED, reason, false, Effect::default());
         };
         // The card's row, for the record: the reversal names the original's card.
         let card = match (original.card_id, &req.card) {
@@ -1336,7 +1332,7 @@ impl Ctx<'_, '_> {
                 card.as_ref(),
                 Some(original.id),
             )?;
-            this.answer(req, id, code, reason, false, effect, card.as_ref())
+            this.answer(req, id, code, reason, false, effect)
         };
         let with_original = Effect {
             original_id: Some(original.id),
@@ -1455,16 +1451,7 @@ impl Ctx<'_, '_> {
         if self.injected == Some(Injected::StorageError) {
             return Err(StoreError::Injected);
         }
-        let _ = terminal;
-        self.answer(
-            req,
-            id,
-            Rc::APPROVED,
-            reason,
-            false,
-            with_original,
-            card.as_ref(),
-        )
+        self.answer(req, id, Rc::APPROVED, reason, false, with_original)
     }
 
     // ---- management ------------------------------------------------------------------
@@ -1472,7 +1459,7 @@ impl Ctx<'_, '_> {
     fn management(&mut self, req: &Request) -> StoreResult<Answer> {
         let (terminal, _merchant) = match self.acceptor(req)? {
             Ok(pair) => pair,
-            Err(d) => return self.record(req, None, d, Effect::default(), None),
+            Err(d) => return self.record(req, d, Effect::default(), None),
         };
         match req.kind() {
             K::SignIn => self.sign_in(req, &terminal),
@@ -1488,15 +1475,7 @@ impl Ctx<'_, '_> {
                     None,
                     None,
                 )?;
-                self.answer(
-                    req,
-                    id,
-                    Rc::APPROVED,
-                    reason,
-                    false,
-                    Effect::default(),
-                    None,
-                )
+                self.answer(req, id, Rc::APPROVED, reason, false, Effect::default())
             }
             K::Echo => {
                 let reason = "echo test answered".to_owned();
@@ -1509,17 +1488,9 @@ impl Ctx<'_, '_> {
                     None,
                     None,
                 )?;
-                self.answer(
-                    req,
-                    id,
-                    Rc::APPROVED,
-                    reason,
-                    false,
-                    Effect::default(),
-                    None,
-                )
+                self.answer(req, id, Rc::APPROVED, reason, false, Effect::default())
             }
-            K::Settlement => self.settlement(req, &terminal),
+            K::Settlement => self.settlement(req),
             K::BatchUpload => self.batch_upload(req, &terminal),
             _ => unreachable!("financial messages are handled apart"),
         }
@@ -1532,7 +1503,7 @@ impl Ctx<'_, '_> {
                 Rc::FORMAT_ERROR,
                 format!("format error: 60.3 {code:?} names no key layout"),
             );
-            return self.record(req, Some(terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         };
         let fresh = |len: usize| -> StoreResult<SecretKey> {
             let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
@@ -1562,7 +1533,7 @@ impl Ctx<'_, '_> {
                     Rc::SYSTEM_MALFUNCTION,
                     format!("cannot wrap working keys under the TMK: {e}"),
                 );
-                return self.record(req, Some(terminal), d, Effect::default(), None);
+                return self.record(req, d, Effect::default(), None);
             }
         };
         self.ledger
@@ -1588,10 +1559,10 @@ impl Ctx<'_, '_> {
         f60.push_str(layout.code());
         reply.set(60, f60.into_bytes());
         reply.set(62, field62);
-        self.finish(req, id, reply, Rc::APPROVED, reason, false, None, None)
+        self.finish(req, id, reply, Rc::APPROVED, reason, None)
     }
 
-    fn settlement(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
+    fn settlement(&mut self, req: &Request) -> StoreResult<Answer> {
         let f48 = req.field48.as_deref().unwrap_or("");
         let number = |from: usize, len: usize| {
             f48.get(from..from + len)
@@ -1604,7 +1575,7 @@ impl Ctx<'_, '_> {
                 Rc::FORMAT_ERROR,
                 "format error: field 48: settlement totals missing or short",
             );
-            return self.record(req, Some(terminal), d, Effect::default(), None);
+            return self.record(req, d, Effect::default(), None);
         };
         let theirs = Totals {
             debit_fen,
@@ -1670,7 +1641,7 @@ impl Ctx<'_, '_> {
         f48_out.push_str(&block(&Totals::default(), '1'));
         reply.set(48, f48_out.into_bytes());
         reply.set(60, field60(req));
-        self.finish(req, id, reply, Rc::APPROVED, reason, false, None, None)
+        self.finish(req, id, reply, Rc::APPROVED, reason, None)
     }
 
     fn batch_upload(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
@@ -1746,7 +1717,7 @@ impl Ctx<'_, '_> {
         if let Some(f48) = &req.field48 {
             reply.set(48, f48.clone().into_bytes());
         }
-        self.finish(req, id, reply, Rc::APPROVED, reason, false, None, None)
+        self.finish(req, id, reply, Rc::APPROVED, reason, None)
     }
 
     // ---- recording and answering -----------------------------------------------------
@@ -1799,7 +1770,6 @@ impl Ctx<'_, '_> {
     fn record(
         &mut self,
         req: &Request,
-        terminal: Option<&TerminalState>,
         d: Decision,
         effect: Effect,
         card: Option<&CardState>,
@@ -1814,8 +1784,7 @@ impl Ctx<'_, '_> {
             card,
             effect.original_id,
         )?;
-        let _ = terminal;
-        self.answer(req, id, d.code, d.reason, d.require_sign_in, effect, card)
+        self.answer(req, id, d.code, d.reason, d.require_sign_in, effect)
     }
 
     fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {
@@ -1840,7 +1809,6 @@ impl Ctx<'_, '_> {
         reason: String,
         require_sign_in: bool,
         effect: Effect,
-        card: Option<&CardState>,
     ) -> StoreResult<Answer> {
         let mut reply = self.base_reply(req, id, code);
         if require_sign_in {
@@ -1878,18 +1846,8 @@ impl Ctx<'_, '_> {
             reply.set(60, field60(req));
             reply.set(63, *b"CUP");
         }
-        let _ = card;
         let auth = effect.auth_code.clone();
-        self.finish(
-            req,
-            id,
-            reply,
-            code,
-            reason,
-            false,
-            auth.as_deref(),
-            effect.state,
-        )
+        self.finish(req, id, reply, code, reason, auth.as_deref())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1900,15 +1858,10 @@ impl Ctx<'_, '_> {
         reply: Reply,
         code: Rc,
         reason: String,
-        repeated: bool,
         auth_code: Option<&str>,
-        _state: Option<TxnState>,
     ) -> StoreResult<Answer> {
         let mac_key = if code.is_approved() && req.kind().carries_mac() {
-            match self.ledger.terminal(&req.tid)? {
-                Some(t) => self.mac_key(&t),
-                None => None,
-            }
+            self.keys.as_ref().map(|(_, mak)| mak.clone())
         } else {
             None
         };
@@ -1926,7 +1879,7 @@ impl Ctx<'_, '_> {
             code,
             reason,
             txn_id: Some(id),
-            repeated,
+            repeated: false,
             kind: Some(req.kind()),
             reversal: req.is_reversal(),
             amount_fen: req.amount.map(|a| a.fen()),
@@ -2013,7 +1966,7 @@ impl Plan {
         }
     }
 
-    fn reason(&self, _ctx: &Ctx<'_, '_>) -> String {
+    fn reason(&self) -> String {
         match self {
             Plan::Sale { amount } => format!(
                 "approved: {} debited from the card, credited to the merchant",

@@ -122,11 +122,6 @@ impl TestHost {
             .unwrap()
     }
 
-    pub fn stop(mut self) -> PathBuf {
-        self.shutdown();
-        self.dir.clone()
-    }
-
     fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -160,4 +155,70 @@ pub fn manual(s: &Scenario) -> CardData {
 
 pub fn sale(s: &Scenario, amount_fen: u64) -> RequestSpec {
     RequestSpec::sale(track2(s), amount_fen, Some(s.pin))
+}
+
+/// The main demo merchant, where the fleet terminals are registered.
+pub const MAIN_MID: &str = "898310048160001";
+
+/// Fleet card `i` (PIN 123456, expiry 3012, 10 000.00 yuan) at fleet terminal `i` of the
+/// main merchant, as a scenario: tests that each take their own index do not interfere.
+pub fn fleet(i: u32) -> Scenario {
+    Scenario {
+        name: "fleet",
+        description: "an ordinary fleet card at a fleet terminal",
+        operation: poskit_domain::TransactionKind::Sale,
+        amount_fen: 100,
+        pan: demo::fleet_pan(i),
+        expiry: "3012".into(),
+        pin: demo::DEMO_PIN,
+        tid: demo::fleet_tid(i),
+        mid: MAIN_MID.into(),
+        tmk: demo::DEMO_TMK,
+        expected: poskit_domain::ResponseCode::APPROVED,
+    }
+}
+
+impl TestHost {
+    /// Stops this host and starts another on the same data directory with `config`.
+    /// The temporary directory of `start`/`start_with` moves to the new host.
+    pub fn restart(mut self, config: HostConfig) -> TestHost {
+        self.shutdown();
+        let temp = self._temp.take();
+        let dir = self.dir.clone();
+        drop(self);
+        let mut host = Self::start_in(dir, config);
+        host._temp = temp;
+        host
+    }
+
+    /// One number out of the database (a count, a sum).
+    pub fn query_i64(&self, sql: &str, params: impl rusqlite::Params) -> i64 {
+        self.db()
+            .query_row(sql, params, |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// How many postings the account of a card has since its opening balance was loaded.
+    pub fn card_postings(&self, pan: &str) -> i64 {
+        self.query_i64(
+            "SELECT count(*) FROM postings p JOIN cards c ON c.account = p.account
+             JOIN transactions t ON t.id = p.txn_id
+             WHERE c.pan = ?1 AND t.mti != 'load'",
+            [pan],
+        )
+    }
+
+    /// The reason recorded with a response, or why there is none (for assertion messages).
+    pub fn reason_or_why_not(&self, response: &Response) -> String {
+        let Some(rrn) = response.field(37) else {
+            return format!("(no field 37; fields {:?})", response.fields);
+        };
+        self.db()
+            .query_row(
+                "SELECT reason FROM transactions WHERE rrn = ?1",
+                [rrn],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| format!("(no transaction with RRN {rrn}: {e})"))
+    }
 }
