@@ -53,6 +53,7 @@ pub fn load_demo(dir: &DataDir, config: &HostConfig) -> Result<bool, HostError> 
 pub struct Running {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
+    pub shared: Arc<Shared>,
 }
 
 /// Runs a host until `stop` fires; `ready` is called with the bound address first.
@@ -100,6 +101,7 @@ pub async fn run(
     ready(&Running {
         addr,
         stats: stats.clone(),
+        shared: shared.clone(),
     });
     let server = Arc::new(Server {
         limits: config.limits.clone(),

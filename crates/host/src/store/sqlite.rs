@@ -1015,7 +1015,7 @@ impl Ledger for SqliteLedger<'_> {
             .conn
             .prepare_cached(
                 "SELECT coalesce(sum(amount_fen), 0) FROM transactions
-                 WHERE mid = ?1 AND day = ?2 AND reversal = 0 AND state IN ('approved', 'voided')
+                 WHERE mid = ?1 AND day = ?2 AND reversal = 0 AND state = 'approved'
                    AND kind IN ('sale', 'completion')",
             )?
             .query_row(params![mid.as_str(), day], |r| r.get(0))?;

@@ -14,6 +14,8 @@ use poskit_host::{DataDir, run, store};
 
 pub struct TestHost {
     pub addr: String,
+    /// What the running host shares with its connections (issuers, faults, counters).
+    pub shared: std::sync::Arc<poskit_host::writer::Shared>,
     pub dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -53,15 +55,20 @@ impl TestHost {
                     async {
                         let _ = stop_rx.await;
                     },
-                    |r| addr_tx.send(r.addr.to_string()).unwrap(),
+                    |r| {
+                        addr_tx
+                            .send((r.addr.to_string(), r.shared.clone()))
+                            .unwrap()
+                    },
                 )
                 .await
                 .unwrap();
             });
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let (addr, shared) = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         TestHost {
             addr,
+            shared,
             dir,
             stop: Some(stop_tx),
             thread: Some(thread),
