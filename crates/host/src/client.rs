@@ -143,7 +143,8 @@ impl Response {
 
 /// A connected test terminal.
 pub struct TestTerminal {
-    stream: TcpStream,
+    /// `None` for a terminal that only builds frames ([`TestTerminal::offline`]).
+    stream: Option<TcpStream>,
     pub tid: String,
     pub mid: String,
     tmk: SecretKey,
@@ -164,8 +165,16 @@ impl TestTerminal {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
+        let mut t = TestTerminal::offline(tid, mid, tmk_hex)?;
+        t.stream = Some(stream);
+        Ok(t)
+    }
+
+    /// A terminal with no connection: it builds frames and reads answers handed to it
+    /// (for driving the engine directly).
+    pub fn offline(tid: &str, mid: &str, tmk_hex: &str) -> Result<TestTerminal, ClientError> {
         Ok(TestTerminal {
-            stream,
+            stream: None,
             tid: tid.to_owned(),
             mid: mid.to_owned(),
             tmk: SecretKey::from_hex(tmk_hex).map_err(|e| ClientError::Build(e.to_string()))?,
@@ -202,8 +211,14 @@ impl TestTerminal {
         let mut spec = RequestSpec::new(TransactionKind::SignIn);
         spec.network_code = Some("003".into());
         let response = self.send(&spec)?;
+        self.adopt_sign_in(&response)?;
+        Ok(response)
+    }
+
+    /// Takes the working keys and batch of an approved sign-in answer.
+    pub fn adopt_sign_in(&mut self, response: &Response) -> Result<(), ClientError> {
         if response.code() != "00" {
-            return Ok(response);
+            return Ok(());
         }
         let f62 = response
             .field(62)
@@ -219,7 +234,7 @@ impl TestTerminal {
         {
             self.set_batch(batch);
         }
-        Ok(response)
+        Ok(())
     }
 
     /// Builds the frame of a request (taking the next trace unless the spec names one).
@@ -364,24 +379,35 @@ impl TestTerminal {
     }
 
     pub fn send_raw(&mut self, frame: &[u8]) -> Result<(), ClientError> {
-        self.stream.write_all(frame)?;
+        self.connected()?.write_all(frame)?;
         Ok(())
     }
 
     /// Reads one answer.
     pub fn receive(&mut self) -> Result<Response, ClientError> {
         let mut prefix = [0u8; 2];
-        self.stream.read_exact(&mut prefix)?;
+        self.connected()?.read_exact(&mut prefix)?;
         let total = frame::frame_len(&prefix)
             .map_err(|e| ClientError::Decode(e.to_string()))?
             .unwrap_or(2);
         let mut buf = vec![0u8; total];
         buf[..2].copy_from_slice(&prefix);
-        self.stream.read_exact(&mut buf[2..])?;
+        self.connected()?.read_exact(&mut buf[2..])?;
         self.parse(buf)
     }
 
-    fn parse(&self, buf: Vec<u8>) -> Result<Response, ClientError> {
+    fn connected(&mut self) -> Result<&mut TcpStream, ClientError> {
+        self.stream.as_mut().ok_or_else(|| {
+            ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "an offline test terminal has no connection",
+            ))
+        })
+    }
+
+    /// Reads an answer frame (length prefix included), checking its MAC with the current
+    /// MAK.
+    pub fn parse(&self, buf: Vec<u8>) -> Result<Response, ClientError> {
         let decoded =
             frame::decode_frame(&CUP_POS, &buf).map_err(|e| ClientError::Decode(e.to_string()))?;
         let m = &decoded.message;
