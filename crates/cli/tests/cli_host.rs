@@ -28,13 +28,18 @@ struct HostProcess {
 }
 
 fn start_host(dir: &Path, extra: &[&str]) -> HostProcess {
+    start_host_logging(dir, extra, "warn", Stdio::null())
+}
+
+/// A host whose log (at `level`) goes to `stderr`.
+fn start_host_logging(dir: &Path, extra: &[&str], level: &str, stderr: Stdio) -> HostProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
         .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
         .arg(dir)
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -56,6 +61,21 @@ fn card(i: u32) -> CardData {
     }
 }
 
+/// Fleet terminal `i` signs in and sells with fleet card `i`: the host serves.
+fn assert_sale_approved(addr: &str, i: u32) {
+    let mut t = signed_in(addr, i, Duration::from_secs(5));
+    let sale = t.send(&RequestSpec::sale(card(i), 100, Some(demo::DEMO_PIN)));
+    assert_eq!(sale.unwrap().code(), "00");
+}
+
+/// Fleet terminal `i`, connected and signed in.
+fn signed_in(addr: &str, i: u32, timeout: Duration) -> TestTerminal {
+    let mut t =
+        TestTerminal::connect(addr, &demo::fleet_tid(i), MID, demo::DEMO_TMK, timeout).unwrap();
+    assert_eq!(t.sign_in().unwrap().code(), "00");
+    t
+}
+
 fn db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("host.sqlite")).unwrap()
 }
@@ -72,11 +92,7 @@ fn every_approval_a_terminal_received_survives_kill_9_of_the_host() {
         let received = received.clone();
         let stop = stop.clone();
         clients.push(std::thread::spawn(move || {
-            let tid = demo::fleet_tid(i);
-            let mut t =
-                TestTerminal::connect(&addr, &tid, MID, demo::DEMO_TMK, Duration::from_secs(5))
-                    .unwrap();
-            assert_eq!(t.sign_in().unwrap().code(), "00");
+            let mut t = signed_in(&addr, i, Duration::from_secs(5));
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
@@ -129,21 +145,7 @@ fn every_approval_a_terminal_received_survives_kill_9_of_the_host() {
         }
     }
     // The restarted host serves.
-    let mut t = TestTerminal::connect(
-        &again.addr,
-        &demo::fleet_tid(9),
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
-    assert_eq!(
-        t.send(&RequestSpec::sale(card(9), 100, Some(demo::DEMO_PIN)))
-            .unwrap()
-            .code(),
-        "00"
-    );
+    assert_sale_approved(&again.addr, 9);
     again.child.kill().unwrap();
     again.child.wait().unwrap();
     let check = poskit(&["host", "check", "--data", temp.path().to_str().unwrap()]);
@@ -197,15 +199,7 @@ fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let mut t = TestTerminal::connect(
-        &host.addr,
-        &tid,
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_millis(1500),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
+    let mut t = signed_in(&host.addr, 20, Duration::from_millis(1500));
     let sale = RequestSpec::sale(card(20), 4321, Some(demo::DEMO_PIN));
     let (frame, stan) = t.build(&sale).unwrap();
     t.send_raw(&frame).unwrap();
@@ -216,15 +210,7 @@ fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
     // The host approved and posted; the customer is charged until the reversal.
     assert_eq!(balance(&db(temp.path())), before - 4321);
 
-    let mut t = TestTerminal::connect(
-        &host.addr,
-        &tid,
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
+    let mut t = signed_in(&host.addr, 20, Duration::from_secs(5));
     let reversal = t.send(&sale.reversal(stan, "98")).unwrap();
     assert_eq!(reversal.mti, "0410");
     assert_eq!(reversal.code(), "00");
@@ -261,15 +247,7 @@ fn sigterm_drains_in_flight_requests_and_stops_the_host_cleanly() {
     .unwrap();
     let data = temp.path().join("data");
     let mut host = start_host(&data, &["--config", config.to_str().unwrap()]);
-    let mut t = TestTerminal::connect(
-        &host.addr,
-        &tid,
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
+    let mut t = signed_in(&host.addr, 30, Duration::from_secs(5));
     let (frame, _) = t
         .build(&RequestSpec::sale(card(30), 100, Some(demo::DEMO_PIN)))
         .unwrap();
@@ -439,15 +417,7 @@ fn bad_host_arguments_get_one_line_and_exit_2() {
 fn pipelined_requests_on_one_connection_are_all_answered() {
     let temp = tempfile::tempdir().unwrap();
     let mut host = start_host(temp.path(), &[]);
-    let mut t = TestTerminal::connect(
-        &host.addr,
-        &demo::fleet_tid(40),
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
+    let mut t = signed_in(&host.addr, 40, Duration::from_secs(5));
     let mut sent = Vec::new();
     let mut burst = Vec::new();
     for i in 0..20u64 {
@@ -517,21 +487,7 @@ fn hostile_input_gets_a_format_error_or_a_close_and_never_takes_the_host_down() 
     assert_eq!(decoded.message.mti().as_str(), "0210");
     assert_eq!(decoded.message.field(39).unwrap().text(), Some(&b"30"[..]));
     // And the host still serves.
-    let mut t = TestTerminal::connect(
-        &host.addr,
-        &demo::fleet_tid(41),
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
-    assert_eq!(
-        t.send(&RequestSpec::sale(card(41), 100, Some(demo::DEMO_PIN)))
-            .unwrap()
-            .code(),
-        "00"
-    );
+    assert_sale_approved(&host.addr, 41);
     host.child.kill().unwrap();
     host.child.wait().unwrap();
 }
@@ -540,35 +496,14 @@ fn hostile_input_gets_a_format_error_or_a_close_and_never_takes_the_host_down() 
 fn logs_show_card_numbers_masked_and_never_the_pin_block_or_keys() {
     let temp = tempfile::tempdir().unwrap();
     let log = temp.path().join("host.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
-        .arg(temp.path().join("data"))
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut t = TestTerminal::connect(
-        &addr,
-        &demo::fleet_tid(42),
-        MID,
-        demo::DEMO_TMK,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(t.sign_in().unwrap().code(), "00");
+    let mut host = start_host_logging(
+        &temp.path().join("data"),
+        &[],
+        "debug",
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let addr = host.addr.clone();
+    let mut t = signed_in(&addr, 42, Duration::from_secs(5));
     let r = t
         .send(&RequestSpec::sale(
             CardData::Track2(format!("{}=30121010000000000", demo::fleet_pan(42))),
@@ -578,8 +513,8 @@ fn logs_show_card_numbers_masked_and_never_the_pin_block_or_keys() {
         .unwrap();
     assert_eq!(r.code(), "55");
     std::thread::sleep(Duration::from_millis(200));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     let pan = demo::fleet_pan(42);
     assert!(text.contains(&poskit_codec::mask::mask_pan(&pan)), "{text}");

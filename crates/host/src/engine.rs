@@ -108,7 +108,7 @@ pub fn process(
 ) -> StoreResult<Answer> {
     let decoded = match frame::decode_frame(&CUP_POS, input.frame) {
         Ok(f) => f,
-        Err(e) => return undecodable(ledger, input, &e.to_string()),
+        Err(e) => return undecodable(ledger, cfg, input, &e.to_string()),
     };
     let mut ctx = Ctx {
         ledger,
@@ -171,6 +171,28 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
 }
 
 impl Answer {
+    fn of(
+        req: &Request,
+        frame: Vec<u8>,
+        code: Rc,
+        reason: String,
+        txn_id: i64,
+        repeated: bool,
+    ) -> Answer {
+        Answer {
+            frame: Some(frame),
+            code,
+            reason,
+            txn_id: Some(txn_id),
+            repeated,
+            kind: Some(req.kind()),
+            reversal: req.is_reversal(),
+            amount_fen: req.amount.map(|a| a.fen()),
+            pan_masked: req.card.as_ref().map(|c| c.pan.masked()),
+            tid: Some(req.tid.as_str().to_owned()),
+        }
+    }
+
     fn unanswerable(reason: String) -> Answer {
         Answer {
             frame: None,
@@ -194,7 +216,12 @@ fn request_hash(m: &poskit_codec::Message<'_>) -> String {
 }
 
 /// A frame that does not decode: 30 when its MTI can be read, else nothing (close).
-fn undecodable(ledger: &mut dyn Ledger, input: &Input<'_>, why: &str) -> StoreResult<Answer> {
+fn undecodable(
+    ledger: &mut dyn Ledger,
+    cfg: &EngineConfig,
+    input: &Input<'_>,
+    why: &str,
+) -> StoreResult<Answer> {
     let bytes = input.frame;
     let reason = format!("format error: {why}");
     let prefix = frame::PREFIX_BYTES;
@@ -209,18 +236,39 @@ fn undecodable(ledger: &mut dyn Ledger, input: &Input<'_>, why: &str) -> StoreRe
     ) else {
         return Ok(Answer::unanswerable(reason));
     };
-    let now = input.now;
+    format_error_answer(
+        ledger,
+        cfg,
+        input.now,
+        (Tpdu(tpdu), Header(header), mti),
+        &Echo::default(),
+        None,
+        reason,
+    )
+}
+
+/// Records a format error (30) and builds its answer, with whatever of the request could be
+/// read ([`Echo`]).
+fn format_error_answer(
+    ledger: &mut dyn Ledger,
+    cfg: &EngineConfig,
+    now: HostTime,
+    (tpdu, header, mti): (Tpdu, Header, Mti),
+    echo: &Echo,
+    request_hash: Option<&str>,
+    reason: String,
+) -> StoreResult<Answer> {
     let (mmdd, hhmmss) = (now.mmdd(), now.hhmmss());
     let id = ledger.insert_txn(&NewTxn {
         key: None,
         kind: None,
-        reversal: false,
-        tid: None,
-        mid: None,
+        reversal: mti.0 == *b"0400",
+        tid: echo.tid.as_deref(),
+        mid: echo.mid.as_deref(),
         batch: None,
-        stan: None,
+        stan: echo.stan.as_deref().and_then(|s| s.parse().ok()),
         mti: mti.as_str(),
-        request_hash: None,
+        request_hash,
         amount_fen: None,
         card_id: None,
         pan_masked: None,
@@ -229,26 +277,32 @@ fn undecodable(ledger: &mut dyn Ledger, input: &Input<'_>, why: &str) -> StoreRe
         mmdd: &mmdd,
         hhmmss: &hhmmss,
         created_ms: now.unix_ms,
-        code: "30",
+        code: Rc::FORMAT_ERROR.as_str(),
         reason: &reason,
         state: TxnState::Declined,
         original_id: None,
     })?;
-    let mut reply = Reply::to(&Tpdu(tpdu), &Header(header), mti);
-    reply.set(39, *b"30");
+    let mut reply = Reply::to(&tpdu, &header, mti);
+    if let Some(s) = &echo.stan {
+        reply.set(11, s.clone().into_bytes());
+    }
+    reply.set(12, hhmmss.into_bytes());
+    reply.set(13, mmdd.into_bytes());
+    reply.set(32, cfg.acquirer_code.clone().into_bytes());
+    reply.set(37, rrn_of(id).into_bytes());
+    reply.set(39, Rc::FORMAT_ERROR.0);
+    for (n, v) in [(41u8, &echo.tid), (42, &echo.mid)] {
+        if let Some(v) = v {
+            reply.set(n, v.clone().into_bytes());
+        }
+    }
     let (frame, _) = reply.encode(None);
     ledger.set_txn_answer(id, &rrn_of(id), None, &frame)?;
     Ok(Answer {
         frame: Some(frame),
-        code: Rc::FORMAT_ERROR,
-        reason,
         txn_id: Some(id),
-        repeated: false,
-        kind: None,
-        reversal: false,
-        amount_fen: None,
-        pan_masked: None,
-        tid: None,
+        tid: echo.tid.clone(),
+        ..Answer::unanswerable(reason)
     })
 }
 
@@ -321,59 +375,15 @@ struct Ctx<'l, 'c> {
 
 impl Ctx<'_, '_> {
     fn format_error(&mut self, echo: &Echo, fe: &FormatError) -> StoreResult<Answer> {
-        let reason = format!("format error: {fe}");
-        let (mmdd, hhmmss) = (self.now.mmdd(), self.now.hhmmss());
-        let id = self.ledger.insert_txn(&NewTxn {
-            key: None,
-            kind: None,
-            reversal: self.mti.0 == *b"0400",
-            tid: echo.tid.as_deref(),
-            mid: echo.mid.as_deref(),
-            batch: None,
-            stan: echo.stan.as_deref().and_then(|s| s.parse().ok()),
-            mti: self.mti.as_str(),
-            request_hash: Some(&self.request_hash),
-            amount_fen: None,
-            card_id: None,
-            pan_masked: None,
-            auth_code: None,
-            day: self.now.day,
-            mmdd: &mmdd,
-            hhmmss: &hhmmss,
-            created_ms: self.now.unix_ms,
-            code: "30",
-            reason: &reason,
-            state: TxnState::Declined,
-            original_id: None,
-        })?;
-        let mut reply = Reply::to(&self.tpdu, &self.header, self.mti);
-        if let Some(s) = &echo.stan {
-            reply.set(11, s.clone().into_bytes());
-        }
-        reply.set(12, self.now.hhmmss().into_bytes());
-        reply.set(13, self.now.mmdd().into_bytes());
-        reply.set(32, self.cfg.acquirer_code.clone().into_bytes());
-        reply.set(37, rrn_of(id).into_bytes());
-        reply.set(39, *b"30");
-        for (n, v) in [(41u8, &echo.tid), (42, &echo.mid)] {
-            if let Some(v) = v {
-                reply.set(n, v.clone().into_bytes());
-            }
-        }
-        let (frame, _) = reply.encode(None);
-        self.ledger.set_txn_answer(id, &rrn_of(id), None, &frame)?;
-        Ok(Answer {
-            frame: Some(frame),
-            code: Rc::FORMAT_ERROR,
-            reason,
-            txn_id: Some(id),
-            repeated: false,
-            kind: None,
-            reversal: false,
-            amount_fen: None,
-            pan_masked: None,
-            tid: echo.tid.clone(),
-        })
+        format_error_answer(
+            self.ledger,
+            self.cfg,
+            self.now,
+            (self.tpdu, self.header, self.mti),
+            echo,
+            Some(&self.request_hash),
+            format!("format error: {fe}"),
+        )
     }
 
     fn handle(&mut self, req: &Request) -> StoreResult<Answer> {
@@ -1466,34 +1476,27 @@ impl Ctx<'_, '_> {
             K::SignOff => {
                 self.ledger.clear_working_keys(&req.tid)?;
                 let reason = format!("terminal {} signed off: working keys withdrawn", req.tid);
-                let id = self.insert(
-                    req,
-                    false,
-                    Rc::APPROVED,
-                    &reason,
-                    TxnState::Approved,
-                    None,
-                    None,
-                )?;
-                self.answer(req, id, Rc::APPROVED, reason, false, Effect::default())
+                self.acknowledge(req, reason)
             }
-            K::Echo => {
-                let reason = "echo test answered".to_owned();
-                let id = self.insert(
-                    req,
-                    false,
-                    Rc::APPROVED,
-                    &reason,
-                    TxnState::Approved,
-                    None,
-                    None,
-                )?;
-                self.answer(req, id, Rc::APPROVED, reason, false, Effect::default())
-            }
+            K::Echo => self.acknowledge(req, "echo test answered".to_owned()),
             K::Settlement => self.settlement(req),
             K::BatchUpload => self.batch_upload(req, &terminal),
             _ => unreachable!("financial messages are handled apart"),
         }
+    }
+
+    /// Records a management message that only needs a 00, and answers it.
+    fn acknowledge(&mut self, req: &Request, reason: String) -> StoreResult<Answer> {
+        let id = self.insert(
+            req,
+            false,
+            Rc::APPROVED,
+            &reason,
+            TxnState::Approved,
+            None,
+            None,
+        )?;
+        self.answer(req, id, Rc::APPROVED, reason, false, Effect::default())
     }
 
     fn sign_in(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {
@@ -1714,7 +1717,11 @@ impl Ctx<'_, '_> {
         )?;
         let mut reply = self.base_reply(req, id, Rc::APPROVED);
         reply.set(60, field60(req));
-        if let Some(f48) = &req.field48 {
+        // The batch-end count goes back; upload details are not echoed (they carry PANs,
+        // and the answer is stored).
+        if matches!(&req.network_code, b"202" | b"207")
+            && let Some(f48) = &req.field48
+        {
             reply.set(48, f48.clone().into_bytes());
         }
         self.finish(req, id, reply, Rc::APPROVED, reason, None)
@@ -1874,18 +1881,7 @@ impl Ctx<'_, '_> {
         let auth_code = auth_code.filter(|_| code.is_approved() && req.kind() != K::Refund);
         self.ledger
             .set_txn_answer(id, &rrn_of(id), auth_code, &frame)?;
-        Ok(Answer {
-            frame: Some(frame),
-            code,
-            reason,
-            txn_id: Some(id),
-            repeated: false,
-            kind: Some(req.kind()),
-            reversal: req.is_reversal(),
-            amount_fen: req.amount.map(|a| a.fen()),
-            pan_masked: req.card.as_ref().map(|c| c.pan.masked()),
-            tid: Some(req.tid.as_str().to_owned()),
-        })
+        Ok(Answer::of(req, frame, code, reason, id, false))
     }
 
     /// The first answer again, its MAC recomputed with the terminal's current MAK.
@@ -1913,21 +1909,11 @@ impl Ctx<'_, '_> {
                 &key,
             );
         }
-        Ok(Answer {
-            frame: Some(frame),
-            code,
-            reason: format!(
-                "retransmission of transaction {}: its first answer sent again",
-                previous.id
-            ),
-            txn_id: Some(previous.id),
-            repeated: true,
-            kind: Some(req.kind()),
-            reversal: req.is_reversal(),
-            amount_fen: req.amount.map(|a| a.fen()),
-            pan_masked: req.card.as_ref().map(|c| c.pan.masked()),
-            tid: Some(req.tid.as_str().to_owned()),
-        })
+        let reason = format!(
+            "retransmission of transaction {}: its first answer sent again",
+            previous.id
+        );
+        Ok(Answer::of(req, frame, code, reason, previous.id, true))
     }
 }
 

@@ -33,14 +33,7 @@ pub fn load_demo(dir: &DataDir, config: &HostConfig) -> Result<bool, HostError> 
     let hasher = dir.pin_hasher()?;
     let set = demo::data_set(&hasher);
     let now = HostTime::now(config.utc_offset_minutes, config.clock_offset_days);
-    sqlite::import(
-        &mut conn,
-        &set,
-        now.unix_ms,
-        now.day,
-        &now.mmdd(),
-        &now.hhmmss(),
-    )?;
+    sqlite::import(&mut conn, &set, &now)?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)",
         [DEMO_LOADED, &now.date_iso()],

@@ -236,15 +236,8 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let mut conn = dir.open_store()?;
     let now = HostTime::now(poskit_host::clock::UTC_OFFSET_MINUTES_DEFAULT, 0);
-    let counts = sqlite::import(
-        &mut conn,
-        &set,
-        now.unix_ms,
-        now.day,
-        &now.mmdd(),
-        &now.hhmmss(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let counts = sqlite::import(&mut conn, &set, &now)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     println!(
         "imported {}: {} institutions, {} merchants, {} terminals, {} new cards, {} cards updated (balances of existing cards unchanged)",
         args.file.display(),

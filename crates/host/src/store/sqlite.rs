@@ -9,6 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use poskit_domain::{Batch, Mid, Pan, Stan, Tid, TransactionKind};
 use poskit_security::SecretKey;
 
+use crate::clock::HostTime;
+
 use super::{
     CardState, InstitutionState, Ledger, MerchantState, NewTxn, StoreError, StoreResult,
     TerminalState, Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
@@ -215,14 +217,8 @@ fn account(conn: &Connection, kind: &str, name: &str) -> StoreResult<i64> {
 /// Loads master data in one transaction. New cards get their opening balance as a
 /// balanced entry from their issuer's funding account; existing cards keep their ledger
 /// balance (their other attributes are updated).
-pub fn import(
-    conn: &mut Connection,
-    set: &DataSet,
-    now_ms: i64,
-    day: i64,
-    mmdd: &str,
-    hhmmss: &str,
-) -> StoreResult<ImportCounts> {
+pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResult<ImportCounts> {
+    let (day, mmdd, hhmmss, now_ms) = (now.day, now.mmdd(), now.hhmmss(), now.unix_ms);
     let tx = conn.transaction()?;
     let mut counts = ImportCounts::default();
     for inst in &set.institutions {
@@ -382,8 +378,8 @@ pub fn import(
                 pan_masked: Some(&masked),
                 auth_code: None,
                 day,
-                mmdd,
-                hhmmss,
+                mmdd: &mmdd,
+                hhmmss: &hhmmss,
                 created_ms: now_ms,
                 code: "00",
                 reason: "opening balance loaded by import",

@@ -7,9 +7,11 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use poskit_domain::TransactionKind as K;
 use poskit_host::client::{CardData, RequestSpec, Response, TestTerminal};
-use poskit_host::config::HostConfig;
+use poskit_host::config::{HostConfig, Limits};
 use poskit_host::demo::{self, Scenario};
+use poskit_host::faults::FaultPlan;
 use poskit_host::{DataDir, run, store};
 
 pub struct TestHost {
@@ -120,13 +122,16 @@ impl TestHost {
     /// The reason recorded with the transaction a response names by RRN.
     pub fn reason_of(&self, response: &Response) -> String {
         let rrn = response.field(37).unwrap();
-        self.db()
-            .query_row(
-                "SELECT reason FROM transactions WHERE rrn = ?1",
-                [rrn],
-                |r| r.get(0),
-            )
-            .unwrap()
+        self.reason_by_rrn(rrn).unwrap()
+    }
+
+    /// The reason recorded with the transaction of RRN `rrn`.
+    fn reason_by_rrn(&self, rrn: &str) -> rusqlite::Result<String> {
+        self.db().query_row(
+            "SELECT reason FROM transactions WHERE rrn = ?1",
+            [rrn],
+            |r| r.get(0),
+        )
     }
 
     fn shutdown(&mut self) {
@@ -220,12 +225,121 @@ impl TestHost {
         let Some(rrn) = response.field(37) else {
             return format!("(no field 37; fields {:?})", response.fields);
         };
-        self.db()
-            .query_row(
-                "SELECT reason FROM transactions WHERE rrn = ?1",
-                [rrn],
-                |r| r.get(0),
-            )
+        self.reason_by_rrn(rrn)
             .unwrap_or_else(|e| format!("(no transaction with RRN {rrn}: {e})"))
+    }
+
+    /// Stops this host and starts it again on the same data directory with its clock a
+    /// day on: what happened before is an earlier day's (refunds, cross-day reversals).
+    pub fn next_day(self) -> TestHost {
+        self.restart(HostConfig {
+            clock_offset_days: 1,
+            ..Default::default()
+        })
+    }
+
+    /// A new connection of the terminal of `s`, not signed in, whose traces start at 100
+    /// so that they do not repeat those of an earlier connection.
+    pub fn reconnect(&self, s: &Scenario) -> TestTerminal {
+        let mut t = self.terminal(&s.tid, &s.mid);
+        t.set_next_stan(100);
+        t
+    }
+
+    /// A host whose configuration carries the fault plan `plan` (TOML) and `limits`.
+    pub fn start_with_faults(plan: &str, limits: Limits) -> TestHost {
+        Self::start_with(HostConfig {
+            faults: FaultPlan::parse(plan).unwrap(),
+            limits,
+            ..Default::default()
+        })
+    }
+}
+
+/// The opening balance of every fleet card, in fen.
+pub const OPENING_FEN: i64 = demo::DEMO_BALANCE_FEN as i64;
+
+// ---- requests ----------------------------------------------------------------------------
+
+/// `spec` as a request of another kind.
+pub fn with_kind(kind: K, spec: RequestSpec) -> RequestSpec {
+    RequestSpec { kind, ..spec }
+}
+
+/// A void of the sale answered by `sale` (sent by `t`) for `amount_fen`.
+pub fn void_of(s: &Scenario, t: &TestTerminal, sale: &Response, amount_fen: u64) -> RequestSpec {
+    let mut spec = RequestSpec::new(K::Void);
+    spec.amount_fen = Some(amount_fen);
+    spec.card = Some(track2(s));
+    spec.original_batch = Some(t.batch.value());
+    spec.original_stan = Some(sale.stan);
+    spec.rrn = sale.field(37).map(str::to_owned);
+    spec
+}
+
+/// A pre-authorization of `amount_fen` with the card of `s` swiped and its PIN.
+pub fn pre_auth(s: &Scenario, amount_fen: u64) -> RequestSpec {
+    with_kind(K::PreAuth, sale(s, amount_fen))
+}
+
+/// A completion or cancel of the pre-authorization answered by `pre`.
+pub fn of_pre_auth(kind: K, s: &Scenario, pre: &Response, amount_fen: u64) -> RequestSpec {
+    let mut spec = RequestSpec::new(kind);
+    spec.amount_fen = Some(amount_fen);
+    spec.card = Some(track2(s));
+    spec.auth_code = Some(field(pre, 38));
+    spec.original_date = Some(field(pre, 13));
+    spec
+}
+
+/// A balance inquiry with the card of `s` swiped and its PIN (no amount).
+pub fn balance_inquiry(s: &Scenario) -> RequestSpec {
+    RequestSpec {
+        amount_fen: None,
+        ..with_kind(K::BalanceInquiry, sale(s, 0))
+    }
+}
+
+// ---- answers -----------------------------------------------------------------------------
+
+/// Asserts the code of a response, showing the recorded reason when it differs.
+#[track_caller]
+pub fn assert_code(host: &TestHost, response: &Response, code: &str) {
+    assert_eq!(
+        response.code(),
+        code,
+        "{} (fields {:?})",
+        host.reason_or_why_not(response),
+        response.fields
+    );
+}
+
+/// Asserts that the recorded reason of a response contains every one of `words`.
+#[track_caller]
+pub fn assert_reason(host: &TestHost, response: &Response, words: &[&str]) {
+    let reason = host.reason_of(response);
+    for w in words {
+        assert!(reason.contains(w), "reason {reason:?} lacks {w:?}");
+    }
+}
+
+/// Field `n` of a response, which must be there.
+#[track_caller]
+pub fn field(response: &Response, n: u8) -> String {
+    response
+        .field(n)
+        .unwrap_or_else(|| panic!("field {n} missing: {:?}", response.fields))
+        .to_owned()
+}
+
+/// The available balance field 54 reports, in fen.
+#[track_caller]
+pub fn available_fen(response: &Response) -> i64 {
+    let f54 = field(response, 54);
+    let amount: i64 = f54[8..20].parse().unwrap();
+    match &f54[7..8] {
+        "C" => amount,
+        "D" => -amount,
+        other => panic!("field 54 sign {other:?}: {f54}"),
     }
 }
