@@ -7,6 +7,7 @@
 mod code;
 mod ids;
 mod kind;
+pub mod message;
 mod money;
 
 pub use code::ResponseCode;
