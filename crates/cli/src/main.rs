@@ -34,6 +34,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Run the acquirer host (CUP POS over TCP, SQLite ledger), or manage its data.
     Host(cmd::host::Args),
+    /// A virtual POS on the terminal engine: sign in, sell, void, refund, settle.
+    Pos(cmd::pos::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Pinblock(args) => cmd::pinblock::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Host(args) => cmd::host::run(args),
+        Command::Pos(args) => cmd::pos::run(args),
     };
     match result {
         Ok(code) => code,

@@ -52,7 +52,7 @@ impl CardData {
     /// YYMM, when the card data carries it.
     pub fn expiry(&self) -> Option<&str> {
         match self {
-            CardData::Manual { expiry, .. } => Some(expiry),
+            CardData::Manual { expiry, .. } => Some(expiry.as_str()).filter(|e| !e.is_empty()),
             CardData::Track2(t) => t.split('=').nth(1).and_then(|rest| rest.get(..4)),
         }
     }
@@ -157,7 +157,9 @@ pub fn build_request(
         match card {
             CardData::Manual { pan, expiry } => {
                 put(2, pan.clone().into_bytes());
-                put(14, expiry.clone().into_bytes());
+                if !expiry.is_empty() {
+                    put(14, expiry.clone().into_bytes());
+                }
                 put(
                     22,
                     if with_pin {

@@ -6,3 +6,4 @@ pub mod explain;
 pub mod host;
 pub mod mac;
 pub mod pinblock;
+pub mod pos;

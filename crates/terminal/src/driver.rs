@@ -1,0 +1,149 @@
+//! The tokio driver: runs one operation of the engine against a host over TCP. Each
+//! journal write is committed before the effects after it — so a request never leaves
+//! before its reversal record is on disk — and every wait is bounded by the engine's timer.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use poskit_codec::frame::{self, LENGTH_BYTES};
+
+use crate::engine::{Command, Effect, Event, Outcome, Terminal};
+use crate::journal::{Journal, JournalError};
+
+/// How long opening a connection may take.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0u8; LENGTH_BYTES];
+    stream.read_exact(&mut prefix).await?;
+    let total = frame::frame_len(&prefix)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+        .unwrap_or(LENGTH_BYTES);
+    let mut buf = vec![0u8; total];
+    buf[..LENGTH_BYTES].copy_from_slice(&prefix);
+    stream.read_exact(&mut buf[LENGTH_BYTES..]).await?;
+    Ok(buf)
+}
+
+/// Runs `command` to its outcome: loads the engine from the journal, talks to `host`,
+/// journals as it goes. A journal failure stops the operation before anything more is sent.
+pub async fn run(
+    journal: &mut Journal,
+    host: &str,
+    command: Command,
+) -> Result<Outcome, DriverError> {
+    let (cfg, _) = journal.config()?;
+    let snapshot = journal.snapshot()?;
+    let mut terminal = Terminal::new(cfg, snapshot);
+    let mut stream: Option<TcpStream> = None;
+    let mut deadline: Option<(Instant, u64)> = None;
+    let mut effects = terminal.handle(now_ms(), Event::Command(command));
+    loop {
+        let mut next: Option<Event> = None;
+        for effect in effects.drain(..) {
+            if next.is_some() {
+                // The request could not go out: what the engine asked after it is moot,
+                // it answers the NotSent event with new effects.
+                break;
+            }
+            match effect {
+                Effect::Journal(ops) => journal.apply(&ops, now_ms())?,
+                Effect::Send(frame) => {
+                    if stream.is_none() {
+                        let connect = tokio::time::timeout(
+                            Duration::from_millis(CONNECT_TIMEOUT_MS),
+                            TcpStream::connect(host),
+                        )
+                        .await;
+                        match connect {
+                            Ok(Ok(s)) => {
+                                let _ = s.set_nodelay(true);
+                                stream = Some(s);
+                            }
+                            Ok(Err(e)) => {
+                                next = Some(Event::NotSent {
+                                    why: format!("cannot reach the host {host}: {e}"),
+                                })
+                            }
+                            Err(_) => {
+                                next = Some(Event::NotSent {
+                                    why: format!("cannot reach the host {host}: connect timed out"),
+                                })
+                            }
+                        }
+                    }
+                    if let Some(s) = &mut stream
+                        && s.write_all(&frame).await.is_err()
+                    {
+                        // It may or may not have left: the timer decides (and reverses).
+                        stream = None;
+                    }
+                }
+                Effect::Timer { ms, token } => {
+                    deadline = Some((Instant::now() + Duration::from_millis(ms), token))
+                }
+                Effect::Done(outcome) => return Ok(*outcome),
+            }
+        }
+        let event = match next {
+            Some(e) => e,
+            None => {
+                let Some((at, token)) = deadline else {
+                    // Nothing in flight and no outcome: the engine is idle.
+                    return Ok(crate::engine::Outcome {
+                        operation: "none",
+                        approved: false,
+                        code: "L17".into(),
+                        txn: None,
+                        reversal: crate::engine::ReversalState::None,
+                        notes: vec!["nothing was done".into()],
+                        balance_fen: None,
+                        settlement: None,
+                    });
+                };
+                let wait = tokio::time::sleep_until(at.into());
+                tokio::pin!(wait);
+                match &mut stream {
+                    Some(s) => {
+                        tokio::select! {
+                            read = read_frame(s) => match read {
+                                Ok(f) => Event::Response(f),
+                                Err(_) => {
+                                    // The connection broke: no answer can come on it.
+                                    stream = None;
+                                    (&mut wait).await;
+                                    Event::Timeout { token }
+                                }
+                            },
+                            _ = &mut wait => {
+                                // A frame may be half read: this connection is done.
+                                stream = None;
+                                Event::Timeout { token }
+                            }
+                        }
+                    }
+                    None => {
+                        wait.await;
+                        Event::Timeout { token }
+                    }
+                }
+            }
+        };
+        effects = terminal.handle(now_ms(), event);
+    }
+}

@@ -1,0 +1,1390 @@
+//! The terminal engine, sans I/O: operator commands, host answers and timer events in;
+//! journal writes, frames to send, timers to set and the operation's outcome out. The
+//! driver must make every [`Effect::Journal`] durable before it performs the effects that
+//! follow it: that is how "the reversal record is durable before the request leaves" holds.
+//!
+//! One operation runs at a time, as a list of steps: a pending reversal first, then queued
+//! advices, then the operation itself (and for a settlement, the batch upload and batch
+//! end). Each step sends one request and waits for its answer or its timer.
+
+use std::collections::VecDeque;
+
+use poskit_codes::{Catalog, Class, Table};
+use poskit_domain::message::{
+    BuildError, CardData, RequestSpec, Response, Session, build_request, parse_response,
+    settlement_field48,
+};
+use poskit_domain::{Batch, Stan, TransactionKind as K};
+use poskit_security::{KeyLayout, MacAlgorithm, Pin, SecretKey, WorkingKeys, parse_field62};
+
+/// Settings of one terminal (kept in its journal).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub tid: String,
+    pub mid: String,
+    pub tmk: SecretKey,
+    /// How long to wait for an answer before reversing.
+    pub response_timeout_ms: u64,
+    /// Reversal attempts before the transaction is marked "reversal failed".
+    pub reversal_attempts_max: u32,
+    /// Test switch: the printer jams after every approval (reversal with reason 96).
+    pub fail_after_approval: bool,
+}
+
+/// Reversal attempts by default (Centerm's REVERSE_RETRY_TIMES; spec §4.1).
+pub const REVERSAL_ATTEMPTS_MAX_DEFAULT: u32 = 3;
+/// Seconds a terminal waits for an answer by default.
+pub const RESPONSE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Details per batch-upload message (§4.4: N2 count ≤ 8).
+pub const UPLOAD_DETAILS_PER_MESSAGE_MAX: usize = 8;
+/// Transactions one batch may hold before it must be settled.
+pub const BATCH_TXNS_MAX: usize = 100_000;
+
+/// What happened to a transaction, as the journal keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnState {
+    /// Sent; no answer yet (a crash here leaves a pending reversal).
+    Sent,
+    Approved,
+    Declined,
+    /// No valid answer: reversed or to be reversed.
+    Failed,
+    /// An approved sale or completion since voided.
+    Voided,
+    /// An advice (refund) stored, not yet answered.
+    Queued,
+}
+
+/// Where the reversal of a transaction stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReversalState {
+    None,
+    Pending,
+    Done,
+    /// Every attempt failed: "reversal failed — contact acquirer".
+    Failed,
+}
+
+macro_rules! names {
+    ($ty:ident { $($v:ident => $n:literal),* $(,)? }) => {
+        impl $ty {
+            pub const fn as_str(self) -> &'static str { match self { $($ty::$v => $n),* } }
+            pub fn parse(text: &str) -> Option<$ty> { match text { $($n => Some($ty::$v),)* _ => None } }
+        }
+    };
+}
+names!(TxnState { Sent => "sent", Approved => "approved", Declined => "declined", Failed => "failed", Voided => "voided", Queued => "queued" });
+names!(ReversalState { None => "none", Pending => "pending", Done => "done", Failed => "failed" });
+
+/// One transaction of the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Txn {
+    pub id: i64,
+    pub kind: K,
+    pub batch: u32,
+    pub stan: u32,
+    pub amount_fen: Option<u64>,
+    pub card: Option<CardData>,
+    pub rrn: Option<String>,
+    pub auth_code: Option<String>,
+    /// Field 39, or a local code (L03 ...) when the host's answer never came.
+    pub code: Option<String>,
+    pub state: TxnState,
+    pub reversal: ReversalState,
+    pub original_stan: Option<u32>,
+    pub original_rrn: Option<String>,
+    pub original_date: Option<String>,
+    /// Fields 13 and 12 of the answer: the host's date (MMDD) and time.
+    pub host_date: Option<String>,
+    pub host_time: Option<String>,
+    pub time_ms: i64,
+}
+
+/// The reversal waiting to go out: a copy of its original's request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingReversal {
+    pub txn_id: i64,
+    pub kind: K,
+    pub batch: u32,
+    pub stan: u32,
+    pub amount_fen: Option<u64>,
+    pub card: Option<CardData>,
+    pub original_stan: Option<u32>,
+    pub original_rrn: Option<String>,
+    pub original_date: Option<String>,
+    pub auth_code: Option<String>,
+    /// Field 39 of the 0400: 98 no answer, A0 bad MAC, 96 failure after approval, 06 other.
+    pub reason: String,
+    pub attempts: u32,
+}
+
+/// A stored advice (a refund), sent until answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advice {
+    pub txn_id: i64,
+    pub kind: K,
+    pub batch: u32,
+    pub stan: u32,
+    pub amount_fen: u64,
+    pub card: CardData,
+    pub rrn: String,
+    pub original_date: String,
+    pub attempts: u32,
+}
+
+/// A journal write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalOp {
+    Txn(Txn),
+    Counters {
+        stan: u32,
+        batch: u32,
+    },
+    /// Working keys after a sign-in; `None` after a sign-off or when they must be renewed.
+    Keys(Option<(Vec<u8>, Vec<u8>)>),
+    Reversal(Option<PendingReversal>),
+    AdviceQueued(Advice),
+    AdviceDone {
+        txn_id: i64,
+    },
+    Failure {
+        operation: String,
+        amount_fen: Option<u64>,
+        code: String,
+        cause: String,
+    },
+    Maintenance {
+        event: String,
+        detail: String,
+    },
+    /// How the reversal of a transaction ended.
+    ReversalEnded {
+        txn_id: i64,
+        state: ReversalState,
+    },
+    /// A sale or completion was voided (by batch and trace).
+    Voided {
+        batch: u32,
+        stan: u32,
+    },
+    BatchClosed {
+        batch: u32,
+        totals: Totals,
+        balanced: bool,
+        uploaded: u32,
+    },
+}
+
+/// Settlement totals (§4.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub debit_fen: u64,
+    pub debit_count: u32,
+    pub credit_fen: u64,
+    pub credit_count: u32,
+}
+
+/// What the engine asks of its driver, in order.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    /// Make these durable before anything after them.
+    Journal(Vec<JournalOp>),
+    Send(Vec<u8>),
+    /// Deliver [`Event::Timeout`] with this token after `ms`, unless another timer replaces it.
+    Timer {
+        ms: u64,
+        token: u64,
+    },
+    /// The operation is over.
+    Done(Box<Outcome>),
+}
+
+/// An operator's command. Commands that refer to earlier transactions carry them (the
+/// driver reads them from the journal), so the engine needs no storage of its own.
+#[derive(Clone, Debug)]
+pub enum Command {
+    SignIn,
+    SignOff,
+    Echo,
+    Sale {
+        card: CardData,
+        amount_fen: u64,
+        pin: Option<Pin>,
+    },
+    Balance {
+        card: CardData,
+        pin: Option<Pin>,
+    },
+    PreAuth {
+        card: CardData,
+        amount_fen: u64,
+        pin: Option<Pin>,
+    },
+    PreAuthCancel {
+        card: CardData,
+        amount_fen: u64,
+        auth_code: String,
+        date: String,
+    },
+    Complete {
+        card: CardData,
+        amount_fen: u64,
+        auth_code: String,
+        date: String,
+    },
+    /// Void of a sale, or of a completion: the original from the journal.
+    Void {
+        original: Txn,
+    },
+    Refund {
+        card: CardData,
+        amount_fen: u64,
+        rrn: String,
+        date: String,
+    },
+    /// Settlement of the current batch: its totals and upload details from the journal.
+    Settle {
+        totals: Totals,
+        details: Vec<Txn>,
+    },
+}
+
+/// Inputs. (A command is the large variant; events are few per operation.)
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    Command(Command),
+    /// A frame from the host.
+    Response(Vec<u8>),
+    Timeout {
+        token: u64,
+    },
+    /// The request could not be sent at all (no connection): it never left.
+    NotSent {
+        why: String,
+    },
+}
+
+/// The result of an operation, for the operator.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub operation: &'static str,
+    pub approved: bool,
+    /// Field 39, or a local code (L01 ...) for what happened on the terminal.
+    pub code: String,
+    pub txn: Option<Txn>,
+    pub reversal: ReversalState,
+    /// What else happened: a reversal sent first, a sign-in needed, advices sent ...
+    pub notes: Vec<String>,
+    /// A balance inquiry's field 54 (available, fen).
+    pub balance_fen: Option<i64>,
+    /// A settlement: whether the host's totals agreed, and details uploaded.
+    pub settlement: Option<(bool, u32)>,
+}
+
+/// What the terminal remembers between operations (loaded from the journal).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub stan: u32,
+    pub batch: u32,
+    pub keys: Option<WorkingKeys>,
+    pub reversal: Option<PendingReversal>,
+    pub advices: Vec<Advice>,
+    /// The next transaction id.
+    pub next_txn_id: i64,
+}
+
+enum Step {
+    SignIn,
+    SignOff,
+    Echo,
+    /// Send the pending reversal, if there is one.
+    Reversal,
+    /// Send the first queued advice, if there is one (and then the next ones).
+    Advices,
+    Main(Box<Txn>, Option<Pin>),
+    Settle {
+        totals: Totals,
+        details: Vec<Txn>,
+    },
+    Upload {
+        details: Vec<Txn>,
+        sent: u32,
+    },
+    BatchEnd {
+        balanced: bool,
+        uploaded: u32,
+        totals: Totals,
+    },
+}
+
+struct InFlight {
+    step: Step,
+    mti: [u8; 4],
+    stan: u32,
+    amount_fen: Option<u64>,
+    processing: Option<[u8; 6]>,
+    mac: bool,
+}
+
+/// The terminal.
+pub struct Terminal {
+    cfg: Config,
+    snap: Snapshot,
+    steps: VecDeque<Step>,
+    flight: Option<InFlight>,
+    token: u64,
+    now_ms: i64,
+    /// The operation's result once its main step has one.
+    result: Option<Outcome>,
+    /// The advice (refund) this operation asked for.
+    current_advice: Option<i64>,
+    notes: Vec<String>,
+    effects: Vec<Effect>,
+}
+
+fn outcome(operation: &'static str, code: &str, note: impl Into<String>) -> Outcome {
+    let note = note.into();
+    Outcome {
+        operation,
+        approved: false,
+        code: code.to_owned(),
+        txn: None,
+        reversal: ReversalState::None,
+        notes: if note.is_empty() { vec![] } else { vec![note] },
+        balance_fen: None,
+        settlement: None,
+    }
+}
+
+fn class_of(code: &str) -> Class {
+    Catalog::builtin().class_of(Table::CupPos, code)
+}
+
+impl Terminal {
+    pub fn new(cfg: Config, snap: Snapshot) -> Terminal {
+        Terminal {
+            cfg,
+            snap,
+            steps: VecDeque::new(),
+            flight: None,
+            token: 0,
+            now_ms: 0,
+            result: None,
+            current_advice: None,
+            notes: Vec::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.flight.is_some() || !self.steps.is_empty()
+    }
+
+    /// Feeds one event at time `now_ms`; returns what to do, in order.
+    pub fn handle(&mut self, now_ms: i64, event: Event) -> Vec<Effect> {
+        self.now_ms = now_ms;
+        match event {
+            Event::Command(c) => self.command(c),
+            Event::Response(frame) => self.response(frame),
+            Event::Timeout { token } => {
+                if token == self.token && self.flight.is_some() {
+                    self.no_answer("no answer from the host within the timeout", "L03", false);
+                }
+            }
+            Event::NotSent { why } => {
+                if self.flight.is_some() {
+                    self.no_answer(&why, "L01", true);
+                }
+            }
+        }
+        self.pump();
+        std::mem::take(&mut self.effects)
+    }
+
+    fn journal(&mut self, ops: Vec<JournalOp>) {
+        if !ops.is_empty() {
+            self.effects.push(Effect::Journal(ops));
+        }
+    }
+
+    /// Ends the operation with `outcome`, dropping the steps still to come.
+    fn finish(&mut self, outcome: Outcome) {
+        self.steps.clear();
+        self.result = Some(outcome);
+    }
+
+    fn command(&mut self, c: Command) {
+        if self.is_busy() {
+            self.effects.push(Effect::Done(Box::new(outcome(
+                "busy",
+                "L17",
+                "another operation is in progress",
+            ))));
+            return;
+        }
+        self.notes.clear();
+        self.result = None;
+        self.current_advice = None;
+        let management = matches!(c, Command::SignIn | Command::SignOff | Command::Echo);
+        if !management && self.snap.keys.is_none() {
+            self.effects.push(Effect::Done(Box::new(outcome(
+                "transaction",
+                "L06",
+                "not signed in: sign in first",
+            ))));
+            return;
+        }
+        let step = match c {
+            Command::SignIn => Step::SignIn,
+            Command::SignOff => Step::SignOff,
+            Command::Echo => Step::Echo,
+            Command::Sale {
+                card,
+                amount_fen,
+                pin,
+            } => Step::Main(
+                Box::new(self.new_txn(K::Sale, Some(amount_fen), Some(card))),
+                pin,
+            ),
+            Command::Balance { card, pin } => Step::Main(
+                Box::new(self.new_txn(K::BalanceInquiry, None, Some(card))),
+                pin,
+            ),
+            Command::PreAuth {
+                card,
+                amount_fen,
+                pin,
+            } => Step::Main(
+                Box::new(self.new_txn(K::PreAuth, Some(amount_fen), Some(card))),
+                pin,
+            ),
+            Command::PreAuthCancel {
+                card,
+                amount_fen,
+                auth_code,
+                date,
+            } => {
+                let mut t = self.new_txn(K::PreAuthCancel, Some(amount_fen), Some(card));
+                t.auth_code = Some(auth_code);
+                t.original_date = Some(date);
+                Step::Main(Box::new(t), None)
+            }
+            Command::Complete {
+                card,
+                amount_fen,
+                auth_code,
+                date,
+            } => {
+                let mut t = self.new_txn(K::PreAuthCompletion, Some(amount_fen), Some(card));
+                t.auth_code = Some(auth_code);
+                t.original_date = Some(date);
+                Step::Main(Box::new(t), None)
+            }
+            Command::Void { original } => {
+                let kind = if original.kind == K::PreAuthCompletion {
+                    K::PreAuthCompletionVoid
+                } else {
+                    K::Void
+                };
+                let mut t = self.new_txn(kind, original.amount_fen, original.card.clone());
+                t.original_stan = Some(original.stan);
+                t.original_rrn = original.rrn.clone();
+                t.auth_code = original.auth_code.clone();
+                Step::Main(Box::new(t), None)
+            }
+            Command::Refund {
+                card,
+                amount_fen,
+                rrn,
+                date,
+            } => {
+                let mut t = self.new_txn(K::Refund, Some(amount_fen), Some(card));
+                t.original_rrn = Some(rrn);
+                t.original_date = Some(date);
+                Step::Main(Box::new(t), None)
+            }
+            Command::Settle { totals, details } => Step::Settle { totals, details },
+        };
+        if !management {
+            // §4.1: a pending reversal goes out before anything else; then the advices.
+            self.steps.push_back(Step::Reversal);
+            self.steps.push_back(Step::Advices);
+        }
+        self.steps.push_back(step);
+    }
+
+    fn new_txn(&mut self, kind: K, amount_fen: Option<u64>, card: Option<CardData>) -> Txn {
+        let id = self.snap.next_txn_id;
+        self.snap.next_txn_id += 1;
+        Txn {
+            id,
+            kind,
+            batch: self.snap.batch,
+            stan: 0,
+            amount_fen,
+            card,
+            rrn: None,
+            auth_code: None,
+            code: None,
+            state: TxnState::Sent,
+            reversal: ReversalState::None,
+            original_stan: None,
+            original_rrn: None,
+            original_date: None,
+            host_date: None,
+            host_time: None,
+            time_ms: self.now_ms,
+        }
+    }
+
+    fn next_stan(&mut self) -> u32 {
+        let next = Stan::new(self.snap.stan)
+            .map(Stan::next)
+            .map(Stan::value)
+            .unwrap_or(1);
+        self.snap.stan = next;
+        next
+    }
+
+    fn counters(&self) -> JournalOp {
+        JournalOp::Counters {
+            stan: self.snap.stan,
+            batch: self.snap.batch,
+        }
+    }
+
+    fn build(&self, spec: &RequestSpec, stan: u32) -> Result<Vec<u8>, BuildError> {
+        let batch =
+            Batch::new(self.snap.batch).unwrap_or_else(|_| unreachable!("batches stay in range"));
+        build_request(
+            spec,
+            stan,
+            &Session {
+                tid: &self.cfg.tid,
+                mid: &self.cfg.mid,
+                batch,
+                keys: self.snap.keys.as_ref(),
+                mac_algorithm: MacAlgorithm::CupEcb,
+            },
+        )
+    }
+
+    /// Starts steps until one has a request in flight or the operation is over.
+    fn pump(&mut self) {
+        while self.flight.is_none() {
+            match self.steps.pop_front() {
+                Some(step) => self.start(step),
+                None => {
+                    if let Some(mut done) = self.result.take() {
+                        done.notes.splice(0..0, std::mem::take(&mut self.notes));
+                        self.effects.push(Effect::Done(Box::new(done)));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Journals `ops`, then sends `spec` and sets its timer.
+    fn send(&mut self, step: Step, spec: &RequestSpec, stan: u32, ops: Vec<JournalOp>) {
+        let built = self.build(spec, stan);
+        self.journal(ops);
+        match built {
+            Ok(frame) => {
+                self.effects.push(Effect::Send(frame));
+                self.token += 1;
+                self.effects.push(Effect::Timer {
+                    ms: self.cfg.response_timeout_ms,
+                    token: self.token,
+                });
+                self.flight = Some(InFlight {
+                    step,
+                    mti: if spec.reversal_reason.is_some() {
+                        *b"0400"
+                    } else {
+                        *spec.kind.mti()
+                    },
+                    stan,
+                    amount_fen: spec.amount_fen,
+                    processing: spec.kind.processing_code(),
+                    mac: spec.kind.carries_mac(),
+                });
+            }
+            Err(e) => self.finish(outcome(
+                spec.kind.slug(),
+                "L07",
+                format!("cannot build the request: {e}"),
+            )),
+        }
+    }
+
+    fn spec_of(txn: &Txn) -> RequestSpec {
+        RequestSpec {
+            amount_fen: txn.amount_fen,
+            card: txn.card.clone(),
+            original_batch: txn.original_stan.map(|_| txn.batch),
+            original_stan: txn.original_stan,
+            original_date: txn.original_date.clone(),
+            rrn: txn.original_rrn.clone(),
+            auth_code: txn.auth_code.clone(),
+            ..RequestSpec::new(txn.kind)
+        }
+    }
+
+    fn management(&mut self, step: Step, kind: K, network: &str) {
+        let mut spec = RequestSpec::new(kind);
+        spec.network_code = Some(network.into());
+        let stan = self.next_stan();
+        let ops = vec![self.counters()];
+        self.send(step, &spec, stan, ops);
+    }
+
+    fn start(&mut self, step: Step) {
+        match step {
+            Step::SignIn => self.management(Step::SignIn, K::SignIn, KeyLayout::Double.code()),
+            Step::SignOff => self.management(Step::SignOff, K::SignOff, "002"),
+            Step::Echo => self.management(Step::Echo, K::Echo, "301"),
+            Step::Reversal => {
+                let Some(mut rev) = self.snap.reversal.clone() else {
+                    return;
+                };
+                rev.attempts += 1;
+                self.snap.reversal = Some(rev.clone());
+                let spec = RequestSpec {
+                    amount_fen: rev.amount_fen,
+                    card: rev.card.clone(),
+                    original_batch: rev.original_stan.map(|_| rev.batch),
+                    original_stan: rev.original_stan,
+                    original_date: rev.original_date.clone(),
+                    rrn: rev.original_rrn.clone(),
+                    auth_code: rev.auth_code.clone(),
+                    reversal_reason: Some(rev.reason.clone()),
+                    ..RequestSpec::new(rev.kind)
+                };
+                let stan = rev.stan;
+                self.send(
+                    Step::Reversal,
+                    &spec,
+                    stan,
+                    vec![JournalOp::Reversal(Some(rev))],
+                );
+            }
+            Step::Advices => {
+                let Some(mut advice) = self.snap.advices.first().cloned() else {
+                    return;
+                };
+                advice.attempts += 1;
+                self.snap.advices[0] = advice.clone();
+                let spec = RequestSpec {
+                    amount_fen: Some(advice.amount_fen),
+                    card: Some(advice.card.clone()),
+                    rrn: Some(advice.rrn.clone()),
+                    original_date: Some(advice.original_date.clone()),
+                    ..RequestSpec::new(advice.kind)
+                };
+                let stan = advice.stan;
+                self.send(
+                    Step::Advices,
+                    &spec,
+                    stan,
+                    vec![JournalOp::AdviceQueued(advice)],
+                );
+            }
+            Step::Main(mut txn, pin) => {
+                txn.stan = self.next_stan();
+                txn.batch = self.snap.batch;
+                let mut ops = vec![self.counters()];
+                if txn.kind.is_advice() {
+                    // Store-and-forward: durable first, then sent in turn with the others.
+                    txn.state = TxnState::Queued;
+                    let advice = Advice {
+                        txn_id: txn.id,
+                        kind: txn.kind,
+                        batch: txn.batch,
+                        stan: txn.stan,
+                        amount_fen: txn.amount_fen.unwrap_or(0),
+                        card: txn.card.clone().unwrap_or(CardData::Track2(String::new())),
+                        rrn: txn.original_rrn.clone().unwrap_or_default(),
+                        original_date: txn.original_date.clone().unwrap_or_default(),
+                        attempts: 0,
+                    };
+                    self.snap.advices.push(advice.clone());
+                    ops.push(JournalOp::Txn((*txn).clone()));
+                    ops.push(JournalOp::AdviceQueued(advice));
+                    self.journal(ops);
+                    self.current_advice = Some(txn.id);
+                    self.steps.push_front(Step::Advices);
+                    return;
+                }
+                if txn.kind.reversible() {
+                    // §4.1: the reversal record is durable before the request leaves.
+                    txn.reversal = ReversalState::Pending;
+                    let rev = PendingReversal {
+                        txn_id: txn.id,
+                        kind: txn.kind,
+                        batch: txn.batch,
+                        stan: txn.stan,
+                        amount_fen: txn.amount_fen,
+                        card: txn.card.clone(),
+                        original_stan: txn.original_stan,
+                        original_rrn: txn.original_rrn.clone(),
+                        original_date: txn.original_date.clone(),
+                        auth_code: txn.auth_code.clone(),
+                        reason: "98".into(),
+                        attempts: 0,
+                    };
+                    self.snap.reversal = Some(rev.clone());
+                    ops.push(JournalOp::Reversal(Some(rev)));
+                }
+                ops.push(JournalOp::Txn((*txn).clone()));
+                let mut spec = Self::spec_of(&txn);
+                spec.pin = pin;
+                let stan = txn.stan;
+                self.send(Step::Main(txn, None), &spec, stan, ops);
+            }
+            Step::Settle { totals, details } => {
+                let mut spec = RequestSpec::new(K::Settlement);
+                spec.network_code = Some("201".into());
+                spec.field48 = Some(settlement_field48(
+                    totals.debit_fen,
+                    totals.debit_count,
+                    totals.credit_fen,
+                    totals.credit_count,
+                ));
+                let stan = self.next_stan();
+                let ops = vec![self.counters()];
+                self.send(Step::Settle { totals, details }, &spec, stan, ops);
+            }
+            Step::Upload { details, sent } => {
+                let chunk: Vec<&Txn> = details
+                    .iter()
+                    .skip(sent as usize)
+                    .take(UPLOAD_DETAILS_PER_MESSAGE_MAX)
+                    .collect();
+                if chunk.is_empty() {
+                    return;
+                }
+                let mut f48 = format!("{:02}", chunk.len());
+                for t in &chunk {
+                    let pan = t
+                        .card
+                        .as_ref()
+                        .map(|c| c.pan().to_owned())
+                        .unwrap_or_default();
+                    f48.push_str(&format!(
+                        "00{:06}{:0>20}{:012}",
+                        t.stan,
+                        pan,
+                        t.amount_fen.unwrap_or(0)
+                    ));
+                }
+                let sent = sent + chunk.len() as u32;
+                let mut spec = RequestSpec::new(K::BatchUpload);
+                spec.network_code = Some("201".into());
+                spec.field48 = Some(f48);
+                let stan = self.next_stan();
+                let ops = vec![self.counters()];
+                self.send(Step::Upload { details, sent }, &spec, stan, ops);
+            }
+            Step::BatchEnd {
+                balanced,
+                uploaded,
+                totals,
+            } => {
+                let mut spec = RequestSpec::new(K::BatchUpload);
+                spec.network_code = Some(if balanced { "207" } else { "202" }.into());
+                spec.field48 = Some(format!("{:04}", uploaded.min(9999)));
+                let stan = self.next_stan();
+                let ops = vec![self.counters()];
+                self.send(
+                    Step::BatchEnd {
+                        balanced,
+                        uploaded,
+                        totals,
+                    },
+                    &spec,
+                    stan,
+                    ops,
+                );
+            }
+        }
+    }
+
+    /// Whether `r` answers the request in flight (§ issue: MTI + 10, trace, terminal,
+    /// merchant, amount, processing code).
+    fn matches(&self, flight: &InFlight, r: &Response) -> bool {
+        let mti = poskit_codec::Mti(flight.mti).response();
+        let stan = format!("{:06}", flight.stan);
+        r.mti == mti.as_str()
+            && r.field(11) == Some(stan.as_str())
+            && r.field(41) == Some(self.cfg.tid.as_str())
+            && r.field(42) == Some(self.cfg.mid.as_str())
+            && flight
+                .amount_fen
+                .is_none_or(|a| r.field(4).is_none_or(|f| f.parse::<u64>().ok() == Some(a)))
+            && flight
+                .processing
+                .is_none_or(|p| r.field(3).is_none_or(|f| f.as_bytes() == p))
+    }
+
+    fn response(&mut self, frame: Vec<u8>) {
+        let Some(flight) = &self.flight else { return };
+        let mak = self.snap.keys.as_ref().map(WorkingKeys::mac_key);
+        let Ok(r) = parse_response(frame, mak.as_ref(), MacAlgorithm::CupEcb) else {
+            // Undecodable: as no answer; the timer still runs.
+            return;
+        };
+        if !self.matches(flight, &r) {
+            // Not the answer to this request: as no answer (the timer still runs).
+            return;
+        }
+        let flight = self
+            .flight
+            .take()
+            .unwrap_or_else(|| unreachable!("checked above"));
+        self.token += 1; // the timer of this request no longer matters
+        if r.header.processing_requirement() == 3 && !matches!(flight.step, Step::SignIn) {
+            self.notes.push("the host asks for a new sign-in".into());
+            self.push_sign_in();
+        }
+        let code = r.code().to_owned();
+        let mac_bad = flight.mac && code == "00" && r.mac_ok != Some(true);
+        match flight.step {
+            Step::Main(txn, _) => self.main_answered(*txn, &r, &code, mac_bad),
+            Step::Reversal => self.reversal_answered(&code, mac_bad),
+            Step::Advices => self.advice_answered(&r, &code),
+            Step::SignIn => self.signed_in(&r, &code),
+            Step::SignOff => {
+                if code == "00" {
+                    self.snap.keys = None;
+                    self.journal(vec![
+                        JournalOp::Keys(None),
+                        JournalOp::Maintenance {
+                            event: "sign-off".into(),
+                            detail: "working keys withdrawn".into(),
+                        },
+                    ]);
+                }
+                self.result = Some(Outcome {
+                    approved: code == "00",
+                    ..outcome("sign-off", &code, "")
+                });
+            }
+            Step::Echo => {
+                self.result = Some(Outcome {
+                    approved: code == "00",
+                    ..outcome("echo", &code, "")
+                })
+            }
+            Step::Settle { totals, details } => {
+                let f48 = r.field(48).unwrap_or("");
+                match f48.as_bytes().get(30) {
+                    Some(b'1') => self.steps.push_front(Step::BatchEnd {
+                        balanced: true,
+                        uploaded: 0,
+                        totals,
+                    }),
+                    Some(b'2') => {
+                        self.notes.push(format!(
+                            "the host's totals differ (host: {} debits {} fen, {} credits {} fen): uploading the batch",
+                            f48.get(12..15).unwrap_or("?"),
+                            f48.get(..12).unwrap_or("?").trim_start_matches('0'),
+                            f48.get(27..30).unwrap_or("?"),
+                            f48.get(15..27).unwrap_or("?").trim_start_matches('0'),
+                        ));
+                        let uploaded = details.len() as u32;
+                        self.steps.push_front(Step::BatchEnd {
+                            balanced: false,
+                            uploaded,
+                            totals,
+                        });
+                        self.steps.push_front(Step::Upload { details, sent: 0 });
+                    }
+                    _ => self.finish(outcome(
+                        "settle",
+                        if code.is_empty() { "30" } else { &code },
+                        "the settlement answer has no reconciliation code in field 48",
+                    )),
+                }
+            }
+            Step::Upload { details, sent } => {
+                if code != "00" {
+                    self.finish(outcome("settle", &code, "the batch upload was refused"));
+                } else if (sent as usize) < details.len() {
+                    self.steps.push_front(Step::Upload { details, sent });
+                }
+            }
+            Step::BatchEnd {
+                balanced,
+                uploaded,
+                totals,
+            } => {
+                if code != "00" {
+                    self.finish(outcome("settle", &code, "the batch end was refused"));
+                    return;
+                }
+                let closed = self.snap.batch;
+                self.snap.batch = Batch::new(closed)
+                    .map(Batch::next)
+                    .map(Batch::value)
+                    .unwrap_or(1);
+                self.journal(vec![
+                    JournalOp::BatchClosed {
+                        batch: closed,
+                        totals,
+                        balanced,
+                        uploaded,
+                    },
+                    self.counters(),
+                    JournalOp::Maintenance {
+                        event: "settlement".into(),
+                        detail: format!(
+                            "batch {closed:06} closed ({}); batch {:06} opened",
+                            if balanced {
+                                "balanced"
+                            } else {
+                                "unbalanced, uploaded"
+                            },
+                            self.snap.batch
+                        ),
+                    },
+                ]);
+                self.result = Some(Outcome {
+                    approved: true,
+                    settlement: Some((balanced, uploaded)),
+                    ..outcome("settle", "00", format!("batch {closed:06} settled"))
+                });
+            }
+        }
+    }
+
+    fn push_sign_in(&mut self) {
+        if !self.steps.iter().any(|s| matches!(s, Step::SignIn)) {
+            self.steps.push_front(Step::SignIn);
+        }
+    }
+
+    fn main_answered(&mut self, mut txn: Txn, r: &Response, code: &str, mac_bad: bool) {
+        txn.code = Some(code.to_owned());
+        txn.rrn = r.field(37).map(str::to_owned);
+        txn.auth_code = r.field(38).map(str::to_owned).or(txn.auth_code);
+        txn.host_date = r.field(13).map(str::to_owned);
+        txn.host_time = r.field(12).map(str::to_owned);
+        let op = txn.kind.slug();
+        let balance_fen = r.field(54).and_then(|b| {
+            let sign = if b.as_bytes().get(7) == Some(&b'D') {
+                -1
+            } else {
+                1
+            };
+            b.get(8..20)
+                .and_then(|a| a.parse::<i64>().ok())
+                .map(|a| sign * a)
+        });
+        let mut ops = Vec::new();
+        let mut result = Outcome {
+            balance_fen,
+            ..outcome(op, code, "")
+        };
+        if code == "00" && (mac_bad || self.cfg.fail_after_approval) {
+            // Approved by the host but not by this terminal: reverse (§1.3 reasons).
+            let (reason, local, why) = if mac_bad {
+                ("A0", "L04", "the approval's MAC did not verify")
+            } else {
+                ("96", "L11", "the printer failed after the approval")
+            };
+            txn.state = TxnState::Failed;
+            txn.code = Some(local.into());
+            if let Some(rev) = &mut self.snap.reversal {
+                rev.reason = reason.into();
+                ops.push(JournalOp::Reversal(Some(rev.clone())));
+            }
+            ops.push(JournalOp::Txn(txn.clone()));
+            ops.push(JournalOp::Failure {
+                operation: op.into(),
+                amount_fen: txn.amount_fen,
+                code: local.into(),
+                cause: why.into(),
+            });
+            self.journal(ops);
+            self.notes.push(format!(
+                "{why}: reversing trace {:06} (reason {reason})",
+                txn.stan
+            ));
+            result.code = local.into();
+            result.reversal = ReversalState::Pending;
+            result.txn = Some(txn);
+            self.steps.clear();
+            if mac_bad {
+                // New keys first, so that the reversal's own MAC verifies at the host.
+                self.steps.push_back(Step::SignIn);
+            }
+            self.steps.push_back(Step::Reversal);
+            self.result = Some(result);
+            return;
+        }
+        // A valid answer: no reversal, whatever the code (§4.1).
+        if txn.reversal == ReversalState::Pending {
+            txn.reversal = ReversalState::None;
+            self.snap.reversal = None;
+            ops.push(JournalOp::Reversal(None));
+        }
+        if code == "00" {
+            txn.state = TxnState::Approved;
+            result.approved = true;
+            if matches!(txn.kind, K::Void | K::PreAuthCompletionVoid)
+                && let Some(stan) = txn.original_stan
+            {
+                ops.push(JournalOp::Voided {
+                    batch: txn.batch,
+                    stan,
+                });
+            }
+        } else {
+            txn.state = TxnState::Declined;
+            ops.push(JournalOp::Failure {
+                operation: op.into(),
+                amount_fen: txn.amount_fen,
+                code: code.to_owned(),
+                cause: format!(
+                    "declined by the host ({})",
+                    Catalog::builtin()
+                        .lookup(Table::CupPos, code)
+                        .map_or("code not in the table", |e| e
+                            .meaning(poskit_codes::Lang::En))
+                ),
+            });
+            self.after_decline(code);
+        }
+        ops.push(JournalOp::Txn(txn.clone()));
+        self.journal(ops);
+        result.txn = Some(txn);
+        self.result = Some(result);
+    }
+
+    /// What a decline makes the terminal do by itself (catalog classes: C and D codes are
+    /// never retried; keys and batch problems are fixed by signing in again).
+    fn after_decline(&mut self, code: &str) {
+        match code {
+            "77" | "A0" | "99" => {
+                self.notes.push("signing in again (new keys and batch); then the operator may retry".into());
+                self.push_sign_in();
+            }
+            "94" => self.notes.push(
+                "the host already has this trace: check whether the first transaction went through (poskit pos journal) before doing anything else".into(),
+            ),
+            _ => {
+                if matches!(class_of(code), Class::C | Class::D | Class::E) {
+                    self.notes.push("not retried automatically".into());
+                }
+            }
+        }
+    }
+
+    fn reversal_answered(&mut self, code: &str, mac_bad: bool) {
+        let Some(rev) = self.snap.reversal.take() else {
+            return;
+        };
+        let _ = mac_bad; // a reversal's answer needs no MAC check: the money goes back either way
+        let state = if code == "00" {
+            ReversalState::Done
+        } else {
+            ReversalState::Failed
+        };
+        let mut ops = vec![
+            JournalOp::Reversal(None),
+            JournalOp::ReversalEnded {
+                txn_id: rev.txn_id,
+                state,
+            },
+        ];
+        if state == ReversalState::Failed {
+            ops.push(JournalOp::Failure {
+                operation: "reversal".into(),
+                amount_fen: rev.amount_fen,
+                code: "L14".into(),
+                cause: format!("the host refused the reversal of trace {:06} with {code}: contact the acquirer", rev.stan),
+            });
+        }
+        self.journal(ops);
+        self.notes.push(match state {
+            ReversalState::Done => format!(
+                "reversal of trace {:06} done: the customer is not charged",
+                rev.stan
+            ),
+            _ => format!(
+                "reversal of trace {:06} refused ({code}): reversal failed — contact acquirer",
+                rev.stan
+            ),
+        });
+        if let Some(result) = &mut self.result
+            && result.txn.as_ref().is_some_and(|t| t.id == rev.txn_id)
+        {
+            result.reversal = state;
+            if let Some(t) = &mut result.txn {
+                t.reversal = state;
+            }
+        }
+    }
+
+    fn give_up_reversal(&mut self, rev: &PendingReversal, why: &str) {
+        self.snap.reversal = None;
+        self.journal(vec![
+            JournalOp::Reversal(None),
+            JournalOp::ReversalEnded { txn_id: rev.txn_id, state: ReversalState::Failed },
+            JournalOp::Failure {
+                operation: "reversal".into(),
+                amount_fen: rev.amount_fen,
+                code: "L14".into(),
+                cause: format!(
+                    "reversal of trace {:06} failed {} times ({why}): reversal failed — contact acquirer",
+                    rev.stan, rev.attempts
+                ),
+            },
+        ]);
+        self.notes.push(format!(
+            "reversal of trace {:06} failed on every attempt: reversal failed — contact acquirer",
+            rev.stan
+        ));
+        if let Some(result) = &mut self.result
+            && result.txn.as_ref().is_some_and(|t| t.id == rev.txn_id)
+        {
+            result.reversal = ReversalState::Failed;
+        }
+    }
+
+    fn advice_answered(&mut self, r: &Response, code: &str) {
+        if self.snap.advices.is_empty() {
+            return;
+        }
+        let advice = self.snap.advices.remove(0);
+        let mut txn = Txn {
+            code: Some(code.to_owned()),
+            rrn: r.field(37).map(str::to_owned),
+            host_date: r.field(13).map(str::to_owned),
+            host_time: r.field(12).map(str::to_owned),
+            state: if code == "00" {
+                TxnState::Approved
+            } else {
+                TxnState::Declined
+            },
+            ..self.txn_of_advice(&advice)
+        };
+        txn.auth_code = r.field(38).map(str::to_owned);
+        let mut ops = vec![
+            JournalOp::AdviceDone {
+                txn_id: advice.txn_id,
+            },
+            JournalOp::Txn(txn.clone()),
+        ];
+        if code != "00" {
+            ops.push(JournalOp::Failure {
+                operation: advice.kind.slug().into(),
+                amount_fen: Some(advice.amount_fen),
+                code: code.to_owned(),
+                cause: "advice declined by the host".into(),
+            });
+        }
+        self.journal(ops);
+        if self.current_advice == Some(advice.txn_id) {
+            if code != "00" {
+                self.after_decline(code);
+            }
+            self.result = Some(Outcome {
+                approved: code == "00",
+                txn: Some(txn),
+                ..outcome(advice.kind.slug(), code, "")
+            });
+        } else {
+            self.notes.push(format!(
+                "stored {} of trace {:06} delivered ({code})",
+                advice.kind.name_en(),
+                advice.stan
+            ));
+        }
+        if !self.snap.advices.is_empty() {
+            self.steps.push_front(Step::Advices);
+        }
+    }
+
+    fn txn_of_advice(&self, a: &Advice) -> Txn {
+        Txn {
+            id: a.txn_id,
+            kind: a.kind,
+            batch: a.batch,
+            stan: a.stan,
+            amount_fen: Some(a.amount_fen),
+            card: Some(a.card.clone()),
+            rrn: None,
+            auth_code: None,
+            code: None,
+            state: TxnState::Queued,
+            reversal: ReversalState::None,
+            original_stan: None,
+            original_rrn: Some(a.rrn.clone()),
+            original_date: Some(a.original_date.clone()),
+            host_date: None,
+            host_time: None,
+            time_ms: self.now_ms,
+        }
+    }
+
+    fn signed_in(&mut self, r: &Response, code: &str) {
+        if code != "00" {
+            self.finish(outcome("sign-in", code, "sign-in refused"));
+            return;
+        }
+        let keys = r
+            .field(62)
+            .and_then(|f| hex::decode(f).ok())
+            .ok_or_else(|| "no keys in field 62".to_owned())
+            .and_then(|f62| {
+                parse_field62(KeyLayout::Double, &self.cfg.tmk, &f62).map_err(|e| e.to_string())
+            });
+        let keys = match keys {
+            Ok(k) => k,
+            Err(e) => {
+                self.finish(outcome(
+                    "sign-in",
+                    "L07",
+                    format!("the working keys cannot be loaded: {e}"),
+                ));
+                return;
+            }
+        };
+        if let Some(batch) = r
+            .field(60)
+            .and_then(|f| f.get(2..8))
+            .and_then(|b| b.parse::<u32>().ok())
+        {
+            self.snap.batch = batch;
+        }
+        let stored = (
+            keys.pik.dangerous_expose().to_vec(),
+            keys.mak.dangerous_expose().to_vec(),
+        );
+        self.snap.keys = Some(keys);
+        self.journal(vec![
+            JournalOp::Keys(Some(stored)),
+            self.counters(),
+            JournalOp::Maintenance {
+                event: "sign-in".into(),
+                detail: format!("working keys loaded, batch {:06}", self.snap.batch),
+            },
+        ]);
+        if self.result.is_none() {
+            self.result = Some(Outcome {
+                approved: true,
+                ..outcome("sign-in", "00", format!("batch {:06}", self.snap.batch))
+            });
+        }
+    }
+
+    /// The request in flight got no valid answer in time, or never left (`not_sent`).
+    fn no_answer(&mut self, why: &str, local: &str, not_sent: bool) {
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        match flight.step {
+            Step::Main(mut txn, _) => {
+                let mut ops = Vec::new();
+                txn.code = Some(local.into());
+                txn.state = TxnState::Failed;
+                let mut result = outcome(txn.kind.slug(), local, why.to_owned());
+                self.steps.clear();
+                if txn.reversal == ReversalState::Pending {
+                    if not_sent {
+                        // It never left the terminal: nothing to reverse.
+                        txn.reversal = ReversalState::None;
+                        self.snap.reversal = None;
+                        ops.push(JournalOp::Reversal(None));
+                    } else {
+                        self.notes
+                            .push(format!("no answer: reversing trace {:06}", txn.stan));
+                        self.steps.push_back(Step::Reversal);
+                        result.reversal = ReversalState::Pending;
+                    }
+                }
+                ops.push(JournalOp::Txn((*txn).clone()));
+                ops.push(JournalOp::Failure {
+                    operation: txn.kind.slug().into(),
+                    amount_fen: txn.amount_fen,
+                    code: local.into(),
+                    cause: why.into(),
+                });
+                self.journal(ops);
+                result.txn = Some(*txn);
+                self.result = Some(result);
+            }
+            Step::Reversal => {
+                let Some(mut rev) = self.snap.reversal.clone() else {
+                    return;
+                };
+                if not_sent {
+                    rev.attempts = rev.attempts.saturating_sub(1);
+                } else if rev.attempts >= self.cfg.reversal_attempts_max {
+                    self.give_up_reversal(&rev, why);
+                    return; // the operation goes on: the reversal is now the acquirer's case
+                }
+                self.snap.reversal = Some(rev.clone());
+                self.journal(vec![JournalOp::Reversal(Some(rev.clone()))]);
+                let ours = self
+                    .result
+                    .as_ref()
+                    .and_then(|o| o.txn.as_ref())
+                    .is_some_and(|t| t.id == rev.txn_id);
+                if ours {
+                    let mut result = self
+                        .result
+                        .take()
+                        .unwrap_or_else(|| unreachable!("checked"));
+                    result.notes.push(format!(
+                        "the reversal did not get through ({why}); it goes out again before the next transaction"
+                    ));
+                    self.finish(result);
+                } else {
+                    self.finish(outcome(
+                        "transaction",
+                        "L08",
+                        format!("the reversal of trace {:06} has not reached the host ({why}); new transactions wait for it", rev.stan),
+                    ));
+                }
+            }
+            Step::Advices => {
+                let current = self
+                    .current_advice
+                    .is_some_and(|id| self.snap.advices.first().is_some_and(|a| a.txn_id == id));
+                self.notes.push(format!(
+                    "stored advice not delivered ({why}); it stays queued"
+                ));
+                if current || self.current_advice.is_some() {
+                    let txn = self
+                        .snap
+                        .advices
+                        .iter()
+                        .find(|a| Some(a.txn_id) == self.current_advice)
+                        .map(|a| self.txn_of_advice(a));
+                    let op = txn.as_ref().map_or("refund", |t| t.kind.slug());
+                    self.finish(Outcome { txn, ..outcome(op, local, "stored: it is sent again before the next transaction and before settlement") });
+                } else {
+                    // Other advices wait for the next operation; this one goes on.
+                }
+            }
+            Step::SignIn => self.finish(outcome("sign-in", local, why.to_owned())),
+            Step::SignOff => self.finish(outcome("sign-off", local, why.to_owned())),
+            Step::Echo => self.finish(outcome("echo", local, why.to_owned())),
+            Step::Settle { .. } | Step::Upload { .. } | Step::BatchEnd { .. } => {
+                self.finish(outcome("settle", local, format!("{why}; settle again")))
+            }
+        }
+    }
+}

@@ -1,0 +1,612 @@
+//! The journal of one terminal: a SQLite file (`journal.sqlite`) in the terminal's
+//! directory, WAL with `synchronous = FULL`, each group of engine writes one transaction.
+//!
+//! It holds what a real terminal keeps in its battery-backed memory: configuration, the
+//! working keys (as a software PIN pad would), counters, every transaction, the pending
+//! reversal, the advice queue, the failure log and the maintenance log (seed 004), and the
+//! closed batches (archived, never deleted).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use poskit_domain::TransactionKind;
+use poskit_domain::message::CardData;
+use poskit_security::{SecretKey, WorkingKeys};
+
+use crate::engine::{
+    Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot, Totals, Txn,
+    TxnState,
+};
+
+pub const JOURNAL_FILE: &str = "journal.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("journal {path}: {why}")]
+    Missing { path: String, why: String },
+    #[error("journal holds bad data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, JournalError>;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    tid TEXT NOT NULL, mid TEXT NOT NULL, tmk BLOB NOT NULL, host TEXT NOT NULL,
+    response_timeout_ms INTEGER NOT NULL, reversal_attempts_max INTEGER NOT NULL,
+    fail_after_approval INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    stan INTEGER NOT NULL, batch INTEGER NOT NULL, pik BLOB, mak BLOB
+);
+CREATE TABLE IF NOT EXISTS txns (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, batch INTEGER NOT NULL, stan INTEGER NOT NULL,
+    amount_fen INTEGER, card_kind TEXT, card_data TEXT, rrn TEXT, auth_code TEXT, code TEXT,
+    state TEXT NOT NULL, reversal TEXT NOT NULL, original_stan INTEGER, original_rrn TEXT,
+    original_date TEXT, host_date TEXT, host_time TEXT, time_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txns_trace ON txns (batch, stan);
+CREATE TABLE IF NOT EXISTS reversal (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    txn_id INTEGER NOT NULL, kind TEXT NOT NULL, batch INTEGER NOT NULL, stan INTEGER NOT NULL,
+    amount_fen INTEGER, card_kind TEXT, card_data TEXT, original_stan INTEGER,
+    original_rrn TEXT, original_date TEXT, auth_code TEXT, reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS advices (
+    txn_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, batch INTEGER NOT NULL, stan INTEGER NOT NULL,
+    amount_fen INTEGER NOT NULL, card_kind TEXT NOT NULL, card_data TEXT NOT NULL,
+    rrn TEXT NOT NULL, original_date TEXT NOT NULL, attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, tid TEXT NOT NULL, operation TEXT NOT NULL,
+    amount_fen INTEGER, code TEXT NOT NULL, cause TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS maintenance (
+    id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch INTEGER PRIMARY KEY, closed_ms INTEGER NOT NULL, debit_fen INTEGER NOT NULL,
+    debit_count INTEGER NOT NULL, credit_fen INTEGER NOT NULL, credit_count INTEGER NOT NULL,
+    balanced INTEGER NOT NULL, uploaded INTEGER NOT NULL
+);
+"#;
+
+/// A settled batch, archived.
+#[derive(Clone, Debug)]
+pub struct ClosedBatch {
+    pub batch: u32,
+    pub closed_ms: i64,
+    pub totals: Totals,
+    pub balanced: bool,
+    /// Details uploaded (unbalanced batches).
+    pub uploaded: u32,
+}
+
+/// One line of the failure log.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub time_ms: i64,
+    pub tid: String,
+    pub operation: String,
+    pub amount_fen: Option<u64>,
+    pub code: String,
+    pub cause: String,
+}
+
+pub struct Journal {
+    conn: Connection,
+}
+
+fn card_columns(card: &Option<CardData>) -> (Option<&'static str>, Option<String>) {
+    match card {
+        None => (None, None),
+        Some(CardData::Manual { pan, expiry }) => (Some("manual"), Some(format!("{pan}={expiry}"))),
+        Some(CardData::Track2(t)) => (Some("track2"), Some(t.clone())),
+    }
+}
+
+fn card_of(kind: Option<String>, data: Option<String>) -> Option<CardData> {
+    let data = data?;
+    match kind.as_deref()? {
+        "manual" => {
+            let (pan, expiry) = data.split_once('=')?;
+            Some(CardData::Manual {
+                pan: pan.into(),
+                expiry: expiry.into(),
+            })
+        }
+        _ => Some(CardData::Track2(data)),
+    }
+}
+
+fn kind_of(text: &str) -> rusqlite::Result<TransactionKind> {
+    TransactionKind::from_slug(text).ok_or(rusqlite::Error::InvalidQuery)
+}
+
+const TXN_COLUMNS: &str =
+    "id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
+    state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms";
+
+fn txn_row(r: &Row<'_>) -> rusqlite::Result<Txn> {
+    Ok(Txn {
+        id: r.get(0)?,
+        kind: kind_of(&r.get::<_, String>(1)?)?,
+        batch: r.get(2)?,
+        stan: r.get(3)?,
+        amount_fen: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
+        card: card_of(r.get(5)?, r.get(6)?),
+        rrn: r.get(7)?,
+        auth_code: r.get(8)?,
+        code: r.get(9)?,
+        state: TxnState::parse(&r.get::<_, String>(10)?).unwrap_or(TxnState::Failed),
+        reversal: ReversalState::parse(&r.get::<_, String>(11)?).unwrap_or(ReversalState::None),
+        original_stan: r.get(12)?,
+        original_rrn: r.get(13)?,
+        original_date: r.get(14)?,
+        host_date: r.get(15)?,
+        host_time: r.get(16)?,
+        time_ms: r.get(17)?,
+    })
+}
+
+impl Journal {
+    fn connect(dir: &Path) -> Result<Connection> {
+        let conn = Connection::open(dir.join(JOURNAL_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(conn)
+    }
+
+    /// Creates (or re-initializes the configuration of) the journal in `dir`.
+    pub fn init(dir: &Path, cfg: &Config, host: &str) -> Result<Journal> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::Missing {
+            path: dir.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let conn = Self::connect(dir)?;
+        conn.execute(
+            "INSERT INTO config (id, tid, mid, tmk, host, response_timeout_ms, reversal_attempts_max, fail_after_approval)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET tid = ?1, mid = ?2, tmk = ?3, host = ?4,
+                 response_timeout_ms = ?5, reversal_attempts_max = ?6, fail_after_approval = ?7",
+            params![
+                cfg.tid,
+                cfg.mid,
+                cfg.tmk.dangerous_expose(),
+                host,
+                cfg.response_timeout_ms as i64,
+                cfg.reversal_attempts_max,
+                cfg.fail_after_approval
+            ],
+        )?;
+        conn.execute(
+            "INSERT INTO state (id, stan, batch) VALUES (1, 0, 1) ON CONFLICT (id) DO NOTHING",
+            [],
+        )?;
+        Ok(Journal { conn })
+    }
+
+    /// Opens an initialized journal.
+    pub fn open(dir: &Path) -> Result<Journal> {
+        if !dir.join(JOURNAL_FILE).is_file() {
+            return Err(JournalError::Missing {
+                path: dir.display().to_string(),
+                why: "no terminal journal here (run `poskit pos --terminal DIR init ...` first)"
+                    .into(),
+            });
+        }
+        Ok(Journal {
+            conn: Self::connect(dir)?,
+        })
+    }
+
+    /// The configuration and the host address.
+    pub fn config(&self) -> Result<(Config, String)> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT tid, mid, tmk, host, response_timeout_ms, reversal_attempts_max, fail_after_approval FROM config WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, u32>(5)?,
+                        r.get::<_, bool>(6)?,
+                    ))
+                },
+            )
+            .optional()?
+            .ok_or_else(|| JournalError::Corrupt("no configuration".into()))?;
+        let tmk = SecretKey::from_bytes(&zeroize::Zeroizing::new(row.2))
+            .map_err(|e| JournalError::Corrupt(format!("TMK: {e}")))?;
+        Ok((
+            Config {
+                tid: row.0,
+                mid: row.1,
+                tmk,
+                response_timeout_ms: row.4.max(1) as u64,
+                reversal_attempts_max: row.5.max(1),
+                fail_after_approval: row.6,
+            },
+            row.3,
+        ))
+    }
+
+    /// Sets the test switch that makes every approval fail afterwards (printer jam).
+    pub fn set_fail_after_approval(&self, on: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE config SET fail_after_approval = ?1 WHERE id = 1",
+            [on],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_response_timeout_ms(&self, ms: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE config SET response_timeout_ms = ?1 WHERE id = 1",
+            [ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// What the engine starts from.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let (stan, batch, pik, mak): (u32, u32, Option<Vec<u8>>, Option<Vec<u8>>) =
+            self.conn.query_row(
+                "SELECT stan, batch, pik, mak FROM state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let keys = match (pik, mak) {
+            (Some(pik), Some(mak)) => Some(WorkingKeys {
+                pik: SecretKey::from_bytes(&zeroize::Zeroizing::new(pik))
+                    .map_err(|e| JournalError::Corrupt(e.to_string()))?,
+                mak: SecretKey::from_bytes(&zeroize::Zeroizing::new(mak))
+                    .map_err(|e| JournalError::Corrupt(e.to_string()))?,
+                tdk: None,
+            }),
+            _ => None,
+        };
+        let reversal = self
+            .conn
+            .query_row(
+                "SELECT txn_id, kind, batch, stan, amount_fen, card_kind, card_data, original_stan,
+                        original_rrn, original_date, auth_code, reason, attempts FROM reversal WHERE id = 1",
+                [],
+                |r| {
+                    Ok(PendingReversal {
+                        txn_id: r.get(0)?,
+                        kind: kind_of(&r.get::<_, String>(1)?)?,
+                        batch: r.get(2)?,
+                        stan: r.get(3)?,
+                        amount_fen: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
+                        card: card_of(r.get(5)?, r.get(6)?),
+                        original_stan: r.get(7)?,
+                        original_rrn: r.get(8)?,
+                        original_date: r.get(9)?,
+                        auth_code: r.get(10)?,
+                        reason: r.get(11)?,
+                        attempts: r.get(12)?,
+                    })
+                },
+            )
+            .optional()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts
+             FROM advices ORDER BY txn_id",
+        )?;
+        let advices = stmt
+            .query_map([], |r| {
+                Ok(Advice {
+                    txn_id: r.get(0)?,
+                    kind: kind_of(&r.get::<_, String>(1)?)?,
+                    batch: r.get(2)?,
+                    stan: r.get(3)?,
+                    amount_fen: r.get::<_, i64>(4)? as u64,
+                    card: card_of(r.get(5)?, r.get(6)?).unwrap_or(CardData::Track2(String::new())),
+                    rrn: r.get(7)?,
+                    original_date: r.get(8)?,
+                    attempts: r.get(9)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let next_txn_id: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) + 1 FROM txns", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(Snapshot {
+            stan,
+            batch,
+            keys,
+            reversal,
+            advices,
+            next_txn_id,
+        })
+    }
+
+    /// Applies one group of engine writes atomically and durably.
+    pub fn apply(&mut self, ops: &[JournalOp], now_ms: i64) -> Result<()> {
+        let tid: String = self
+            .conn
+            .query_row("SELECT tid FROM config WHERE id = 1", [], |r| r.get(0))?;
+        let tx = self.conn.transaction()?;
+        for op in ops {
+            match op {
+                JournalOp::Txn(t) => {
+                    let (ck, cd) = card_columns(&t.card);
+                    tx.execute(
+                        "INSERT INTO txns (id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
+                             state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                         ON CONFLICT (id) DO UPDATE SET batch = ?3, stan = ?4, rrn = ?8, auth_code = ?9, code = ?10,
+                             state = ?11, reversal = ?12, host_date = ?16, host_time = ?17",
+                        params![
+                            t.id,
+                            t.kind.slug(),
+                            t.batch,
+                            t.stan,
+                            t.amount_fen.map(|a| a as i64),
+                            ck,
+                            cd,
+                            t.rrn,
+                            t.auth_code,
+                            t.code,
+                            t.state.as_str(),
+                            t.reversal.as_str(),
+                            t.original_stan,
+                            t.original_rrn,
+                            t.original_date,
+                            t.host_date,
+                            t.host_time,
+                            t.time_ms
+                        ],
+                    )?;
+                }
+                JournalOp::Counters { stan, batch } => {
+                    tx.execute(
+                        "UPDATE state SET stan = ?1, batch = ?2 WHERE id = 1",
+                        params![stan, batch],
+                    )?;
+                }
+                JournalOp::Keys(keys) => {
+                    let (pik, mak) = match keys {
+                        Some((p, m)) => (Some(p.as_slice()), Some(m.as_slice())),
+                        None => (None, None),
+                    };
+                    tx.execute(
+                        "UPDATE state SET pik = ?1, mak = ?2 WHERE id = 1",
+                        params![pik, mak],
+                    )?;
+                }
+                JournalOp::Reversal(None) => {
+                    tx.execute("DELETE FROM reversal", [])?;
+                }
+                JournalOp::Reversal(Some(r)) => {
+                    let (ck, cd) = card_columns(&r.card);
+                    tx.execute(
+                        "INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
+                             original_stan, original_rrn, original_date, auth_code, reason, attempts)
+                         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                         ON CONFLICT (id) DO UPDATE SET txn_id = ?1, kind = ?2, batch = ?3, stan = ?4,
+                             amount_fen = ?5, card_kind = ?6, card_data = ?7, original_stan = ?8,
+                             original_rrn = ?9, original_date = ?10, auth_code = ?11, reason = ?12, attempts = ?13",
+                        params![
+                            r.txn_id,
+                            r.kind.slug(),
+                            r.batch,
+                            r.stan,
+                            r.amount_fen.map(|a| a as i64),
+                            ck,
+                            cd,
+                            r.original_stan,
+                            r.original_rrn,
+                            r.original_date,
+                            r.auth_code,
+                            r.reason,
+                            r.attempts
+                        ],
+                    )?;
+                    tx.execute(
+                        "UPDATE txns SET reversal = 'pending' WHERE id = ?1",
+                        [r.txn_id],
+                    )?;
+                }
+                JournalOp::ReversalEnded { txn_id, state } => {
+                    tx.execute(
+                        "UPDATE txns SET reversal = ?2 WHERE id = ?1",
+                        params![txn_id, state.as_str()],
+                    )?;
+                }
+                JournalOp::Voided { batch, stan } => {
+                    tx.execute(
+                        "UPDATE txns SET state = 'voided'
+                         WHERE batch = ?1 AND stan = ?2 AND state = 'approved' AND kind IN ('sale', 'completion')",
+                        params![batch, stan],
+                    )?;
+                }
+                JournalOp::AdviceQueued(a) => {
+                    let (ck, cd) = card_columns(&Some(a.card.clone()));
+                    tx.execute(
+                        "INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (txn_id) DO UPDATE SET attempts = ?10",
+                        params![
+                            a.txn_id,
+                            a.kind.slug(),
+                            a.batch,
+                            a.stan,
+                            a.amount_fen as i64,
+                            ck,
+                            cd,
+                            a.rrn,
+                            a.original_date,
+                            a.attempts
+                        ],
+                    )?;
+                }
+                JournalOp::AdviceDone { txn_id } => {
+                    tx.execute("DELETE FROM advices WHERE txn_id = ?1", [txn_id])?;
+                }
+                JournalOp::Failure {
+                    operation,
+                    amount_fen,
+                    code,
+                    cause,
+                } => {
+                    tx.execute(
+                        "INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause],
+                    )?;
+                }
+                JournalOp::Maintenance { event, detail } => {
+                    tx.execute(
+                        "INSERT INTO maintenance (time_ms, event, detail) VALUES (?1, ?2, ?3)",
+                        params![now_ms, event, detail],
+                    )?;
+                }
+                JournalOp::BatchClosed {
+                    batch,
+                    totals,
+                    balanced,
+                    uploaded,
+                } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO batches (batch, closed_ms, debit_fen, debit_count, credit_fen, credit_count, balanced, uploaded)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            batch,
+                            now_ms,
+                            totals.debit_fen as i64,
+                            totals.debit_count,
+                            totals.credit_fen as i64,
+                            totals.credit_count,
+                            balanced,
+                            uploaded
+                        ],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The transaction of this batch and trace.
+    pub fn txn_by_stan(&self, batch: u32, stan: u32) -> Result<Option<Txn>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM txns WHERE batch = ?1 AND stan = ?2 ORDER BY id DESC LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![batch, stan], txn_row)
+            .optional()?)
+    }
+
+    /// Every transaction, oldest first (`batch` to narrow).
+    pub fn txns(&self, batch: Option<u32>) -> Result<Vec<Txn>> {
+        let sql =
+            format!("SELECT {TXN_COLUMNS} FROM txns WHERE (?1 IS NULL OR batch = ?1) ORDER BY id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        Ok(stmt
+            .query_map([batch], txn_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn failures(&self) -> Result<Vec<Failure>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT time_ms, tid, operation, amount_fen, code, cause FROM failures ORDER BY id",
+        )?;
+        Ok(stmt
+            .query_map([], |r| {
+                Ok(Failure {
+                    time_ms: r.get(0)?,
+                    tid: r.get(1)?,
+                    operation: r.get(2)?,
+                    amount_fen: r.get::<_, Option<i64>>(3)?.map(|a| a as u64),
+                    code: r.get(4)?,
+                    cause: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Maintenance log lines: (time, event, detail).
+    pub fn maintenance(&self) -> Result<Vec<(i64, String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT time_ms, event, detail FROM maintenance ORDER BY id")?;
+        Ok(stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The settlement of the current batch (§4.4): debits are sales and completions that
+    /// went through (voided ones included: their void is a credit), credits are refunds,
+    /// voids and completion voids; transactions the terminal reported failed count nowhere.
+    pub fn settle_command(&self) -> Result<Command> {
+        let snap = self.snapshot()?;
+        let mut totals = Totals::default();
+        let mut details = Vec::new();
+        for t in self.txns(Some(snap.batch))? {
+            let amount = t.amount_fen.unwrap_or(0);
+            let debit = matches!(
+                t.kind,
+                TransactionKind::Sale | TransactionKind::PreAuthCompletion
+            ) && matches!(t.state, TxnState::Approved | TxnState::Voided);
+            let credit = matches!(
+                t.kind,
+                TransactionKind::Refund
+                    | TransactionKind::Void
+                    | TransactionKind::PreAuthCompletionVoid
+            ) && t.state == TxnState::Approved;
+            if debit {
+                totals.debit_fen += amount;
+                totals.debit_count += 1;
+            }
+            if credit {
+                totals.credit_fen += amount;
+                totals.credit_count += 1;
+            }
+            if debit || credit {
+                details.push(t);
+            }
+        }
+        Ok(Command::Settle { totals, details })
+    }
+
+    /// Closed batches, oldest first.
+    pub fn batches(&self) -> Result<Vec<ClosedBatch>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT batch, closed_ms, debit_fen, debit_count, credit_fen, credit_count, balanced, uploaded FROM batches ORDER BY batch",
+        )?;
+        Ok(stmt
+            .query_map([], |r| {
+                Ok(ClosedBatch {
+                    batch: r.get(0)?,
+                    closed_ms: r.get(1)?,
+                    totals: Totals {
+                        debit_fen: r.get::<_, i64>(2)? as u64,
+                        debit_count: r.get(3)?,
+                        credit_fen: r.get::<_, i64>(4)? as u64,
+                        credit_count: r.get(5)?,
+                    },
+                    balanced: r.get(6)?,
+                    uploaded: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

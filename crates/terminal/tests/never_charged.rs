@@ -1,0 +1,224 @@
+//! Invariant 1 under any order of faults: the terminal engine against the real host
+//! engine (in process, no sockets), with requests and answers lost at random and the
+//! terminal crashing at random points (rebuilt from its journal). After recovery, every
+//! sale the terminal did not report approved has left no debit on the card, and every one
+//! it reported approved is debited exactly once.
+
+use proptest::prelude::*;
+use rusqlite::Connection;
+
+use poskit_domain::TransactionKind;
+use poskit_domain::message::CardData;
+use poskit_host::clock::HostTime;
+use poskit_host::config::HostConfig;
+use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
+use poskit_host::pinhash::PinHasher;
+use poskit_host::store::sqlite::{self, SqliteLedger};
+use poskit_host::{DataDir, demo, run};
+use poskit_security::{Pin, SecretKey};
+use poskit_terminal::engine::{
+    Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
+};
+use poskit_terminal::journal::Journal;
+
+const MID: &str = "898310048160001";
+
+struct World {
+    _host_dir: tempfile::TempDir,
+    _term_dir: tempfile::TempDir,
+    host: Connection,
+    pins: PinHasher,
+    journal: Journal,
+    term_path: std::path::PathBuf,
+    now_ms: i64,
+}
+
+/// What happens to one request on the wire.
+#[derive(Clone, Copy, Debug)]
+enum Wire {
+    Deliver,
+    LoseRequest,
+    LoseAnswer,
+    /// The terminal dies right after sending (the host gets the request).
+    CrashAfterSend,
+}
+
+fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
+    let tx = w.host.transaction().unwrap();
+    let answer = {
+        let mut ledger = SqliteLedger::new(&tx);
+        let input = Input {
+            frame,
+            now: HostTime::now(480, 0),
+            issuer: IssuerVerdict::Reachable,
+            injected: None,
+        };
+        engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
+    };
+    tx.commit().unwrap();
+    answer.frame
+}
+
+fn world() -> World {
+    let host_dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::create(host_dir.path()).unwrap();
+    run::load_demo(&dir, &HostConfig::default()).unwrap();
+    let host = dir.open_store().unwrap();
+    let pins = dir.pin_hasher().unwrap();
+    let term_dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        tid: demo::fleet_tid(0),
+        mid: MID.into(),
+        tmk: SecretKey::from_hex(demo::DEMO_TMK).unwrap(),
+        response_timeout_ms: 1000,
+        reversal_attempts_max: 1000,
+        fail_after_approval: false,
+    };
+    let journal = Journal::init(term_dir.path(), &cfg, "sim").unwrap();
+    let term_path = term_dir.path().to_path_buf();
+    World {
+        _host_dir: host_dir,
+        _term_dir: term_dir,
+        host,
+        pins,
+        journal,
+        term_path,
+        now_ms: 1,
+    }
+}
+
+fn terminal(w: &World) -> Terminal {
+    let (cfg, _) = w.journal.config().unwrap();
+    Terminal::new(cfg, w.journal.snapshot().unwrap())
+}
+
+/// Runs one command; `wire` decides each request's fate in turn. `None`: the terminal
+/// crashed (its in-memory state is gone; the journal stays).
+fn operate(w: &mut World, command: Command, wire: &mut dyn FnMut() -> Wire) -> Option<Outcome> {
+    let mut t = terminal(w);
+    let mut effects = t.handle(w.now_ms, Event::Command(command));
+    let mut guard = 0;
+    loop {
+        guard += 1;
+        assert!(guard < 1000, "the engine does not settle");
+        let mut next = None;
+        let mut timer = None;
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Journal(ops) => w.journal.apply(&ops, w.now_ms).unwrap(),
+                Effect::Send(frame) => match wire() {
+                    Wire::Deliver => next = host_answer(w, &frame).map(Event::Response),
+                    Wire::LoseRequest => {}
+                    Wire::LoseAnswer => {
+                        host_answer(w, &frame);
+                    }
+                    Wire::CrashAfterSend => {
+                        host_answer(w, &frame);
+                        return None;
+                    }
+                },
+                Effect::Timer { token, .. } => timer = Some(token),
+                Effect::Done(o) => return Some(*o),
+            }
+        }
+        w.now_ms += 10;
+        let event = next.unwrap_or_else(|| Event::Timeout {
+            token: timer.expect("a request in flight has a timer"),
+        });
+        effects = t.handle(w.now_ms, event);
+    }
+}
+
+fn balance(w: &World, pan: &str) -> i64 {
+    w.host
+        .query_row(
+            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
+            [pan],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Sale(u64),
+    VoidLast,
+    Balance,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u64..5000).prop_map(Op::Sale),
+        1 => Just(Op::VoidLast),
+        1 => Just(Op::Balance),
+    ]
+}
+
+fn wire() -> impl Strategy<Value = Wire> {
+    prop_oneof![
+        6 => Just(Wire::Deliver),
+        1 => Just(Wire::LoseRequest),
+        2 => Just(Wire::LoseAnswer),
+        1 => Just(Wire::CrashAfterSend),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_customer_is_charged_for_a_sale_the_terminal_reported_failed(
+        ops in proptest::collection::vec(op(), 1..14),
+        wires in proptest::collection::vec(wire(), 64),
+    ) {
+        let mut w = world();
+        let pan = demo::fleet_pan(0);
+        let card = CardData::Track2(format!("{pan}=30121010000000000"));
+        let opening = balance(&w, &pan);
+        let mut deliver = || Wire::Deliver;
+        let signed = operate(&mut w, Command::SignIn, &mut deliver).unwrap();
+        prop_assert!(signed.approved);
+        let mut fates = wires.into_iter().cycle();
+        let mut faulty = move || fates.next().unwrap_or(Wire::Deliver);
+        for op in ops {
+            let command = match op {
+                Op::Sale(amount_fen) => Command::Sale { card: card.clone(), amount_fen, pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
+                Op::Balance => Command::Balance { card: card.clone(), pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
+                Op::VoidLast => {
+                    let last = w.journal.txns(None).unwrap().into_iter().rev()
+                        .find(|t| t.kind == TransactionKind::Sale && t.state == TxnState::Approved);
+                    match last { Some(original) => Command::Void { original }, None => continue }
+                }
+            };
+            let _ = operate(&mut w, command, &mut faulty);
+            // Keys may have been withdrawn by an A0 path: sign in again when needed.
+            if w.journal.snapshot().unwrap().keys.is_none() {
+                let _ = operate(&mut w, Command::SignIn, &mut deliver);
+            }
+        }
+        // Recovery: the network heals; the next financial operation drains the reversal.
+        let _ = operate(&mut w, Command::SignIn, &mut deliver);
+        let drained = operate(&mut w, Command::Balance { card: card.clone(), pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) }, &mut deliver).unwrap();
+        prop_assert!(drained.approved, "{drained:?}");
+        prop_assert!(w.journal.snapshot().unwrap().reversal.is_none(), "a reversal is still pending after recovery");
+
+        // What the terminal told the operator.
+        let txns = w.journal.txns(None).unwrap();
+        let mut charged: i64 = 0;
+        for t in &txns {
+            prop_assert!(t.reversal != ReversalState::Failed, "reversal gave up: {t:?}");
+            prop_assert!(t.reversal != ReversalState::Pending, "reversal left pending: {t:?}");
+            match (t.kind, t.state) {
+                (TransactionKind::Sale, TxnState::Approved) => charged += t.amount_fen.unwrap_or(0) as i64,
+                (TransactionKind::Sale, TxnState::Voided) => {}
+                (TransactionKind::Sale, _) | (TransactionKind::Void, _) | (TransactionKind::BalanceInquiry, _) => {}
+                other => prop_assert!(false, "unexpected transaction {other:?}"),
+            }
+        }
+        // A sale whose void was not confirmed stands voided or not: the terminal knows which.
+        prop_assert_eq!(balance(&w, &pan), opening - charged, "journal: {:#?}", txns);
+        let report = sqlite::check(&w.host).unwrap();
+        prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let _ = &w.term_path;
+    }
+}
