@@ -562,9 +562,10 @@ impl Terminal {
         }
     }
 
-    fn build(&self, spec: &RequestSpec, stan: u32) -> Result<Vec<u8>, BuildError> {
-        let batch =
-            Batch::new(self.snap.batch).unwrap_or_else(|_| unreachable!("batches stay in range"));
+    /// Builds a request in `batch` (60.2): the current one, or for a reversal or an advice
+    /// the batch of its original.
+    fn build(&self, spec: &RequestSpec, stan: u32, batch: u32) -> Result<Vec<u8>, BuildError> {
+        let batch = Batch::new(batch).unwrap_or_else(|_| unreachable!("batches stay in range"));
         build_request(
             spec,
             stan,
@@ -596,7 +597,12 @@ impl Terminal {
 
     /// Journals `ops`, then sends `spec` and sets its timer.
     fn send(&mut self, step: Step, spec: &RequestSpec, stan: u32, ops: Vec<JournalOp>) {
-        let built = self.build(spec, stan);
+        let batch = match (&step, &self.snap.reversal, self.snap.advices.first()) {
+            (Step::Reversal, Some(rev), _) => rev.batch,
+            (Step::Advices, _, Some(advice)) => advice.batch,
+            _ => self.snap.batch,
+        };
+        let built = self.build(spec, stan, batch);
         self.journal(ops);
         match built {
             Ok(frame) => {
@@ -860,7 +866,7 @@ impl Terminal {
         let mac_bad = flight.mac && code == "00" && r.mac_ok != Some(true);
         match flight.step {
             Step::Main(txn, _) => self.main_answered(*txn, &r, &code, mac_bad),
-            Step::Reversal => self.reversal_answered(&code, mac_bad),
+            Step::Reversal => self.reversal_answered(&code),
             Step::Advices => self.advice_answered(&r, &code),
             Step::SignIn => self.signed_in(&r, &code),
             Step::SignOff => {
@@ -1090,11 +1096,20 @@ impl Terminal {
         }
     }
 
-    fn reversal_answered(&mut self, code: &str, mac_bad: bool) {
-        let Some(rev) = self.snap.reversal.take() else {
+    fn reversal_answered(&mut self, code: &str) {
+        let Some(rev) = self.snap.reversal.clone() else {
             return;
         };
-        let _ = mac_bad; // a reversal's answer needs no MAC check: the money goes back either way
+        if matches!(code, "A0" | "77" | "99") && rev.attempts < self.cfg.reversal_attempts_max {
+            // The host could not check the reversal (keys or batch): sign in, send it again.
+            self.notes.push(format!(
+                "the host answered the reversal with {code}: signing in and sending it again"
+            ));
+            self.steps.push_front(Step::Reversal);
+            self.steps.push_front(Step::SignIn);
+            return;
+        }
+        self.snap.reversal = None;
         let state = if code == "00" {
             ReversalState::Done
         } else {
