@@ -41,6 +41,8 @@ enum Wire {
     LoseAnswer,
     /// The terminal dies right after sending (the host gets the request).
     CrashAfterSend,
+    /// The answer arrives with its MAC corrupted (an approval the terminal must reverse).
+    CorruptMac,
 }
 
 fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
@@ -116,6 +118,13 @@ fn operate(w: &mut World, command: Command, wire: &mut dyn FnMut() -> Wire) -> O
                         host_answer(w, &frame);
                         return None;
                     }
+                    Wire::CorruptMac => {
+                        next = host_answer(w, &frame).map(|mut a| {
+                            let last = a.len() - 1;
+                            a[last] ^= 0x01;
+                            Event::Response(a)
+                        });
+                    }
                 },
                 Effect::Timer { token, .. } => timer = Some(token),
                 Effect::Done(o) => return Some(*o),
@@ -142,6 +151,8 @@ fn balance(w: &World, pan: &str) -> i64 {
 #[derive(Clone, Debug)]
 enum Op {
     Sale(u64),
+    /// A sale whose slip fails to print after the approval.
+    SaleThenPrinterJam(u64),
     VoidLast,
     Balance,
 }
@@ -149,6 +160,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (1u64..5000).prop_map(Op::Sale),
+        1 => (1u64..5000).prop_map(Op::SaleThenPrinterJam),
         1 => Just(Op::VoidLast),
         1 => Just(Op::Balance),
     ]
@@ -160,11 +172,12 @@ fn wire() -> impl Strategy<Value = Wire> {
         1 => Just(Wire::LoseRequest),
         2 => Just(Wire::LoseAnswer),
         1 => Just(Wire::CrashAfterSend),
+        1 => Just(Wire::CorruptMac),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     #[test]
     fn no_customer_is_charged_for_a_sale_the_terminal_reported_failed(
@@ -181,8 +194,9 @@ proptest! {
         let mut fates = wires.into_iter().cycle();
         let mut faulty = move || fates.next().unwrap_or(Wire::Deliver);
         for op in ops {
+            w.journal.set_fail_after_approval(matches!(op, Op::SaleThenPrinterJam(_))).unwrap();
             let command = match op {
-                Op::Sale(amount_fen) => Command::Sale { card: card.clone(), amount_fen, pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
+                Op::Sale(amount_fen) | Op::SaleThenPrinterJam(amount_fen) => Command::Sale { card: card.clone(), amount_fen, pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
                 Op::Balance => Command::Balance { card: card.clone(), pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
                 Op::VoidLast => {
                     let last = w.journal.txns(None).unwrap().into_iter().rev()
@@ -197,6 +211,7 @@ proptest! {
             }
         }
         // Recovery: the network heals; the next financial operation drains the reversal.
+        w.journal.set_fail_after_approval(false).unwrap();
         let _ = operate(&mut w, Command::SignIn, &mut deliver);
         let drained = operate(&mut w, Command::Balance { card: card.clone(), pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) }, &mut deliver).unwrap();
         prop_assert!(drained.approved, "{drained:?}");
