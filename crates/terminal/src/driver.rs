@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use poskit_codec::frame::{self, LENGTH_BYTES};
 
-use crate::engine::{Command, Effect, Event, Outcome, Terminal};
+use crate::engine::{Command, Config, Effect, Event, Outcome, Terminal};
 use crate::journal::{Journal, JournalError};
 
 /// How long opening a connection may take.
@@ -48,6 +48,17 @@ pub async fn run(
     command: Command,
 ) -> Result<Outcome, DriverError> {
     let (cfg, _) = journal.config()?;
+    run_with_config(journal, cfg, host, command).await
+}
+
+/// [`run`] with settings that differ from the journal's for this operation only (test
+/// switches): nothing of them is written to the journal, so a crash cannot leave them set.
+pub async fn run_with_config(
+    journal: &mut Journal,
+    cfg: Config,
+    host: &str,
+    command: Command,
+) -> Result<Outcome, DriverError> {
     let snapshot = journal.snapshot()?;
     let mut terminal = Terminal::new(cfg, snapshot);
     let mut stream: Option<TcpStream> = None;

@@ -903,9 +903,9 @@ impl Terminal {
                         self.notes.push(format!(
                             "the host's totals differ (host: {} debits {} fen, {} credits {} fen): uploading the batch",
                             f48.get(12..15).unwrap_or("?"),
-                            f48.get(..12).unwrap_or("?").trim_start_matches('0'),
+                            f48.get(..12).and_then(|a| a.parse::<u64>().ok()).map_or_else(|| "?".to_owned(), |a| a.to_string()),
                             f48.get(27..30).unwrap_or("?"),
-                            f48.get(15..27).unwrap_or("?").trim_start_matches('0'),
+                            f48.get(15..27).and_then(|a| a.parse::<u64>().ok()).map_or_else(|| "?".to_owned(), |a| a.to_string()),
                         ));
                         let uploaded = details.len() as u32;
                         self.steps.push_front(Step::BatchEnd {
@@ -1109,6 +1109,11 @@ impl Terminal {
             self.steps.push_front(Step::SignIn);
             return;
         }
+        if matches!(code, "96" | "91" | "98") {
+            // The host could not process it now (nothing was reversed): try again later.
+            self.reversal_missed(&format!("the host answered {code}"), false);
+            return;
+        }
         self.snap.reversal = None;
         let state = if code == "00" {
             ReversalState::Done
@@ -1127,7 +1132,7 @@ impl Terminal {
                 operation: "reversal".into(),
                 amount_fen: rev.amount_fen,
                 code: "L14".into(),
-                cause: format!("the host refused the reversal of trace {:06} with {code}: contact the acquirer", rev.stan),
+                cause: format!("the host refused the reversal of trace {:06} with {code}: reversal failed — contact acquirer", rev.stan),
             });
         }
         self.journal(ops);
@@ -1148,6 +1153,43 @@ impl Terminal {
             if let Some(t) = &mut result.txn {
                 t.reversal = state;
             }
+        }
+    }
+
+    /// The pending reversal did not get through (no answer, not sent, or a host that could
+    /// not process it): it stays pending, or is given up once its attempts are used.
+    fn reversal_missed(&mut self, why: &str, not_sent: bool) {
+        let Some(mut rev) = self.snap.reversal.clone() else {
+            return;
+        };
+        if not_sent {
+            rev.attempts = rev.attempts.saturating_sub(1);
+        } else if rev.attempts >= self.cfg.reversal_attempts_max {
+            self.give_up_reversal(&rev, why);
+            return; // the operation goes on: the reversal is now the acquirer's case
+        }
+        self.snap.reversal = Some(rev.clone());
+        self.journal(vec![JournalOp::Reversal(Some(rev.clone()))]);
+        let ours = self
+            .result
+            .as_ref()
+            .and_then(|o| o.txn.as_ref())
+            .is_some_and(|t| t.id == rev.txn_id);
+        if ours {
+            let mut result = self
+                .result
+                .take()
+                .unwrap_or_else(|| unreachable!("checked"));
+            result.notes.push(format!(
+                "the reversal did not get through ({why}); it goes out again before the next transaction"
+            ));
+            self.finish(result);
+        } else {
+            self.finish(outcome(
+                "transaction",
+                "L08",
+                format!("the reversal of trace {:06} has not reached the host ({why}); new transactions wait for it", rev.stan),
+            ));
         }
     }
 
@@ -1340,40 +1382,7 @@ impl Terminal {
                 result.txn = Some(*txn);
                 self.result = Some(result);
             }
-            Step::Reversal => {
-                let Some(mut rev) = self.snap.reversal.clone() else {
-                    return;
-                };
-                if not_sent {
-                    rev.attempts = rev.attempts.saturating_sub(1);
-                } else if rev.attempts >= self.cfg.reversal_attempts_max {
-                    self.give_up_reversal(&rev, why);
-                    return; // the operation goes on: the reversal is now the acquirer's case
-                }
-                self.snap.reversal = Some(rev.clone());
-                self.journal(vec![JournalOp::Reversal(Some(rev.clone()))]);
-                let ours = self
-                    .result
-                    .as_ref()
-                    .and_then(|o| o.txn.as_ref())
-                    .is_some_and(|t| t.id == rev.txn_id);
-                if ours {
-                    let mut result = self
-                        .result
-                        .take()
-                        .unwrap_or_else(|| unreachable!("checked"));
-                    result.notes.push(format!(
-                        "the reversal did not get through ({why}); it goes out again before the next transaction"
-                    ));
-                    self.finish(result);
-                } else {
-                    self.finish(outcome(
-                        "transaction",
-                        "L08",
-                        format!("the reversal of trace {:06} has not reached the host ({why}); new transactions wait for it", rev.stan),
-                    ));
-                }
-            }
+            Step::Reversal => self.reversal_missed(why, not_sent),
             Step::Advices => {
                 let current = self
                     .current_advice

@@ -425,8 +425,13 @@ impl Journal {
                     )?;
                 }
                 JournalOp::ReversalEnded { txn_id, state } => {
+                    // A transaction still "sent" (the terminal crashed before its answer)
+                    // ends failed: its answer never came.
                     tx.execute(
-                        "UPDATE txns SET reversal = ?2 WHERE id = ?1",
+                        "UPDATE txns SET reversal = ?2,
+                             state = CASE WHEN state = 'sent' THEN 'failed' ELSE state END,
+                             code = coalesce(code, 'L03')
+                         WHERE id = ?1",
                         params![txn_id, state.as_str()],
                     )?;
                 }

@@ -16,7 +16,7 @@ use poskit_domain::{AmountFen, TransactionKind};
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{
     Command, Config, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT, REVERSAL_ATTEMPTS_MAX_DEFAULT,
-    ReversalState, Txn,
+    ReversalState, Txn, TxnState,
 };
 use poskit_terminal::journal::Journal;
 
@@ -312,6 +312,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     snap.batch
                 ))
             })?;
+        if t.state != TxnState::Approved {
+            return Err(usage(format!(
+                "--trace {trace:06}: that {} is {}, not approved: nothing to void",
+                t.kind.name_en(),
+                t.state.as_str()
+            )));
+        }
         Ok(t)
     };
     let (command, switches) = match &args.command {
@@ -421,26 +428,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             unreachable!("handled above")
         }
     };
-    // Test switches apply to this command only.
-    let restore = (cfg.fail_after_approval, cfg.response_timeout_ms);
+    // Test switches apply to this command only: they are not written to the journal, so
+    // that a crash in the middle of the command cannot leave them set for the next ones.
+    let mut cfg = cfg;
     if let Some(s) = switches {
         if s.fail_after_approval {
-            journal.set_fail_after_approval(true)?;
+            cfg.fail_after_approval = true;
         }
         if let Some(ms) = s.timeout_ms {
-            journal.set_response_timeout_ms(ms.max(1))?;
+            cfg.response_timeout_ms = ms.max(1);
         }
     }
+    let (tid, mid) = (cfg.tid.clone(), cfg.mid.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let mut journal = journal;
-    let result = runtime.block_on(poskit_terminal::driver::run(&mut journal, &host, command));
-    journal.set_fail_after_approval(restore.0)?;
-    journal.set_response_timeout_ms(restore.1)?;
+    let result = runtime.block_on(poskit_terminal::driver::run_with_config(
+        &mut journal,
+        cfg,
+        &host,
+        command,
+    ));
     let outcome = result?;
-    print_outcome(&outcome, &cfg.tid, &cfg.mid, lang, args.json);
+    print_outcome(&outcome, &tid, &mid, lang, args.json);
     Ok(if outcome.approved {
         ExitCode::SUCCESS
     } else {
