@@ -385,6 +385,11 @@ impl Terminal {
         &self.cfg
     }
 
+    /// Turns the printer-jam test switch on or off for the next operations.
+    pub fn set_fail_after_approval(&mut self, on: bool) {
+        self.cfg.fail_after_approval = on;
+    }
+
     pub fn is_busy(&self) -> bool {
         self.flight.is_some() || !self.steps.is_empty()
     }

@@ -171,7 +171,19 @@ impl Journal {
             path: dir.display().to_string(),
             why: e.to_string(),
         })?;
-        let conn = Self::connect(dir)?;
+        Self::configure(Self::connect(dir)?, cfg, host)
+    }
+
+    /// A journal in memory, for simulated fleets: the same tables and writes, no file. A
+    /// simulated crash drops the engine, not this journal (it stands for the terminal's
+    /// non-volatile memory).
+    pub fn in_memory(cfg: &Config, host: &str) -> Result<Journal> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Self::configure(conn, cfg, host)
+    }
+
+    fn configure(conn: Connection, cfg: &Config, host: &str) -> Result<Journal> {
         conn.execute(
             "INSERT INTO config (id, tid, mid, tmk, host, response_timeout_ms, reversal_attempts_max, fail_after_approval)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -1,0 +1,162 @@
+//! Fault knobs, in the manner of TigerBeetle's simulator: a probability per path and per
+//! kind of fault, drawn from one seeded stream.
+
+use serde::Deserialize;
+
+/// Probabilities (0 to 1) of each fault, per message or per operation.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Knobs {
+    /// A request lost on its way to the host.
+    pub request_loss: f64,
+    /// An answer lost on its way back.
+    pub answer_loss: f64,
+    /// A request delivered twice (a retransmitting network element).
+    pub duplicate: f64,
+    /// An answer delayed past the terminal's timeout (it arrives late, or never matters).
+    pub delay: f64,
+    /// The connection resets before the request leaves (the terminal knows it never left).
+    pub reset: f64,
+    /// An approval whose MAC is corrupted on the way back.
+    pub corrupt_mac: f64,
+    /// The issuer times out (the host answers 98).
+    pub issuer_timeout: f64,
+    /// The host crashes and restarts: for `host_down_ms` every request is lost.
+    pub host_crash: f64,
+    pub host_down_ms: u64,
+    /// The terminal crashes right after sending (and restarts from its journal).
+    pub terminal_crash: f64,
+    /// The printer jams after an approval (the terminal reverses with 96).
+    pub printer_jam: f64,
+    /// One-way network latency, in simulated ms.
+    pub latency_ms: u64,
+    /// The terminal's answer timeout, in simulated ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs::none()
+    }
+}
+
+impl Knobs {
+    pub fn none() -> Knobs {
+        Knobs {
+            request_loss: 0.0,
+            answer_loss: 0.0,
+            duplicate: 0.0,
+            delay: 0.0,
+            reset: 0.0,
+            corrupt_mac: 0.0,
+            issuer_timeout: 0.0,
+            host_crash: 0.0,
+            host_down_ms: 2_000,
+            terminal_crash: 0.0,
+            printer_jam: 0.0,
+            latency_ms: 20,
+            timeout_ms: 5_000,
+        }
+    }
+
+    /// What a shop on a bad day sees.
+    pub fn mild() -> Knobs {
+        Knobs {
+            request_loss: 0.01,
+            answer_loss: 0.02,
+            duplicate: 0.005,
+            delay: 0.01,
+            reset: 0.01,
+            corrupt_mac: 0.002,
+            issuer_timeout: 0.005,
+            host_crash: 0.0005,
+            terminal_crash: 0.002,
+            printer_jam: 0.002,
+            ..Knobs::none()
+        }
+    }
+
+    /// Everything at once, often.
+    pub fn harsh() -> Knobs {
+        Knobs {
+            request_loss: 0.08,
+            answer_loss: 0.1,
+            duplicate: 0.05,
+            delay: 0.05,
+            reset: 0.05,
+            corrupt_mac: 0.02,
+            issuer_timeout: 0.03,
+            host_crash: 0.005,
+            terminal_crash: 0.02,
+            printer_jam: 0.02,
+            ..Knobs::none()
+        }
+    }
+
+    /// `none`, `mild`, `harsh`, or a TOML file of knobs (missing ones are zero).
+    pub fn named_or_file(text: &str) -> Result<Knobs, String> {
+        match text {
+            "none" => Ok(Knobs::none()),
+            "mild" => Ok(Knobs::mild()),
+            "harsh" => Ok(Knobs::harsh()),
+            path => {
+                let body = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--faults {path}: not none, mild, harsh, nor a readable file ({e})"))?;
+                let knobs: Knobs = toml::from_str(&body).map_err(|e| format!("--faults {path}: {e}"))?;
+                knobs.validate().map_err(|e| format!("--faults {path}: {e}"))?;
+                Ok(knobs)
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, p) in [
+            ("request_loss", self.request_loss),
+            ("answer_loss", self.answer_loss),
+            ("duplicate", self.duplicate),
+            ("delay", self.delay),
+            ("reset", self.reset),
+            ("corrupt_mac", self.corrupt_mac),
+            ("issuer_timeout", self.issuer_timeout),
+            ("host_crash", self.host_crash),
+            ("terminal_crash", self.terminal_crash),
+            ("printer_jam", self.printer_jam),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} = {p} is not a probability"));
+            }
+        }
+        if self.timeout_ms == 0 || self.timeout_ms <= 2 * self.latency_ms {
+            return Err("timeout_ms must exceed two latencies".into());
+        }
+        Ok(())
+    }
+}
+
+/// SplitMix64: small, seedable, the same on every platform.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5EED_0F_0005_C17)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Whether an event of probability `p` happens.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}

@@ -1,0 +1,471 @@
+//! The deterministic simulation: a fleet of terminal engines and the host engine in one
+//! process, simulated time and network, every fault drawn from one seed. The same seed
+//! gives the same run, event for event.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use rusqlite::Connection;
+
+use poskit_domain::message::CardData;
+use poskit_domain::{AmountFen, Mid, Pan, Tid, TransactionKind as K};
+use poskit_host::clock::HostTime;
+use poskit_host::config::HostConfig;
+use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
+use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
+use poskit_host::pinhash::PinHasher;
+use poskit_host::store::sqlite::{self, SqliteLedger};
+use poskit_host::{DataDir, demo, run};
+use poskit_security::{Pin, SecretKey};
+use poskit_terminal::engine::{
+    Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
+};
+use poskit_terminal::journal::Journal;
+
+use crate::knobs::{Knobs, Rng};
+use crate::report::Report;
+
+/// The merchant every simulated terminal belongs to.
+pub const SIM_MID: &str = "898310048160001";
+/// Terminals one simulation may run.
+pub const TERMINALS_MAX: u32 = 10_000;
+/// Operations one simulation may run.
+pub const TRANSACTIONS_MAX: u64 = 100_000_000;
+/// A terminal settles after this many operations.
+const SETTLE_EVERY: u32 = 250;
+/// Local time the simulated day starts at (01:00 China time), so a run stays in one day.
+const DAY_START_UNIX_MS: i64 = 1_796_086_800_000;
+
+fn sim_tid(i: u32) -> String {
+    format!("{:08}", 30_000_000 + i)
+}
+
+fn sim_pan(i: u32) -> String {
+    demo::demo_pan(demo::OWN_BIN, 500_000 + i)
+}
+
+fn wrong_pin_pan(i: u32) -> String {
+    demo::demo_pan(demo::OWN_BIN, 700_000 + i)
+}
+
+#[derive(Debug)]
+enum Ev {
+    /// The terminal starts its next operation.
+    Start { term: u32 },
+    /// An event for a terminal engine of generation `gen`.
+    Term { term: u32, generation: u64, event: Event },
+    /// A request reaches the host.
+    Host { term: u32, frame: Vec<u8> },
+}
+
+struct Term {
+    engine: Option<Terminal>,
+    generation: u64,
+    journal: Journal,
+    ops_left: u64,
+    since_settle: u32,
+    /// What the current operation is (for the report).
+    busy: bool,
+}
+
+/// A simulation being run.
+pub struct World {
+    _dir: tempfile::TempDir,
+    host: Connection,
+    pins: PinHasher,
+    engine_cfg: EngineConfig,
+    terms: Vec<Term>,
+    queue: BinaryHeap<Reverse<(i64, u64, usize)>>,
+    events: Vec<Option<Ev>>,
+    free: Vec<usize>,
+    seq: u64,
+    now_ms: i64,
+    rng: Rng,
+    knobs: Knobs,
+    host_down_until_ms: i64,
+    pub report: Report,
+}
+
+impl World {
+    /// A host with the demo data and `terminals` simulated terminals, each with its own
+    /// card (and a card for wrong-PIN mistakes).
+    pub fn new(terminals: u32, transactions: u64, seed: u64, knobs: Knobs) -> Result<World, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data = DataDir::create(dir.path()).map_err(|e| e.to_string())?;
+        run::load_demo(&data, &HostConfig::default()).map_err(|e| e.to_string())?;
+        let pins = data.pin_hasher().map_err(|e| e.to_string())?;
+        let mut host = data.open_store().map_err(|e| e.to_string())?;
+        // The simulation's durability is logical (a commit happens or not); no fsync.
+        host.pragma_update(None, "synchronous", "OFF").map_err(|e| e.to_string())?;
+        let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
+        let pin = Pin::new(demo::DEMO_PIN).map_err(|e| e.to_string())?;
+        let mid = Mid::parse(SIM_MID).map_err(|e| e.to_string())?;
+        let mut set = DataSet::default();
+        for i in 0..terminals {
+            set.terminals.push(HostTerminal {
+                tid: Tid::parse(&sim_tid(i)).map_err(|e| e.to_string())?,
+                mid,
+                status: TerminalStatus::Active,
+                tmk: tmk.clone(),
+                txn_limit_fen: None,
+                permitted: None,
+            });
+            for pan in [sim_pan(i), wrong_pin_pan(i)] {
+                let pan = Pan::parse(&pan).map_err(|e| e.to_string())?;
+                set.cards.push(Card {
+                    pin_hash: Some(pins.hash(pan.digits(), &pin)),
+                    pan,
+                    expiry: "3012".into(),
+                    status: CardStatus::Active,
+                    pin_tries_max: 3,
+                    pin_tries_used: 0,
+                    balance_fen: AmountFen::new(100_000_000_000).map_err(|e| e.to_string())?,
+                    daily_count_max: None,
+                    permitted: None,
+                    label: "sim".into(),
+                });
+            }
+        }
+        let now = HostTime::at(DAY_START_UNIX_MS, 480);
+        sqlite::import(&mut host, &set, &now).map_err(|e| e.to_string())?;
+        let per_terminal = transactions / u64::from(terminals.max(1));
+        let extra = transactions % u64::from(terminals.max(1));
+        let mut terms = Vec::with_capacity(terminals as usize);
+        for i in 0..terminals {
+            let cfg = Config {
+                tid: sim_tid(i),
+                mid: SIM_MID.into(),
+                tmk: tmk.clone(),
+                response_timeout_ms: knobs.timeout_ms,
+                reversal_attempts_max: 1_000,
+                fail_after_approval: false,
+            };
+            let journal = Journal::in_memory(&cfg, "sim").map_err(|e| e.to_string())?;
+            terms.push(Term {
+                engine: None,
+                generation: 0,
+                journal,
+                ops_left: per_terminal + u64::from(u64::from(i) < extra),
+                since_settle: 0,
+                busy: false,
+            });
+        }
+        let mut world = World {
+            _dir: dir,
+            host,
+            pins,
+            engine_cfg: EngineConfig::default(),
+            terms,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            free: Vec::new(),
+            seq: 0,
+            now_ms: 0,
+            rng: Rng::new(seed),
+            knobs,
+            host_down_until_ms: 0,
+            report: Report::new(seed),
+        };
+        for i in 0..terminals {
+            world.schedule(i64::from(i % 1000), Ev::Start { term: i });
+        }
+        Ok(world)
+    }
+
+    fn schedule(&mut self, at_ms: i64, ev: Ev) {
+        self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.events[s] = Some(ev);
+                s
+            }
+            None => {
+                self.events.push(Some(ev));
+                self.events.len() - 1
+            }
+        };
+        self.queue.push(Reverse((at_ms, self.seq, slot)));
+    }
+
+    fn fault(&mut self, kind: &'static str, p: f64) -> bool {
+        let hit = self.rng.chance(p);
+        if hit {
+            *self.report.faults.entry(kind.to_owned()).or_default() += 1;
+        }
+        hit
+    }
+
+    /// Runs the workload, then recovery (no faults): every terminal signs in and settles,
+    /// which sends its pending reversal and advices first. Then the checker.
+    pub fn run(mut self) -> Report {
+        let started = std::time::Instant::now();
+        self.drain();
+        self.knobs = Knobs { timeout_ms: self.knobs.timeout_ms, latency_ms: self.knobs.latency_ms, ..Knobs::none() };
+        self.host_down_until_ms = 0;
+        for term in 0..self.terms.len() as u32 {
+            self.recover(term, Command::SignIn);
+            let settle = self.terms[term as usize].journal.settle_command().unwrap_or_else(|e| panic!("journal: {e}"));
+            self.recover(term, settle);
+        }
+        crate::check::check(&mut self);
+        self.report.elapsed_ms = started.elapsed().as_millis() as u64;
+        self.report
+    }
+
+    /// One command on a terminal (a fresh engine from its journal), with the network
+    /// healed, to its end.
+    fn recover(&mut self, term: u32, command: Command) {
+        let t = &mut self.terms[term as usize];
+        t.generation += 1;
+        let (cfg, _) = t.journal.config().unwrap_or_else(|e| panic!("journal: {e}"));
+        let snap = t.journal.snapshot().unwrap_or_else(|e| panic!("journal: {e}"));
+        t.engine = Some(Terminal::new(cfg, snap));
+        t.busy = true;
+        let generation = t.generation;
+        let effects = self.engine_handle(term, Event::Command(command));
+        self.effects(term, generation, effects, true);
+        self.drain();
+    }
+
+    fn engine_handle(&mut self, term: u32, event: Event) -> Vec<Effect> {
+        let now = self.now_ms;
+        match self.terms[term as usize].engine.as_mut() {
+            Some(engine) => engine.handle(now, event),
+            None => Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(Reverse((at, _, slot))) = self.queue.pop() {
+            self.now_ms = self.now_ms.max(at);
+            let Some(ev) = self.events[slot].take() else { continue };
+            self.free.push(slot);
+            match ev {
+                Ev::Start { term } => self.start(term),
+                Ev::Term { term, generation, event } => {
+                    if self.terms[term as usize].generation != generation {
+                        continue; // for an engine that crashed since
+                    }
+                    let effects = self.engine_handle(term, event);
+                    self.effects(term, generation, effects, false);
+                }
+                Ev::Host { term, frame } => self.host(term, frame),
+            }
+        }
+    }
+
+    fn start(&mut self, term: u32) {
+        let t = &mut self.terms[term as usize];
+        if t.ops_left == 0 || t.busy {
+            return;
+        }
+        if t.engine.is_none() {
+            t.generation += 1;
+            let (cfg, _) = t.journal.config().unwrap_or_else(|e| panic!("journal: {e}"));
+            let snap = t.journal.snapshot().unwrap_or_else(|e| panic!("journal: {e}"));
+            t.engine = Some(Terminal::new(cfg, snap));
+        }
+        let signed_in = t.engine.as_ref().is_some_and(|e| e.snapshot().keys.is_some());
+        let command = if !signed_in {
+            Command::SignIn
+        } else if t.since_settle >= SETTLE_EVERY {
+            t.since_settle = 0;
+            t.journal.settle_command().unwrap_or(Command::Echo)
+        } else {
+            t.ops_left -= 1;
+            t.since_settle += 1;
+            self.report.transactions += 1;
+            self.workload(term)
+        };
+        let jam = self.fault("printer_jam", self.knobs.printer_jam);
+        let t = &mut self.terms[term as usize];
+        t.busy = true;
+        let generation = t.generation;
+        if let Some(engine) = t.engine.as_mut() {
+            engine.set_fail_after_approval(jam);
+        }
+        let effects = self.engine_handle(term, Event::Command(command));
+        self.effects(term, generation, effects, false);
+    }
+
+    /// A mixed day at a shop: good cards, wrong PINs, lost and empty cards, voids,
+    /// balance inquiries, pre-authorizations and their completions.
+    fn workload(&mut self, term: u32) -> Command {
+        let pin = |p: &str| Pin::new(p).ok();
+        let track = |pan: String| CardData::Track2(format!("{pan}=30121010000000000"));
+        let scenario = |name: &str| demo::scenario(name).map(|s| track(s.pan)).unwrap_or_else(|| track(sim_pan(0)));
+        let amount_fen = 100 + self.rng.below(50_000);
+        let roll = self.rng.below(100);
+        let journal = &self.terms[term as usize].journal;
+        let last_approved = |kind: K| {
+            journal
+                .txns(None)
+                .ok()
+                .and_then(|list| list.into_iter().rev().find(|t| t.kind == kind && t.state == TxnState::Approved))
+        };
+        let own = track(sim_pan(term));
+        match roll {
+            0..=59 => Command::Sale { card: own, amount_fen, pin: pin(demo::DEMO_PIN) },
+            60..=64 => Command::Sale { card: track(wrong_pin_pan(term)), amount_fen, pin: pin("000000") },
+            65..=67 => Command::Sale { card: scenario("lost"), amount_fen, pin: pin(demo::DEMO_PIN) },
+            68..=69 => Command::Sale { card: scenario("insufficient_funds"), amount_fen: 500, pin: pin(demo::DEMO_PIN) },
+            70..=71 => Command::Sale { card: scenario("expired"), amount_fen, pin: pin(demo::DEMO_PIN) },
+            72..=81 => match last_approved(K::Sale) {
+                Some(original) => Command::Void { original },
+                None => Command::Balance { card: own, pin: pin(demo::DEMO_PIN) },
+            },
+            82..=86 => Command::Balance { card: own, pin: pin(demo::DEMO_PIN) },
+            87..=93 => Command::PreAuth { card: own, amount_fen, pin: pin(demo::DEMO_PIN) },
+            _ => match last_approved(K::PreAuth) {
+                Some(p) => Command::Complete {
+                    card: own,
+                    amount_fen: p.amount_fen.unwrap_or(100),
+                    auth_code: p.auth_code.unwrap_or_default(),
+                    date: p.host_date.unwrap_or_default(),
+                },
+                None => Command::Sale { card: own, amount_fen, pin: pin(demo::DEMO_PIN) },
+            },
+        }
+    }
+
+    fn effects(&mut self, term: u32, generation: u64, effects: Vec<Effect>, recovery: bool) {
+        for effect in effects {
+            if self.terms[term as usize].generation != generation {
+                return; // crashed while acting
+            }
+            match effect {
+                Effect::Journal(ops) => {
+                    let now = self.now_ms;
+                    self.terms[term as usize]
+                        .journal
+                        .apply(&ops, now)
+                        .unwrap_or_else(|e| panic!("journal: {e}"));
+                }
+                Effect::Send(frame) => self.send(term, generation, frame),
+                Effect::Timer { ms, token } => {
+                    let at = self.now_ms + ms as i64;
+                    self.schedule(at, Ev::Term { term, generation, event: Event::Timeout { token } });
+                }
+                Effect::Done(outcome) => self.done(term, &outcome, recovery),
+            }
+        }
+    }
+
+    fn send(&mut self, term: u32, generation: u64, frame: Vec<u8>) {
+        let latency = self.knobs.latency_ms as i64;
+        if self.fault("reset", self.knobs.reset) {
+            let why = "connection reset before the request left".to_owned();
+            self.schedule(self.now_ms + 1, Ev::Term { term, generation, event: Event::NotSent { why } });
+            return;
+        }
+        if self.now_ms < self.host_down_until_ms {
+            *self.report.faults.entry("host_down_loss".into()).or_default() += 1;
+            return;
+        }
+        if self.fault("request_loss", self.knobs.request_loss) {
+            return;
+        }
+        if self.fault("duplicate", self.knobs.duplicate) {
+            self.schedule(self.now_ms + latency + 1, Ev::Host { term, frame: frame.clone() });
+        }
+        if self.fault("terminal_crash", self.knobs.terminal_crash) {
+            // The request is on the wire; the terminal dies and comes back from its journal.
+            let t = &mut self.terms[term as usize];
+            t.engine = None;
+            t.generation += 1;
+            t.busy = false;
+            self.schedule(self.now_ms + 1_000, Ev::Start { term });
+        }
+        self.schedule(self.now_ms + latency, Ev::Host { term, frame });
+    }
+
+    fn host(&mut self, term: u32, frame: Vec<u8>) {
+        if self.now_ms < self.host_down_until_ms {
+            *self.report.faults.entry("host_down_loss".into()).or_default() += 1;
+            return;
+        }
+        let crash = self.fault("host_crash", self.knobs.host_crash);
+        if crash && self.rng.chance(0.5) {
+            // Crash before the commit: the request is gone.
+            self.host_down_until_ms = self.now_ms + self.knobs.host_down_ms as i64;
+            return;
+        }
+        let issuer = if self.fault("issuer_timeout", self.knobs.issuer_timeout) {
+            IssuerVerdict::TimedOut
+        } else {
+            IssuerVerdict::Reachable
+        };
+        let now = HostTime::at(DAY_START_UNIX_MS + self.now_ms, 480);
+        let tx = self.host.transaction().unwrap_or_else(|e| panic!("host: {e}"));
+        let answer = {
+            let mut ledger = SqliteLedger::new(&tx);
+            let input = Input { frame: &frame, now, issuer, injected: None };
+            engine::process(&mut ledger, &self.engine_cfg, &self.pins, &input).unwrap_or_else(|e| panic!("host: {e}"))
+        };
+        tx.commit().unwrap_or_else(|e| panic!("host: {e}"));
+        *self.report.host_codes.entry(answer.code.as_str().to_owned()).or_default() += 1;
+        if crash {
+            // Crash after the commit: the answer is lost.
+            self.host_down_until_ms = self.now_ms + self.knobs.host_down_ms as i64;
+            return;
+        }
+        let Some(mut frame) = answer.frame else { return };
+        if self.fault("answer_loss", self.knobs.answer_loss) {
+            return;
+        }
+        if answer.code.is_approved() && self.fault("corrupt_mac", self.knobs.corrupt_mac) {
+            let last = frame.len() - 1;
+            frame[last] ^= 0x01;
+        }
+        let latency = self.knobs.latency_ms as i64;
+        let delay = if self.fault("delay", self.knobs.delay) { self.knobs.timeout_ms as i64 + latency } else { 0 };
+        let generation = self.terms[term as usize].generation;
+        self.schedule(self.now_ms + latency + delay, Ev::Term { term, generation, event: Event::Response(frame) });
+    }
+
+    fn done(&mut self, term: u32, outcome: &Outcome, recovery: bool) {
+        let r = &mut self.report;
+        if !recovery && outcome.operation != "sign-in" && outcome.operation != "settle" {
+            if outcome.approved {
+                r.approved += 1;
+            } else {
+                *r.declined.entry(outcome.code.clone()).or_default() += 1;
+            }
+        }
+        match outcome.reversal {
+            ReversalState::None => {}
+            ReversalState::Pending => r.reversals_pending_at_answer += 1,
+            ReversalState::Done => r.reversals_done_in_operation += 1,
+            ReversalState::Failed => r.reversals_failed += 1,
+        }
+        for n in &outcome.notes {
+            if n.starts_with("reversal of trace") && n.contains("done") {
+                r.reversals_delivered += 1;
+            }
+        }
+        if let Some((balanced, _)) = outcome.settlement {
+            if balanced {
+                r.settlements_balanced += 1;
+            } else {
+                r.settlements_unbalanced += 1;
+            }
+        }
+        let t = &mut self.terms[term as usize];
+        t.busy = false;
+        if !recovery {
+            let think = 50 + self.rng.below(400) as i64;
+            self.schedule(self.now_ms + think, Ev::Start { term });
+        }
+    }
+
+    pub(crate) fn host_conn(&self) -> &Connection {
+        &self.host
+    }
+
+    pub(crate) fn journals(&self) -> impl Iterator<Item = (String, &Journal)> {
+        self.terms.iter().enumerate().map(|(i, t)| (sim_tid(i as u32), &t.journal))
+    }
+}
+
+/// Codes by count, for the report.
+pub type Counts = BTreeMap<String, u64>;
