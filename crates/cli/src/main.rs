@@ -36,6 +36,9 @@ enum Command {
     Host(cmd::host::Args),
     /// A virtual POS on the terminal engine: sign in, sell, void, refund, settle.
     Pos(cmd::pos::Args),
+    /// Simulate a fleet under faults (deterministic, one seed) and check every journal
+    /// against the ledger.
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Host(args) => cmd::host::run(args),
         Command::Pos(args) => cmd::pos::run(args),
+        Command::Sim(args) => cmd::sim::run(args),
     };
     match result {
         Ok(code) => code,

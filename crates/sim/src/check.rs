@@ -15,15 +15,20 @@ use poskit_terminal::engine::{ReversalState, TxnState};
 use crate::world::{SIM_MID, World};
 
 pub(crate) fn check(w: &mut World) {
-    let (violations, breaks) = findings(w);
+    let (violations, breaks) = compare(w.host_conn(), w.journals(), SIM_MID);
     w.report.violations = violations;
     w.report.breaks = breaks;
 }
 
-fn findings(w: &World) -> (Vec<String>, Vec<String>) {
+/// Compares terminal journals (by TID, all at merchant `mid`) with the host's ledger:
+/// returns (violations, breaks).
+pub fn compare<'j>(
+    host: &rusqlite::Connection,
+    journals: impl Iterator<Item = (String, &'j poskit_terminal::journal::Journal)>,
+    mid: &str,
+) -> (Vec<String>, Vec<String>) {
     let mut violations = Vec::new();
     let mut breaks = Vec::new();
-    let host = w.host_conn();
     match sqlite::check(host) {
         Ok(r) => violations.extend(r.problems.into_iter().map(|p| format!("ledger: {p}"))),
         Err(e) => violations.push(format!("ledger check failed: {e}")),
@@ -48,7 +53,7 @@ fn findings(w: &World) -> (Vec<String>, Vec<String>) {
             return (violations, breaks);
         }
     };
-    for (tid, journal) in w.journals() {
+    for (tid, journal) in journals {
         let snap = match journal.snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -57,27 +62,46 @@ fn findings(w: &World) -> (Vec<String>, Vec<String>) {
             }
         };
         if let Some(r) = &snap.reversal {
-            violations.push(format!("terminal {tid}: the reversal of trace {:06} is still pending after recovery", r.stan));
+            violations.push(format!(
+                "terminal {tid}: the reversal of trace {:06} is still pending after recovery",
+                r.stan
+            ));
         }
         if !snap.advices.is_empty() {
-            violations.push(format!("terminal {tid}: {} advices still stored after recovery", snap.advices.len()));
+            violations.push(format!(
+                "terminal {tid}: {} advices still stored after recovery",
+                snap.advices.len()
+            ));
         }
-        let Ok(txns) = journal.txns(None) else { continue };
+        let Ok(txns) = journal.txns(None) else {
+            continue;
+        };
         for t in txns {
             if t.kind == K::BalanceInquiry {
                 continue;
             }
             let mti = std::str::from_utf8(t.kind.mti()).unwrap_or("????");
             let row: Option<(String, String)> = stmt
-                .query_row(rusqlite::params![tid, SIM_MID, t.batch, t.stan, mti], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(rusqlite::params![tid, mid, t.batch, t.stan, mti], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()
                 .unwrap_or(None);
-            let what = format!("terminal {tid} {} trace {:06} of batch {:06}", t.kind.name_en(), t.stan, t.batch);
-            let moved = row.as_ref().is_some_and(|(code, state)| code == "00" && state != "reversed");
+            let what = format!(
+                "terminal {tid} {} trace {:06} of batch {:06}",
+                t.kind.name_en(),
+                t.stan,
+                t.batch
+            );
+            let moved = row
+                .as_ref()
+                .is_some_and(|(code, state)| code == "00" && state != "reversed");
             match t.state {
                 TxnState::Approved | TxnState::Voided => {
                     if !moved {
-                        violations.push(format!("{what}: approved on the terminal, but the host has {row:?}"));
+                        violations.push(format!(
+                            "{what}: approved on the terminal, but the host has {row:?}"
+                        ));
                     }
                 }
                 _ => {

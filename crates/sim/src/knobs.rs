@@ -100,10 +100,14 @@ impl Knobs {
             "mild" => Ok(Knobs::mild()),
             "harsh" => Ok(Knobs::harsh()),
             path => {
-                let body = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--faults {path}: not none, mild, harsh, nor a readable file ({e})"))?;
-                let knobs: Knobs = toml::from_str(&body).map_err(|e| format!("--faults {path}: {e}"))?;
-                knobs.validate().map_err(|e| format!("--faults {path}: {e}"))?;
+                let body = std::fs::read_to_string(path).map_err(|e| {
+                    format!("--faults {path}: not none, mild, harsh, nor a readable file ({e})")
+                })?;
+                let knobs: Knobs =
+                    toml::from_str(&body).map_err(|e| format!("--faults {path}: {e}"))?;
+                knobs
+                    .validate()
+                    .map_err(|e| format!("--faults {path}: {e}"))?;
                 Ok(knobs)
             }
         }
@@ -139,7 +143,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5EED_0F_0005_C17)
+        Rng(seed ^ 0x0005_EED0_F000_5C17)
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -2,7 +2,7 @@
 //! one process with simulated time and network, every fault drawn from one seed (the same
 //! seed gives the same run); [`check`] compares every journal with the ledger afterwards.
 
-mod check;
+pub mod check;
 pub mod knobs;
 pub mod report;
 pub mod world;
@@ -12,6 +12,11 @@ pub use report::Report;
 pub use world::World;
 
 /// Runs one deterministic simulation.
-pub fn simulate(terminals: u32, transactions: u64, seed: u64, knobs: Knobs) -> Result<Report, String> {
+pub fn simulate(
+    terminals: u32,
+    transactions: u64,
+    seed: u64,
+    knobs: Knobs,
+) -> Result<Report, String> {
     Ok(World::new(terminals, transactions, seed, knobs)?.run())
 }

@@ -30,7 +30,10 @@ pub struct Report {
 
 impl Report {
     pub fn new(seed: u64) -> Report {
-        Report { seed, ..Report::default() }
+        Report {
+            seed,
+            ..Report::default()
+        }
     }
 
     pub fn ok(&self) -> bool {

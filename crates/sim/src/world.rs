@@ -17,9 +17,7 @@ use poskit_host::pinhash::PinHasher;
 use poskit_host::store::sqlite::{self, SqliteLedger};
 use poskit_host::{DataDir, demo, run};
 use poskit_security::{Pin, SecretKey};
-use poskit_terminal::engine::{
-    Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
-};
+use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
 use poskit_terminal::journal::Journal;
 
 use crate::knobs::{Knobs, Rng};
@@ -49,11 +47,16 @@ fn wrong_pin_pan(i: u32) -> String {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // events carry a terminal Event by value; few are queued
 enum Ev {
     /// The terminal starts its next operation.
     Start { term: u32 },
     /// An event for a terminal engine of generation `gen`.
-    Term { term: u32, generation: u64, event: Event },
+    Term {
+        term: u32,
+        generation: u64,
+        event: Event,
+    },
     /// A request reaches the host.
     Host { term: u32, frame: Vec<u8> },
 }
@@ -89,14 +92,22 @@ pub struct World {
 impl World {
     /// A host with the demo data and `terminals` simulated terminals, each with its own
     /// card (and a card for wrong-PIN mistakes).
-    pub fn new(terminals: u32, transactions: u64, seed: u64, knobs: Knobs) -> Result<World, String> {
+    pub fn new(
+        terminals: u32,
+        transactions: u64,
+        seed: u64,
+        knobs: Knobs,
+    ) -> Result<World, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let data = DataDir::create(dir.path()).map_err(|e| e.to_string())?;
         run::load_demo(&data, &HostConfig::default()).map_err(|e| e.to_string())?;
         let pins = data.pin_hasher().map_err(|e| e.to_string())?;
         let mut host = data.open_store().map_err(|e| e.to_string())?;
         // The simulation's durability is logical (a commit happens or not); no fsync.
-        host.pragma_update(None, "synchronous", "OFF").map_err(|e| e.to_string())?;
+        host.pragma_update(None, "synchronous", "OFF")
+            .map_err(|e| e.to_string())?;
+        host.pragma_update(None, "journal_mode", "MEMORY")
+            .map_err(|e| e.to_string())?;
         let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
         let pin = Pin::new(demo::DEMO_PIN).map_err(|e| e.to_string())?;
         let mid = Mid::parse(SIM_MID).map_err(|e| e.to_string())?;
@@ -200,11 +211,19 @@ impl World {
     pub fn run(mut self) -> Report {
         let started = std::time::Instant::now();
         self.drain();
-        self.knobs = Knobs { timeout_ms: self.knobs.timeout_ms, latency_ms: self.knobs.latency_ms, ..Knobs::none() };
+        self.knobs = Knobs {
+            timeout_ms: self.knobs.timeout_ms,
+            latency_ms: self.knobs.latency_ms,
+            ..Knobs::none()
+        };
         self.host_down_until_ms = 0;
         for term in 0..self.terms.len() as u32 {
             self.recover(term, Command::SignIn);
-            let settle = self.terms[term as usize].journal.settle_command().unwrap_or_else(|e| panic!("journal: {e}"));
+            self.recover(term, Command::Flush);
+            let settle = self.terms[term as usize]
+                .journal
+                .settle_command()
+                .unwrap_or_else(|e| panic!("journal: {e}"));
             self.recover(term, settle);
         }
         crate::check::check(&mut self);
@@ -217,8 +236,14 @@ impl World {
     fn recover(&mut self, term: u32, command: Command) {
         let t = &mut self.terms[term as usize];
         t.generation += 1;
-        let (cfg, _) = t.journal.config().unwrap_or_else(|e| panic!("journal: {e}"));
-        let snap = t.journal.snapshot().unwrap_or_else(|e| panic!("journal: {e}"));
+        let (cfg, _) = t
+            .journal
+            .config()
+            .unwrap_or_else(|e| panic!("journal: {e}"));
+        let snap = t
+            .journal
+            .snapshot()
+            .unwrap_or_else(|e| panic!("journal: {e}"));
         t.engine = Some(Terminal::new(cfg, snap));
         t.busy = true;
         let generation = t.generation;
@@ -238,11 +263,17 @@ impl World {
     fn drain(&mut self) {
         while let Some(Reverse((at, _, slot))) = self.queue.pop() {
             self.now_ms = self.now_ms.max(at);
-            let Some(ev) = self.events[slot].take() else { continue };
+            let Some(ev) = self.events[slot].take() else {
+                continue;
+            };
             self.free.push(slot);
             match ev {
                 Ev::Start { term } => self.start(term),
-                Ev::Term { term, generation, event } => {
+                Ev::Term {
+                    term,
+                    generation,
+                    event,
+                } => {
                     if self.terms[term as usize].generation != generation {
                         continue; // for an engine that crashed since
                     }
@@ -261,16 +292,33 @@ impl World {
         }
         if t.engine.is_none() {
             t.generation += 1;
-            let (cfg, _) = t.journal.config().unwrap_or_else(|e| panic!("journal: {e}"));
-            let snap = t.journal.snapshot().unwrap_or_else(|e| panic!("journal: {e}"));
+            let (cfg, _) = t
+                .journal
+                .config()
+                .unwrap_or_else(|e| panic!("journal: {e}"));
+            let snap = t
+                .journal
+                .snapshot()
+                .unwrap_or_else(|e| panic!("journal: {e}"));
             t.engine = Some(Terminal::new(cfg, snap));
         }
-        let signed_in = t.engine.as_ref().is_some_and(|e| e.snapshot().keys.is_some());
+        let signed_in = t
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.snapshot().keys.is_some());
         let command = if !signed_in {
             Command::SignIn
         } else if t.since_settle >= SETTLE_EVERY {
-            t.since_settle = 0;
-            t.journal.settle_command().unwrap_or(Command::Echo)
+            // Reversals and advices first, then the totals (§4.4).
+            let waiting = t.engine.as_ref().is_some_and(|e| {
+                e.snapshot().reversal.is_some() || !e.snapshot().advices.is_empty()
+            });
+            if waiting {
+                Command::Flush
+            } else {
+                t.since_settle = 0;
+                t.journal.settle_command().unwrap_or(Command::Echo)
+            }
         } else {
             t.ops_left -= 1;
             t.since_settle += 1;
@@ -293,29 +341,62 @@ impl World {
     fn workload(&mut self, term: u32) -> Command {
         let pin = |p: &str| Pin::new(p).ok();
         let track = |pan: String| CardData::Track2(format!("{pan}=30121010000000000"));
-        let scenario = |name: &str| demo::scenario(name).map(|s| track(s.pan)).unwrap_or_else(|| track(sim_pan(0)));
+        let scenario = |name: &str| {
+            demo::scenario(name)
+                .map(|s| track(s.pan))
+                .unwrap_or_else(|| track(sim_pan(0)))
+        };
         let amount_fen = 100 + self.rng.below(50_000);
         let roll = self.rng.below(100);
-        let journal = &self.terms[term as usize].journal;
-        let last_approved = |kind: K| {
-            journal
-                .txns(None)
-                .ok()
-                .and_then(|list| list.into_iter().rev().find(|t| t.kind == kind && t.state == TxnState::Approved))
+        let t = &self.terms[term as usize];
+        let batch = match &t.engine {
+            Some(e) => e.snapshot().batch,
+            None => t.journal.snapshot().map_or(1, |s| s.batch),
         };
+        let last_approved = |kind: K| t.journal.last_approved(kind, batch).ok().flatten();
         let own = track(sim_pan(term));
         match roll {
-            0..=59 => Command::Sale { card: own, amount_fen, pin: pin(demo::DEMO_PIN) },
-            60..=64 => Command::Sale { card: track(wrong_pin_pan(term)), amount_fen, pin: pin("000000") },
-            65..=67 => Command::Sale { card: scenario("lost"), amount_fen, pin: pin(demo::DEMO_PIN) },
-            68..=69 => Command::Sale { card: scenario("insufficient_funds"), amount_fen: 500, pin: pin(demo::DEMO_PIN) },
-            70..=71 => Command::Sale { card: scenario("expired"), amount_fen, pin: pin(demo::DEMO_PIN) },
+            0..=59 => Command::Sale {
+                card: own,
+                amount_fen,
+                pin: pin(demo::DEMO_PIN),
+            },
+            60..=64 => Command::Sale {
+                card: track(wrong_pin_pan(term)),
+                amount_fen,
+                pin: pin("000000"),
+            },
+            65..=67 => Command::Sale {
+                card: scenario("lost"),
+                amount_fen,
+                pin: pin(demo::DEMO_PIN),
+            },
+            68..=69 => Command::Sale {
+                card: scenario("insufficient_funds"),
+                amount_fen: 500,
+                pin: pin(demo::DEMO_PIN),
+            },
+            70..=71 => Command::Sale {
+                card: scenario("expired"),
+                amount_fen,
+                pin: pin(demo::DEMO_PIN),
+            },
             72..=81 => match last_approved(K::Sale) {
                 Some(original) => Command::Void { original },
-                None => Command::Balance { card: own, pin: pin(demo::DEMO_PIN) },
+                None => Command::Balance {
+                    card: own,
+                    pin: pin(demo::DEMO_PIN),
+                },
             },
-            82..=86 => Command::Balance { card: own, pin: pin(demo::DEMO_PIN) },
-            87..=93 => Command::PreAuth { card: own, amount_fen, pin: pin(demo::DEMO_PIN) },
+            82..=86 => Command::Balance {
+                card: own,
+                pin: pin(demo::DEMO_PIN),
+            },
+            87..=93 => Command::PreAuth {
+                card: own,
+                amount_fen,
+                pin: pin(demo::DEMO_PIN),
+            },
             _ => match last_approved(K::PreAuth) {
                 Some(p) => Command::Complete {
                     card: own,
@@ -323,7 +404,11 @@ impl World {
                     auth_code: p.auth_code.unwrap_or_default(),
                     date: p.host_date.unwrap_or_default(),
                 },
-                None => Command::Sale { card: own, amount_fen, pin: pin(demo::DEMO_PIN) },
+                None => Command::Sale {
+                    card: own,
+                    amount_fen,
+                    pin: pin(demo::DEMO_PIN),
+                },
             },
         }
     }
@@ -344,7 +429,14 @@ impl World {
                 Effect::Send(frame) => self.send(term, generation, frame),
                 Effect::Timer { ms, token } => {
                     let at = self.now_ms + ms as i64;
-                    self.schedule(at, Ev::Term { term, generation, event: Event::Timeout { token } });
+                    self.schedule(
+                        at,
+                        Ev::Term {
+                            term,
+                            generation,
+                            event: Event::Timeout { token },
+                        },
+                    );
                 }
                 Effect::Done(outcome) => self.done(term, &outcome, recovery),
             }
@@ -355,18 +447,35 @@ impl World {
         let latency = self.knobs.latency_ms as i64;
         if self.fault("reset", self.knobs.reset) {
             let why = "connection reset before the request left".to_owned();
-            self.schedule(self.now_ms + 1, Ev::Term { term, generation, event: Event::NotSent { why } });
+            self.schedule(
+                self.now_ms + 1,
+                Ev::Term {
+                    term,
+                    generation,
+                    event: Event::NotSent { why },
+                },
+            );
             return;
         }
         if self.now_ms < self.host_down_until_ms {
-            *self.report.faults.entry("host_down_loss".into()).or_default() += 1;
+            *self
+                .report
+                .faults
+                .entry("host_down_loss".into())
+                .or_default() += 1;
             return;
         }
         if self.fault("request_loss", self.knobs.request_loss) {
             return;
         }
         if self.fault("duplicate", self.knobs.duplicate) {
-            self.schedule(self.now_ms + latency + 1, Ev::Host { term, frame: frame.clone() });
+            self.schedule(
+                self.now_ms + latency + 1,
+                Ev::Host {
+                    term,
+                    frame: frame.clone(),
+                },
+            );
         }
         if self.fault("terminal_crash", self.knobs.terminal_crash) {
             // The request is on the wire; the terminal dies and comes back from its journal.
@@ -381,7 +490,11 @@ impl World {
 
     fn host(&mut self, term: u32, frame: Vec<u8>) {
         if self.now_ms < self.host_down_until_ms {
-            *self.report.faults.entry("host_down_loss".into()).or_default() += 1;
+            *self
+                .report
+                .faults
+                .entry("host_down_loss".into())
+                .or_default() += 1;
             return;
         }
         let crash = self.fault("host_crash", self.knobs.host_crash);
@@ -396,20 +509,35 @@ impl World {
             IssuerVerdict::Reachable
         };
         let now = HostTime::at(DAY_START_UNIX_MS + self.now_ms, 480);
-        let tx = self.host.transaction().unwrap_or_else(|e| panic!("host: {e}"));
+        let tx = self
+            .host
+            .transaction()
+            .unwrap_or_else(|e| panic!("host: {e}"));
         let answer = {
             let mut ledger = SqliteLedger::new(&tx);
-            let input = Input { frame: &frame, now, issuer, injected: None };
-            engine::process(&mut ledger, &self.engine_cfg, &self.pins, &input).unwrap_or_else(|e| panic!("host: {e}"))
+            let input = Input {
+                frame: &frame,
+                now,
+                issuer,
+                injected: None,
+            };
+            engine::process(&mut ledger, &self.engine_cfg, &self.pins, &input)
+                .unwrap_or_else(|e| panic!("host: {e}"))
         };
         tx.commit().unwrap_or_else(|e| panic!("host: {e}"));
-        *self.report.host_codes.entry(answer.code.as_str().to_owned()).or_default() += 1;
+        *self
+            .report
+            .host_codes
+            .entry(answer.code.as_str().to_owned())
+            .or_default() += 1;
         if crash {
             // Crash after the commit: the answer is lost.
             self.host_down_until_ms = self.now_ms + self.knobs.host_down_ms as i64;
             return;
         }
-        let Some(mut frame) = answer.frame else { return };
+        let Some(mut frame) = answer.frame else {
+            return;
+        };
         if self.fault("answer_loss", self.knobs.answer_loss) {
             return;
         }
@@ -418,9 +546,20 @@ impl World {
             frame[last] ^= 0x01;
         }
         let latency = self.knobs.latency_ms as i64;
-        let delay = if self.fault("delay", self.knobs.delay) { self.knobs.timeout_ms as i64 + latency } else { 0 };
+        let delay = if self.fault("delay", self.knobs.delay) {
+            self.knobs.timeout_ms as i64 + latency
+        } else {
+            0
+        };
         let generation = self.terms[term as usize].generation;
-        self.schedule(self.now_ms + latency + delay, Ev::Term { term, generation, event: Event::Response(frame) });
+        self.schedule(
+            self.now_ms + latency + delay,
+            Ev::Term {
+                term,
+                generation,
+                event: Event::Response(frame),
+            },
+        );
     }
 
     fn done(&mut self, term: u32, outcome: &Outcome, recovery: bool) {
@@ -463,7 +602,10 @@ impl World {
     }
 
     pub(crate) fn journals(&self) -> impl Iterator<Item = (String, &Journal)> {
-        self.terms.iter().enumerate().map(|(i, t)| (sim_tid(i as u32), &t.journal))
+        self.terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (sim_tid(i as u32), &t.journal))
     }
 }
 

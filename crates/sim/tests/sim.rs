@@ -15,10 +15,20 @@ fn harsh_faults_over_several_seeds_leave_no_violation() {
         let report = simulate(16, 2_500, seed, Knobs::harsh()).unwrap();
         eprintln!("{}", report.json());
         let shown: Vec<_> = report.violations.iter().take(10).collect();
-        assert!(report.ok(), "seed {seed}: {} violations, first: {shown:#?}", report.violations.len());
+        assert!(
+            report.ok(),
+            "seed {seed}: {} violations, first: {shown:#?}",
+            report.violations.len()
+        );
         assert_eq!(report.transactions, 2_500);
-        assert!(report.faults.values().sum::<u64>() > 100, "harsh faults were injected");
-        assert!(report.reversals_delivered > 0, "reversals were needed and sent");
+        assert!(
+            report.faults.values().sum::<u64>() > 100,
+            "harsh faults were injected"
+        );
+        assert!(
+            report.reversals_delivered > 0,
+            "reversals were needed and sent"
+        );
     }
 }
 

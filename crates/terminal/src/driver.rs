@@ -155,6 +155,8 @@ pub async fn run_with_config(
                 }
             }
         };
+        // The engine sets a new timer with each request it sends.
+        deadline = None;
         effects = terminal.handle(now_ms(), event);
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use poskit_codes::{Catalog, Class, Table};
+use poskit_codes::{Catalog, Class, MoneyMoved, Table};
 use poskit_domain::message::{
     BuildError, CardData, RequestSpec, Response, Session, build_request, parse_response,
     settlement_field48,
@@ -37,8 +37,6 @@ pub const REVERSAL_ATTEMPTS_MAX_DEFAULT: u32 = 3;
 pub const RESPONSE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Details per batch-upload message (§4.4: N2 count ≤ 8).
 pub const UPLOAD_DETAILS_PER_MESSAGE_MAX: usize = 8;
-/// Transactions one batch may hold before it must be settled.
-pub const BATCH_TXNS_MAX: usize = 100_000;
 
 /// What happened to a transaction, as the journal keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,6 +245,9 @@ pub enum Command {
         totals: Totals,
         details: Vec<Txn>,
     },
+    /// Send the pending reversal and every stored advice, and nothing else; approved when
+    /// nothing is left waiting. Run it before reading a settlement's totals.
+    Flush,
 }
 
 /// Inputs. (A command is the large variant; events are few per operation.)
@@ -339,6 +340,8 @@ pub struct Terminal {
     result: Option<Outcome>,
     /// The advice (refund) this operation asked for.
     current_advice: Option<i64>,
+    /// The operation must deliver every stored advice (a flush or a settlement).
+    flushing: bool,
     notes: Vec<String>,
     effects: Vec<Effect>,
 }
@@ -372,6 +375,7 @@ impl Terminal {
             now_ms: 0,
             result: None,
             current_advice: None,
+            flushing: false,
             notes: Vec::new(),
             effects: Vec::new(),
         }
@@ -421,10 +425,20 @@ impl Terminal {
         }
     }
 
-    /// Ends the operation with `outcome`, dropping the steps still to come.
+    /// Ends the operation with `outcome`, dropping the steps still to come. When the
+    /// operation's own transaction already has its result, that result stays and the new
+    /// one only adds its notes (a failed sign-in after a bad MAC must not hide the sale).
     fn finish(&mut self, outcome: Outcome) {
         self.steps.clear();
-        self.result = Some(outcome);
+        match &mut self.result {
+            Some(existing) if existing.txn.is_some() => {
+                existing
+                    .notes
+                    .push(format!("{}: {}", outcome.operation, outcome.code));
+                existing.notes.extend(outcome.notes);
+            }
+            _ => self.result = Some(outcome),
+        }
     }
 
     fn command(&mut self, c: Command) {
@@ -439,6 +453,7 @@ impl Terminal {
         self.notes.clear();
         self.result = None;
         self.current_advice = None;
+        self.flushing = matches!(c, Command::Flush | Command::Settle { .. });
         let management = matches!(c, Command::SignIn | Command::SignOff | Command::Echo);
         if !management && self.snap.keys.is_none() {
             self.effects.push(Effect::Done(Box::new(outcome(
@@ -518,6 +533,15 @@ impl Terminal {
                 Step::Main(Box::new(t), None)
             }
             Command::Settle { totals, details } => Step::Settle { totals, details },
+            Command::Flush => {
+                self.result = Some(Outcome {
+                    approved: true,
+                    ..outcome("flush", "00", "nothing left waiting for the host")
+                });
+                self.steps.push_back(Step::Reversal);
+                self.steps.push_back(Step::Advices);
+                return;
+            }
         };
         if !management {
             // §4.1: a pending reversal goes out before anything else; then the advices.
@@ -608,6 +632,18 @@ impl Terminal {
             _ => self.snap.batch,
         };
         let built = self.build(spec, stan, batch);
+        if let Err(e) = &built {
+            // Nothing leaves, so nothing may wait for an answer or a reversal: only the
+            // trace counter is kept.
+            let why = format!("cannot build the request: {e}");
+            self.journal(
+                ops.into_iter()
+                    .filter(|op| matches!(op, JournalOp::Counters { .. }))
+                    .collect(),
+            );
+            self.unbuildable(step, &why);
+            return;
+        }
         self.journal(ops);
         match built {
             Ok(frame) => {
@@ -630,11 +666,83 @@ impl Terminal {
                     mac: spec.kind.carries_mac(),
                 });
             }
-            Err(e) => self.finish(outcome(
-                spec.kind.slug(),
-                "L07",
-                format!("cannot build the request: {e}"),
-            )),
+            Err(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// A request that cannot be built (bad data from the operator or the journal) is
+    /// given up at once, so that it can never block the terminal.
+    fn unbuildable(&mut self, step: Step, why: &str) {
+        match step {
+            Step::Main(mut txn, _) => {
+                if self
+                    .snap
+                    .reversal
+                    .as_ref()
+                    .is_some_and(|r| r.txn_id == txn.id)
+                {
+                    self.snap.reversal = None;
+                }
+                txn.state = TxnState::Failed;
+                txn.reversal = ReversalState::None;
+                txn.code = Some("L07".into());
+                self.journal(vec![
+                    JournalOp::Txn((*txn).clone()),
+                    JournalOp::Failure {
+                        operation: txn.kind.slug().into(),
+                        amount_fen: txn.amount_fen,
+                        code: "L07".into(),
+                        cause: why.into(),
+                    },
+                ]);
+                self.finish(Outcome {
+                    txn: Some(*txn),
+                    ..outcome("transaction", "L07", why.to_owned())
+                });
+            }
+            Step::Reversal => {
+                if let Some(rev) = self.snap.reversal.clone() {
+                    self.give_up_reversal(&rev, why);
+                }
+            }
+            Step::Advices => {
+                if self.snap.advices.is_empty() {
+                    return;
+                }
+                let advice = self.snap.advices.remove(0);
+                let txn = Txn {
+                    state: TxnState::Failed,
+                    code: Some("L07".into()),
+                    ..self.txn_of_advice(&advice)
+                };
+                self.journal(vec![
+                    JournalOp::AdviceDone {
+                        txn_id: advice.txn_id,
+                    },
+                    JournalOp::Txn(txn.clone()),
+                    JournalOp::Failure {
+                        operation: advice.kind.slug().into(),
+                        amount_fen: Some(advice.amount_fen),
+                        code: "L07".into(),
+                        cause: format!("{why}: the stored advice is given up — contact acquirer"),
+                    },
+                ]);
+                if self.current_advice == Some(advice.txn_id) {
+                    self.finish(Outcome {
+                        txn: Some(txn),
+                        ..outcome(advice.kind.slug(), "L07", why.to_owned())
+                    });
+                } else if !self.snap.advices.is_empty() {
+                    self.steps.push_front(Step::Advices);
+                }
+            }
+            other => {
+                let op = match other {
+                    Step::Settle { .. } | Step::Upload { .. } | Step::BatchEnd { .. } => "settle",
+                    _ => "management",
+                };
+                self.finish(outcome(op, "L07", why.to_owned()));
+            }
         }
     }
 
@@ -858,6 +966,12 @@ impl Terminal {
             // Not the answer to this request: as no answer (the timer still runs).
             return;
         }
+        let answered = r.code().len() == 2 && r.code().bytes().all(|b| b.is_ascii_alphanumeric());
+        let settlement = matches!(flight.step, Step::Settle { .. });
+        if !answered && !settlement {
+            // No response code: nothing can be concluded from it (the timer still runs).
+            return;
+        }
         let flight = self
             .flight
             .take()
@@ -871,7 +985,13 @@ impl Terminal {
         let mac_bad = flight.mac && code == "00" && r.mac_ok != Some(true);
         match flight.step {
             Step::Main(txn, _) => self.main_answered(*txn, &r, &code, mac_bad),
+            Step::Reversal if mac_bad => {
+                self.reversal_missed("the reversal's answer failed its MAC check", false)
+            }
             Step::Reversal => self.reversal_answered(&code),
+            Step::Advices if mac_bad => {
+                self.advice_missed("the answer failed its MAC check", "L04")
+            }
             Step::Advices => self.advice_answered(&r, &code),
             Step::SignIn => self.signed_in(&r, &code),
             Step::SignOff => {
@@ -1015,8 +1135,15 @@ impl Terminal {
             };
             txn.state = TxnState::Failed;
             txn.code = Some(local.into());
-            if let Some(rev) = &mut self.snap.reversal {
+            let ours = self
+                .snap
+                .reversal
+                .as_ref()
+                .is_some_and(|rev| rev.txn_id == txn.id);
+            if let Some(rev) = self.snap.reversal.as_mut().filter(|_| ours) {
                 rev.reason = reason.into();
+                // §4.1: the reversal carries the authorization code it received.
+                rev.auth_code = txn.auth_code.clone().or(rev.auth_code.take());
                 ops.push(JournalOp::Reversal(Some(rev.clone())));
             }
             ops.push(JournalOp::Txn(txn.clone()));
@@ -1032,19 +1159,43 @@ impl Terminal {
                 txn.stan
             ));
             result.code = local.into();
-            result.reversal = ReversalState::Pending;
+            result.reversal = if ours {
+                ReversalState::Pending
+            } else {
+                ReversalState::None
+            };
             result.txn = Some(txn);
             self.steps.clear();
             if mac_bad {
                 // New keys first, so that the reversal's own MAC verifies at the host.
                 self.steps.push_back(Step::SignIn);
             }
-            self.steps.push_back(Step::Reversal);
+            if ours {
+                self.steps.push_back(Step::Reversal);
+            }
             self.result = Some(result);
             return;
         }
-        // A valid answer: no reversal, whatever the code (§4.1).
-        if txn.reversal == ReversalState::Pending {
+        // A valid answer settles the reversal (§4.1) — unless its code leaves open whether
+        // money moved (the catalog says "check": 06, 96, A0, unknown codes ...): then the
+        // terminal reverses with reason 06 to be sure. A 94 is never reversed: the trace
+        // belongs to another request the host already has.
+        let doubtful = code != "00"
+            && code != "94"
+            && Catalog::builtin().money_moved_of(Table::CupPos, code) != MoneyMoved::No;
+        if txn.reversal == ReversalState::Pending && doubtful {
+            if let Some(rev) = &mut self.snap.reversal {
+                rev.reason = "06".into();
+                ops.push(JournalOp::Reversal(Some(rev.clone())));
+            }
+            self.notes.push(format!(
+                "{code} does not say whether money moved: reversing trace {:06} to be sure",
+                txn.stan
+            ));
+            self.steps.clear();
+            self.steps.push_back(Step::Reversal);
+            result.reversal = ReversalState::Pending;
+        } else if txn.reversal == ReversalState::Pending {
             txn.reversal = ReversalState::None;
             self.snap.reversal = None;
             ops.push(JournalOp::Reversal(None));
@@ -1114,7 +1265,7 @@ impl Terminal {
             self.steps.push_front(Step::SignIn);
             return;
         }
-        if matches!(code, "96" | "91" | "98") {
+        if matches!(code, "96" | "91" | "98" | "97" | "03" | "30") {
             // The host could not process it now (nothing was reversed): try again later.
             self.reversal_missed(&format!("the host answered {code}"), false);
             return;
@@ -1221,11 +1372,23 @@ impl Terminal {
             && result.txn.as_ref().is_some_and(|t| t.id == rev.txn_id)
         {
             result.reversal = ReversalState::Failed;
+            if let Some(t) = &mut result.txn {
+                t.reversal = ReversalState::Failed;
+            }
         }
     }
 
     fn advice_answered(&mut self, r: &Response, code: &str) {
         if self.snap.advices.is_empty() {
+            return;
+        }
+        if matches!(code, "96" | "91" | "98" | "A0" | "77" | "99") {
+            // The host could not take it now: it stays stored (after a sign-in if the keys
+            // or the batch were the trouble).
+            self.advice_missed(&format!("the host answered {code}"), code);
+            if matches!(code, "A0" | "77" | "99") {
+                self.push_sign_in();
+            }
             return;
         }
         let advice = self.snap.advices.remove(0);
@@ -1275,6 +1438,39 @@ impl Terminal {
         }
         if !self.snap.advices.is_empty() {
             self.steps.push_front(Step::Advices);
+        }
+    }
+
+    /// The first stored advice did not get through: it stays queued (its attempt counted).
+    /// The refund this operation asked for is reported stored; a settlement stops (§4.4
+    /// wants every advice delivered before the totals); other operations go on.
+    fn advice_missed(&mut self, why: &str, local: &str) {
+        self.notes.push(format!(
+            "stored advice not delivered ({why}); it stays queued"
+        ));
+        let settling = self.flushing;
+        if let Some(id) = self.current_advice {
+            let txn = self
+                .snap
+                .advices
+                .iter()
+                .find(|a| a.txn_id == id)
+                .map(|a| self.txn_of_advice(a));
+            let op = txn.as_ref().map_or("refund", |t| t.kind.slug());
+            self.finish(Outcome {
+                txn,
+                ..outcome(
+                    op,
+                    local,
+                    "stored: it is sent again before the next transaction and before settlement",
+                )
+            });
+        } else if settling {
+            self.finish(outcome(
+                "settle",
+                local,
+                "a stored advice must reach the host before the settlement: settle again",
+            ));
         }
     }
 
@@ -1388,26 +1584,7 @@ impl Terminal {
                 self.result = Some(result);
             }
             Step::Reversal => self.reversal_missed(why, not_sent),
-            Step::Advices => {
-                let current = self
-                    .current_advice
-                    .is_some_and(|id| self.snap.advices.first().is_some_and(|a| a.txn_id == id));
-                self.notes.push(format!(
-                    "stored advice not delivered ({why}); it stays queued"
-                ));
-                if current || self.current_advice.is_some() {
-                    let txn = self
-                        .snap
-                        .advices
-                        .iter()
-                        .find(|a| Some(a.txn_id) == self.current_advice)
-                        .map(|a| self.txn_of_advice(a));
-                    let op = txn.as_ref().map_or("refund", |t| t.kind.slug());
-                    self.finish(Outcome { txn, ..outcome(op, local, "stored: it is sent again before the next transaction and before settlement") });
-                } else {
-                    // Other advices wait for the next operation; this one goes on.
-                }
-            }
+            Step::Advices => self.advice_missed(why, local),
             Step::SignIn => self.finish(outcome("sign-in", local, why.to_owned())),
             Step::SignOff => self.finish(outcome("sign-off", local, why.to_owned())),
             Step::Echo => self.finish(outcome("echo", local, why.to_owned())),

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS txns (
     original_date TEXT, host_date TEXT, host_time TEXT, time_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS txns_trace ON txns (batch, stan);
+CREATE INDEX IF NOT EXISTS txns_kind ON txns (kind, batch, state);
 CREATE TABLE IF NOT EXISTS reversal (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     txn_id INTEGER NOT NULL, kind TEXT NOT NULL, batch INTEGER NOT NULL, stan INTEGER NOT NULL,
@@ -101,6 +102,30 @@ pub struct Failure {
 
 pub struct Journal {
     conn: Connection,
+    /// Held while the journal is open: one process per terminal at a time (two would hand
+    /// out the same trace and overwrite each other's pending reversal).
+    _lock: Option<std::fs::File>,
+}
+
+/// The lock file beside the journal.
+pub const LOCK_FILE: &str = "journal.lock";
+
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| JournalError::Missing {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+    file.try_lock().map_err(|_| JournalError::Missing {
+        path: dir.display().to_string(),
+        why: "another poskit pos is using this terminal right now".into(),
+    })?;
+    Ok(file)
 }
 
 fn card_columns(card: &Option<CardData>) -> (Option<&'static str>, Option<String>) {
@@ -171,7 +196,10 @@ impl Journal {
             path: dir.display().to_string(),
             why: e.to_string(),
         })?;
-        Self::configure(Self::connect(dir)?, cfg, host)
+        let lock = lock(dir)?;
+        let mut journal = Self::configure(Self::connect(dir)?, cfg, host)?;
+        journal._lock = Some(lock);
+        Ok(journal)
     }
 
     /// A journal in memory, for simulated fleets: the same tables and writes, no file. A
@@ -184,6 +212,27 @@ impl Journal {
     }
 
     fn configure(conn: Connection, cfg: &Config, host: &str) -> Result<Journal> {
+        // A terminal with a reversal or advices still waiting keeps its identity: they
+        // must go out under the TID and MID they were made with.
+        let identity: Option<(String, String)> = conn
+            .query_row("SELECT tid, mid FROM config WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((tid, mid)) = identity
+            && (tid != cfg.tid || mid != cfg.mid)
+        {
+            let waiting: i64 = conn.query_row(
+                "SELECT (SELECT count(*) FROM reversal) + (SELECT count(*) FROM advices)",
+                [],
+                |r| r.get(0),
+            )?;
+            if waiting > 0 {
+                return Err(JournalError::Corrupt(format!(
+                    "terminal {tid} of merchant {mid} still has a reversal or advices waiting: settle before changing its identity"
+                )));
+            }
+        }
         conn.execute(
             "INSERT INTO config (id, tid, mid, tmk, host, response_timeout_ms, reversal_attempts_max, fail_after_approval)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -203,7 +252,7 @@ impl Journal {
             "INSERT INTO state (id, stan, batch) VALUES (1, 0, 1) ON CONFLICT (id) DO NOTHING",
             [],
         )?;
-        Ok(Journal { conn })
+        Ok(Journal { conn, _lock: None })
     }
 
     /// Opens an initialized journal.
@@ -215,8 +264,10 @@ impl Journal {
                     .into(),
             });
         }
+        let lock = lock(dir)?;
         Ok(Journal {
             conn: Self::connect(dir)?,
+            _lock: Some(lock),
         })
     }
 
@@ -529,6 +580,17 @@ impl Journal {
         Ok(self
             .conn
             .query_row(&sql, params![batch, stan], txn_row)
+            .optional()?)
+    }
+
+    /// The newest approved transaction of `kind` in the open batch.
+    pub fn last_approved(&self, kind: TransactionKind, batch: u32) -> Result<Option<Txn>> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM txns WHERE kind = ?1 AND batch = ?2 AND state = 'approved' ORDER BY id DESC LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![kind.slug(), batch], txn_row)
             .optional()?)
     }
 

@@ -7,3 +7,4 @@ pub mod host;
 pub mod mac;
 pub mod pinblock;
 pub mod pos;
+pub mod sim;

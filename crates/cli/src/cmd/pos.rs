@@ -238,6 +238,16 @@ fn pin(p: &Option<String>) -> anyhow::Result<Option<Pin>> {
         .transpose()
 }
 
+fn auth_code_arg(text: &str) -> anyhow::Result<String> {
+    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(text.to_owned())
+    } else {
+        Err(usage(format!(
+            "--auth-code {text:?}: six letters or digits (field 38)"
+        )))
+    }
+}
+
 fn mmdd(text: &str) -> anyhow::Result<String> {
     let ok = text.len() == 4
         && text.bytes().all(|b| b.is_ascii_digit())
@@ -372,7 +382,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::PreAuthCancel {
                 card: card(c)?,
                 amount_fen: amount(a)?,
-                auth_code: auth_code.clone(),
+                auth_code: auth_code_arg(auth_code)?,
                 date: mmdd(date)?,
             },
             Some(switches),
@@ -387,7 +397,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Complete {
                 card: card(c)?,
                 amount_fen: amount(a)?,
-                auth_code: auth_code.clone(),
+                auth_code: auth_code_arg(auth_code)?,
                 date: mmdd(date)?,
             },
             Some(switches),
@@ -420,7 +430,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(switches),
             )
         }
-        PosCommand::Settle { switches } => (journal.settle_command()?, Some(switches)),
+        // The totals are read after the flush (below), once reversals and advices are out.
+        PosCommand::Settle { switches } => (Command::Flush, Some(switches)),
         PosCommand::Init { .. }
         | PosCommand::Status
         | PosCommand::Journal
@@ -445,13 +456,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let mut journal = journal;
-    let result = runtime.block_on(poskit_terminal::driver::run_with_config(
+    let settling = matches!(args.command, PosCommand::Settle { .. });
+    let mut outcome = runtime.block_on(poskit_terminal::driver::run_with_config(
         &mut journal,
-        cfg,
+        cfg.clone(),
         &host,
         command,
-    ));
-    let outcome = result?;
+    ))?;
+    if settling && outcome.approved {
+        // §4.4: reversals and advices are out; now the batch's totals.
+        let flushed = std::mem::take(&mut outcome.notes);
+        let settle = journal.settle_command()?;
+        outcome = runtime.block_on(poskit_terminal::driver::run_with_config(
+            &mut journal,
+            cfg,
+            &host,
+            settle,
+        ))?;
+        outcome.notes.splice(
+            0..0,
+            flushed
+                .into_iter()
+                .filter(|n| !n.starts_with("nothing left")),
+        );
+    }
     print_outcome(&outcome, &tid, &mid, lang, args.json);
     Ok(if outcome.approved {
         ExitCode::SUCCESS

@@ -1,0 +1,105 @@
+//! `poskit sim`: a deterministic fleet simulation under faults, then the checker. Exit 1
+//! on any violation, with the command that reproduces the run.
+
+use std::process::ExitCode;
+
+use poskit_sim::{Knobs, simulate};
+
+use crate::fail::{self, usage};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Virtual terminals (each with its own cards).
+    #[arg(long, default_value_t = 16)]
+    terminals: u32,
+    /// Operations the terminals are asked to do in all.
+    #[arg(long, default_value_t = 10_000)]
+    transactions: u64,
+    /// The seed every fault and choice is drawn from.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// none, mild, harsh, or a TOML file of knobs (request_loss, answer_loss, duplicate,
+    /// delay, reset, corrupt_mac, issuer_timeout, host_crash, host_down_ms, terminal_crash,
+    /// printer_jam, latency_ms, timeout_ms).
+    #[arg(long, default_value = "mild", value_name = "none|mild|harsh|FILE")]
+    faults: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.terminals == 0 || args.terminals > poskit_sim::world::TERMINALS_MAX {
+        return Err(usage(format!(
+            "--terminals: 1 to {}",
+            poskit_sim::world::TERMINALS_MAX
+        )));
+    }
+    if args.transactions == 0 || args.transactions > poskit_sim::world::TRANSACTIONS_MAX {
+        return Err(usage(format!(
+            "--transactions: 1 to {}",
+            poskit_sim::world::TRANSACTIONS_MAX
+        )));
+    }
+    let knobs = Knobs::named_or_file(&args.faults).map_err(usage)?;
+    let report = simulate(args.terminals, args.transactions, args.seed, knobs)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let reproduce = format!(
+        "poskit sim --terminals {} --transactions {} --seed {} --faults {}",
+        args.terminals, args.transactions, args.seed, args.faults
+    );
+    if args.json {
+        let mut v = report.json();
+        v["reproduce"] = serde_json::Value::String(reproduce.clone());
+        println!("{v}");
+    } else {
+        let per_minute = report.transactions as f64 * 60_000.0 / report.elapsed_ms.max(1) as f64;
+        println!(
+            "seed {}: {} transactions on {} terminals in {:.1} s ({:.0} per minute)",
+            report.seed,
+            report.transactions,
+            args.terminals,
+            report.elapsed_ms as f64 / 1000.0,
+            per_minute
+        );
+        println!("  approved {}", report.approved);
+        let declined: Vec<String> = report
+            .declined
+            .iter()
+            .map(|(c, n)| format!("{c}×{n}"))
+            .collect();
+        println!("  declined or failed: {}", declined.join(" "));
+        let faults: Vec<String> = report
+            .faults
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!("  faults injected: {}", faults.join(", "));
+        println!(
+            "  reversals delivered {}, failed {}; settlements balanced {}, unbalanced then uploaded {}",
+            report.reversals_delivered,
+            report.reversals_failed,
+            report.settlements_balanced,
+            report.settlements_unbalanced
+        );
+        for b in &report.breaks {
+            println!("  break: {b}");
+        }
+        if report.ok() {
+            println!(
+                "  no violations: no customer charged for a reported failure, no double posting, ledger balanced"
+            );
+        } else {
+            println!("  {} VIOLATIONS:", report.violations.len());
+            for v in report.violations.iter().take(20) {
+                println!("    {v}");
+            }
+        }
+    }
+    if report.ok() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("poskit: violations found; reproduce with: {reproduce}");
+        Ok(ExitCode::from(fail::EXIT_INPUT))
+    }
+}
