@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole system in one command: a host, a fleet of virtual terminals with faults,
+    /// settlement, the checker and a report.
+    Demo(cmd::demo::Args),
     /// Decode an ISO 8583 message (hex) and print its fields.
     Decode(cmd::decode::Args),
     /// Encode a message from its JSON form into a frame (hex).
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Err(err) => return fail::clap_error(err),
     };
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Encode(args) => cmd::encode::run(args),
         Command::Mac(args) => cmd::mac::run(args),

@@ -97,7 +97,7 @@ pub fn compare<'j>(
                 .as_ref()
                 .is_some_and(|(code, state)| code == "00" && state != "reversed");
             match t.state {
-                TxnState::Approved | TxnState::Voided => {
+                TxnState::Approved | TxnState::Voided | TxnState::Closed => {
                     if !moved {
                         violations.push(format!(
                             "{what}: approved on the terminal, but the host has {row:?}"

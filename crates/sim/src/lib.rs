@@ -4,7 +4,9 @@
 
 pub mod check;
 pub mod knobs;
+pub mod live;
 pub mod report;
+pub mod workload;
 pub mod world;
 
 pub use knobs::Knobs;

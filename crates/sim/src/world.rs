@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use rusqlite::Connection;
 
-use poskit_domain::message::CardData;
-use poskit_domain::{AmountFen, Mid, Pan, Tid, TransactionKind as K};
+use poskit_domain::{AmountFen, Mid, Pan, Tid};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
@@ -339,78 +338,19 @@ impl World {
     /// A mixed day at a shop: good cards, wrong PINs, lost and empty cards, voids,
     /// balance inquiries, pre-authorizations and their completions.
     fn workload(&mut self, term: u32) -> Command {
-        let pin = |p: &str| Pin::new(p).ok();
-        let track = |pan: String| CardData::Track2(format!("{pan}=30121010000000000"));
-        let scenario = |name: &str| {
-            demo::scenario(name)
-                .map(|s| track(s.pan))
-                .unwrap_or_else(|| track(sim_pan(0)))
-        };
-        let amount_fen = 100 + self.rng.below(50_000);
-        let roll = self.rng.below(100);
         let t = &self.terms[term as usize];
         let batch = match &t.engine {
             Some(e) => e.snapshot().batch,
             None => t.journal.snapshot().map_or(1, |s| s.batch),
         };
-        let last_approved = |kind: K| t.journal.last_approved(kind, batch).ok().flatten();
-        let own = track(sim_pan(term));
-        match roll {
-            0..=59 => Command::Sale {
-                card: own,
-                amount_fen,
-                pin: pin(demo::DEMO_PIN),
-            },
-            60..=64 => Command::Sale {
-                card: track(wrong_pin_pan(term)),
-                amount_fen,
-                pin: pin("000000"),
-            },
-            65..=67 => Command::Sale {
-                card: scenario("lost"),
-                amount_fen,
-                pin: pin(demo::DEMO_PIN),
-            },
-            68..=69 => Command::Sale {
-                card: scenario("insufficient_funds"),
-                amount_fen: 500,
-                pin: pin(demo::DEMO_PIN),
-            },
-            70..=71 => Command::Sale {
-                card: scenario("expired"),
-                amount_fen,
-                pin: pin(demo::DEMO_PIN),
-            },
-            72..=81 => match last_approved(K::Sale) {
-                Some(original) => Command::Void { original },
-                None => Command::Balance {
-                    card: own,
-                    pin: pin(demo::DEMO_PIN),
-                },
-            },
-            82..=86 => Command::Balance {
-                card: own,
-                pin: pin(demo::DEMO_PIN),
-            },
-            87..=93 => Command::PreAuth {
-                card: own,
-                amount_fen,
-                pin: pin(demo::DEMO_PIN),
-            },
-            _ => match last_approved(K::PreAuth) {
-                Some(p) => Command::Complete {
-                    card: own,
-                    amount_fen: p.amount_fen.unwrap_or(100),
-                    auth_code: p.auth_code.unwrap_or_default(),
-                    date: p.host_date.unwrap_or_default(),
-                },
-                None => Command::Sale {
-                    card: own,
-                    amount_fen,
-                    pin: pin(demo::DEMO_PIN),
-                },
-            },
-        }
+        let journal = &t.journal;
+        let cards = crate::workload::Cards {
+            own: vec![sim_pan(term)],
+            wrong_pin: wrong_pin_pan(term),
+        };
+        crate::workload::choose(&mut self.rng, &cards, |kind| {
+            journal.last_approved(kind, batch).ok().flatten()
+        })
     }
 
     fn effects(&mut self, term: u32, generation: u64, effects: Vec<Effect>, recovery: bool) {

@@ -51,6 +51,8 @@ pub enum TxnState {
     Voided,
     /// An advice (refund) stored, not yet answered.
     Queued,
+    /// A pre-authorization completed or cancelled.
+    Closed,
 }
 
 /// Where the reversal of a transaction stands.
@@ -71,7 +73,7 @@ macro_rules! names {
         }
     };
 }
-names!(TxnState { Sent => "sent", Approved => "approved", Declined => "declined", Failed => "failed", Voided => "voided", Queued => "queued" });
+names!(TxnState { Sent => "sent", Approved => "approved", Declined => "declined", Failed => "failed", Voided => "voided", Queued => "queued", Closed => "closed" });
 names!(ReversalState { None => "none", Pending => "pending", Done => "done", Failed => "failed" });
 
 /// One transaction of the journal.
@@ -164,6 +166,10 @@ pub enum JournalOp {
     Voided {
         batch: u32,
         stan: u32,
+    },
+    /// A pre-authorization was completed or cancelled (by its authorization code).
+    PreAuthClosed {
+        auth_code: String,
     },
     BatchClosed {
         batch: u32,
@@ -1209,6 +1215,13 @@ impl Terminal {
                 ops.push(JournalOp::Voided {
                     batch: txn.batch,
                     stan,
+                });
+            }
+            if matches!(txn.kind, K::PreAuthCompletion | K::PreAuthCancel)
+                && let Some(auth_code) = &txn.auth_code
+            {
+                ops.push(JournalOp::PreAuthClosed {
+                    auth_code: auth_code.clone(),
                 });
             }
         } else {

@@ -505,6 +505,12 @@ impl Journal {
                         params![batch, stan],
                     )?;
                 }
+                JournalOp::PreAuthClosed { auth_code } => {
+                    tx.execute(
+                        "UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'",
+                        [auth_code],
+                    )?;
+                }
                 JournalOp::AdviceQueued(a) => {
                     let (ck, cd) = card_columns(&Some(a.card.clone()));
                     tx.execute(

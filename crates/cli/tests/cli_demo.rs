@@ -1,0 +1,98 @@
+//! `poskit demo` and `poskit sim` as a user runs them.
+
+use std::process::Command;
+
+fn poskit(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_poskit"))
+        .args(args)
+        .env("LANG", "C")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_demo_trades_settles_checks_and_says_where_its_data_is() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("demo");
+    let out = poskit(&[
+        "demo",
+        "--seconds",
+        "3",
+        "--terminals",
+        "3",
+        "--lang",
+        "en",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Checker: every journal agrees with the ledger"),
+        "{text}"
+    );
+    assert!(text.contains("Settlement: 3 terminals balanced"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "poskit host check --data {}",
+            data.join("host").display()
+        )),
+        "{text}"
+    );
+    let check = poskit(&[
+        "host",
+        "check",
+        "--data",
+        data.join("host").to_str().unwrap(),
+    ]);
+    assert_eq!(check.status.code(), Some(0));
+    // The journals stay for poskit pos.
+    let journal = poskit(&[
+        "pos",
+        "--terminal",
+        data.join("terminals/10100001").to_str().unwrap(),
+        "--json",
+        "journal",
+    ]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&journal.stdout).unwrap();
+    assert!(list.len() > 3);
+    // A second demo in the same place is refused rather than mixed in.
+    let again = poskit(&["demo", "--seconds", "1", "--data", data.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+}
+
+#[test]
+fn sim_reports_json_and_exits_0_when_nothing_is_violated() {
+    let out = poskit(&[
+        "sim",
+        "--terminals",
+        "4",
+        "--transactions",
+        "300",
+        "--seed",
+        "9",
+        "--faults",
+        "harsh",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["seed"], 9);
+    assert_eq!(v["transactions"], 300);
+    assert_eq!(v["violations"], serde_json::json!([]));
+    assert!(v["faults"]["answer_loss"].as_u64().unwrap() > 0);
+    assert!(v["reproduce"].as_str().unwrap().contains("--seed 9"));
+    let bad = poskit(&["sim", "--faults", "/nonexistent/knobs.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+}
