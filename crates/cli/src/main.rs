@@ -42,6 +42,8 @@ enum Command {
     /// Simulate a fleet under faults (deterministic, one seed) and check every journal
     /// against the ledger.
     Sim(cmd::sim::Args),
+    /// Measure: `bench host` gives durable sales per second and their latency.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Host(args) => cmd::host::run(args),
         Command::Pos(args) => cmd::pos::run(args),
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

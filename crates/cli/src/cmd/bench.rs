@@ -1,0 +1,172 @@
+//! `poskit bench host`: durable authorizations per second and their latency, over
+//! loopback, with MAC and PIN verification: a real host (SQLite, `synchronous = FULL`, group
+//! commit) in this process and a load generator of signed-in terminals on threads.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+
+use poskit_host::client::{CardData, RequestSpec, TestTerminal};
+use poskit_host::config::HostConfig;
+use poskit_host::{DataDir, demo, run};
+
+use crate::fail::usage;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Sales per second and latency of the host over loopback.
+    Host(HostArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct HostArgs {
+    /// Terminals connected at once (1 to 64).
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    /// Requests each terminal keeps in flight (pipelining).
+    #[arg(long, default_value_t = 8)]
+    depth: u32,
+    /// How long to load, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let What::Host(a) = args.what;
+    if a.connections == 0 || a.connections > demo::FLEET_TERMINALS {
+        return Err(usage(format!(
+            "--connections: 1 to {}",
+            demo::FLEET_TERMINALS
+        )));
+    }
+    if a.depth == 0 || a.depth > 32 || a.seconds == 0 || a.seconds > 600 {
+        return Err(usage("--depth: 1 to 32; --seconds: 1 to 600"));
+    }
+    let temp = tempfile::tempdir().context("temporary directory")?;
+    let dir = DataDir::create(temp.path()).context("data directory")?;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let host = std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(run::run(
+            &dir,
+            HostConfig::default(),
+            "127.0.0.1:0",
+            true,
+            async {
+                let _ = stop_rx.await;
+            },
+            move |r| {
+                let _ = addr_tx.send(r.addr.to_string());
+            },
+        ))?;
+        Ok(())
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("the host did not start")?;
+    let started = Instant::now();
+    let until = started + Duration::from_secs(a.seconds);
+    let loaders: Vec<_> = (0..a.connections)
+        .map(|i| {
+            let addr = addr.clone();
+            let depth = a.depth;
+            std::thread::spawn(move || -> anyhow::Result<(Vec<u32>, u64)> {
+                let mut t = TestTerminal::connect(
+                    &addr,
+                    &demo::fleet_tid(i),
+                    "898310048160001",
+                    demo::DEMO_TMK,
+                    Duration::from_secs(30),
+                )?;
+                let signed = t.sign_in()?;
+                anyhow::ensure!(
+                    signed.code() == "00",
+                    "sign-in of {}: {}",
+                    t.tid,
+                    signed.code()
+                );
+                let card = CardData::Track2(format!("{}=30121010000000000", demo::fleet_pan(i)));
+                let spec = RequestSpec::sale(card, 1, Some(demo::DEMO_PIN));
+                let mut latencies = Vec::new();
+                let mut declined = 0u64;
+                while Instant::now() < until {
+                    let mut burst = Vec::new();
+                    for _ in 0..depth {
+                        burst.extend_from_slice(&t.build(&spec)?.0);
+                    }
+                    let sent = Instant::now();
+                    t.send_raw(&burst)?;
+                    for _ in 0..depth {
+                        let r = t.receive()?;
+                        latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        if r.code() != "00" {
+                            declined += 1;
+                        }
+                    }
+                }
+                Ok((latencies, declined))
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut declined = 0;
+    for l in loaders {
+        let (lat, d) = l
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
+        latencies.extend(lat);
+        declined += d;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(());
+    host.join()
+        .map_err(|_| anyhow::anyhow!("the host thread panicked"))??;
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(latencies[i]) / 1000.0
+    };
+    let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "sales": latencies.len(), "declined": declined, "seconds": elapsed.as_secs_f64(),
+                "per_second": rate, "connections": a.connections, "depth": a.depth,
+                "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
+            })
+        );
+    } else {
+        println!(
+            "{} durable sales in {:.1} s over {} connections × {} in flight: {:.0} per second",
+            latencies.len(),
+            elapsed.as_secs_f64(),
+            a.connections,
+            a.depth,
+            rate
+        );
+        println!(
+            "latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms ({declined} not approved)",
+            pct(0.5),
+            pct(0.99),
+            pct(0.999)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
