@@ -96,3 +96,72 @@ fn sim_reports_json_and_exits_0_when_nothing_is_violated() {
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
 }
+
+#[test]
+fn sim_in_network_mode_runs_terminals_through_a_fault_proxy_to_a_host_process() {
+    use std::io::BufRead;
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("host");
+    let mut host = Command::new(env!("CARGO_BIN_EXE_poskit"))
+        .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let knobs = temp.path().join("knobs.toml");
+    std::fs::write(&knobs, "answer_loss = 0.08\nrequest_loss = 0.05\nreset = 0.03\nduplicate = 0.05\ntimeout_ms = 800\n").unwrap();
+    let out = poskit(&[
+        "sim",
+        "--host",
+        &addr,
+        "--host-data",
+        data.to_str().unwrap(),
+        "--terminals",
+        "4",
+        "--transactions",
+        "120",
+        "--faults",
+        knobs.to_str().unwrap(),
+        "--json",
+    ]);
+    host.kill().unwrap();
+    host.wait().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "network");
+    assert_eq!(v["violations"], serde_json::json!([]));
+    assert_eq!(
+        v["settlements"]["balanced"].as_u64().unwrap()
+            + v["settlements"]["unbalanced_then_uploaded"]
+                .as_u64()
+                .unwrap(),
+        4
+    );
+    let injected: u64 = v["faults"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(injected > 0, "{v}");
+}

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod knobs;
 pub mod live;
+pub mod proxy;
 pub mod report;
 pub mod workload;
 pub mod world;

@@ -100,6 +100,164 @@ fn record(p: &mut Progress, o: &Outcome) {
     }
 }
 
+/// When a fleet stops trading.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    Deadline(Instant),
+    /// This many operations in all.
+    Operations(u64),
+}
+
+/// Runs `terminals` fleet terminals against `addr` (journals under `journals_dir`) until
+/// `until`; `tick` sees the progress about five times a second.
+pub async fn trade(
+    addr: &str,
+    journals_dir: &Path,
+    terminals: u32,
+    timeout_ms: u64,
+    until: Until,
+    tick: impl Fn(&Progress, Duration) + Send + 'static,
+) -> Result<(Vec<Journal>, Arc<Mutex<Progress>>), String> {
+    let started = Instant::now();
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let budget = Arc::new(std::sync::atomic::AtomicU64::new(match until {
+        Until::Operations(n) => n,
+        Until::Deadline(_) => u64::MAX,
+    }));
+    let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
+    let mut tasks = Vec::new();
+    for i in 0..terminals {
+        let dir = journals_dir.join(demo::fleet_tid(i));
+        let cfg = Config {
+            tid: demo::fleet_tid(i),
+            mid: MID.into(),
+            tmk: tmk.clone(),
+            response_timeout_ms: timeout_ms,
+            reversal_attempts_max: 5,
+            fail_after_approval: false,
+        };
+        let mut journal = Journal::init(&dir, &cfg, addr).map_err(|e| e.to_string())?;
+        let progress = progress.clone();
+        let budget = budget.clone();
+        let addr = addr.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new(u64::from(i) + 1);
+            // Three customers' cards per terminal and one for wrong PINs (the fleet
+            // cards), so that no one runs out of money.
+            let own = (0..3)
+                .map(|k| demo::fleet_pan(i + k * TERMINALS_MAX))
+                .collect();
+            let cards = Cards {
+                own,
+                wrong_pin: demo::fleet_pan(i + 3 * TERMINALS_MAX),
+            };
+            loop {
+                match until {
+                    Until::Deadline(at) if Instant::now() >= at => break,
+                    Until::Operations(_) => {
+                        let left = budget.fetch_update(
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                            |n| n.checked_sub(1),
+                        );
+                        if left.is_err() {
+                            break;
+                        }
+                    }
+                    Until::Deadline(_) => {}
+                }
+                let signed_in = journal
+                    .snapshot()
+                    .map(|s| s.keys.is_some())
+                    .unwrap_or(false);
+                let command = if signed_in {
+                    let batch = journal.snapshot().map(|s| s.batch).unwrap_or(1);
+                    workload::choose(&mut rng, &cards, |kind| {
+                        journal.last_approved(kind, batch).ok().flatten()
+                    })
+                } else {
+                    Command::SignIn
+                };
+                match driver::run(&mut journal, &addr, command).await {
+                    Ok(o) => {
+                        if let Ok(mut p) = progress.lock() {
+                            record(&mut p, &o);
+                        }
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+                // A cardholder at the counter: a short pause between customers.
+                tokio::time::sleep(Duration::from_millis(20 + rng.below(80))).await;
+            }
+            journal
+        }));
+    }
+    let ticker = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
+                tick(&p, started.elapsed());
+            }
+        })
+    };
+    let mut journals = Vec::new();
+    for t in tasks {
+        journals.push(t.await.map_err(|e| e.to_string())?);
+    }
+    ticker.abort();
+    Ok((journals, progress))
+}
+
+/// Every terminal signs in if it must, flushes its reversal and advices, and settles
+/// (three tries each). Returns (balanced, unbalanced, failures).
+pub async fn settle_all(
+    journals: &mut [Journal],
+    addr: &str,
+    progress: &Mutex<Progress>,
+) -> Result<(u64, u64, Vec<String>), String> {
+    let (mut balanced, mut unbalanced, mut failures) = (0, 0, Vec::new());
+    for journal in journals.iter_mut() {
+        let (cfg, _) = journal.config().map_err(|e| e.to_string())?;
+        let mut settled = None;
+        for _attempt in 0..3 {
+            if journal.snapshot().map(|s| s.keys.is_none()).unwrap_or(true) {
+                let _ = driver::run(journal, addr, Command::SignIn).await;
+            }
+            let flushed = driver::run(journal, addr, Command::Flush)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Ok(mut p) = progress.lock() {
+                record(&mut p, &flushed);
+            }
+            if !flushed.approved {
+                continue;
+            }
+            let settle = journal.settle_command().map_err(|e| e.to_string())?;
+            let o = driver::run(journal, addr, settle)
+                .await
+                .map_err(|e| e.to_string())?;
+            if o.approved {
+                settled = o.settlement;
+                break;
+            }
+        }
+        match settled {
+            Some((true, _)) => balanced += 1,
+            Some((false, _)) => unbalanced += 1,
+            None => failures.push(format!("terminal {} could not settle", cfg.tid)),
+        }
+    }
+    Ok((balanced, unbalanced, failures))
+}
+
+fn named(journals: &[Journal]) -> impl Iterator<Item = (String, &Journal)> {
+    journals
+        .iter()
+        .map(|j| (j.config().map(|(c, _)| c.tid).unwrap_or_default(), j))
+}
+
 /// Runs the demo in `data` for `seconds` with `terminals` terminals; `tick` is called
 /// about five times a second with the progress so far.
 pub async fn run_live(
@@ -136,85 +294,19 @@ pub async fn run_live(
         .await
         .map_err(|_| "the host did not start".to_owned())?;
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let progress = Arc::new(Mutex::new(Progress::default()));
-    let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
-    let mut tasks = Vec::new();
-    let mut terminal_dirs = Vec::new();
-    for i in 0..terminals {
-        let dir = data.join("terminals").join(demo::fleet_tid(i));
-        terminal_dirs.push(dir.clone());
-        let cfg = Config {
-            tid: demo::fleet_tid(i),
-            mid: MID.into(),
-            tmk: tmk.clone(),
-            response_timeout_ms: TERMINAL_TIMEOUT_MS,
-            reversal_attempts_max: 5,
-            fail_after_approval: false,
-        };
-        let mut journal = Journal::init(&dir, &cfg, &addr).map_err(|e| e.to_string())?;
-        let progress = progress.clone();
-        let addr = addr.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(u64::from(i) + 1);
-            // Three customers' cards per terminal and one for wrong PINs (the fleet cards),
-            // so that no one runs out of money in a demo.
-            let own = (0..3)
-                .map(|k| demo::fleet_pan(i + k * TERMINALS_MAX))
-                .collect();
-            let cards = Cards {
-                own,
-                wrong_pin: demo::fleet_pan(i + 3 * TERMINALS_MAX),
-            };
-            while Instant::now() < deadline {
-                let signed_in = journal
-                    .snapshot()
-                    .map(|s| s.keys.is_some())
-                    .unwrap_or(false);
-                let command = if signed_in {
-                    let batch = journal.snapshot().map(|s| s.batch).unwrap_or(1);
-                    workload::choose(&mut rng, &cards, |kind| {
-                        journal.last_approved(kind, batch).ok().flatten()
-                    })
-                } else {
-                    Command::SignIn
-                };
-                match driver::run(&mut journal, &addr, command).await {
-                    Ok(o) => {
-                        if let Ok(mut p) = progress.lock() {
-                            record(&mut p, &o);
-                        }
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-                // A cardholder at the counter: a short pause between customers.
-                tokio::time::sleep(Duration::from_millis(20 + rng.below(80))).await;
-            }
-            journal
-        }));
-    }
-    let ticker = {
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
-                tick(&p, started.elapsed());
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-        })
-    };
-    let mut journals = Vec::new();
-    for t in tasks {
-        journals.push(t.await.map_err(|e| e.to_string())?);
-    }
-    let _ = ticker.await;
+    let until = Until::Deadline(started + Duration::from_secs(seconds));
+    let journals_dir = data.join("terminals");
+    let (mut journals, progress) = trade(
+        &addr,
+        &journals_dir,
+        terminals,
+        TERMINAL_TIMEOUT_MS,
+        until,
+        tick,
+    )
+    .await?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
-
-    // The network heals: clear the fault plan, then every terminal settles (reversals and
-    // advices first).
+    // The network heals: clear the fault plan, then every terminal settles.
     {
         let conn = host_dir.open_store().map_err(|e| e.to_string())?;
         let version = writer::store_fault_plan(&conn, "").map_err(|e| e.to_string())?;
@@ -229,60 +321,76 @@ pub async fn run_live(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let mut report = LiveReport {
-        progress: Progress::default(),
-        elapsed_ms,
-        settlements_balanced: 0,
-        settlements_unbalanced: 0,
-        settlement_failures: Vec::new(),
-        breaks: Vec::new(),
-        violations: Vec::new(),
-        host_dir: host_dir.path.clone(),
-        terminal_dirs,
-    };
-    for journal in &mut journals {
-        let (cfg, _) = journal.config().map_err(|e| e.to_string())?;
-        let tid = cfg.tid.clone();
-        let mut settled = None;
-        for _attempt in 0..3 {
-            if journal.snapshot().map(|s| s.keys.is_none()).unwrap_or(true) {
-                let _ = driver::run(journal, &addr, Command::SignIn).await;
-            }
-            let flushed = driver::run(journal, &addr, Command::Flush)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Ok(mut p) = progress.lock() {
-                record(&mut p, &flushed);
-            }
-            if !flushed.approved {
-                continue;
-            }
-            let settle = journal.settle_command().map_err(|e| e.to_string())?;
-            let o = driver::run(journal, &addr, settle)
-                .await
-                .map_err(|e| e.to_string())?;
-            if o.approved {
-                settled = o.settlement;
-                break;
-            }
-        }
-        match settled {
-            Some((true, _)) => report.settlements_balanced += 1,
-            Some((false, _)) => report.settlements_unbalanced += 1,
-            None => report
-                .settlement_failures
-                .push(format!("terminal {tid} could not settle")),
-        }
-    }
+    let (balanced, unbalanced, failures) = settle_all(&mut journals, &addr, &progress).await?;
     let _ = stop_tx.send(());
     host.await.map_err(|e| e.to_string())??;
-    report.progress = progress.lock().map(|p| p.clone()).unwrap_or_default();
     let conn = host_dir.open_store().map_err(|e| e.to_string())?;
-    let named = journals
-        .iter()
-        .map(|j| (j.config().map(|(c, _)| c.tid).unwrap_or_default(), j));
-    let (violations, breaks) = crate::check::compare(&conn, named, MID);
-    report.violations = violations;
-    report.breaks = breaks;
-    Ok(report)
+    let (violations, breaks) = crate::check::compare(&conn, named(&journals), MID);
+    Ok(LiveReport {
+        progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
+        elapsed_ms,
+        settlements_balanced: balanced,
+        settlements_unbalanced: unbalanced,
+        settlement_failures: failures,
+        breaks,
+        violations,
+        host_dir: host_dir.path.clone(),
+        terminal_dirs: (0..terminals)
+            .map(|i| journals_dir.join(demo::fleet_tid(i)))
+            .collect(),
+    })
+}
+
+/// The real-network mode of `poskit sim`: fleet terminals over TCP through a fault proxy
+/// to a separate host process (started with `--demo`) whose data directory is `host_data`.
+pub async fn run_network(
+    host_addr: &str,
+    host_data: &Path,
+    journals_dir: &Path,
+    terminals: u32,
+    operations: u64,
+    seed: u64,
+    knobs: crate::knobs::Knobs,
+) -> Result<(LiveReport, BTreeMap<String, u64>), String> {
+    let terminals = terminals.clamp(1, TERMINALS_MAX);
+    let proxy = crate::proxy::Proxy::start(host_addr.to_owned(), knobs.clone(), seed)
+        .await
+        .map_err(|e| format!("fault proxy: {e}"))?;
+    let started = Instant::now();
+    let timeout_ms = knobs.timeout_ms.min(2_000);
+    let (mut journals, progress) = trade(
+        &proxy.addr,
+        journals_dir,
+        terminals,
+        timeout_ms,
+        Until::Operations(operations),
+        |_, _| {},
+    )
+    .await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    proxy.heal();
+    let (balanced, unbalanced, failures) =
+        settle_all(&mut journals, &proxy.addr, &progress).await?;
+    let store = DataDir {
+        path: host_data.to_path_buf(),
+    };
+    let conn = store.open_store().map_err(|e| e.to_string())?;
+    let (violations, breaks) = crate::check::compare(&conn, named(&journals), MID);
+    let faults = proxy.faults.lock().map(|f| f.clone()).unwrap_or_default();
+    Ok((
+        LiveReport {
+            progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
+            elapsed_ms,
+            settlements_balanced: balanced,
+            settlements_unbalanced: unbalanced,
+            settlement_failures: failures,
+            breaks,
+            violations,
+            host_dir: host_data.to_path_buf(),
+            terminal_dirs: (0..terminals)
+                .map(|i| journals_dir.join(demo::fleet_tid(i)))
+                .collect(),
+        },
+        faults,
+    ))
 }

@@ -26,6 +26,13 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Real-network mode: run the terminals over TCP, through a fault proxy, against a
+    /// separate host process at this address (started with `poskit host --demo`).
+    #[arg(long, value_name = "ADDR", requires = "host_data")]
+    host: Option<String>,
+    /// The data directory of that host (the checker reads its ledger).
+    #[arg(long, value_name = "DIR", requires = "host")]
+    host_data: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -42,6 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )));
     }
     let knobs = Knobs::named_or_file(&args.faults).map_err(usage)?;
+    if let (Some(host), Some(host_data)) = (&args.host, &args.host_data) {
+        return network(&args, host, host_data, knobs);
+    }
     let report = simulate(args.terminals, args.transactions, args.seed, knobs)
         .map_err(|e| anyhow::anyhow!(e))?;
     let reproduce = format!(
@@ -102,4 +112,86 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("poskit: violations found; reproduce with: {reproduce}");
         Ok(ExitCode::from(fail::EXIT_INPUT))
     }
+}
+
+/// The real-network mode: fault proxy, terminals over TCP, a separate host process.
+fn network(
+    args: &Args,
+    host: &str,
+    host_data: &std::path::Path,
+    knobs: Knobs,
+) -> anyhow::Result<ExitCode> {
+    if !host_data.join("host.sqlite").is_file() {
+        return Err(usage(format!(
+            "--host-data {}: no host database there",
+            host_data.display()
+        )));
+    }
+    let journals = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (report, faults) = runtime
+        .block_on(poskit_sim::live::run_network(
+            host,
+            host_data,
+            journals.path(),
+            args.terminals,
+            args.transactions,
+            args.seed,
+            knobs,
+        ))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let p = &report.progress;
+    let ok = report.violations.is_empty() && report.settlement_failures.is_empty();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "mode": "network", "seed": args.seed, "transactions": p.transactions, "approved": p.approved,
+                "declined": p.declined, "faults": faults, "reversals": p.reversals_done,
+                "reversals_failed": p.reversals_failed,
+                "settlements": {"balanced": report.settlements_balanced, "unbalanced_then_uploaded": report.settlements_unbalanced},
+                "settlement_failures": report.settlement_failures,
+                "breaks": report.breaks, "violations": report.violations, "elapsed_ms": report.elapsed_ms,
+            })
+        );
+    } else {
+        println!(
+            "network mode, seed {}: {} operations on {} terminals through the fault proxy in {:.1} s",
+            args.seed,
+            p.transactions,
+            args.terminals,
+            report.elapsed_ms as f64 / 1000.0
+        );
+        let faults: Vec<String> = faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "  approved {}; faults injected: {}",
+            p.approved,
+            faults.join(", ")
+        );
+        println!(
+            "  reversals done {}, failed {}; settlements balanced {}, unbalanced then uploaded {}",
+            p.reversals_done,
+            p.reversals_failed,
+            report.settlements_balanced,
+            report.settlements_unbalanced
+        );
+        for v in report
+            .violations
+            .iter()
+            .chain(&report.settlement_failures)
+            .take(20)
+        {
+            println!("  VIOLATION: {v}");
+        }
+        if ok {
+            println!("  no violations");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(fail::EXIT_INPUT)
+    })
 }
