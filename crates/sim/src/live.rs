@@ -325,20 +325,16 @@ pub async fn run_live(
     let _ = stop_tx.send(());
     host.await.map_err(|e| e.to_string())??;
     let conn = host_dir.open_store().map_err(|e| e.to_string())?;
-    let (violations, breaks) = crate::check::compare(&conn, named(&journals), MID);
-    Ok(LiveReport {
-        progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
+    let settled = (balanced, unbalanced, failures);
+    Ok(checked(
+        &conn,
+        &journals,
+        &progress,
         elapsed_ms,
-        settlements_balanced: balanced,
-        settlements_unbalanced: unbalanced,
-        settlement_failures: failures,
-        breaks,
-        violations,
-        host_dir: host_dir.path.clone(),
-        terminal_dirs: (0..terminals)
-            .map(|i| journals_dir.join(demo::fleet_tid(i)))
-            .collect(),
-    })
+        settled,
+        &host_dir.path,
+        &journals_dir,
+    ))
 }
 
 /// The real-network mode of `poskit sim`: fleet terminals over TCP through a fault proxy
@@ -375,22 +371,46 @@ pub async fn run_network(
         path: host_data.to_path_buf(),
     };
     let conn = store.open_store().map_err(|e| e.to_string())?;
-    let (violations, breaks) = crate::check::compare(&conn, named(&journals), MID);
     let faults = proxy.faults.lock().map(|f| f.clone()).unwrap_or_default();
+    let settled = (balanced, unbalanced, failures);
     Ok((
-        LiveReport {
-            progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
+        checked(
+            &conn,
+            &journals,
+            &progress,
             elapsed_ms,
-            settlements_balanced: balanced,
-            settlements_unbalanced: unbalanced,
-            settlement_failures: failures,
-            breaks,
-            violations,
-            host_dir: host_data.to_path_buf(),
-            terminal_dirs: (0..terminals)
-                .map(|i| journals_dir.join(demo::fleet_tid(i)))
-                .collect(),
-        },
+            settled,
+            host_data,
+            journals_dir,
+        ),
         faults,
     ))
+}
+
+/// The report: the fleet's progress, its settlements, and the checker's findings.
+fn checked(
+    host: &rusqlite::Connection,
+    journals: &[Journal],
+    progress: &Mutex<Progress>,
+    elapsed_ms: u64,
+    (balanced, unbalanced, failures): (u64, u64, Vec<String>),
+    host_dir: &Path,
+    journals_dir: &Path,
+) -> LiveReport {
+    let (violations, breaks) = crate::check::compare(host, named(journals), MID);
+    LiveReport {
+        progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
+        elapsed_ms,
+        settlements_balanced: balanced,
+        settlements_unbalanced: unbalanced,
+        settlement_failures: failures,
+        breaks,
+        violations,
+        host_dir: host_dir.to_path_buf(),
+        terminal_dirs: journals
+            .iter()
+            .filter_map(|j| j.config().ok())
+            .map(|(c, _)| journals_dir.join(c.tid))
+            .collect(),
+    }
 }

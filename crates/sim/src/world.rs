@@ -70,6 +70,23 @@ struct Term {
     busy: bool,
 }
 
+impl Term {
+    /// A fresh engine from the journal (after a crash, or for recovery): events for the
+    /// old one are dropped by their generation.
+    fn restart(&mut self) {
+        self.generation += 1;
+        let (cfg, _) = self
+            .journal
+            .config()
+            .unwrap_or_else(|e| panic!("journal: {e}"));
+        let snap = self
+            .journal
+            .snapshot()
+            .unwrap_or_else(|e| panic!("journal: {e}"));
+        self.engine = Some(Terminal::new(cfg, snap));
+    }
+}
+
 /// A simulation being run.
 pub struct World {
     _dir: tempfile::TempDir,
@@ -234,16 +251,7 @@ impl World {
     /// healed, to its end.
     fn recover(&mut self, term: u32, command: Command) {
         let t = &mut self.terms[term as usize];
-        t.generation += 1;
-        let (cfg, _) = t
-            .journal
-            .config()
-            .unwrap_or_else(|e| panic!("journal: {e}"));
-        let snap = t
-            .journal
-            .snapshot()
-            .unwrap_or_else(|e| panic!("journal: {e}"));
-        t.engine = Some(Terminal::new(cfg, snap));
+        t.restart();
         t.busy = true;
         let generation = t.generation;
         let effects = self.engine_handle(term, Event::Command(command));
@@ -290,16 +298,7 @@ impl World {
             return;
         }
         if t.engine.is_none() {
-            t.generation += 1;
-            let (cfg, _) = t
-                .journal
-                .config()
-                .unwrap_or_else(|e| panic!("journal: {e}"));
-            let snap = t
-                .journal
-                .snapshot()
-                .unwrap_or_else(|e| panic!("journal: {e}"));
-            t.engine = Some(Terminal::new(cfg, snap));
+            t.restart();
         }
         let signed_in = t
             .engine
