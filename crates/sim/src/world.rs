@@ -365,7 +365,7 @@ impl World {
                         .apply(&ops, now)
                         .unwrap_or_else(|e| panic!("journal: {e}"));
                 }
-                Effect::Send(frame) => self.send(term, generation, frame),
+                Effect::Send { frame, token } => self.send(term, generation, frame, token),
                 Effect::Timer { ms, token } => {
                     let at = self.now_ms + ms as i64;
                     self.schedule(
@@ -382,7 +382,7 @@ impl World {
         }
     }
 
-    fn send(&mut self, term: u32, generation: u64, frame: Vec<u8>) {
+    fn send(&mut self, term: u32, generation: u64, frame: Vec<u8>, token: u64) {
         let latency = self.knobs.latency_ms as i64;
         if self.fault("reset", self.knobs.reset) {
             let why = "connection reset before the request left".to_owned();
@@ -391,7 +391,7 @@ impl World {
                 Ev::Term {
                     term,
                     generation,
-                    event: Event::NotSent { why },
+                    event: Event::NotSent { token, why },
                 },
             );
             return;

@@ -74,7 +74,7 @@ pub async fn run_with_config(
             }
             match effect {
                 Effect::Journal(ops) => journal.apply(&ops, now_ms())?,
-                Effect::Send(frame) => {
+                Effect::Send { frame, token } => {
                     if stream.is_none() {
                         let connect = tokio::time::timeout(
                             Duration::from_millis(CONNECT_TIMEOUT_MS),
@@ -88,11 +88,13 @@ pub async fn run_with_config(
                             }
                             Ok(Err(e)) => {
                                 next = Some(Event::NotSent {
+                                    token,
                                     why: format!("cannot reach the host {host}: {e}"),
                                 })
                             }
                             Err(_) => {
                                 next = Some(Event::NotSent {
+                                    token,
                                     why: format!("cannot reach the host {host}: connect timed out"),
                                 })
                             }

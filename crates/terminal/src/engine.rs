@@ -193,12 +193,11 @@ pub struct Totals {
 pub enum Effect {
     /// Make these durable before anything after them.
     Journal(Vec<JournalOp>),
-    Send(Vec<u8>),
+    /// Send this frame; `token` names the request (its timer and a [`Event::NotSent`]
+    /// carry the same one).
+    Send { frame: Vec<u8>, token: u64 },
     /// Deliver [`Event::Timeout`] with this token after `ms`, unless another timer replaces it.
-    Timer {
-        ms: u64,
-        token: u64,
-    },
+    Timer { ms: u64, token: u64 },
     /// The operation is over.
     Done(Box<Outcome>),
 }
@@ -266,8 +265,10 @@ pub enum Event {
     Timeout {
         token: u64,
     },
-    /// The request could not be sent at all (no connection): it never left.
+    /// The request of `token` could not be sent at all (no connection): it never left.
+    /// One for an earlier request is ignored.
     NotSent {
+        token: u64,
         why: String,
     },
 }
@@ -415,8 +416,8 @@ impl Terminal {
                     self.no_answer("no answer from the host within the timeout", "L03", false);
                 }
             }
-            Event::NotSent { why } => {
-                if self.flight.is_some() {
+            Event::NotSent { token, why } => {
+                if token == self.token && self.flight.is_some() {
                     self.no_answer(&why, "L01", true);
                 }
             }
@@ -653,8 +654,11 @@ impl Terminal {
         self.journal(ops);
         match built {
             Ok(frame) => {
-                self.effects.push(Effect::Send(frame));
                 self.token += 1;
+                self.effects.push(Effect::Send {
+                    frame,
+                    token: self.token,
+                });
                 self.effects.push(Effect::Timer {
                     ms: self.cfg.response_timeout_ms,
                     token: self.token,

@@ -108,7 +108,7 @@ fn operate(w: &mut World, command: Command, wire: &mut dyn FnMut() -> Wire) -> O
         for effect in effects.drain(..) {
             match effect {
                 Effect::Journal(ops) => w.journal.apply(&ops, w.now_ms).unwrap(),
-                Effect::Send(frame) => match wire() {
+                Effect::Send { frame, .. } => match wire() {
                     Wire::Deliver => next = host_answer(w, &frame).map(Event::Response),
                     Wire::LoseRequest => {}
                     Wire::LoseAnswer => {
@@ -236,4 +236,93 @@ proptest! {
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
         let _ = &w.term_path;
     }
+}
+
+/// Found by `poskit sim --transactions 1000000 --seed 2026 --faults harsh`: a "not sent"
+/// for an earlier request, arriving while the next one was in flight, made the terminal
+/// report that next sale failed (L01) and drop its reversal although the host approved it.
+#[test]
+fn a_not_sent_for_an_earlier_request_does_not_fail_the_one_in_flight() {
+    let mut w = world();
+    let mut deliver = || Wire::Deliver;
+    assert!(
+        operate(&mut w, Command::SignIn, &mut deliver)
+            .unwrap()
+            .approved
+    );
+    let pan = demo::fleet_pan(0);
+    let card = CardData::Track2(format!("{pan}=30121010000000000"));
+    let opening = balance(&w, &pan);
+    let mut t = terminal(&w);
+    let sale = |amount_fen| Command::Sale {
+        card: card.clone(),
+        amount_fen,
+        pin: Some(Pin::new(demo::DEMO_PIN).unwrap()),
+    };
+    // Sends the frames of `effects` to the host; returns the token of the request sent.
+    let exchange =
+        |w: &mut World, t: &mut Terminal, effects: Vec<Effect>| -> (u64, Option<Outcome>) {
+            let mut token = 0;
+            let mut answer = None;
+            for e in effects {
+                match e {
+                    Effect::Journal(ops) => w.journal.apply(&ops, w.now_ms).unwrap(),
+                    Effect::Send { frame, token: sent } => {
+                        token = sent;
+                        answer = host_answer(w, &frame);
+                    }
+                    Effect::Done(o) => return (token, Some(*o)),
+                    Effect::Timer { .. } => {}
+                }
+            }
+            let effects = t.handle(w.now_ms, Event::Response(answer.unwrap()));
+            let done = effects.into_iter().find_map(|e| match e {
+                Effect::Journal(ops) => {
+                    w.journal.apply(&ops, w.now_ms).unwrap();
+                    None
+                }
+                Effect::Done(o) => Some(*o),
+                _ => None,
+            });
+            (token, done)
+        };
+    let effects = t.handle(w.now_ms, Event::Command(sale(100)));
+    let (first_token, first) = exchange(&mut w, &mut t, effects);
+    assert!(first.unwrap().approved);
+    // The second sale is on its way when a stale "not sent" for the first one arrives.
+    let effects = t.handle(w.now_ms, Event::Command(sale(200)));
+    let mut frame = None;
+    for e in effects {
+        match e {
+            Effect::Journal(ops) => w.journal.apply(&ops, w.now_ms).unwrap(),
+            Effect::Send { frame: f, .. } => frame = Some(f),
+            _ => {}
+        }
+    }
+    let stale = t.handle(
+        w.now_ms,
+        Event::NotSent {
+            token: first_token,
+            why: "old".into(),
+        },
+    );
+    assert!(
+        stale.is_empty(),
+        "a stale NotSent changes nothing: {stale:?}"
+    );
+    let answer = host_answer(&mut w, &frame.unwrap()).unwrap();
+    let done = t
+        .handle(w.now_ms, Event::Response(answer))
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Journal(ops) => {
+                w.journal.apply(&ops, w.now_ms).unwrap();
+                None
+            }
+            Effect::Done(o) => Some(*o),
+            _ => None,
+        })
+        .unwrap();
+    assert!(done.approved, "{done:?}");
+    assert_eq!(balance(&w, &pan), opening - 300);
 }
