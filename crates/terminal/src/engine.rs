@@ -1273,7 +1273,10 @@ impl Terminal {
         let Some(rev) = self.snap.reversal.clone() else {
             return;
         };
-        if matches!(code, "A0" | "77" | "99") && rev.attempts < self.cfg.reversal_attempts_max {
+        // Keys problems only: a sign-in fixes them. A 77 is not retried: the reversal must
+        // carry its original's batch, which no sign-in changes, and an original sent in a
+        // batch the host no longer has was refused with 77 itself.
+        if matches!(code, "A0" | "99") && rev.attempts < self.cfg.reversal_attempts_max {
             // The host could not check the reversal (keys or batch): sign in, send it again.
             self.notes.push(format!(
                 "the host answered the reversal with {code}: signing in and sending it again"
