@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// poskit — CUP-style POS acquiring toolkit: ISO 8583 codec, security, response codes.
+/// poskit — CUP-style POS acquiring: host, virtual POS, fleet simulation, codec, security, response codes.
 #[derive(Debug, Parser)]
 #[command(name = "poskit", version, about, long_about = None)]
 struct Cli {

@@ -1487,15 +1487,7 @@ impl Ctx<'_, '_> {
 
     /// Records a management message that only needs a 00, and answers it.
     fn acknowledge(&mut self, req: &Request, reason: String) -> StoreResult<Answer> {
-        let id = self.insert(
-            req,
-            false,
-            Rc::APPROVED,
-            &reason,
-            TxnState::Approved,
-            None,
-            None,
-        )?;
+        let id = self.insert_management(req, &reason)?;
         self.answer(req, id, Rc::APPROVED, reason, false, Effect::default())
     }
 
@@ -1546,15 +1538,7 @@ impl Ctx<'_, '_> {
             layout.code(),
             terminal.batch
         );
-        let id = self.insert(
-            req,
-            false,
-            Rc::APPROVED,
-            &reason,
-            TxnState::Approved,
-            None,
-            None,
-        )?;
+        let id = self.insert_management(req, &reason)?;
         let mut reply = self.base_reply(req, id, Rc::APPROVED);
         let mut f60 = String::with_capacity(11);
         f60.push_str("00");
@@ -1619,15 +1603,7 @@ impl Ctx<'_, '_> {
                 yuan_signed(ours.credit_fen as i64)
             )
         };
-        let id = self.insert(
-            req,
-            false,
-            Rc::APPROVED,
-            &reason,
-            TxnState::Approved,
-            None,
-            None,
-        )?;
+        let id = self.insert_management(req, &reason)?;
         let mut reply = self.base_reply(req, id, Rc::APPROVED);
         let shown = if balanced { theirs } else { ours };
         let block = |t: &Totals, code: char| {
@@ -1706,15 +1682,7 @@ impl Ctx<'_, '_> {
                 )
             }
         };
-        let id = self.insert(
-            req,
-            false,
-            Rc::APPROVED,
-            &reason,
-            TxnState::Approved,
-            None,
-            None,
-        )?;
+        let id = self.insert_management(req, &reason)?;
         let mut reply = self.base_reply(req, id, Rc::APPROVED);
         reply.set(60, field60(req));
         // The batch-end count goes back; upload details are not echoed (they carry PANs,
@@ -1728,6 +1696,19 @@ impl Ctx<'_, '_> {
     }
 
     // ---- recording and answering -----------------------------------------------------
+
+    /// Records an answered management message (no idempotency key, no card).
+    fn insert_management(&mut self, req: &Request, reason: &str) -> StoreResult<i64> {
+        self.insert(
+            req,
+            false,
+            Rc::APPROVED,
+            reason,
+            TxnState::Approved,
+            None,
+            None,
+        )
+    }
 
     #[allow(clippy::too_many_arguments)]
     fn insert(

@@ -75,7 +75,7 @@ enum PosCommand {
         tid: String,
         #[arg(long)]
         mid: String,
-        /// Terminal master key (hex, 16 or 32 digits... test keys only).
+        /// Terminal master key in hex: 16, 32 or 48 digits (test keys only).
         #[arg(long)]
         tmk: String,
         /// Host address (host:port).
