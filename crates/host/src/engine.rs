@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use poskit_codec::frame::{self, Header, Tpdu};
 use poskit_codec::{CUP_POS, Mti};
-use poskit_domain::{AmountFen, ResponseCode as Rc, TransactionKind as K};
+use poskit_domain::{AmountFen, Batch, ResponseCode as Rc, TransactionKind as K};
 use poskit_security::{
     EncryptedPinBlock, KeyLayout, MacAlgorithm, MakRule, PinBlockFormat, SecretKey, WorkingKeys,
     build_field62, decrypt_pin, verify_mac,
@@ -541,6 +541,11 @@ impl Ctx<'_, '_> {
                 None,
             );
         }
+        if req.is_reversal() {
+            // A reversal names its original by the original's batch, which no sign-in
+            // changes: it is matched whatever the host's batch is now.
+            return self.reversal(req, terminal.batch);
+        }
         if req.batch != terminal.batch {
             let d = Decision {
                 require_sign_in: true,
@@ -553,9 +558,6 @@ impl Ctx<'_, '_> {
                 )
             };
             return self.record(req, d, Effect::default(), None);
-        }
-        if req.is_reversal() {
-            return self.reversal(req);
         }
         if let Some(reversal) = self
             .ledger
@@ -1292,7 +1294,7 @@ impl Ctx<'_, '_> {
 
     // ---- reversal --------------------------------------------------------------------
 
-    fn reversal(&mut self, req: &Request) -> StoreResult<Answer> {
+    fn reversal(&mut self, req: &Request, host_batch: Batch) -> StoreResult<Answer> {
         let kind = req.kind();
         let why = req
             .reversal_reason
@@ -1384,6 +1386,20 @@ impl Ctx<'_, '_> {
             return settle(
                 self,
                 Rc::ORIGINAL_AMOUNT_INCORRECT,
+                TxnState::Declined,
+                reason,
+                with_original,
+            );
+        }
+        if req.batch != host_batch {
+            // The host's batch moved on only by a settlement of the original's batch.
+            let reason = format!(
+                "reversal{why}: the original (transaction {}) is in batch {}, already settled (the host is at batch {host_batch}): a settled transaction is not reversed; handle it as an exception (差错处理)",
+                original.id, req.batch
+            );
+            return settle(
+                self,
+                Rc::BATCH_MISMATCH,
                 TxnState::Declined,
                 reason,
                 with_original,

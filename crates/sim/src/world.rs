@@ -9,15 +9,15 @@ use rusqlite::Connection;
 
 use poskit_domain::{AmountFen, Mid, Pan, Tid};
 use poskit_host::clock::HostTime;
-use poskit_host::config::HostConfig;
+use poskit_host::demo;
 use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
 use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
-use poskit_host::pinhash::PinHasher;
+use poskit_host::pinhash::{PVK_BYTES, PinHasher};
 use poskit_host::store::sqlite::{self, SqliteLedger};
-use poskit_host::{DataDir, demo, run};
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
 use poskit_terminal::journal::Journal;
+use zeroize::Zeroize;
 
 use crate::knobs::{Knobs, Rng};
 use crate::report::Report;
@@ -30,6 +30,8 @@ pub const TERMINALS_MAX: u32 = 10_000;
 pub const TRANSACTIONS_MAX: u64 = 100_000_000;
 /// A terminal settles after this many operations.
 const SETTLE_EVERY: u32 = 250;
+/// Mixed into the seed for the host's PIN key, so that it is not the workload's stream.
+const PIN_KEY_SALT: u64 = 0x5049_4e4b_4559_0001;
 /// Local time the simulated day starts at (01:00 China time), so a run stays in one day.
 const DAY_START_UNIX_MS: i64 = 1_796_086_800_000;
 
@@ -89,7 +91,6 @@ impl Term {
 
 /// A simulation being run.
 pub struct World {
-    _dir: tempfile::TempDir,
     host: Connection,
     pins: PinHasher,
     engine_cfg: EngineConfig,
@@ -114,16 +115,18 @@ impl World {
         seed: u64,
         knobs: Knobs,
     ) -> Result<World, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let data = DataDir::create(dir.path()).map_err(|e| e.to_string())?;
-        run::load_demo(&data, &HostConfig::default()).map_err(|e| e.to_string())?;
-        let pins = data.pin_hasher().map_err(|e| e.to_string())?;
-        let mut host = data.open_store().map_err(|e| e.to_string())?;
-        // The simulation's durability is logical (a commit happens or not); no fsync.
-        host.pragma_update(None, "synchronous", "OFF")
-            .map_err(|e| e.to_string())?;
-        host.pragma_update(None, "journal_mode", "MEMORY")
-            .map_err(|e| e.to_string())?;
+        // The host's store in memory (a simulated commit happens or not; nothing needs a
+        // file), its PIN key drawn from the seed so that the run is the same every time.
+        let mut host = sqlite::open_in_memory().map_err(|e| e.to_string())?;
+        let mut key_rng = Rng::new(seed ^ PIN_KEY_SALT);
+        let mut pin_key = [0u8; PVK_BYTES];
+        for chunk in pin_key.chunks_mut(8) {
+            chunk.copy_from_slice(&key_rng.next_u64().to_le_bytes());
+        }
+        let pins = PinHasher::from_key(pin_key);
+        pin_key.zeroize();
+        let now = HostTime::at(DAY_START_UNIX_MS, 480);
+        sqlite::import(&mut host, &demo::data_set(&pins), &now).map_err(|e| e.to_string())?;
         let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
         let pin = Pin::new(demo::DEMO_PIN).map_err(|e| e.to_string())?;
         let mid = Mid::parse(SIM_MID).map_err(|e| e.to_string())?;
@@ -153,7 +156,6 @@ impl World {
                 });
             }
         }
-        let now = HostTime::at(DAY_START_UNIX_MS, 480);
         sqlite::import(&mut host, &set, &now).map_err(|e| e.to_string())?;
         let per_terminal = transactions / u64::from(terminals.max(1));
         let extra = transactions % u64::from(terminals.max(1));
@@ -178,7 +180,6 @@ impl World {
             });
         }
         let mut world = World {
-            _dir: dir,
             host,
             pins,
             engine_cfg: EngineConfig::default(),

@@ -252,6 +252,7 @@ impl Journal {
             "INSERT INTO state (id, stan, batch) VALUES (1, 0, 1) ON CONFLICT (id) DO NOTHING",
             [],
         )?;
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Journal { conn, _lock: None })
     }
 
@@ -326,12 +327,10 @@ impl Journal {
 
     /// What the engine starts from.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let (stan, batch, pik, mak): (u32, u32, Option<Vec<u8>>, Option<Vec<u8>>) =
-            self.conn.query_row(
-                "SELECT stan, batch, pik, mak FROM state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+        let (stan, batch, pik, mak): (u32, u32, Option<Vec<u8>>, Option<Vec<u8>>) = self
+            .conn
+            .prepare_cached("SELECT stan, batch, pik, mak FROM state WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         let keys = match (pik, mak) {
             (Some(pik), Some(mak)) => Some(WorkingKeys {
                 pik: SecretKey::from_bytes(&zeroize::Zeroizing::new(pik))
@@ -344,11 +343,11 @@ impl Journal {
         };
         let reversal = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT txn_id, kind, batch, stan, amount_fen, card_kind, card_data, original_stan,
                         original_rrn, original_date, auth_code, reason, attempts FROM reversal WHERE id = 1",
-                [],
-                |r| {
+            )?
+            .query_row([], |r| {
                     Ok(PendingReversal {
                         txn_id: r.get(0)?,
                         kind: kind_of(&r.get::<_, String>(1)?)?,
@@ -366,7 +365,7 @@ impl Journal {
                 },
             )
             .optional()?;
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts
              FROM advices ORDER BY txn_id",
         )?;
@@ -385,11 +384,10 @@ impl Journal {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let next_txn_id: i64 =
-            self.conn
-                .query_row("SELECT coalesce(max(id), 0) + 1 FROM txns", [], |r| {
-                    r.get(0)
-                })?;
+        let next_txn_id: i64 = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM txns")?
+            .query_row([], |r| r.get(0))?;
         Ok(Snapshot {
             stan,
             batch,
@@ -404,19 +402,18 @@ impl Journal {
     pub fn apply(&mut self, ops: &[JournalOp], now_ms: i64) -> Result<()> {
         let tid: String = self
             .conn
-            .query_row("SELECT tid FROM config WHERE id = 1", [], |r| r.get(0))?;
+            .prepare_cached("SELECT tid FROM config WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
         let tx = self.conn.transaction()?;
         for op in ops {
             match op {
                 JournalOp::Txn(t) => {
                     let (ck, cd) = card_columns(&t.card);
-                    tx.execute(
-                        "INSERT INTO txns (id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
+                    tx.prepare_cached("INSERT INTO txns (id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
                              state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                          ON CONFLICT (id) DO UPDATE SET batch = ?3, stan = ?4, rrn = ?8, auth_code = ?9, code = ?10,
-                             state = ?11, reversal = ?12, host_date = ?16, host_time = ?17",
-                        params![
+                             state = ?11, reversal = ?12, host_date = ?16, host_time = ?17")?.execute(params![
                             t.id,
                             t.kind.slug(),
                             t.batch,
@@ -439,34 +436,28 @@ impl Journal {
                     )?;
                 }
                 JournalOp::Counters { stan, batch } => {
-                    tx.execute(
-                        "UPDATE state SET stan = ?1, batch = ?2 WHERE id = 1",
-                        params![stan, batch],
-                    )?;
+                    tx.prepare_cached("UPDATE state SET stan = ?1, batch = ?2 WHERE id = 1")?
+                        .execute(params![stan, batch])?;
                 }
                 JournalOp::Keys(keys) => {
                     let (pik, mak) = match keys {
                         Some((p, m)) => (Some(p.as_slice()), Some(m.as_slice())),
                         None => (None, None),
                     };
-                    tx.execute(
-                        "UPDATE state SET pik = ?1, mak = ?2 WHERE id = 1",
-                        params![pik, mak],
-                    )?;
+                    tx.prepare_cached("UPDATE state SET pik = ?1, mak = ?2 WHERE id = 1")?
+                        .execute(params![pik, mak])?;
                 }
                 JournalOp::Reversal(None) => {
-                    tx.execute("DELETE FROM reversal", [])?;
+                    tx.prepare_cached("DELETE FROM reversal")?.execute([])?;
                 }
                 JournalOp::Reversal(Some(r)) => {
                     let (ck, cd) = card_columns(&r.card);
-                    tx.execute(
-                        "INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
+                    tx.prepare_cached("INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
                              original_stan, original_rrn, original_date, auth_code, reason, attempts)
                          VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                          ON CONFLICT (id) DO UPDATE SET txn_id = ?1, kind = ?2, batch = ?3, stan = ?4,
                              amount_fen = ?5, card_kind = ?6, card_data = ?7, original_stan = ?8,
-                             original_rrn = ?9, original_date = ?10, auth_code = ?11, reason = ?12, attempts = ?13",
-                        params![
+                             original_rrn = ?9, original_date = ?10, auth_code = ?11, reason = ?12, attempts = ?13")?.execute(params![
                             r.txn_id,
                             r.kind.slug(),
                             r.batch,
@@ -482,42 +473,34 @@ impl Journal {
                             r.attempts
                         ],
                     )?;
-                    tx.execute(
-                        "UPDATE txns SET reversal = 'pending' WHERE id = ?1",
-                        [r.txn_id],
-                    )?;
+                    tx.prepare_cached("UPDATE txns SET reversal = 'pending' WHERE id = ?1")?
+                        .execute([r.txn_id])?;
                 }
                 JournalOp::ReversalEnded { txn_id, state } => {
                     // A transaction still "sent" (the terminal crashed before its answer)
                     // ends failed: its answer never came.
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE txns SET reversal = ?2,
                              state = CASE WHEN state = 'sent' THEN 'failed' ELSE state END,
                              code = coalesce(code, 'L03')
                          WHERE id = ?1",
-                        params![txn_id, state.as_str()],
-                    )?;
+                    )?
+                    .execute(params![txn_id, state.as_str()])?;
                 }
                 JournalOp::Voided { batch, stan } => {
-                    tx.execute(
-                        "UPDATE txns SET state = 'voided'
-                         WHERE batch = ?1 AND stan = ?2 AND state = 'approved' AND kind IN ('sale', 'completion')",
-                        params![batch, stan],
+                    tx.prepare_cached("UPDATE txns SET state = 'voided'
+                         WHERE batch = ?1 AND stan = ?2 AND state = 'approved' AND kind IN ('sale', 'completion')")?.execute(params![batch, stan],
                     )?;
                 }
                 JournalOp::PreAuthClosed { auth_code } => {
-                    tx.execute(
-                        "UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'",
-                        [auth_code],
+                    tx.prepare_cached("UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'")?.execute([auth_code],
                     )?;
                 }
                 JournalOp::AdviceQueued(a) => {
                     let (ck, cd) = card_columns(&Some(a.card.clone()));
-                    tx.execute(
-                        "INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
+                    tx.prepare_cached("INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT (txn_id) DO UPDATE SET attempts = ?10",
-                        params![
+                         ON CONFLICT (txn_id) DO UPDATE SET attempts = ?10")?.execute(params![
                             a.txn_id,
                             a.kind.slug(),
                             a.batch,
@@ -532,7 +515,8 @@ impl Journal {
                     )?;
                 }
                 JournalOp::AdviceDone { txn_id } => {
-                    tx.execute("DELETE FROM advices WHERE txn_id = ?1", [txn_id])?;
+                    tx.prepare_cached("DELETE FROM advices WHERE txn_id = ?1")?
+                        .execute([txn_id])?;
                 }
                 JournalOp::Failure {
                     operation,
@@ -540,16 +524,14 @@ impl Journal {
                     code,
                     cause,
                 } => {
-                    tx.execute(
-                        "INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause],
+                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause],
                     )?;
                 }
                 JournalOp::Maintenance { event, detail } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO maintenance (time_ms, event, detail) VALUES (?1, ?2, ?3)",
-                        params![now_ms, event, detail],
-                    )?;
+                    )?
+                    .execute(params![now_ms, event, detail])?;
                 }
                 JournalOp::BatchClosed {
                     batch,
@@ -557,10 +539,8 @@ impl Journal {
                     balanced,
                     uploaded,
                 } => {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO batches (batch, closed_ms, debit_fen, debit_count, credit_fen, credit_count, balanced, uploaded)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![
+                    tx.prepare_cached("INSERT OR REPLACE INTO batches (batch, closed_ms, debit_fen, debit_count, credit_fen, credit_count, balanced, uploaded)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(params![
                             batch,
                             now_ms,
                             totals.debit_fen as i64,
@@ -585,7 +565,8 @@ impl Journal {
         );
         Ok(self
             .conn
-            .query_row(&sql, params![batch, stan], txn_row)
+            .prepare_cached(&sql)?
+            .query_row(params![batch, stan], txn_row)
             .optional()?)
     }
 
@@ -596,7 +577,8 @@ impl Journal {
         );
         Ok(self
             .conn
-            .query_row(&sql, params![kind.slug(), batch], txn_row)
+            .prepare_cached(&sql)?
+            .query_row(params![kind.slug(), batch], txn_row)
             .optional()?)
     }
 

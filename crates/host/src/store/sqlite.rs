@@ -165,6 +165,9 @@ CREATE TABLE fault_plan (
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE_MAX: usize = 128;
+
 /// Opens (creating when needed) the database of a data directory and brings its schema up
 /// to date.
 pub fn open(dir: &Path) -> StoreResult<Connection> {
@@ -177,6 +180,20 @@ pub fn open(dir: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "cache_size", -65_536)?;
     conn.pragma_update(None, "wal_autocheckpoint", 8_192)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Every statement of the ledger stays prepared (the default cache of 16 is smaller
+    // than the set one authorization walks through).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_MAX);
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// A database in memory with the same schema and rules (foreign keys, statements), for the
+/// deterministic simulation: there a commit is logical (it happens or it does not), so no
+/// file and no fsync stand in the way.
+pub fn open_in_memory() -> StoreResult<Connection> {
+    let conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_MAX);
     migrate(&conn)?;
     Ok(conn)
 }
