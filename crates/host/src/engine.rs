@@ -1308,6 +1308,27 @@ impl Ctx<'_, '_> {
             class: *kind.mti(),
         };
         let Some(original) = self.ledger.find_by_key(&original_key)? else {
+            if req.batch != host_batch {
+                // An original under a batch the host is not at was refused 77 (or never
+                // came) and can never post under it: nothing to reverse, and no tombstone
+                // (one would only block a real sale once the host reaches that batch).
+                let reason = format!(
+                    "reversal{why} of {} trace {} found no original in batch {}, which is not the host's batch {host_batch}: nothing was posted, nothing to reverse; sign in again",
+                    kind.name_en(),
+                    req.stan,
+                    req.batch
+                );
+                let id = self.insert(
+                    req,
+                    true,
+                    Rc::APPROVED,
+                    &reason,
+                    TxnState::Approved,
+                    None,
+                    None,
+                )?;
+                return self.answer(req, id, Rc::APPROVED, reason, true, Effect::default());
+            }
             let reason = format!(
                 "reversal{why} of {} trace {} found no original: tombstone left so that a late original cannot post",
                 kind.name_en(),
@@ -1344,7 +1365,8 @@ impl Ctx<'_, '_> {
                 card.as_ref(),
                 Some(original.id),
             )?;
-            this.answer(req, id, code, reason, false, effect)
+            // A terminal whose batch is not the host's is told to sign in, even on a 00.
+            this.answer(req, id, code, reason, req.batch != host_batch, effect)
         };
         let with_original = Effect {
             original_id: Some(original.id),
@@ -1391,20 +1413,6 @@ impl Ctx<'_, '_> {
                 with_original,
             );
         }
-        if req.batch != host_batch {
-            // The host's batch moved on only by a settlement of the original's batch.
-            let reason = format!(
-                "reversal{why}: the original (transaction {}) is in batch {}, already settled (the host is at batch {host_batch}): a settled transaction is not reversed; handle it as an exception (差错处理)",
-                original.id, req.batch
-            );
-            return settle(
-                self,
-                Rc::BATCH_MISMATCH,
-                TxnState::Declined,
-                reason,
-                with_original,
-            );
-        }
         if original.state != TxnState::Approved {
             let reason = format!(
                 "reversal{why}: the original (transaction {}) is already {}: nothing left to reverse",
@@ -1415,6 +1423,20 @@ impl Ctx<'_, '_> {
                 self,
                 Rc::APPROVED,
                 TxnState::Approved,
+                reason,
+                with_original,
+            );
+        }
+        if req.batch != host_batch {
+            // The host's batch moves on only when a batch end (0320) closes the batch.
+            let reason = format!(
+                "reversal{why}: the original (transaction {}) is in batch {}, already closed (the host is at batch {host_batch}): a settled transaction is not reversed; handle it as an exception (差错处理)",
+                original.id, req.batch
+            );
+            return settle(
+                self,
+                Rc::BATCH_MISMATCH,
+                TxnState::Declined,
                 reason,
                 with_original,
             );

@@ -177,6 +177,180 @@ fn a_reversal_that_arrives_before_its_original_leaves_a_tombstone_and_the_origin
     host.assert_balanced();
 }
 
+// A reversal is matched by its original's key (terminal, merchant, batch, trace, class)
+// before the request's batch is compared with the host's batch for the terminal.
+
+/// How many transactions of terminal `tid` with trace `stan` in batch `batch` have MTI
+/// `mti`, code `code` and state `state`.
+fn count_of(
+    host: &TestHost,
+    tid: &str,
+    batch: u32,
+    stan: u32,
+    (mti, code, state): (&str, &str, &str),
+) -> i64 {
+    host.query_i64(
+        "SELECT count(*) FROM transactions
+         WHERE tid = ?1 AND batch = ?2 AND stan = ?3 AND mti = ?4 AND code = ?5 AND state = ?6",
+        rusqlite::params![tid, batch, stan, mti, code, state],
+    )
+}
+
+#[test]
+fn a_reversal_with_no_original_in_a_batch_not_the_hosts_gets_00_without_a_tombstone_and_its_late_original_gets_77()
+ {
+    let host = TestHost::start();
+    let s = fleet(19);
+    let mut t = host.signed_in(&s);
+    assert_eq!(t.batch.value(), 1, "the host's batch for the terminal");
+    t.set_batch(7);
+    let spec = sale(&s, 30_000);
+    let stan = 600;
+
+    let reversal = t.send(&spec.reversal(stan, "98")).unwrap();
+    assert_eq!(reversal.mti, "0410");
+    assert_code(&host, &reversal, "00");
+    assert_reason(
+        &host,
+        &reversal,
+        &["found no original in batch 000007", "nothing to reverse"],
+    );
+    assert_eq!(
+        reversal.header.processing_requirement(),
+        3,
+        "the terminal is told to sign in"
+    );
+    assert_eq!(
+        count_of(&host, &s.tid, 7, stan, ("0400", "00", "tombstone")),
+        0,
+        "no tombstone: an original under batch 7 cannot post while the host is at 1, and one would block a real sale once the host reaches 7"
+    );
+    assert_eq!(
+        count_of(&host, &s.tid, 7, stan, ("0400", "00", "approved")),
+        1,
+        "the reversal is recorded"
+    );
+
+    // The late original: its batch is not the host's either, so it is refused with 77 and
+    // told to sign in.
+    let late = t
+        .send(&RequestSpec {
+            stan: Some(stan),
+            ..spec.clone()
+        })
+        .unwrap();
+    assert_code(&host, &late, "77");
+    assert_eq!(late.header.processing_requirement(), 3);
+    assert!(late.field(38).is_none());
+    assert_reason(
+        &host,
+        &late,
+        &["batch 000007 is not the host's batch 000001"],
+    );
+    assert_eq!(
+        count_of(&host, &s.tid, 7, stan, ("0200", "00", "approved")),
+        0,
+        "the late original was not approved"
+    );
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN);
+    assert_eq!(
+        host.card_postings(&s.pan),
+        0,
+        "no posting for the late original"
+    );
+    host.assert_balanced();
+}
+
+#[test]
+fn a_sale_refused_with_77_and_then_reversed_gets_00_for_its_reversal_and_moves_no_money() {
+    let host = TestHost::start();
+    let s = fleet(20);
+    let mut t = host.signed_in(&s);
+    t.set_batch(7);
+    let spec = sale(&s, 40_000);
+    let refused = t.send(&spec).unwrap();
+    assert_code(&host, &refused, "77");
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN);
+
+    let reversal = t.send(&spec.reversal(refused.stan, "98")).unwrap();
+    assert_eq!(reversal.mti, "0410");
+    assert_code(&host, &reversal, "00");
+    assert!(reversal.field(38).is_none(), "nothing was authorized");
+    // A 77 is a refusal that claims no key, so the reversal finds no original to match:
+    // it is answered from the no-original branch, not from the "original declined" one.
+    assert_reason(&host, &reversal, &["found no original"]);
+    assert_eq!(
+        count_of(&host, &s.tid, 7, refused.stan, ("0200", "77", "declined")),
+        1,
+        "the refused sale is recorded as declined, and stays so"
+    );
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN);
+    assert_eq!(host.card_postings(&s.pan), 0);
+
+    // Signed in again, the terminal is at the host's batch and its sales go through.
+    assert_code(&host, &t.sign_in().unwrap(), "00");
+    assert_eq!(t.batch.value(), 1);
+    assert_code(&host, &t.send(&sale(&s, 40_000)).unwrap(), "00");
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN - 40_000);
+    assert_eq!(host.card_postings(&s.pan), 1);
+    host.assert_balanced();
+}
+
+#[test]
+fn a_reversal_of_a_sale_in_a_settled_batch_is_refused_with_77_and_the_sale_stays_posted() {
+    let host = TestHost::start();
+    let s = fleet(21);
+    let mut t = host.signed_in(&s);
+    let spec = sale(&s, 50_000);
+    let approved = t.send(&spec).unwrap();
+    assert_code(&host, &approved, "00");
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN - 50_000);
+
+    // Batch 1 settled, balanced, and closed: the host's batch for the terminal is 2. (It
+    // is the batch end, 0320, that moves the batch on; the 0500 alone does not.)
+    let settled = t.settle(50_000, 1, 0, 0).unwrap();
+    assert_code(&host, &settled, "00");
+    assert_eq!(&field(&settled, 48)[30..31], "1", "balanced");
+    assert_code(&host, &t.batch_end(true, 0).unwrap(), "00");
+    assert_eq!(
+        host.query_i64("SELECT batch FROM terminals WHERE tid = ?1", [&s.tid]),
+        2
+    );
+    assert_eq!(t.batch.value(), 1, "the reversal names the sale's batch 1");
+
+    let reversal_spec = spec.reversal(approved.stan, "98");
+    let reversal = t.send(&reversal_spec).unwrap();
+    assert_eq!(reversal.mti, "0410");
+    assert_code(&host, &reversal, "77");
+    assert_reason(
+        &host,
+        &reversal,
+        &["in batch 000001, already closed", "host is at batch 000002"],
+    );
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN - 50_000);
+    assert_eq!(
+        host.card_postings(&s.pan),
+        1,
+        "the sale's posting is in place"
+    );
+    assert_eq!(
+        host.query_i64(
+            "SELECT count(*) FROM transactions WHERE rrn = ?1 AND state = 'approved'",
+            [field(&approved, 37)],
+        ),
+        1,
+        "the sale is not marked reversed"
+    );
+
+    // Sent again, the reversal gets its first answer again and still moves nothing.
+    let again = t.send(&reversal_spec).unwrap();
+    assert_code(&host, &again, "77");
+    assert_eq!(again.field(37), reversal.field(37));
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN - 50_000);
+    assert_eq!(host.card_postings(&s.pan), 1);
+    host.assert_balanced();
+}
+
 // ---- 4. void ---------------------------------------------------------------------------
 
 #[test]
