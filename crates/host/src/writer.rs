@@ -138,6 +138,45 @@ fn commit_group(
             injected: job.injected.clone(),
         })
         .collect();
+    // The fast path: the whole group in one transaction, no savepoint per request (a
+    // savepoint copies every page the group already touched before each request writes
+    // it). Any storage error rolls the group back, and it is done again request by request.
+    match commit_whole(conn, cfg, pins, &inputs) {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::warn!(error = %e, requests = inputs.len(), "group rolled back; doing it again request by request");
+            commit_each(conn, cfg, pins, &inputs)
+        }
+    }
+}
+
+/// The group in one transaction, or nothing of it.
+fn commit_whole(
+    conn: &mut Connection,
+    cfg: &EngineConfig,
+    pins: &PinHasher,
+    inputs: &[Input<'_>],
+) -> Result<Vec<Answer>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut answers = Vec::with_capacity(inputs.len());
+    {
+        let mut ledger = SqliteLedger::new(&tx);
+        for input in inputs {
+            answers.push(engine::process(&mut ledger, cfg, pins, input)?);
+        }
+    }
+    tx.commit()?;
+    Ok(answers)
+}
+
+/// The group in one transaction with a savepoint per request: a request that fails in
+/// storage is rolled back alone and answered 96; the others commit.
+fn commit_each(
+    conn: &mut Connection,
+    cfg: &EngineConfig,
+    pins: &PinHasher,
+    inputs: &[Input<'_>],
+) -> Vec<Answer> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -150,7 +189,7 @@ fn commit_group(
         }
     };
     let mut answers = Vec::with_capacity(inputs.len());
-    for input in &inputs {
+    for input in inputs {
         let answer = match tx.savepoint() {
             Err(e) => Err(StoreError::from(e)),
             Ok(mut sp) => {

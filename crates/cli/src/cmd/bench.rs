@@ -5,11 +5,15 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use anyhow::Context;
 use serde_json::json;
 
 use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::config::HostConfig;
+use poskit_host::writer::Shared;
 use poskit_host::{DataDir, demo, run};
 
 use crate::fail::usage;
@@ -54,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let temp = tempfile::tempdir().context("temporary directory")?;
     let dir = DataDir::create(temp.path()).context("data directory")?;
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<(String, Arc<Shared>)>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let host = std::thread::spawn(move || -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -69,14 +73,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let _ = stop_rx.await;
             },
             move |r| {
-                let _ = addr_tx.send(r.addr.to_string());
+                let _ = addr_tx.send((r.addr.to_string(), r.shared.clone()));
             },
         ))?;
         Ok(())
     });
-    let addr = addr_rx
+    let (addr, shared) = addr_rx
         .recv_timeout(Duration::from_secs(60))
         .context("the host did not start")?;
+    let cpu_before_ns = writer_cpu_ns();
+    let groups_before = shared.groups_committed.load(Ordering::Relaxed);
+    let requests_before = shared.requests_committed.load(Ordering::Relaxed);
     let started = Instant::now();
     let until = started + Duration::from_secs(a.seconds);
     let loaders: Vec<_> = (0..a.connections)
@@ -131,6 +138,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         declined += d;
     }
     let elapsed = started.elapsed();
+    let groups = shared.groups_committed.load(Ordering::Relaxed) - groups_before;
+    let requests = shared.requests_committed.load(Ordering::Relaxed) - requests_before;
+    // The writer's own CPU time per request: the figure that load on the other core
+    // (the load generator, anything else running) does not move much.
+    let writer_us = match (cpu_before_ns, writer_cpu_ns()) {
+        (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
+        _ => None,
+    };
+    let group_mean = if groups > 0 {
+        requests as f64 / groups as f64
+    } else {
+        0.0
+    };
     let _ = stop_tx.send(());
     host.join()
         .map_err(|_| anyhow::anyhow!("the host thread panicked"))??;
@@ -150,6 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "sales": latencies.len(), "declined": declined, "seconds": elapsed.as_secs_f64(),
                 "per_second": rate, "connections": a.connections, "depth": a.depth,
                 "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
+                "writer_cpu_us_per_request": writer_us, "group_commit_mean": group_mean,
             })
         );
     } else {
@@ -167,6 +188,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             pct(0.99),
             pct(0.999)
         );
+        match writer_us {
+            Some(us) => println!(
+                "writer: {us:.1} µs of CPU per request, {group_mean:.1} requests per commit"
+            ),
+            None => println!("writer: {group_mean:.1} requests per commit"),
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// CPU time of the host's writer thread so far, in ns (Linux `schedstat`), if readable.
+fn writer_cpu_ns() -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "poskit-writer" {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            return stat.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
 }
