@@ -32,7 +32,21 @@ pub struct Knobs {
     pub latency_ms: u64,
     /// The terminal's answer timeout, in simulated ms.
     pub timeout_ms: u64,
+    /// A terminal's link to the host is cut (drawn per request the terminal sends): for
+    /// `partition_ms` every message on it, either way, is lost. Simulation only (the
+    /// real-network proxy does not apply it).
+    pub partition: f64,
+    pub partition_ms: u64,
+    /// A terminal's link to the host clogs (drawn per request the terminal sends): for
+    /// `clog_ms` every message on it, either way, is held, then delivered in the order
+    /// sent — perhaps after the terminal's timeout. Simulation only.
+    pub clog: f64,
+    pub clog_ms: u64,
 }
+
+/// The longest partition or clog a knob may ask for, in simulated ms (ten minutes: a
+/// terminal's reversal, retried every timeout, outlasts it).
+pub const LINK_FAULT_MS_MAX: u64 = 600_000;
 
 impl Default for Knobs {
     fn default() -> Self {
@@ -56,6 +70,14 @@ impl Knobs {
             printer_jam: 0.0,
             latency_ms: 20,
             timeout_ms: 5_000,
+            partition: 0.0,
+            // Longer than the terminal's timeout: a request, its reversal and more are lost.
+            partition_ms: 8_000,
+            clog: 0.0,
+            // Longer than the terminal's timeout too: what was sent early in a clog is
+            // answered late (after the terminal gave up and perhaps sent a reversal), what
+            // was sent later in it is answered in time.
+            clog_ms: 6_000,
         }
     }
 
@@ -72,6 +94,8 @@ impl Knobs {
             host_crash: 0.0005,
             terminal_crash: 0.002,
             printer_jam: 0.002,
+            partition: 0.001,
+            clog: 0.002,
             ..Knobs::none()
         }
     }
@@ -89,6 +113,8 @@ impl Knobs {
             host_crash: 0.005,
             terminal_crash: 0.02,
             printer_jam: 0.02,
+            partition: 0.005,
+            clog: 0.01,
             ..Knobs::none()
         }
     }
@@ -125,6 +151,8 @@ impl Knobs {
             ("host_crash", self.host_crash),
             ("terminal_crash", self.terminal_crash),
             ("printer_jam", self.printer_jam),
+            ("partition", self.partition),
+            ("clog", self.clog),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} = {p} is not a probability"));
@@ -132,6 +160,16 @@ impl Knobs {
         }
         if self.timeout_ms == 0 || self.timeout_ms <= 2 * self.latency_ms {
             return Err("timeout_ms must exceed two latencies".into());
+        }
+        for (name, ms) in [
+            ("partition_ms", self.partition_ms),
+            ("clog_ms", self.clog_ms),
+        ] {
+            if ms > LINK_FAULT_MS_MAX {
+                return Err(format!(
+                    "{name} = {ms} is longer than {LINK_FAULT_MS_MAX} ms"
+                ));
+            }
         }
         Ok(())
     }

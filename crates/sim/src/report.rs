@@ -22,6 +22,9 @@ pub struct Report {
     pub reversals_failed: u64,
     pub settlements_balanced: u64,
     pub settlements_unbalanced: u64,
+    /// Terminals simulated, and how many of them closed their batch in the final recovery.
+    pub terminals: u64,
+    pub recovery_settled: u64,
     /// Transactions left for the acquirer (a reversal that gave up), each with its fix.
     pub breaks: Vec<String>,
     pub violations: Vec<String>,
@@ -51,6 +54,7 @@ impl Report {
             "reversals": self.reversals_delivered,
             "reversals_failed": self.reversals_failed,
             "settlements": {"balanced": self.settlements_balanced, "unbalanced_then_uploaded": self.settlements_unbalanced},
+            "recovery": {"terminals": self.terminals, "settled": self.recovery_settled},
             "breaks": self.breaks,
             "violations": self.violations,
             "elapsed_ms": self.elapsed_ms,

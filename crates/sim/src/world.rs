@@ -89,6 +89,22 @@ impl Term {
     }
 }
 
+/// A terminal's link to the host: until when it is cut (every message on it lost) and
+/// until when it is clogged (every message on it held until then).
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    cut_until_ms: i64,
+    clogged_until_ms: i64,
+}
+
+/// What a link does to a message arriving now.
+enum Passage {
+    Open,
+    Cut,
+    /// Held until this time.
+    Clogged(i64),
+}
+
 /// A simulation being run.
 pub struct World {
     host: Connection,
@@ -103,6 +119,10 @@ pub struct World {
     rng: Rng,
     knobs: Knobs,
     host_down_until_ms: i64,
+    /// One per terminal, by index.
+    links: Vec<Link>,
+    /// In the final recovery (answers then come back through `drain`, not `recover`).
+    recovering: bool,
     pub report: Report,
 }
 
@@ -192,8 +212,11 @@ impl World {
             rng: Rng::new(seed),
             knobs,
             host_down_until_ms: 0,
+            links: vec![Link::default(); terminals as usize],
+            recovering: false,
             report: Report::new(seed),
         };
+        world.report.terminals = u64::from(terminals);
         for i in 0..terminals {
             world.schedule(i64::from(i % 1000), Ev::Start { term: i });
         }
@@ -218,9 +241,67 @@ impl World {
     fn fault(&mut self, kind: &'static str, p: f64) -> bool {
         let hit = self.rng.chance(p);
         if hit {
-            *self.report.faults.entry(kind.to_owned()).or_default() += 1;
+            self.count(kind);
         }
         hit
+    }
+
+    /// Counts a consequence of a fault (a message lost or held by it).
+    fn count(&mut self, kind: &'static str) {
+        *self.report.faults.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// A request is about to leave: its link may be cut or clog at this moment (a link
+    /// already cut or clogged is not drawn for again). Always the same draws in the same
+    /// order for the same state, so the run stays the same.
+    fn link_faults(&mut self, term: u32) {
+        let now = self.now_ms;
+        let link = self.links[term as usize];
+        if now >= link.cut_until_ms && self.fault("partition", self.knobs.partition) {
+            self.links[term as usize].cut_until_ms = now + self.knobs.partition_ms as i64;
+        }
+        if now >= link.clogged_until_ms && self.fault("clog", self.knobs.clog) {
+            self.links[term as usize].clogged_until_ms = now + self.knobs.clog_ms as i64;
+        }
+    }
+
+    fn passage(&self, term: u32) -> Passage {
+        let link = self.links[term as usize];
+        if self.now_ms < link.cut_until_ms {
+            Passage::Cut
+        } else if self.now_ms < link.clogged_until_ms {
+            Passage::Clogged(link.clogged_until_ms)
+        } else {
+            Passage::Open
+        }
+    }
+
+    /// A message arriving now at either end of its terminal's link (a request at the
+    /// host, an answer at the terminal): it passes, or is lost to a partition, or is held
+    /// until the clog ends. Held messages are scheduled again at that time, in the order
+    /// they arrived, so they come out in the order they were sent.
+    fn over_link(&mut self, ev: Ev) -> Option<Ev> {
+        let term = match &ev {
+            Ev::Host { term, .. } => *term,
+            Ev::Term {
+                term,
+                generation,
+                event: Event::Response(_),
+            } if self.terms[*term as usize].generation == *generation => *term,
+            _ => return Some(ev),
+        };
+        match self.passage(term) {
+            Passage::Open => Some(ev),
+            Passage::Cut => {
+                self.count("partition_loss");
+                None
+            }
+            Passage::Clogged(until_ms) => {
+                self.count("clogged");
+                self.schedule(until_ms, ev);
+                None
+            }
+        }
     }
 
     /// Runs the workload, then recovery (no faults): every terminal signs in and settles,
@@ -234,6 +315,9 @@ impl World {
             ..Knobs::none()
         };
         self.host_down_until_ms = 0;
+        // Heal every link (the drain above delivered whatever a clog held).
+        self.links.fill(Link::default());
+        self.recovering = true;
         for term in 0..self.terms.len() as u32 {
             self.recover(term, Command::SignIn);
             self.recover(term, Command::Flush);
@@ -275,6 +359,9 @@ impl World {
                 continue;
             };
             self.free.push(slot);
+            let Some(ev) = self.over_link(ev) else {
+                continue;
+            };
             match ev {
                 Ev::Start { term } => self.start(term),
                 Ev::Term {
@@ -385,6 +472,7 @@ impl World {
 
     fn send(&mut self, term: u32, generation: u64, frame: Vec<u8>, token: u64) {
         let latency = self.knobs.latency_ms as i64;
+        self.link_faults(term);
         if self.fault("reset", self.knobs.reset) {
             let why = "connection reset before the request left".to_owned();
             self.schedule(
@@ -397,12 +485,12 @@ impl World {
             );
             return;
         }
+        if matches!(self.passage(term), Passage::Cut) {
+            self.count("partition_loss");
+            return;
+        }
         if self.now_ms < self.host_down_until_ms {
-            *self
-                .report
-                .faults
-                .entry("host_down_loss".into())
-                .or_default() += 1;
+            self.count("host_down_loss");
             return;
         }
         if self.fault("request_loss", self.knobs.request_loss) {
@@ -430,11 +518,7 @@ impl World {
 
     fn host(&mut self, term: u32, frame: Vec<u8>) {
         if self.now_ms < self.host_down_until_ms {
-            *self
-                .report
-                .faults
-                .entry("host_down_loss".into())
-                .or_default() += 1;
+            self.count("host_down_loss");
             return;
         }
         let crash = self.fault("host_crash", self.knobs.host_crash);
@@ -478,6 +562,10 @@ impl World {
         let Some(mut frame) = answer.frame else {
             return;
         };
+        if matches!(self.passage(term), Passage::Cut) {
+            self.count("partition_loss");
+            return;
+        }
         if self.fault("answer_loss", self.knobs.answer_loss) {
             return;
         }
@@ -528,6 +616,9 @@ impl World {
             } else {
                 r.settlements_unbalanced += 1;
             }
+        }
+        if self.recovering && outcome.operation == "settle" && outcome.settlement.is_some() {
+            r.recovery_settled += 1;
         }
         let t = &mut self.terms[term as usize];
         t.busy = false;

@@ -40,3 +40,68 @@ fn the_same_seed_gives_the_same_run() {
     let c = simulate(4, 400, 43, Knobs::harsh()).unwrap();
     assert_ne!(without_time(a.json()), without_time(c.json()));
 }
+
+#[test]
+fn partitions_and_clogs_happen_and_the_fleet_still_recovers() {
+    // Knobs from a TOML file, as `poskit sim --faults FILE` reads them: links cut and
+    // clogged often, on top of some loss, so that requests, answers and reversals are
+    // lost to partitions and answered late out of clogs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("links.toml");
+    std::fs::write(
+        &path,
+        "partition = 0.05\npartition_ms = 8000\nclog = 0.1\nclog_ms = 6000\n\
+         request_loss = 0.02\nanswer_loss = 0.02\nduplicate = 0.02\n",
+    )
+    .unwrap();
+    let knobs = Knobs::named_or_file(path.to_str().unwrap()).unwrap();
+    assert_eq!((knobs.partition, knobs.clog), (0.05, 0.1));
+    assert_eq!((knobs.partition_ms, knobs.clog_ms), (8_000, 6_000));
+    for seed in [7u64, 8] {
+        let report = simulate(8, 800, seed, knobs.clone()).unwrap();
+        eprintln!("{}", report.json());
+        for kind in ["partition", "partition_loss", "clog", "clogged"] {
+            assert!(
+                report.faults.get(kind).copied().unwrap_or(0) > 0,
+                "seed {seed}: no {kind} in {:?}",
+                report.faults
+            );
+        }
+        let shown: Vec<_> = report.violations.iter().take(10).collect();
+        assert!(
+            report.ok(),
+            "seed {seed}: {} violations, first: {shown:#?}",
+            report.violations.len()
+        );
+        assert_eq!(report.transactions, 800);
+        assert_eq!(
+            (report.recovery_settled, report.terminals),
+            (8, 8),
+            "seed {seed}: every terminal settled at the end"
+        );
+        assert!(
+            report.reversals_delivered > 0,
+            "seed {seed}: reversals were sent"
+        );
+    }
+}
+
+#[test]
+fn link_knobs_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, wrong) in [
+        ("partition = 1.5\n", "partition"),
+        ("clog = -0.1\n", "clog"),
+        ("clog = 0.1\nclog_ms = 100000000\n", "clog_ms"),
+        ("partition_ms = 100000000\n", "partition_ms"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, body).unwrap();
+        let err = Knobs::named_or_file(path.to_str().unwrap()).unwrap_err();
+        assert!(err.contains(wrong), "{body:?}: {err}");
+    }
+    assert_eq!(Knobs::none().partition + Knobs::none().clog, 0.0);
+    assert!(Knobs::mild().partition > 0.0 && Knobs::mild().clog > 0.0);
+    assert!(Knobs::harsh().partition > Knobs::mild().partition);
+    assert!(Knobs::harsh().clog > Knobs::mild().clog);
+}
