@@ -47,3 +47,37 @@ fn concurrent_pipelined_sales_are_committed_in_groups() {
     eprintln!("{requests} sales committed in {groups} groups");
     host.assert_balanced();
 }
+
+#[test]
+fn a_database_of_schema_1_gets_its_open_holds_counted_on_upgrade() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().to_path_buf();
+    let s = fleet(35);
+    let pre_auth_fen = 180_000u64;
+    {
+        let host = TestHost::start_in(dir.clone(), Default::default());
+        let mut t = host.signed_in(&s);
+        let spec = RequestSpec {
+            kind: poskit_domain::TransactionKind::PreAuth,
+            ..RequestSpec::sale(manual(&s), pre_auth_fen, Some(s.pin))
+        };
+        assert_eq!(t.send(&spec).unwrap().code(), "00");
+    }
+    // Back to schema 1 as an older poskit left it: no held amount beside the balance.
+    {
+        let db = rusqlite::Connection::open(dir.join(poskit_host::store::sqlite::DB_FILE)).unwrap();
+        db.execute_batch("ALTER TABLE accounts DROP COLUMN held_fen; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let host = TestHost::start_in(dir, Default::default());
+    let held: i64 = host
+        .db()
+        .query_row(
+            "SELECT a.held_fen FROM accounts a JOIN cards c ON c.account = a.id WHERE c.pan = ?1",
+            [&s.pan],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(held, pre_auth_fen as i64, "the open hold is counted");
+    host.assert_balanced();
+}

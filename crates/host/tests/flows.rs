@@ -500,6 +500,53 @@ fn a_pre_authorization_holds_funds_until_it_is_cancelled_and_a_cancelled_one_can
 }
 
 #[test]
+fn the_amount_on_hold_kept_beside_the_balance_is_checked_against_the_open_holds() {
+    let host = TestHost::start();
+    let s = fleet(22);
+    let mut t = host.signed_in(&s);
+    let pre = t.send(&pre_auth(&s, 250_000)).unwrap();
+    assert_code(&host, &pre, "00");
+    let held = |host: &TestHost| -> i64 {
+        host.db()
+            .query_row(
+                "SELECT a.held_fen FROM accounts a JOIN cards c ON c.account = a.id WHERE c.pan = ?1",
+                [&s.pan],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(held(&host), 250_000);
+    host.assert_balanced();
+    // A held amount that is not the sum of the open holds is a problem `check` names.
+    host.db()
+        .execute(
+            "UPDATE accounts SET held_fen = held_fen + 1 WHERE id = (SELECT account FROM cards WHERE pan = ?1)",
+            [&s.pan],
+        )
+        .unwrap();
+    let report = poskit_host::store::sqlite::check(&host.db()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("on hold")),
+        "{:?}",
+        report.problems
+    );
+    host.db()
+        .execute(
+            "UPDATE accounts SET held_fen = held_fen - 1 WHERE id = (SELECT account FROM cards WHERE pan = ?1)",
+            [&s.pan],
+        )
+        .unwrap();
+    // Cancelling twice releases the hold once.
+    let cancel = of_pre_auth(K::PreAuthCancel, &s, &pre, 250_000);
+    assert_code(&host, &t.send(&cancel).unwrap(), "00");
+    assert_eq!(held(&host), 0);
+    let again = t.send(&cancel).unwrap();
+    assert_ne!(again.code(), "00", "a second cancel is refused");
+    assert_eq!(held(&host), 0);
+    host.assert_balanced();
+}
+
+#[test]
 fn a_completion_debits_the_card_releases_the_hold_and_cannot_be_repeated() {
     let host = TestHost::start();
     let s = fleet(8);

@@ -949,20 +949,26 @@ impl Terminal {
     }
 
     /// Whether `r` answers the request in flight (§ issue: MTI + 10, trace, terminal,
-    /// merchant, amount, processing code).
+    /// merchant, amount, processing code). A decline may leave out fields 3 and 4; an
+    /// approval of an online request (0100, 0200) must carry them when the request did, so
+    /// that what is printed is what the host approved. Answers to reversals and advices
+    /// only give money back or confirm a record, and are taken without them.
     fn matches(&self, flight: &InFlight, r: &Response) -> bool {
         let mti = poskit_codec::Mti(flight.mti).response();
         let stan = format!("{:06}", flight.stan);
+        let approved = r.code() == "00" && matches!(&flight.mti, b"0100" | b"0200");
         r.mti == mti.as_str()
             && r.field(11) == Some(stan.as_str())
             && r.field(41) == Some(self.cfg.tid.as_str())
             && r.field(42) == Some(self.cfg.mid.as_str())
-            && flight
-                .amount_fen
-                .is_none_or(|a| r.field(4).is_none_or(|f| f.parse::<u64>().ok() == Some(a)))
-            && flight
-                .processing
-                .is_none_or(|p| r.field(3).is_none_or(|f| f.as_bytes() == p))
+            && flight.amount_fen.is_none_or(|a| match r.field(4) {
+                Some(f) => f.parse::<u64>().ok() == Some(a),
+                None => !approved,
+            })
+            && flight.processing.is_none_or(|p| match r.field(3) {
+                Some(f) => f.as_bytes() == p,
+                None => !approved,
+            })
     }
 
     fn response(&mut self, frame: Vec<u8>) {
@@ -973,7 +979,18 @@ impl Terminal {
             return;
         };
         if !self.matches(flight, &r) {
-            // Not the answer to this request: as no answer (the timer still runs).
+            // Not the answer to this request: as no answer (the timer still runs). One that
+            // names this request but not its amount or processing code is worth a note: the
+            // failure that follows is then not only "no answer".
+            if r.field(11) == Some(format!("{:06}", flight.stan).as_str())
+                && r.field(41) == Some(self.cfg.tid.as_str())
+            {
+                self.notes.push(format!(
+                    "an answer {} to trace {:06} was ignored: its amount or processing code is missing or not the request's",
+                    r.code(),
+                    flight.stan
+                ));
+            }
             return;
         }
         let answered = r.code().len() == 2 && r.code().bytes().all(|b| b.is_ascii_alphanumeric());

@@ -20,7 +20,8 @@ pub struct Args {
     seed: u64,
     /// none, mild, harsh, or a TOML file of knobs (request_loss, answer_loss, duplicate,
     /// delay, reset, corrupt_mac, issuer_timeout, host_crash, host_down_ms, terminal_crash,
-    /// printer_jam, latency_ms, timeout_ms).
+    /// printer_jam, partition, partition_ms, clog, clog_ms, latency_ms, timeout_ms;
+    /// partitions and clogs are simulated only, not through the real-network proxy).
     #[arg(long, default_value = "mild", value_name = "none|mild|harsh|FILE")]
     faults: String,
     /// Print the report as JSON.

@@ -24,7 +24,8 @@ use crate::model::{
 pub const DB_FILE: &str = "host.sqlite";
 
 /// Each migration takes the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts (
     id INTEGER PRIMARY KEY,
@@ -160,7 +161,15 @@ CREATE TABLE fault_plan (
     plan TEXT NOT NULL,
     applied_version INTEGER NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    r#"
+-- What an account has on hold (open pre-authorizations), kept beside its balance so that an
+-- authorization reads it instead of summing every open hold of the card.
+ALTER TABLE accounts ADD COLUMN held_fen INTEGER NOT NULL DEFAULT 0;
+UPDATE accounts SET held_fen =
+    (SELECT coalesce(sum(h.amount_fen), 0) FROM holds h WHERE h.account = accounts.id AND h.open = 1);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -475,6 +484,23 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
             "account {name}: balance {balance} fen but its postings sum to {sum}"
         ));
     }
+    let mut stmt = conn.prepare(
+        "SELECT a.name, a.held_fen, coalesce(sum(h.amount_fen), 0) AS s
+         FROM accounts a LEFT JOIN holds h ON h.account = a.id AND h.open = 1
+         GROUP BY a.id HAVING a.held_fen != s LIMIT 20",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (name, held, sum) = row?;
+        report.problems.push(format!(
+            "account {name}: {held} fen on hold but its open holds sum to {sum}"
+        ));
+    }
     let unexplained: i64 = conn.query_row(
         "SELECT count(*) FROM transactions WHERE reason = ''",
         [],
@@ -505,6 +531,14 @@ pub struct SqliteLedger<'c> {
 }
 
 impl<'c> SqliteLedger<'c> {
+    /// Moves the account's amount on hold (kept beside its balance).
+    fn add_held(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE accounts SET held_fen = held_fen + ?2 WHERE id = ?1")?
+            .execute(params![account, delta_fen])?;
+        Ok(())
+    }
+
     pub fn new(conn: &'c Connection) -> SqliteLedger<'c> {
         SqliteLedger { conn }
     }
@@ -1006,11 +1040,10 @@ impl Ledger for SqliteLedger<'_> {
     fn held(&mut self, account: i64) -> StoreResult<u64> {
         let held: i64 = self
             .conn
-            .prepare_cached(
-                "SELECT coalesce(sum(amount_fen), 0) FROM holds WHERE account = ?1 AND open = 1",
-            )?
+            .prepare_cached("SELECT held_fen FROM accounts WHERE id = ?1")?
             .query_row([account], |r| r.get(0))?;
-        Ok(held.max(0) as u64)
+        assert!(held >= 0, "account {account} holds {held} fen");
+        Ok(held as u64)
     }
 
     fn place_hold(&mut self, txn_id: i64, account: i64, amount_fen: u64) -> StoreResult<()> {
@@ -1019,14 +1052,23 @@ impl Ledger for SqliteLedger<'_> {
                 "INSERT INTO holds (txn_id, account, amount_fen, open) VALUES (?1, ?2, ?3, 1)",
             )?
             .execute(params![txn_id, account, amount_fen as i64])?;
-        Ok(())
+        self.add_held(account, amount_fen as i64)
     }
 
     fn set_hold_open(&mut self, txn_id: i64, open: bool) -> StoreResult<()> {
-        self.conn
-            .prepare_cached("UPDATE holds SET open = ?2 WHERE txn_id = ?1")?
-            .execute(params![txn_id, open])?;
-        Ok(())
+        // Only a hold that changes state moves the account's held amount.
+        let changed: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "UPDATE holds SET open = ?2 WHERE txn_id = ?1 AND open != ?2
+                 RETURNING account, amount_fen",
+            )?
+            .query_row(params![txn_id, open], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match changed {
+            Some((account, amount)) => self.add_held(account, if open { amount } else { -amount }),
+            None => Ok(()),
+        }
     }
 
     fn hold_amount(&mut self, txn_id: i64) -> StoreResult<Option<(u64, bool)>> {
