@@ -37,6 +37,9 @@ pub const REVERSAL_ATTEMPTS_MAX_DEFAULT: u32 = 3;
 pub const RESPONSE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Details per batch-upload message (§4.4: N2 count ≤ 8).
 pub const UPLOAD_DETAILS_PER_MESSAGE_MAX: usize = 8;
+/// Transactions one batch may record: field 48 counts them in three digits (N3), so a
+/// fuller batch could not be settled with true totals.
+pub const BATCH_TXNS_MAX: u32 = 999;
 
 /// What happened to a transaction, as the journal keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,6 +303,8 @@ pub struct Snapshot {
     pub advices: Vec<Advice>,
     /// The next transaction id.
     pub next_txn_id: i64,
+    /// Transactions recorded in the open batch (balance inquiries aside).
+    pub batch_txns: u32,
 }
 
 enum Step {
@@ -470,6 +475,22 @@ impl Terminal {
             ))));
             return;
         }
+        let records = !management
+            && !matches!(
+                c,
+                Command::Balance { .. } | Command::Settle { .. } | Command::Flush
+            );
+        if records && self.snap.batch_txns >= BATCH_TXNS_MAX {
+            self.effects.push(Effect::Done(Box::new(outcome(
+                "transaction",
+                "L09",
+                format!(
+                    "batch {:06} holds {} transactions, the most its settlement can count: settle first",
+                    self.snap.batch, self.snap.batch_txns
+                ),
+            ))));
+            return;
+        }
         let step = match c {
             Command::SignIn => Step::SignIn,
             Command::SignOff => Step::SignOff,
@@ -561,6 +582,9 @@ impl Terminal {
     fn new_txn(&mut self, kind: K, amount_fen: Option<u64>, card: Option<CardData>) -> Txn {
         let id = self.snap.next_txn_id;
         self.snap.next_txn_id += 1;
+        if kind != K::BalanceInquiry {
+            self.snap.batch_txns += 1;
+        }
         Txn {
             id,
             kind,
@@ -1095,6 +1119,7 @@ impl Terminal {
                     .map(Batch::next)
                     .map(Batch::value)
                     .unwrap_or(1);
+                self.snap.batch_txns = 0;
                 self.journal(vec![
                     JournalOp::BatchClosed {
                         batch: closed,
@@ -1560,8 +1585,10 @@ impl Terminal {
             .field(60)
             .and_then(|f| f.get(2..8))
             .and_then(|b| b.parse::<u32>().ok())
+            && batch != self.snap.batch
         {
             self.snap.batch = batch;
+            self.snap.batch_txns = 0;
         }
         let stored = (
             keys.pik.dangerous_expose().to_vec(),

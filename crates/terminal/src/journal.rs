@@ -392,7 +392,12 @@ impl Journal {
             .conn
             .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM txns")?
             .query_row([], |r| r.get(0))?;
+        let batch_txns: u32 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM txns WHERE batch = ?1 AND kind != 'balance'")?
+            .query_row([batch], |r| r.get(0))?;
         Ok(Snapshot {
+            batch_txns,
             stan,
             batch,
             keys,

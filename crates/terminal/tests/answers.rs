@@ -20,7 +20,7 @@ use poskit_host::store::sqlite::SqliteLedger;
 use poskit_host::{DataDir, demo, run};
 use poskit_security::{MAC_BYTES, MacAlgorithm, Pin, SecretKey, compute_mac};
 use poskit_terminal::engine::{
-    Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
+    BATCH_TXNS_MAX, Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
 };
 use poskit_terminal::journal::Journal;
 
@@ -431,4 +431,59 @@ fn a_decline_without_fields_3_and_4_is_still_taken() {
     assert_eq!(journaled.state, TxnState::Declined);
     assert_eq!(journaled.reversal, ReversalState::None);
     assert_eq!(balance(&w, &pan), opening, "a decline charges nothing");
+}
+
+/// Runs `command` through the host until its outcome (every request answered).
+fn complete(w: &mut World, t: &mut Terminal, command: Command) -> Outcome {
+    let mut did = feed(w, t, Event::Command(command));
+    loop {
+        if let Some(done) = did.done.take() {
+            return done;
+        }
+        let (frame, _) = sent_one(&did);
+        let answer = host_answer(w, &frame);
+        did = feed(w, t, Event::Response(answer));
+    }
+}
+
+#[test]
+fn a_batch_of_999_transactions_takes_no_more_until_it_is_settled() {
+    let mut w = world();
+    let mut t = signed_in(&mut w);
+    let pan = demo::fleet_pan(0);
+    // One fen each: the card's funds outlast a full batch.
+    let small_sale = |pan: &str| Command::Sale {
+        card: card(pan),
+        amount_fen: 1,
+        pin: Some(Pin::new(demo::DEMO_PIN).unwrap()),
+    };
+    for n in 0..BATCH_TXNS_MAX {
+        let done = complete(&mut w, &mut t, small_sale(&pan));
+        assert!(done.approved, "sale {n}: {done:?}");
+    }
+    let full = feed(&mut w, &mut t, Event::Command(small_sale(&pan)));
+    let full = full.done.expect("refused at once");
+    assert_eq!(full.code, "L09", "{full:?}");
+    assert!(!full.approved);
+    // A balance inquiry is not counted in the settlement and still goes through.
+    let inquiry = complete(
+        &mut w,
+        &mut t,
+        Command::Balance {
+            card: card(&pan),
+            pin: Some(Pin::new(demo::DEMO_PIN).unwrap()),
+        },
+    );
+    assert!(inquiry.approved, "{inquiry:?}");
+    // A terminal rebuilt from its journal counts the same.
+    let (cfg, _) = w.journal.config().unwrap();
+    let mut t = Terminal::new(cfg, w.journal.snapshot().unwrap());
+    let again = feed(&mut w, &mut t, Event::Command(small_sale(&pan)));
+    assert_eq!(again.done.expect("refused at once").code, "L09");
+
+    let settle = w.journal.settle_command().unwrap();
+    let settled = complete(&mut w, &mut t, settle);
+    assert!(settled.approved, "{settled:?}");
+    let next = complete(&mut w, &mut t, small_sale(&pan));
+    assert!(next.approved, "the new batch takes sales: {next:?}");
 }
