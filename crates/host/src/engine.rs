@@ -1053,10 +1053,18 @@ impl Ctx<'_, '_> {
                 "no original trace number (61.2) to find the original by",
             )));
         };
-        let Some(original) =
+        // The open batch first (its key); any batch only when that finds nothing (a scan
+        // of the terminal's rows, for the "settled batch" answer).
+        let in_open_batch =
             self.ledger
-                .find_by_trace(&req.tid, &req.mid, None, stan, &[target])?
-        else {
+                .find_by_trace(&req.tid, &req.mid, Some(terminal.batch), stan, &[target])?;
+        let found = match in_open_batch {
+            Some(original) => Some(original),
+            None => self
+                .ledger
+                .find_by_trace(&req.tid, &req.mid, None, stan, &[target])?,
+        };
+        let Some(original) = found else {
             return Ok(Err(decline(
                 Rc::ORIGINAL_NOT_FOUND,
                 format!(

@@ -49,7 +49,7 @@ fn concurrent_pipelined_sales_are_committed_in_groups() {
 }
 
 #[test]
-fn a_database_of_schema_1_gets_its_open_holds_counted_on_upgrade() {
+fn a_database_of_schema_1_is_upgraded_with_its_open_holds_counted_and_fewer_indexes() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().to_path_buf();
     let s = fleet(35);
@@ -66,8 +66,17 @@ fn a_database_of_schema_1_gets_its_open_holds_counted_on_upgrade() {
     // Back to schema 1 as an older poskit left it: no held amount beside the balance.
     {
         let db = rusqlite::Connection::open(dir.join(poskit_host::store::sqlite::DB_FILE)).unwrap();
-        db.execute_batch("ALTER TABLE accounts DROP COLUMN held_fen; PRAGMA user_version = 1;")
-            .unwrap();
+        db.execute_batch(
+            "ALTER TABLE accounts DROP COLUMN held_fen;
+             DROP INDEX transactions_pre_auth;
+             CREATE INDEX transactions_trace ON transactions (tid, mid, stan);
+             CREATE INDEX transactions_rrn ON transactions (mid, rrn);
+             CREATE INDEX transactions_auth ON transactions (mid, card_id, auth_code);
+             CREATE INDEX transactions_batch ON transactions (tid, batch);
+             CREATE INDEX postings_account ON postings (account);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let host = TestHost::start_in(dir, Default::default());
     let held: i64 = host
@@ -79,5 +88,23 @@ fn a_database_of_schema_1_gets_its_open_holds_counted_on_upgrade() {
         )
         .unwrap();
     assert_eq!(held, pre_auth_fen as i64, "the open hold is counted");
+    let indexes: Vec<String> = host
+        .db()
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'transactions_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "transactions_card_day",
+            "transactions_key",
+            "transactions_mid_day",
+            "transactions_pre_auth"
+        ],
+        "schema 3: the indexes an approval no longer needs are gone"
+    );
     host.assert_balanced();
 }

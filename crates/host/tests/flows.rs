@@ -297,6 +297,35 @@ fn a_sale_refused_with_77_and_then_reversed_gets_00_for_its_reversal_and_moves_n
 }
 
 #[test]
+fn a_void_of_a_sale_in_a_settled_batch_is_refused_with_12_and_told_to_refund() {
+    let host = TestHost::start();
+    let s = fleet(23);
+    let mut t = host.signed_in(&s);
+    let approved = t.send(&sale(&s, 70_000)).unwrap();
+    assert_code(&host, &approved, "00");
+    assert_code(&host, &t.settle(70_000, 1, 0, 0).unwrap(), "00");
+    assert_code(&host, &t.batch_end(true, 0).unwrap(), "00");
+    assert_code(&host, &t.sign_in().unwrap(), "00");
+    assert_eq!(t.batch.value(), 2);
+    // The void names the sale's trace; the sale is not in the open batch 2.
+    let mut void = void_of(&s, &t, &approved, 70_000);
+    void.original_batch = Some(1);
+    let refused = t.send(&void).unwrap();
+    assert_code(&host, &refused, "12");
+    assert_reason(
+        &host,
+        &refused,
+        &["belongs to settled batch 000001", "refund it instead"],
+    );
+    assert_eq!(host.card_balance(&s.pan), OPENING_FEN - 70_000);
+    // A trace that is in no batch at all is 25.
+    let mut unknown = void_of(&s, &t, &approved, 70_000);
+    unknown.original_stan = Some(999_999);
+    assert_code(&host, &t.send(&unknown).unwrap(), "25");
+    host.assert_balanced();
+}
+
+#[test]
 fn a_reversal_of_a_sale_in_a_settled_batch_is_refused_with_77_and_the_sale_stays_posted() {
     let host = TestHost::start();
     let s = fleet(21);

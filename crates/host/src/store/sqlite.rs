@@ -169,6 +169,18 @@ ALTER TABLE accounts ADD COLUMN held_fen INTEGER NOT NULL DEFAULT 0;
 UPDATE accounts SET held_fen =
     (SELECT coalesce(sum(h.amount_fen), 0) FROM holds h WHERE h.account = accounts.id AND h.open = 1);
 "#,
+    r#"
+-- Fewer index entries per approval (each was a B-tree insert in the writer): a void finds
+-- its original by the idempotency key (the open batch), a refund by its RRN, which is the
+-- row id; batch totals use the key's (tid, mid, batch) prefix; only pre-authorizations are
+-- indexed by auth code; postings by account were read only by `check`.
+DROP INDEX IF EXISTS transactions_trace;
+DROP INDEX IF EXISTS transactions_rrn;
+DROP INDEX IF EXISTS transactions_batch;
+DROP INDEX IF EXISTS transactions_auth;
+DROP INDEX IF EXISTS postings_account;
+CREATE INDEX transactions_pre_auth ON transactions (mid, card_id, auth_code) WHERE kind = 'pre-auth';
+"#,
 ];
 
 /// The schema version this build writes.
@@ -176,6 +188,14 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// The longest BIN prefix looked up, in digits.
 const BIN_PREFIX_DIGITS_MAX: usize = 12;
+
+/// The row id an RRN of this host names (twelve digits), if it is one.
+fn rrn_id(rrn: &str) -> Option<i64> {
+    if rrn.len() != 12 || !rrn.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rrn.parse().ok()
+}
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE_MAX: usize = 128;
@@ -468,9 +488,11 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
             .push(format!("transaction {txn}: its postings sum to {sum} fen"));
     }
     let mut stmt = conn.prepare(
-        "SELECT a.id, a.name, a.balance_fen, coalesce(sum(p.amount_fen), 0) AS s
-         FROM accounts a LEFT JOIN postings p ON p.account = a.id
-         GROUP BY a.id HAVING a.balance_fen != s LIMIT 20",
+        "SELECT a.id, a.name, a.balance_fen, coalesce(p.s, 0)
+         FROM accounts a
+         LEFT JOIN (SELECT account, sum(amount_fen) AS s FROM postings GROUP BY account) p
+             ON p.account = a.id
+         WHERE a.balance_fen != coalesce(p.s, 0) LIMIT 20",
     )?;
     for row in stmt.query_map([], |r| {
         Ok((
@@ -825,9 +847,16 @@ impl Ledger for SqliteLedger<'_> {
         stan: Stan,
         kinds: &[TransactionKind],
     ) -> StoreResult<Option<TxnRecord>> {
+        // With a batch, a seek in the idempotency key; without, a scan of the terminal's
+        // rows under the key's (tid, mid) prefix.
+        let batch_rule = if batch.is_some() {
+            "batch = ?4"
+        } else {
+            "?4 IS NULL"
+        };
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM transactions
-             WHERE tid = ?1 AND mid = ?2 AND stan = ?3 AND (?4 IS NULL OR batch = ?4)
+             WHERE tid = ?1 AND mid = ?2 AND {batch_rule} AND stan = ?3
                AND reversal = 0 AND idem = 1 AND kind IN ({})
              ORDER BY id DESC LIMIT 1",
             kind_list(kinds)
@@ -853,16 +882,20 @@ impl Ledger for SqliteLedger<'_> {
         rrn: &str,
         kinds: &[TransactionKind],
     ) -> StoreResult<Option<TxnRecord>> {
+        // The host's RRN is its row id in twelve digits (`engine::rrn_of`): the row is
+        // found by its key, and its stored RRN must still be the one asked for.
+        let Some(id) = rrn_id(rrn) else {
+            return Ok(None);
+        };
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM transactions
-             WHERE mid = ?1 AND rrn = ?2 AND reversal = 0 AND kind IN ({})
-             ORDER BY id DESC LIMIT 1",
+             WHERE id = ?3 AND mid = ?1 AND rrn = ?2 AND reversal = 0 AND kind IN ({})",
             kind_list(kinds)
         );
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row(params![mid.as_str(), rrn], txn_row)
+            .query_row(params![mid.as_str(), rrn, id], txn_row)
             .optional()?)
     }
 
@@ -1106,8 +1139,8 @@ impl Ledger for SqliteLedger<'_> {
         let mut totals = Totals::default();
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, count(*), coalesce(sum(amount_fen), 0) FROM transactions
-             WHERE tid = ?1 AND batch = ?2 AND reversal = 0 AND idem = 1 AND code = '00'
-               AND state != 'reversed'
+             WHERE tid = ?1 AND mid = (SELECT mid FROM terminals WHERE tid = ?1) AND batch = ?2
+               AND reversal = 0 AND idem = 1 AND code = '00' AND state != 'reversed'
                AND kind IN ('sale', 'completion', 'completion-advice', 'refund', 'void', 'completion-void')
              GROUP BY kind",
         )?;
