@@ -550,6 +550,8 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
 /// A [`Ledger`] over a connection that is inside a transaction (or savepoint).
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
+    /// The lengths of the BINs on file, longest first (read once per ledger).
+    bin_lengths: Option<Vec<usize>>,
 }
 
 impl<'c> SqliteLedger<'c> {
@@ -562,7 +564,10 @@ impl<'c> SqliteLedger<'c> {
     }
 
     pub fn new(conn: &'c Connection) -> SqliteLedger<'c> {
-        SqliteLedger { conn }
+        SqliteLedger {
+            conn,
+            bin_lengths: None,
+        }
     }
 }
 
@@ -732,9 +737,25 @@ impl Ledger for SqliteLedger<'_> {
              FROM bins b JOIN institutions i ON i.code = b.institution WHERE b.prefix = ?1",
         )?;
         // The longest BIN first, each a lookup in the key (a LIKE over every BIN, or an IN
-        // list with its temporary tables, cost more than the rest of an authorization's reads).
+        // list with its temporary tables, cost more than the rest of an authorization's
+        // reads), and only for the lengths BINs on file have.
+        if self.bin_lengths.is_none() {
+            let lengths = self
+                .conn
+                .prepare_cached("SELECT DISTINCT length(prefix) FROM bins ORDER BY 1 DESC")?
+                .query_map([], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            self.bin_lengths = Some(
+                lengths
+                    .into_iter()
+                    .filter_map(|n| usize::try_from(n).ok())
+                    .filter(|n| (1..=BIN_PREFIX_DIGITS_MAX).contains(n))
+                    .collect(),
+            );
+        }
         let digits = pan.digits();
-        for n in (1..=BIN_PREFIX_DIGITS_MAX.min(digits.len())).rev() {
+        let lengths = self.bin_lengths.clone().unwrap_or_default();
+        for n in lengths.into_iter().filter(|&n| n <= digits.len()) {
             let found = stmt
                 .query_row([&digits[..n]], |r| {
                     let external: bool = r.get(2)?;
@@ -826,8 +847,8 @@ impl Ledger for SqliteLedger<'_> {
     ) -> StoreResult<Option<TxnRecord>> {
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM transactions
-             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND reversal = 1 AND idem = 1
-             ORDER BY id LIMIT 1"
+             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND mti = '0400' AND idem = 1
+               AND reversal = 1"
         );
         Ok(self
             .conn
