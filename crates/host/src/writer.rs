@@ -79,9 +79,47 @@ pub fn spawn(
         *faults = Some(FaultState::new(settings.config_faults.clone()));
     }
     refresh(&conn, &shared);
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    if let Some(path) = conn.path().filter(|p| !p.is_empty()).map(str::to_owned) {
+        // Checkpoints on a connection of their own, so that copying the WAL into the
+        // database (and its fsync) does not stall the writer's groups; the writer's own
+        // automatic checkpoint (`wal_autocheckpoint`) stays as the backstop.
+        let writing = writing.clone();
+        std::thread::Builder::new()
+            .name("poskit-checkpoint".into())
+            .spawn(move || checkpoints(&path, &writing))?;
+    }
     std::thread::Builder::new()
         .name("poskit-writer".into())
-        .spawn(move || run(conn, settings, pins, shared, queue))
+        .spawn(move || {
+            run(conn, settings, pins, shared, queue);
+            writing.store(false, std::sync::atomic::Ordering::Relaxed);
+        })
+}
+
+/// How often the checkpoint thread looks at the WAL.
+const CHECKPOINT_INTERVAL_MS: u64 = 100;
+
+/// Passive checkpoints (they never block the writer) while the writer runs.
+fn checkpoints(path: &str, writing: &std::sync::atomic::AtomicBool) {
+    let conn = match Connection::open(path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints itself");
+            return;
+        }
+    };
+    while writing.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS));
+        // (busy, pages in the WAL, pages copied)
+        let state: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+        if let Err(e) = state {
+            tracing::warn!(error = %e, "checkpoint failed; retrying");
+        }
+    }
 }
 
 fn run(

@@ -81,7 +81,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (addr, shared) = addr_rx
         .recv_timeout(Duration::from_secs(60))
         .context("the host did not start")?;
-    let cpu_before_ns = writer_cpu_ns();
+    // The writer names itself when it starts running: wait for that (bounded).
+    let mut cpu_before_ns = writer_cpu_ns();
+    for _ in 0..50 {
+        if cpu_before_ns.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        cpu_before_ns = writer_cpu_ns();
+    }
     let groups_before = shared.groups_committed.load(Ordering::Relaxed);
     let requests_before = shared.requests_committed.load(Ordering::Relaxed);
     let started = Instant::now();
