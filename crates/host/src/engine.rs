@@ -1316,42 +1316,40 @@ impl Ctx<'_, '_> {
             class: *kind.mti(),
         };
         let Some(original) = self.ledger.find_by_key(&original_key)? else {
-            if req.batch != host_batch {
-                // An original under a batch the host is not at was refused 77 (or never
-                // came) and can never post under it: nothing to reverse, and no tombstone
-                // (one would only block a real sale once the host reaches that batch).
-                let reason = format!(
-                    "reversal{why} of {} trace {} found no original in batch {}, which is not the host's batch {host_batch}: nothing was posted, nothing to reverse; sign in again",
-                    kind.name_en(),
-                    req.stan,
-                    req.batch
-                );
-                let id = self.insert(
-                    req,
-                    true,
-                    Rc::APPROVED,
-                    &reason,
+            // An original under a batch the host is not at was refused 77 (or never came)
+            // and can never post under it: nothing to reverse, and no tombstone (one would
+            // only block a real sale once the host reaches that batch). Otherwise a
+            // tombstone, so that a late original cannot post.
+            let other_batch = req.batch != host_batch;
+            let (state, reason) = if other_batch {
+                (
                     TxnState::Approved,
-                    None,
-                    None,
-                )?;
-                return self.answer(req, id, Rc::APPROVED, reason, true, Effect::default());
-            }
-            let reason = format!(
-                "reversal{why} of {} trace {} found no original: tombstone left so that a late original cannot post",
-                kind.name_en(),
-                req.stan
-            );
-            let id = self.insert(
+                    format!(
+                        "reversal{why} of {} trace {} found no original in batch {}, which is not the host's batch {host_batch}: nothing was posted, nothing to reverse; sign in again",
+                        kind.name_en(),
+                        req.stan,
+                        req.batch
+                    ),
+                )
+            } else {
+                (
+                    TxnState::Tombstone,
+                    format!(
+                        "reversal{why} of {} trace {} found no original: tombstone left so that a late original cannot post",
+                        kind.name_en(),
+                        req.stan
+                    ),
+                )
+            };
+            let id = self.insert(req, true, Rc::APPROVED, &reason, state, None, None)?;
+            return self.answer(
                 req,
-                true,
+                id,
                 Rc::APPROVED,
-                &reason,
-                TxnState::Tombstone,
-                None,
-                None,
-            )?;
-            return self.answer(req, id, Rc::APPROVED, reason, false, Effect::default());
+                reason,
+                other_batch,
+                Effect::default(),
+            );
         };
         // The card's row, for the record: the reversal names the original's card.
         let card = match (original.card_id, &req.card) {
