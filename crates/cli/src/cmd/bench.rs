@@ -90,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(10));
         cpu_before_ns = writer_cpu_ns();
     }
+    let process_before_ns = process_cpu_ns();
     let groups_before = shared.groups_committed.load(Ordering::Relaxed);
     let requests_before = shared.requests_committed.load(Ordering::Relaxed);
     let started = Instant::now();
@@ -154,6 +155,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
         _ => None,
     };
+    // Everything in this process (host, load generator, their threads), per request.
+    let process_us = match (process_before_ns, process_cpu_ns()) {
+        (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
+        _ => None,
+    };
     let group_mean = if groups > 0 {
         requests as f64 / groups as f64
     } else {
@@ -179,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "per_second": rate, "connections": a.connections, "depth": a.depth,
                 "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
                 "writer_cpu_us_per_request": writer_us, "group_commit_mean": group_mean,
+                "process_cpu_us_per_request": process_us,
             })
         );
     } else {
@@ -202,8 +209,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
             None => println!("writer: {group_mean:.1} requests per commit"),
         }
+        if let Some(us) = process_us {
+            println!("all threads (host and load generator): {us:.1} µs of CPU per request");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// CPU time of this process so far (every thread, ended ones included), in ns, from
+/// `/proc/self/stat` (user and system time in clock ticks of 10 ms, Linux's USER_HZ).
+fn process_cpu_ns() -> Option<u64> {
+    const NS_PER_TICK: u64 = 10_000_000;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) * NS_PER_TICK)
 }
 
 /// CPU time of the host's writer thread so far, in ns (Linux `schedstat`), if readable.
