@@ -614,6 +614,9 @@ impl World {
     }
 
     fn done(&mut self, term: u32, outcome: &Outcome, recovery: bool) {
+        // Answers in the final recovery come back through `drain`, not `recover`: they are
+        // recovery too (not counted as the workload's, no next operation drawn).
+        let recovery = recovery || self.recovering;
         let r = &mut self.report;
         if !recovery && outcome.operation != "sign-in" && outcome.operation != "settle" {
             if outcome.approved {
