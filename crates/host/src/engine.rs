@@ -1316,10 +1316,11 @@ impl Ctx<'_, '_> {
             class: *kind.mti(),
         };
         let Some(original) = self.ledger.find_by_key(&original_key)? else {
-            // An original under a batch the host is not at was refused 77 (or never came)
-            // and can never post under it: nothing to reverse, and no tombstone (one would
-            // only block a real sale once the host reaches that batch). Otherwise a
-            // tombstone, so that a late original cannot post.
+            // An original under a batch the host is not at was refused 77 (or never came):
+            // nothing was posted, nothing to reverse, and the terminal is told to sign in.
+            // The row is still a keyed reversal, so a late original with this key is refused
+            // like one that meets a tombstone (the terminal was told 00 and will not reverse
+            // again). In the open batch the row is a tombstone.
             let other_batch = req.batch != host_batch;
             let (state, reason) = if other_batch {
                 (
@@ -1614,7 +1615,7 @@ impl Ctx<'_, '_> {
             credit_fen,
             credit_count: credit_count as u32,
         };
-        let ours = self.ledger.batch_totals(&req.tid, req.batch)?;
+        let ours = self.ledger.batch_totals(&req.tid, &req.mid, req.batch)?;
         let balanced = theirs == ours;
         self.ledger.record_settlement(
             &req.tid,

@@ -244,10 +244,23 @@ fn commit_each(
                 }
             }
         };
-        answers.push(answer.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "request failed in storage; rolled back, answering 96");
-            engine::storage_failure_answer(input, &e)
-        }));
+        match answer {
+            Ok(answer) => answers.push(answer),
+            Err(e) if tx.is_autocommit() => {
+                // SQLite rolled the whole transaction back (disk full, I/O error, no
+                // memory): nothing of the group is posted, and nothing more may commit on
+                // its own.
+                tracing::error!(error = %e, requests = inputs.len(), "group rolled back by SQLite; answering 96 to all");
+                return inputs
+                    .iter()
+                    .map(|i| engine::storage_failure_answer(i, &e))
+                    .collect();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "request failed in storage; rolled back, answering 96");
+                answers.push(engine::storage_failure_answer(input, &e));
+            }
+        }
     }
     if let Err(e) = tx.commit() {
         let e = StoreError::from(e);

@@ -197,7 +197,7 @@ fn count_of(
 }
 
 #[test]
-fn a_reversal_with_no_original_in_a_batch_not_the_hosts_gets_00_without_a_tombstone_and_its_late_original_gets_77()
+fn a_reversal_with_no_original_in_a_batch_not_the_hosts_gets_00_and_a_sign_in_and_its_late_original_is_refused()
  {
     let host = TestHost::start();
     let s = fleet(19);
@@ -223,7 +223,7 @@ fn a_reversal_with_no_original_in_a_batch_not_the_hosts_gets_00_without_a_tombst
     assert_eq!(
         count_of(&host, &s.tid, 7, stan, ("0400", "00", "tombstone")),
         0,
-        "no tombstone: an original under batch 7 cannot post while the host is at 1, and one would block a real sale once the host reaches 7"
+        "not recorded as a tombstone: an original under batch 7 cannot post while the host is at 1"
     );
     assert_eq!(
         count_of(&host, &s.tid, 7, stan, ("0400", "00", "approved")),

@@ -1006,14 +1006,16 @@ impl Terminal {
             // Not the answer to this request: as no answer (the timer still runs). One that
             // names this request but not its amount or processing code is worth a note: the
             // failure that follows is then not only "no answer".
+            // Once per request: a host sending many such frames does not grow the notes.
+            let note = format!(
+                "an answer to trace {:06} was ignored: its amount or processing code is missing or not the request's",
+                flight.stan
+            );
             if r.field(11) == Some(format!("{:06}", flight.stan).as_str())
                 && r.field(41) == Some(self.cfg.tid.as_str())
+                && !self.notes.contains(&note)
             {
-                self.notes.push(format!(
-                    "an answer {} to trace {:06} was ignored: its amount or processing code is missing or not the request's",
-                    r.code(),
-                    flight.stan
-                ));
+                self.notes.push(note);
             }
             return;
         }

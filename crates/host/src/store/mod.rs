@@ -284,7 +284,7 @@ pub trait Ledger {
     fn card_debit_count_on(&mut self, card_id: i64, day: i64) -> StoreResult<u32>;
 
     // Settlement.
-    fn batch_totals(&mut self, tid: &Tid, batch: Batch) -> StoreResult<Totals>;
+    fn batch_totals(&mut self, tid: &Tid, mid: &Mid, batch: Batch) -> StoreResult<Totals>;
     fn record_settlement(
         &mut self,
         tid: &Tid,

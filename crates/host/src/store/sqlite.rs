@@ -1096,8 +1096,11 @@ impl Ledger for SqliteLedger<'_> {
             .conn
             .prepare_cached("SELECT held_fen FROM accounts WHERE id = ?1")?
             .query_row([account], |r| r.get(0))?;
-        assert!(held >= 0, "account {account} holds {held} fen");
-        Ok(held as u64)
+        u64::try_from(held).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "account {account} holds {held} fen, less than nothing"
+            ))
+        })
     }
 
     fn place_hold(&mut self, txn_id: i64, account: i64, amount_fen: u64) -> StoreResult<()> {
@@ -1156,16 +1159,16 @@ impl Ledger for SqliteLedger<'_> {
             .query_row(params![card_id, day], |r| r.get(0))?)
     }
 
-    fn batch_totals(&mut self, tid: &Tid, batch: Batch) -> StoreResult<Totals> {
+    fn batch_totals(&mut self, tid: &Tid, mid: &Mid, batch: Batch) -> StoreResult<Totals> {
         let mut totals = Totals::default();
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, count(*), coalesce(sum(amount_fen), 0) FROM transactions
-             WHERE tid = ?1 AND mid = (SELECT mid FROM terminals WHERE tid = ?1) AND batch = ?2
+             WHERE tid = ?1 AND mid = ?3 AND batch = ?2
                AND reversal = 0 AND idem = 1 AND code = '00' AND state != 'reversed'
                AND kind IN ('sale', 'completion', 'completion-advice', 'refund', 'void', 'completion-void')
              GROUP BY kind",
         )?;
-        let rows = stmt.query_map(params![tid.as_str(), batch.value()], |r| {
+        let rows = stmt.query_map(params![tid.as_str(), batch.value(), mid.as_str()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,
