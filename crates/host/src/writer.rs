@@ -92,9 +92,19 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("poskit-writer".into())
         .spawn(move || {
+            // Whether the writer returns or panics, the checkpoint thread ends after it.
+            let _ending = Ending(writing);
             run(conn, settings, pins, shared, queue);
-            writing.store(false, std::sync::atomic::Ordering::Relaxed);
         })
+}
+
+/// Clears its flag when dropped.
+struct Ending(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// How often the checkpoint thread looks at the WAL.
@@ -102,13 +112,17 @@ const CHECKPOINT_INTERVAL_MS: u64 = 100;
 
 /// Passive checkpoints (they never block the writer) while the writer runs.
 fn checkpoints(path: &str, writing: &std::sync::atomic::AtomicBool) {
-    let conn = match Connection::open(path) {
+    // The database file's fsync after a checkpoint is what makes the WAL reusable.
+    let conn = match Connection::open(path)
+        .and_then(|c| c.pragma_update(None, "synchronous", "FULL").map(|_| c))
+    {
         Ok(conn) => conn,
         Err(e) => {
             tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints itself");
             return;
         }
     };
+    let mut failing = false;
     while writing.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS));
         // (busy, pages in the WAL, pages copied)
@@ -116,8 +130,14 @@ fn checkpoints(path: &str, writing: &std::sync::atomic::AtomicBool) {
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             });
-        if let Err(e) = state {
-            tracing::warn!(error = %e, "checkpoint failed; retrying");
+        match state {
+            // Logged when it starts failing, not every 100 ms.
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "checkpoint failed; the writer's own checkpoint remains");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(_) => failing = false,
         }
     }
 }
