@@ -7,88 +7,20 @@
 //! request did: one that leaves them out is no answer (the timer runs on and the sale is
 //! reversed with reason 98). A decline may leave them out.
 
-use rusqlite::Connection;
+mod support;
+
+use support::*;
 
 use poskit_codec::{CUP_POS, MessageBuilder, Value, frame};
 use poskit_domain::TransactionKind;
 use poskit_domain::message::{CardData, Response, parse_response};
-use poskit_host::clock::HostTime;
-use poskit_host::config::HostConfig;
-use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
-use poskit_host::pinhash::PinHasher;
-use poskit_host::store::sqlite::SqliteLedger;
-use poskit_host::{DataDir, demo, run};
+use poskit_host::demo;
 use poskit_security::{MAC_BYTES, MacAlgorithm, Pin, SecretKey, compute_mac};
 use poskit_terminal::engine::{
-    BATCH_TXNS_MAX, Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
+    BATCH_TXNS_MAX, Command, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
 };
-use poskit_terminal::journal::Journal;
 
-const MID: &str = "898310048160001";
-const TIMEOUT_MS: u64 = 1000;
 const AMOUNT_FEN: u64 = 1234;
-
-struct World {
-    _host_dir: tempfile::TempDir,
-    _term_dir: tempfile::TempDir,
-    host: Connection,
-    pins: PinHasher,
-    journal: Journal,
-    now_ms: i64,
-}
-
-fn world() -> World {
-    let host_dir = tempfile::tempdir().unwrap();
-    let dir = DataDir::create(host_dir.path()).unwrap();
-    run::load_demo(&dir, &HostConfig::default()).unwrap();
-    let host = dir.open_store().unwrap();
-    let pins = dir.pin_hasher().unwrap();
-    let term_dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        tid: demo::fleet_tid(0),
-        mid: MID.into(),
-        tmk: SecretKey::from_hex(demo::DEMO_TMK).unwrap(),
-        response_timeout_ms: TIMEOUT_MS,
-        reversal_attempts_max: 3,
-        fail_after_approval: false,
-    };
-    let journal = Journal::init(term_dir.path(), &cfg, "test").unwrap();
-    World {
-        _host_dir: host_dir,
-        _term_dir: term_dir,
-        host,
-        pins,
-        journal,
-        now_ms: 1,
-    }
-}
-
-/// The host engine's answer to `frame`, committed.
-fn host_answer(w: &mut World, frame: &[u8]) -> Vec<u8> {
-    let tx = w.host.transaction().unwrap();
-    let answer = {
-        let mut ledger = SqliteLedger::new(&tx);
-        let input = Input {
-            frame,
-            now: HostTime::now(480, 0),
-            issuer: IssuerVerdict::Reachable,
-            injected: None,
-        };
-        engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
-    };
-    tx.commit().unwrap();
-    answer.frame.expect("the host answers")
-}
-
-fn balance(w: &World, pan: &str) -> i64 {
-    w.host
-        .query_row(
-            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
-            [pan],
-            |r| r.get(0),
-        )
-        .unwrap()
-}
 
 /// What one event made the terminal do (its journal writes already applied).
 #[derive(Debug, Default)]
@@ -135,7 +67,7 @@ fn signed_in(w: &mut World) -> Terminal {
     let mut t = Terminal::new(cfg, w.journal.snapshot().unwrap());
     let did = feed(w, &mut t, Event::Command(Command::SignIn));
     let (frame, _) = sent_one(&did);
-    let answer = host_answer(w, &frame);
+    let answer = host_answer(w, &frame).expect("the host answers");
     let did = feed(w, &mut t, Event::Response(answer));
     let outcome = did.done.expect("the sign-in is over");
     assert!(outcome.approved, "{outcome:?}");
@@ -232,7 +164,7 @@ struct Sent {
 /// Signs in, sends a sale of [`AMOUNT_FEN`] with the right PIN and takes the host's
 /// approval, checking that it carries fields 3 and 4 and a valid MAC.
 fn approved_sale() -> Sent {
-    let mut w = world();
+    let mut w = world(3);
     let mut t = signed_in(&mut w);
     let pan = demo::fleet_pan(0);
     let opening = balance(&w, &pan);
@@ -242,7 +174,7 @@ fn approved_sale() -> Sent {
         w.journal.snapshot().unwrap().reversal.is_some(),
         "the reversal record is durable before the sale leaves"
     );
-    let approval = host_answer(&mut w, &sale);
+    let approval = host_answer(&mut w, &sale).expect("the host answers");
     let r = read(&approval, &mak(&t));
     assert_eq!(r.mti, "0210");
     assert_eq!(r.code(), "00", "the host approves the sale");
@@ -309,7 +241,7 @@ fn an_approval_without_is_not_taken(drop: &[u8]) {
     let pending = w.journal.snapshot().unwrap().reversal.expect("pending");
     assert_eq!(pending.reason, "98");
 
-    let answer = host_answer(&mut w, &reversal);
+    let answer = host_answer(&mut w, &reversal).expect("the host answers");
     let r = read(&answer, &mak(&t));
     assert_eq!((r.mti.as_str(), r.code()), ("0410", "00"), "{r:?}");
     let did = feed(&mut w, &mut t, Event::Response(answer));
@@ -397,7 +329,7 @@ fn the_full_approval_after_one_without_field_4_is_still_taken() {
 
 #[test]
 fn a_decline_without_fields_3_and_4_is_still_taken() {
-    let mut w = world();
+    let mut w = world(3);
     let mut t = signed_in(&mut w);
     let pan = demo::fleet_pan(0);
     let opening = balance(&w, &pan);
@@ -405,7 +337,7 @@ fn a_decline_without_fields_3_and_4_is_still_taken() {
     assert_ne!(wrong_pin, demo::DEMO_PIN);
     let did = feed(&mut w, &mut t, Event::Command(sale(&pan, wrong_pin)));
     let (sale, _) = sent_one(&did);
-    let decline = host_answer(&mut w, &sale);
+    let decline = host_answer(&mut w, &sale).expect("the host answers");
     let r = read(&decline, &mak(&t));
     assert_eq!(r.code(), "55", "a wrong PIN is declined 55: {r:?}");
     assert!(
@@ -441,14 +373,14 @@ fn complete(w: &mut World, t: &mut Terminal, command: Command) -> Outcome {
             return done;
         }
         let (frame, _) = sent_one(&did);
-        let answer = host_answer(w, &frame);
+        let answer = host_answer(w, &frame).expect("the host answers");
         did = feed(w, t, Event::Response(answer));
     }
 }
 
 #[test]
 fn a_batch_of_999_transactions_takes_no_more_until_it_is_settled() {
-    let mut w = world();
+    let mut w = world(3);
     let mut t = signed_in(&mut w);
     let pan = demo::fleet_pan(0);
     // One fen each: the card's funds outlast a full batch.

@@ -4,34 +4,18 @@
 //! sale the terminal did not report approved has left no debit on the card, and every one
 //! it reported approved is debited exactly once.
 
+mod support;
+
+use support::*;
+
 use proptest::prelude::*;
-use rusqlite::Connection;
 
 use poskit_domain::TransactionKind;
 use poskit_domain::message::CardData;
-use poskit_host::clock::HostTime;
-use poskit_host::config::HostConfig;
-use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
-use poskit_host::pinhash::PinHasher;
-use poskit_host::store::sqlite::{self, SqliteLedger};
-use poskit_host::{DataDir, demo, run};
-use poskit_security::{Pin, SecretKey};
-use poskit_terminal::engine::{
-    Command, Config, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
-};
-use poskit_terminal::journal::Journal;
-
-const MID: &str = "898310048160001";
-
-struct World {
-    _host_dir: tempfile::TempDir,
-    _term_dir: tempfile::TempDir,
-    host: Connection,
-    pins: PinHasher,
-    journal: Journal,
-    term_path: std::path::PathBuf,
-    now_ms: i64,
-}
+use poskit_host::demo;
+use poskit_host::store::sqlite;
+use poskit_security::Pin;
+use poskit_terminal::engine::{Command, Effect, Event, Outcome, ReversalState, Terminal, TxnState};
 
 /// What happens to one request on the wire.
 #[derive(Clone, Copy, Debug)]
@@ -43,50 +27,6 @@ enum Wire {
     CrashAfterSend,
     /// The answer arrives with its MAC corrupted (an approval the terminal must reverse).
     CorruptMac,
-}
-
-fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
-    let tx = w.host.transaction().unwrap();
-    let answer = {
-        let mut ledger = SqliteLedger::new(&tx);
-        let input = Input {
-            frame,
-            now: HostTime::now(480, 0),
-            issuer: IssuerVerdict::Reachable,
-            injected: None,
-        };
-        engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
-    };
-    tx.commit().unwrap();
-    answer.frame
-}
-
-fn world() -> World {
-    let host_dir = tempfile::tempdir().unwrap();
-    let dir = DataDir::create(host_dir.path()).unwrap();
-    run::load_demo(&dir, &HostConfig::default()).unwrap();
-    let host = dir.open_store().unwrap();
-    let pins = dir.pin_hasher().unwrap();
-    let term_dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        tid: demo::fleet_tid(0),
-        mid: MID.into(),
-        tmk: SecretKey::from_hex(demo::DEMO_TMK).unwrap(),
-        response_timeout_ms: 1000,
-        reversal_attempts_max: 1000,
-        fail_after_approval: false,
-    };
-    let journal = Journal::init(term_dir.path(), &cfg, "sim").unwrap();
-    let term_path = term_dir.path().to_path_buf();
-    World {
-        _host_dir: host_dir,
-        _term_dir: term_dir,
-        host,
-        pins,
-        journal,
-        term_path,
-        now_ms: 1,
-    }
 }
 
 fn terminal(w: &World) -> Terminal {
@@ -138,16 +78,6 @@ fn operate(w: &mut World, command: Command, wire: &mut dyn FnMut() -> Wire) -> O
     }
 }
 
-fn balance(w: &World, pan: &str) -> i64 {
-    w.host
-        .query_row(
-            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
-            [pan],
-            |r| r.get(0),
-        )
-        .unwrap()
-}
-
 #[derive(Clone, Debug)]
 enum Op {
     Sale(u64),
@@ -184,7 +114,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..14),
         wires in proptest::collection::vec(wire(), 64),
     ) {
-        let mut w = world();
+        let mut w = world(1000);
         let pan = demo::fleet_pan(0);
         let card = CardData::Track2(format!("{pan}=30121010000000000"));
         let opening = balance(&w, &pan);
@@ -234,7 +164,6 @@ proptest! {
         prop_assert_eq!(balance(&w, &pan), opening - charged, "journal: {:#?}", txns);
         let report = sqlite::check(&w.host).unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
-        let _ = &w.term_path;
     }
 }
 
@@ -243,7 +172,7 @@ proptest! {
 /// report that next sale failed (L01) and drop its reversal although the host approved it.
 #[test]
 fn a_not_sent_for_an_earlier_request_does_not_fail_the_one_in_flight() {
-    let mut w = world();
+    let mut w = world(1000);
     let mut deliver = || Wire::Deliver;
     assert!(
         operate(&mut w, Command::SignIn, &mut deliver)
