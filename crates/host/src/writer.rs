@@ -240,10 +240,7 @@ fn commit_each(
         Err(e) => {
             let e = StoreError::from(e);
             tracing::error!(error = %e, "cannot begin a transaction; answering 96");
-            return inputs
-                .iter()
-                .map(|i| engine::storage_failure_answer(i, &e))
-                .collect();
+            return all_failed(inputs, &e);
         }
     };
     let mut answers = Vec::with_capacity(inputs.len());
@@ -271,10 +268,7 @@ fn commit_each(
                 // memory): nothing of the group is posted, and nothing more may commit on
                 // its own.
                 tracing::error!(error = %e, requests = inputs.len(), "group rolled back by SQLite; answering 96 to all");
-                return inputs
-                    .iter()
-                    .map(|i| engine::storage_failure_answer(i, &e))
-                    .collect();
+                return all_failed(inputs, &e);
             }
             Err(e) => {
                 tracing::error!(error = %e, "request failed in storage; rolled back, answering 96");
@@ -285,12 +279,17 @@ fn commit_each(
     if let Err(e) = tx.commit() {
         let e = StoreError::from(e);
         tracing::error!(error = %e, requests = inputs.len(), "group commit failed; answering 96 to all");
-        return inputs
-            .iter()
-            .map(|i| engine::storage_failure_answer(i, &e))
-            .collect();
+        return all_failed(inputs, &e);
     }
     answers
+}
+
+/// 96 to every request of a group, nothing of it posted.
+fn all_failed(inputs: &[Input<'_>], e: &StoreError) -> Vec<Answer> {
+    inputs
+        .iter()
+        .map(|i| engine::storage_failure_answer(i, e))
+        .collect()
 }
 
 /// Reloads the external issuers and, when a newer one is stored, the fault plan.

@@ -754,8 +754,8 @@ impl Ledger for SqliteLedger<'_> {
             );
         }
         let digits = pan.digits();
-        let lengths = self.bin_lengths.clone().unwrap_or_default();
-        for n in lengths.into_iter().filter(|&n| n <= digits.len()) {
+        let lengths = self.bin_lengths.as_deref().unwrap_or_default();
+        for &n in lengths.iter().filter(|&&n| n <= digits.len()) {
             let found = stmt
                 .query_row([&digits[..n]], |r| {
                     let external: bool = r.get(2)?;
