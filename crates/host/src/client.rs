@@ -4,7 +4,7 @@
 //! is asked for by its caller. The terminal engine with reversal and store-and-forward is
 //! a separate part.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -31,7 +31,8 @@ pub enum ClientError {
 /// A connected test terminal.
 pub struct TestTerminal {
     /// `None` for a terminal that only builds frames ([`TestTerminal::offline`]).
-    stream: Option<TcpStream>,
+    /// Reads are buffered: answers to pipelined requests arrive together.
+    stream: Option<BufReader<TcpStream>>,
     pub tid: String,
     pub mid: String,
     tmk: SecretKey,
@@ -53,7 +54,7 @@ impl TestTerminal {
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
         let mut t = TestTerminal::offline(tid, mid, tmk_hex)?;
-        t.stream = Some(stream);
+        t.stream = Some(BufReader::with_capacity(frame::FRAME_BYTES_MAX, stream));
         Ok(t)
     }
 
@@ -170,7 +171,7 @@ impl TestTerminal {
     }
 
     pub fn send_raw(&mut self, frame: &[u8]) -> Result<(), ClientError> {
-        self.connected()?.write_all(frame)?;
+        self.connected()?.get_mut().write_all(frame)?;
         Ok(())
     }
 
@@ -187,7 +188,7 @@ impl TestTerminal {
         self.parse(buf)
     }
 
-    fn connected(&mut self) -> Result<&mut TcpStream, ClientError> {
+    fn connected(&mut self) -> Result<&mut BufReader<TcpStream>, ClientError> {
         self.stream.as_mut().ok_or_else(|| {
             ClientError::Io(std::io::Error::new(
                 std::io::ErrorKind::NotConnected,

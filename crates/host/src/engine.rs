@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use poskit_codec::frame::{self, Header, Tpdu};
 use poskit_codec::{CUP_POS, Mti};
-use poskit_domain::{AmountFen, Batch, ResponseCode as Rc, TransactionKind as K};
+use poskit_domain::{AmountFen, Batch, ResponseCode as Rc, Tid, TransactionKind as K};
 use poskit_security::{
     EncryptedPinBlock, KeyLayout, MacAlgorithm, MakRule, PinBlockFormat, SecretKey, WorkingKeys,
     build_field62, decrypt_pin, verify_mac,
@@ -18,7 +18,7 @@ use poskit_security::{
 
 use crate::clock::HostTime;
 use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
-use crate::pinhash::PinHasher;
+use crate::pinhash::{PinHasher, PinTag};
 use crate::request::{self, Echo, FormatError, Request};
 use crate::response::{Reply, remac};
 use crate::store::{
@@ -78,6 +78,102 @@ pub struct Input<'a> {
     pub now: HostTime,
     pub issuer: IssuerVerdict,
     pub injected: Option<Injected>,
+    /// Cryptography done before the request reached the engine ([`Precheck`]).
+    pub precheck: Option<&'a Precheck>,
+    /// Leave field 64 of the answer to the caller ([`Answer::mac_pending`]), who computes
+    /// it outside the database transaction ([`Answer::seal`]).
+    pub mac_later: bool,
+}
+
+/// The cryptography of a request done by whoever read it off the network, with the keys
+/// last known for its terminal — so that the one writer does not spend its time on DES.
+/// It is a hint: the engine takes a result only when the keys, card number and PIN block
+/// it would use itself are the ones the result was computed with, and otherwise does the
+/// work again.
+///
+/// Only [`Precheck::compute`] makes one, from the frame it is handed beside.
+#[derive(Clone, Debug)]
+pub struct Precheck {
+    mac_algorithm: MacAlgorithm,
+    /// The key the request's MAC was checked with, the field 64 checked, and whether it
+    /// verified (`None`: it could not be checked).
+    mac_key: SecretKey,
+    mac_wire: Option<Vec<u8>>,
+    mac_ok: Option<bool>,
+    /// Field 52 decrypted: the PIK, card number and block used, and the PIN under the PIN
+    /// verification key (`None`: the block yields no PIN).
+    pin: Option<PinPrecheck>,
+}
+
+#[derive(Clone, Debug)]
+struct PinPrecheck {
+    pik: SecretKey,
+    pan: String,
+    block: [u8; 8],
+    tag: Option<PinTag>,
+}
+
+impl Precheck {
+    /// Checks the MAC of `frame` and the PIN of its field 52 (if any) with the keys
+    /// `keys_of` gives for its terminal (field 41), as the engine would. `None` when the
+    /// frame does not decode or no keys are known.
+    pub fn compute(
+        frame: &[u8],
+        mac_algorithm: MacAlgorithm,
+        keys_of: impl FnOnce(&Tid) -> Option<std::sync::Arc<(SecretKey, SecretKey)>>,
+        pins: &PinHasher,
+    ) -> Option<Precheck> {
+        let decoded = frame::decode_frame(&CUP_POS, frame).ok()?;
+        let m = &decoded.message;
+        let tid = m
+            .field(41)
+            .and_then(|f| f.text())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| Tid::parse(t).ok())?;
+        let keys = keys_of(&tid)?;
+        let (pik, mac_key) = (&keys.0, &keys.1);
+        let mac_wire = m.field(64).and_then(|f| f.bytes());
+        let mac_ok = match (m.mac_input(), mac_wire) {
+            (Some(data), Some(wire)) => verify_mac(mac_algorithm, mac_key, data, wire).ok(),
+            _ => None,
+        };
+        let pin = match (
+            request::card_pan(&decoded),
+            m.field(52).and_then(|f| f.bytes()),
+        ) {
+            (Some(pan), Some(block)) => {
+                let block: [u8; 8] = block.try_into().ok()?;
+                let tag = EncryptedPinBlock::from_bytes(PinBlockFormat::Iso0, &block)
+                    .ok()
+                    .and_then(|b| decrypt_pin(pik, &pan, &b).ok())
+                    .map(|p| pins.tag(&pan, &p));
+                Some(PinPrecheck {
+                    pik: pik.clone(),
+                    pan,
+                    block,
+                    tag,
+                })
+            }
+            _ => None,
+        };
+        Some(Precheck {
+            mac_algorithm,
+            mac_key: mac_key.clone(),
+            mac_wire: mac_wire.map(<[u8]>::to_vec),
+            mac_ok,
+            pin,
+        })
+    }
+
+    /// Whether field 64 verified, as far as this check knows (for tests and logs).
+    pub fn mac_verified(&self) -> Option<bool> {
+        self.mac_ok
+    }
+
+    /// Whether field 52 was decrypted to a PIN.
+    pub fn pin_found(&self) -> bool {
+        self.pin.as_ref().is_some_and(|p| p.tag.is_some())
+    }
 }
 
 /// The engine's answer.
@@ -96,6 +192,12 @@ pub struct Answer {
     pub amount_fen: Option<u64>,
     pub pan_masked: Option<String>,
     pub tid: Option<String>,
+    /// Field 64 still to be computed with this key (the request asked for
+    /// [`Input::mac_later`]).
+    pub mac_pending: Option<SecretKey>,
+    /// The terminal's working keys (PIK, MAC key) as this answer leaves them, when it
+    /// learnt them: `Some(None)` after a sign-off. For [`Precheck`]s of later requests.
+    pub keys_after: Option<Option<(SecretKey, SecretKey)>>,
 }
 
 /// Processes one request against the ledger. A storage error leaves the caller to roll
@@ -129,6 +231,9 @@ pub fn process(
         issuer: input.issuer,
         injected: input.injected.clone(),
         keys: None,
+        keys_after: None,
+        precheck: input.precheck,
+        mac_later: input.mac_later,
     };
     let req = match request::read(&decoded) {
         Ok(r) => r,
@@ -137,7 +242,12 @@ pub fn process(
             return ctx.format_error(&echo, &fe);
         }
     };
-    ctx.handle(&req)
+    let mut answer = ctx.handle(&req)?;
+    answer.keys_after = match ctx.keys_after.take() {
+        Some(after) => Some(after),
+        None => ctx.keys.take().map(Some),
+    };
+    Ok(answer)
 }
 
 /// The 96 answer to a request whose processing failed in storage; built without the
@@ -167,6 +277,8 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
         amount_fen: None,
         pan_masked: None,
         tid: m.field(41).map(|f| f.to_text()),
+        mac_pending: None,
+        keys_after: None,
     }
 }
 
@@ -190,6 +302,8 @@ impl Answer {
             amount_fen: req.amount.map(|a| a.fen()),
             pan_masked: req.card.as_ref().map(|c| c.pan.masked()),
             tid: Some(req.tid.as_str().to_owned()),
+            mac_pending: None,
+            keys_after: None,
         }
     }
 
@@ -205,6 +319,17 @@ impl Answer {
             amount_fen: None,
             pan_masked: None,
             tid: None,
+            mac_pending: None,
+            keys_after: None,
+        }
+    }
+
+    /// Computes field 64 if it was left for later ([`Input::mac_later`]).
+    pub fn seal(&mut self, algorithm: MacAlgorithm) {
+        if let (Some(key), Some(frame)) = (self.mac_pending.take(), self.frame.as_mut())
+            && frame.len() > frame::PREFIX_BYTES
+        {
+            remac(&mut frame[frame::PREFIX_BYTES..], algorithm, &key);
         }
     }
 }
@@ -357,6 +482,10 @@ struct Effect {
 
 struct Ctx<'l, 'c> {
     ledger: &'l mut dyn Ledger,
+    /// The working keys a sign-in issued or a sign-off withdrew.
+    keys_after: Option<Option<(SecretKey, SecretKey)>>,
+    precheck: Option<&'c Precheck>,
+    mac_later: bool,
     cfg: &'c EngineConfig,
     pins: &'c PinHasher,
     now: HostTime,
@@ -481,7 +610,18 @@ impl Ctx<'_, '_> {
                 "format error: field 64: MAC missing",
             ));
         };
-        match verify_mac(self.cfg.mac_algorithm, &key, data, wire) {
+        let checked = match self.precheck {
+            Some(p)
+                if p.mac_algorithm == self.cfg.mac_algorithm
+                    && p.mac_key == key
+                    && p.mac_wire.as_ref() == Some(wire)
+                    && p.mac_ok.is_some() =>
+            {
+                Ok(p.mac_ok == Some(true))
+            }
+            _ => verify_mac(self.cfg.mac_algorithm, &key, data, wire),
+        };
+        match checked {
             Ok(true) => Ok(()),
             Ok(false) => Err(Decision {
                 require_sign_in: true,
@@ -737,11 +877,20 @@ impl Ctx<'_, '_> {
             )));
         };
         let pik = self.keys.as_ref().map(|(pik, _)| pik.clone());
+        let prechecked = self
+            .precheck
+            .and_then(|p| p.pin.as_ref())
+            .filter(|p| Some(&p.pik) == pik.as_ref() && p.pan == pan.digits() && p.block == block);
         let right = match (
+            prechecked,
             pik,
             EncryptedPinBlock::from_bytes(PinBlockFormat::Iso0, &block),
         ) {
-            (Some(pik), Ok(block)) => match decrypt_pin(&pik, pan.digits(), &block) {
+            (Some(p), _, _) => p
+                .tag
+                .as_ref()
+                .is_some_and(|tag| PinHasher::tag_matches(tag, hash)),
+            (None, Some(pik), Ok(block)) => match decrypt_pin(&pik, pan.digits(), &block) {
                 Ok(pin) => self.pins.verify(pan.digits(), &pin, hash),
                 Err(_) => false,
             },
@@ -1520,6 +1669,7 @@ impl Ctx<'_, '_> {
             K::SignIn => self.sign_in(req, &terminal),
             K::SignOff => {
                 self.ledger.clear_working_keys(&req.tid)?;
+                self.keys_after = Some(None);
                 let reason = format!("terminal {} signed off: working keys withdrawn", req.tid);
                 self.acknowledge(req, reason)
             }
@@ -1578,6 +1728,10 @@ impl Ctx<'_, '_> {
         };
         self.ledger
             .set_working_keys(&req.tid, &keys.pik, &keys.mak, self.now.unix_ms)?;
+        self.keys_after = Some(Some((
+            keys.pik.clone(),
+            keys.mac_key_with(self.cfg.mak_rule),
+        )));
         let reason = format!(
             "signed in: working keys issued (layout {}), batch {}",
             layout.code(),
@@ -1898,7 +2052,12 @@ impl Ctx<'_, '_> {
         } else {
             None
         };
-        let (frame, refused) = reply.encode(mac_key.as_ref().map(|k| (self.cfg.mac_algorithm, k)));
+        // Stored with field 64 as zeros when it is computed later: a resend recomputes it
+        // with the MAK of that moment anyway.
+        let (frame, refused) = match &mac_key {
+            Some(_) if self.mac_later => reply.encode_unsealed(),
+            key => reply.encode(key.as_ref().map(|k| (self.cfg.mac_algorithm, k))),
+        };
         if !refused.is_empty() {
             return Err(StoreError::Corrupt(format!(
                 "response fields refused by the profile: {refused:?}"
@@ -1907,7 +2066,11 @@ impl Ctx<'_, '_> {
         let auth_code = auth_code.filter(|_| code.is_approved() && req.kind() != K::Refund);
         self.ledger
             .set_txn_answer(id, &rrn_of(id), auth_code, &frame)?;
-        Ok(Answer::of(req, frame, code, reason, id, false))
+        let mut answer = Answer::of(req, frame, code, reason, id, false);
+        if self.mac_later {
+            answer.mac_pending = mac_key;
+        }
+        Ok(answer)
     }
 
     /// The first answer again, its MAC recomputed with the terminal's current MAK.
@@ -1924,22 +2087,29 @@ impl Ctx<'_, '_> {
             )));
         };
         let code = Rc::parse(&previous.code).unwrap_or(Rc::SYSTEM_MALFUNCTION);
+        let mut mac_pending = None;
         if code.is_approved()
             && req.kind().carries_mac()
             && let Some(key) = self.mac_key(terminal)
             && frame.len() > frame::PREFIX_BYTES
         {
-            remac(
-                &mut frame[frame::PREFIX_BYTES..],
-                self.cfg.mac_algorithm,
-                &key,
-            );
+            if self.mac_later {
+                mac_pending = Some(key);
+            } else {
+                remac(
+                    &mut frame[frame::PREFIX_BYTES..],
+                    self.cfg.mac_algorithm,
+                    &key,
+                );
+            }
         }
         let reason = format!(
             "retransmission of transaction {}: its first answer sent again",
             previous.id
         );
-        Ok(Answer::of(req, frame, code, reason, previous.id, true))
+        let mut answer = Answer::of(req, frame, code, reason, previous.id, true);
+        answer.mac_pending = mac_pending;
+        Ok(answer)
     }
 }
 

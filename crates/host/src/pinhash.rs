@@ -15,6 +15,19 @@ use crate::HostError;
 pub const PVK_BYTES: usize = 32;
 
 /// The host's PIN verification key. Never printed; zeroized on drop.
+/// Bytes of a PIN tag (HMAC-SHA-256).
+pub const PIN_TAG_BYTES: usize = 32;
+
+/// A PIN under the PIN verification key ([`PinHasher::tag`]).
+#[derive(Clone)]
+pub struct PinTag(Zeroizing<[u8; PIN_TAG_BYTES]>);
+
+impl std::fmt::Debug for PinTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinTag(..)")
+    }
+}
+
 pub struct PinHasher {
     key: Zeroizing<[u8; PVK_BYTES]>,
 }
@@ -81,6 +94,31 @@ impl PinHasher {
         )
     }
 
+    /// What [`PinHasher::hash`] would store for `pin`, as bytes: computed where the PIN
+    /// block is decrypted (a connection task), compared with the stored form later by
+    /// [`PinHasher::tag_matches`]. Zeroized on drop, never printed.
+    pub fn tag(&self, pan: &str, pin: &Pin) -> PinTag {
+        let bytes: [u8; PIN_TAG_BYTES] = self
+            .mac(pan, pin.dangerous_expose())
+            .finalize()
+            .into_bytes()
+            .into();
+        PinTag(Zeroizing::new(bytes))
+    }
+
+    /// Whether `tag` is the stored form `stored`, compared in constant time.
+    pub fn tag_matches(tag: &PinTag, stored: &str) -> bool {
+        let Ok(expected) = hex::decode(stored) else {
+            return false;
+        };
+        expected.len() == PIN_TAG_BYTES
+            && expected
+                .iter()
+                .zip(tag.0.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// Whether `pin` is the card's PIN, compared in constant time.
     pub fn verify(&self, pan: &str, pin: &Pin, stored: &str) -> bool {
         let Ok(expected) = hex::decode(stored) else {
@@ -119,6 +157,14 @@ mod tests {
         assert!(hasher.verify("6222021234567890128", &pin, &stored));
         assert!(!hasher.verify("6222021234567890136", &pin, &stored));
         assert!(!hasher.verify("6222021234567890128", &Pin::new("654321").unwrap(), &stored));
+        let tag = hasher.tag("6222021234567890128", &pin);
+        assert!(PinHasher::tag_matches(&tag, &stored));
+        assert!(!PinHasher::tag_matches(
+            &hasher.tag("6222021234567890136", &pin),
+            &stored
+        ));
+        assert!(!PinHasher::tag_matches(&tag, &stored[..62]));
+        assert!(!format!("{tag:?}").contains(&stored[..8]));
         let other = PinHasher::from_key([8; PVK_BYTES]);
         assert!(!other.verify("6222021234567890128", &pin, &stored));
     }

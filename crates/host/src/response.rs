@@ -52,6 +52,19 @@ impl Reply {
     /// the profile refuses is left out (and named in the returned list) rather than
     /// failing the response: the engine only sets values it has checked.
     pub fn encode(&self, mac: Option<(MacAlgorithm, &SecretKey)>) -> (Vec<u8>, Vec<u8>) {
+        let (mut out, refused) = self.encode_with(mac.is_some());
+        if let Some((algorithm, key)) = mac {
+            remac(&mut out[frame::PREFIX_BYTES..], algorithm, key);
+        }
+        (out, refused)
+    }
+
+    /// The whole frame with field 64 present as zeros, for [`remac`] to fill in later.
+    pub fn encode_unsealed(&self) -> (Vec<u8>, Vec<u8>) {
+        self.encode_with(true)
+    }
+
+    fn encode_with(&self, mac_slot: bool) -> (Vec<u8>, Vec<u8>) {
         let mut builder = MessageBuilder::new(&CUP_POS, self.mti);
         let mut refused = Vec::new();
         for (number, value) in &self.fields {
@@ -63,15 +76,17 @@ impl Reply {
             }
         }
         let placeholder = [b'0'; MAC_BYTES];
-        if mac.is_some() {
+        if mac_slot {
             // Field 64 is fixed 8 bytes: always accepted.
             let _ = builder.set(64, &placeholder);
         }
         let mut out = Vec::with_capacity(builder.encoded_len() + frame::PREFIX_BYTES);
         let range = frame::encode_frame_into(&self.tpdu, &self.header, &builder, &mut out);
-        if let Some((algorithm, key)) = mac {
-            remac(&mut out[range], algorithm, key);
-        }
+        assert_eq!(
+            range.start,
+            frame::PREFIX_BYTES,
+            "the message follows the prefix"
+        );
         (out, refused)
     }
 }

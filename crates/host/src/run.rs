@@ -62,7 +62,7 @@ pub async fn run(
         load_demo(dir, &config)?;
     }
     let conn = dir.open_store()?;
-    let pins = dir.pin_hasher()?;
+    let pins = Arc::new(dir.pin_hasher()?);
     let shared = Arc::new(Shared::default());
     let (queue_tx, queue_rx) = mpsc::channel(config.limits.queue_max);
     let writer = writer::spawn(
@@ -74,7 +74,7 @@ pub async fn run(
             group_commit_max: config.limits.group_commit_max,
             config_faults: config.faults.clone(),
         },
-        pins,
+        pins.clone(),
         shared.clone(),
         queue_rx,
     )
@@ -101,6 +101,8 @@ pub async fn run(
         shared,
         queue: queue_tx,
         stats,
+        pins,
+        mac_algorithm: config.engine.mac_algorithm,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let serving = tokio::spawn(server::serve(server, listener, stop_rx));

@@ -17,8 +17,11 @@ use poskit_codec::frame::{self, FRAME_BYTES_MAX, LENGTH_BYTES};
 use poskit_domain::{Identified, TransactionKind};
 
 use crate::config::Limits;
-use crate::engine::{self, Answer, Injected, Input, IssuerVerdict};
+use poskit_security::MacAlgorithm;
+
+use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Precheck};
 use crate::faults::{Decision, Target};
+use crate::pinhash::PinHasher;
 use crate::store::StoreError;
 use crate::writer::{Job, Shared, Work};
 
@@ -36,6 +39,10 @@ pub struct Server {
     pub shared: Arc<Shared>,
     pub queue: mpsc::Sender<Work>,
     pub stats: Arc<Stats>,
+    /// For the [`Precheck`] of requests and the MAC of answers, done here on the
+    /// connection tasks so that the one writer does not spend its time on DES.
+    pub pins: Arc<PinHasher>,
+    pub mac_algorithm: MacAlgorithm,
 }
 
 /// Serves until `shutdown` turns true, then drains: no new connection or frame is taken,
@@ -119,27 +126,46 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &server.limits;
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    // Pipelined requests arrive together: one read takes as many as are there.
+    let mut rd = tokio::io::BufReader::with_capacity(FRAME_BYTES_MAX, rd);
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(limits.pipeline_depth_max * 2);
     let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
+        // Answers that are ready together (a group commit answers many at once) go out in
+        // one write: one system call for the lot instead of one per answer.
+        let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
+        let mut closing = false;
         while let Some(out) = out_rx.recv().await {
-            match out {
-                Outgoing::Frame(bytes) => {
-                    match tokio::time::timeout(write_timeout, wr.write_all(&bytes)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "write failed");
-                            break;
-                        }
-                        Err(_) => {
-                            tracing::warn!(%peer, "write timed out; closing");
-                            break;
-                        }
+            let mut next = Some(out);
+            while let Some(out) = next.take() {
+                match out {
+                    Outgoing::Frame(bytes) => pending.extend_from_slice(&bytes),
+                    Outgoing::Close => {
+                        closing = true;
+                        break;
                     }
                 }
-                Outgoing::Close => break,
+                if pending.len() < FRAME_BYTES_MAX {
+                    next = out_rx.try_recv().ok();
+                }
+            }
+            if !pending.is_empty() {
+                match tokio::time::timeout(write_timeout, wr.write_all(&pending)).await {
+                    Ok(Ok(())) => pending.clear(),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "write failed");
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "write timed out; closing");
+                        break;
+                    }
+                }
+            }
+            if closing {
+                break;
             }
         }
         let _ = wr.shutdown().await;
@@ -319,14 +345,22 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
         (None, true) => Some(Injected::StorageError),
         (None, false) => None,
     };
+    let precheck = Precheck::compute(
+        &bytes,
+        server.mac_algorithm,
+        |tid| server.shared.keys_of(tid),
+        &server.pins,
+    )
+    .map(Box::new);
     let (tx, rx) = oneshot::channel();
     let job = Job {
         frame: bytes,
         issuer,
         injected: injected.clone(),
+        precheck,
         reply: tx,
     };
-    let answer: Answer = match server.queue.send(Work::Request(job)).await {
+    let mut answer: Answer = match server.queue.send(Work::Request(job)).await {
         Ok(()) => match rx.await {
             Ok(a) => a,
             Err(_) => writer_gone(&p),
@@ -337,6 +371,8 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
                 now: crate::clock::HostTime::at(0, 0),
                 issuer,
                 injected,
+                precheck: None,
+                mac_later: false,
             };
             engine::storage_failure_answer(
                 &input,
@@ -377,6 +413,7 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
             .fetch_add(1, Ordering::Relaxed);
         return;
     }
+    answer.seal(server.mac_algorithm);
     let Some(mut frame) = answer.frame else {
         tracing::warn!(%peer, reason = %answer.reason, "nothing to answer; closing");
         let _ = out.send(Outgoing::Close).await;
@@ -401,5 +438,7 @@ fn writer_gone(p: &Peek) -> Answer {
         amount_fen: None,
         pan_masked: None,
         tid: p.tid.clone(),
+        mac_pending: None,
+        keys_after: None,
     }
 }

@@ -4,6 +4,7 @@
 //! and only after the commit are the answers handed back to be written. A failed commit
 //! turns every answer of the group into 96 — nothing of it was posted.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -11,18 +12,24 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::HostTime;
-use crate::engine::{self, Answer, EngineConfig, Injected, Input, IssuerVerdict};
+use poskit_domain::Tid;
+use poskit_security::SecretKey;
+
+use crate::engine::{self, Answer, EngineConfig, Injected, Input, IssuerVerdict, Precheck};
 use crate::faults::{FaultPlan, FaultState};
 use crate::model::ExternalIssuer;
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
-use crate::store::sqlite::SqliteLedger;
+use crate::store::sqlite::{MasterCache, SqliteLedger};
 
 /// One request for the writer.
 pub struct Job {
     pub frame: Vec<u8>,
     pub issuer: IssuerVerdict,
     pub injected: Option<Injected>,
+    /// The request's MAC and PIN checked on the connection task, when its terminal's keys
+    /// were known there; the answer's MAC is left to the connection task as well.
+    pub precheck: Option<Box<Precheck>>,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -43,9 +50,48 @@ pub struct Shared {
     /// commit saves in fsyncs.
     pub groups_committed: std::sync::atomic::AtomicU64,
     pub requests_committed: std::sync::atomic::AtomicU64,
+    /// Each terminal's working keys (PIK, MAC key) as of the last committed answer that
+    /// read or changed them: what connection tasks check MACs and PINs with before the
+    /// writer sees a request ([`Precheck`]). One entry per terminal on file at most.
+    pub keys: RwLock<HashMap<Tid, Arc<(SecretKey, SecretKey)>>>,
 }
 
 impl Shared {
+    /// The working keys last committed for a terminal.
+    pub fn keys_of(&self, tid: &Tid) -> Option<Arc<(SecretKey, SecretKey)>> {
+        self.keys.read().ok()?.get(tid).cloned()
+    }
+
+    /// Takes the keys committed answers leave their terminals with.
+    pub fn publish_keys(&self, answers: &[Answer]) {
+        let mut changes = Vec::new();
+        if let Ok(keys) = self.keys.read() {
+            for answer in answers {
+                let (Some(after), Some(tid)) = (
+                    &answer.keys_after,
+                    answer.tid.as_deref().and_then(|t| Tid::parse(t).ok()),
+                ) else {
+                    continue;
+                };
+                let known = keys.get(&tid).map(|k| (&k.0, &k.1));
+                if known != after.as_ref().map(|(pik, mac)| (pik, mac)) {
+                    changes.push((tid, after.clone()));
+                }
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            for (tid, after) in changes {
+                match after {
+                    Some(pair) => keys.insert(tid, Arc::new(pair)),
+                    None => keys.remove(&tid),
+                };
+            }
+        }
+    }
+
     /// The external issuer of a card number, by longest BIN prefix.
     pub fn external_issuer(&self, pan: &str) -> Option<ExternalIssuer> {
         let issuers = self.issuers.read().ok()?;
@@ -70,7 +116,7 @@ pub struct WriterSettings {
 pub fn spawn(
     conn: Connection,
     settings: WriterSettings,
-    pins: PinHasher,
+    pins: Arc<PinHasher>,
     shared: Arc<Shared>,
     queue: mpsc::Receiver<Work>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -145,11 +191,12 @@ fn checkpoints(path: &str, writing: &std::sync::atomic::AtomicBool) {
 fn run(
     mut conn: Connection,
     settings: WriterSettings,
-    pins: PinHasher,
+    pins: Arc<PinHasher>,
     shared: Arc<Shared>,
     mut queue: mpsc::Receiver<Work>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
+    let mut cache = MasterCache::default();
     while let Some(work) = queue.blocking_recv() {
         match work {
             Work::Refresh => {
@@ -166,7 +213,8 @@ fn run(
             }
         }
         let now = HostTime::now(settings.utc_offset_minutes, settings.clock_offset_days);
-        let answers = commit_group(&mut conn, &settings.engine, &pins, &group, now);
+        let answers = commit_group(&mut conn, &mut cache, &settings.engine, &pins, &group, now);
+        shared.publish_keys(&answers);
         shared
             .groups_committed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -182,6 +230,7 @@ fn run(
 
 fn commit_group(
     conn: &mut Connection,
+    cache: &mut MasterCache,
     cfg: &EngineConfig,
     pins: &PinHasher,
     group: &[Job],
@@ -194,14 +243,19 @@ fn commit_group(
             now,
             issuer: job.issuer,
             injected: job.injected.clone(),
+            precheck: job.precheck.as_deref(),
+            mac_later: true,
         })
         .collect();
     // The fast path: the whole group in one transaction, no savepoint per request (a
     // savepoint copies every page the group already touched before each request writes
     // it). Any storage error rolls the group back, and it is done again request by request.
-    match commit_whole(conn, cfg, pins, &inputs) {
+    match commit_whole(conn, cache, cfg, pins, &inputs) {
         Ok(answers) => answers,
         Err(e) => {
+            // What the cache read after a write of the rolled-back work was never
+            // committed; and the redo is the rare path, so it reads the database itself.
+            cache.clear();
             tracing::warn!(error = %e, requests = inputs.len(), "group rolled back; doing it again request by request");
             commit_each(conn, cfg, pins, &inputs)
         }
@@ -211,14 +265,16 @@ fn commit_group(
 /// The group in one transaction, or nothing of it.
 fn commit_whole(
     conn: &mut Connection,
+    cache: &mut MasterCache,
     cfg: &EngineConfig,
     pins: &PinHasher,
     inputs: &[Input<'_>],
 ) -> Result<Vec<Answer>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    cache.revalidate(&tx)?;
     let mut answers = Vec::with_capacity(inputs.len());
     {
-        let mut ledger = SqliteLedger::new(&tx);
+        let mut ledger = SqliteLedger::cached(&tx, cache);
         for input in inputs {
             answers.push(engine::process(&mut ledger, cfg, pins, input)?);
         }

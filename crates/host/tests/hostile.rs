@@ -30,6 +30,8 @@ fn process(conn: &mut Connection, pins: &PinHasher, frame: &[u8]) -> engine::Ans
             now: HostTime::now(480, 0),
             issuer: IssuerVerdict::Reachable,
             injected: None,
+            precheck: None,
+            mac_later: false,
         };
         engine::process(&mut ledger, &EngineConfig::default(), pins, &input).unwrap()
     };

@@ -10,10 +10,11 @@ use rusqlite::Connection;
 use poskit_domain::{AmountFen, Mid, Pan, Tid};
 use poskit_host::clock::HostTime;
 use poskit_host::demo;
-use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
+use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Precheck};
 use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
-use poskit_host::store::sqlite::{self, SqliteLedger};
+use poskit_host::store::sqlite::{self, MasterCache, SqliteLedger};
+use poskit_host::writer::Shared;
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
 use poskit_terminal::journal::Journal;
@@ -123,6 +124,9 @@ pub struct World {
     host_down_until_ms: i64,
     /// Host requests processed since the last commit.
     host_uncommitted: u32,
+    /// The host's published working keys, as a server keeps them for its connections.
+    host_keys: Shared,
+    host_cache: MasterCache,
     /// One per terminal, by index.
     links: Vec<Link>,
     /// In the final recovery (answers then come back through `drain`, not `recover`).
@@ -217,6 +221,8 @@ impl World {
             knobs,
             host_down_until_ms: 0,
             host_uncommitted: 0,
+            host_keys: Shared::default(),
+            host_cache: MasterCache::default(),
             links: vec![Link::default(); terminals as usize],
             recovering: false,
             report: Report::new(seed),
@@ -558,16 +564,32 @@ impl World {
                 .unwrap_or_else(|e| panic!("host: {e}"));
         }
         let answer = {
-            let mut ledger = SqliteLedger::new(&self.host);
+            // Nothing is ever rolled back here and nothing else writes the host store,
+            // so the writer's master-data cache needs no revalidation.
+            let mut ledger = SqliteLedger::cached(&self.host, &mut self.host_cache);
+            // As the server does: MAC and PIN checked before the engine with the keys the
+            // host last answered with, the answer's MAC computed after it.
+            let precheck = Precheck::compute(
+                &frame,
+                self.engine_cfg.mac_algorithm,
+                |tid| self.host_keys.keys_of(tid),
+                &self.pins,
+            );
             let input = Input {
                 frame: &frame,
                 now,
                 issuer,
                 injected: None,
+                precheck: precheck.as_ref(),
+                mac_later: true,
             };
             engine::process(&mut ledger, &self.engine_cfg, &self.pins, &input)
                 .unwrap_or_else(|e| panic!("host: {e}"))
         };
+        // A simulated commit always happens (a crash loses only the answer).
+        self.host_keys.publish_keys(std::slice::from_ref(&answer));
+        let mut answer = answer;
+        answer.seal(self.engine_cfg.mac_algorithm);
         self.host_uncommitted += 1;
         if self.host_uncommitted >= HOST_COMMIT_EVERY {
             self.commit_host();

@@ -2,6 +2,7 @@
 //! by `user_version`, `synchronous = FULL` so that a commit is on disk before any response
 //! that depends on it is written.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -547,11 +548,75 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
     Ok(report)
 }
 
+/// Entries a [`MasterCache`] map holds before it starts again from empty.
+pub const MASTER_CACHE_ENTRIES_MAX: usize = 65_536;
+
+/// Master data — terminals, merchants, cards, BINs — kept by the one writer between its
+/// transactions, so that an authorization reads them from memory instead of four or five
+/// statements. It is only right while nobody else writes them:
+/// - a write through the ledger forgets the row it changes (read again, as written, next
+///   time);
+/// - [`MasterCache::revalidate`] at the start of every transaction forgets everything when
+///   another connection has committed since (`PRAGMA data_version`), as `poskit host
+///   import` does beside a running host;
+/// - the owner calls [`MasterCache::clear`] after any rollback, since rows read after a
+///   write of the rolled-back work may hold what was never committed.
+#[derive(Default)]
+pub struct MasterCache {
+    data_version: Option<i64>,
+    terminals: HashMap<Tid, Option<TerminalState>>,
+    merchants: HashMap<Mid, Option<MerchantState>>,
+    cards: HashMap<String, Option<CardState>>,
+    /// Card id → PAN of the cached cards, to forget a card written by id.
+    card_pans: HashMap<i64, String>,
+    /// BIN prefix → institution, and the prefix lengths on file, longest first.
+    bins: Option<(HashMap<String, InstitutionState>, Vec<usize>)>,
+}
+
+impl MasterCache {
+    pub fn clear(&mut self) {
+        self.terminals.clear();
+        self.merchants.clear();
+        self.cards.clear();
+        self.card_pans.clear();
+        self.bins = None;
+    }
+
+    /// Forgets everything if another connection has committed since the last look. Call
+    /// it inside the transaction (which holds the write lock, so nobody commits between
+    /// this and the end of the transaction).
+    pub fn revalidate(&mut self, conn: &Connection) -> StoreResult<()> {
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.data_version != Some(version) {
+            self.clear();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    fn forget_card(&mut self, card_id: i64) {
+        if let Some(pan) = self.card_pans.remove(&card_id) {
+            self.cards.remove(&pan);
+        }
+    }
+}
+
+/// Inserts into a bounded map: a full map starts again from empty.
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MASTER_CACHE_ENTRIES_MAX {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 /// A [`Ledger`] over a connection that is inside a transaction (or savepoint).
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
     /// The lengths of the BINs on file, longest first (read once per ledger).
     bin_lengths: Option<Vec<usize>>,
+    cache: Option<&'c mut MasterCache>,
 }
 
 impl<'c> SqliteLedger<'c> {
@@ -567,6 +632,23 @@ impl<'c> SqliteLedger<'c> {
         SqliteLedger {
             conn,
             bin_lengths: None,
+            cache: None,
+        }
+    }
+
+    /// A ledger that reads master data through `cache` (see [`MasterCache`] for the rules
+    /// its owner keeps).
+    pub fn cached(conn: &'c Connection, cache: &'c mut MasterCache) -> SqliteLedger<'c> {
+        SqliteLedger {
+            conn,
+            bin_lengths: None,
+            cache: Some(cache),
+        }
+    }
+
+    fn forget_terminal(&mut self, tid: &Tid) {
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.terminals.remove(tid);
         }
     }
 }
@@ -613,8 +695,8 @@ fn kind_list(kinds: &[TransactionKind]) -> String {
         .join(",")
 }
 
-impl Ledger for SqliteLedger<'_> {
-    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
+impl SqliteLedger<'_> {
+    fn read_terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
         let row = self
             .conn
             .prepare_cached(
@@ -650,7 +732,7 @@ impl Ledger for SqliteLedger<'_> {
         }))
     }
 
-    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<MerchantState>> {
+    fn read_merchant(&mut self, mid: &Mid) -> StoreResult<Option<MerchantState>> {
         let row = self
             .conn
             .prepare_cached(
@@ -680,7 +762,7 @@ impl Ledger for SqliteLedger<'_> {
         }))
     }
 
-    fn card(&mut self, pan: &Pan) -> StoreResult<Option<CardState>> {
+    fn read_card(&mut self, pan: &Pan) -> StoreResult<Option<CardState>> {
         let row = self
             .conn
             .prepare_cached(
@@ -731,7 +813,40 @@ impl Ledger for SqliteLedger<'_> {
         }))
     }
 
-    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
+    /// Every BIN on file with its institution, and the prefix lengths, longest first.
+    fn read_bins(&mut self) -> StoreResult<(HashMap<String, InstitutionState>, Vec<usize>)> {
+        let mut bins = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.prefix, i.code, i.name, i.external, i.latency_ms, i.down
+             FROM bins b JOIN institutions i ON i.code = b.institution",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let external: bool = r.get(3)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                InstitutionState {
+                    code: r.get(1)?,
+                    name: r.get(2)?,
+                    external: external.then_some(ExternalIssuer {
+                        latency_ms: r.get(4)?,
+                        down: r.get(5)?,
+                    }),
+                },
+            ))
+        })?;
+        for row in rows {
+            let (prefix, institution) = row?;
+            if (1..=BIN_PREFIX_DIGITS_MAX).contains(&prefix.len()) {
+                bins.insert(prefix, institution);
+            }
+        }
+        let mut lengths: Vec<usize> = bins.keys().map(String::len).collect();
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        lengths.dedup();
+        Ok((bins, lengths))
+    }
+
+    fn read_institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT i.code, i.name, i.external, i.latency_ms, i.down
              FROM bins b JOIN institutions i ON i.code = b.institution WHERE b.prefix = ?1",
@@ -775,6 +890,73 @@ impl Ledger for SqliteLedger<'_> {
         }
         Ok(None)
     }
+}
+
+impl Ledger for SqliteLedger<'_> {
+    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
+        if let Some(hit) = self.cache.as_deref().and_then(|c| c.terminals.get(tid)) {
+            return Ok(hit.clone());
+        }
+        let found = self.read_terminal(tid)?;
+        if let Some(cache) = self.cache.as_deref_mut() {
+            bounded_insert(&mut cache.terminals, *tid, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<MerchantState>> {
+        if let Some(hit) = self.cache.as_deref().and_then(|c| c.merchants.get(mid)) {
+            return Ok(hit.clone());
+        }
+        let found = self.read_merchant(mid)?;
+        if let Some(cache) = self.cache.as_deref_mut() {
+            bounded_insert(&mut cache.merchants, *mid, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn card(&mut self, pan: &Pan) -> StoreResult<Option<CardState>> {
+        if let Some(hit) = self
+            .cache
+            .as_deref()
+            .and_then(|c| c.cards.get(pan.digits()))
+        {
+            return Ok(hit.clone());
+        }
+        let found = self.read_card(pan)?;
+        if let Some(cache) = self.cache.as_deref_mut() {
+            if cache.cards.len() >= MASTER_CACHE_ENTRIES_MAX {
+                cache.cards.clear();
+                cache.card_pans.clear();
+            }
+            if let Some(card) = &found {
+                cache.card_pans.insert(card.id, pan.digits().to_owned());
+            }
+            cache.cards.insert(pan.digits().to_owned(), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
+        if self.cache.is_none() {
+            return self.read_institution_for(pan);
+        }
+        if self.cache.as_deref().is_some_and(|c| c.bins.is_none()) {
+            let bins = self.read_bins()?;
+            if let Some(cache) = self.cache.as_deref_mut() {
+                cache.bins = Some(bins);
+            }
+        }
+        let Some((bins, lengths)) = self.cache.as_deref().and_then(|c| c.bins.as_ref()) else {
+            return Ok(None);
+        };
+        let digits = pan.digits();
+        Ok(lengths
+            .iter()
+            .filter(|&&n| n <= digits.len())
+            .find_map(|&n| bins.get(&digits[..n]))
+            .cloned())
+    }
 
     fn set_working_keys(
         &mut self,
@@ -793,6 +975,7 @@ impl Ledger for SqliteLedger<'_> {
                 mak.dangerous_expose(),
                 now_ms
             ])?;
+        self.forget_terminal(tid);
         Ok(())
     }
 
@@ -800,6 +983,7 @@ impl Ledger for SqliteLedger<'_> {
         self.conn
             .prepare_cached("UPDATE terminals SET pik = NULL, mak = NULL WHERE tid = ?1")?
             .execute([tid.as_str()])?;
+        self.forget_terminal(tid);
         Ok(())
     }
 
@@ -807,6 +991,7 @@ impl Ledger for SqliteLedger<'_> {
         self.conn
             .prepare_cached("UPDATE terminals SET batch = ?2 WHERE tid = ?1")?
             .execute(params![tid.as_str(), batch.value()])?;
+        self.forget_terminal(tid);
         Ok(())
     }
 
@@ -814,6 +999,9 @@ impl Ledger for SqliteLedger<'_> {
         self.conn
             .prepare_cached("UPDATE cards SET pin_tries_used = ?2 WHERE id = ?1")?
             .execute(params![card_id, tries_used])?;
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.forget_card(card_id);
+        }
         Ok(())
     }
 

@@ -66,6 +66,8 @@ pub fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
             now: HostTime::now(480, 0),
             issuer: IssuerVerdict::Reachable,
             injected: None,
+            precheck: None,
+            mac_later: false,
         };
         engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
     };
