@@ -611,12 +611,18 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, v
     map.insert(key, value);
 }
 
+/// Terminal, merchant, batch and trace: a request's key without its message class.
+type TraceKey = (Tid, Mid, Batch, Stan);
+
 /// A [`Ledger`] over a connection that is inside a transaction (or savepoint).
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
     /// The lengths of the BINs on file, longest first (read once per ledger).
     bin_lengths: Option<Vec<usize>>,
     cache: Option<&'c mut MasterCache>,
+    /// The reversal row (or its absence) `find_by_key` saw for a trace, until the next
+    /// write to transactions.
+    reversal_seen: Option<(TraceKey, Option<TxnRecord>)>,
 }
 
 impl<'c> SqliteLedger<'c> {
@@ -633,6 +639,7 @@ impl<'c> SqliteLedger<'c> {
             conn,
             bin_lengths: None,
             cache: None,
+            reversal_seen: None,
         }
     }
 
@@ -643,6 +650,7 @@ impl<'c> SqliteLedger<'c> {
             conn,
             bin_lengths: None,
             cache: Some(cache),
+            reversal_seen: None,
         }
     }
 
@@ -653,9 +661,23 @@ impl<'c> SqliteLedger<'c> {
     }
 }
 
-const TXN_COLUMNS: &str =
-    "id, kind, reversal, tid, mid, batch, stan, request_hash, amount_fen, card_id, rrn,
-    auth_code, day, mmdd, code, state, original_id, refunded_fen, response";
+/// The columns [`txn_row`] reads, in its order.
+macro_rules! txn_columns {
+    () => {
+        "id, kind, reversal, tid, mid, batch, stan, request_hash, amount_fen, card_id, rrn,
+        auth_code, day, mmdd, code, state, original_id, refunded_fen, response"
+    };
+}
+
+/// `SELECT` of [`txn_columns`] and then the rest of the statement: a literal, so that the
+/// hot lookups hand the statement cache a fixed string (no formatting per call).
+macro_rules! select_txn {
+    ($rest:literal) => {
+        concat!("SELECT ", txn_columns!(), " ", $rest)
+    };
+}
+
+const TXN_COLUMNS: &str = txn_columns!();
 
 fn txn_row(r: &Row<'_>) -> rusqlite::Result<TxnRecord> {
     let kind: Option<String> = r.get(1)?;
@@ -1006,24 +1028,40 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn find_by_key(&mut self, key: &TxnKey) -> StoreResult<Option<TxnRecord>> {
-        let sql = format!(
-            "SELECT {TXN_COLUMNS} FROM transactions
-             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND mti = ?5 AND idem = 1"
+        // One seek answers both questions an original request asks of its trace: was it
+        // seen (this MTI), and did its reversal (0400) arrive first — the second is kept
+        // for `find_reversal_of` until the next write.
+        const SQL: &str = concat!(
+            "SELECT ",
+            txn_columns!(),
+            ", mti FROM transactions
+             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND mti IN (?5, '0400')
+               AND idem = 1"
         );
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(
-                params![
-                    key.tid.as_str(),
-                    key.mid.as_str(),
-                    key.batch.value(),
-                    key.stan.value(),
-                    std::str::from_utf8(&key.class).unwrap_or("????")
-                ],
-                txn_row,
-            )
-            .optional()?)
+        let class = std::str::from_utf8(&key.class).unwrap_or("????");
+        let mut stmt = self.conn.prepare_cached(SQL)?;
+        let rows = stmt.query_map(
+            params![
+                key.tid.as_str(),
+                key.mid.as_str(),
+                key.batch.value(),
+                key.stan.value(),
+                class
+            ],
+            |r| Ok((txn_row(r)?, r.get::<_, String>(19)?)),
+        )?;
+        let (mut found, mut reversal) = (None, None);
+        for row in rows {
+            let (record, mti) = row?;
+            if mti == class {
+                found = Some(record);
+            } else if record.reversal {
+                reversal = Some(record);
+            }
+        }
+        self.reversal_seen =
+            (class != "0400").then_some(((key.tid, key.mid, key.batch, key.stan), reversal));
+        Ok(found)
     }
 
     fn find_reversal_of(
@@ -1033,14 +1071,19 @@ impl Ledger for SqliteLedger<'_> {
         batch: Batch,
         stan: Stan,
     ) -> StoreResult<Option<TxnRecord>> {
-        let sql = format!(
-            "SELECT {TXN_COLUMNS} FROM transactions
+        if let Some((seen_key, seen)) = self.reversal_seen.take()
+            && seen_key == (*tid, *mid, batch, stan)
+        {
+            return Ok(seen);
+        }
+        const SQL: &str = select_txn!(
+            "FROM transactions
              WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND mti = '0400' AND idem = 1
                AND reversal = 1"
         );
         Ok(self
             .conn
-            .prepare_cached(&sql)?
+            .prepare_cached(SQL)?
             .query_row(
                 params![tid.as_str(), mid.as_str(), batch.value(), stan.value()],
                 txn_row,
@@ -1114,29 +1157,30 @@ impl Ledger for SqliteLedger<'_> {
         card_id: i64,
         auth_code: &str,
     ) -> StoreResult<Option<TxnRecord>> {
-        let sql = format!(
-            "SELECT {TXN_COLUMNS} FROM transactions
+        const SQL: &str = select_txn!(
+            "FROM transactions
              WHERE mid = ?1 AND card_id = ?2 AND auth_code = ?3 AND kind = 'pre-auth'
                AND reversal = 0 AND code = '00'
              ORDER BY id DESC LIMIT 1"
         );
         Ok(self
             .conn
-            .prepare_cached(&sql)?
+            .prepare_cached(SQL)?
             .query_row(params![mid.as_str(), card_id, auth_code], txn_row)
             .optional()?)
     }
 
     fn txn(&mut self, id: i64) -> StoreResult<Option<TxnRecord>> {
-        let sql = format!("SELECT {TXN_COLUMNS} FROM transactions WHERE id = ?1");
+        const SQL: &str = select_txn!("FROM transactions WHERE id = ?1");
         Ok(self
             .conn
-            .prepare_cached(&sql)?
+            .prepare_cached(SQL)?
             .query_row([id], txn_row)
             .optional()?)
     }
 
     fn insert_txn(&mut self, t: &NewTxn<'_>) -> StoreResult<i64> {
+        self.reversal_seen = None;
         let (tid, mid, batch, stan, mti, idem) = match &t.key {
             Some(k) => (
                 Some(k.tid.as_str()),
@@ -1189,6 +1233,7 @@ impl Ledger for SqliteLedger<'_> {
         auth_code: Option<&str>,
         response: &[u8],
     ) -> StoreResult<()> {
+        self.reversal_seen = None;
         self.conn
             .prepare_cached(
                 "UPDATE transactions SET rrn = ?2, auth_code = coalesce(?3, auth_code), response = ?4 WHERE id = ?1",
@@ -1198,6 +1243,7 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn set_txn_state(&mut self, id: i64, state: TxnState) -> StoreResult<()> {
+        self.reversal_seen = None;
         self.conn
             .prepare_cached("UPDATE transactions SET state = ?2 WHERE id = ?1")?
             .execute(params![id, state.as_str()])?;
@@ -1205,6 +1251,7 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn add_refunded(&mut self, id: i64, amount_fen: u64) -> StoreResult<()> {
+        self.reversal_seen = None;
         self.conn
             .prepare_cached(
                 "UPDATE transactions SET refunded_fen = refunded_fen + ?2 WHERE id = ?1",
@@ -1214,6 +1261,7 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn note_txn_link(&mut self, id: i64, original_id: i64) -> StoreResult<()> {
+        self.reversal_seen = None;
         self.conn
             .prepare_cached("UPDATE transactions SET original_id = ?2 WHERE id = ?1")?
             .execute(params![id, original_id])?;
