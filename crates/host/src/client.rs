@@ -175,8 +175,71 @@ impl TestTerminal {
         Ok(())
     }
 
+    /// A template of `spec` for [`RequestTemplate::frame`] (signed in, MAC'd requests).
+    pub fn template(&mut self, spec: &RequestSpec) -> Result<RequestTemplate, ClientError> {
+        let mac_key = self
+            .keys
+            .as_ref()
+            .map(WorkingKeys::mac_key)
+            .ok_or_else(|| ClientError::Build("a template needs a signed-in terminal".into()))?;
+        let (frame, _) = self.build(spec)?;
+        let decoded = frame::decode_frame(&poskit_codec::CUP_POS, &frame)
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let stan_at = decoded
+            .message
+            .field(11)
+            .filter(|f| f.wire().len() == 3)
+            .map(|f| f.wire().as_ptr() as usize - frame.as_ptr() as usize)
+            .ok_or_else(|| ClientError::Build("no field 11 of three bytes".into()))?;
+        if !decoded.message.has(64) {
+            return Err(ClientError::Build(
+                "a template needs a MAC'd request".into(),
+            ));
+        }
+        Ok(RequestTemplate {
+            frame,
+            stan_at,
+            mac_key,
+        })
+    }
+
+    /// Takes the next trace number (for [`RequestTemplate::frame`]).
+    pub fn take_stan(&mut self) -> u32 {
+        self.next_stan()
+    }
+
+    /// Reads one answer and only what a load generator needs of it.
+    pub fn receive_summary(&mut self) -> Result<AnswerSummary, ClientError> {
+        let buf = self.receive_frame()?;
+        let decoded = frame::decode_frame(&poskit_codec::CUP_POS, &buf)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let m = &decoded.message;
+        let code = m
+            .field(39)
+            .and_then(|f| f.text())
+            .and_then(|t| <[u8; 2]>::try_from(t).ok())
+            .ok_or_else(|| ClientError::Decode("no field 39".into()))?;
+        let stan = m
+            .field(11)
+            .and_then(|f| f.digits())
+            .and_then(|d| d.to_string().parse().ok());
+        let mac_key = self.keys.as_ref().map(WorkingKeys::mac_key);
+        let mac_ok = match (m.mac_input(), m.field(64).and_then(|f| f.bytes()), &mac_key) {
+            (Some(data), Some(wire), Some(key)) => {
+                poskit_security::verify_mac(MacAlgorithm::CupEcb, key, data, wire).ok()
+            }
+            _ => None,
+        };
+        Ok(AnswerSummary { code, stan, mac_ok })
+    }
+
     /// Reads one answer.
     pub fn receive(&mut self) -> Result<Response, ClientError> {
+        let buf = self.receive_frame()?;
+        self.parse(buf)
+    }
+
+    fn receive_frame(&mut self) -> Result<Vec<u8>, ClientError> {
         let mut prefix = [0u8; 2];
         self.connected()?.read_exact(&mut prefix)?;
         let total = frame::frame_len(&prefix)
@@ -185,7 +248,7 @@ impl TestTerminal {
         let mut buf = vec![0u8; total];
         buf[..2].copy_from_slice(&prefix);
         self.connected()?.read_exact(&mut buf[2..])?;
-        self.parse(buf)
+        Ok(buf)
     }
 
     fn connected(&mut self) -> Result<&mut BufReader<TcpStream>, ClientError> {
@@ -230,6 +293,60 @@ impl TestTerminal {
         spec.network_code = Some(if balanced { "207" } else { "202" }.into());
         spec.field48 = Some(format!("{uploaded:04}"));
         self.send(&spec)
+    }
+}
+
+/// A request built once and sent again and again under new traces, for load: field 11 is
+/// written in place and the MAC computed again for each, which is the cryptography a
+/// terminal pays per request (the PIN block of one card and PIN does not change).
+pub struct RequestTemplate {
+    frame: Vec<u8>,
+    /// Where field 11 (three bytes of packed BCD) sits in the frame.
+    stan_at: usize,
+    mac_key: SecretKey,
+}
+
+impl RequestTemplate {
+    /// The frame for trace `stan` (0 to 999 999), MAC'd.
+    pub fn frame(&mut self, stan: u32) -> &[u8] {
+        assert!(stan <= 999_999, "a trace has six digits");
+        let digits = [
+            (stan / 100_000 % 10, stan / 10_000 % 10),
+            (stan / 1_000 % 10, stan / 100 % 10),
+            (stan / 10 % 10, stan % 10),
+        ];
+        for (slot, (high, low)) in self.frame[self.stan_at..self.stan_at + 3]
+            .iter_mut()
+            .zip(digits)
+        {
+            *slot = (high as u8) << 4 | low as u8;
+        }
+        let message = &mut self.frame[frame::PREFIX_BYTES..];
+        let split = message.len() - poskit_security::MAC_BYTES;
+        let (data, mac_slot) = message.split_at_mut(split);
+        // The key was usable when the template was built.
+        if let Ok(mac) = poskit_security::compute_mac(MacAlgorithm::CupEcb, &self.mac_key, data) {
+            mac_slot.copy_from_slice(mac.as_bytes());
+        }
+        &self.frame
+    }
+}
+
+/// What a load generator needs of an answer, read without building a [`Response`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerSummary {
+    /// Field 39.
+    pub code: [u8; 2],
+    /// Field 11.
+    pub stan: Option<u32>,
+    /// Field 64 checked with the current MAK (`None`: no MAC or no key).
+    pub mac_ok: Option<bool>,
+}
+
+impl AnswerSummary {
+    /// Approved, and its MAC verified.
+    pub fn approved(&self) -> bool {
+        self.code == *b"00" && self.mac_ok == Some(true)
     }
 }
 
