@@ -89,3 +89,62 @@ fn a_wrong_pin_counts_at_once_even_with_the_card_kept_in_memory() {
     assert_code(&host, &t.send(&wrong).unwrap(), "75");
     assert_code(&host, &t.send(&sale(&s, 100)).unwrap(), "75");
 }
+
+#[test]
+fn a_merchants_daily_limit_counts_the_days_sales_and_a_void_or_reversal_gives_the_room_back() {
+    let host = TestHost::start();
+    let s = fleet(56);
+    let mut t = host.signed_in(&s);
+    host.db()
+        .execute(
+            "UPDATE merchants SET daily_limit_fen = 10000 WHERE mid = ?1",
+            [&s.mid],
+        )
+        .unwrap();
+    let first = t.send(&sale(&s, 6_000)).unwrap();
+    assert_code(&host, &first, "00");
+    let over = t.send(&sale(&s, 5_000)).unwrap();
+    assert_code(&host, &over, "61");
+    assert_reason(
+        &host,
+        &over,
+        &["has taken 60.00 today", "daily limit of 100.00"],
+    );
+
+    assert_code(
+        &host,
+        &t.send(&void_of(&s, &t, &first, 6_000)).unwrap(),
+        "00",
+    );
+    let spec = sale(&s, 5_000);
+    let second = t.send(&spec).unwrap();
+    assert_code(&host, &second, "00");
+    assert_code(
+        &host,
+        &t.send(&spec.reversal(second.stan, "98")).unwrap(),
+        "00",
+    );
+    let third = t.send(&sale(&s, 9_000)).unwrap();
+    assert_code(&host, &third, "00");
+    let beyond = t.send(&sale(&s, 1_001)).unwrap();
+    assert_code(&host, &beyond, "61");
+    assert_reason(&host, &beyond, &["has taken 90.00 today"]);
+    host.assert_balanced();
+
+    // The kept total is what `host check` compares with the transactions.
+    host.db()
+        .execute(
+            "UPDATE merchant_days SET debit_fen = debit_fen + 1 WHERE mid = ?1",
+            [&s.mid],
+        )
+        .unwrap();
+    let report = poskit_host::store::sqlite::check(&host.db()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("merchant {}", s.mid))),
+        "{:?}",
+        report.problems
+    );
+}

@@ -49,7 +49,8 @@ fn concurrent_pipelined_sales_are_committed_in_groups() {
 }
 
 #[test]
-fn a_database_of_schema_1_is_upgraded_with_its_open_holds_counted_and_fewer_indexes() {
+fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted_and_fewer_indexes()
+{
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().to_path_buf();
     let s = fleet(35);
@@ -62,12 +63,19 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_counted_and_fewer_inde
             ..RequestSpec::sale(manual(&s), pre_auth_fen, Some(s.pin))
         };
         assert_eq!(t.send(&spec).unwrap().code(), "00");
+        assert_eq!(t.send(&sale(&s, 1_500)).unwrap().code(), "00");
+        assert_eq!(t.send(&sale(&s, 2_500)).unwrap().code(), "00");
     }
-    // Back to schema 1 as an older poskit left it: no held amount beside the balance.
+    // Back to schema 1 as an older poskit left it: no held amount beside the balance, no
+    // day totals.
     {
         let db = rusqlite::Connection::open(dir.join(poskit_host::store::sqlite::DB_FILE)).unwrap();
         db.execute_batch(
             "ALTER TABLE accounts DROP COLUMN held_fen;
+             DROP TABLE merchant_days;
+             DROP TABLE card_days;
+             CREATE INDEX transactions_mid_day ON transactions (mid, day);
+             CREATE INDEX transactions_card_day ON transactions (card_id, day);
              DROP INDEX transactions_pre_auth;
              CREATE INDEX transactions_trace ON transactions (tid, mid, stan);
              CREATE INDEX transactions_rrn ON transactions (mid, rrn);
@@ -98,13 +106,26 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_counted_and_fewer_inde
         .unwrap();
     assert_eq!(
         indexes,
-        [
-            "transactions_card_day",
-            "transactions_key",
-            "transactions_mid_day",
-            "transactions_pre_auth"
-        ],
-        "schema 3: the indexes an approval no longer needs are gone"
+        ["transactions_key", "transactions_pre_auth"],
+        "schemas 3 and 4: the indexes an approval no longer needs are gone"
+    );
+    let (debit_fen, count) = (
+        host.query_i64(
+            "SELECT debit_fen FROM merchant_days WHERE mid = ?1",
+            [&s.mid],
+        ),
+        host.query_i64(
+            "SELECT d.debit_count FROM card_days d JOIN cards c ON c.id = d.card_id WHERE c.pan = ?1",
+            [&s.pan],
+        ),
+    );
+    assert_eq!(
+        debit_fen, 4_000,
+        "schema 4: the merchant's sales of the day"
+    );
+    assert_eq!(
+        count, 3,
+        "schema 4: the card's payments of the day (pre-auth and two sales)"
     );
     host.assert_balanced();
 }

@@ -4,8 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use poskit_security::{
-    MacAlgorithm, Pin, PinBlockFormat, SecretKey, compute_mac, decrypt_pin,
-    encrypt_pin,
+    MacAlgorithm, Pin, PinBlockFormat, SecretKey, compute_mac, decrypt_pin, encrypt_pin,
 };
 use std::hint::black_box;
 
@@ -18,7 +17,12 @@ fn security(c: &mut Criterion) {
     });
     c.bench_function("cup-ecb MAC, 120 bytes, double-length key", |b| {
         b.iter(|| {
-            compute_mac(MacAlgorithm::CupEcb, black_box(&double), black_box(&message)).unwrap()
+            compute_mac(
+                MacAlgorithm::CupEcb,
+                black_box(&double),
+                black_box(&message),
+            )
+            .unwrap()
         })
     });
     let pan = "6222021234567890128";

@@ -115,31 +115,41 @@ mod tests {
 
     #[test]
     fn a_key_of_repeated_halves_encrypts_and_decrypts_as_the_full_triple_des_would() {
-        use cipher::{BlockDecrypt, BlockEncrypt};
+        use cipher::BlockEncrypt;
         let k = [0x13u8, 0x34, 0x57, 0x79, 0x9B, 0xBC, 0xDF, 0xF1];
         let kk: Vec<u8> = k.iter().chain(&k).copied().collect();
         let kkk: Vec<u8> = kk.iter().chain(&k).copied().collect();
         let ede2 = des::TdesEde2::new_from_slice(&kk).unwrap();
         let ede3 = des::TdesEde3::new_from_slice(&kkk).unwrap();
         for seed in 0u8..16 {
-            let plain: [u8; 8] = std::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add(i as u8));
+            let plain: [u8; 8] =
+                std::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add(i as u8));
             let mut by_engine2 = plain;
-            Engine::new(CipherFamily::Des, &kk).unwrap().encrypt(&mut by_engine2);
+            Engine::new(CipherFamily::Des, &kk)
+                .unwrap()
+                .encrypt(&mut by_engine2);
             let mut by_ede2 = cipher::generic_array::GenericArray::clone_from_slice(&plain);
             ede2.encrypt_block(&mut by_ede2);
             assert_eq!(by_engine2[..], by_ede2[..]);
             let mut by_engine3 = plain;
-            Engine::new(CipherFamily::Des, &kkk).unwrap().encrypt(&mut by_engine3);
+            Engine::new(CipherFamily::Des, &kkk)
+                .unwrap()
+                .encrypt(&mut by_engine3);
             let mut by_ede3 = cipher::generic_array::GenericArray::clone_from_slice(&plain);
             ede3.encrypt_block(&mut by_ede3);
             assert_eq!(by_engine3[..], by_ede3[..]);
-            Engine::new(CipherFamily::Des, &kk).unwrap().decrypt(&mut by_engine2);
+            Engine::new(CipherFamily::Des, &kk)
+                .unwrap()
+                .decrypt(&mut by_engine2);
             assert_eq!(by_engine2, plain);
         }
         // Halves that differ stay triple DES.
         let mut k2 = kk.clone();
         k2[15] ^= 0x02;
-        assert!(matches!(Engine::new(CipherFamily::Des, &k2).unwrap(), Engine::Tdes2(_)));
+        assert!(matches!(
+            Engine::new(CipherFamily::Des, &k2).unwrap(),
+            Engine::Tdes2(_)
+        ));
     }
 
     #[test]

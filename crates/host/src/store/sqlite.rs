@@ -182,7 +182,95 @@ DROP INDEX IF EXISTS transactions_auth;
 DROP INDEX IF EXISTS postings_account;
 CREATE INDEX transactions_pre_auth ON transactions (mid, card_id, auth_code) WHERE kind = 'pre-auth';
 "#,
+    r#"
+-- The day's totals the limits read, kept as transactions change instead of summed from
+-- every transaction of the day (each sale at a merchant with a daily limit read all of the
+-- merchant's sales of that day). What counts is `merchant_counted` / `card_counted`.
+CREATE TABLE merchant_days (
+    mid TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    debit_fen INTEGER NOT NULL,
+    PRIMARY KEY (mid, day)
+) WITHOUT ROWID;
+CREATE TABLE card_days (
+    card_id INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    debit_count INTEGER NOT NULL,
+    PRIMARY KEY (card_id, day)
+) WITHOUT ROWID;
+INSERT INTO merchant_days (mid, day, debit_fen)
+    SELECT mid, day, coalesce(sum(amount_fen), 0) FROM transactions
+    WHERE mid IS NOT NULL AND reversal = 0 AND state = 'approved' AND kind IN ('sale', 'completion')
+    GROUP BY mid, day;
+INSERT INTO card_days (card_id, day, debit_count)
+    SELECT card_id, day, count(*) FROM transactions
+    WHERE card_id IS NOT NULL AND reversal = 0 AND state IN ('approved', 'voided')
+      AND kind IN ('sale', 'completion', 'pre-auth')
+    GROUP BY card_id, day;
+DROP INDEX IF EXISTS transactions_mid_day;
+DROP INDEX IF EXISTS transactions_card_day;
+"#,
 ];
+
+/// Whether a transaction counts toward its merchant's debits of the day (daily limit):
+/// approved sales and completions, not reversals.
+fn merchant_counted(kind: Option<&str>, reversal: bool, state: TxnState) -> bool {
+    !reversal && state == TxnState::Approved && matches!(kind, Some("sale" | "completion"))
+}
+
+/// Whether a transaction counts toward its card's payments of the day (frequency limit):
+/// sales, completions and pre-authorizations approved or since voided, not reversals.
+fn card_counted(kind: Option<&str>, reversal: bool, state: TxnState) -> bool {
+    !reversal
+        && matches!(state, TxnState::Approved | TxnState::Voided)
+        && matches!(kind, Some("sale" | "completion" | "pre-auth"))
+}
+
+/// What a transaction adds to the day's totals.
+#[derive(Clone, Copy)]
+struct DayShare<'a> {
+    kind: Option<&'a str>,
+    reversal: bool,
+    mid: Option<&'a str>,
+    card_id: Option<i64>,
+    day: i64,
+    amount_fen: i64,
+}
+
+impl DayShare<'_> {
+    /// Moves the day's totals by this transaction going from state `from` (`None`: it did
+    /// not exist) to `to`.
+    fn apply(&self, conn: &Connection, from: Option<TxnState>, to: TxnState) -> StoreResult<()> {
+        let sign = |was: bool, is: bool| i64::from(is) - i64::from(was);
+        let counted = |f: fn(Option<&str>, bool, TxnState) -> bool| {
+            sign(
+                from.is_some_and(|s| f(self.kind, self.reversal, s)),
+                f(self.kind, self.reversal, to),
+            )
+        };
+        let merchant = counted(merchant_counted);
+        if merchant != 0
+            && let Some(mid) = self.mid
+        {
+            conn.prepare_cached(
+                "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (mid, day) DO UPDATE SET debit_fen = debit_fen + excluded.debit_fen",
+            )?
+            .execute(params![mid, self.day, merchant * self.amount_fen])?;
+        }
+        let card = counted(card_counted);
+        if card != 0
+            && let Some(card_id) = self.card_id
+        {
+            conn.prepare_cached(
+                "INSERT INTO card_days (card_id, day, debit_count) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (card_id, day) DO UPDATE SET debit_count = debit_count + excluded.debit_count",
+            )?
+            .execute(params![card_id, self.day, card])?;
+        }
+        Ok(())
+    }
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -505,6 +593,40 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
         let (name, balance, sum) = row?;
         report.problems.push(format!(
             "account {name}: balance {balance} fen but its postings sum to {sum}"
+        ));
+    }
+    // The day's totals the limits read, against the transactions they come from (rows
+    // that fell back to zero count as absent).
+    let mut stmt = conn.prepare(
+        "WITH kept_m AS (SELECT mid, day, debit_fen FROM merchant_days WHERE debit_fen != 0),
+              summed_m AS (
+                  SELECT mid, day, coalesce(sum(amount_fen), 0) AS debit_fen FROM transactions
+                  WHERE mid IS NOT NULL AND reversal = 0 AND state = 'approved'
+                    AND kind IN ('sale', 'completion')
+                  GROUP BY mid, day HAVING coalesce(sum(amount_fen), 0) != 0),
+              kept_c AS (SELECT card_id, day, debit_count FROM card_days WHERE debit_count != 0),
+              summed_c AS (
+                  SELECT card_id, day, count(*) AS debit_count FROM transactions
+                  WHERE card_id IS NOT NULL AND reversal = 0 AND state IN ('approved', 'voided')
+                    AND kind IN ('sale', 'completion', 'pre-auth')
+                  GROUP BY card_id, day)
+         SELECT 'merchant ' || mid || ' on day ' || day
+             FROM (SELECT * FROM kept_m EXCEPT SELECT * FROM summed_m)
+         UNION
+         SELECT 'merchant ' || mid || ' on day ' || day
+             FROM (SELECT * FROM summed_m EXCEPT SELECT * FROM kept_m)
+         UNION
+         SELECT 'card ' || card_id || ' on day ' || day
+             FROM (SELECT * FROM kept_c EXCEPT SELECT * FROM summed_c)
+         UNION
+         SELECT 'card ' || card_id || ' on day ' || day
+             FROM (SELECT * FROM summed_c EXCEPT SELECT * FROM kept_c)
+         LIMIT 20",
+    )?;
+    for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let what = row?;
+        report.problems.push(format!(
+            "{what}: the day's total kept for its limit is not what its transactions add up to"
         ));
     }
     let mut stmt = conn.prepare(
@@ -1223,7 +1345,17 @@ impl Ledger for SqliteLedger<'_> {
                 t.state.as_str(),
                 t.original_id
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        DayShare {
+            kind: t.kind.map(|k| k.slug()),
+            reversal: t.reversal,
+            mid,
+            card_id: t.card_id,
+            day: t.day,
+            amount_fen: t.amount_fen.map_or(0, |a| a as i64),
+        }
+        .apply(self.conn, None, t.state)?;
+        Ok(id)
     }
 
     fn set_txn_answer(
@@ -1244,10 +1376,43 @@ impl Ledger for SqliteLedger<'_> {
 
     fn set_txn_state(&mut self, id: i64, state: TxnState) -> StoreResult<()> {
         self.reversal_seen = None;
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, reversal, state, mid, card_id, day, amount_fen
+                 FROM transactions WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
+            .optional()?;
+        let Some((kind, reversal, from, mid, card_id, day, amount_fen)) = row else {
+            return Err(StoreError::Corrupt(format!(
+                "transaction {id} is not on file"
+            )));
+        };
+        let from = TxnState::parse(&from)
+            .ok_or_else(|| StoreError::Corrupt(format!("transaction {id}: state {from:?}")))?;
         self.conn
             .prepare_cached("UPDATE transactions SET state = ?2 WHERE id = ?1")?
             .execute(params![id, state.as_str()])?;
-        Ok(())
+        DayShare {
+            kind: kind.as_deref(),
+            reversal,
+            mid: mid.as_deref(),
+            card_id,
+            day,
+            amount_fen: amount_fen.unwrap_or(0),
+        }
+        .apply(self.conn, Some(from), state)
     }
 
     fn add_refunded(&mut self, id: i64, amount_fen: u64) -> StoreResult<()> {
@@ -1373,26 +1538,27 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn merchant_debits_on(&mut self, mid: &Mid, day: i64) -> StoreResult<u64> {
-        let sum: i64 = self
+        let sum: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT coalesce(sum(amount_fen), 0) FROM transactions
-                 WHERE mid = ?1 AND day = ?2 AND reversal = 0 AND state = 'approved'
-                   AND kind IN ('sale', 'completion')",
-            )?
-            .query_row(params![mid.as_str(), day], |r| r.get(0))?;
-        Ok(sum.max(0) as u64)
+            .prepare_cached("SELECT debit_fen FROM merchant_days WHERE mid = ?1 AND day = ?2")?
+            .query_row(params![mid.as_str(), day], |r| r.get(0))
+            .optional()?;
+        let sum = sum.unwrap_or(0);
+        u64::try_from(sum).map_err(|_| {
+            StoreError::Corrupt(format!("merchant {mid}: debits of day {day} are {sum} fen"))
+        })
     }
 
     fn card_debit_count_on(&mut self, card_id: i64, day: i64) -> StoreResult<u32> {
-        Ok(self
+        let count: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT count(*) FROM transactions
-                 WHERE card_id = ?1 AND day = ?2 AND reversal = 0 AND state IN ('approved', 'voided')
-                   AND kind IN ('sale', 'completion', 'pre-auth')",
-            )?
-            .query_row(params![card_id, day], |r| r.get(0))?)
+            .prepare_cached("SELECT debit_count FROM card_days WHERE card_id = ?1 AND day = ?2")?
+            .query_row(params![card_id, day], |r| r.get(0))
+            .optional()?;
+        let count = count.unwrap_or(0);
+        u32::try_from(count).map_err(|_| {
+            StoreError::Corrupt(format!("card {card_id}: {count} payments on day {day}"))
+        })
     }
 
     fn batch_totals(&mut self, tid: &Tid, mid: &Mid, batch: Batch) -> StoreResult<Totals> {
