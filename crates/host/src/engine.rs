@@ -78,11 +78,50 @@ pub struct Input<'a> {
     pub now: HostTime,
     pub issuer: IssuerVerdict,
     pub injected: Option<Injected>,
+    /// The frame already read ([`Parsed::of`]); `None`: the engine reads it.
+    pub parsed: Option<&'a Parsed>,
     /// Cryptography done before the request reached the engine ([`Precheck`]).
     pub precheck: Option<&'a Precheck>,
     /// Leave field 64 of the answer to the caller ([`Answer::mac_pending`]), who computes
     /// it outside the database transaction ([`Answer::seal`]).
     pub mac_later: bool,
+}
+
+/// A frame read into a request: a function of its bytes alone, so whoever reads it off the
+/// network can do it and hand it to the engine with the frame ([`Input::parsed`]).
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    tpdu: Tpdu,
+    header: Header,
+    mti: Mti,
+    request_hash: String,
+    mac_input: Option<Vec<u8>>,
+    mac_wire: Option<Vec<u8>>,
+    card_digits_field2: bool,
+    request: Result<Request, FormatError>,
+}
+
+impl Parsed {
+    /// Reads `frame`; `Err` with the decoder's reason when it does not decode.
+    pub fn of(frame: &[u8]) -> Result<Parsed, String> {
+        let decoded = frame::decode_frame(&CUP_POS, frame).map_err(|e| e.to_string())?;
+        let m = &decoded.message;
+        Ok(Parsed {
+            tpdu: decoded.tpdu,
+            header: decoded.header,
+            mti: m.mti(),
+            request_hash: request_hash(m),
+            mac_input: m.mac_input().map(<[u8]>::to_vec),
+            mac_wire: m.field(64).and_then(|f| f.bytes()).map(<[u8]>::to_vec),
+            card_digits_field2: m.has(2),
+            request: request::read(&decoded),
+        })
+    }
+
+    /// The request, when the frame reads as one (else it is answered 30).
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_ref().ok()
+    }
 }
 
 /// The cryptography of a request done by whoever read it off the network, with the keys
@@ -114,42 +153,32 @@ struct PinPrecheck {
 }
 
 impl Precheck {
-    /// Checks the MAC of `frame` and the PIN of its field 52 (if any) with the keys
-    /// `keys_of` gives for its terminal (field 41), as the engine would. `None` when the
-    /// frame does not decode or no keys are known.
+    /// Checks the MAC of a read request and the PIN of its field 52 (if any) with the keys
+    /// `keys_of` gives for its terminal, as the engine would. `None` when the frame is no
+    /// request (it is answered 30 without a MAC check) or no keys are known.
     pub fn compute(
-        frame: &[u8],
+        parsed: &Parsed,
         mac_algorithm: MacAlgorithm,
         keys_of: impl FnOnce(&Tid) -> Option<std::sync::Arc<(SecretKey, SecretKey)>>,
         pins: &PinHasher,
     ) -> Option<Precheck> {
-        let decoded = frame::decode_frame(&CUP_POS, frame).ok()?;
-        let m = &decoded.message;
-        let tid = m
-            .field(41)
-            .and_then(|f| f.text())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|t| Tid::parse(t).ok())?;
-        let keys = keys_of(&tid)?;
+        let req = parsed.request()?;
+        let keys = keys_of(&req.tid)?;
         let (pik, mac_key) = (&keys.0, &keys.1);
-        let mac_wire = m.field(64).and_then(|f| f.bytes());
-        let mac_ok = match (m.mac_input(), mac_wire) {
+        let mac_ok = match (&parsed.mac_input, &parsed.mac_wire) {
             (Some(data), Some(wire)) => verify_mac(mac_algorithm, mac_key, data, wire).ok(),
             _ => None,
         };
-        let pin = match (
-            request::card_pan(&decoded),
-            m.field(52).and_then(|f| f.bytes()),
-        ) {
-            (Some(pan), Some(block)) => {
-                let block: [u8; 8] = block.try_into().ok()?;
+        let pin = match (&req.card, req.pin_block) {
+            (Some(card), Some(block)) => {
+                let pan = card.pan.digits();
                 let tag = EncryptedPinBlock::from_bytes(PinBlockFormat::Iso0, &block)
                     .ok()
-                    .and_then(|b| decrypt_pin(pik, &pan, &b).ok())
-                    .map(|p| pins.tag(&pan, &p));
+                    .and_then(|b| decrypt_pin(pik, pan, &b).ok())
+                    .map(|p| pins.tag(pan, &p));
                 Some(PinPrecheck {
                     pik: pik.clone(),
-                    pan,
+                    pan: pan.to_owned(),
                     block,
                     tag,
                 })
@@ -159,7 +188,7 @@ impl Precheck {
         Some(Precheck {
             mac_algorithm,
             mac_key: mac_key.clone(),
-            mac_wire: mac_wire.map(<[u8]>::to_vec),
+            mac_wire: parsed.mac_wire.clone(),
             mac_ok,
             pin,
         })
@@ -208,26 +237,23 @@ pub fn process(
     pins: &PinHasher,
     input: &Input<'_>,
 ) -> StoreResult<Answer> {
-    let decoded = match frame::decode_frame(&CUP_POS, input.frame) {
-        Ok(f) => f,
-        Err(e) => return undecodable(ledger, cfg, input, &e.to_string()),
+    let read_here;
+    let parsed = match input.parsed {
+        Some(p) => p,
+        None => match Parsed::of(input.frame) {
+            Ok(p) => {
+                read_here = p;
+                &read_here
+            }
+            Err(why) => return undecodable(ledger, cfg, input, &why),
+        },
     };
     let mut ctx = Ctx {
         ledger,
         cfg,
         pins,
         now: input.now,
-        tpdu: decoded.tpdu,
-        header: decoded.header,
-        mti: decoded.message.mti(),
-        request_hash: request_hash(&decoded.message),
-        mac_input: decoded.message.mac_input().map(<[u8]>::to_vec),
-        mac_wire: decoded
-            .message
-            .field(64)
-            .and_then(|f| f.bytes())
-            .map(<[u8]>::to_vec),
-        card_digits_field2: decoded.message.has(2),
+        parsed,
         issuer: input.issuer,
         injected: input.injected.clone(),
         keys: None,
@@ -235,14 +261,17 @@ pub fn process(
         precheck: input.precheck,
         mac_later: input.mac_later,
     };
-    let req = match request::read(&decoded) {
+    let req = match &parsed.request {
         Ok(r) => r,
         Err(fe) => {
-            let echo = Echo::of(&decoded.message);
-            return ctx.format_error(&echo, &fe);
+            // The rare path reads the frame again for what it can echo.
+            let echo = frame::decode_frame(&CUP_POS, input.frame)
+                .map(|d| Echo::of(&d.message))
+                .unwrap_or_default();
+            return ctx.format_error(&echo, fe);
         }
     };
-    let mut answer = ctx.handle(&req)?;
+    let mut answer = ctx.handle(req)?;
     answer.keys_after = match ctx.keys_after.take() {
         Some(after) => Some(after),
         None => ctx.keys.take().map(Some),
@@ -489,13 +518,7 @@ struct Ctx<'l, 'c> {
     cfg: &'c EngineConfig,
     pins: &'c PinHasher,
     now: HostTime,
-    tpdu: Tpdu,
-    header: Header,
-    mti: Mti,
-    request_hash: String,
-    mac_input: Option<Vec<u8>>,
-    mac_wire: Option<Vec<u8>>,
-    card_digits_field2: bool,
+    parsed: &'c Parsed,
     issuer: IssuerVerdict,
     injected: Option<Injected>,
     /// The terminal's PIK and the key its MACs are computed with, once it is known.
@@ -508,9 +531,9 @@ impl Ctx<'_, '_> {
             self.ledger,
             self.cfg,
             self.now,
-            (self.tpdu, self.header, self.mti),
+            (self.parsed.tpdu, self.parsed.header, self.parsed.mti),
             echo,
-            Some(&self.request_hash),
+            Some(&self.parsed.request_hash),
             format!("format error: {fe}"),
         )
     }
@@ -604,7 +627,7 @@ impl Ctx<'_, '_> {
         let Some(key) = self.mac_key(terminal) else {
             return Err(not_signed_in());
         };
-        let (Some(data), Some(wire)) = (&self.mac_input, &self.mac_wire) else {
+        let (Some(data), Some(wire)) = (&self.parsed.mac_input, &self.parsed.mac_wire) else {
             return Err(refuse(
                 Rc::FORMAT_ERROR,
                 "format error: field 64: MAC missing",
@@ -661,7 +684,7 @@ impl Ctx<'_, '_> {
             class: req.mti.0,
         };
         if let Some(previous) = self.ledger.find_by_key(&key)? {
-            if previous.request_hash.as_deref() == Some(self.request_hash.as_str()) {
+            if previous.request_hash.as_deref() == Some(self.parsed.request_hash.as_str()) {
                 return self.resend(req, &terminal, &previous);
             }
             let d = refuse(
@@ -1937,7 +1960,7 @@ impl Ctx<'_, '_> {
             batch: Some(req.batch.value()),
             stan: Some(req.stan.value()),
             mti: req.mti.as_str(),
-            request_hash: Some(&self.request_hash),
+            request_hash: Some(&self.parsed.request_hash),
             amount_fen: req.amount.map(|a| a.fen()),
             card_id: card.map(|c| c.id),
             pan_masked: masked.as_deref(),
@@ -1975,7 +1998,7 @@ impl Ctx<'_, '_> {
     }
 
     fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {
-        let mut reply = Reply::to(&self.tpdu, &self.header, self.mti);
+        let mut reply = Reply::to(&self.parsed.tpdu, &self.parsed.header, self.parsed.mti);
         reply.set(11, req.stan.digits());
         reply.set(12, self.now.hhmmss().into_bytes());
         reply.set(13, self.now.mmdd().into_bytes());
@@ -2003,7 +2026,7 @@ impl Ctx<'_, '_> {
         }
         if req.kind().carries_mac() {
             if let Some(card) = &req.card
-                && self.card_digits_field2
+                && self.parsed.card_digits_field2
             {
                 reply.set(2, card.pan.digits().as_bytes().to_vec());
             }

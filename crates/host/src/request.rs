@@ -239,14 +239,6 @@ pub fn read(frame: &Frame<'_>) -> Result<Request, FormatError> {
     })
 }
 
-/// The card number of a request as [`read`] takes it (field 2, else track 2), if it reads.
-pub fn card_pan(frame: &Frame<'_>) -> Option<String> {
-    read_card(&frame.message)
-        .ok()
-        .flatten()
-        .map(|c| c.pan.digits().to_owned())
-}
-
 fn read_card(m: &Message<'_>) -> Result<Option<CardInput>, FormatError> {
     let expiry14 = digits(m, 14);
     if let Some(pan) = digits(m, 2) {

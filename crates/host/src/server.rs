@@ -19,7 +19,7 @@ use poskit_domain::{Identified, TransactionKind};
 use crate::config::Limits;
 use poskit_security::MacAlgorithm;
 
-use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Precheck};
+use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Parsed, Precheck};
 use crate::faults::{Decision, Target};
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
@@ -247,6 +247,20 @@ struct Peek {
     reversal: bool,
 }
 
+/// The peek of a request the engine can read: from the read request itself.
+fn peek_parsed(parsed: &Result<Parsed, String>, bytes: &[u8]) -> Peek {
+    match parsed.as_ref().ok().and_then(Parsed::request) {
+        Some(req) => Peek {
+            tid: Some(req.tid.as_str().to_owned()),
+            mid: Some(req.mid.as_str().to_owned()),
+            pan: req.card.as_ref().map(|c| c.pan.digits().to_owned()),
+            kind: Some(req.kind()),
+            reversal: req.is_reversal(),
+        },
+        None => peek(bytes),
+    }
+}
+
 fn peek(bytes: &[u8]) -> Peek {
     let mut p = Peek {
         tid: None,
@@ -285,7 +299,10 @@ fn peek(bytes: &[u8]) -> Peek {
 async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::Sender<Outgoing>) {
     let started = Instant::now();
     server.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let p = peek(&bytes);
+    // Read once here, on the connection task: the fault plan, the precheck and the engine
+    // all use it.
+    let parsed = Parsed::of(&bytes);
+    let p = peek_parsed(&parsed, &bytes);
     let decision: Decision = {
         let mut faults = server
             .shared
@@ -345,19 +362,25 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
         (None, true) => Some(Injected::StorageError),
         (None, false) => None,
     };
-    let precheck = Precheck::compute(
-        &bytes,
-        server.mac_algorithm,
-        |tid| server.shared.keys_of(tid),
-        &server.pins,
-    )
-    .map(Box::new);
+    let parsed = parsed.ok().map(Box::new);
+    let precheck = parsed
+        .as_deref()
+        .and_then(|parsed| {
+            Precheck::compute(
+                parsed,
+                server.mac_algorithm,
+                |tid| server.shared.keys_of(tid),
+                &server.pins,
+            )
+        })
+        .map(Box::new);
     let (tx, rx) = oneshot::channel();
     let job = Job {
         frame: bytes,
         issuer,
         injected: injected.clone(),
         precheck,
+        parsed,
         reply: tx,
     };
     let mut answer: Answer = match server.queue.send(Work::Request(job)).await {
@@ -371,6 +394,7 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
                 now: crate::clock::HostTime::at(0, 0),
                 issuer,
                 injected,
+                parsed: None,
                 precheck: None,
                 mac_later: false,
             };

@@ -15,7 +15,7 @@ use crate::clock::HostTime;
 use poskit_domain::Tid;
 use poskit_security::SecretKey;
 
-use crate::engine::{self, Answer, EngineConfig, Injected, Input, IssuerVerdict, Precheck};
+use crate::engine::{self, Answer, EngineConfig, Injected, Input, IssuerVerdict, Parsed, Precheck};
 use crate::faults::{FaultPlan, FaultState};
 use crate::model::ExternalIssuer;
 use crate::pinhash::PinHasher;
@@ -30,6 +30,8 @@ pub struct Job {
     /// The request's MAC and PIN checked on the connection task, when its terminal's keys
     /// were known there; the answer's MAC is left to the connection task as well.
     pub precheck: Option<Box<Precheck>>,
+    /// The frame read on the connection task (`None`: the engine reads it).
+    pub parsed: Option<Box<Parsed>>,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -243,6 +245,7 @@ fn commit_group(
             now,
             issuer: job.issuer,
             injected: job.injected.clone(),
+            parsed: job.parsed.as_deref(),
             precheck: job.precheck.as_deref(),
             mac_later: true,
         })

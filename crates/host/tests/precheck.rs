@@ -10,7 +10,7 @@ use poskit_domain::TransactionKind;
 use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
-use poskit_host::engine::{self, Answer, EngineConfig, Input, IssuerVerdict, Precheck};
+use poskit_host::engine::{self, Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
 use poskit_host::pinhash::PinHasher;
 use poskit_host::store::sqlite::{self, SqliteLedger};
 use poskit_host::{DataDir, demo, run};
@@ -40,8 +40,16 @@ fn world() -> World {
 /// Processes `frame` in its own transaction, with a precheck made with `keys` (none when
 /// `None`), the answer's MAC computed after the engine as the server does.
 fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
-    let precheck = keys
-        .and_then(|k| Precheck::compute(frame, MacAlgorithm::CupEcb, |_| Some(k.clone()), &w.pins));
+    // As the server: read once, on the connection side, and handed to the engine.
+    let parsed = Parsed::of(frame).ok();
+    let precheck = keys.and_then(|k| {
+        Precheck::compute(
+            parsed.as_ref()?,
+            MacAlgorithm::CupEcb,
+            |_| Some(k.clone()),
+            &w.pins,
+        )
+    });
     assert_eq!(
         keys.is_some(),
         precheck.is_some(),
@@ -55,6 +63,8 @@ fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
             now: HostTime::now(480, 0),
             issuer: IssuerVerdict::Reachable,
             injected: None,
+            // Alone, the engine reads the frame itself.
+            parsed: keys.and(parsed.as_ref()),
             mac_later: precheck.is_some(),
             precheck: precheck.as_ref(),
         };
@@ -211,8 +221,13 @@ fn a_precheck_made_with_keys_older_than_a_new_sign_in_is_done_again_by_the_engin
     let (fresh, _) = t
         .build(&RequestSpec::sale(card(2), 800, Some(demo::DEMO_PIN)))
         .unwrap();
-    let pre =
-        Precheck::compute(&fresh, MacAlgorithm::CupEcb, |_| Some(old.clone()), &w.pins).unwrap();
+    let pre = Precheck::compute(
+        &Parsed::of(&fresh).unwrap(),
+        MacAlgorithm::CupEcb,
+        |_| Some(old.clone()),
+        &w.pins,
+    )
+    .unwrap();
     assert_eq!(pre.mac_verified(), Some(false));
     let approved = process(&mut w, &fresh, Some(&old));
     assert_eq!(approved.code.as_str(), "00", "{}", approved.reason);
@@ -221,7 +236,7 @@ fn a_precheck_made_with_keys_older_than_a_new_sign_in_is_done_again_by_the_engin
     // Built with the old keys and checked with them: verified there, but the host's keys
     // are the new ones now — refused.
     let pre = Precheck::compute(
-        &stale_frame,
+        &Parsed::of(&stale_frame).unwrap(),
         MacAlgorithm::CupEcb,
         |_| Some(old.clone()),
         &w.pins,

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use poskit_domain::{AmountFen, Mid, Pan, Tid};
 use poskit_host::clock::HostTime;
 use poskit_host::demo;
-use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Precheck};
+use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
 use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
 use poskit_host::store::sqlite::{self, MasterCache, SqliteLedger};
@@ -569,17 +569,21 @@ impl World {
             let mut ledger = SqliteLedger::cached(&self.host, &mut self.host_cache);
             // As the server does: MAC and PIN checked before the engine with the keys the
             // host last answered with, the answer's MAC computed after it.
-            let precheck = Precheck::compute(
-                &frame,
-                self.engine_cfg.mac_algorithm,
-                |tid| self.host_keys.keys_of(tid),
-                &self.pins,
-            );
+            let parsed = Parsed::of(&frame).ok();
+            let precheck = parsed.as_ref().and_then(|parsed| {
+                Precheck::compute(
+                    parsed,
+                    self.engine_cfg.mac_algorithm,
+                    |tid| self.host_keys.keys_of(tid),
+                    &self.pins,
+                )
+            });
             let input = Input {
                 frame: &frame,
                 now,
                 issuer,
                 injected: None,
+                parsed: parsed.as_ref(),
                 precheck: precheck.as_ref(),
                 mac_later: true,
             };

@@ -66,6 +66,7 @@ pub fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
             now: HostTime::now(480, 0),
             issuer: IssuerVerdict::Reachable,
             injected: None,
+            parsed: None,
             precheck: None,
             mac_later: false,
         };
