@@ -1157,18 +1157,18 @@ impl Ledger for SqliteLedger<'_> {
             "SELECT ",
             txn_columns!(),
             ", mti FROM transactions
-             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND mti IN (?5, '0400')
-               AND idem = 1"
+             WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND idem = 1"
         );
         let class = std::str::from_utf8(&key.class).unwrap_or("????");
         let mut stmt = self.conn.prepare_cached(SQL)?;
+        // The trace's rows are next to each other in the key (tid, mid, batch, stan, mti):
+        // one seek and a step or two (an `IN` list would build a temporary table).
         let rows = stmt.query_map(
             params![
                 key.tid.as_str(),
                 key.mid.as_str(),
                 key.batch.value(),
-                key.stan.value(),
-                class
+                key.stan.value()
             ],
             |r| Ok((txn_row(r)?, r.get::<_, String>(19)?)),
         )?;
@@ -1177,7 +1177,7 @@ impl Ledger for SqliteLedger<'_> {
             let (record, mti) = row?;
             if mti == class {
                 found = Some(record);
-            } else if record.reversal {
+            } else if mti == "0400" && record.reversal {
                 reversal = Some(record);
             }
         }
