@@ -89,7 +89,7 @@ pub struct Input<'a> {
 
 /// A frame read into a request: a function of its bytes alone, so whoever reads it off the
 /// network can do it and hand it to the engine with the frame ([`Input::parsed`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Parsed {
     tpdu: Tpdu,
     header: Header,
@@ -99,6 +99,17 @@ pub struct Parsed {
     mac_wire: Option<Vec<u8>>,
     card_digits_field2: bool,
     request: Result<Request, FormatError>,
+}
+
+/// Shows no field: the MAC input holds the card number and the PIN block.
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("mti", &self.mti.as_str())
+            .field("request_hash", &self.request_hash)
+            .field("reads", &self.request.is_ok())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Parsed {
@@ -131,8 +142,10 @@ impl Parsed {
 /// work again.
 ///
 /// Only [`Precheck::compute`] makes one, from the frame it is handed beside.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Precheck {
+    /// The request it was made for ([`Parsed`]'s hash of the MAC'd data).
+    request_hash: String,
     mac_algorithm: MacAlgorithm,
     /// The key the request's MAC was checked with, the field 64 checked, and whether it
     /// verified (`None`: it could not be checked).
@@ -144,7 +157,18 @@ pub struct Precheck {
     pin: Option<PinPrecheck>,
 }
 
-#[derive(Clone, Debug)]
+/// Shows no key, card number or PIN data.
+impl std::fmt::Debug for Precheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Precheck")
+            .field("request_hash", &self.request_hash)
+            .field("mac_ok", &self.mac_ok)
+            .field("pin_found", &self.pin_found())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
 struct PinPrecheck {
     pik: SecretKey,
     pan: String,
@@ -186,6 +210,7 @@ impl Precheck {
             _ => None,
         };
         Some(Precheck {
+            request_hash: parsed.request_hash.clone(),
             mac_algorithm,
             mac_key: mac_key.clone(),
             mac_wire: parsed.mac_wire.clone(),
@@ -635,7 +660,8 @@ impl Ctx<'_, '_> {
         };
         let checked = match self.precheck {
             Some(p)
-                if p.mac_algorithm == self.cfg.mac_algorithm
+                if p.request_hash == self.parsed.request_hash
+                    && p.mac_algorithm == self.cfg.mac_algorithm
                     && p.mac_key == key
                     && p.mac_wire.as_ref() == Some(wire)
                     && p.mac_ok.is_some() =>
@@ -902,6 +928,7 @@ impl Ctx<'_, '_> {
         let pik = self.keys.as_ref().map(|(pik, _)| pik.clone());
         let prechecked = self
             .precheck
+            .filter(|p| p.request_hash == self.parsed.request_hash)
             .and_then(|p| p.pin.as_ref())
             .filter(|p| Some(&p.pik) == pik.as_ref() && p.pan == pan.digits() && p.block == block);
         let right = match (

@@ -14,7 +14,6 @@ use crate::HostError;
 /// Bytes of the PIN verification key.
 pub const PVK_BYTES: usize = 32;
 
-/// The host's PIN verification key. Never printed; zeroized on drop.
 /// Bytes of a PIN tag (HMAC-SHA-256).
 pub const PIN_TAG_BYTES: usize = 32;
 
@@ -28,6 +27,7 @@ impl std::fmt::Debug for PinTag {
     }
 }
 
+/// The host's PIN verification key. Never printed; zeroized on drop.
 pub struct PinHasher {
     key: Zeroizing<[u8; PVK_BYTES]>,
 }
@@ -98,12 +98,14 @@ impl PinHasher {
     /// block is decrypted (a connection task), compared with the stored form later by
     /// [`PinHasher::tag_matches`]. Zeroized on drop, never printed.
     pub fn tag(&self, pan: &str, pin: &Pin) -> PinTag {
-        let bytes: [u8; PIN_TAG_BYTES] = self
+        let mut out = self
             .mac(pan, pin.dangerous_expose())
             .finalize()
-            .into_bytes()
-            .into();
-        PinTag(Zeroizing::new(bytes))
+            .into_bytes();
+        let mut tag = PinTag(Zeroizing::new([0u8; PIN_TAG_BYTES]));
+        tag.0.copy_from_slice(&out);
+        zeroize::Zeroize::zeroize(out.as_mut_slice());
+        tag
     }
 
     /// Whether `tag` is the stored form `stored`, compared in constant time.

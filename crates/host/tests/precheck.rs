@@ -244,6 +244,9 @@ fn a_precheck_made_with_keys_older_than_a_new_sign_in_is_done_again_by_the_engin
     .unwrap();
     assert_eq!(pre.mac_verified(), Some(true));
     assert!(pre.pin_found());
+    let pan = demo::fleet_pan(2);
+    let shown = format!("{pre:?} {:?}", Parsed::of(&stale_frame).unwrap());
+    assert!(!shown.contains(&pan[6..12]), "no card number in {shown}");
     let refused = process(&mut w, &stale_frame, Some(&old));
     assert_eq!(refused.code.as_str(), "A0", "{}", refused.reason);
     assert!(

@@ -5,7 +5,7 @@
 use cipher::generic_array::GenericArray;
 use cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 
-use crate::SecurityError;
+use crate::{SecurityError, ct};
 
 /// Which cipher family a key belongs to; within DES the key length picks DES or 3DES.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,11 @@ impl Engine {
             // EDE under K‖K (or K‖K‖K) is single DES under K — E(D(E(x))) with one key —
             // so it runs as that, a third of the work. Single-length MAKs arrive as K‖K
             // (§3.2), which makes this the case of every CUP ECB MAC.
-            (CipherFamily::Des, 16 | 24) if key.chunks(8).all(|k| k == &key[..8]) => {
+            (CipherFamily::Des, 16 | 24)
+                if key
+                    .chunks(8)
+                    .fold(true, |same, k| same & ct::bytes_eq(k, &key[..8])) =>
+            {
                 Engine::Des(des::Des::new_from_slice(&key[..8]).map_err(|_| refused())?)
             }
             (CipherFamily::Des, 16) => {
