@@ -65,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let host = std::thread::spawn(move || -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(CONNECTION_THREAD)
             .enable_all()
             .build()?;
         rt.block_on(run::run(
@@ -85,14 +86,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .recv_timeout(Duration::from_secs(60))
         .context("the host did not start")?;
     // The writer names itself when it starts running: wait for that (bounded).
-    let mut cpu_before_ns = writer_cpu_ns();
+    let mut cpu_before_ns = threads_cpu_ns(WRITER_THREAD);
     for _ in 0..50 {
         if cpu_before_ns.is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
-        cpu_before_ns = writer_cpu_ns();
+        cpu_before_ns = threads_cpu_ns(WRITER_THREAD);
     }
+    let connections_before_ns = threads_cpu_ns(CONNECTION_THREAD);
     let process_before_ns = process_cpu_ns();
     let groups_before = shared.groups_committed.load(Ordering::Relaxed);
     let requests_before = shared.requests_committed.load(Ordering::Relaxed);
@@ -102,7 +104,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|i| {
             let addr = addr.clone();
             let depth = a.depth;
-            std::thread::spawn(move || -> anyhow::Result<(Vec<u32>, u64)> {
+            std::thread::spawn(move || -> anyhow::Result<(Vec<u32>, u64, u64)> {
+                let cpu_start_ns = own_cpu_ns().unwrap_or(0);
                 let mut t = TestTerminal::connect(
                     &addr,
                     &demo::fleet_tid(i),
@@ -144,28 +147,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
-                Ok((latencies, declined))
+                let cpu_ns = own_cpu_ns().unwrap_or(0).saturating_sub(cpu_start_ns);
+                Ok((latencies, declined, cpu_ns))
             })
         })
         .collect();
     let mut latencies = Vec::new();
     let mut declined = 0;
+    let mut load_ns = 0u64;
     for l in loaders {
-        let (lat, d) = l
+        let (lat, d, cpu_ns) = l
             .join()
             .map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
         latencies.extend(lat);
         declined += d;
+        load_ns += cpu_ns;
     }
+    let connections_after_ns = threads_cpu_ns(CONNECTION_THREAD);
     let elapsed = started.elapsed();
     let groups = shared.groups_committed.load(Ordering::Relaxed) - groups_before;
     let requests = shared.requests_committed.load(Ordering::Relaxed) - requests_before;
     // The writer's own CPU time per request: the figure that load on the other core
     // (the load generator, anything else running) does not move much.
-    let writer_us = match (cpu_before_ns, writer_cpu_ns()) {
-        (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
+    let per_request = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(a), Some(b)) if requests > 0 => {
+            Some(b.saturating_sub(a) as f64 / 1000.0 / requests as f64)
+        }
         _ => None,
     };
+    let writer_us = per_request(cpu_before_ns, threads_cpu_ns(WRITER_THREAD));
+    // The connection tasks (reading, prechecks, answers' MACs, writing) and the load
+    // generator: with the writer, where the two cores go.
+    let connections_us = per_request(connections_before_ns, connections_after_ns);
+    let load_us = per_request(Some(0), Some(load_ns));
     // Everything in this process (host, load generator, their threads), per request.
     let process_us = match (process_before_ns, process_cpu_ns()) {
         (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
@@ -196,6 +210,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "per_second": rate, "connections": a.connections, "depth": a.depth,
                 "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
                 "writer_cpu_us_per_request": writer_us, "group_commit_mean": group_mean,
+                "connections_cpu_us_per_request": connections_us,
+                "load_generator_cpu_us_per_request": load_us,
                 "process_cpu_us_per_request": process_us,
             })
         );
@@ -220,6 +236,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
             None => println!("writer: {group_mean:.1} requests per commit"),
         }
+        if let (Some(c), Some(l)) = (connections_us, load_us) {
+            println!("connection tasks: {c:.1} µs of CPU per request; load generator: {l:.1} µs");
+        }
         if let Some(us) = process_us {
             println!("all threads (host and load generator): {us:.1} µs of CPU per request");
         }
@@ -240,14 +259,27 @@ fn process_cpu_ns() -> Option<u64> {
     Some((user + system) * NS_PER_TICK)
 }
 
-/// CPU time of the host's writer thread so far, in ns (Linux `schedstat`), if readable.
-fn writer_cpu_ns() -> Option<u64> {
+/// Thread names the measurement looks for.
+const WRITER_THREAD: &str = "poskit-writer";
+const CONNECTION_THREAD: &str = "poskit-conn";
+
+/// CPU time so far of this process's threads named `name`, in ns (Linux `schedstat`), if
+/// any is there.
+fn threads_cpu_ns(name: &str) -> Option<u64> {
+    let mut total = None;
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "poskit-writer" {
+        if comm.trim() == name {
             let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            return stat.split_whitespace().next()?.parse().ok();
+            let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+            total = Some(total.unwrap_or(0) + ns);
         }
     }
-    None
+    total
+}
+
+/// CPU time of the calling thread so far, in ns.
+fn own_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
 }
