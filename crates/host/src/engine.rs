@@ -485,6 +485,10 @@ fn format_error_answer(
     })
 }
 
+/// Settled batches a void's original is looked for in (to answer 12 "settled batch, refund
+/// it instead" rather than 25): about a month of daily settlements.
+pub const VOID_SETTLED_BATCHES_LOOKED_MAX: u32 = 31;
+
 /// Field 37 of a transaction: its row id, twelve digits. Unique in the store.
 pub fn rrn_of(id: i64) -> String {
     format!("{:012}", id.rem_euclid(1_000_000_000_000))
@@ -1252,22 +1256,33 @@ impl Ctx<'_, '_> {
                 "no original trace number (61.2) to find the original by",
             )));
         };
-        // The open batch first (its key); any batch only when that finds nothing (a scan
-        // of the terminal's rows, for the "settled batch" answer).
-        let in_open_batch =
-            self.ledger
-                .find_by_trace(&req.tid, &req.mid, Some(terminal.batch), stan, &[target])?;
-        let found = match in_open_batch {
-            Some(original) => Some(original),
-            None => self
+        // The open batch first, then — only to explain a "settled batch" refusal — the
+        // batches just before it, each one seek in the key: a void of an unknown trace
+        // costs the writer a bounded number of lookups, not a scan of the terminal's
+        // whole history.
+        let mut found = None;
+        for back in 0..=VOID_SETTLED_BATCHES_LOOKED_MAX {
+            let Some(batch) = terminal
+                .batch
+                .value()
+                .checked_sub(back)
+                .and_then(|b| Batch::new(b).ok())
+                .filter(|b| b.value() >= 1)
+            else {
+                break;
+            };
+            found = self
                 .ledger
-                .find_by_trace(&req.tid, &req.mid, None, stan, &[target])?,
-        };
+                .find_by_trace(&req.tid, &req.mid, Some(batch), stan, &[target])?;
+            if found.is_some() {
+                break;
+            }
+        }
         let Some(original) = found else {
             return Ok(Err(decline(
                 Rc::ORIGINAL_NOT_FOUND,
                 format!(
-                    "no {} with trace {stan} at terminal {} of merchant {}",
+                    "no {} with trace {stan} at terminal {} of merchant {} in the open batch or the {VOID_SETTLED_BATCHES_LOOKED_MAX} before it",
                     target.name_en(),
                     req.tid,
                     req.mid

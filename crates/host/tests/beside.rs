@@ -148,3 +148,46 @@ fn a_merchants_daily_limit_counts_the_days_sales_and_a_void_or_reversal_gives_th
         report.problems
     );
 }
+
+#[test]
+fn a_void_of_a_sale_in_a_settled_batch_gets_12_within_a_month_of_batches_and_25_beyond() {
+    let host = TestHost::start();
+    let s = fleet(57);
+    let mut t = host.signed_in(&s);
+    let sale_answer = t.send(&sale(&s, 3_000)).unwrap();
+    assert_code(&host, &sale_answer, "00");
+    let void = void_of(&s, &t, &sale_answer, 3_000);
+
+    // Batches moved on (as settlements would move them); the terminal adopts the host's
+    // batch at its next sign-in.
+    let batch_at = |batch: u32, t: &mut poskit_host::client::TestTerminal| {
+        host.db()
+            .execute(
+                "UPDATE terminals SET batch = ?2 WHERE tid = ?1",
+                rusqlite::params![&s.tid, batch],
+            )
+            .unwrap();
+        assert_code(&host, &t.sign_in().unwrap(), "00");
+        assert_eq!(t.batch.value(), batch);
+    };
+    let last_looked = 1 + poskit_host::engine::VOID_SETTLED_BATCHES_LOOKED_MAX;
+    batch_at(last_looked, &mut t);
+    let settled = t.send(&void).unwrap();
+    assert_code(&host, &settled, "12");
+    assert_reason(
+        &host,
+        &settled,
+        &["settled batch 000001", "refund it instead"],
+    );
+
+    batch_at(last_looked + 1, &mut t);
+    let beyond = t.send(&void).unwrap();
+    assert_code(&host, &beyond, "25");
+    assert_reason(&host, &beyond, &["in the open batch or the 31 before it"]);
+    assert_eq!(
+        host.card_balance(&s.pan),
+        OPENING_FEN - 3_000,
+        "the sale stands"
+    );
+    host.assert_balanced();
+}
