@@ -16,6 +16,8 @@ pub use poskit_domain::message::{CardData, HEADER, RequestSpec, Response, TPDU};
 use poskit_domain::{Batch, ResponseCode, Stan, TransactionKind};
 use poskit_security::{KeyLayout, MacAlgorithm, SecretKey, WorkingKeys, parse_field62};
 
+use crate::response::remac;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("network: {0}")]
@@ -309,25 +311,20 @@ pub struct RequestTemplate {
 impl RequestTemplate {
     /// The frame for trace `stan` (0 to 999 999), MAC'd.
     pub fn frame(&mut self, stan: u32) -> &[u8] {
-        assert!(stan <= 999_999, "a trace has six digits");
-        let digits = [
-            (stan / 100_000 % 10, stan / 10_000 % 10),
-            (stan / 1_000 % 10, stan / 100 % 10),
-            (stan / 10 % 10, stan % 10),
-        ];
-        for (slot, (high, low)) in self.frame[self.stan_at..self.stan_at + 3]
+        let digits = Stan::new(stan)
+            .map(Stan::digits)
+            .unwrap_or_else(|_| panic!("trace {stan} has more than six digits"));
+        for (slot, pair) in self.frame[self.stan_at..self.stan_at + 3]
             .iter_mut()
-            .zip(digits)
+            .zip(digits.chunks_exact(2))
         {
-            *slot = (high as u8) << 4 | low as u8;
+            *slot = (pair[0] - b'0') << 4 | (pair[1] - b'0');
         }
-        let message = &mut self.frame[frame::PREFIX_BYTES..];
-        let split = message.len() - poskit_security::MAC_BYTES;
-        let (data, mac_slot) = message.split_at_mut(split);
-        // The key was usable when the template was built.
-        if let Ok(mac) = poskit_security::compute_mac(MacAlgorithm::CupEcb, &self.mac_key, data) {
-            mac_slot.copy_from_slice(mac.as_bytes());
-        }
+        remac(
+            &mut self.frame[frame::PREFIX_BYTES..],
+            MacAlgorithm::CupEcb,
+            &self.mac_key,
+        );
         &self.frame
     }
 }

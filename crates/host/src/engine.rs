@@ -284,7 +284,6 @@ pub fn process(
         keys: None,
         keys_after: None,
         precheck: input.precheck,
-        mac_later: input.mac_later,
     };
     let req = match &parsed.request {
         Ok(r) => r,
@@ -301,6 +300,9 @@ pub fn process(
         Some(after) => Some(after),
         None => ctx.keys.take().map(Some),
     };
+    if !input.mac_later {
+        answer.seal(cfg.mac_algorithm);
+    }
     Ok(answer)
 }
 
@@ -319,7 +321,7 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
         }
     }
     reply.set(39, *b"96");
-    let (bytes, _) = reply.encode(None);
+    let (bytes, _) = reply.encode();
     Answer {
         frame: Some(bytes),
         code: Rc::SYSTEM_MALFUNCTION,
@@ -475,7 +477,7 @@ fn format_error_answer(
             reply.set(n, v.clone().into_bytes());
         }
     }
-    let (frame, _) = reply.encode(None);
+    let (frame, _) = reply.encode();
     ledger.set_txn_answer(id, &rrn_of(id), None, &frame)?;
     Ok(Answer {
         frame: Some(frame),
@@ -543,7 +545,6 @@ struct Ctx<'l, 'c> {
     /// The working keys a sign-in issued or a sign-off withdrew.
     keys_after: Option<Option<(SecretKey, SecretKey)>>,
     precheck: Option<&'c Precheck>,
-    mac_later: bool,
     cfg: &'c EngineConfig,
     pins: &'c PinHasher,
     now: HostTime,
@@ -1261,16 +1262,11 @@ impl Ctx<'_, '_> {
         // costs the writer a bounded number of lookups, not a scan of the terminal's
         // whole history.
         let mut found = None;
-        for back in 0..=VOID_SETTLED_BATCHES_LOOKED_MAX {
-            let Some(batch) = terminal
-                .batch
-                .value()
-                .checked_sub(back)
-                .and_then(|b| Batch::new(b).ok())
-                .filter(|b| b.value() >= 1)
-            else {
-                break;
-            };
+        let looked = (1..=terminal.batch.value())
+            .rev()
+            .take(1 + VOID_SETTLED_BATCHES_LOOKED_MAX as usize)
+            .filter_map(|b| Batch::new(b).ok());
+        for batch in looked {
             found = self
                 .ledger
                 .find_by_trace(&req.tid, &req.mid, Some(batch), stan, &[target])?;
@@ -2117,11 +2113,12 @@ impl Ctx<'_, '_> {
         } else {
             None
         };
-        // Stored with field 64 as zeros when it is computed later: a resend recomputes it
-        // with the MAK of that moment anyway.
-        let (frame, refused) = match &mac_key {
-            Some(_) if self.mac_later => reply.encode_unsealed(),
-            key => reply.encode(key.as_ref().map(|k| (self.cfg.mac_algorithm, k))),
+        // Stored with field 64 as zeros, sealed on the way out (`process`, or the caller
+        // with `mac_later`); a resend recomputes it with the MAK of that moment anyway.
+        let (frame, refused) = if mac_key.is_some() {
+            reply.encode_unsealed()
+        } else {
+            reply.encode()
         };
         if !refused.is_empty() {
             return Err(StoreError::Corrupt(format!(
@@ -2132,9 +2129,7 @@ impl Ctx<'_, '_> {
         self.ledger
             .set_txn_answer(id, &rrn_of(id), auth_code, &frame)?;
         let mut answer = Answer::of(req, frame, code, reason, id, false);
-        if self.mac_later {
-            answer.mac_pending = mac_key;
-        }
+        answer.mac_pending = mac_key;
         Ok(answer)
     }
 
@@ -2145,29 +2140,16 @@ impl Ctx<'_, '_> {
         terminal: &TerminalState,
         previous: &TxnRecord,
     ) -> StoreResult<Answer> {
-        let Some(mut frame) = previous.response.clone() else {
+        let Some(frame) = previous.response.clone() else {
             return Err(StoreError::Corrupt(format!(
                 "transaction {} has no stored answer",
                 previous.id
             )));
         };
         let code = Rc::parse(&previous.code).unwrap_or(Rc::SYSTEM_MALFUNCTION);
-        let mut mac_pending = None;
-        if code.is_approved()
-            && req.kind().carries_mac()
-            && let Some(key) = self.mac_key(terminal)
-            && frame.len() > frame::PREFIX_BYTES
-        {
-            if self.mac_later {
-                mac_pending = Some(key);
-            } else {
-                remac(
-                    &mut frame[frame::PREFIX_BYTES..],
-                    self.cfg.mac_algorithm,
-                    &key,
-                );
-            }
-        }
+        let mac_pending = self
+            .mac_key(terminal)
+            .filter(|_| code.is_approved() && req.kind().carries_mac());
         let reason = format!(
             "retransmission of transaction {}: its first answer sent again",
             previous.id

@@ -113,22 +113,12 @@ impl PinHasher {
         let Ok(expected) = hex::decode(stored) else {
             return false;
         };
-        expected.len() == PIN_TAG_BYTES
-            && expected
-                .iter()
-                .zip(tag.0.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        poskit_security::constant_time_eq(&expected, &tag.0[..])
     }
 
     /// Whether `pin` is the card's PIN, compared in constant time.
     pub fn verify(&self, pan: &str, pin: &Pin, stored: &str) -> bool {
-        let Ok(expected) = hex::decode(stored) else {
-            return false;
-        };
-        self.mac(pan, pin.dangerous_expose())
-            .verify_slice(&expected)
-            .is_ok()
+        Self::tag_matches(&self.tag(pan, pin), stored)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Building response frames: TPDU swapped, the header's processing requirement set, MTI +
-//! 10, fields from owned values, and field 64 computed with the terminal's MAK when asked.
+//! 10, fields from owned values; field 64 left as zeros for [`remac`] to compute.
 
 use poskit_codec::frame::{self, Header, Tpdu};
 use poskit_codec::{CUP_POS, MessageBuilder, Mti};
@@ -48,18 +48,14 @@ impl Reply {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// The whole frame. With a MAK, field 64 is the MAC of MTI through field 63. A value
-    /// the profile refuses is left out (and named in the returned list) rather than
-    /// failing the response: the engine only sets values it has checked.
-    pub fn encode(&self, mac: Option<(MacAlgorithm, &SecretKey)>) -> (Vec<u8>, Vec<u8>) {
-        let (mut out, refused) = self.encode_with(mac.is_some());
-        if let Some((algorithm, key)) = mac {
-            remac(&mut out[frame::PREFIX_BYTES..], algorithm, key);
-        }
-        (out, refused)
+    /// The whole frame, without field 64. A value the profile refuses is left out (and
+    /// named in the returned list) rather than failing the response: the engine only sets
+    /// values it has checked.
+    pub fn encode(&self) -> (Vec<u8>, Vec<u8>) {
+        self.encode_with(false)
     }
 
-    /// The whole frame with field 64 present as zeros, for [`remac`] to fill in later.
+    /// The whole frame with field 64 present as zeros, for [`remac`] to fill in.
     pub fn encode_unsealed(&self) -> (Vec<u8>, Vec<u8>) {
         self.encode_with(true)
     }

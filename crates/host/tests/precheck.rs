@@ -42,14 +42,7 @@ fn world() -> World {
 fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
     // As the server: read once, on the connection side, and handed to the engine.
     let parsed = Parsed::of(frame).ok();
-    let precheck = keys.and_then(|k| {
-        Precheck::compute(
-            parsed.as_ref()?,
-            MacAlgorithm::CupEcb,
-            |_| Some(k.clone()),
-            &w.pins,
-        )
-    });
+    let precheck = keys.and_then(|k| precheck(w, frame, k));
     assert_eq!(
         keys.is_some(),
         precheck.is_some(),
@@ -73,6 +66,16 @@ fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
     tx.commit().unwrap();
     answer.seal(MacAlgorithm::CupEcb);
     answer
+}
+
+/// The precheck a connection holding `keys` makes of `frame`.
+fn precheck(w: &World, frame: &[u8], keys: &Keys) -> Option<Precheck> {
+    Precheck::compute(
+        &Parsed::of(frame).ok()?,
+        MacAlgorithm::CupEcb,
+        |_| Some(keys.clone()),
+        &w.pins,
+    )
 }
 
 /// A signed-in fleet terminal and the keys the host issued it.
@@ -221,13 +224,7 @@ fn a_precheck_made_with_keys_older_than_a_new_sign_in_is_done_again_by_the_engin
     let (fresh, _) = t
         .build(&RequestSpec::sale(card(2), 800, Some(demo::DEMO_PIN)))
         .unwrap();
-    let pre = Precheck::compute(
-        &Parsed::of(&fresh).unwrap(),
-        MacAlgorithm::CupEcb,
-        |_| Some(old.clone()),
-        &w.pins,
-    )
-    .unwrap();
+    let pre = precheck(&w, &fresh, &old).unwrap();
     assert_eq!(pre.mac_verified(), Some(false));
     let approved = process(&mut w, &fresh, Some(&old));
     assert_eq!(approved.code.as_str(), "00", "{}", approved.reason);
@@ -235,13 +232,7 @@ fn a_precheck_made_with_keys_older_than_a_new_sign_in_is_done_again_by_the_engin
 
     // Built with the old keys and checked with them: verified there, but the host's keys
     // are the new ones now — refused.
-    let pre = Precheck::compute(
-        &Parsed::of(&stale_frame).unwrap(),
-        MacAlgorithm::CupEcb,
-        |_| Some(old.clone()),
-        &w.pins,
-    )
-    .unwrap();
+    let pre = precheck(&w, &stale_frame, &old).unwrap();
     assert_eq!(pre.mac_verified(), Some(true));
     assert!(pre.pin_found());
     let pan = demo::fleet_pan(2);

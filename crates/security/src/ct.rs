@@ -3,7 +3,7 @@
 /// Whether `a` and `b` are equal, looking at every byte whatever the first difference.
 /// The lengths are not secret (a MAC is 8 bytes, a key 8/16/24), so unequal lengths
 /// answer at once.
-pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -25,6 +25,7 @@ mod keyload;
 mod mac;
 mod pin;
 
+pub use ct::bytes_eq as constant_time_eq;
 pub use engine::CipherFamily;
 pub use error::{PinBlockDefect, SecurityError};
 pub use key::{SecretKey, check_value, unwrap_key, wrap_key};

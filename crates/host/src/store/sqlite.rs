@@ -24,6 +24,27 @@ use crate::model::{
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "host.sqlite";
 
+/// The day's totals per merchant as the transactions give them (what `merchant_counted`
+/// counts): for schema 4's first fill and for `check`.
+macro_rules! merchant_days_summed {
+    () => {
+        "SELECT mid, day, coalesce(sum(amount_fen), 0) AS debit_fen FROM transactions
+         WHERE mid IS NOT NULL AND reversal = 0 AND state = 'approved'
+           AND kind IN ('sale', 'completion')
+         GROUP BY mid, day"
+    };
+}
+
+/// The day's payments per card as the transactions give them (what `card_counted` counts).
+macro_rules! card_days_summed {
+    () => {
+        "SELECT card_id, day, count(*) AS debit_count FROM transactions
+         WHERE card_id IS NOT NULL AND reversal = 0 AND state IN ('approved', 'voided')
+           AND kind IN ('sale', 'completion', 'pre-auth')
+         GROUP BY card_id, day"
+    };
+}
+
 /// Each migration takes the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -182,7 +203,8 @@ DROP INDEX IF EXISTS transactions_auth;
 DROP INDEX IF EXISTS postings_account;
 CREATE INDEX transactions_pre_auth ON transactions (mid, card_id, auth_code) WHERE kind = 'pre-auth';
 "#,
-    r#"
+    concat!(
+        r#"
 -- The day's totals the limits read, kept as transactions change instead of summed from
 -- every transaction of the day (each sale at a merchant with a daily limit read all of the
 -- merchant's sales of that day). What counts is `merchant_counted` / `card_counted`.
@@ -198,18 +220,16 @@ CREATE TABLE card_days (
     debit_count INTEGER NOT NULL,
     PRIMARY KEY (card_id, day)
 ) WITHOUT ROWID;
-INSERT INTO merchant_days (mid, day, debit_fen)
-    SELECT mid, day, coalesce(sum(amount_fen), 0) FROM transactions
-    WHERE mid IS NOT NULL AND reversal = 0 AND state = 'approved' AND kind IN ('sale', 'completion')
-    GROUP BY mid, day;
-INSERT INTO card_days (card_id, day, debit_count)
-    SELECT card_id, day, count(*) FROM transactions
-    WHERE card_id IS NOT NULL AND reversal = 0 AND state IN ('approved', 'voided')
-      AND kind IN ('sale', 'completion', 'pre-auth')
-    GROUP BY card_id, day;
+"#,
+        "INSERT INTO merchant_days (mid, day, debit_fen) ",
+        merchant_days_summed!(),
+        ";\nINSERT INTO card_days (card_id, day, debit_count) ",
+        card_days_summed!(),
+        r#";
 DROP INDEX IF EXISTS transactions_mid_day;
 DROP INDEX IF EXISTS transactions_card_day;
-"#,
+"#
+    ),
 ];
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
@@ -597,19 +617,15 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
     }
     // The day's totals the limits read, against the transactions they come from (rows
     // that fell back to zero count as absent).
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(concat!(
         "WITH kept_m AS (SELECT mid, day, debit_fen FROM merchant_days WHERE debit_fen != 0),
-              summed_m AS (
-                  SELECT mid, day, coalesce(sum(amount_fen), 0) AS debit_fen FROM transactions
-                  WHERE mid IS NOT NULL AND reversal = 0 AND state = 'approved'
-                    AND kind IN ('sale', 'completion')
-                  GROUP BY mid, day HAVING coalesce(sum(amount_fen), 0) != 0),
+              summed_m AS (SELECT * FROM (",
+        merchant_days_summed!(),
+        ") WHERE debit_fen != 0),
               kept_c AS (SELECT card_id, day, debit_count FROM card_days WHERE debit_count != 0),
-              summed_c AS (
-                  SELECT card_id, day, count(*) AS debit_count FROM transactions
-                  WHERE card_id IS NOT NULL AND reversal = 0 AND state IN ('approved', 'voided')
-                    AND kind IN ('sale', 'completion', 'pre-auth')
-                  GROUP BY card_id, day)
+              summed_c AS (",
+        card_days_summed!(),
+        ")
          SELECT 'merchant ' || mid || ' on day ' || day
              FROM (SELECT * FROM kept_m EXCEPT SELECT * FROM summed_m)
          UNION
@@ -621,8 +637,8 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
          UNION
          SELECT 'card ' || card_id || ' on day ' || day
              FROM (SELECT * FROM summed_c EXCEPT SELECT * FROM kept_c)
-         LIMIT 20",
-    )?;
+         LIMIT 20"
+    ))?;
     for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
         let what = row?;
         report.problems.push(format!(
@@ -691,8 +707,24 @@ pub struct MasterCache {
     cards: HashMap<String, Option<CardState>>,
     /// Card id → PAN of the cached cards, to forget a card written by id.
     card_pans: HashMap<i64, String>,
-    /// BIN prefix → institution, and the prefix lengths on file, longest first.
-    bins: Option<(HashMap<String, InstitutionState>, Vec<usize>)>,
+    bins: Option<Bins>,
+}
+
+/// The BINs on file: prefix → institution, and the prefix lengths there are, longest first.
+struct Bins {
+    by_prefix: HashMap<String, InstitutionState>,
+    lengths: Vec<usize>,
+}
+
+impl Bins {
+    /// The institution of the longest BIN that begins `digits`: one lookup per length on
+    /// file (a LIKE over every BIN cost more than the rest of an authorization's reads).
+    fn longest_prefix_of(&self, digits: &str) -> Option<&InstitutionState> {
+        self.lengths
+            .iter()
+            .filter(|&&n| n <= digits.len())
+            .find_map(|&n| self.by_prefix.get(&digits[..n]))
+    }
 }
 
 impl MasterCache {
@@ -739,8 +771,8 @@ type TraceKey = (Tid, Mid, Batch, Stan);
 /// A [`Ledger`] over a connection that is inside a transaction (or savepoint).
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
-    /// The lengths of the BINs on file, longest first (read once per ledger).
-    bin_lengths: Option<Vec<usize>>,
+    /// The BINs on file, when there is no cache to keep them (read once per ledger).
+    bins: Option<Bins>,
     cache: Option<&'c mut MasterCache>,
     /// The reversal row (or its absence) `find_by_key` saw for a trace, until the next
     /// write to transactions.
@@ -759,7 +791,7 @@ impl<'c> SqliteLedger<'c> {
     pub fn new(conn: &'c Connection) -> SqliteLedger<'c> {
         SqliteLedger {
             conn,
-            bin_lengths: None,
+            bins: None,
             cache: None,
             reversal_seen: None,
         }
@@ -770,9 +802,16 @@ impl<'c> SqliteLedger<'c> {
     pub fn cached(conn: &'c Connection, cache: &'c mut MasterCache) -> SqliteLedger<'c> {
         SqliteLedger {
             conn,
-            bin_lengths: None,
+            bins: None,
             cache: Some(cache),
             reversal_seen: None,
+        }
+    }
+
+    fn bins(&self) -> Option<&Bins> {
+        match self.cache.as_deref() {
+            Some(cache) => cache.bins.as_ref(),
+            None => self.bins.as_ref(),
         }
     }
 
@@ -957,8 +996,8 @@ impl SqliteLedger<'_> {
         }))
     }
 
-    /// Every BIN on file with its institution, and the prefix lengths, longest first.
-    fn read_bins(&mut self) -> StoreResult<(HashMap<String, InstitutionState>, Vec<usize>)> {
+    /// Every BIN on file with its institution.
+    fn read_bins(&mut self) -> StoreResult<Bins> {
         let mut bins = HashMap::new();
         let mut stmt = self.conn.prepare_cached(
             "SELECT b.prefix, i.code, i.name, i.external, i.latency_ms, i.down
@@ -987,52 +1026,10 @@ impl SqliteLedger<'_> {
         let mut lengths: Vec<usize> = bins.keys().map(String::len).collect();
         lengths.sort_unstable_by(|a, b| b.cmp(a));
         lengths.dedup();
-        Ok((bins, lengths))
-    }
-
-    fn read_institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT i.code, i.name, i.external, i.latency_ms, i.down
-             FROM bins b JOIN institutions i ON i.code = b.institution WHERE b.prefix = ?1",
-        )?;
-        // The longest BIN first, each a lookup in the key (a LIKE over every BIN, or an IN
-        // list with its temporary tables, cost more than the rest of an authorization's
-        // reads), and only for the lengths BINs on file have.
-        if self.bin_lengths.is_none() {
-            let lengths = self
-                .conn
-                .prepare_cached("SELECT DISTINCT length(prefix) FROM bins ORDER BY 1 DESC")?
-                .query_map([], |r| r.get::<_, i64>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            self.bin_lengths = Some(
-                lengths
-                    .into_iter()
-                    .filter_map(|n| usize::try_from(n).ok())
-                    .filter(|n| (1..=BIN_PREFIX_DIGITS_MAX).contains(n))
-                    .collect(),
-            );
-        }
-        let digits = pan.digits();
-        let lengths = self.bin_lengths.as_deref().unwrap_or_default();
-        for &n in lengths.iter().filter(|&&n| n <= digits.len()) {
-            let found = stmt
-                .query_row([&digits[..n]], |r| {
-                    let external: bool = r.get(2)?;
-                    Ok(InstitutionState {
-                        code: r.get(0)?,
-                        name: r.get(1)?,
-                        external: external.then_some(ExternalIssuer {
-                            latency_ms: r.get(3)?,
-                            down: r.get(4)?,
-                        }),
-                    })
-                })
-                .optional()?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        Ok(Bins {
+            by_prefix: bins,
+            lengths,
+        })
     }
 }
 
@@ -1082,23 +1079,17 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
-        if self.cache.is_none() {
-            return self.read_institution_for(pan);
-        }
-        if self.cache.as_deref().is_some_and(|c| c.bins.is_none()) {
+        // The BINs are read once: for the writer's cache, or for this ledger alone.
+        if self.bins().is_none() {
             let bins = self.read_bins()?;
-            if let Some(cache) = self.cache.as_deref_mut() {
-                cache.bins = Some(bins);
+            match self.cache.as_deref_mut() {
+                Some(cache) => cache.bins = Some(bins),
+                None => self.bins = Some(bins),
             }
         }
-        let Some((bins, lengths)) = self.cache.as_deref().and_then(|c| c.bins.as_ref()) else {
-            return Ok(None);
-        };
-        let digits = pan.digits();
-        Ok(lengths
-            .iter()
-            .filter(|&&n| n <= digits.len())
-            .find_map(|&n| bins.get(&digits[..n]))
+        Ok(self
+            .bins()
+            .and_then(|b| b.longest_prefix_of(pan.digits()))
             .cloned())
     }
 
