@@ -262,6 +262,25 @@ pub fn process(
     pins: &PinHasher,
     input: &Input<'_>,
 ) -> StoreResult<Answer> {
+    match process_held(ledger, cfg, pins, input) {
+        Ok(answer) => {
+            ledger.flush()?;
+            Ok(answer)
+        }
+        Err(e) => {
+            ledger.discard();
+            Err(e)
+        }
+    }
+}
+
+/// [`process`] up to what the store may still hold back.
+fn process_held(
+    ledger: &mut dyn Ledger,
+    cfg: &EngineConfig,
+    pins: &PinHasher,
+    input: &Input<'_>,
+) -> StoreResult<Answer> {
     let read_here;
     let parsed = match input.parsed {
         Some(p) => p,

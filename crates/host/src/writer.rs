@@ -20,7 +20,7 @@ use crate::faults::{FaultPlan, FaultState};
 use crate::model::ExternalIssuer;
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
-use crate::store::sqlite::{MasterCache, SqliteLedger};
+use crate::store::sqlite::{SqliteLedger, WriterCache};
 
 /// One request for the writer.
 pub struct Job {
@@ -198,7 +198,7 @@ fn run(
     mut queue: mpsc::Receiver<Work>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
-    let mut cache = MasterCache::default();
+    let mut cache = WriterCache::default();
     while let Some(work) = queue.blocking_recv() {
         match work {
             Work::Refresh => {
@@ -232,7 +232,7 @@ fn run(
 
 fn commit_group(
     conn: &mut Connection,
-    cache: &mut MasterCache,
+    cache: &mut WriterCache,
     cfg: &EngineConfig,
     pins: &PinHasher,
     group: &[Job],
@@ -268,7 +268,7 @@ fn commit_group(
 /// The group in one transaction, or nothing of it.
 fn commit_whole(
     conn: &mut Connection,
-    cache: &mut MasterCache,
+    cache: &mut WriterCache,
     cfg: &EngineConfig,
     pins: &PinHasher,
     inputs: &[Input<'_>],
@@ -282,6 +282,7 @@ fn commit_whole(
             answers.push(engine::process(&mut ledger, cfg, pins, input)?);
         }
     }
+    cache.write_back(&tx)?;
     tx.commit()?;
     Ok(answers)
 }

@@ -13,7 +13,7 @@ use poskit_host::demo;
 use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
 use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
-use poskit_host::store::sqlite::{self, MasterCache, SqliteLedger};
+use poskit_host::store::sqlite::{self, SqliteLedger, WriterCache};
 use poskit_host::writer::Shared;
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
@@ -126,7 +126,7 @@ pub struct World {
     host_uncommitted: u32,
     /// The host's published working keys, as a server keeps them for its connections.
     host_keys: Shared,
-    host_cache: MasterCache,
+    host_cache: WriterCache,
     /// One per terminal, by index.
     links: Vec<Link>,
     /// In the final recovery (answers then come back through `drain`, not `recover`).
@@ -222,7 +222,7 @@ impl World {
             host_down_until_ms: 0,
             host_uncommitted: 0,
             host_keys: Shared::default(),
-            host_cache: MasterCache::default(),
+            host_cache: WriterCache::default(),
             links: vec![Link::default(); terminals as usize],
             recovering: false,
             report: Report::new(seed),
@@ -350,6 +350,9 @@ impl World {
     /// request made the in-memory database's end-of-transaction work grow with its size.
     fn commit_host(&mut self) {
         if self.host_uncommitted > 0 {
+            self.host_cache
+                .write_back(&self.host)
+                .unwrap_or_else(|e| panic!("host: {e}"));
             self.host
                 .execute_batch("COMMIT")
                 .unwrap_or_else(|e| panic!("host: {e}"));

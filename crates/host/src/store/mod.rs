@@ -247,7 +247,8 @@ pub trait Ledger {
         auth_code: &str,
     ) -> StoreResult<Option<TxnRecord>>;
     fn txn(&mut self, id: i64) -> StoreResult<Option<TxnRecord>>;
-    /// Records a transaction; returns its id (its RRN is derived from it).
+    /// Records a transaction; returns its id (its RRN is derived from it). The store may
+    /// hold the row back until its answer is set or [`Ledger::flush`].
     fn insert_txn(&mut self, txn: &NewTxn<'_>) -> StoreResult<i64>;
     fn set_txn_answer(
         &mut self,
@@ -309,4 +310,11 @@ pub trait Ledger {
         uploaded: u32,
         now_ms: i64,
     ) -> StoreResult<()>;
+
+    /// Writes whatever the store held back for the request (a row waiting for its
+    /// answer): the engine calls it once per request, after the answer is recorded.
+    fn flush(&mut self) -> StoreResult<()>;
+    /// Drops what the store held back for a request that failed (its transaction is about
+    /// to be rolled back).
+    fn discard(&mut self);
 }

@@ -258,9 +258,9 @@ struct DayShare<'a> {
 }
 
 impl DayShare<'_> {
-    /// Moves the day's totals by this transaction going from state `from` (`None`: it did
-    /// not exist) to `to`.
-    fn apply(&self, conn: &Connection, from: Option<TxnState>, to: TxnState) -> StoreResult<()> {
+    /// How the day's totals move — merchant debits (times the amount), card payments —
+    /// when this transaction goes from state `from` (`None`: it did not exist) to `to`.
+    fn moves(&self, from: Option<TxnState>, to: TxnState) -> (i64, i64) {
         let sign = |was: bool, is: bool| i64::from(is) - i64::from(was);
         let counted = |f: fn(Option<&str>, bool, TxnState) -> bool| {
             sign(
@@ -268,27 +268,7 @@ impl DayShare<'_> {
                 f(self.kind, self.reversal, to),
             )
         };
-        let merchant = counted(merchant_counted);
-        if merchant != 0
-            && let Some(mid) = self.mid
-        {
-            conn.prepare_cached(
-                "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (mid, day) DO UPDATE SET debit_fen = debit_fen + excluded.debit_fen",
-            )?
-            .execute(params![mid, self.day, merchant * self.amount_fen])?;
-        }
-        let card = counted(card_counted);
-        if card != 0
-            && let Some(card_id) = self.card_id
-        {
-            conn.prepare_cached(
-                "INSERT INTO card_days (card_id, day, debit_count) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (card_id, day) DO UPDATE SET debit_count = debit_count + excluded.debit_count",
-            )?
-            .execute(params![card_id, self.day, card])?;
-        }
-        Ok(())
+        (counted(merchant_counted), counted(card_counted))
     }
 }
 
@@ -525,30 +505,38 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
         if c.balance_fen.fen() > 0 {
             let mut ledger = SqliteLedger::new(&tx);
             let masked = c.pan.masked();
-            let txn = ledger.insert_txn(&NewTxn {
-                key: None,
-                kind: None,
-                reversal: false,
-                tid: None,
-                mid: None,
-                batch: None,
-                stan: None,
-                mti: "load",
-                request_hash: None,
-                amount_fen: Some(c.balance_fen.fen()),
-                card_id: Some(card_id),
-                pan_masked: Some(&masked),
-                auth_code: None,
-                day,
-                mmdd: &mmdd,
-                hhmmss: &hhmmss,
-                created_ms: now_ms,
-                code: "00",
-                reason: "opening balance loaded by import",
-                state: TxnState::Approved,
-                original_id: None,
-            })?;
-            ledger.transfer(txn, funding, acct, c.balance_fen.fen())?;
+            let mut load = || -> StoreResult<()> {
+                let txn = ledger.insert_txn(&NewTxn {
+                    key: None,
+                    kind: None,
+                    reversal: false,
+                    tid: None,
+                    mid: None,
+                    batch: None,
+                    stan: None,
+                    mti: "load",
+                    request_hash: None,
+                    amount_fen: Some(c.balance_fen.fen()),
+                    card_id: Some(card_id),
+                    pan_masked: Some(&masked),
+                    auth_code: None,
+                    day,
+                    mmdd: &mmdd,
+                    hhmmss: &hhmmss,
+                    created_ms: now_ms,
+                    code: "00",
+                    reason: "opening balance loaded by import",
+                    state: TxnState::Approved,
+                    original_id: None,
+                })?;
+                ledger.transfer(txn, funding, acct, c.balance_fen.fen())?;
+                ledger.flush()
+            };
+            let loaded = load();
+            if loaded.is_err() {
+                ledger.discard();
+            }
+            loaded?;
         }
         counts.cards_new += 1;
     }
@@ -686,21 +674,27 @@ pub fn check(conn: &Connection) -> StoreResult<CheckReport> {
     Ok(report)
 }
 
-/// Entries a [`MasterCache`] map holds before it starts again from empty.
-pub const MASTER_CACHE_ENTRIES_MAX: usize = 65_536;
+/// Entries a [`WriterCache`] map holds before it starts again from empty.
+pub const WRITER_CACHE_ENTRIES_MAX: usize = 65_536;
 
-/// Master data — terminals, merchants, cards, BINs — kept by the one writer between its
-/// transactions, so that an authorization reads them from memory instead of four or five
-/// statements. It is only right while nobody else writes them:
-/// - a write through the ledger forgets the row it changes (read again, as written, next
-///   time);
-/// - [`MasterCache::revalidate`] at the start of every transaction forgets everything when
-///   another connection has committed since (`PRAGMA data_version`), as `poskit host
+/// What the one writer keeps between (and within) its transactions.
+///
+/// Master data — terminals, merchants, cards, BINs — so that an authorization reads them
+/// from memory instead of four or five statements; and the running totals an
+/// authorization reads and moves — account balances and holds, the day's totals of
+/// merchants and cards — together with the next transaction id, so that a sale moves them
+/// in memory and each changed total is written once per transaction
+/// ([`WriterCache::write_back`]), not once per request. It is only right while nobody
+/// else writes:
+/// - a write through the ledger forgets the master-data row it changes (read again, as
+///   written, next time), and moves the totals it changes;
+/// - [`WriterCache::revalidate`] at the start of every transaction forgets everything
+///   when another connection has committed since (`PRAGMA data_version`), as `poskit host
 ///   import` does beside a running host;
-/// - the owner calls [`MasterCache::clear`] after any rollback, since rows read after a
-///   write of the rolled-back work may hold what was never committed.
+/// - the owner calls [`WriterCache::write_back`] before every commit, and
+///   [`WriterCache::clear`] after any rollback (what it holds was never committed).
 #[derive(Default)]
-pub struct MasterCache {
+pub struct WriterCache {
     data_version: Option<i64>,
     terminals: HashMap<Tid, Option<TerminalState>>,
     merchants: HashMap<Mid, Option<MerchantState>>,
@@ -708,6 +702,34 @@ pub struct MasterCache {
     /// Card id → PAN of the cached cards, to forget a card written by id.
     card_pans: HashMap<i64, String>,
     bins: Option<Bins>,
+    /// Account id → balance and amount on hold.
+    accounts: HashMap<i64, (Tally, Tally)>,
+    /// (merchant, day) → approved debits in fen.
+    merchant_days: HashMap<(Mid, i64), Tally>,
+    /// (card id, day) → payments counted.
+    card_days: HashMap<(i64, i64), Tally>,
+    /// The id the next transaction row gets (SQLite's own choice: the largest + 1).
+    next_txn_id: Option<i64>,
+}
+
+/// A total as it is now and as the database holds it.
+#[derive(Clone, Copy, Debug)]
+struct Tally {
+    value: i64,
+    stored: i64,
+}
+
+impl Tally {
+    fn loaded(value: i64) -> Tally {
+        Tally {
+            value,
+            stored: value,
+        }
+    }
+
+    fn dirty(&self) -> bool {
+        self.value != self.stored
+    }
 }
 
 /// The BINs on file: prefix → institution, and the prefix lengths there are, longest first.
@@ -727,13 +749,62 @@ impl Bins {
     }
 }
 
-impl MasterCache {
+impl WriterCache {
+    /// Forgets everything, totals not yet written back included: call it after a rollback.
     pub fn clear(&mut self) {
         self.terminals.clear();
         self.merchants.clear();
         self.cards.clear();
         self.card_pans.clear();
         self.bins = None;
+        self.accounts.clear();
+        self.merchant_days.clear();
+        self.card_days.clear();
+        self.next_txn_id = None;
+    }
+
+    /// Writes every total changed in memory since the last write-back; call it inside the
+    /// transaction, before the commit. A map grown to its bound is then emptied (all of it
+    /// is stored by now).
+    pub fn write_back(&mut self, conn: &Connection) -> StoreResult<()> {
+        let mut account = conn
+            .prepare_cached("UPDATE accounts SET balance_fen = ?2, held_fen = ?3 WHERE id = ?1")?;
+        for (id, (balance, held)) in self.accounts.iter_mut() {
+            if !balance.dirty() && !held.dirty() {
+                continue;
+            }
+            if account.execute(params![id, balance.value, held.value])? != 1 {
+                return Err(StoreError::Corrupt(format!("account {id} is not on file")));
+            }
+            *balance = Tally::loaded(balance.value);
+            *held = Tally::loaded(held.value);
+        }
+        let mut merchant_day = conn.prepare_cached(
+            "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (mid, day) DO UPDATE SET debit_fen = excluded.debit_fen",
+        )?;
+        for ((mid, day), total) in self.merchant_days.iter_mut().filter(|(_, t)| t.dirty()) {
+            merchant_day.execute(params![mid.as_str(), day, total.value])?;
+            *total = Tally::loaded(total.value);
+        }
+        let mut card_day = conn.prepare_cached(
+            "INSERT INTO card_days (card_id, day, debit_count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (card_id, day) DO UPDATE SET debit_count = excluded.debit_count",
+        )?;
+        for ((card_id, day), total) in self.card_days.iter_mut().filter(|(_, t)| t.dirty()) {
+            card_day.execute(params![card_id, day, total.value])?;
+            *total = Tally::loaded(total.value);
+        }
+        if self.accounts.len() >= WRITER_CACHE_ENTRIES_MAX {
+            self.accounts.clear();
+        }
+        if self.merchant_days.len() >= WRITER_CACHE_ENTRIES_MAX {
+            self.merchant_days.clear();
+        }
+        if self.card_days.len() >= WRITER_CACHE_ENTRIES_MAX {
+            self.card_days.clear();
+        }
+        Ok(())
     }
 
     /// Forgets everything if another connection has committed since the last look. Call
@@ -759,7 +830,7 @@ impl MasterCache {
 
 /// Inserts into a bounded map: a full map starts again from empty.
 fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
-    if map.len() >= MASTER_CACHE_ENTRIES_MAX {
+    if map.len() >= WRITER_CACHE_ENTRIES_MAX {
         map.clear();
     }
     map.insert(key, value);
@@ -769,43 +840,308 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, v
 type TraceKey = (Tid, Mid, Batch, Stan);
 
 /// A [`Ledger`] over a connection that is inside a transaction (or savepoint).
+///
+/// A transaction row is written when its answer is known, in one `INSERT` with the
+/// postings that name it ([`PendingTxn`]): the engine records the row, moves money and
+/// then sets the answer, and each of those was a statement of its own. Anything that could
+/// read the row writes it first ([`SqliteLedger::db`], [`SqliteLedger::settled`]), and
+/// [`Ledger::flush`] writes it at the end of the request.
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
     /// The BINs on file, when there is no cache to keep them (read once per ledger).
     bins: Option<Bins>,
-    cache: Option<&'c mut MasterCache>,
+    cache: Option<&'c mut WriterCache>,
     /// The reversal row (or its absence) `find_by_key` saw for a trace, until the next
     /// write to transactions.
     reversal_seen: Option<(TraceKey, Option<TxnRecord>)>,
+    pending: Option<PendingTxn>,
+}
+
+/// The postings one transaction makes at most (a void of a completion undoes two).
+const PENDING_POSTINGS_MAX: usize = 8;
+
+/// A transaction row recorded but not yet written, with the postings that name it.
+struct PendingTxn {
+    id: i64,
+    kind: Option<&'static str>,
+    reversal: bool,
+    mti: String,
+    tid: Option<String>,
+    mid: Option<String>,
+    batch: Option<u32>,
+    stan: Option<u32>,
+    idem: bool,
+    request_hash: Option<String>,
+    amount_fen: Option<i64>,
+    card_id: Option<i64>,
+    pan_masked: Option<String>,
+    rrn: Option<String>,
+    auth_code: Option<String>,
+    day: i64,
+    mmdd: String,
+    hhmmss: String,
+    created_ms: i64,
+    code: String,
+    reason: String,
+    state: TxnState,
+    original_id: Option<i64>,
+    response: Option<Vec<u8>>,
+    /// (account, amount in fen) in the order posted.
+    postings: Vec<(i64, i64)>,
 }
 
 impl<'c> SqliteLedger<'c> {
-    /// Moves the account's amount on hold (kept beside its balance).
-    fn add_held(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
-        self.conn
-            .prepare_cached("UPDATE accounts SET held_fen = held_fen + ?2 WHERE id = ?1")?
-            .execute(params![account, delta_fen])?;
-        Ok(())
-    }
-
     pub fn new(conn: &'c Connection) -> SqliteLedger<'c> {
         SqliteLedger {
             conn,
             bins: None,
             cache: None,
             reversal_seen: None,
+            pending: None,
         }
     }
 
-    /// A ledger that reads master data through `cache` (see [`MasterCache`] for the rules
-    /// its owner keeps).
-    pub fn cached(conn: &'c Connection, cache: &'c mut MasterCache) -> SqliteLedger<'c> {
+    /// A ledger that reads master data and keeps running totals through `cache` (see
+    /// [`WriterCache`] for the rules its owner keeps).
+    pub fn cached(conn: &'c Connection, cache: &'c mut WriterCache) -> SqliteLedger<'c> {
         SqliteLedger {
             conn,
             bins: None,
             cache: Some(cache),
             reversal_seen: None,
+            pending: None,
         }
+    }
+
+    /// The connection, once the pending row (if any) is written: for any statement that
+    /// could read or change it.
+    fn db(&mut self) -> StoreResult<&'c Connection> {
+        self.write_pending()?;
+        Ok(self.conn)
+    }
+
+    /// The connection for a statement about transaction `txn_id` alone: the pending row is
+    /// written first only if it is that one.
+    fn settled(&mut self, txn_id: i64) -> StoreResult<&'c Connection> {
+        if self.pending.as_ref().is_some_and(|p| p.id == txn_id) {
+            self.write_pending()?;
+        }
+        Ok(self.conn)
+    }
+
+    fn write_pending(&mut self) -> StoreResult<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        assert_eq!(
+            p.postings.iter().map(|(_, amount)| amount).sum::<i64>(),
+            0,
+            "the postings of a transaction balance"
+        );
+        self.conn
+            .prepare_cached(
+                "INSERT INTO transactions (id, kind, reversal, mti, tid, mid, batch, stan, idem,
+                     request_hash, amount_fen, card_id, pan_masked, rrn, auth_code, day, mmdd,
+                     hhmmss, created_ms, code, reason, state, original_id, response)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+            )?
+            .execute(params![
+                p.id,
+                p.kind,
+                p.reversal,
+                p.mti,
+                p.tid,
+                p.mid,
+                p.batch,
+                p.stan,
+                p.idem,
+                p.request_hash,
+                p.amount_fen,
+                p.card_id,
+                p.pan_masked,
+                p.rrn,
+                p.auth_code,
+                p.day,
+                p.mmdd,
+                p.hhmmss,
+                p.created_ms,
+                p.code,
+                p.reason,
+                p.state.as_str(),
+                p.original_id,
+                p.response
+            ])?;
+        let mut post = self.conn.prepare_cached(
+            "INSERT INTO postings (txn_id, account, amount_fen) VALUES (?1, ?2, ?3)",
+        )?;
+        for (account, amount) in &p.postings {
+            post.execute(params![p.id, account, amount])?;
+        }
+        Ok(())
+    }
+
+    /// The id the next transaction row gets.
+    fn take_txn_id(&mut self) -> StoreResult<i64> {
+        assert!(self.pending.is_none(), "the pending row is written first");
+        let id = match self.cache.as_deref().and_then(|c| c.next_txn_id) {
+            Some(id) => id,
+            None => self
+                .conn
+                .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM transactions")?
+                .query_row([], |r| r.get(0))?,
+        };
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.next_txn_id = Some(id + 1);
+        }
+        Ok(id)
+    }
+
+    /// A posting: kept with the pending row when it is that row's, written now otherwise.
+    fn post(&mut self, txn_id: i64, account: i64, amount_fen: i64) -> StoreResult<()> {
+        if let Some(p) = self.pending.as_mut().filter(|p| p.id == txn_id) {
+            assert!(
+                p.postings.len() < PENDING_POSTINGS_MAX,
+                "transaction {txn_id} posts more than {PENDING_POSTINGS_MAX} times"
+            );
+            p.postings.push((account, amount_fen));
+            return Ok(());
+        }
+        self.db()?
+            .prepare_cached(
+                "INSERT INTO postings (txn_id, account, amount_fen) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![txn_id, account, amount_fen])?;
+        Ok(())
+    }
+
+    /// The account's balance and amount on hold as kept in the cache (read on first use);
+    /// `None` without a cache, or when the cache is full and the account is not in it.
+    fn account_tally(&mut self, account: i64) -> StoreResult<Option<&mut (Tally, Tally)>> {
+        let conn = self.conn;
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return Ok(None);
+        };
+        if !cache.accounts.contains_key(&account) {
+            if cache.accounts.len() >= WRITER_CACHE_ENTRIES_MAX {
+                return Ok(None);
+            }
+            let (balance, held): (i64, i64) = conn
+                .prepare_cached("SELECT balance_fen, held_fen FROM accounts WHERE id = ?1")?
+                .query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            cache
+                .accounts
+                .insert(account, (Tally::loaded(balance), Tally::loaded(held)));
+        }
+        Ok(cache.accounts.get_mut(&account))
+    }
+
+    /// Moves the account's balance.
+    fn add_balance(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
+        if let Some((balance, _)) = self.account_tally(account)? {
+            balance.value += delta_fen;
+            return Ok(());
+        }
+        let changed = self
+            .conn
+            .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1")?
+            .execute(params![account, delta_fen])?;
+        if changed != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "account {account} is not on file"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Moves the account's amount on hold (kept beside its balance).
+    fn add_held(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
+        if let Some((_, held)) = self.account_tally(account)? {
+            held.value += delta_fen;
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached("UPDATE accounts SET held_fen = held_fen + ?2 WHERE id = ?1")?
+            .execute(params![account, delta_fen])?;
+        Ok(())
+    }
+
+    /// The merchant's approved debits of the day as kept in the cache (read on first use).
+    fn merchant_day_tally(&mut self, mid: &Mid, day: i64) -> StoreResult<Option<&mut Tally>> {
+        let conn = self.conn;
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return Ok(None);
+        };
+        let key = (*mid, day);
+        if !cache.merchant_days.contains_key(&key) {
+            if cache.merchant_days.len() >= WRITER_CACHE_ENTRIES_MAX {
+                return Ok(None);
+            }
+            let stored = read_merchant_day(conn, mid, day)?;
+            cache.merchant_days.insert(key, Tally::loaded(stored));
+        }
+        Ok(cache.merchant_days.get_mut(&key))
+    }
+
+    /// The card's payments of the day as kept in the cache (read on first use).
+    fn card_day_tally(&mut self, card_id: i64, day: i64) -> StoreResult<Option<&mut Tally>> {
+        let conn = self.conn;
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return Ok(None);
+        };
+        let key = (card_id, day);
+        if !cache.card_days.contains_key(&key) {
+            if cache.card_days.len() >= WRITER_CACHE_ENTRIES_MAX {
+                return Ok(None);
+            }
+            let stored = read_card_day(conn, card_id, day)?;
+            cache.card_days.insert(key, Tally::loaded(stored));
+        }
+        Ok(cache.card_days.get_mut(&key))
+    }
+
+    /// Moves the day's totals by `share` going from state `from` (`None`: it did not
+    /// exist) to `to`.
+    fn move_days(
+        &mut self,
+        share: &DayShare<'_>,
+        from: Option<TxnState>,
+        to: TxnState,
+    ) -> StoreResult<()> {
+        let (merchant, card) = share.moves(from, to);
+        let mid = share.mid.and_then(|m| Mid::parse(m).ok());
+        if merchant != 0
+            && let Some(mid) = mid
+        {
+            let delta_fen = merchant * share.amount_fen;
+            match self.merchant_day_tally(&mid, share.day)? {
+                Some(total) => total.value += delta_fen,
+                None => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (mid, day) DO UPDATE SET debit_fen = debit_fen + excluded.debit_fen",
+                        )?
+                        .execute(params![mid.as_str(), share.day, delta_fen])?;
+                }
+            }
+        }
+        if card != 0
+            && let Some(card_id) = share.card_id
+        {
+            match self.card_day_tally(card_id, share.day)? {
+                Some(total) => total.value += card,
+                None => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO card_days (card_id, day, debit_count) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (card_id, day) DO UPDATE SET debit_count = debit_count + excluded.debit_count",
+                        )?
+                        .execute(params![card_id, share.day, card])?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn bins(&self) -> Option<&Bins> {
@@ -820,6 +1156,37 @@ impl<'c> SqliteLedger<'c> {
             cache.terminals.remove(tid);
         }
     }
+}
+
+impl Drop for SqliteLedger<'_> {
+    fn drop(&mut self) {
+        // A row held back and never written would be lost without a word when the caller
+        // commits: every request ends in `flush`, or in `discard` when it failed.
+        if let Some(p) = &self.pending
+            && !std::thread::panicking()
+        {
+            panic!(
+                "transaction row {} was held back and never written (flush or discard)",
+                p.id
+            );
+        }
+    }
+}
+
+fn read_merchant_day(conn: &Connection, mid: &Mid, day: i64) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT debit_fen FROM merchant_days WHERE mid = ?1 AND day = ?2")?
+        .query_row(params![mid.as_str(), day], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn read_card_day(conn: &Connection, card_id: i64, day: i64) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT debit_count FROM card_days WHERE card_id = ?1 AND day = ?2")?
+        .query_row(params![card_id, day], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// The columns [`txn_row`] reads, in its order.
@@ -1034,6 +1401,14 @@ impl SqliteLedger<'_> {
 }
 
 impl Ledger for SqliteLedger<'_> {
+    fn flush(&mut self) -> StoreResult<()> {
+        self.write_pending()
+    }
+
+    fn discard(&mut self) {
+        self.pending = None;
+    }
+
     fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
         if let Some(hit) = self.cache.as_deref().and_then(|c| c.terminals.get(tid)) {
             return Ok(hit.clone());
@@ -1066,7 +1441,7 @@ impl Ledger for SqliteLedger<'_> {
         }
         let found = self.read_card(pan)?;
         if let Some(cache) = self.cache.as_deref_mut() {
-            if cache.cards.len() >= MASTER_CACHE_ENTRIES_MAX {
+            if cache.cards.len() >= WRITER_CACHE_ENTRIES_MAX {
                 cache.cards.clear();
                 cache.card_pans.clear();
             }
@@ -1151,7 +1526,7 @@ impl Ledger for SqliteLedger<'_> {
              WHERE tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND idem = 1"
         );
         let class = std::str::from_utf8(&key.class).unwrap_or("????");
-        let mut stmt = self.conn.prepare_cached(SQL)?;
+        let mut stmt = self.db()?.prepare_cached(SQL)?;
         // The trace's rows are next to each other in the key (tid, mid, batch, stan, mti):
         // one seek and a step or two (an `IN` list would build a temporary table).
         let rows = stmt.query_map(
@@ -1195,7 +1570,7 @@ impl Ledger for SqliteLedger<'_> {
                AND reversal = 1"
         );
         Ok(self
-            .conn
+            .db()?
             .prepare_cached(SQL)?
             .query_row(
                 params![tid.as_str(), mid.as_str(), batch.value(), stan.value()],
@@ -1227,7 +1602,7 @@ impl Ledger for SqliteLedger<'_> {
             kind_list(kinds)
         );
         Ok(self
-            .conn
+            .db()?
             .prepare_cached(&sql)?
             .query_row(
                 params![
@@ -1258,7 +1633,7 @@ impl Ledger for SqliteLedger<'_> {
             kind_list(kinds)
         );
         Ok(self
-            .conn
+            .settled(id)?
             .prepare_cached(&sql)?
             .query_row(params![mid.as_str(), rrn, id], txn_row)
             .optional()?)
@@ -1277,7 +1652,7 @@ impl Ledger for SqliteLedger<'_> {
              ORDER BY id DESC LIMIT 1"
         );
         Ok(self
-            .conn
+            .db()?
             .prepare_cached(SQL)?
             .query_row(params![mid.as_str(), card_id, auth_code], txn_row)
             .optional()?)
@@ -1286,7 +1661,7 @@ impl Ledger for SqliteLedger<'_> {
     fn txn(&mut self, id: i64) -> StoreResult<Option<TxnRecord>> {
         const SQL: &str = select_txn!("FROM transactions WHERE id = ?1");
         Ok(self
-            .conn
+            .settled(id)?
             .prepare_cached(SQL)?
             .query_row([id], txn_row)
             .optional()?)
@@ -1294,6 +1669,7 @@ impl Ledger for SqliteLedger<'_> {
 
     fn insert_txn(&mut self, t: &NewTxn<'_>) -> StoreResult<i64> {
         self.reversal_seen = None;
+        self.write_pending()?;
         let (tid, mid, batch, stan, mti, idem) = match &t.key {
             Some(k) => (
                 Some(k.tid.as_str()),
@@ -1305,47 +1681,53 @@ impl Ledger for SqliteLedger<'_> {
             ),
             None => (t.tid, t.mid, t.batch, t.stan, t.mti, false),
         };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO transactions (kind, reversal, mti, tid, mid, batch, stan, idem,
-                     request_hash, amount_fen, card_id, pan_masked, auth_code, day, mmdd, hhmmss,
-                     created_ms, code, reason, state, original_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18, ?19, ?20, ?21)",
-            )?
-            .execute(params![
-                t.kind.map(|k| k.slug()),
-                t.reversal,
-                mti,
-                tid,
+        let id = self.take_txn_id()?;
+        let amount_fen = t
+            .amount_fen
+            .map(|a| {
+                i64::try_from(a)
+                    .map_err(|_| StoreError::Corrupt(format!("amount {a} fen too large")))
+            })
+            .transpose()?;
+        self.move_days(
+            &DayShare {
+                kind: t.kind.map(|k| k.slug()),
+                reversal: t.reversal,
                 mid,
-                batch,
-                stan,
-                idem,
-                t.request_hash,
-                t.amount_fen.map(|a| a as i64),
-                t.card_id,
-                t.pan_masked,
-                t.auth_code,
-                t.day,
-                t.mmdd,
-                t.hhmmss,
-                t.created_ms,
-                t.code,
-                t.reason,
-                t.state.as_str(),
-                t.original_id
-            ])?;
-        let id = self.conn.last_insert_rowid();
-        DayShare {
+                card_id: t.card_id,
+                day: t.day,
+                amount_fen: amount_fen.unwrap_or(0),
+            },
+            None,
+            t.state,
+        )?;
+        self.pending = Some(PendingTxn {
+            id,
             kind: t.kind.map(|k| k.slug()),
             reversal: t.reversal,
-            mid,
+            mti: mti.to_owned(),
+            tid: tid.map(str::to_owned),
+            mid: mid.map(str::to_owned),
+            batch,
+            stan,
+            idem,
+            request_hash: t.request_hash.map(str::to_owned),
+            amount_fen,
             card_id: t.card_id,
+            pan_masked: t.pan_masked.map(str::to_owned),
+            rrn: None,
+            auth_code: t.auth_code.map(str::to_owned),
             day: t.day,
-            amount_fen: t.amount_fen.map_or(0, |a| a as i64),
-        }
-        .apply(self.conn, None, t.state)?;
+            mmdd: t.mmdd.to_owned(),
+            hhmmss: t.hhmmss.to_owned(),
+            created_ms: t.created_ms,
+            code: t.code.to_owned(),
+            reason: t.reason.to_owned(),
+            state: t.state,
+            original_id: t.original_id,
+            response: None,
+            postings: Vec::new(),
+        });
         Ok(id)
     }
 
@@ -1357,7 +1739,15 @@ impl Ledger for SqliteLedger<'_> {
         response: &[u8],
     ) -> StoreResult<()> {
         self.reversal_seen = None;
-        self.conn
+        if let Some(p) = self.pending.as_mut().filter(|p| p.id == id) {
+            p.rrn = Some(rrn.to_owned());
+            if let Some(auth) = auth_code {
+                p.auth_code = Some(auth.to_owned());
+            }
+            p.response = Some(response.to_vec());
+            return self.write_pending();
+        }
+        self.db()?
             .prepare_cached(
                 "UPDATE transactions SET rrn = ?2, auth_code = coalesce(?3, auth_code), response = ?4 WHERE id = ?1",
             )?
@@ -1367,8 +1757,8 @@ impl Ledger for SqliteLedger<'_> {
 
     fn set_txn_state(&mut self, id: i64, state: TxnState) -> StoreResult<()> {
         self.reversal_seen = None;
-        let row = self
-            .conn
+        let conn = self.settled(id)?;
+        let row = conn
             .prepare_cached(
                 "SELECT kind, reversal, state, mid, card_id, day, amount_fen
                  FROM transactions WHERE id = ?1",
@@ -1392,23 +1782,25 @@ impl Ledger for SqliteLedger<'_> {
         };
         let from = TxnState::parse(&from)
             .ok_or_else(|| StoreError::Corrupt(format!("transaction {id}: state {from:?}")))?;
-        self.conn
-            .prepare_cached("UPDATE transactions SET state = ?2 WHERE id = ?1")?
+        conn.prepare_cached("UPDATE transactions SET state = ?2 WHERE id = ?1")?
             .execute(params![id, state.as_str()])?;
-        DayShare {
-            kind: kind.as_deref(),
-            reversal,
-            mid: mid.as_deref(),
-            card_id,
-            day,
-            amount_fen: amount_fen.unwrap_or(0),
-        }
-        .apply(self.conn, Some(from), state)
+        self.move_days(
+            &DayShare {
+                kind: kind.as_deref(),
+                reversal,
+                mid: mid.as_deref(),
+                card_id,
+                day,
+                amount_fen: amount_fen.unwrap_or(0),
+            },
+            Some(from),
+            state,
+        )
     }
 
     fn add_refunded(&mut self, id: i64, amount_fen: u64) -> StoreResult<()> {
         self.reversal_seen = None;
-        self.conn
+        self.settled(id)?
             .prepare_cached(
                 "UPDATE transactions SET refunded_fen = refunded_fen + ?2 WHERE id = ?1",
             )?
@@ -1418,7 +1810,7 @@ impl Ledger for SqliteLedger<'_> {
 
     fn note_txn_link(&mut self, id: i64, original_id: i64) -> StoreResult<()> {
         self.reversal_seen = None;
-        self.conn
+        self.settled(id)?
             .prepare_cached("UPDATE transactions SET original_id = ?2 WHERE id = ?1")?
             .execute(params![id, original_id])?;
         Ok(())
@@ -1437,22 +1829,15 @@ impl Ledger for SqliteLedger<'_> {
             debit != credit,
             "a transfer moves money between two accounts"
         );
-        let mut post = self.conn.prepare_cached(
-            "INSERT INTO postings (txn_id, account, amount_fen) VALUES (?1, ?2, ?3)",
-        )?;
-        post.execute(params![txn_id, debit, -amount])?;
-        post.execute(params![txn_id, credit, amount])?;
-        let mut bal = self
-            .conn
-            .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1")?;
-        bal.execute(params![debit, -amount])?;
-        bal.execute(params![credit, amount])?;
-        Ok(())
+        self.post(txn_id, debit, -amount)?;
+        self.post(txn_id, credit, amount)?;
+        self.add_balance(debit, -amount)?;
+        self.add_balance(credit, amount)
     }
 
     fn undo_postings(&mut self, txn_id: i64, original_id: i64) -> StoreResult<()> {
         let rows: Vec<(i64, i64)> = self
-            .conn
+            .settled(original_id)?
             .prepare_cached(
                 "SELECT account, amount_fen FROM postings WHERE txn_id = ?1 ORDER BY id",
             )?
@@ -1463,20 +1848,17 @@ impl Ledger for SqliteLedger<'_> {
             0,
             "the postings of a transaction balance"
         );
-        let mut post = self.conn.prepare_cached(
-            "INSERT INTO postings (txn_id, account, amount_fen) VALUES (?1, ?2, ?3)",
-        )?;
-        let mut bal = self
-            .conn
-            .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1")?;
         for (account, amount) in rows {
-            post.execute(params![txn_id, account, -amount])?;
-            bal.execute(params![account, -amount])?;
+            self.post(txn_id, account, -amount)?;
+            self.add_balance(account, -amount)?;
         }
         Ok(())
     }
 
     fn balance(&mut self, account: i64) -> StoreResult<i64> {
+        if let Some((balance, _)) = self.account_tally(account)? {
+            return Ok(balance.value);
+        }
         Ok(self
             .conn
             .prepare_cached("SELECT balance_fen FROM accounts WHERE id = ?1")?
@@ -1484,10 +1866,13 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn held(&mut self, account: i64) -> StoreResult<u64> {
-        let held: i64 = self
-            .conn
-            .prepare_cached("SELECT held_fen FROM accounts WHERE id = ?1")?
-            .query_row([account], |r| r.get(0))?;
+        let held: i64 = match self.account_tally(account)? {
+            Some((_, held)) => held.value,
+            None => self
+                .conn
+                .prepare_cached("SELECT held_fen FROM accounts WHERE id = ?1")?
+                .query_row([account], |r| r.get(0))?,
+        };
         u64::try_from(held).map_err(|_| {
             StoreError::Corrupt(format!(
                 "account {account} holds {held} fen, less than nothing"
@@ -1496,7 +1881,8 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn place_hold(&mut self, txn_id: i64, account: i64, amount_fen: u64) -> StoreResult<()> {
-        self.conn
+        // The hold names its transaction row, which is written first.
+        self.settled(txn_id)?
             .prepare_cached(
                 "INSERT INTO holds (txn_id, account, amount_fen, open) VALUES (?1, ?2, ?3, 1)",
             )?
@@ -1529,24 +1915,20 @@ impl Ledger for SqliteLedger<'_> {
     }
 
     fn merchant_debits_on(&mut self, mid: &Mid, day: i64) -> StoreResult<u64> {
-        let sum: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT debit_fen FROM merchant_days WHERE mid = ?1 AND day = ?2")?
-            .query_row(params![mid.as_str(), day], |r| r.get(0))
-            .optional()?;
-        let sum = sum.unwrap_or(0);
+        let sum = match self.merchant_day_tally(mid, day)? {
+            Some(total) => total.value,
+            None => read_merchant_day(self.conn, mid, day)?,
+        };
         u64::try_from(sum).map_err(|_| {
             StoreError::Corrupt(format!("merchant {mid}: debits of day {day} are {sum} fen"))
         })
     }
 
     fn card_debit_count_on(&mut self, card_id: i64, day: i64) -> StoreResult<u32> {
-        let count: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT debit_count FROM card_days WHERE card_id = ?1 AND day = ?2")?
-            .query_row(params![card_id, day], |r| r.get(0))
-            .optional()?;
-        let count = count.unwrap_or(0);
+        let count = match self.card_day_tally(card_id, day)? {
+            Some(total) => total.value,
+            None => read_card_day(self.conn, card_id, day)?,
+        };
         u32::try_from(count).map_err(|_| {
             StoreError::Corrupt(format!("card {card_id}: {count} payments on day {day}"))
         })
@@ -1554,7 +1936,7 @@ impl Ledger for SqliteLedger<'_> {
 
     fn batch_totals(&mut self, tid: &Tid, mid: &Mid, batch: Batch) -> StoreResult<Totals> {
         let mut totals = Totals::default();
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.db()?.prepare_cached(
             "SELECT kind, count(*), coalesce(sum(amount_fen), 0) FROM transactions
              WHERE tid = ?1 AND mid = ?3 AND batch = ?2
                AND reversal = 0 AND idem = 1 AND code = '00' AND state != 'reversed'
