@@ -138,6 +138,12 @@ async fn connection(
         let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
         let mut closing = false;
         while let Some(out) = out_rx.recv().await {
+            // The rest of a group's answers for this connection are being sealed by their
+            // request tasks, woken together by the writer: one turn of the scheduler lets
+            // them join this write (without it nearly every answer went out alone).
+            if out_rx.is_empty() {
+                tokio::task::yield_now().await;
+            }
             let mut next = Some(out);
             while let Some(out) = next.take() {
                 match out {
