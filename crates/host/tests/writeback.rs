@@ -20,7 +20,7 @@ use poskit_host::{DataDir, demo, run};
 enum Mode {
     /// A plain ledger, one transaction per request.
     Plain,
-    /// The writer's cached ledger, three requests per transaction.
+    /// The writer's cached ledger, four requests per transaction.
     Cached,
 }
 
@@ -34,7 +34,7 @@ struct World {
     open: usize,
 }
 
-const REQUESTS_PER_TRANSACTION: usize = 3;
+const REQUESTS_PER_TRANSACTION: usize = 4;
 
 impl World {
     fn new(mode: Mode) -> World {
@@ -179,7 +179,8 @@ fn run(
 }
 
 /// A day at two fleet terminals: sales, a wrong PIN, a resend, a void, a pre-authorization
-/// and its completion, a reversal and a balance inquiry. Returns each answer's code.
+/// and its completion, a reversal and a balance inquiry. Returns each answer's code, and
+/// the balance the inquiry reports.
 fn day(w: &mut World, roll_back_once: bool) -> Vec<String> {
     let mut codes = Vec::new();
     for i in 0..2 {
@@ -232,7 +233,10 @@ fn day(w: &mut World, roll_back_once: bool) -> Vec<String> {
         let mut balance = RequestSpec::sale(card(i), 0, Some(demo::DEMO_PIN));
         balance.kind = K::BalanceInquiry;
         balance.amount_fen = None;
-        run(w, &mut t, &mut codes, &balance);
+        // The available balance as the request reads it: from totals the same transaction
+        // moved (cached) or from the table (plain) — the same figure either way.
+        let (_, answer) = run(w, &mut t, &mut codes, &balance);
+        codes.push(format!("54={}", answer.field(54).unwrap_or("none")));
     }
     w.commit();
     codes

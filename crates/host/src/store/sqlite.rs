@@ -710,6 +710,11 @@ pub struct WriterCache {
     card_days: HashMap<(i64, i64), Tally>,
     /// The id the next transaction row gets (SQLite's own choice: the largest + 1).
     next_txn_id: Option<i64>,
+    /// The totals moved since the last write-back (a key may appear more than once), so
+    /// that `write_back` visits those and not every total it keeps.
+    moved_accounts: Vec<i64>,
+    moved_merchant_days: Vec<(Mid, i64)>,
+    moved_card_days: Vec<(i64, i64)>,
 }
 
 /// A total as it is now and as the database holds it.
@@ -761,6 +766,9 @@ impl WriterCache {
         self.merchant_days.clear();
         self.card_days.clear();
         self.next_txn_id = None;
+        self.moved_accounts.clear();
+        self.moved_merchant_days.clear();
+        self.moved_card_days.clear();
     }
 
     /// Writes every total changed in memory since the last write-back; call it inside the
@@ -769,7 +777,10 @@ impl WriterCache {
     pub fn write_back(&mut self, conn: &Connection) -> StoreResult<()> {
         let mut account = conn
             .prepare_cached("UPDATE accounts SET balance_fen = ?2, held_fen = ?3 WHERE id = ?1")?;
-        for (id, (balance, held)) in self.accounts.iter_mut() {
+        for id in self.moved_accounts.drain(..) {
+            let Some((balance, held)) = self.accounts.get_mut(&id) else {
+                continue;
+            };
             if !balance.dirty() && !held.dirty() {
                 continue;
             }
@@ -783,7 +794,11 @@ impl WriterCache {
             "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
              ON CONFLICT (mid, day) DO UPDATE SET debit_fen = excluded.debit_fen",
         )?;
-        for ((mid, day), total) in self.merchant_days.iter_mut().filter(|(_, t)| t.dirty()) {
+        for key in self.moved_merchant_days.drain(..) {
+            let Some(total) = self.merchant_days.get_mut(&key).filter(|t| t.dirty()) else {
+                continue;
+            };
+            let (mid, day) = key;
             merchant_day.execute(params![mid.as_str(), day, total.value])?;
             *total = Tally::loaded(total.value);
         }
@@ -791,7 +806,11 @@ impl WriterCache {
             "INSERT INTO card_days (card_id, day, debit_count) VALUES (?1, ?2, ?3)
              ON CONFLICT (card_id, day) DO UPDATE SET debit_count = excluded.debit_count",
         )?;
-        for ((card_id, day), total) in self.card_days.iter_mut().filter(|(_, t)| t.dirty()) {
+        for key in self.moved_card_days.drain(..) {
+            let Some(total) = self.card_days.get_mut(&key).filter(|t| t.dirty()) else {
+                continue;
+            };
+            let (card_id, day) = key;
             card_day.execute(params![card_id, day, total.value])?;
             *total = Tally::loaded(total.value);
         }
@@ -1040,6 +1059,7 @@ impl<'c> SqliteLedger<'c> {
     fn add_balance(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
         if let Some((balance, _)) = self.account_tally(account)? {
             balance.value += delta_fen;
+            self.moved(|c| c.moved_accounts.push(account));
             return Ok(());
         }
         let changed = self
@@ -1058,11 +1078,18 @@ impl<'c> SqliteLedger<'c> {
     fn add_held(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
         if let Some((_, held)) = self.account_tally(account)? {
             held.value += delta_fen;
+            self.moved(|c| c.moved_accounts.push(account));
             return Ok(());
         }
-        self.conn
+        let changed = self
+            .conn
             .prepare_cached("UPDATE accounts SET held_fen = held_fen + ?2 WHERE id = ?1")?
             .execute(params![account, delta_fen])?;
+        if changed != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "account {account} is not on file"
+            )));
+        }
         Ok(())
     }
 
@@ -1109,28 +1136,40 @@ impl<'c> SqliteLedger<'c> {
         to: TxnState,
     ) -> StoreResult<()> {
         let (merchant, card) = share.moves(from, to);
-        let mid = share.mid.and_then(|m| Mid::parse(m).ok());
         if merchant != 0
-            && let Some(mid) = mid
+            && let Some(raw_mid) = share.mid
         {
             let delta_fen = merchant * share.amount_fen;
-            match self.merchant_day_tally(&mid, share.day)? {
-                Some(total) => total.value += delta_fen,
-                None => {
-                    self.conn
-                        .prepare_cached(
-                            "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
-                             ON CONFLICT (mid, day) DO UPDATE SET debit_fen = debit_fen + excluded.debit_fen",
-                        )?
-                        .execute(params![mid.as_str(), share.day, delta_fen])?;
-                }
+            // A merchant ID that does not parse (a row recorded from hostile input) is
+            // totalled as stored, without the cache.
+            let cached = match Mid::parse(raw_mid) {
+                Ok(mid) => match self.merchant_day_tally(&mid, share.day)? {
+                    Some(total) => {
+                        total.value += delta_fen;
+                        self.moved(|c| c.moved_merchant_days.push((mid, share.day)));
+                        true
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            };
+            if !cached {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO merchant_days (mid, day, debit_fen) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (mid, day) DO UPDATE SET debit_fen = debit_fen + excluded.debit_fen",
+                    )?
+                    .execute(params![raw_mid, share.day, delta_fen])?;
             }
         }
         if card != 0
             && let Some(card_id) = share.card_id
         {
             match self.card_day_tally(card_id, share.day)? {
-                Some(total) => total.value += card,
+                Some(total) => {
+                    total.value += card;
+                    self.moved(|c| c.moved_card_days.push((card_id, share.day)));
+                }
                 None => {
                     self.conn
                         .prepare_cached(
@@ -1142,6 +1181,13 @@ impl<'c> SqliteLedger<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Notes in the cache which total moved (for `write_back`).
+    fn moved(&mut self, note: impl FnOnce(&mut WriterCache)) {
+        if let Some(cache) = self.cache.as_deref_mut() {
+            note(cache);
+        }
     }
 
     fn bins(&self) -> Option<&Bins> {
@@ -1407,6 +1453,11 @@ impl Ledger for SqliteLedger<'_> {
 
     fn discard(&mut self) {
         self.pending = None;
+        // The totals this request moved are in the cache, and its transaction is rolled
+        // back: nothing the cache holds may outlive it.
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.clear();
+        }
     }
 
     fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
