@@ -1057,35 +1057,40 @@ impl<'c> SqliteLedger<'c> {
 
     /// Moves the account's balance.
     fn add_balance(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
-        if let Some((balance, _)) = self.account_tally(account)? {
-            balance.value += delta_fen;
-            self.moved(|c| c.moved_accounts.push(account));
-            return Ok(());
-        }
-        let changed = self
-            .conn
-            .prepare_cached("UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1")?
-            .execute(params![account, delta_fen])?;
-        if changed != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "account {account} is not on file"
-            )));
-        }
-        Ok(())
+        self.add_to_account(account, AccountTotal::Balance, delta_fen)
     }
 
     /// Moves the account's amount on hold (kept beside its balance).
     fn add_held(&mut self, account: i64, delta_fen: i64) -> StoreResult<()> {
-        if let Some((_, held)) = self.account_tally(account)? {
-            held.value += delta_fen;
+        self.add_to_account(account, AccountTotal::Held, delta_fen)
+    }
+
+    fn add_to_account(
+        &mut self,
+        account: i64,
+        which: AccountTotal,
+        delta_fen: i64,
+    ) -> StoreResult<()> {
+        if let Some((balance, held)) = self.account_tally(account)? {
+            match which {
+                AccountTotal::Balance => balance.value += delta_fen,
+                AccountTotal::Held => held.value += delta_fen,
+            }
             self.moved(|c| c.moved_accounts.push(account));
             return Ok(());
         }
-        let changed = self
+        let sql = match which {
+            AccountTotal::Balance => {
+                "UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE id = ?1"
+            }
+            AccountTotal::Held => "UPDATE accounts SET held_fen = held_fen + ?2 WHERE id = ?1",
+        };
+        if self
             .conn
-            .prepare_cached("UPDATE accounts SET held_fen = held_fen + ?2 WHERE id = ?1")?
-            .execute(params![account, delta_fen])?;
-        if changed != 1 {
+            .prepare_cached(sql)?
+            .execute(params![account, delta_fen])?
+            != 1
+        {
             return Err(StoreError::Corrupt(format!(
                 "account {account} is not on file"
             )));
@@ -1099,15 +1104,9 @@ impl<'c> SqliteLedger<'c> {
         let Some(cache) = self.cache.as_deref_mut() else {
             return Ok(None);
         };
-        let key = (*mid, day);
-        if !cache.merchant_days.contains_key(&key) {
-            if cache.merchant_days.len() >= WRITER_CACHE_ENTRIES_MAX {
-                return Ok(None);
-            }
-            let stored = read_merchant_day(conn, mid, day)?;
-            cache.merchant_days.insert(key, Tally::loaded(stored));
-        }
-        Ok(cache.merchant_days.get_mut(&key))
+        cached_tally(&mut cache.merchant_days, (*mid, day), || {
+            read_merchant_day(conn, mid, day)
+        })
     }
 
     /// The card's payments of the day as kept in the cache (read on first use).
@@ -1116,15 +1115,9 @@ impl<'c> SqliteLedger<'c> {
         let Some(cache) = self.cache.as_deref_mut() else {
             return Ok(None);
         };
-        let key = (card_id, day);
-        if !cache.card_days.contains_key(&key) {
-            if cache.card_days.len() >= WRITER_CACHE_ENTRIES_MAX {
-                return Ok(None);
-            }
-            let stored = read_card_day(conn, card_id, day)?;
-            cache.card_days.insert(key, Tally::loaded(stored));
-        }
-        Ok(cache.card_days.get_mut(&key))
+        cached_tally(&mut cache.card_days, (card_id, day), || {
+            read_card_day(conn, card_id, day)
+        })
     }
 
     /// Moves the day's totals by `share` going from state `from` (`None`: it did not
@@ -1217,6 +1210,29 @@ impl Drop for SqliteLedger<'_> {
             );
         }
     }
+}
+
+/// Which of an account's totals moves.
+#[derive(Clone, Copy)]
+enum AccountTotal {
+    Balance,
+    Held,
+}
+
+/// The total under `key`, read with `load` on first use; `None` when the map is full and
+/// the key is not in it (the caller then writes through).
+fn cached_tally<K: std::hash::Hash + Eq + Copy>(
+    map: &mut HashMap<K, Tally>,
+    key: K,
+    load: impl FnOnce() -> StoreResult<i64>,
+) -> StoreResult<Option<&mut Tally>> {
+    if !map.contains_key(&key) {
+        if map.len() >= WRITER_CACHE_ENTRIES_MAX {
+            return Ok(None);
+        }
+        map.insert(key, Tally::loaded(load()?));
+    }
+    Ok(map.get_mut(&key))
 }
 
 fn read_merchant_day(conn: &Connection, mid: &Mid, day: i64) -> StoreResult<i64> {
