@@ -1,0 +1,234 @@
+//! The host's work per sale, by thread, without the network and the load generator:
+//! - `writer/group_of_100_sales`: what the writer thread does for a group — the engine
+//!   over the cached ledger for each request, the write-back and the commit — on a real
+//!   database file (`synchronous = OFF` here, so that the disk's fsync, one per group, does
+//!   not drown the CPU figure; `poskit bench host` measures the whole with FULL);
+//! - `connection/read_and_precheck_sale`: what a connection task does before the writer
+//!   (read the frame, check its MAC and PIN);
+//! - `connection/seal_answer`: the answer's MAC, after the writer.
+//!
+//! `cargo bench -p poskit-host`
+
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rusqlite::Connection;
+
+use poskit_domain::TransactionKind as K;
+use poskit_host::client::{CardData, RequestSpec, RequestTemplate, TestTerminal};
+use poskit_host::clock::HostTime;
+use poskit_host::config::HostConfig;
+use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
+use poskit_host::pinhash::PinHasher;
+use poskit_host::store::sqlite::{SqliteLedger, WriterCache};
+use poskit_host::{DataDir, demo, run};
+use poskit_security::{MacAlgorithm, SecretKey};
+
+// As the `poskit` binary runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Terminals the sales are spread over (their traces stay unique through a long run).
+const TERMINALS: u32 = 16;
+const GROUP: usize = 100;
+
+struct Rig {
+    _temp: tempfile::TempDir,
+    conn: Connection,
+    cache: WriterCache,
+    pins: PinHasher,
+    cfg: EngineConfig,
+    /// Per terminal: its sale template, its next trace and its working keys.
+    terminals: Vec<(RequestTemplate, u32, Arc<(SecretKey, SecretKey)>)>,
+    next: usize,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::create(temp.path()).unwrap();
+        run::load_demo(&dir, &HostConfig::default()).unwrap();
+        let conn = dir.open_store().unwrap();
+        conn.pragma_update(None, "synchronous", "OFF").unwrap();
+        let pins = dir.pin_hasher().unwrap();
+        let cfg = EngineConfig::default();
+        let mut terminals = Vec::new();
+        let mut cache = WriterCache::default();
+        for i in 0..TERMINALS {
+            let mut t =
+                TestTerminal::offline(&demo::fleet_tid(i), "898310048160001", demo::DEMO_TMK)
+                    .unwrap();
+            let mut sign_in = RequestSpec::new(K::SignIn);
+            sign_in.network_code = Some("003".into());
+            let (frame, _) = t.build(&sign_in).unwrap();
+            let answer = {
+                let tx = conn.unchecked_transaction().unwrap();
+                let a = {
+                    let mut ledger = SqliteLedger::cached(&tx, &mut cache);
+                    engine::process(&mut ledger, &cfg, &pins, &input(&frame, None, None)).unwrap()
+                };
+                cache.write_back(&tx).unwrap();
+                tx.commit().unwrap();
+                a
+            };
+            let keys = answer.keys_after.clone().flatten().expect("signed in");
+            t.adopt_sign_in(&t.parse(answer.frame.unwrap()).unwrap())
+                .unwrap();
+            let card = CardData::Track2(format!("{}=30121010000000000", demo::fleet_pan(i)));
+            let template = t
+                .template(&RequestSpec::sale(card, 1, Some(demo::DEMO_PIN)))
+                .unwrap();
+            terminals.push((template, 1, Arc::new(keys)));
+        }
+        Rig {
+            _temp: temp,
+            conn,
+            cache,
+            pins,
+            cfg,
+            terminals,
+            next: 0,
+        }
+    }
+
+    /// The next sale's frame and its terminal's keys.
+    fn next_sale(&mut self) -> (Vec<u8>, Arc<(SecretKey, SecretKey)>) {
+        let (template, stan, keys) = &mut self.terminals[self.next % TERMINALS as usize];
+        self.next += 1;
+        *stan += 1;
+        assert!(*stan < 999_999, "the bench ran out of traces");
+        (template.frame(*stan).to_vec(), keys.clone())
+    }
+
+    /// A group of sales as connection tasks hand them to the writer.
+    fn group(&mut self) -> Vec<(Vec<u8>, Parsed, Precheck)> {
+        (0..GROUP)
+            .map(|_| {
+                let (frame, keys) = self.next_sale();
+                let parsed = Parsed::of(&frame).unwrap();
+                let precheck =
+                    Precheck::compute(&parsed, MacAlgorithm::CupEcb, |_| Some(keys), &self.pins)
+                        .unwrap();
+                (frame, parsed, precheck)
+            })
+            .collect()
+    }
+}
+
+fn input<'a>(
+    frame: &'a [u8],
+    parsed: Option<&'a Parsed>,
+    precheck: Option<&'a Precheck>,
+) -> Input<'a> {
+    Input {
+        frame,
+        now: HostTime::at(1_780_000_000_000, 480),
+        issuer: IssuerVerdict::Reachable,
+        injected: None,
+        parsed,
+        precheck,
+        mac_later: true,
+    }
+}
+
+fn writer(c: &mut Criterion) {
+    let rig = std::cell::RefCell::new(Rig::new());
+    let mut g = c.benchmark_group("writer");
+    g.throughput(criterion::Throughput::Elements(GROUP as u64));
+    g.bench_function("group_of_100_sales", |b| {
+        b.iter_batched(
+            || rig.borrow_mut().group(),
+            |group| {
+                let mut rig = rig.borrow_mut();
+                let Rig {
+                    conn,
+                    cache,
+                    pins,
+                    cfg,
+                    ..
+                } = &mut *rig;
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                cache.revalidate(conn).unwrap();
+                let mut approved = 0;
+                for (frame, parsed, precheck) in &group {
+                    let answer = {
+                        let mut ledger = SqliteLedger::cached(conn, cache);
+                        engine::process(&mut ledger, cfg, pins, &input(frame, Some(parsed), Some(precheck)))
+                            .unwrap()
+                    };
+                    approved += usize::from(answer.code.is_approved());
+                }
+                cache.write_back(conn).unwrap();
+                conn.execute_batch("COMMIT").unwrap();
+                assert_eq!(approved, GROUP, "every sale of the bench is approved");
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn connection(c: &mut Criterion) {
+    let rig = std::cell::RefCell::new(Rig::new());
+    let mut g = c.benchmark_group("connection");
+    g.bench_function("read_and_precheck_sale", |b| {
+        b.iter_batched(
+            || rig.borrow_mut().next_sale(),
+            |(frame, keys)| {
+                let parsed = Parsed::of(&frame).unwrap();
+                let precheck = Precheck::compute(
+                    &parsed,
+                    MacAlgorithm::CupEcb,
+                    |_| Some(keys),
+                    &rig.borrow().pins,
+                )
+                .unwrap();
+                (parsed, precheck)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let mut rig = rig.into_inner();
+    // One answer, sealed again and again (the MAC over the same bytes each time).
+    let (frame, keys) = rig.next_sale();
+    let answer = {
+        let Rig {
+            conn,
+            cache,
+            pins,
+            cfg,
+            ..
+        } = &mut rig;
+        let tx = conn.unchecked_transaction().unwrap();
+        let a = {
+            let mut ledger = SqliteLedger::cached(&tx, cache);
+            engine::process(&mut ledger, cfg, pins, &input(&frame, None, None)).unwrap()
+        };
+        cache.write_back(&tx).unwrap();
+        tx.commit().unwrap();
+        a
+    };
+    let answer_frame = answer.frame.clone().unwrap();
+    g.bench_function("seal_answer", |b| {
+        b.iter_batched(
+            || (answer_frame.clone(), keys.1.clone()),
+            |(mut frame, key)| {
+                poskit_host::response::remac(
+                    &mut frame[poskit_codec::frame::PREFIX_BYTES..],
+                    MacAlgorithm::CupEcb,
+                    &key,
+                );
+                frame
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(5));
+    targets = writer, connection
+}
+criterion_main!(benches);
