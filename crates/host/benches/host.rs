@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use rusqlite::Connection;
 
 use poskit_domain::TransactionKind as K;
@@ -32,14 +32,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const TERMINALS: u32 = 16;
 const GROUP: usize = 100;
 
+/// A terminal of the load: its sale template, its last trace and its working keys.
+type LoadTerminal = (RequestTemplate, u32, Arc<(SecretKey, SecretKey)>);
+
 struct Rig {
     _temp: tempfile::TempDir,
     conn: Connection,
     cache: WriterCache,
     pins: PinHasher,
     cfg: EngineConfig,
-    /// Per terminal: its sale template, its next trace and its working keys.
-    terminals: Vec<(RequestTemplate, u32, Arc<(SecretKey, SecretKey)>)>,
+    terminals: Vec<LoadTerminal>,
     next: usize,
 }
 
@@ -138,34 +140,42 @@ fn writer(c: &mut Criterion) {
     g.bench_function("group_of_100_sales", |b| {
         b.iter_batched(
             || rig.borrow_mut().group(),
-            |group| {
-                let mut rig = rig.borrow_mut();
-                let Rig {
-                    conn,
-                    cache,
-                    pins,
-                    cfg,
-                    ..
-                } = &mut *rig;
-                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-                cache.revalidate(conn).unwrap();
-                let mut approved = 0;
-                for (frame, parsed, precheck) in &group {
-                    let answer = {
-                        let mut ledger = SqliteLedger::cached(conn, cache);
-                        engine::process(&mut ledger, cfg, pins, &input(frame, Some(parsed), Some(precheck)))
-                            .unwrap()
-                    };
-                    approved += usize::from(answer.code.is_approved());
-                }
-                cache.write_back(conn).unwrap();
-                conn.execute_batch("COMMIT").unwrap();
-                assert_eq!(approved, GROUP, "every sale of the bench is approved");
-            },
+            |group| writer_group(&mut rig.borrow_mut(), &group),
             BatchSize::SmallInput,
         )
     });
     g.finish();
+}
+
+/// What the writer does with a group: one transaction, the engine for each request.
+#[inline(never)]
+fn writer_group(rig: &mut Rig, group: &[(Vec<u8>, Parsed, Precheck)]) {
+    let Rig {
+        conn,
+        cache,
+        pins,
+        cfg,
+        ..
+    } = rig;
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    cache.revalidate(conn).unwrap();
+    let mut approved = 0;
+    for (frame, parsed, precheck) in group {
+        let answer = {
+            let mut ledger = SqliteLedger::cached(conn, cache);
+            engine::process(
+                &mut ledger,
+                cfg,
+                pins,
+                &input(frame, Some(parsed), Some(precheck)),
+            )
+            .unwrap()
+        };
+        approved += usize::from(answer.code.is_approved());
+    }
+    cache.write_back(conn).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(approved, group.len(), "every sale of the bench is approved");
 }
 
 fn connection(c: &mut Criterion) {
@@ -231,4 +241,27 @@ criterion_group! {
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(5));
     targets = writer, connection
 }
-criterion_main!(benches);
+
+/// With `POSKIT_BENCH_GROUPS=N`, N writer groups and nothing else, for counting
+/// instructions (wall time on a shared VM moves by a fifth from one run to the next):
+/// `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*writer_group*'`.
+fn main() {
+    if let Some(n) = std::env::var("POSKIT_BENCH_GROUPS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut rig = Rig::new();
+        // The first groups fill the caches (as a running writer has them).
+        for _ in 0..5 {
+            let group = rig.group();
+            writer_group(&mut rig, &group);
+        }
+        let groups: Vec<_> = (0..n).map(|_| rig.group()).collect();
+        for group in &groups {
+            writer_group(&mut rig, group);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -55,7 +55,8 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
     let dir = temp.path().to_path_buf();
     let s = fleet(35);
     let pre_auth_fen = 180_000u64;
-    {
+    // Voided after the upgrade: its postings are undone leg by leg.
+    let sold = {
         let host = TestHost::start_in(dir.clone(), Default::default());
         let mut t = host.signed_in(&s);
         let spec = RequestSpec {
@@ -63,15 +64,28 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
             ..RequestSpec::sale(manual(&s), pre_auth_fen, Some(s.pin))
         };
         assert_eq!(t.send(&spec).unwrap().code(), "00");
-        assert_eq!(t.send(&sale(&s, 1_500)).unwrap().code(), "00");
+        let first = t.send(&sale(&s, 1_500)).unwrap();
+        assert_eq!(first.code(), "00");
         assert_eq!(t.send(&sale(&s, 2_500)).unwrap().code(), "00");
-    }
+        (first, t.batch.value())
+    };
     // Back to schema 1 as an older poskit left it: no held amount beside the balance, no
     // day totals.
     {
         let db = rusqlite::Connection::open(dir.join(poskit_host::store::sqlite::DB_FILE)).unwrap();
         db.execute_batch(
-            "ALTER TABLE accounts DROP COLUMN held_fen;
+            "CREATE TABLE postings_1 (
+                 id INTEGER PRIMARY KEY,
+                 txn_id INTEGER NOT NULL REFERENCES transactions(id),
+                 account INTEGER NOT NULL REFERENCES accounts(id),
+                 amount_fen INTEGER NOT NULL
+             );
+             INSERT INTO postings_1 (txn_id, account, amount_fen)
+                 SELECT txn_id, account, amount_fen FROM postings ORDER BY txn_id, leg;
+             DROP TABLE postings;
+             ALTER TABLE postings_1 RENAME TO postings;
+             CREATE INDEX postings_txn ON postings (txn_id);
+             ALTER TABLE accounts DROP COLUMN held_fen;
              DROP TABLE merchant_days;
              DROP TABLE card_days;
              CREATE INDEX transactions_mid_day ON transactions (mid, day);
@@ -126,6 +140,37 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
     assert_eq!(
         count, 3,
         "schema 4: the card's payments of the day (pre-auth and two sales)"
+    );
+    host.assert_balanced();
+    // Schema 5: postings keyed by (transaction, leg), the legs in the order they were
+    // posted; a void undoes the sale's legs.
+    let legs: Vec<(i64, i64)> = host
+        .db()
+        .prepare(
+            "SELECT p.leg, p.amount_fen FROM postings p JOIN transactions t ON t.id = p.txn_id
+             WHERE t.kind = 'sale' AND t.amount_fen = 1500 ORDER BY p.leg",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        legs,
+        [(0, -1_500), (1, 1_500)],
+        "card debited, then merchant credited"
+    );
+    let (first, batch) = sold;
+    let mut t = host.reconnect(&s);
+    assert_eq!(t.sign_in().unwrap().code(), "00");
+    assert_eq!(t.batch.value(), batch);
+    let mut void = void_of(&s, &t, &first, 1_500);
+    void.original_batch = Some(batch);
+    assert_code(&host, &t.send(&void).unwrap(), "00");
+    assert_eq!(
+        host.card_postings(&s.pan),
+        3,
+        "two sales and the void of one"
     );
     host.assert_balanced();
 }

@@ -529,6 +529,33 @@ fn a_pre_authorization_holds_funds_until_it_is_cancelled_and_a_cancelled_one_can
 }
 
 #[test]
+fn check_names_postings_whose_transaction_or_account_is_not_on_file() {
+    let host = TestHost::start();
+    let s = fleet(23);
+    let mut t = host.signed_in(&s);
+    let sold = t.send(&sale(&s, 700)).unwrap();
+    assert_code(&host, &sold, "00");
+    host.assert_balanced();
+    // A balanced pair whose legs name nothing on file: the sums still hold, the references
+    // do not (foreign keys no longer stand guard on every posting since schema 5).
+    host.db()
+        .execute_batch(
+            "INSERT INTO postings (txn_id, leg, account, amount_fen) VALUES
+                 (999999, 0, 999998, -5), (999999, 1, 999997, 5);",
+        )
+        .unwrap();
+    let report = poskit_host::store::sqlite::check(&host.db()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("2 postings name a transaction or an account that is not on file")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
 fn the_amount_on_hold_kept_beside_the_balance_is_checked_against_the_open_holds() {
     let host = TestHost::start();
     let s = fleet(22);

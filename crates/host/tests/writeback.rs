@@ -144,7 +144,7 @@ impl World {
             "SELECT id, name, balance_fen, held_fen FROM accounts ORDER BY id",
             "SELECT mid, day, debit_fen FROM merchant_days ORDER BY mid, day",
             "SELECT card_id, day, debit_count FROM card_days ORDER BY card_id, day",
-            "SELECT txn_id, account, amount_fen FROM postings ORDER BY id",
+            "SELECT txn_id, leg, account, amount_fen FROM postings ORDER BY txn_id, leg",
             "SELECT txn_id, account, amount_fen, open FROM holds ORDER BY txn_id",
             // Not the RRN, the answer or the reason: they carry the keys of the sign-in.
             "SELECT id, kind, reversal, mti, stan, amount_fen, card_id, auth_code IS NULL,
