@@ -27,20 +27,35 @@ pub fn sensitivity(number: u8) -> Sensitivity {
 
 /// `6222021234567890123` → `622202*********0123`. Short values keep at most their last four.
 pub fn mask_pan(pan: &str) -> String {
+    if pan.is_ascii() {
+        // Card numbers are digits: byte by byte, one allocation.
+        let n = pan.len();
+        let (head, tail) = shown_ends(n);
+        let mut out = String::with_capacity(n);
+        out.push_str(&pan[..head]);
+        out.extend(std::iter::repeat_n('*', n - head - tail));
+        out.push_str(&pan[n - tail..]);
+        return out;
+    }
     let chars: Vec<char> = pan.chars().collect();
     let n = chars.len();
-    let (head, tail) = if n >= 11 {
-        (6, 4)
-    } else if n > 4 {
-        (0, 4)
-    } else {
-        (0, 0)
-    };
+    let (head, tail) = shown_ends(n);
     chars
         .iter()
         .enumerate()
         .map(|(i, &c)| if i < head || i >= n - tail { c } else { '*' })
         .collect()
+}
+
+/// How many characters of a card number of `n` stay in clear at its start and end.
+fn shown_ends(n: usize) -> (usize, usize) {
+    if n >= 11 {
+        (6, 4)
+    } else if n > 4 {
+        (0, 4)
+    } else {
+        (0, 0)
+    }
 }
 
 /// `6222021234567890=25121010000012300000` → `622202******7890=********************`.

@@ -3,6 +3,25 @@
 
 use std::fmt;
 
+/// The last `N` decimal digits of `value`, zero-padded, as ASCII (`zero_padded::<6>(42)` is
+/// `b"000042"`): the fixed-width numbers of the wire and the ledger, without `format!`.
+pub fn zero_padded<const N: usize>(value: u64) -> [u8; N] {
+    let mut out = [b'0'; N];
+    let mut v = value;
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out
+}
+
+/// Fixed-width ASCII digits as text.
+pub fn digits_str(digits: &[u8]) -> &str {
+    // Only ever ASCII digits (`zero_padded`); anything else would be a bug of ours, shown
+    // as empty rather than panicking.
+    std::str::from_utf8(digits).unwrap_or("")
+}
+
 /// Why an identifier was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -118,13 +137,7 @@ macro_rules! six_digits {
 
             /// Six digits, zero-padded, as the wire carries them.
             pub fn digits(self) -> [u8; 6] {
-                let mut out = [b'0'; 6];
-                let mut v = self.0;
-                for slot in out.iter_mut().rev() {
-                    *slot = b'0' + (v % 10) as u8;
-                    v /= 10;
-                }
-                out
+                zero_padded(u64::from(self.0))
             }
         }
 

@@ -11,6 +11,6 @@ pub mod message;
 mod money;
 
 pub use code::ResponseCode;
-pub use ids::{AuthCode, Batch, IdError, Mid, Pan, Rrn, Stan, Tid};
+pub use ids::{AuthCode, Batch, IdError, Mid, Pan, Rrn, Stan, Tid, digits_str, zero_padded};
 pub use kind::{Identified, TransactionKind};
 pub use money::{AmountFen, MoneyError};

@@ -1,6 +1,8 @@
 //! Time as the host's cores see it: a value passed in, never read from inside. The server
 //! reads the system clock once per batch and hands the engine a [`HostTime`].
 
+use poskit_domain::{digits_str, zero_padded};
+
 /// One instant, with its local calendar fields (CUP hosts keep local time: fields 12, 13
 /// and 15 are local; China Standard Time by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +17,15 @@ pub struct HostTime {
     pub hour: u8,
     pub minute: u8,
     pub second: u8,
+}
+
+/// Two digits for each value (each below 100).
+fn pairs<const N: usize, const M: usize>(values: [u8; M]) -> [u8; N] {
+    let mut out = [b'0'; N];
+    for (slot, v) in out.chunks_exact_mut(2).zip(values) {
+        slot.copy_from_slice(&zero_padded::<2>(u64::from(v)));
+    }
+    out
 }
 
 /// UTC+8, China Standard Time.
@@ -53,17 +64,32 @@ impl HostTime {
 
     /// Field 13 / 15: MMDD.
     pub fn mmdd(&self) -> String {
-        format!("{:02}{:02}", self.month, self.day_of_month)
+        digits_str(&self.mmdd_digits()).to_owned()
     }
 
     /// Field 12: hhmmss.
     pub fn hhmmss(&self) -> String {
-        format!("{:02}{:02}{:02}", self.hour, self.minute, self.second)
+        digits_str(&self.hhmmss_digits()).to_owned()
     }
 
     /// YYMM, to compare with a card's expiry.
     pub fn yymm(&self) -> String {
-        format!("{:02}{:02}", self.year.rem_euclid(100), self.month)
+        digits_str(&self.yymm_digits()).to_owned()
+    }
+
+    /// MMDD as ASCII digits.
+    pub fn mmdd_digits(&self) -> [u8; 4] {
+        pairs([self.month, self.day_of_month])
+    }
+
+    /// hhmmss as ASCII digits.
+    pub fn hhmmss_digits(&self) -> [u8; 6] {
+        pairs([self.hour, self.minute, self.second])
+    }
+
+    /// YYMM as ASCII digits.
+    pub fn yymm_digits(&self) -> [u8; 4] {
+        pairs([self.year.rem_euclid(100) as u8, self.month])
     }
 
     /// YYYY-MM-DD.

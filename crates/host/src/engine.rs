@@ -6,11 +6,15 @@
 //! (invariant 6). Idempotency (invariant 2) is the key of §4.3 — terminal, merchant,
 //! batch, trace and request MTI — checked after the terminal and its MAC are known good.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use poskit_codec::frame::{self, Header, Tpdu};
 use poskit_codec::{CUP_POS, Mti};
-use poskit_domain::{AmountFen, Batch, ResponseCode as Rc, Tid, TransactionKind as K};
+use poskit_domain::{
+    AmountFen, Batch, ResponseCode as Rc, Tid, TransactionKind as K, digits_str, zero_padded,
+};
 use poskit_security::{
     EncryptedPinBlock, KeyLayout, MacAlgorithm, MakRule, PinBlockFormat, SecretKey, WorkingKeys,
     build_field62, decrypt_pin, verify_mac,
@@ -512,16 +516,20 @@ pub const VOID_SETTLED_BATCHES_LOOKED_MAX: u32 = 31;
 
 /// Field 37 of a transaction: its row id, twelve digits. Unique in the store.
 pub fn rrn_of(id: i64) -> String {
-    format!("{:012}", id.rem_euclid(1_000_000_000_000))
+    digits_str(&zero_padded::<12>(id.rem_euclid(1_000_000_000_000) as u64)).to_owned()
 }
 
 /// Field 38 of an approval: six digits derived from the row id.
 pub fn auth_code_of(id: i64) -> String {
-    format!(
-        "{:06}",
-        (id.wrapping_mul(7_777_777).wrapping_add(123_457)).rem_euclid(1_000_000)
-    )
+    let code = id
+        .wrapping_mul(7_777_777)
+        .wrapping_add(123_457)
+        .rem_euclid(1_000_000);
+    digits_str(&zero_padded::<6>(code as u64)).to_owned()
 }
+
+/// A request's terminal and merchant, as the store keeps them.
+type Acceptor = (Arc<TerminalState>, Arc<MerchantState>);
 
 /// A decision before it is recorded.
 struct Decision {
@@ -599,10 +607,7 @@ impl Ctx<'_, '_> {
     // ---- shared checks -------------------------------------------------------------
 
     /// The terminal and its merchant, or the refusal (97 / 03).
-    fn acceptor(
-        &mut self,
-        req: &Request,
-    ) -> StoreResult<Result<(TerminalState, MerchantState), Decision>> {
+    fn acceptor(&mut self, req: &Request) -> StoreResult<Result<Acceptor, Decision>> {
         let Some(terminal) = self.ledger.terminal(&req.tid)? else {
             return Ok(Err(refuse(
                 Rc::TERMINAL_NOT_REGISTERED,
@@ -828,7 +833,7 @@ impl Ctx<'_, '_> {
     }
 
     /// The card of the request, checked: number, issuer, status, expiry, permission, PIN.
-    fn card(&mut self, req: &Request, kind: K) -> StoreResult<Result<CardState, Decision>> {
+    fn card(&mut self, req: &Request, kind: K) -> StoreResult<Result<Arc<CardState>, Decision>> {
         let Some(input) = &req.card else {
             return Ok(Err(decline(Rc::FORMAT_ERROR, "format error: no card data")));
         };
@@ -894,7 +899,7 @@ impl Ctx<'_, '_> {
             if let Some((code, why)) = status {
                 return Ok(Err(decline(code, format!("card {pan} is {why}"))));
             }
-            if card.expiry.as_str() < self.now.yymm().as_str() {
+            if card.expiry.as_bytes() < &self.now.yymm_digits()[..] {
                 return Ok(Err(decline(
                     Rc::EXPIRED_CARD,
                     format!("card {pan} expired (YYMM {})", card.expiry),
@@ -1598,7 +1603,7 @@ impl Ctx<'_, '_> {
                 code,
                 &reason,
                 state,
-                card.as_ref(),
+                card.as_deref(),
                 Some(original.id),
             )?;
             // A terminal whose batch is not the host's is told to sign in, even on a 00.
@@ -1689,7 +1694,7 @@ impl Ctx<'_, '_> {
             Rc::APPROVED,
             &reason,
             TxnState::Approved,
-            card.as_ref(),
+            card.as_deref(),
             Some(original.id),
         )?;
         self.ledger.set_txn_state(original.id, TxnState::Reversed)?;
@@ -2000,7 +2005,7 @@ impl Ctx<'_, '_> {
         card: Option<&CardState>,
         original_id: Option<i64>,
     ) -> StoreResult<i64> {
-        let (mmdd, hhmmss) = (self.now.mmdd(), self.now.hhmmss());
+        let (mmdd, hhmmss) = (self.now.mmdd_digits(), self.now.hhmmss_digits());
         let masked = req.card.as_ref().map(|c| c.pan.masked());
         self.ledger.insert_txn(&NewTxn {
             key: keyed.then_some(TxnKey {
@@ -2023,8 +2028,8 @@ impl Ctx<'_, '_> {
             pan_masked: masked.as_deref(),
             auth_code: None,
             day: self.now.day,
-            mmdd: &mmdd,
-            hhmmss: &hhmmss,
+            mmdd: digits_str(&mmdd),
+            hhmmss: digits_str(&hhmmss),
             created_ms: self.now.unix_ms,
             code: code.as_str(),
             reason,
@@ -2057,8 +2062,8 @@ impl Ctx<'_, '_> {
     fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {
         let mut reply = Reply::to(&self.parsed.tpdu, &self.parsed.header, self.parsed.mti);
         reply.set(11, req.stan.digits());
-        reply.set(12, self.now.hhmmss().into_bytes());
-        reply.set(13, self.now.mmdd().into_bytes());
+        reply.set(12, self.now.hhmmss_digits());
+        reply.set(13, self.now.mmdd_digits());
         reply.set(32, self.cfg.acquirer_code.clone().into_bytes());
         reply.set(37, rrn_of(id).into_bytes());
         reply.set(39, code.0);
@@ -2093,7 +2098,7 @@ impl Ctx<'_, '_> {
             if let Some(a) = req.amount {
                 reply.set(4, a.field4());
             }
-            reply.set(15, self.now.mmdd().into_bytes());
+            reply.set(15, self.now.mmdd_digits());
             if let Some(c) = req.kind().condition_code() {
                 reply.set(25, *c);
             }

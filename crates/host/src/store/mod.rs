@@ -7,6 +7,8 @@
 
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use poskit_domain::{Batch, Mid, Pan, Stan, Tid, TransactionKind};
 use poskit_security::SecretKey;
 
@@ -196,11 +198,13 @@ pub struct UploadedDetail {
 /// The engine's view of storage, inside one transaction.
 pub trait Ledger {
     // Master data.
-    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>>;
-    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<MerchantState>>;
-    fn card(&mut self, pan: &Pan) -> StoreResult<Option<CardState>>;
+    // Master data is shared, not copied: the writer keeps it between requests and hands out
+    // the same value to each.
+    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<Arc<TerminalState>>>;
+    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<Arc<MerchantState>>>;
+    fn card(&mut self, pan: &Pan) -> StoreResult<Option<Arc<CardState>>>;
     /// The institution whose BIN is the longest prefix of `pan`.
-    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>>;
+    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<Arc<InstitutionState>>>;
     fn set_working_keys(
         &mut self,
         tid: &Tid,

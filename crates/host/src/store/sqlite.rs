@@ -2,9 +2,12 @@
 //! by `user_version`, `synchronous = FULL` so that a commit is on disk before any response
 //! that depends on it is written.
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
+// The writer's maps: a fast hash, seeded per process, and every map bounded
+// (`WRITER_CACHE_ENTRIES_MAX`) since card numbers in requests become keys.
+use foldhash::HashMap;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use poskit_domain::{Batch, Mid, Pan, Stan, Tid, TransactionKind};
@@ -730,9 +733,9 @@ pub const WRITER_CACHE_ENTRIES_MAX: usize = 65_536;
 #[derive(Default)]
 pub struct WriterCache {
     data_version: Option<i64>,
-    terminals: HashMap<Tid, Option<TerminalState>>,
-    merchants: HashMap<Mid, Option<MerchantState>>,
-    cards: HashMap<String, Option<CardState>>,
+    terminals: HashMap<Tid, Option<Arc<TerminalState>>>,
+    merchants: HashMap<Mid, Option<Arc<MerchantState>>>,
+    cards: HashMap<String, Option<Arc<CardState>>>,
     /// Card id → PAN of the cached cards, to forget a card written by id.
     card_pans: HashMap<i64, String>,
     bins: Option<Bins>,
@@ -773,14 +776,14 @@ impl Tally {
 
 /// The BINs on file: prefix → institution, and the prefix lengths there are, longest first.
 struct Bins {
-    by_prefix: HashMap<String, InstitutionState>,
+    by_prefix: HashMap<String, Arc<InstitutionState>>,
     lengths: Vec<usize>,
 }
 
 impl Bins {
     /// The institution of the longest BIN that begins `digits`: one lookup per length on
     /// file (a LIKE over every BIN cost more than the rest of an authorization's reads).
-    fn longest_prefix_of(&self, digits: &str) -> Option<&InstitutionState> {
+    fn longest_prefix_of(&self, digits: &str) -> Option<&Arc<InstitutionState>> {
         self.lengths
             .iter()
             .filter(|&&n| n <= digits.len())
@@ -1463,7 +1466,7 @@ impl SqliteLedger<'_> {
 
     /// Every BIN on file with its institution.
     fn read_bins(&mut self) -> StoreResult<Bins> {
-        let mut bins = HashMap::new();
+        let mut bins = HashMap::default();
         let mut stmt = self.conn.prepare_cached(
             "SELECT b.prefix, i.code, i.name, i.external, i.latency_ms, i.down
              FROM bins b JOIN institutions i ON i.code = b.institution",
@@ -1485,7 +1488,7 @@ impl SqliteLedger<'_> {
         for row in rows {
             let (prefix, institution) = row?;
             if (1..=BIN_PREFIX_DIGITS_MAX).contains(&prefix.len()) {
-                bins.insert(prefix, institution);
+                bins.insert(prefix, Arc::new(institution));
             }
         }
         let mut lengths: Vec<usize> = bins.keys().map(String::len).collect();
@@ -1512,29 +1515,29 @@ impl Ledger for SqliteLedger<'_> {
         }
     }
 
-    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<TerminalState>> {
+    fn terminal(&mut self, tid: &Tid) -> StoreResult<Option<Arc<TerminalState>>> {
         if let Some(hit) = self.cache.as_deref().and_then(|c| c.terminals.get(tid)) {
             return Ok(hit.clone());
         }
-        let found = self.read_terminal(tid)?;
+        let found = self.read_terminal(tid)?.map(Arc::new);
         if let Some(cache) = self.cache.as_deref_mut() {
             bounded_insert(&mut cache.terminals, *tid, found.clone());
         }
         Ok(found)
     }
 
-    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<MerchantState>> {
+    fn merchant(&mut self, mid: &Mid) -> StoreResult<Option<Arc<MerchantState>>> {
         if let Some(hit) = self.cache.as_deref().and_then(|c| c.merchants.get(mid)) {
             return Ok(hit.clone());
         }
-        let found = self.read_merchant(mid)?;
+        let found = self.read_merchant(mid)?.map(Arc::new);
         if let Some(cache) = self.cache.as_deref_mut() {
             bounded_insert(&mut cache.merchants, *mid, found.clone());
         }
         Ok(found)
     }
 
-    fn card(&mut self, pan: &Pan) -> StoreResult<Option<CardState>> {
+    fn card(&mut self, pan: &Pan) -> StoreResult<Option<Arc<CardState>>> {
         if let Some(hit) = self
             .cache
             .as_deref()
@@ -1542,7 +1545,7 @@ impl Ledger for SqliteLedger<'_> {
         {
             return Ok(hit.clone());
         }
-        let found = self.read_card(pan)?;
+        let found = self.read_card(pan)?.map(Arc::new);
         if let Some(cache) = self.cache.as_deref_mut() {
             if cache.cards.len() >= WRITER_CACHE_ENTRIES_MAX {
                 cache.cards.clear();
@@ -1556,7 +1559,7 @@ impl Ledger for SqliteLedger<'_> {
         Ok(found)
     }
 
-    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<InstitutionState>> {
+    fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<Arc<InstitutionState>>> {
         // The BINs are read once: for the writer's cache, or for this ledger alone.
         if self.bins().is_none() {
             let bins = self.read_bins()?;
