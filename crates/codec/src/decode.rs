@@ -561,7 +561,7 @@ impl<'a> Field<'a> {
     /// replaced), uppercase hexadecimal for `b`.
     pub fn to_text(&self) -> String {
         match self.value() {
-            Value::Digits(d) => d.to_string(),
+            Value::Digits(d) => d.to_text(),
             Value::Text(t) => String::from_utf8_lossy(t).into_owned(),
             Value::Bytes(b) => crate::hex_upper(b),
             Value::Hex(h) => String::from_utf8_lossy(h).to_ascii_uppercase(),

@@ -121,6 +121,14 @@ impl<'a> Digits<'a> {
         text.len() == self.len && self.iter().eq(text.bytes())
     }
 
+    /// The characters as text, what `Display` writes, in one allocation and without the
+    /// formatting machinery (a request's numbers are read this way on every request).
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(self.len);
+        out.extend(self.iter().map(char::from));
+        out
+    }
+
     /// The ASCII bytes themselves, when the wire holds ASCII (no copy needed).
     pub fn as_ascii(&self) -> Option<&'a [u8]> {
         match self.repr {

@@ -18,11 +18,13 @@ use poskit_domain::TransactionKind as K;
 use poskit_host::client::{CardData, RequestSpec, RequestTemplate, TestTerminal};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
-use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
+use poskit_host::engine::{
+    self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
+};
 use poskit_host::pinhash::PinHasher;
-use poskit_host::store::sqlite::{SqliteLedger, WriterCache};
+use poskit_host::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
 use poskit_host::{DataDir, demo, run};
-use poskit_security::{MacAlgorithm, SecretKey};
+use poskit_security::MacAlgorithm;
 
 // As the `poskit` binary runs.
 #[global_allocator]
@@ -33,7 +35,7 @@ const TERMINALS: u32 = 16;
 const GROUP: usize = 100;
 
 /// A terminal of the load: its sale template, its last trace and its working keys.
-type LoadTerminal = (RequestTemplate, u32, Arc<(SecretKey, SecretKey)>);
+type LoadTerminal = (RequestTemplate, u32, Arc<TerminalKeys>);
 
 struct Rig {
     _temp: tempfile::TempDir,
@@ -80,7 +82,7 @@ impl Rig {
             let template = t
                 .template(&RequestSpec::sale(card, 1, Some(demo::DEMO_PIN)))
                 .unwrap();
-            terminals.push((template, 1, Arc::new(keys)));
+            terminals.push((template, 1, Arc::new(TerminalKeys::new(keys.0, keys.1))));
         }
         Rig {
             _temp: temp,
@@ -94,7 +96,7 @@ impl Rig {
     }
 
     /// The next sale's frame and its terminal's keys.
-    fn next_sale(&mut self) -> (Vec<u8>, Arc<(SecretKey, SecretKey)>) {
+    fn next_sale(&mut self) -> (Vec<u8>, Arc<TerminalKeys>) {
         let (template, stan, keys) = &mut self.terminals[self.next % TERMINALS as usize];
         self.next += 1;
         *stan += 1;
@@ -160,9 +162,10 @@ fn writer_group(rig: &mut Rig, group: &[(Vec<u8>, Parsed, Precheck)]) {
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     cache.revalidate(conn).unwrap();
     let mut approved = 0;
+    let mut hot = HotStatements::prepare(conn).unwrap();
     for (frame, parsed, precheck) in group {
         let answer = {
-            let mut ledger = SqliteLedger::cached(conn, cache);
+            let mut ledger = SqliteLedger::hot(conn, cache, &mut hot);
             engine::process(
                 &mut ledger,
                 cfg,
@@ -173,6 +176,7 @@ fn writer_group(rig: &mut Rig, group: &[(Vec<u8>, Parsed, Precheck)]) {
         };
         approved += usize::from(answer.code.is_approved());
     }
+    drop(hot);
     cache.write_back(conn).unwrap();
     conn.execute_batch("COMMIT").unwrap();
     assert_eq!(approved, group.len(), "every sale of the bench is approved");
@@ -221,13 +225,9 @@ fn connection(c: &mut Criterion) {
     let answer_frame = answer.frame.clone().unwrap();
     g.bench_function("seal_answer", |b| {
         b.iter_batched(
-            || (answer_frame.clone(), keys.1.clone()),
-            |(mut frame, key)| {
-                poskit_host::response::remac(
-                    &mut frame[poskit_codec::frame::PREFIX_BYTES..],
-                    MacAlgorithm::CupEcb,
-                    &key,
-                );
+            || answer_frame.clone(),
+            |mut frame| {
+                seal(&mut frame, &keys);
                 frame
             },
             BatchSize::SmallInput,
@@ -242,14 +242,18 @@ criterion_group! {
     targets = writer, connection
 }
 
-/// With `POSKIT_BENCH_GROUPS=N`, N writer groups and nothing else, for counting
-/// instructions (wall time on a shared VM moves by a fifth from one run to the next):
-/// `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*writer_group*'`.
+/// With `POSKIT_BENCH_GROUPS=N`, N writer groups and nothing else; with
+/// `POSKIT_BENCH_PRECHECKS=N`, N connection-side prechecks and answer MACs: for counting
+/// instructions (wall time on a shared VM moves by a fifth from one run to the next), as
+/// `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*writer_group*'`
+/// (or `'*connection_work*'`).
 fn main() {
-    if let Some(n) = std::env::var("POSKIT_BENCH_GROUPS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    let count = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    if let Some(n) = count("POSKIT_BENCH_GROUPS") {
         let mut rig = Rig::new();
         // The first groups fill the caches (as a running writer has them).
         for _ in 0..5 {
@@ -262,6 +266,37 @@ fn main() {
         }
         return;
     }
+    if let Some(n) = count("POSKIT_BENCH_PRECHECKS") {
+        let mut rig = Rig::new();
+        let sales: Vec<_> = (0..n).map(|_| rig.next_sale()).collect();
+        connection_work(&rig, sales);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// A connection task's cryptography and reading for each sale: read, precheck, and the MAC
+/// of an answer of the same size.
+#[inline(never)]
+fn connection_work(rig: &Rig, sales: Vec<(Vec<u8>, Arc<TerminalKeys>)>) {
+    for (mut frame, keys) in sales {
+        let parsed = Parsed::of(&frame).unwrap();
+        let precheck = Precheck::compute(
+            &parsed,
+            MacAlgorithm::CupEcb,
+            |_| Some(keys.clone()),
+            &rig.pins,
+        )
+        .unwrap();
+        assert_eq!(precheck.mac_verified(), Some(true));
+        seal(&mut frame, &keys);
+    }
+}
+
+/// An answer's MAC as the connection task computes it (prepared keys).
+fn seal(frame: &mut [u8], keys: &TerminalKeys) {
+    let message = &mut frame[poskit_codec::frame::PREFIX_BYTES..];
+    let (data, slot) = message.split_at_mut(message.len() - poskit_security::MAC_BYTES);
+    slot.copy_from_slice(keys.mac_of(MacAlgorithm::CupEcb, data).unwrap().as_bytes());
 }

@@ -14,9 +14,10 @@ use poskit_domain::message::{
 };
 pub use poskit_domain::message::{CardData, HEADER, RequestSpec, Response, TPDU};
 use poskit_domain::{Batch, ResponseCode, Stan, TransactionKind};
-use poskit_security::{KeyLayout, MacAlgorithm, SecretKey, WorkingKeys, parse_field62};
-
-use crate::response::remac;
+use poskit_security::{
+    CipherFamily, CipherKey, KeyLayout, MAC_BYTES, MacAlgorithm, SecretKey, WorkingKeys,
+    parse_field62,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -39,6 +40,8 @@ pub struct TestTerminal {
     pub mid: String,
     tmk: SecretKey,
     keys: Option<WorkingKeys>,
+    /// The MAC key of `keys` with its key schedule worked out, for checking answers.
+    mac_cipher: Option<CipherKey>,
     pub batch: Batch,
     stan: Stan,
 }
@@ -69,6 +72,7 @@ impl TestTerminal {
             mid: mid.to_owned(),
             tmk: SecretKey::from_hex(tmk_hex).map_err(|e| ClientError::Build(e.to_string()))?,
             keys: None,
+            mac_cipher: None,
             batch: Batch::new(1).unwrap_or_else(|_| unreachable!("1 is a batch")),
             stan: Stan::new(0).unwrap_or_else(|_| unreachable!("0 is in range")),
         })
@@ -116,6 +120,7 @@ impl TestTerminal {
         let f62 = hex::decode(f62).map_err(|e| ClientError::SignIn(e.to_string()))?;
         let keys = parse_field62(KeyLayout::Double, &self.tmk, &f62)
             .map_err(|e| ClientError::SignIn(e.to_string()))?;
+        self.mac_cipher = CipherKey::new(CipherFamily::Des, &keys.mac_key()).ok();
         self.keys = Some(keys);
         if let Some(batch) = response
             .field(60)
@@ -184,6 +189,8 @@ impl TestTerminal {
             .as_ref()
             .map(WorkingKeys::mac_key)
             .ok_or_else(|| ClientError::Build("a template needs a signed-in terminal".into()))?;
+        let mac_key = CipherKey::new(CipherFamily::Des, &mac_key)
+            .map_err(|e| ClientError::Build(e.to_string()))?;
         let (frame, _) = self.build(spec)?;
         let decoded = frame::decode_frame(&poskit_codec::CUP_POS, &frame)
             .map_err(|e| ClientError::Build(e.to_string()))?;
@@ -225,10 +232,13 @@ impl TestTerminal {
             .field(11)
             .and_then(|f| f.digits())
             .and_then(|d| d.to_string().parse().ok());
-        let mac_key = self.keys.as_ref().map(WorkingKeys::mac_key);
-        let mac_ok = match (m.mac_input(), m.field(64).and_then(|f| f.bytes()), &mac_key) {
+        let mac_ok = match (
+            m.mac_input(),
+            m.field(64).and_then(|f| f.bytes()),
+            &self.mac_cipher,
+        ) {
             (Some(data), Some(wire), Some(key)) => {
-                poskit_security::verify_mac(MacAlgorithm::CupEcb, key, data, wire).ok()
+                key.verify_mac(MacAlgorithm::CupEcb, data, wire).ok()
             }
             _ => None,
         };
@@ -305,7 +315,8 @@ pub struct RequestTemplate {
     frame: Vec<u8>,
     /// Where field 11 (three bytes of packed BCD) sits in the frame.
     stan_at: usize,
-    mac_key: SecretKey,
+    /// The terminal's MAC key, its key schedule worked out once.
+    mac_key: CipherKey,
 }
 
 impl RequestTemplate {
@@ -320,11 +331,11 @@ impl RequestTemplate {
         {
             *slot = (pair[0] - b'0') << 4 | (pair[1] - b'0');
         }
-        remac(
-            &mut self.frame[frame::PREFIX_BYTES..],
-            MacAlgorithm::CupEcb,
-            &self.mac_key,
-        );
+        let message = &mut self.frame[frame::PREFIX_BYTES..];
+        let (data, slot) = message.split_at_mut(message.len() - MAC_BYTES);
+        if let Ok(mac) = self.mac_key.mac(MacAlgorithm::CupEcb, data) {
+            slot.copy_from_slice(mac.as_bytes());
+        }
         &self.frame
     }
 }

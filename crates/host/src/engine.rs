@@ -16,8 +16,9 @@ use poskit_domain::{
     AmountFen, Batch, ResponseCode as Rc, Tid, TransactionKind as K, digits_str, zero_padded,
 };
 use poskit_security::{
-    EncryptedPinBlock, KeyLayout, MacAlgorithm, MakRule, PinBlockFormat, SecretKey, WorkingKeys,
-    build_field62, decrypt_pin, verify_mac,
+    CipherFamily, CipherKey, EncryptedPinBlock, KeyLayout, Mac, MacAlgorithm, MakRule, Pin,
+    PinBlockFormat, SecretKey, WorkingKeys, build_field62, compute_mac, constant_time_eq,
+    decrypt_pin, verify_mac,
 };
 
 use crate::clock::HostTime;
@@ -139,6 +140,58 @@ impl Parsed {
     }
 }
 
+/// A terminal's working keys as the connection tasks use them: the keys themselves and
+/// their ciphers' key schedules, worked out once per sign-in instead of once per MAC and
+/// per PIN block (DES key schedules were a tenth of a connection task's work).
+pub struct TerminalKeys {
+    pub pik: SecretKey,
+    pub mac: SecretKey,
+    /// The PIK for format 0 PIN blocks (DES family).
+    pik_cipher: Option<CipherKey>,
+    /// The MAC key for each family it suits (DES, and SM4 for a 16-byte key).
+    mac_ciphers: Vec<CipherKey>,
+}
+
+impl TerminalKeys {
+    pub fn new(pik: SecretKey, mac: SecretKey) -> TerminalKeys {
+        let pik_cipher = CipherKey::new(PinBlockFormat::Iso0.family(), &pik).ok();
+        let mac_ciphers = [CipherFamily::Des, CipherFamily::Sm4]
+            .into_iter()
+            .filter_map(|family| CipherKey::new(family, &mac).ok())
+            .collect();
+        TerminalKeys {
+            pik,
+            mac,
+            pik_cipher,
+            mac_ciphers,
+        }
+    }
+
+    /// The MAC of `data` under the MAC key, with its prepared schedule when the algorithm
+    /// has one.
+    pub fn mac_of(&self, algorithm: MacAlgorithm, data: &[u8]) -> Option<Mac> {
+        let family = algorithm.cipher_family();
+        match self.mac_ciphers.iter().find(|c| Some(c.family()) == family) {
+            Some(cipher) => cipher.mac(algorithm, data).ok(),
+            None => compute_mac(algorithm, &self.mac, data).ok(),
+        }
+    }
+
+    fn decrypt_pin(&self, pan: &str, block: &EncryptedPinBlock) -> Option<Pin> {
+        match &self.pik_cipher {
+            Some(cipher) => cipher.decrypt_pin(pan, block).ok(),
+            None => decrypt_pin(&self.pik, pan, block).ok(),
+        }
+    }
+}
+
+/// Shows no key.
+impl std::fmt::Debug for TerminalKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalKeys").finish_non_exhaustive()
+    }
+}
+
 /// The cryptography of a request done by whoever read it off the network, with the keys
 /// last known for its terminal — so that the one writer does not spend its time on DES.
 /// It is a hint: the engine takes a result only when the keys, card number and PIN block
@@ -151,12 +204,12 @@ pub struct Precheck {
     /// The request it was made for ([`Parsed`]'s hash of the MAC'd data).
     request_hash: String,
     mac_algorithm: MacAlgorithm,
-    /// The key the request's MAC was checked with, the field 64 checked, and whether it
-    /// verified (`None`: it could not be checked).
-    mac_key: SecretKey,
+    /// The keys the request's MAC and PIN were checked with.
+    keys: Arc<TerminalKeys>,
+    /// The field 64 checked, and whether it verified (`None`: it could not be checked).
     mac_wire: Option<Vec<u8>>,
     mac_ok: Option<bool>,
-    /// Field 52 decrypted: the PIK, card number and block used, and the PIN under the PIN
+    /// Field 52 decrypted: the card number and block used, and the PIN under the PIN
     /// verification key (`None`: the block yields no PIN).
     pin: Option<PinPrecheck>,
 }
@@ -174,7 +227,6 @@ impl std::fmt::Debug for Precheck {
 
 #[derive(Clone)]
 struct PinPrecheck {
-    pik: SecretKey,
     pan: String,
     block: [u8; 8],
     tag: Option<PinTag>,
@@ -187,14 +239,15 @@ impl Precheck {
     pub fn compute(
         parsed: &Parsed,
         mac_algorithm: MacAlgorithm,
-        keys_of: impl FnOnce(&Tid) -> Option<std::sync::Arc<(SecretKey, SecretKey)>>,
+        keys_of: impl FnOnce(&Tid) -> Option<Arc<TerminalKeys>>,
         pins: &PinHasher,
     ) -> Option<Precheck> {
         let req = parsed.request()?;
         let keys = keys_of(&req.tid)?;
-        let (pik, mac_key) = (&keys.0, &keys.1);
         let mac_ok = match (&parsed.mac_input, &parsed.mac_wire) {
-            (Some(data), Some(wire)) => verify_mac(mac_algorithm, mac_key, data, wire).ok(),
+            (Some(data), Some(wire)) => keys
+                .mac_of(mac_algorithm, data)
+                .map(|mac| constant_time_eq(mac.as_bytes(), wire)),
             _ => None,
         };
         let pin = match (&req.card, req.pin_block) {
@@ -202,10 +255,9 @@ impl Precheck {
                 let pan = card.pan.digits();
                 let tag = EncryptedPinBlock::from_bytes(PinBlockFormat::Iso0, &block)
                     .ok()
-                    .and_then(|b| decrypt_pin(pik, pan, &b).ok())
+                    .and_then(|b| keys.decrypt_pin(pan, &b))
                     .map(|p| pins.tag(pan, &p));
                 Some(PinPrecheck {
-                    pik: pik.clone(),
                     pan: pan.to_owned(),
                     block,
                     tag,
@@ -216,7 +268,7 @@ impl Precheck {
         Some(Precheck {
             request_hash: parsed.request_hash.clone(),
             mac_algorithm,
-            mac_key: mac_key.clone(),
+            keys,
             mac_wire: parsed.mac_wire.clone(),
             mac_ok,
             pin,
@@ -231,6 +283,11 @@ impl Precheck {
     /// Whether field 52 was decrypted to a PIN.
     pub fn pin_found(&self) -> bool {
         self.pin.as_ref().is_some_and(|p| p.tag.is_some())
+    }
+
+    /// The keys it was made with (for the answer's MAC on the same task).
+    pub fn keys(&self) -> &Arc<TerminalKeys> {
+        &self.keys
     }
 }
 
@@ -405,10 +462,27 @@ impl Answer {
 
     /// Computes field 64 if it was left for later ([`Input::mac_later`]).
     pub fn seal(&mut self, algorithm: MacAlgorithm) {
-        if let (Some(key), Some(frame)) = (self.mac_pending.take(), self.frame.as_mut())
-            && frame.len() > frame::PREFIX_BYTES
-        {
-            remac(&mut frame[frame::PREFIX_BYTES..], algorithm, &key);
+        self.seal_with(algorithm, None);
+    }
+
+    /// [`Answer::seal`], with the prepared ciphers of `keys` when its MAC key is the one
+    /// the answer is to be sealed with.
+    pub fn seal_with(&mut self, algorithm: MacAlgorithm, keys: Option<&TerminalKeys>) {
+        let (Some(key), Some(frame)) = (self.mac_pending.take(), self.frame.as_mut()) else {
+            return;
+        };
+        if frame.len() <= frame::PREFIX_BYTES + poskit_security::MAC_BYTES {
+            return;
+        }
+        match keys.filter(|k| k.mac == key) {
+            Some(keys) => {
+                let message = &mut frame[frame::PREFIX_BYTES..];
+                let (data, slot) = message.split_at_mut(message.len() - poskit_security::MAC_BYTES);
+                if let Some(mac) = keys.mac_of(algorithm, data) {
+                    slot.copy_from_slice(mac.as_bytes());
+                }
+            }
+            None => remac(&mut frame[frame::PREFIX_BYTES..], algorithm, &key),
         }
     }
 }
@@ -516,7 +590,12 @@ pub const VOID_SETTLED_BATCHES_LOOKED_MAX: u32 = 31;
 
 /// Field 37 of a transaction: its row id, twelve digits. Unique in the store.
 pub fn rrn_of(id: i64) -> String {
-    digits_str(&zero_padded::<12>(id.rem_euclid(1_000_000_000_000) as u64)).to_owned()
+    digits_str(&rrn_digits(id)).to_owned()
+}
+
+/// [`rrn_of`] as the twelve digits of field 37.
+fn rrn_digits(id: i64) -> [u8; 12] {
+    zero_padded(id.rem_euclid(1_000_000_000_000) as u64)
 }
 
 /// Field 38 of an approval: six digits derived from the row id.
@@ -691,7 +770,7 @@ impl Ctx<'_, '_> {
             Some(p)
                 if p.request_hash == self.parsed.request_hash
                     && p.mac_algorithm == self.cfg.mac_algorithm
-                    && p.mac_key == key
+                    && p.keys.mac == key
                     && p.mac_wire.as_ref() == Some(wire)
                     && p.mac_ok.is_some() =>
             {
@@ -958,8 +1037,9 @@ impl Ctx<'_, '_> {
         let prechecked = self
             .precheck
             .filter(|p| p.request_hash == self.parsed.request_hash)
+            .filter(|p| pik.as_ref() == Some(&p.keys.pik))
             .and_then(|p| p.pin.as_ref())
-            .filter(|p| Some(&p.pik) == pik.as_ref() && p.pan == pan.digits() && p.block == block);
+            .filter(|p| p.pan == pan.digits() && p.block == block);
         let right = match (
             prechecked,
             pik,
@@ -2064,8 +2144,8 @@ impl Ctx<'_, '_> {
         reply.set(11, req.stan.digits());
         reply.set(12, self.now.hhmmss_digits());
         reply.set(13, self.now.mmdd_digits());
-        reply.set(32, self.cfg.acquirer_code.clone().into_bytes());
-        reply.set(37, rrn_of(id).into_bytes());
+        reply.set(32, &self.cfg.acquirer_code);
+        reply.set(37, rrn_digits(id));
         reply.set(39, code.0);
         reply.set(41, *req.tid.as_bytes());
         reply.set(42, *req.mid.as_bytes());
@@ -2090,7 +2170,7 @@ impl Ctx<'_, '_> {
             if let Some(card) = &req.card
                 && self.parsed.card_digits_field2
             {
-                reply.set(2, card.pan.digits().as_bytes().to_vec());
+                reply.set(2, card.pan.digits());
             }
             if let Some(p) = req.processing_code {
                 reply.set(3, p);
@@ -2105,7 +2185,7 @@ impl Ctx<'_, '_> {
             if let Some(auth) = &effect.auth_code
                 && code.is_approved()
             {
-                reply.set(38, auth.clone().into_bytes());
+                reply.set(38, auth);
             }
             reply.set(49, *b"156");
             if let Some(balance) = effect.balance_fen {

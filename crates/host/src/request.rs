@@ -85,7 +85,7 @@ fn text<'a>(m: &Message<'a>, n: u8) -> Option<&'a [u8]> {
 }
 
 fn digits(m: &Message<'_>, n: u8) -> Option<String> {
-    m.field(n).and_then(|f| f.digits()).map(|d| d.to_string())
+    m.field(n).and_then(|f| f.digits()).map(|d| d.to_text())
 }
 
 fn err(field: u8, why: &'static str) -> FormatError {

@@ -9,12 +9,15 @@ use poskit_security::{MAC_BYTES, MacAlgorithm, SecretKey, compute_mac};
 pub const REQUIREMENT_SIGN_IN: u8 = 3;
 
 /// A response under construction; values are owned so that the engine can compute them.
+/// They sit one after another in one buffer (a field set again takes its new value).
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub tpdu: Tpdu,
     pub header: Header,
     pub mti: Mti,
-    fields: Vec<(u8, Vec<u8>)>,
+    /// (field number, where its value is in `values`), in the order first set.
+    fields: Vec<(u8, std::ops::Range<usize>)>,
+    values: Vec<u8>,
 }
 
 impl Reply {
@@ -25,6 +28,7 @@ impl Reply {
             header: header.with_processing_requirement(0),
             mti: request_mti.response(),
             fields: Vec::with_capacity(24),
+            values: Vec::with_capacity(256),
         }
     }
 
@@ -32,11 +36,13 @@ impl Reply {
         self.header = self.header.with_processing_requirement(REQUIREMENT_SIGN_IN);
     }
 
-    pub fn set(&mut self, number: u8, value: impl Into<Vec<u8>>) -> &mut Self {
-        let value = value.into();
+    pub fn set(&mut self, number: u8, value: impl AsRef<[u8]>) -> &mut Self {
+        let value = value.as_ref();
+        let at = self.values.len()..self.values.len() + value.len();
+        self.values.extend_from_slice(value);
         match self.fields.iter_mut().find(|(n, _)| *n == number) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.push((number, value)),
+            Some(slot) => slot.1 = at,
+            None => self.fields.push((number, at)),
         }
         self
     }
@@ -45,7 +51,7 @@ impl Reply {
         self.fields
             .iter()
             .find(|(n, _)| *n == number)
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, at)| &self.values[at.clone()])
     }
 
     /// The whole frame, without field 64. A value the profile refuses is left out (and
@@ -63,11 +69,11 @@ impl Reply {
     fn encode_with(&self, mac_slot: bool) -> (Vec<u8>, Vec<u8>) {
         let mut builder = MessageBuilder::new(&CUP_POS, self.mti);
         let mut refused = Vec::new();
-        for (number, value) in &self.fields {
+        for (number, at) in &self.fields {
             if *number == 64 {
                 continue;
             }
-            if builder.set(*number, value).is_err() {
+            if builder.set(*number, &self.values[at.clone()]).is_err() {
                 refused.push(*number);
             }
         }

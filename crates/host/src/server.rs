@@ -380,6 +380,9 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
             )
         })
         .map(Box::new);
+    // The answer's MAC is computed here too, with the same prepared keys when they still
+    // are the terminal's.
+    let keys = precheck.as_ref().map(|p| p.keys().clone());
     let (tx, rx) = oneshot::channel();
     let job = Job {
         frame: bytes,
@@ -443,7 +446,7 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
             .fetch_add(1, Ordering::Relaxed);
         return;
     }
-    answer.seal(server.mac_algorithm);
+    answer.seal_with(server.mac_algorithm, keys.as_deref());
     let Some(mut frame) = answer.frame else {
         tracing::warn!(%peer, reason = %answer.reason, "nothing to answer; closing");
         let _ = out.send(Outgoing::Close).await;

@@ -13,14 +13,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::HostTime;
 use poskit_domain::Tid;
-use poskit_security::SecretKey;
 
-use crate::engine::{self, Answer, EngineConfig, Injected, Input, IssuerVerdict, Parsed, Precheck};
+use crate::engine::{
+    self, Answer, EngineConfig, Injected, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
+};
 use crate::faults::{FaultPlan, FaultState};
 use crate::model::ExternalIssuer;
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
-use crate::store::sqlite::{SqliteLedger, WriterCache};
+use crate::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
 
 /// One request for the writer.
 pub struct Job {
@@ -55,12 +56,12 @@ pub struct Shared {
     /// Each terminal's working keys (PIK, MAC key) as of the last committed answer that
     /// read or changed them: what connection tasks check MACs and PINs with before the
     /// writer sees a request ([`Precheck`]). One entry per terminal on file at most.
-    pub keys: RwLock<HashMap<Tid, Arc<(SecretKey, SecretKey)>>>,
+    pub keys: RwLock<HashMap<Tid, Arc<TerminalKeys>>>,
 }
 
 impl Shared {
     /// The working keys last committed for a terminal.
-    pub fn keys_of(&self, tid: &Tid) -> Option<Arc<(SecretKey, SecretKey)>> {
+    pub fn keys_of(&self, tid: &Tid) -> Option<Arc<TerminalKeys>> {
         self.keys.read().ok()?.get(tid).cloned()
     }
 
@@ -75,7 +76,7 @@ impl Shared {
                 ) else {
                     continue;
                 };
-                let known = keys.get(&tid).map(|k| (&k.0, &k.1));
+                let known = keys.get(&tid).map(|k| (&k.pik, &k.mac));
                 if known != after.as_ref().map(|(pik, mac)| (pik, mac)) {
                     changes.push((tid, after.clone()));
                 }
@@ -87,7 +88,7 @@ impl Shared {
         if let Ok(mut keys) = self.keys.write() {
             for (tid, after) in changes {
                 match after {
-                    Some(pair) => keys.insert(tid, Arc::new(pair)),
+                    Some((pik, mac)) => keys.insert(tid, Arc::new(TerminalKeys::new(pik, mac))),
                     None => keys.remove(&tid),
                 };
             }
@@ -277,8 +278,9 @@ fn commit_whole(
     cache.revalidate(&tx)?;
     let mut answers = Vec::with_capacity(inputs.len());
     {
-        let mut ledger = SqliteLedger::cached(&tx, cache);
+        let mut hot = HotStatements::prepare(&tx)?;
         for input in inputs {
+            let mut ledger = SqliteLedger::hot(&tx, cache, &mut hot);
             answers.push(engine::process(&mut ledger, cfg, pins, input)?);
         }
     }

@@ -10,13 +10,15 @@ use poskit_domain::TransactionKind;
 use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
-use poskit_host::engine::{self, Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
+use poskit_host::engine::{
+    self, Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
+};
 use poskit_host::pinhash::PinHasher;
 use poskit_host::store::sqlite::{self, SqliteLedger};
 use poskit_host::{DataDir, demo, run};
-use poskit_security::{MacAlgorithm, SecretKey};
+use poskit_security::MacAlgorithm;
 
-type Keys = Arc<(SecretKey, SecretKey)>;
+type Keys = Arc<TerminalKeys>;
 
 struct World {
     _temp: tempfile::TempDir,
@@ -93,7 +95,7 @@ fn signed_in(w: &mut World, i: u32) -> (TestTerminal, Keys) {
         .expect("a sign-in says which keys it issued");
     t.adopt_sign_in(&t.parse(answer.frame.unwrap()).unwrap())
         .unwrap();
-    (t, Arc::new(keys))
+    (t, Arc::new(TerminalKeys::new(keys.0, keys.1)))
 }
 
 fn card(i: u32) -> CardData {

@@ -34,6 +34,36 @@ impl CipherFamily {
     }
 }
 
+/// A key with its cipher's key schedule worked out once, for a key used again and again:
+/// a terminal's MAC key on every request and answer, its PIN key on every PIN. The
+/// schedule zeroizes on drop (RustCrypto's `zeroize` feature); `Debug` shows the family
+/// only.
+pub struct CipherKey {
+    family: CipherFamily,
+    pub(crate) engine: Engine,
+}
+
+impl CipherKey {
+    /// Errors as the one-off functions give them for the same key: a length the family
+    /// does not take.
+    pub fn new(family: CipherFamily, key: &crate::SecretKey) -> Result<CipherKey, SecurityError> {
+        Ok(CipherKey {
+            family,
+            engine: Engine::new(family, key.dangerous_expose())?,
+        })
+    }
+
+    pub fn family(&self) -> CipherFamily {
+        self.family
+    }
+}
+
+impl std::fmt::Debug for CipherKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CipherKey({})", self.family.as_str())
+    }
+}
+
 /// The largest block of any family, for stack buffers.
 pub(crate) const BLOCK_BYTES_MAX: usize = 16;
 

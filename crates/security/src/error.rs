@@ -52,6 +52,20 @@ pub enum SecurityError {
         needed: usize,
         len: usize,
     },
+    /// A prepared key ([`crate::CipherKey`]) of another cipher family than the MAC
+    /// algorithm runs on (or X9.19, which takes the key itself).
+    #[error("{algorithm} does not run on a prepared {family} key")]
+    MacKeyFamily {
+        algorithm: &'static str,
+        family: &'static str,
+    },
+    /// A prepared PIK ([`crate::CipherKey`]) of another cipher family than the PIN block's
+    /// format.
+    #[error("a {format} PIN block does not decrypt under a prepared {family} key")]
+    PinKeyFamily {
+        format: &'static str,
+        family: &'static str,
+    },
     /// A MAC algorithm name that is not `cup-ecb`, `cup-ecb-sm4` or `x919`.
     #[error("unknown MAC algorithm {name:?} (cup-ecb, cup-ecb-sm4, x919)")]
     UnknownMacAlgorithm { name: String },

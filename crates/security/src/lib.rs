@@ -26,7 +26,7 @@ mod mac;
 mod pin;
 
 pub use ct::bytes_eq as constant_time_eq;
-pub use engine::CipherFamily;
+pub use engine::{CipherFamily, CipherKey};
 pub use error::{PinBlockDefect, SecurityError};
 pub use key::{SecretKey, check_value, unwrap_key, wrap_key};
 pub use keyload::{

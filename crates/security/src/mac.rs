@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use zeroize::Zeroizing;
 
-use crate::engine::{BLOCK_BYTES_MAX, CipherFamily, Engine};
+use crate::engine::{BLOCK_BYTES_MAX, CipherFamily, CipherKey, Engine};
 use crate::{SecretKey, SecurityError, ct};
 
 /// Bytes of field 64, whatever the algorithm.
@@ -202,18 +202,13 @@ pub fn compute_mac(
     key: &SecretKey,
     data: &[u8],
 ) -> Result<Mac, SecurityError> {
-    let wire = match algorithm {
-        MacAlgorithm::CupEcb => cup_ecb(
-            &Engine::new(CipherFamily::Des, key.dangerous_expose())?,
-            data,
-        ),
-        MacAlgorithm::CupEcbSm4 => cup_ecb(
-            &Engine::new(CipherFamily::Sm4, key.dangerous_expose())?,
-            data,
-        ),
-        MacAlgorithm::X919 => x919(key.dangerous_expose(), data)?,
-    };
-    Ok(Mac { algorithm, wire })
+    match algorithm.cipher_family() {
+        Some(family) => CipherKey::new(family, key)?.mac(algorithm, data),
+        None => Ok(Mac {
+            algorithm,
+            wire: x919(key.dangerous_expose(), data)?,
+        }),
+    }
 }
 
 /// Whether `wire` (field 64 as received) is the MAC of `data`, compared in constant time.
@@ -229,6 +224,46 @@ pub fn verify_mac(
 ) -> Result<bool, SecurityError> {
     let expected = compute_mac(algorithm, key, data)?;
     Ok(ct::bytes_eq(expected.as_bytes(), wire))
+}
+
+impl MacAlgorithm {
+    /// The cipher family whose prepared key ([`CipherKey`]) computes this MAC; `None` for
+    /// X9.19, which works with the two halves of its key.
+    pub const fn cipher_family(self) -> Option<CipherFamily> {
+        match self {
+            MacAlgorithm::CupEcb => Some(CipherFamily::Des),
+            MacAlgorithm::CupEcbSm4 => Some(CipherFamily::Sm4),
+            MacAlgorithm::X919 => None,
+        }
+    }
+}
+
+impl CipherKey {
+    /// [`compute_mac`] with this prepared key. Errors: the algorithm does not run on this
+    /// key's family ([`SecurityError::MacKeyFamily`]).
+    pub fn mac(&self, algorithm: MacAlgorithm, data: &[u8]) -> Result<Mac, SecurityError> {
+        if algorithm.cipher_family() != Some(self.family()) {
+            return Err(SecurityError::MacKeyFamily {
+                algorithm: algorithm.as_str(),
+                family: self.family().as_str(),
+            });
+        }
+        Ok(Mac {
+            algorithm,
+            wire: cup_ecb(&self.engine, data),
+        })
+    }
+
+    /// [`verify_mac`] with this prepared key.
+    pub fn verify_mac(
+        &self,
+        algorithm: MacAlgorithm,
+        data: &[u8],
+        wire: &[u8],
+    ) -> Result<bool, SecurityError> {
+        let expected = self.mac(algorithm, data)?;
+        Ok(ct::bytes_eq(expected.as_bytes(), wire))
+    }
 }
 
 #[cfg(test)]
@@ -360,5 +395,61 @@ mod tests {
         // 49AD4849 has letters: its lowercase form is other bytes, and does not verify.
         assert_eq!(mac.readable(), "49AD4849");
         assert!(!verify_mac(MacAlgorithm::CupEcb, &k, b"0200", b"49ad4849").unwrap());
+    }
+
+    #[test]
+    fn a_prepared_key_gives_the_mac_the_one_off_function_gives() {
+        let data: Vec<u8> = (0u8..=200).collect();
+        for (algorithm, family, hex) in [
+            (MacAlgorithm::CupEcb, CipherFamily::Des, "0123456789ABCDEF"),
+            (
+                MacAlgorithm::CupEcb,
+                CipherFamily::Des,
+                "0123456789ABCDEFFEDCBA9876543210",
+            ),
+            (
+                MacAlgorithm::CupEcb,
+                CipherFamily::Des,
+                "0123456789ABCDEF0123456789ABCDEF",
+            ),
+            (
+                MacAlgorithm::CupEcbSm4,
+                CipherFamily::Sm4,
+                "0123456789ABCDEFFEDCBA9876543210",
+            ),
+        ] {
+            let k = key(hex);
+            let prepared = CipherKey::new(family, &k).unwrap();
+            for len in [0, 1, 8, 13, 16, 100, 201] {
+                let one_off = compute_mac(algorithm, &k, &data[..len]).unwrap();
+                assert_eq!(prepared.mac(algorithm, &data[..len]).unwrap(), one_off);
+                assert!(
+                    prepared
+                        .verify_mac(algorithm, &data[..len], one_off.as_bytes())
+                        .unwrap()
+                );
+            }
+            let mut wrong = *compute_mac(algorithm, &k, &data).unwrap().as_bytes();
+            wrong[7] ^= 0x01;
+            assert!(!prepared.verify_mac(algorithm, &data, &wrong).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_prepared_key_refuses_an_algorithm_of_another_family() {
+        let k = key("0123456789ABCDEFFEDCBA9876543210");
+        let des = CipherKey::new(CipherFamily::Des, &k).unwrap();
+        assert_eq!(
+            des.mac(MacAlgorithm::CupEcbSm4, b"0200"),
+            Err(SecurityError::MacKeyFamily {
+                algorithm: "cup-ecb-sm4",
+                family: "DES/3DES"
+            })
+        );
+        assert!(matches!(
+            des.mac(MacAlgorithm::X919, b"0200"),
+            Err(SecurityError::MacKeyFamily { .. })
+        ));
+        assert_eq!(format!("{des:?}"), "CipherKey(DES/3DES)");
     }
 }

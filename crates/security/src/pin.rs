@@ -17,7 +17,7 @@ use std::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::engine::{BLOCK_BYTES_MAX, CipherFamily, Engine};
+use crate::engine::{BLOCK_BYTES_MAX, CipherFamily, CipherKey, Engine};
 use crate::error::PinBlockDefect;
 use crate::{SecretKey, SecurityError, ct};
 
@@ -334,14 +334,36 @@ pub fn decrypt_pin_block(
     pik: &SecretKey,
     block: &EncryptedPinBlock,
 ) -> Result<ClearPinBlock, SecurityError> {
-    let format = block.format;
-    let engine = Engine::new(format.family(), pik.dangerous_expose())?;
-    let mut clear = ClearPinBlock {
-        format,
-        bytes: block.bytes,
-    };
-    engine.decrypt(&mut clear.bytes[..format.block_bytes()]);
-    Ok(clear)
+    CipherKey::new(block.format.family(), pik)?.decrypt_pin_block(block)
+}
+
+impl CipherKey {
+    /// [`decrypt_pin_block`] with this prepared PIK. Errors: the block's format is not of
+    /// this key's family ([`SecurityError::PinKeyFamily`]).
+    pub fn decrypt_pin_block(
+        &self,
+        block: &EncryptedPinBlock,
+    ) -> Result<ClearPinBlock, SecurityError> {
+        let format = block.format;
+        if format.family() != self.family() {
+            return Err(SecurityError::PinKeyFamily {
+                format: format.family().as_str(),
+                family: self.family().as_str(),
+            });
+        }
+        let mut clear = ClearPinBlock {
+            format,
+            bytes: block.bytes,
+        };
+        self.engine
+            .decrypt(&mut clear.bytes[..format.block_bytes()]);
+        Ok(clear)
+    }
+
+    /// [`decrypt_pin`] with this prepared PIK.
+    pub fn decrypt_pin(&self, pan: &str, block: &EncryptedPinBlock) -> Result<Pin, SecurityError> {
+        self.decrypt_pin_block(block)?.pin(pan)
+    }
 }
 
 /// The terminal's side: the PIN block of `format` for this PAN and PIN, encrypted under
@@ -567,6 +589,45 @@ mod tests {
         assert!(matches!(
             decrypt_pin(&k8, PAN, &block),
             Err(SecurityError::KeyLengthFor { .. })
+        ));
+    }
+
+    #[test]
+    fn a_prepared_pik_decrypts_as_the_one_off_function_does() {
+        for (format, hex) in [
+            (PinBlockFormat::Iso0, "0123456789ABCDEFFEDCBA9876543210"),
+            (PinBlockFormat::Iso0, "0123456789ABCDEF"),
+            (PinBlockFormat::Iso0Sm4, "0123456789ABCDEFFEDCBA9876543210"),
+        ] {
+            let k = SecretKey::from_hex(hex).unwrap();
+            let block = encrypt_pin(format, &k, PAN, &pin("246810")).unwrap();
+            let prepared = CipherKey::new(format.family(), &k).unwrap();
+            assert_eq!(
+                prepared
+                    .decrypt_pin(PAN, &block)
+                    .unwrap()
+                    .dangerous_expose(),
+                decrypt_pin(&k, PAN, &block).unwrap().dangerous_expose()
+            );
+            assert_eq!(
+                prepared
+                    .decrypt_pin(PAN, &block)
+                    .unwrap()
+                    .dangerous_expose(),
+                b"246810"
+            );
+            // Another PAN: the block is not format 0 for it, prepared or not.
+            assert!(matches!(
+                prepared.decrypt_pin("6222021234567890136", &block),
+                Err(SecurityError::PinBlockInvalid { .. })
+            ));
+        }
+        let k = SecretKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let sm4_block = encrypt_pin(PinBlockFormat::Iso0Sm4, &k, PAN, &pin("1234")).unwrap();
+        let des = CipherKey::new(CipherFamily::Des, &k).unwrap();
+        assert!(matches!(
+            des.decrypt_pin(PAN, &sm4_block),
+            Err(SecurityError::PinKeyFamily { .. })
         ));
     }
 }
