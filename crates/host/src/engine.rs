@@ -757,7 +757,8 @@ impl Ctx<'_, '_> {
                 format!("terminal {} has not signed in: no MAC key", terminal.tid),
             )
         };
-        let Some(key) = self.mac_key(terminal) else {
+        // The MAC key the acceptor worked out for this terminal.
+        let Some((_, key)) = &self.keys else {
             return Err(not_signed_in());
         };
         let (Some(data), Some(wire)) = (&self.parsed.mac_input, &self.parsed.mac_wire) else {
@@ -770,13 +771,13 @@ impl Ctx<'_, '_> {
             Some(p)
                 if p.request_hash == self.parsed.request_hash
                     && p.mac_algorithm == self.cfg.mac_algorithm
-                    && p.keys.mac == key
+                    && p.keys.mac == *key
                     && p.mac_wire.as_ref() == Some(wire)
                     && p.mac_ok.is_some() =>
             {
                 Ok(p.mac_ok == Some(true))
             }
-            _ => verify_mac(self.cfg.mac_algorithm, &key, data, wire),
+            _ => verify_mac(self.cfg.mac_algorithm, key, data, wire),
         };
         match checked {
             Ok(true) => Ok(()),
@@ -1033,11 +1034,11 @@ impl Ctx<'_, '_> {
                 format!("card {pan} needs a PIN and the request carries none (field 52)"),
             )));
         };
-        let pik = self.keys.as_ref().map(|(pik, _)| pik.clone());
+        let pik = self.keys.as_ref().map(|(pik, _)| pik);
         let prechecked = self
             .precheck
             .filter(|p| p.request_hash == self.parsed.request_hash)
-            .filter(|p| pik.as_ref() == Some(&p.keys.pik))
+            .filter(|p| pik == Some(&p.keys.pik))
             .and_then(|p| p.pin.as_ref())
             .filter(|p| p.pan == pan.digits() && p.block == block);
         let right = match (
@@ -1049,7 +1050,7 @@ impl Ctx<'_, '_> {
                 .tag
                 .as_ref()
                 .is_some_and(|tag| PinHasher::tag_matches(tag, hash)),
-            (None, Some(pik), Ok(block)) => match decrypt_pin(&pik, pan.digits(), &block) {
+            (None, Some(pik), Ok(block)) => match decrypt_pin(pik, pan.digits(), &block) {
                 Ok(pin) => self.pins.verify(pan.digits(), &pin, hash),
                 Err(_) => false,
             },

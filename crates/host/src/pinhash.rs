@@ -110,9 +110,10 @@ impl PinHasher {
 
     /// Whether `tag` is the stored form `stored`, compared in constant time.
     pub fn tag_matches(tag: &PinTag, stored: &str) -> bool {
-        let Ok(expected) = hex::decode(stored) else {
+        let mut expected = [0u8; PIN_TAG_BYTES];
+        if hex::decode_to_slice(stored, &mut expected).is_err() {
             return false;
-        };
+        }
         poskit_security::constant_time_eq(&expected, &tag.0[..])
     }
 
