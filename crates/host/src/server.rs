@@ -231,10 +231,12 @@ async fn connection(
         };
         let server = server.clone();
         let out = out_tx.clone();
-        tasks.spawn(async move {
+        // Boxed: the task then holds a pointer, not the request's whole state, which the
+        // runtime otherwise copies as the task starts and ends.
+        tasks.spawn(Box::pin(async move {
             request(&server, buf, peer, out).await;
             drop(permit);
-        });
+        }));
         while tasks.try_join_next().is_some() {}
     }
     // Answer what was read before closing.

@@ -161,7 +161,9 @@ fn cup_ecb(engine: &Engine, data: &[u8]) -> [u8; MAC_BYTES] {
     // Step 7: hex-expand, keep the first 8 characters.
     let mut mac = [0u8; MAC_BYTES];
     expand_hex(&temp_block[..MAC_BYTES / 2], &mut mac);
-    assert!(mac.iter().all(|c| HEX_UPPER.contains(c)));
+    // Only the uppercase hex alphabet by construction (`expand_hex`); checked in tests
+    // (the check cost a connection task a twentieth of its time).
+    debug_assert!(mac.iter().all(|c| HEX_UPPER.contains(c)));
     mac
 }
 

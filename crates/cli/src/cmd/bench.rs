@@ -65,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let host = std::thread::spawn(move || -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(run::connection_threads())
             .thread_name(CONNECTION_THREAD)
             .enable_all()
             .build()?;

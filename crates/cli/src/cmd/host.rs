@@ -143,6 +143,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::create(&data).with_context(|| format!("--data {}", data.display()))?;
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(poskit_host::run::connection_threads())
         .enable_all()
         .thread_name("poskit-host")
         .build()
