@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use poskit_codec::CUP_POS;
@@ -19,7 +19,7 @@ use poskit_domain::{Identified, TransactionKind};
 use crate::config::Limits;
 use poskit_security::MacAlgorithm;
 
-use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Parsed, Precheck};
+use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys};
 use crate::faults::{Decision, Target};
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
@@ -114,9 +114,33 @@ pub async fn serve(
     Ok(())
 }
 
-enum Outgoing {
+/// What a connection's write task is handed.
+pub enum Outgoing {
     Frame(Vec<u8>),
     Close,
+    /// An answer straight from the writer, with what the connection kept of its request.
+    Answer(Answer, Box<Pending>),
+}
+
+/// What a connection keeps of a request while the writer has it: what to do with the
+/// answer (faults that act after the writer, the log line, the MAC) and the request's
+/// place in the pipeline, given back once the answer is written or dropped.
+pub struct Pending {
+    peer: SocketAddr,
+    started: Instant,
+    peek: Peek,
+    after: AfterWriter,
+    keys: Option<Arc<TerminalKeys>>,
+    _in_flight: OwnedSemaphorePermit,
+}
+
+/// The fault plan's decisions that act on the answer.
+struct AfterWriter {
+    delay_ms: u32,
+    close: bool,
+    drop: bool,
+    corrupt_mac: bool,
+    fired: Vec<String>,
 }
 
 async fn connection(
@@ -129,54 +153,83 @@ async fn connection(
     let (rd, mut wr) = stream.into_split();
     // Pipelined requests arrive together: one read takes as many as are there.
     let mut rd = tokio::io::BufReader::with_capacity(FRAME_BYTES_MAX, rd);
+    // Every message is a request in flight (its permit) or a close: twice the pipeline
+    // depth never fills, so the writer thread's `try_send` always finds room.
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(limits.pipeline_depth_max * 2);
     let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
-        // Answers that are ready together (a group commit answers many at once) go out in
-        // one write: one system call for the lot instead of one per answer.
-        let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
-        let mut closing = false;
-        while let Some(out) = out_rx.recv().await {
-            // The rest of a group's answers for this connection are being sealed by their
-            // request tasks, woken together by the writer: one turn of the scheduler lets
-            // them join this write (without it nearly every answer went out alone).
-            if out_rx.is_empty() {
-                tokio::task::yield_now().await;
-            }
-            let mut next = Some(out);
-            while let Some(out) = next.take() {
-                match out {
-                    Outgoing::Frame(bytes) => pending.extend_from_slice(&bytes),
-                    Outgoing::Close => {
-                        closing = true;
-                        break;
+    let writer = {
+        let server = server.clone();
+        // For answers held back by a delay: the channel is open while they are in flight.
+        let delayed_tx = out_tx.downgrade();
+        tokio::spawn(async move {
+            // Answers that are ready together (a group commit answers many at once) go out
+            // in one write: one system call for the lot instead of one per answer.
+            let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
+            let mut closing = false;
+            while let Some(out) = out_rx.recv().await {
+                // The writer thread hands over a group's answers one after the other: one
+                // turn of the scheduler lets the rest join this write.
+                if out_rx.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+                let mut next = Some(out);
+                while let Some(out) = next.take() {
+                    let frame = match out {
+                        Outgoing::Frame(bytes) => Some(bytes),
+                        Outgoing::Answer(answer, kept) => {
+                            match after_writer(&server, answer, *kept) {
+                                Delivery::Now(Outgoing::Frame(bytes)) => Some(bytes),
+                                Delivery::Now(_) => {
+                                    closing = true;
+                                    break;
+                                }
+                                Delivery::Later(delay, outgoing, in_flight) => {
+                                    if let Some(tx) = delayed_tx.upgrade() {
+                                        tokio::spawn(async move {
+                                            tokio::time::sleep(delay).await;
+                                            let _ = tx.send(outgoing).await;
+                                            drop(in_flight);
+                                        });
+                                    }
+                                    None
+                                }
+                                Delivery::Nothing => None,
+                            }
+                        }
+                        Outgoing::Close => {
+                            closing = true;
+                            break;
+                        }
+                    };
+                    if let Some(bytes) = frame {
+                        pending.extend_from_slice(&bytes);
+                    }
+                    if pending.len() < FRAME_BYTES_MAX {
+                        next = out_rx.try_recv().ok();
                     }
                 }
-                if pending.len() < FRAME_BYTES_MAX {
-                    next = out_rx.try_recv().ok();
-                }
-            }
-            if !pending.is_empty() {
-                match tokio::time::timeout(write_timeout, wr.write_all(&pending)).await {
-                    Ok(Ok(())) => pending.clear(),
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "write failed");
-                        break;
-                    }
-                    Err(_) => {
-                        tracing::warn!(%peer, "write timed out; closing");
-                        break;
+                if !pending.is_empty() {
+                    match tokio::time::timeout(write_timeout, wr.write_all(&pending)).await {
+                        Ok(Ok(())) => pending.clear(),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "write failed");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "write timed out; closing");
+                            break;
+                        }
                     }
                 }
+                if closing {
+                    break;
+                }
             }
-            if closing {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-        let _ = closed_tx.send(());
-    });
+            let _ = wr.shutdown().await;
+            let _ = closed_tx.send(());
+        })
+    };
     let in_flight = Arc::new(Semaphore::new(limits.pipeline_depth_max));
     let idle = Duration::from_millis(limits.idle_timeout_ms);
     let read_timeout = Duration::from_millis(limits.read_timeout_ms);
@@ -229,19 +282,30 @@ async fn connection(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
-        let server = server.clone();
-        let out = out_tx.clone();
-        // Boxed: the task then holds a pointer, not the request's whole state, which the
-        // runtime otherwise copies as the task starts and ends.
-        tasks.spawn(Box::pin(async move {
-            request(&server, buf, peer, out).await;
-            drop(permit);
-        }));
+        let ready = read_request(&server, buf, peer, permit);
+        if ready.wait.is_none() {
+            // Nothing to wait for before the writer: straight to it from here; the answer
+            // comes back to the write task.
+            to_writer(&server, ready, out_tx.clone()).await;
+        } else {
+            // An issuer to wait for first: a task of its own, so that the requests behind
+            // it go on.
+            let server = server.clone();
+            let out = out_tx.clone();
+            tasks.spawn(Box::pin(
+                async move { to_writer(&server, ready, out).await },
+            ));
+        }
         while tasks.try_join_next().is_some() {}
     }
-    // Answer what was read before closing.
+    // Answer what was read before closing: the waiting tasks end, then every request in
+    // flight gives its permit back once its answer is written (or the write task is gone,
+    // which drops what it held).
     while tasks.join_next().await.is_some() {}
     drop(out_tx);
+    let _ = in_flight
+        .acquire_many(u32::try_from(limits.pipeline_depth_max).unwrap_or(u32::MAX))
+        .await;
     let _ = writer.await;
 }
 
@@ -304,7 +368,26 @@ fn peek(bytes: &[u8]) -> Peek {
     p
 }
 
-async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::Sender<Outgoing>) {
+/// A request as its connection read it, on its way to the writer.
+struct Ready {
+    frame: Vec<u8>,
+    parsed: Option<Box<Parsed>>,
+    precheck: Option<Box<Precheck>>,
+    injected: Option<Injected>,
+    issuer: IssuerVerdict,
+    /// How long the issuer simulator holds it first (latency, or the host's timeout).
+    wait: Option<Duration>,
+    kept: Pending,
+}
+
+/// Reads a request off the network: its fields, the fault plan's decision, the issuer
+/// simulator's verdict, and its MAC and PIN with the keys last committed for its terminal.
+fn read_request(
+    server: &Server,
+    bytes: Vec<u8>,
+    peer: SocketAddr,
+    in_flight: OwnedSemaphorePermit,
+) -> Ready {
     let started = Instant::now();
     server.stats.requests.fetch_add(1, Ordering::Relaxed);
     // Read once here, on the connection task: the fault plan, the precheck and the engine
@@ -339,29 +422,28 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
                     | TransactionKind::PreAuthCompletion
             )
         );
-    let mut issuer = IssuerVerdict::Reachable;
-    if to_issuer {
-        if decision.issuer_timeout {
-            tokio::time::sleep(issuer_timeout).await;
-            issuer = IssuerVerdict::TimedOut;
-        } else if let Some(ext) = p
+    let (issuer, wait) = if !to_issuer {
+        (IssuerVerdict::Reachable, None)
+    } else if decision.issuer_timeout {
+        (IssuerVerdict::TimedOut, Some(issuer_timeout))
+    } else {
+        match p
             .pan
             .as_deref()
             .and_then(|pan| server.shared.external_issuer(pan))
         {
-            if ext.down {
-                issuer = IssuerVerdict::Down;
-            } else {
+            None => (IssuerVerdict::Reachable, None),
+            Some(ext) if ext.down => (IssuerVerdict::Down, None),
+            Some(ext) => {
                 let latency = Duration::from_millis(u64::from(ext.latency_ms));
                 if latency > issuer_timeout {
-                    tokio::time::sleep(issuer_timeout).await;
-                    issuer = IssuerVerdict::TimedOut;
+                    (IssuerVerdict::TimedOut, Some(issuer_timeout))
                 } else {
-                    tokio::time::sleep(latency).await;
+                    (IssuerVerdict::Reachable, Some(latency))
                 }
             }
         }
-    }
+    };
     let injected = match (&decision.code, decision.storage_error) {
         (Some((code, rule)), _) => Some(Injected::Code {
             code: *code,
@@ -385,43 +467,91 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
     // The answer's MAC is computed here too, with the same prepared keys when they still
     // are the terminal's.
     let keys = precheck.as_ref().map(|p| p.keys().clone());
-    let (tx, rx) = oneshot::channel();
-    let job = Job {
+    Ready {
         frame: bytes,
-        issuer,
-        injected: injected.clone(),
-        precheck,
         parsed,
-        reply: tx,
-    };
-    let mut answer: Answer = match server.queue.send(Work::Request(job)).await {
-        Ok(()) => match rx.await {
-            Ok(a) => a,
-            Err(_) => writer_gone(&p),
+        precheck,
+        injected,
+        issuer,
+        wait: wait.filter(|w| !w.is_zero()),
+        kept: Pending {
+            peer,
+            started,
+            peek: p,
+            after: AfterWriter {
+                delay_ms: decision.delay_ms,
+                close: decision.close,
+                drop: decision.drop,
+                corrupt_mac: decision.corrupt_mac,
+                fired: decision.fired,
+            },
+            keys,
+            _in_flight: in_flight,
         },
-        Err(mpsc::error::SendError(Work::Request(job))) => {
-            let input = Input {
-                frame: &job.frame,
-                now: crate::clock::HostTime::at(0, 0),
-                issuer,
-                injected,
-                parsed: None,
-                precheck: None,
-                mac_later: false,
-            };
-            engine::storage_failure_answer(
-                &input,
-                &StoreError::Corrupt("the writer has stopped".into()),
-            )
-        }
-        Err(_) => writer_gone(&p),
+    }
+}
+
+/// Hands a read request to the writer (after its issuer wait, if any); its answer comes
+/// back to the connection's write task. A writer that has stopped gets it answered 96
+/// here, nothing posted.
+async fn to_writer(server: &Server, ready: Ready, out: mpsc::Sender<Outgoing>) {
+    if let Some(wait) = ready.wait {
+        tokio::time::sleep(wait).await;
+    }
+    let job = Job {
+        frame: ready.frame,
+        issuer: ready.issuer,
+        injected: ready.injected,
+        precheck: ready.precheck,
+        parsed: ready.parsed,
+        answer_to: out,
+        kept: Some(Box::new(ready.kept)),
     };
+    if let Err(mpsc::error::SendError(Work::Request(job))) =
+        server.queue.send(Work::Request(job)).await
+    {
+        let input = Input {
+            frame: &job.frame,
+            now: crate::clock::HostTime::at(0, 0),
+            issuer: job.issuer,
+            injected: job.injected.clone(),
+            parsed: None,
+            precheck: None,
+            mac_later: false,
+        };
+        let answer = engine::storage_failure_answer(
+            &input,
+            &StoreError::Corrupt("the writer has stopped".into()),
+        );
+        job.answer(answer);
+    }
+}
+
+/// What becomes of an answer on its connection.
+enum Delivery {
+    Now(Outgoing),
+    /// After the fault plan's delay (the request's permit held until then).
+    Later(Duration, Outgoing, OwnedSemaphorePermit),
+    Nothing,
+}
+
+/// An answer back from the writer: counted, logged, the fault plan's after-writer
+/// decisions applied, and sealed with its MAC.
+fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery {
+    let Pending {
+        peer,
+        started,
+        peek: p,
+        after,
+        keys,
+        _in_flight: in_flight,
+    } = kept;
     if answer.code.is_approved() {
         server.stats.approved.fetch_add(1, Ordering::Relaxed);
     }
     tracing::info!(
         %peer,
-        tid = answer.tid.as_deref().unwrap_or("-"),
+        tid = answer.tid.as_deref().or(p.tid.as_deref()).unwrap_or("-"),
         kind = answer.kind.map_or("-", |k| k.slug()),
         reversal = answer.reversal,
         amount_fen = answer.amount_fen.unwrap_or(0),
@@ -430,38 +560,47 @@ async fn request(server: &Server, bytes: Vec<u8>, peer: SocketAddr, out: mpsc::S
         reason = %answer.reason,
         repeated = answer.repeated,
         txn = answer.txn_id.unwrap_or(0),
-        faults = ?decision.fired,
+        faults = ?after.fired,
         latency_us = started.elapsed().as_micros() as u64,
         "answered"
     );
-    if decision.delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(u64::from(decision.delay_ms))).await;
-    }
-    if decision.close {
-        let _ = out.send(Outgoing::Close).await;
-        return;
-    }
-    if decision.drop {
+    let outgoing = if after.close {
+        Outgoing::Close
+    } else if after.drop {
         server
             .stats
             .dropped_by_faults
             .fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    answer.seal_with(server.mac_algorithm, keys.as_deref());
-    let Some(mut frame) = answer.frame else {
-        tracing::warn!(%peer, reason = %answer.reason, "nothing to answer; closing");
-        let _ = out.send(Outgoing::Close).await;
-        return;
+        return Delivery::Nothing;
+    } else {
+        answer.seal_with(server.mac_algorithm, keys.as_deref());
+        match answer.frame {
+            Some(mut frame) => {
+                if after.corrupt_mac
+                    && answer.code.is_approved()
+                    && frame.len() > frame::PREFIX_BYTES + 8
+                {
+                    let last = frame.len() - 1;
+                    frame[last] ^= 0x01;
+                }
+                Outgoing::Frame(frame)
+            }
+            None => {
+                tracing::warn!(%peer, reason = %answer.reason, "nothing to answer; closing");
+                Outgoing::Close
+            }
+        }
     };
-    if decision.corrupt_mac && answer.code.is_approved() && frame.len() > frame::PREFIX_BYTES + 8 {
-        let last = frame.len() - 1;
-        frame[last] ^= 0x01;
+    match after.delay_ms {
+        0 => Delivery::Now(outgoing),
+        ms => Delivery::Later(Duration::from_millis(u64::from(ms)), outgoing, in_flight),
     }
-    let _ = out.send(Outgoing::Frame(frame)).await;
 }
 
-fn writer_gone(p: &Peek) -> Answer {
+/// The answer to a request the writer never answered: nothing to send, the connection
+/// closes.
+pub(crate) fn writer_gone(kept: &Pending) -> Answer {
+    let p = &kept.peek;
     Answer {
         frame: None,
         code: poskit_domain::ResponseCode::SYSTEM_MALFUNCTION,

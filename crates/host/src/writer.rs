@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::clock::HostTime;
 use poskit_domain::Tid;
@@ -20,6 +20,7 @@ use crate::engine::{
 use crate::faults::{FaultPlan, FaultState};
 use crate::model::ExternalIssuer;
 use crate::pinhash::PinHasher;
+use crate::server::{Outgoing, Pending};
 use crate::store::StoreError;
 use crate::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
 
@@ -33,7 +34,39 @@ pub struct Job {
     pub precheck: Option<Box<Precheck>>,
     /// The frame read on the connection task (`None`: the engine reads it).
     pub parsed: Option<Box<Parsed>>,
-    pub reply: oneshot::Sender<Answer>,
+    /// Where the answer goes once committed: its connection's write task, with what the
+    /// connection kept of the request.
+    pub answer_to: mpsc::Sender<Outgoing>,
+    /// `None` once answered.
+    pub kept: Option<Box<Pending>>,
+}
+
+impl Job {
+    /// Hands the answer to the request's connection. Its queue has room for every request
+    /// in flight (each holds a permit of the pipeline), so it is never full; a connection
+    /// gone away no longer waits (its answer is in the ledger).
+    pub fn answer(mut self, answer: Answer) {
+        if let Some(kept) = self.kept.take() {
+            send_answer(&self.answer_to, answer, kept);
+        }
+    }
+}
+
+fn send_answer(to: &mpsc::Sender<Outgoing>, answer: Answer, kept: Box<Pending>) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(Outgoing::Answer(answer, kept)) {
+        tracing::error!("a connection's answer queue was full; answer dropped");
+    }
+}
+
+/// A job dropped unanswered (the writer stopped or panicked with it): its connection is
+/// told, and closes.
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(kept) = self.kept.take() {
+            let answer = crate::server::writer_gone(&kept);
+            send_answer(&self.answer_to, answer, kept);
+        }
+    }
 }
 
 pub enum Work {
@@ -225,8 +258,7 @@ fn run(
             .requests_committed
             .fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (job, answer) in group.drain(..).zip(answers) {
-            // A connection that went away no longer waits: its answer is in the ledger.
-            let _ = job.reply.send(answer);
+            job.answer(answer);
         }
     }
 }
