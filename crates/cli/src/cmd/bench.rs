@@ -33,10 +33,11 @@ enum What {
 #[derive(Debug, clap::Args)]
 struct HostArgs {
     /// Terminals connected at once (1 to 64).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 4)]
     connections: u32,
-    /// Requests each terminal keeps in flight (pipelining).
-    #[arg(long, default_value_t = 8)]
+    /// Requests each terminal keeps in flight (pipelining), as a switch link or a
+    /// terminal concentrator does.
+    #[arg(long, default_value_t = 32)]
     depth: u32,
     /// How long to load, in seconds.
     #[arg(long, default_value_t = 10)]
