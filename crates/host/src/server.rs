@@ -179,8 +179,8 @@ async fn connection(
                         Outgoing::Frame(bytes) => Some(bytes),
                         Outgoing::Answer(answer, kept) => {
                             match after_writer(&server, answer, *kept) {
-                                Delivery::Now(Outgoing::Frame(bytes)) => Some(bytes),
-                                Delivery::Now(_) => {
+                                Delivery::Frame(bytes) => Some(bytes),
+                                Delivery::Close => {
                                     closing = true;
                                     break;
                                 }
@@ -188,7 +188,7 @@ async fn connection(
                                     if let Some(tx) = delayed_tx.upgrade() {
                                         tokio::spawn(async move {
                                             tokio::time::sleep(delay).await;
-                                            let _ = tx.send(outgoing).await;
+                                            let _ = tx.send(*outgoing).await;
                                             drop(in_flight);
                                         });
                                     }
@@ -529,9 +529,12 @@ async fn to_writer(server: &Server, ready: Ready, out: mpsc::Sender<Outgoing>) {
 
 /// What becomes of an answer on its connection.
 enum Delivery {
-    Now(Outgoing),
-    /// After the fault plan's delay (the request's permit held until then).
-    Later(Duration, Outgoing, OwnedSemaphorePermit),
+    Frame(Vec<u8>),
+    Close,
+    /// A frame or a close after the fault plan's delay (the request's permit held until
+    /// then).
+    Later(Duration, Box<Outgoing>, OwnedSemaphorePermit),
+    /// Dropped by the fault plan.
     Nothing,
 }
 
@@ -591,9 +594,14 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
             }
         }
     };
-    match after.delay_ms {
-        0 => Delivery::Now(outgoing),
-        ms => Delivery::Later(Duration::from_millis(u64::from(ms)), outgoing, in_flight),
+    match (after.delay_ms, outgoing) {
+        (0, Outgoing::Frame(bytes)) => Delivery::Frame(bytes),
+        (0, _) => Delivery::Close,
+        (ms, outgoing) => Delivery::Later(
+            Duration::from_millis(u64::from(ms)),
+            Box::new(outgoing),
+            in_flight,
+        ),
     }
 }
 

@@ -544,15 +544,7 @@ fn check_names_postings_whose_transaction_or_account_is_not_on_file() {
                  (999999, 0, 999998, -5), (999999, 1, 999997, 5);",
         )
         .unwrap();
-    let report = poskit_host::store::sqlite::check(&host.db()).unwrap();
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.contains("2 postings name a transaction or an account that is not on file")),
-        "{:?}",
-        report.problems
-    );
+    host.assert_check_names("2 postings name a transaction or an account that is not on file");
 }
 
 #[test]
@@ -580,12 +572,7 @@ fn the_amount_on_hold_kept_beside_the_balance_is_checked_against_the_open_holds(
             [&s.pan],
         )
         .unwrap();
-    let report = poskit_host::store::sqlite::check(&host.db()).unwrap();
-    assert!(
-        report.problems.iter().any(|p| p.contains("on hold")),
-        "{:?}",
-        report.problems
-    );
+    host.assert_check_names("on hold");
     host.db()
         .execute(
             "UPDATE accounts SET held_fen = held_fen - 1 WHERE id = (SELECT account FROM cards WHERE pan = ?1)",

@@ -12,7 +12,7 @@ use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::engine::{self, Answer, EngineConfig, Input, IssuerVerdict};
 use poskit_host::pinhash::PinHasher;
-use poskit_host::store::sqlite::{self, SqliteLedger, WriterCache};
+use poskit_host::store::sqlite::{self, HotStatements, SqliteLedger, WriterCache};
 use poskit_host::{DataDir, demo, run};
 
 /// How a world runs its requests through the ledger.
@@ -20,7 +20,8 @@ use poskit_host::{DataDir, demo, run};
 enum Mode {
     /// A plain ledger, one transaction per request.
     Plain,
-    /// The writer's cached ledger, four requests per transaction.
+    /// The writer's cached ledger and its prepared statements, four requests per
+    /// transaction.
     Cached,
 }
 
@@ -82,8 +83,10 @@ impl World {
                     self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
                     self.cache.revalidate(&self.conn).unwrap();
                 }
+                // With the statements the writer prepares per group (here per request).
                 let answer = {
-                    let mut ledger = SqliteLedger::cached(&self.conn, &mut self.cache);
+                    let mut hot = HotStatements::prepare(&self.conn).unwrap();
+                    let mut ledger = SqliteLedger::hot(&self.conn, &mut self.cache, &mut hot);
                     engine::process(&mut ledger, &cfg, &self.pins, &World::input(frame)).unwrap()
                 };
                 self.open += 1;

@@ -108,6 +108,16 @@ impl TestHost {
         assert_eq!(report.postings_sum_fen, 0);
     }
 
+    /// `host check` names a problem containing `words`.
+    pub fn assert_check_names(&self, words: &str) {
+        let report = store::sqlite::check(&self.db()).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains(words)),
+            "no problem naming {words:?}: {:?}",
+            report.problems
+        );
+    }
+
     /// The balance of a card's account, in fen.
     pub fn card_balance(&self, pan: &str) -> i64 {
         self.db()
