@@ -118,7 +118,10 @@ pub async fn serve(
 pub enum Outgoing {
     Frame(Vec<u8>),
     Close,
-    /// An answer straight from the writer, with what the connection kept of its request.
+    /// A group's answers for this connection, straight from the writer, each with its
+    /// job (what the connection kept of the request, and what it allocated for it).
+    Answers(Vec<(Answer, Job)>),
+    /// An answer with what the connection kept of its request (a job dropped unanswered).
     Answer(Answer, Box<Pending>),
 }
 
@@ -175,35 +178,43 @@ async fn connection(
                 }
                 let mut next = Some(out);
                 while let Some(out) = next.take() {
-                    let frame = match out {
-                        Outgoing::Frame(bytes) => Some(bytes),
-                        Outgoing::Answer(answer, kept) => {
-                            match after_writer(&server, answer, *kept) {
-                                Delivery::Frame(bytes) => Some(bytes),
-                                Delivery::Close => {
-                                    closing = true;
-                                    break;
-                                }
-                                Delivery::Later(delay, outgoing, in_flight) => {
-                                    if let Some(tx) = delayed_tx.upgrade() {
-                                        tokio::spawn(async move {
-                                            tokio::time::sleep(delay).await;
-                                            let _ = tx.send(*outgoing).await;
-                                            drop(in_flight);
-                                        });
-                                    }
-                                    None
-                                }
-                                Delivery::Nothing => None,
-                            }
+                    let answers = match out {
+                        Outgoing::Frame(bytes) => {
+                            pending.extend_from_slice(&bytes);
+                            Vec::new()
                         }
+                        Outgoing::Answers(list) => list
+                            .into_iter()
+                            .filter_map(|(answer, mut job)| Some((answer, job.kept.take()?)))
+                            .collect(),
+                        Outgoing::Answer(answer, kept) => vec![(answer, kept)],
                         Outgoing::Close => {
                             closing = true;
                             break;
                         }
                     };
-                    if let Some(bytes) = frame {
-                        pending.extend_from_slice(&bytes);
+                    for (answer, kept) in answers {
+                        if closing {
+                            // Closed by the fault plan: what follows is not answered.
+                            break;
+                        }
+                        match after_writer(&server, answer, *kept) {
+                            Delivery::Frame(bytes) => pending.extend_from_slice(&bytes),
+                            Delivery::Close => closing = true,
+                            Delivery::Later(delay, outgoing, in_flight) => {
+                                if let Some(tx) = delayed_tx.upgrade() {
+                                    tokio::spawn(async move {
+                                        tokio::time::sleep(delay).await;
+                                        let _ = tx.send(*outgoing).await;
+                                        drop(in_flight);
+                                    });
+                                }
+                            }
+                            Delivery::Nothing => {}
+                        }
+                    }
+                    if closing {
+                        break;
                     }
                     if pending.len() < FRAME_BYTES_MAX {
                         next = out_rx.try_recv().ok();

@@ -45,15 +45,34 @@ impl Job {
     /// Hands the answer to the request's connection. Its queue has room for every request
     /// in flight (each holds a permit of the pipeline), so it is never full; a connection
     /// gone away no longer waits (its answer is in the ledger).
-    pub fn answer(mut self, answer: Answer) {
-        if let Some(kept) = self.kept.take() {
-            send_answer(&self.answer_to, answer, kept);
-        }
+    pub fn answer(self, answer: Answer) {
+        let to = self.answer_to.clone();
+        hand_over(&to, Outgoing::Answers(vec![(answer, self)]));
     }
 }
 
-fn send_answer(to: &mpsc::Sender<Outgoing>, answer: Answer, kept: Box<Pending>) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(Outgoing::Answer(answer, kept)) {
+/// Hands a group's answers to their connections: one message (and one wake-up of its
+/// write task) per connection. The jobs go along, so that what their connections
+/// allocated for them is freed there.
+fn answer_all(jobs: impl Iterator<Item = (Job, Answer)>) {
+    let mut by_connection: Vec<Vec<(Answer, Job)>> = Vec::new();
+    for (job, answer) in jobs {
+        match by_connection
+            .iter_mut()
+            .find(|list| list[0].1.answer_to.same_channel(&job.answer_to))
+        {
+            Some(list) => list.push((answer, job)),
+            None => by_connection.push(vec![(answer, job)]),
+        }
+    }
+    for list in by_connection {
+        let to = list[0].1.answer_to.clone();
+        hand_over(&to, Outgoing::Answers(list));
+    }
+}
+
+fn hand_over(to: &mpsc::Sender<Outgoing>, out: Outgoing) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(out) {
         tracing::error!("a connection's answer queue was full; answer dropped");
     }
 }
@@ -64,7 +83,7 @@ impl Drop for Job {
     fn drop(&mut self) {
         if let Some(kept) = self.kept.take() {
             let answer = crate::server::writer_gone(&kept);
-            send_answer(&self.answer_to, answer, kept);
+            hand_over(&self.answer_to, Outgoing::Answer(answer, kept));
         }
     }
 }
@@ -257,9 +276,7 @@ fn run(
         shared
             .requests_committed
             .fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for (job, answer) in group.drain(..).zip(answers) {
-            job.answer(answer);
-        }
+        answer_all(group.drain(..).zip(answers));
     }
 }
 
