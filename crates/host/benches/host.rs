@@ -296,7 +296,7 @@ fn connection_work(rig: &Rig, sales: Vec<(Vec<u8>, Arc<TerminalKeys>)>) {
 
 /// An answer's MAC as the connection task computes it (prepared keys).
 fn seal(frame: &mut [u8], keys: &TerminalKeys) {
-    let message = &mut frame[poskit_codec::frame::PREFIX_BYTES..];
-    let (data, slot) = message.split_at_mut(message.len() - poskit_security::MAC_BYTES);
-    slot.copy_from_slice(keys.mac_of(MacAlgorithm::CupEcb, data).unwrap().as_bytes());
+    poskit_host::response::put_mac(&mut frame[poskit_codec::frame::PREFIX_BYTES..], |data| {
+        keys.mac_of(MacAlgorithm::CupEcb, data)
+    });
 }

@@ -15,9 +15,10 @@ use poskit_domain::message::{
 pub use poskit_domain::message::{CardData, HEADER, RequestSpec, Response, TPDU};
 use poskit_domain::{Batch, ResponseCode, Stan, TransactionKind};
 use poskit_security::{
-    CipherFamily, CipherKey, KeyLayout, MAC_BYTES, MacAlgorithm, SecretKey, WorkingKeys,
-    parse_field62,
+    CipherFamily, CipherKey, KeyLayout, MacAlgorithm, SecretKey, WorkingKeys, parse_field62,
 };
+
+use crate::response::put_mac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -331,11 +332,10 @@ impl RequestTemplate {
         {
             *slot = (pair[0] - b'0') << 4 | (pair[1] - b'0');
         }
-        let message = &mut self.frame[frame::PREFIX_BYTES..];
-        let (data, slot) = message.split_at_mut(message.len() - MAC_BYTES);
-        if let Ok(mac) = self.mac_key.mac(MacAlgorithm::CupEcb, data) {
-            slot.copy_from_slice(mac.as_bytes());
-        }
+        let mac_key = &self.mac_key;
+        put_mac(&mut self.frame[frame::PREFIX_BYTES..], |data| {
+            mac_key.mac(MacAlgorithm::CupEcb, data).ok()
+        });
         &self.frame
     }
 }

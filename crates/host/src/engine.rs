@@ -25,7 +25,7 @@ use crate::clock::HostTime;
 use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
 use crate::pinhash::{PinHasher, PinTag};
 use crate::request::{self, Echo, FormatError, Request};
-use crate::response::{Reply, remac};
+use crate::response::{Reply, put_mac, remac};
 use crate::store::{
     CardState, Ledger, MerchantState, NewTxn, StoreError, StoreResult, TerminalState, Totals,
     TxnKey, TxnRecord, TxnState, UploadedDetail,
@@ -474,15 +474,10 @@ impl Answer {
         if frame.len() <= frame::PREFIX_BYTES + poskit_security::MAC_BYTES {
             return;
         }
+        let message = &mut frame[frame::PREFIX_BYTES..];
         match keys.filter(|k| k.mac == key) {
-            Some(keys) => {
-                let message = &mut frame[frame::PREFIX_BYTES..];
-                let (data, slot) = message.split_at_mut(message.len() - poskit_security::MAC_BYTES);
-                if let Some(mac) = keys.mac_of(algorithm, data) {
-                    slot.copy_from_slice(mac.as_bytes());
-                }
-            }
-            None => remac(&mut frame[frame::PREFIX_BYTES..], algorithm, &key),
+            Some(keys) => put_mac(message, |data| keys.mac_of(algorithm, data)),
+            None => remac(message, algorithm, &key),
         }
     }
 }

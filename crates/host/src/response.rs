@@ -3,7 +3,7 @@
 
 use poskit_codec::frame::{self, Header, Tpdu};
 use poskit_codec::{CUP_POS, MessageBuilder, Mti};
-use poskit_security::{MAC_BYTES, MacAlgorithm, SecretKey, compute_mac};
+use poskit_security::{MAC_BYTES, Mac, MacAlgorithm, SecretKey, compute_mac};
 
 /// Header 处理要求 3: the terminal must sign in again.
 pub const REQUIREMENT_SIGN_IN: u8 = 3;
@@ -95,11 +95,17 @@ impl Reply {
 
 /// Recomputes field 64 of an encoded message (MTI onward) whose last field is the MAC.
 pub fn remac(message: &mut [u8], algorithm: MacAlgorithm, key: &SecretKey) {
+    put_mac(message, |data| compute_mac(algorithm, key, data).ok());
+}
+
+/// Writes into the last 8 bytes of an encoded message (MTI onward) the MAC `mac_of`
+/// gives for the bytes before them (nothing when it gives none).
+pub fn put_mac(message: &mut [u8], mac_of: impl FnOnce(&[u8]) -> Option<Mac>) {
     let Some(split) = message.len().checked_sub(MAC_BYTES) else {
         return;
     };
     let (data, mac_slot) = message.split_at_mut(split);
-    if let Ok(mac) = compute_mac(algorithm, key, data) {
+    if let Some(mac) = mac_of(data) {
         mac_slot.copy_from_slice(mac.as_bytes());
     }
 }
