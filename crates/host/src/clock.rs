@@ -21,6 +21,7 @@ pub struct HostTime {
 
 /// Two digits for each value (each below 100).
 fn pairs<const N: usize, const M: usize>(values: [u8; M]) -> [u8; N] {
+    const { assert!(N == 2 * M, "two digits per value") };
     let mut out = [b'0'; N];
     for (slot, v) in out.chunks_exact_mut(2).zip(values) {
         slot.copy_from_slice(&zero_padded::<2>(u64::from(v)));
@@ -72,11 +73,6 @@ impl HostTime {
         digits_str(&self.hhmmss_digits()).to_owned()
     }
 
-    /// YYMM, to compare with a card's expiry.
-    pub fn yymm(&self) -> String {
-        digits_str(&self.yymm_digits()).to_owned()
-    }
-
     /// MMDD as ASCII digits.
     pub fn mmdd_digits(&self) -> [u8; 4] {
         pairs([self.month, self.day_of_month])
@@ -87,7 +83,7 @@ impl HostTime {
         pairs([self.hour, self.minute, self.second])
     }
 
-    /// YYMM as ASCII digits.
+    /// YYMM as ASCII digits, to compare with a card's expiry.
     pub fn yymm_digits(&self) -> [u8; 4] {
         pairs([self.year.rem_euclid(100) as u8, self.month])
     }
@@ -153,7 +149,7 @@ mod tests {
         assert_eq!((t.year, t.month, t.day_of_month), (2026, 12, 2));
         assert_eq!(t.hhmmss(), "033005");
         assert_eq!(t.mmdd(), "1202");
-        assert_eq!(t.yymm(), "2612");
+        assert_eq!(digits_str(&t.yymm_digits()), "2612");
         assert_eq!(t.date_iso(), "2026-12-02");
     }
 

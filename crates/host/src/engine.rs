@@ -471,7 +471,7 @@ impl Answer {
         let (Some(key), Some(frame)) = (self.mac_pending.take(), self.frame.as_mut()) else {
             return;
         };
-        if frame.len() <= frame::PREFIX_BYTES + poskit_security::MAC_BYTES {
+        if frame.len() <= frame::PREFIX_BYTES {
             return;
         }
         let message = &mut frame[frame::PREFIX_BYTES..];

@@ -237,7 +237,7 @@ DROP INDEX IF EXISTS transactions_card_day;
 -- Postings stored in their transaction's order, keyed by (transaction, leg), without a
 -- rowid, a secondary index or foreign keys: an approval's two legs are two B-tree inserts
 -- where they were four, with no parent lookup per leg (the foreign-key checks alone were
--- a tenth of an authorization's work). `check` verifies what the foreign keys enforced:
+-- 7 % of an authorization's instructions). `check` verifies what the foreign keys enforced:
 -- every posting names a transaction and an account on file.
 CREATE TABLE postings_by_txn (
     txn_id INTEGER NOT NULL,
@@ -950,7 +950,7 @@ struct PendingTxn {
 
 /// The statements of an approval — the key lookup, the transaction row and its postings —
 /// prepared once for a group of requests: taking each from the connection's statement cache
-/// hashed its text twice per use (a tenth of an authorization's work).
+/// hashed its text twice per use (5 % of an authorization's instructions).
 pub struct HotStatements<'c> {
     find_by_key: CachedStatement<'c>,
     insert_txn: CachedStatement<'c>,
