@@ -5,7 +5,7 @@
 //!   not drown the CPU figure; `poskit bench host` measures the whole with FULL);
 //! - `connection/read_and_precheck_sale`: what a connection task does before the writer
 //!   (read the frame, check its MAC and PIN);
-//! - `connection/seal_answer`: the answer's MAC, after the writer.
+//! - `connection/seal_answer`: the answer's encoding and MAC, after the writer.
 //!
 //! `cargo bench -p poskit-host`
 
@@ -19,7 +19,7 @@ use poskit_host::client::{CardData, RequestSpec, RequestTemplate, TestTerminal};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::engine::{
-    self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
+    self, Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
 };
 use poskit_host::pinhash::PinHasher;
 use poskit_host::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
@@ -76,6 +76,8 @@ impl Rig {
                 a
             };
             let keys = answer.keys_after.clone().flatten().expect("signed in");
+            let mut answer = answer;
+            answer.seal(MacAlgorithm::CupEcb);
             t.adopt_sign_in(&t.parse(answer.frame.unwrap()).unwrap())
                 .unwrap();
             let card = CardData::Track2(format!("{}=30121010000000000", demo::fleet_pan(i)));
@@ -93,6 +95,27 @@ impl Rig {
             terminals,
             next: 0,
         }
+    }
+
+    /// A sale's answer as the writer hands it to the connection (not yet encoded), with
+    /// its terminal's keys.
+    fn answer(&mut self) -> (Answer, Arc<TerminalKeys>) {
+        let (frame, keys) = self.next_sale();
+        let tx = self.conn.unchecked_transaction().unwrap();
+        let answer = {
+            let mut ledger = SqliteLedger::cached(&tx, &mut self.cache);
+            engine::process(
+                &mut ledger,
+                &self.cfg,
+                &self.pins,
+                &input(&frame, None, None),
+            )
+            .unwrap()
+        };
+        self.cache.write_back(&tx).unwrap();
+        tx.commit().unwrap();
+        assert!(answer.frame.is_none(), "the writer leaves the encoding");
+        (answer, keys)
     }
 
     /// The next sale's frame and its terminal's keys.
@@ -202,33 +225,14 @@ fn connection(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let mut rig = rig.into_inner();
-    // One answer, sealed again and again (the MAC over the same bytes each time).
-    let (frame, keys) = rig.next_sale();
-    let answer = {
-        let Rig {
-            conn,
-            cache,
-            pins,
-            cfg,
-            ..
-        } = &mut rig;
-        let tx = conn.unchecked_transaction().unwrap();
-        let a = {
-            let mut ledger = SqliteLedger::cached(&tx, cache);
-            engine::process(&mut ledger, cfg, pins, &input(&frame, None, None)).unwrap()
-        };
-        cache.write_back(&tx).unwrap();
-        tx.commit().unwrap();
-        a
-    };
-    let answer_frame = answer.frame.clone().unwrap();
+    // One answer as the writer leaves it, encoded and sealed again and again.
+    let (answer, keys) = rig.borrow_mut().answer();
     g.bench_function("seal_answer", |b| {
         b.iter_batched(
-            || answer_frame.clone(),
-            |mut frame| {
-                seal(&mut frame, &keys);
-                frame
+            || answer.clone(),
+            |mut answer| {
+                answer.seal_with(MacAlgorithm::CupEcb, Some(&keys));
+                answer
             },
             BatchSize::SmallInput,
         )
@@ -268,7 +272,13 @@ fn main() {
     }
     if let Some(n) = count("POSKIT_BENCH_PRECHECKS") {
         let mut rig = Rig::new();
-        let sales: Vec<_> = (0..n).map(|_| rig.next_sale()).collect();
+        let (answer, _) = rig.answer();
+        let sales: Vec<_> = (0..n)
+            .map(|_| {
+                let (frame, keys) = rig.next_sale();
+                (frame, keys, answer.clone())
+            })
+            .collect();
         connection_work(&rig, sales);
         return;
     }
@@ -276,11 +286,11 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
 }
 
-/// A connection task's cryptography and reading for each sale: read, precheck, and the MAC
-/// of an answer of the same size.
+/// A connection task's reading, cryptography and encoding for each sale: read, precheck,
+/// and the encoding and MAC of a sale's answer.
 #[inline(never)]
-fn connection_work(rig: &Rig, sales: Vec<(Vec<u8>, Arc<TerminalKeys>)>) {
-    for (mut frame, keys) in sales {
+fn connection_work(rig: &Rig, sales: Vec<(Vec<u8>, Arc<TerminalKeys>, Answer)>) {
+    for (frame, keys, mut answer) in sales {
         let parsed = Parsed::of(&frame).unwrap();
         let precheck = Precheck::compute(
             &parsed,
@@ -290,13 +300,7 @@ fn connection_work(rig: &Rig, sales: Vec<(Vec<u8>, Arc<TerminalKeys>)>) {
         )
         .unwrap();
         assert_eq!(precheck.mac_verified(), Some(true));
-        seal(&mut frame, &keys);
+        answer.seal_with(MacAlgorithm::CupEcb, Some(&keys));
+        assert!(answer.frame.is_some());
     }
-}
-
-/// An answer's MAC as the connection task computes it (prepared keys).
-fn seal(frame: &mut [u8], keys: &TerminalKeys) {
-    poskit_host::response::put_mac(&mut frame[poskit_codec::frame::PREFIX_BYTES..], |data| {
-        keys.mac_of(MacAlgorithm::CupEcb, data)
-    });
 }

@@ -27,8 +27,8 @@ use crate::pinhash::{PinHasher, PinTag};
 use crate::request::{self, Echo, FormatError, Request};
 use crate::response::{Reply, put_mac, remac};
 use crate::store::{
-    CardState, Ledger, MerchantState, NewTxn, StoreError, StoreResult, TerminalState, Totals,
-    TxnKey, TxnRecord, TxnState, UploadedDetail,
+    CardState, Ledger, MerchantState, NewTxn, StoreError, StoreResult, StoredAnswer, TerminalState,
+    Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
 };
 
 /// Settings of the engine (a profile: acquirers differ).
@@ -294,8 +294,12 @@ impl Precheck {
 /// The engine's answer.
 #[derive(Clone, Debug)]
 pub struct Answer {
-    /// The frame to write; `None` when nothing can be answered (the server closes).
+    /// The frame to write; `None` when nothing can be answered (the server closes). With
+    /// [`Input::mac_later`] it may be `None` until [`Answer::seal`]: the writer leaves the
+    /// encoding of an answer's fields to the connection.
     pub frame: Option<Vec<u8>>,
+    /// The fields still to be encoded into `frame` (by [`Answer::seal`]).
+    pub(crate) reply: Option<Box<Reply>>,
     pub code: Rc,
     pub reason: String,
     /// The transaction row this answer is recorded as.
@@ -313,6 +317,12 @@ pub struct Answer {
     /// The terminal's working keys (PIK, MAC key) as this answer leaves them, when it
     /// learnt them: `Some(None)` after a sign-off. For [`Precheck`]s of later requests.
     pub keys_after: Option<Option<(SecretKey, SecretKey)>>,
+}
+
+/// What an answer is sent as: a frame, or fields still to encode.
+enum Body {
+    Frame(Vec<u8>),
+    Reply(Box<Reply>),
 }
 
 /// Processes one request against the ledger. A storage error leaves the caller to roll
@@ -404,6 +414,7 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
     let (bytes, _) = reply.encode();
     Answer {
         frame: Some(bytes),
+        reply: None,
         code: Rc::SYSTEM_MALFUNCTION,
         reason,
         txn_id: None,
@@ -421,14 +432,19 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
 impl Answer {
     fn of(
         req: &Request,
-        frame: Vec<u8>,
+        body: Body,
         code: Rc,
         reason: String,
         txn_id: i64,
         repeated: bool,
     ) -> Answer {
+        let (frame, reply) = match body {
+            Body::Frame(frame) => (Some(frame), None),
+            Body::Reply(reply) => (None, Some(reply)),
+        };
         Answer {
-            frame: Some(frame),
+            frame,
+            reply,
             code,
             reason,
             txn_id: Some(txn_id),
@@ -446,6 +462,7 @@ impl Answer {
     fn unanswerable(reason: String) -> Answer {
         Answer {
             frame: None,
+            reply: None,
             code: Rc::FORMAT_ERROR,
             reason,
             txn_id: None,
@@ -460,7 +477,8 @@ impl Answer {
         }
     }
 
-    /// Computes field 64 if it was left for later ([`Input::mac_later`]).
+    /// Encodes the answer's fields and computes field 64 if either was left for later
+    /// ([`Input::mac_later`]).
     pub fn seal(&mut self, algorithm: MacAlgorithm) {
         self.seal_with(algorithm, None);
     }
@@ -468,6 +486,23 @@ impl Answer {
     /// [`Answer::seal`], with the prepared ciphers of `keys` when its MAC key is the one
     /// the answer is to be sealed with.
     pub fn seal_with(&mut self, algorithm: MacAlgorithm, keys: Option<&TerminalKeys>) {
+        if let Some(reply) = self.reply.take() {
+            let (frame, refused) = reply.encode_with_mac_slot(self.mac_pending.is_some());
+            if refused.is_empty() {
+                self.frame = Some(frame);
+            } else {
+                // The engine sets only values it has checked: this is a bug. No answer
+                // at all (the connection closes) rather than one without a field: the
+                // terminal reverses what it does not see approved.
+                tracing::error!(
+                    txn = self.txn_id.unwrap_or(0),
+                    ?refused,
+                    "answer fields refused by the profile; not answering"
+                );
+                self.mac_pending = None;
+                return;
+            }
+        }
         let (Some(key), Some(frame)) = (self.mac_pending.take(), self.frame.as_mut()) else {
             return;
         };
@@ -569,8 +604,8 @@ fn format_error_answer(
             reply.set(n, v.clone().into_bytes());
         }
     }
+    ledger.set_txn_answer(id, &rrn_of(id), None, &reply.to_stored())?;
     let (frame, _) = reply.encode();
-    ledger.set_txn_answer(id, &rrn_of(id), None, &frame)?;
     Ok(Answer {
         frame: Some(frame),
         txn_id: Some(id),
@@ -2213,22 +2248,14 @@ impl Ctx<'_, '_> {
         } else {
             None
         };
-        // Stored with field 64 as zeros, sealed on the way out (`process`, or the caller
-        // with `mac_later`); a resend recomputes it with the MAK of that moment anyway.
-        let (frame, refused) = if mac_key.is_some() {
-            reply.encode_unsealed()
-        } else {
-            reply.encode()
-        };
-        if !refused.is_empty() {
-            return Err(StoreError::Corrupt(format!(
-                "response fields refused by the profile: {refused:?}"
-            )));
-        }
+        // Stored as its fields, encoded (with field 64 when the answer carries a MAC) and
+        // sealed on the way out: by `process`, or by the caller with `mac_later`, off the
+        // writer. A resend encodes the same fields and computes the MAC with the MAK of
+        // that moment.
         let auth_code = auth_code.filter(|_| code.is_approved() && req.kind() != K::Refund);
         self.ledger
-            .set_txn_answer(id, &rrn_of(id), auth_code, &frame)?;
-        let mut answer = Answer::of(req, frame, code, reason, id, false);
+            .set_txn_answer(id, &rrn_of(id), auth_code, &reply.to_stored())?;
+        let mut answer = Answer::of(req, Body::Reply(Box::new(reply)), code, reason, id, false);
         answer.mac_pending = mac_key;
         Ok(answer)
     }
@@ -2240,11 +2267,22 @@ impl Ctx<'_, '_> {
         terminal: &TerminalState,
         previous: &TxnRecord,
     ) -> StoreResult<Answer> {
-        let Some(frame) = previous.response.clone() else {
-            return Err(StoreError::Corrupt(format!(
-                "transaction {} has no stored answer",
-                previous.id
-            )));
+        let body = match &previous.answer {
+            Some(StoredAnswer::Reply(stored)) => Reply::from_stored(stored)
+                .map(|reply| Body::Reply(Box::new(reply)))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "transaction {} has a stored answer that does not read",
+                        previous.id
+                    ))
+                })?,
+            Some(StoredAnswer::Frame(frame)) => Body::Frame(frame.clone()),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "transaction {} has no stored answer",
+                    previous.id
+                )));
+            }
         };
         let code = Rc::parse(&previous.code).unwrap_or(Rc::SYSTEM_MALFUNCTION);
         let mac_pending = self
@@ -2254,7 +2292,7 @@ impl Ctx<'_, '_> {
             "retransmission of transaction {}: its first answer sent again",
             previous.id
         );
-        let mut answer = Answer::of(req, frame, code, reason, previous.id, true);
+        let mut answer = Answer::of(req, body, code, reason, previous.id, true);
         answer.mac_pending = mac_pending;
         Ok(answer)
     }

@@ -622,6 +622,7 @@ pub(crate) fn writer_gone(kept: &Pending) -> Answer {
     let p = &kept.peek;
     Answer {
         frame: None,
+        reply: None,
         code: poskit_domain::ResponseCode::SYSTEM_MALFUNCTION,
         reason: "the writer stopped before answering".into(),
         txn_id: None,

@@ -66,9 +66,38 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
         assert_eq!(t.send(&spec).unwrap().code(), "00");
         let first = t.send(&sale(&s, 1_500)).unwrap();
         assert_eq!(first.code(), "00");
-        assert_eq!(t.send(&sale(&s, 2_500)).unwrap().code(), "00");
-        (first, t.batch.value())
+        let (second_frame, _) = t.build(&sale(&s, 2_500)).unwrap();
+        t.send_raw(&second_frame).unwrap();
+        let second = t.receive().unwrap();
+        assert_eq!(second.code(), "00");
+        (first, t.batch.value(), second_frame, second)
     };
+    // Answers as an older poskit stored them: frames, in `response` (schema 6 keeps fields).
+    {
+        let db = rusqlite::Connection::open(dir.join(poskit_host::store::sqlite::DB_FILE)).unwrap();
+        let stored: Vec<(i64, Vec<u8>)> = db
+            .prepare("SELECT id, reply FROM transactions WHERE reply IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(stored.len() >= 4, "sign-in, pre-auth, two sales");
+        for (id, reply) in stored {
+            let reply = poskit_host::response::Reply::from_stored(&reply).expect("a stored reply");
+            let approved_with_mac =
+                reply.get(39) == Some(b"00".as_slice()) && reply.get(4).is_some();
+            let (frame, refused) = reply.encode_with_mac_slot(approved_with_mac);
+            assert!(refused.is_empty());
+            db.execute(
+                "UPDATE transactions SET response = ?2 WHERE id = ?1",
+                rusqlite::params![id, frame],
+            )
+            .unwrap();
+        }
+        db.execute_batch("ALTER TABLE transactions DROP COLUMN reply")
+            .unwrap();
+    }
     // Back to schema 1 as an older poskit left it: no held amount beside the balance, no
     // day totals.
     {
@@ -101,6 +130,16 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
         .unwrap();
     }
     let host = TestHost::start_in(dir, Default::default());
+    // A sale stored as a frame is answered again with that frame (its MAC recomputed, with
+    // the same key: no sign-in since).
+    let (first, batch, second_frame, second) = sold;
+    let mut t = host.reconnect(&s);
+    t.send_raw(&second_frame).unwrap();
+    let again = t.receive().unwrap();
+    assert_eq!(
+        again.frame, second.frame,
+        "the first answer, byte for byte (its MAC too)"
+    );
     let held: i64 = host
         .db()
         .query_row(
@@ -160,8 +199,6 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
         [(0, -1_500), (1, 1_500)],
         "card debited, then merchant credited"
     );
-    let (first, batch) = sold;
-    let mut t = host.reconnect(&s);
     assert_eq!(t.sign_in().unwrap().code(), "00");
     assert_eq!(t.batch.value(), batch);
     let mut void = void_of(&s, &t, &first, 1_500);

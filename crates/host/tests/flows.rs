@@ -44,6 +44,7 @@ fn a_retransmitted_sale_gets_its_first_answer_again_and_posts_once() {
     assert_code(&host, &again, "00");
     assert_eq!(again.field(37), first.field(37), "same RRN");
     assert_eq!(again.field(38), first.field(38), "same authorization code");
+    assert_eq!(again.frame, first.frame, "the first answer, byte for byte");
     assert_eq!(again.mac_ok, Some(true));
     // The same request rebuilt with the same trace is the same request too.
     let rebuilt = t

@@ -6,6 +6,7 @@
 //! only then are responses written.
 
 pub mod sqlite;
+pub mod traces;
 
 use std::sync::Arc;
 
@@ -145,8 +146,18 @@ pub struct TxnRecord {
     pub state: TxnState,
     pub original_id: Option<i64>,
     pub refunded_fen: u64,
-    /// The response as first sent (its MAC is recomputed with the current MAK on resend).
-    pub response: Option<Vec<u8>>,
+    /// The first answer, to send again on a resend (its MAC is recomputed with the
+    /// current MAK).
+    pub answer: Option<StoredAnswer>,
+}
+
+/// A transaction's first answer as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredAnswer {
+    /// Its fields, as `Reply::to_stored` gives them; encoded when sent (schema 6 on).
+    Reply(Vec<u8>),
+    /// The frame as it was sent (rows written before schema 6).
+    Frame(Vec<u8>),
 }
 
 /// A transaction about to be recorded.
@@ -254,12 +265,14 @@ pub trait Ledger {
     /// Records a transaction; returns its id (its RRN is derived from it). The store may
     /// hold the row back until its answer is set or [`Ledger::flush`].
     fn insert_txn(&mut self, txn: &NewTxn<'_>) -> StoreResult<i64>;
+    /// Sets a transaction's RRN, its authorization code and its answer (`reply`: the
+    /// answer's fields as `Reply::to_stored` gives them).
     fn set_txn_answer(
         &mut self,
         id: i64,
         rrn: &str,
         auth_code: Option<&str>,
-        response: &[u8],
+        reply: &[u8],
     ) -> StoreResult<()>;
     fn set_txn_state(&mut self, id: i64, state: TxnState) -> StoreResult<()>;
     fn add_refunded(&mut self, id: i64, amount_fen: u64) -> StoreResult<()>;
