@@ -165,3 +165,57 @@ fn sim_in_network_mode_runs_terminals_through_a_fault_proxy_to_a_host_process() 
         .sum();
     assert!(injected > 0, "{v}");
 }
+
+#[test]
+fn bench_host_reports_durable_sales_their_latency_and_where_the_cpu_went() {
+    let out = poskit(&[
+        "bench",
+        "host",
+        "--connections",
+        "2",
+        "--depth",
+        "4",
+        "--seconds",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sales = j["sales"].as_u64().unwrap();
+    assert!(sales > 0, "{j}");
+    assert_eq!(j["declined"], 0, "every sale approved with its MAC: {j}");
+    let (p50, p99, p999) = (
+        j["p50_ms"].as_f64().unwrap(),
+        j["p99_ms"].as_f64().unwrap(),
+        j["p999_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{j}");
+    assert!(j["group_commit_mean"].as_f64().unwrap() >= 1.0, "{j}");
+    let steal = j["steal_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&steal), "{j}");
+    assert!(
+        j["writer_cpu_us_per_request"].as_f64().unwrap() > 0.0,
+        "{j}"
+    );
+}
+
+#[test]
+fn bench_host_refuses_a_shape_it_cannot_run_with_exit_code_2() {
+    for args in [
+        ["--connections", "0"],
+        ["--depth", "33"],
+        ["--seconds", "0"],
+    ] {
+        let mut all = vec!["bench", "host"];
+        all.extend(args);
+        let out = poskit(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}

@@ -98,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let connections_before_ns = threads_cpu_ns(CONNECTION_THREAD);
     let process_before_ns = process_cpu_ns();
+    let machine_before = machine_cpu_ticks();
     let groups_before = shared.groups_committed.load(Ordering::Relaxed);
     let requests_before = shared.requests_committed.load(Ordering::Relaxed);
     let started = Instant::now();
@@ -183,6 +184,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let connections_us = per_request(connections_before_ns, connections_after_ns);
     let load_us = per_request(Some(0), Some(load_ns));
     // Everything in this process (host, load generator, their threads), per request.
+    // The share of the machine's CPU time the hypervisor gave to others (steal): a VM's
+    // throughput falls with it, and no change to poskit moves it.
+    let steal_percent = match (machine_before, machine_cpu_ticks()) {
+        (Some((total_a, steal_a)), Some((total_b, steal_b))) if total_b > total_a => {
+            Some(100.0 * steal_b.saturating_sub(steal_a) as f64 / (total_b - total_a) as f64)
+        }
+        _ => None,
+    };
     let process_us = match (process_before_ns, process_cpu_ns()) {
         (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
         _ => None,
@@ -215,6 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "connections_cpu_us_per_request": connections_us,
                 "load_generator_cpu_us_per_request": load_us,
                 "process_cpu_us_per_request": process_us,
+                "steal_percent": steal_percent,
             })
         );
     } else {
@@ -244,6 +254,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(us) = process_us {
             println!("all threads (host and load generator): {us:.1} µs of CPU per request");
         }
+        if let Some(steal) = steal_percent {
+            println!("CPU time the hypervisor gave to others meanwhile (steal): {steal:.1} %");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -259,6 +272,21 @@ fn process_cpu_ns() -> Option<u64> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some((user + system) * NS_PER_TICK)
+}
+
+/// The machine's CPU time so far, all of it and what was stolen, in clock ticks (the
+/// `cpu` line of `/proc/stat`; steal is the eighth value).
+fn machine_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let steal = *values.get(7)?;
+    Some((values.iter().sum(), steal))
 }
 
 /// Thread names the measurement looks for.
