@@ -10,6 +10,17 @@ fn poskit(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The JSON a command printed, after checking that it succeeded.
+fn json_of_success(out: &std::process::Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn the_demo_trades_settles_checks_and_says_where_its_data_is() {
     let temp = tempfile::tempdir().unwrap();
@@ -80,13 +91,7 @@ fn sim_reports_json_and_exits_0_when_nothing_is_violated() {
         "harsh",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of_success(&out);
     assert_eq!(v["seed"], 9);
     assert_eq!(v["transactions"], 300);
     assert_eq!(v["violations"], serde_json::json!([]));
@@ -179,13 +184,7 @@ fn bench_host_reports_durable_sales_their_latency_and_where_the_cpu_went() {
         "1",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = json_of_success(&out);
     let sales = j["sales"].as_u64().unwrap();
     assert!(sales > 0, "{j}");
     assert_eq!(j["declined"], 0, "every sale approved with its MAC: {j}");
