@@ -604,7 +604,7 @@ fn format_error_answer(
             reply.set(n, v.clone().into_bytes());
         }
     }
-    ledger.set_txn_answer(id, &rrn_of(id), None, &reply.to_stored())?;
+    ledger.set_txn_answer(id, &rrn_of(id), None, reply.to_stored())?;
     let (frame, _) = reply.encode();
     Ok(Answer {
         frame: Some(frame),
@@ -2254,7 +2254,7 @@ impl Ctx<'_, '_> {
         // that moment.
         let auth_code = auth_code.filter(|_| code.is_approved() && req.kind() != K::Refund);
         self.ledger
-            .set_txn_answer(id, &rrn_of(id), auth_code, &reply.to_stored())?;
+            .set_txn_answer(id, &rrn_of(id), auth_code, reply.to_stored())?;
         let mut answer = Answer::of(req, Body::Reply(Box::new(reply)), code, reason, id, false);
         answer.mac_pending = mac_key;
         Ok(answer)

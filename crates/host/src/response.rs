@@ -61,12 +61,8 @@ impl Reply {
         self.encode_with_mac_slot(false)
     }
 
-    /// The whole frame with field 64 present as zeros, for [`remac`] to fill in.
-    pub fn encode_unsealed(&self) -> (Vec<u8>, Vec<u8>) {
-        self.encode_with_mac_slot(true)
-    }
-
-    /// [`Reply::encode_unsealed`] when `mac_slot`, else [`Reply::encode`].
+    /// The whole frame, with field 64 present as zeros when `mac_slot` (for [`put_mac`] or
+    /// [`remac`] to fill in).
     pub fn encode_with_mac_slot(&self, mac_slot: bool) -> (Vec<u8>, Vec<u8>) {
         let mut builder = MessageBuilder::new(&CUP_POS, self.mti);
         let mut refused = Vec::new();
@@ -259,7 +255,10 @@ mod tests {
         let stored = reply.to_stored();
         let back = Reply::from_stored(&stored).expect("reads back");
         assert_eq!(back.encode(), reply.encode());
-        assert_eq!(back.encode_unsealed(), reply.encode_unsealed());
+        assert_eq!(
+            back.encode_with_mac_slot(true),
+            reply.encode_with_mac_slot(true)
+        );
         assert_eq!(
             back.get(3),
             Some(b"000001".as_slice()),

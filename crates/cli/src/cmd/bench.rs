@@ -183,7 +183,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // generator: with the writer, where the two cores go.
     let connections_us = per_request(connections_before_ns, connections_after_ns);
     let load_us = per_request(Some(0), Some(load_ns));
-    // Everything in this process (host, load generator, their threads), per request.
     // The share of the machine's CPU time the hypervisor gave to others (steal): a VM's
     // throughput falls with it, and no change to poskit moves it.
     let steal_percent = match (machine_before, machine_cpu_ticks()) {
@@ -192,6 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    // Everything in this process (host, load generator, their threads), per request.
     let process_us = match (process_before_ns, process_cpu_ns()) {
         (Some(a), Some(b)) if requests > 0 => Some((b - a) as f64 / 1000.0 / requests as f64),
         _ => None,

@@ -272,7 +272,7 @@ pub trait Ledger {
         id: i64,
         rrn: &str,
         auth_code: Option<&str>,
-        reply: &[u8],
+        reply: Vec<u8>,
     ) -> StoreResult<()>;
     fn set_txn_state(&mut self, id: i64, state: TxnState) -> StoreResult<()>;
     fn add_refunded(&mut self, id: i64, amount_fen: u64) -> StoreResult<()>;

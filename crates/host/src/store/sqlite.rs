@@ -1988,7 +1988,7 @@ impl Ledger for SqliteLedger<'_, '_> {
         id: i64,
         rrn: &str,
         auth_code: Option<&str>,
-        reply: &[u8],
+        reply: Vec<u8>,
     ) -> StoreResult<()> {
         self.reversal_seen = None;
         if let Some(p) = self.pending.as_mut().filter(|p| p.id == id) {
@@ -1996,7 +1996,7 @@ impl Ledger for SqliteLedger<'_, '_> {
             if let Some(auth) = auth_code {
                 p.auth_code = Some(auth.to_owned());
             }
-            p.reply = Some(reply.to_vec());
+            p.reply = Some(reply);
             return self.write_pending();
         }
         self.db()?

@@ -24,7 +24,7 @@ const SET_ENTRY_BYTES: usize = 8;
 const BATCH_ENTRY_BYTES: usize = 64;
 /// The memory the filter takes at most; past it, it starts again from empty and batches
 /// are read again as requests name them.
-pub const TRACE_FILTER_BYTES_MAX: usize = 64 << 20;
+const TRACE_FILTER_BYTES_MAX: usize = 64 << 20;
 /// Keyed rows a batch may have to be loaded; a larger one is looked up in the database
 /// request by request.
 pub const TRACE_LOAD_ROWS_MAX: usize = 100_000;
