@@ -10,9 +10,10 @@ fn without_time(mut v: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn harsh_faults_over_several_seeds_leave_no_violation() {
-    // Four seeds of 2 500 transactions each: 10 000 under harsh faults.
+    // Four seeds of 10 000 transactions each under harsh faults (the issue asks CI for at
+    // least 10 000 over several seeds; each seed runs that many on its own).
     for seed in [1u64, 2, 3, 4] {
-        let report = simulate(16, 2_500, seed, Knobs::harsh()).unwrap();
+        let report = simulate(16, 10_000, seed, Knobs::harsh()).unwrap();
         eprintln!("{}", report.json());
         let shown: Vec<_> = report.violations.iter().take(10).collect();
         assert!(
@@ -20,7 +21,7 @@ fn harsh_faults_over_several_seeds_leave_no_violation() {
             "seed {seed}: {} violations, first: {shown:#?}",
             report.violations.len()
         );
-        assert_eq!(report.transactions, 2_500);
+        assert_eq!(report.transactions, 10_000);
         assert!(
             report.faults.values().sum::<u64>() > 100,
             "harsh faults were injected"
