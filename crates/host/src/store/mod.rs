@@ -7,6 +7,7 @@
 
 pub mod sqlite;
 pub mod traces;
+mod walgather;
 
 use std::sync::Arc;
 

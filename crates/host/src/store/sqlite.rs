@@ -322,7 +322,12 @@ const STATEMENT_CACHE_MAX: usize = 128;
 /// Opens (creating when needed) the database of a data directory and brings its schema up
 /// to date.
 pub fn open(dir: &Path) -> StoreResult<Connection> {
-    let conn = Connection::open(dir.join(DB_FILE))?;
+    // Through the VFS that writes a commit's WAL frames with one system call.
+    let conn = Connection::open_with_flags_and_vfs(
+        dir.join(DB_FILE),
+        rusqlite::OpenFlags::default(),
+        super::walgather::register()?,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
