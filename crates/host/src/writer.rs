@@ -300,17 +300,29 @@ fn commit_group(
             mac_later: true,
         })
         .collect();
+    commit_inputs(conn, cache, cfg, pins, &inputs)
+}
+
+/// A group's requests decided and committed: their answers, each 96 with nothing posted
+/// if storage failed for it.
+fn commit_inputs(
+    conn: &mut Connection,
+    cache: &mut WriterCache,
+    cfg: &EngineConfig,
+    pins: &PinHasher,
+    inputs: &[Input<'_>],
+) -> Vec<Answer> {
     // The fast path: the whole group in one transaction, no savepoint per request (a
     // savepoint copies every page the group already touched before each request writes
     // it). Any storage error rolls the group back, and it is done again request by request.
-    match commit_whole(conn, cache, cfg, pins, &inputs) {
+    match commit_whole(conn, cache, cfg, pins, inputs) {
         Ok(answers) => answers,
         Err(e) => {
             // What the cache read after a write of the rolled-back work was never
             // committed; and the redo is the rare path, so it reads the database itself.
             cache.clear();
             tracing::warn!(error = %e, requests = inputs.len(), "group rolled back; doing it again request by request");
-            commit_each(conn, cfg, pins, &inputs)
+            commit_each(conn, cfg, pins, inputs)
         }
     }
 }
@@ -492,4 +504,158 @@ pub fn stored_fault_plan(
         )
         .optional()
         .map_err(StoreError::from)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use poskit_domain::TransactionKind as K;
+    use poskit_security::MacAlgorithm;
+
+    use super::*;
+    use crate::client::{CardData, RequestSpec, TestTerminal};
+    use crate::clock::HostTime;
+    use crate::config::HostConfig;
+    use crate::engine::IssuerVerdict;
+    use crate::store::sqlite;
+    use crate::{DataDir, demo, run};
+
+    fn input(frame: &[u8]) -> Input<'_> {
+        Input {
+            frame,
+            now: HostTime::at(1_780_000_000_000, 480),
+            issuer: IssuerVerdict::Reachable,
+            injected: None,
+            parsed: None,
+            precheck: None,
+            mac_later: true,
+        }
+    }
+
+    /// Sales of one demo terminal, as the writer gets them.
+    struct Rig {
+        _temp: tempfile::TempDir,
+        conn: Connection,
+        cache: WriterCache,
+        pins: PinHasher,
+        cfg: EngineConfig,
+        terminal: TestTerminal,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let temp = tempfile::tempdir().unwrap();
+            let dir = DataDir::create(temp.path()).unwrap();
+            run::load_demo(&dir, &HostConfig::default()).unwrap();
+            let mut rig = Rig {
+                conn: dir.open_store().unwrap(),
+                cache: WriterCache::default(),
+                pins: dir.pin_hasher().unwrap(),
+                cfg: EngineConfig::default(),
+                terminal: TestTerminal::offline(
+                    &demo::fleet_tid(0),
+                    "898310048160001",
+                    demo::DEMO_TMK,
+                )
+                .unwrap(),
+                _temp: temp,
+            };
+            let mut sign_in = RequestSpec::new(K::SignIn);
+            sign_in.network_code = Some("003".into());
+            let (frame, _) = rig.terminal.build(&sign_in).unwrap();
+            let mut answer = rig.group(&[frame]).remove(0);
+            answer.seal(MacAlgorithm::CupEcb);
+            let response = rig.terminal.parse(answer.frame.unwrap()).unwrap();
+            rig.terminal.adopt_sign_in(&response).unwrap();
+            rig
+        }
+
+        fn group(&mut self, frames: &[Vec<u8>]) -> Vec<Answer> {
+            let inputs: Vec<_> = frames.iter().map(|f| input(f)).collect();
+            commit_inputs(
+                &mut self.conn,
+                &mut self.cache,
+                &self.cfg,
+                &self.pins,
+                &inputs,
+            )
+        }
+
+        fn sales(&mut self, n: usize) -> Vec<Vec<u8>> {
+            let card = CardData::Track2(format!("{}=30121010000000000", demo::fleet_pan(0)));
+            (0..n)
+                .map(|_| {
+                    let spec = RequestSpec::sale(card.clone(), 1, Some(demo::DEMO_PIN));
+                    self.terminal.build(&spec).unwrap().0
+                })
+                .collect()
+        }
+
+        fn approved_sales_on_file(&self) -> usize {
+            self.conn
+                .query_row(
+                    "SELECT count(*) FROM transactions WHERE kind = 'sale' AND code = '00'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        }
+    }
+
+    fn codes(answers: &[Answer]) -> Vec<&str> {
+        answers.iter().map(|a| a.code.as_str()).collect()
+    }
+
+    /// The disk fills up in the middle of a group (SQLite's own SQLITE_FULL, not an
+    /// injected fault): every request is answered 00 or 96, each 00 is on file, no 96
+    /// posted anything, the ledger balances, and the writer goes on once there is room.
+    #[test]
+    fn a_full_disk_mid_group_answers_96_and_posts_nothing_partial() {
+        let mut rig = Rig::new();
+        let frames = rig.sales(10);
+        let first = rig.group(&frames);
+        assert!(
+            codes(&first).iter().all(|c| *c == "00"),
+            "{:?}",
+            codes(&first)
+        );
+        // No page more than the database has now: the next inserts that need one fail.
+        let pages: i64 = rig
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        rig.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+        let frames = rig.sales(100);
+        let full = rig.group(&frames);
+        let full_codes = codes(&full);
+        assert!(
+            full_codes.iter().all(|c| *c == "00" || *c == "96"),
+            "{full_codes:?}"
+        );
+        assert!(full_codes.contains(&"96"), "the disk filled up");
+        let approved = full_codes.iter().filter(|c| **c == "00").count();
+        assert_eq!(rig.approved_sales_on_file(), 10 + approved);
+        for answer in full.iter().filter(|a| a.code.as_str() == "96") {
+            assert_eq!(answer.txn_id, None, "a 96 for storage has no row");
+        }
+        rig.conn
+            .query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(()))
+            .unwrap();
+        let report = sqlite::check(&rig.conn).unwrap();
+        assert_eq!(report.postings_sum_fen, 0);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        // Room again: the writer's caches were dropped with the failed work, and the next
+        // group is approved in full.
+        let frames = rig.sales(10);
+        let after = rig.group(&frames);
+        assert!(
+            codes(&after).iter().all(|c| *c == "00"),
+            "{:?}",
+            codes(&after)
+        );
+        assert_eq!(rig.approved_sales_on_file(), 20 + approved);
+        let report = sqlite::check(&rig.conn).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }
