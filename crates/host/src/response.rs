@@ -125,10 +125,15 @@ impl Reply {
                 && value.iter().all(u8::is_ascii_digit);
             if packable {
                 out.push(STORED_PACKED + value.len() as u8);
-                for pair in value.chunks(2) {
-                    let low = pair.get(1).map_or(0, |d| d - b'0');
-                    out.push((pair[0] - b'0') << 4 | low);
-                }
+                // One extend of known length: a push per byte checked the capacity each
+                // time.
+                let (pairs, odd) = value.as_chunks::<2>();
+                out.extend(
+                    pairs
+                        .iter()
+                        .map(|[high, low]| (high - b'0') << 4 | (low - b'0')),
+                );
+                out.extend(odd.first().map(|high| (high - b'0') << 4));
             } else if value.len() < usize::from(STORED_PACKED) {
                 out.push(value.len() as u8);
                 out.extend_from_slice(value);
