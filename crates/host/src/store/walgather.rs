@@ -24,7 +24,7 @@
 //! commit: the commit fails, and the writer answers 96). `xShmBarrier` cannot return an
 //! error; a failed write there would let readers see frames that are not in the file, so
 //! the process aborts instead (SQLite's recovery then reads the WAL as it is on disk).
-//! Under `synchronous = FULL`, which every poskit connection uses, `xSync` has already
+//! Under `synchronous = FULL`, which `sqlite::open` sets, `xSync` has already
 //! written everything by then.
 
 use std::ffi::{CStr, c_int, c_void};
