@@ -1,5 +1,6 @@
 //! Decoding allocates nothing: a counting allocator sees zero allocations while a sale is
 //! decoded and every field read.
+#![allow(unsafe_code)] // a counting global allocator: a test, not part of the binary
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

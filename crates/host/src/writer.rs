@@ -244,18 +244,18 @@ fn checkpoints(path: &str, writing: &std::sync::atomic::AtomicBool) {
 }
 
 fn run(
-    mut conn: Connection,
+    conn: Connection,
     settings: WriterSettings,
     pins: Arc<PinHasher>,
     shared: Arc<Shared>,
     mut queue: mpsc::Receiver<Work>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
-    let mut cache = WriterCache::default();
+    let mut writer = GroupWriter::new(conn, settings.engine.clone(), pins);
     while let Some(work) = queue.blocking_recv() {
         match work {
             Work::Refresh => {
-                refresh(&conn, &shared);
+                refresh(writer.connection(), &shared);
                 continue;
             }
             Work::Request(job) => group.push(job),
@@ -263,12 +263,13 @@ fn run(
         while group.len() < settings.group_commit_max {
             match queue.try_recv() {
                 Ok(Work::Request(job)) => group.push(job),
-                Ok(Work::Refresh) => refresh(&conn, &shared),
+                Ok(Work::Refresh) => refresh(writer.connection(), &shared),
                 Err(_) => break,
             }
         }
         let now = HostTime::now(settings.utc_offset_minutes, settings.clock_offset_days);
-        let answers = commit_group(&mut conn, &mut cache, &settings.engine, &pins, &group, now);
+        let answers = commit_group(&mut writer, &group, now);
+        assert_eq!(answers.len(), group.len(), "one answer per request");
         shared.publish_keys(&answers);
         shared
             .groups_committed
@@ -280,14 +281,7 @@ fn run(
     }
 }
 
-fn commit_group(
-    conn: &mut Connection,
-    cache: &mut WriterCache,
-    cfg: &EngineConfig,
-    pins: &PinHasher,
-    group: &[Job],
-    now: HostTime,
-) -> Vec<Answer> {
+fn commit_group(writer: &mut GroupWriter, group: &[Job], now: HostTime) -> Vec<Answer> {
     let inputs: Vec<Input<'_>> = group
         .iter()
         .map(|job| Input {
@@ -300,11 +294,53 @@ fn commit_group(
             mac_later: true,
         })
         .collect();
-    commit_inputs(conn, cache, cfg, pins, &inputs)
+    writer.commit(&inputs)
 }
 
-/// A group's requests decided and committed: their answers, each 96 with nothing posted
-/// if storage failed for it.
+/// The writer's storage side: its connection, the caches it keeps between groups, and
+/// what the engine needs. The writer thread and the deterministic simulation commit
+/// groups through this one path.
+pub struct GroupWriter {
+    conn: Connection,
+    cache: WriterCache,
+    engine: EngineConfig,
+    pins: Arc<PinHasher>,
+}
+
+impl GroupWriter {
+    pub fn new(conn: Connection, engine: EngineConfig, pins: Arc<PinHasher>) -> GroupWriter {
+        GroupWriter {
+            conn,
+            cache: WriterCache::default(),
+            engine,
+            pins,
+        }
+    }
+
+    /// A group's requests decided and committed: one answer per input, in order, each 96
+    /// with nothing posted if storage failed for it.
+    pub fn commit(&mut self, inputs: &[Input<'_>]) -> Vec<Answer> {
+        let answers = commit_inputs(
+            &mut self.conn,
+            &mut self.cache,
+            &self.engine,
+            &self.pins,
+            inputs,
+        );
+        assert_eq!(answers.len(), inputs.len(), "one answer per request");
+        answers
+    }
+
+    /// The writer's connection, for reads between groups (and the simulation's faults).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.engine
+    }
+}
+
 fn commit_inputs(
     conn: &mut Connection,
     cache: &mut WriterCache,

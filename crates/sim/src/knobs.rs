@@ -42,6 +42,20 @@ pub struct Knobs {
     /// sent — perhaps after the terminal's timeout. Simulation only.
     pub clog: f64,
     pub clog_ms: u64,
+    /// A request's storage fails after its postings are written (drawn per request): the
+    /// writer rolls its group back and does it again request by request; that one is 96.
+    pub storage_statement: f64,
+    /// A group's commit fails (drawn per group; SQLite's commit hook turns it into a
+    /// rollback). Half of the time the writer's retry fails too, and the group is 96.
+    pub storage_commit: f64,
+    /// The disk fills up (drawn per group): for `disk_full_ms` the database may not grow,
+    /// so inserts fail with SQLite's own SQLITE_FULL.
+    pub disk_full: f64,
+    pub disk_full_ms: u64,
+    /// The host's machine loses power after a group's answers left (drawn per group):
+    /// everything not synced is lost, the host restarts from its files. Needs the crash
+    /// VFS of the tests (`World::with_power_cut`); refused otherwise.
+    pub power_cut: f64,
 }
 
 /// The longest partition or clog a knob may ask for, in simulated ms (ten minutes: a
@@ -78,6 +92,11 @@ impl Knobs {
             // answered late (after the terminal gave up and perhaps sent a reversal), what
             // was sent later in it is answered in time.
             clog_ms: 6_000,
+            storage_statement: 0.0,
+            storage_commit: 0.0,
+            disk_full: 0.0,
+            disk_full_ms: 3_000,
+            power_cut: 0.0,
         }
     }
 
@@ -96,6 +115,8 @@ impl Knobs {
             printer_jam: 0.002,
             partition: 0.001,
             clog: 0.002,
+            storage_statement: 0.001,
+            storage_commit: 0.0005,
             ..Knobs::none()
         }
     }
@@ -115,6 +136,9 @@ impl Knobs {
             printer_jam: 0.02,
             partition: 0.005,
             clog: 0.01,
+            storage_statement: 0.005,
+            storage_commit: 0.003,
+            disk_full: 0.0005,
             ..Knobs::none()
         }
     }
@@ -153,6 +177,10 @@ impl Knobs {
             ("printer_jam", self.printer_jam),
             ("partition", self.partition),
             ("clog", self.clog),
+            ("storage_statement", self.storage_statement),
+            ("storage_commit", self.storage_commit),
+            ("disk_full", self.disk_full),
+            ("power_cut", self.power_cut),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} = {p} is not a probability"));
@@ -164,6 +192,7 @@ impl Knobs {
         for (name, ms) in [
             ("partition_ms", self.partition_ms),
             ("clog_ms", self.clog_ms),
+            ("disk_full_ms", self.disk_full_ms),
         ] {
             if ms > LINK_FAULT_MS_MAX {
                 return Err(format!(

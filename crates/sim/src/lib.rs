@@ -5,12 +5,14 @@
 pub mod check;
 pub mod knobs;
 pub mod live;
+mod node;
 pub mod proxy;
 pub mod report;
 pub mod workload;
 pub mod world;
 
 pub use knobs::Knobs;
+pub use node::PowerCut;
 pub use report::Report;
 pub use world::World;
 

@@ -1,6 +1,7 @@
-//! The deterministic simulation: a fleet of terminal engines and the host engine in one
-//! process, simulated time and network, every fault drawn from one seed. The same seed
-//! gives the same run, event for event.
+//! The deterministic simulation: a fleet of terminal engines and the host's real writer
+//! (`node.rs`: group commit on a SQLite file, under storage faults) in one process,
+//! simulated time and network, every fault drawn from one seed. The same seed gives the
+//! same run, event for event.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -10,17 +11,17 @@ use rusqlite::Connection;
 use poskit_domain::{AmountFen, Mid, Pan, Tid};
 use poskit_host::clock::HostTime;
 use poskit_host::demo;
-use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
+use poskit_host::engine::IssuerVerdict;
 use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
-use poskit_host::store::sqlite::{self, SqliteLedger, WriterCache};
-use poskit_host::writer::Shared;
+use poskit_host::store::sqlite;
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
 use poskit_terminal::journal::Journal;
 use zeroize::Zeroize;
 
 use crate::knobs::{Knobs, Rng};
+use crate::node::{Arrived, Node, PowerCut};
 use crate::report::Report;
 
 /// The merchant every simulated terminal belongs to.
@@ -31,8 +32,9 @@ pub const TERMINALS_MAX: u32 = 10_000;
 pub const TRANSACTIONS_MAX: u64 = 100_000_000;
 /// A terminal settles after this many operations.
 const SETTLE_EVERY: u32 = 250;
-/// Host requests per transaction of the simulated host's store.
-const HOST_COMMIT_EVERY: u32 = 4_096;
+/// How long the host's writer gathers requests into one group, in simulated ms (the
+/// real writer takes what its queue holds when it is free).
+const HOST_GROUP_WINDOW_MS: i64 = 2;
 /// Mixed into the seed for the host's PIN key, so that it is not the workload's stream.
 const PIN_KEY_SALT: u64 = 0x5049_4e4b_4559_0001;
 /// Local time the simulated day starts at (01:00 China time), so a run stays in one day.
@@ -50,6 +52,49 @@ fn wrong_pin_pan(i: u32) -> String {
     demo::demo_pan(demo::OWN_BIN, 700_000 + i)
 }
 
+/// The simulated fleet's terminals and cards (each terminal has its own card and a card
+/// for wrong-PIN mistakes).
+fn sim_data_set(terminals: u32, pins: &PinHasher) -> Result<DataSet, String> {
+    let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
+    let pin = Pin::new(demo::DEMO_PIN).map_err(|e| e.to_string())?;
+    let mid = Mid::parse(SIM_MID).map_err(|e| e.to_string())?;
+    let mut set = DataSet::default();
+    for i in 0..terminals {
+        set.terminals.push(HostTerminal {
+            tid: Tid::parse(&sim_tid(i)).map_err(|e| e.to_string())?,
+            mid,
+            status: TerminalStatus::Active,
+            tmk: tmk.clone(),
+            txn_limit_fen: None,
+            permitted: None,
+        });
+        for pan in [sim_pan(i), wrong_pin_pan(i)] {
+            let pan = Pan::parse(&pan).map_err(|e| e.to_string())?;
+            set.cards.push(Card {
+                pin_hash: Some(pins.hash(pan.digits(), &pin)),
+                pan,
+                expiry: "3012".into(),
+                status: CardStatus::Active,
+                pin_tries_max: 3,
+                pin_tries_used: 0,
+                balance_fen: AmountFen::new(100_000_000_000).map_err(|e| e.to_string())?,
+                daily_count_max: None,
+                permitted: None,
+                label: "sim".into(),
+            });
+        }
+    }
+    Ok(set)
+}
+
+/// The demo data, then the fleet's, into the host's database.
+fn load_host(conn: &mut Connection, fleet: &DataSet, pins: &PinHasher) -> Result<(), String> {
+    let now = HostTime::at(DAY_START_UNIX_MS, 480);
+    sqlite::import(conn, &demo::data_set(pins), &now).map_err(|e| e.to_string())?;
+    sqlite::import(conn, fleet, &now).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // events carry a terminal Event by value; few are queued
 enum Ev {
@@ -63,6 +108,8 @@ enum Ev {
     },
     /// A request reaches the host.
     Host { term: u32, frame: Vec<u8> },
+    /// The host's writer commits the requests that arrived since its last group.
+    HostCommit,
 }
 
 struct Term {
@@ -110,9 +157,9 @@ enum Passage {
 
 /// A simulation being run.
 pub struct World {
-    host: Connection,
-    pins: PinHasher,
-    engine_cfg: EngineConfig,
+    host: Node,
+    /// Requests at the host waiting for the writer's next group.
+    host_pending: Vec<Arrived>,
     terms: Vec<Term>,
     queue: BinaryHeap<Reverse<(i64, u64, usize)>>,
     events: Vec<Option<Ev>>,
@@ -122,11 +169,8 @@ pub struct World {
     rng: Rng,
     knobs: Knobs,
     host_down_until_ms: i64,
-    /// Host requests processed since the last commit.
-    host_uncommitted: u32,
-    /// The host's published working keys, as a server keeps them for its connections.
-    host_keys: Shared,
-    host_cache: WriterCache,
+    /// Until when the host's disk is full.
+    disk_full_until_ms: i64,
     /// One per terminal, by index.
     links: Vec<Link>,
     /// In the final recovery (answers then come back through `drain`, not `recover`).
@@ -136,16 +180,32 @@ pub struct World {
 
 impl World {
     /// A host with the demo data and `terminals` simulated terminals, each with its own
-    /// card (and a card for wrong-PIN mistakes).
+    /// card (and a card for wrong-PIN mistakes). The host's power is never cut.
     pub fn new(
         terminals: u32,
         transactions: u64,
         seed: u64,
         knobs: Knobs,
     ) -> Result<World, String> {
-        // The host's store in memory (a simulated commit happens or not; nothing needs a
-        // file), its PIN key drawn from the seed so that the run is the same every time.
-        let mut host = sqlite::open_in_memory().map_err(|e| e.to_string())?;
+        World::with_power_cut(terminals, transactions, seed, knobs, None)
+    }
+
+    /// The same, with a way to cut the host's power (`knobs.power_cut` needs one).
+    pub fn with_power_cut(
+        terminals: u32,
+        transactions: u64,
+        seed: u64,
+        knobs: Knobs,
+        power_cut: Option<PowerCut>,
+    ) -> Result<World, String> {
+        if knobs.power_cut > 0.0 && power_cut.is_none() {
+            return Err(
+                "power_cut needs a disk that can lose what was not synced: the crash VFS of \
+                 the tests (poskit-crashvfs); `poskit sim` cannot cut power"
+                    .into(),
+            );
+        }
+        // The host's PIN key drawn from the seed, so that the run is the same every time.
         let mut key_rng = Rng::new(seed ^ PIN_KEY_SALT);
         let mut pin_key = [0u8; PVK_BYTES];
         for chunk in pin_key.chunks_mut(8) {
@@ -153,38 +213,9 @@ impl World {
         }
         let pins = PinHasher::from_key(pin_key);
         pin_key.zeroize();
-        let now = HostTime::at(DAY_START_UNIX_MS, 480);
-        sqlite::import(&mut host, &demo::data_set(&pins), &now).map_err(|e| e.to_string())?;
+        let set = sim_data_set(terminals, &pins)?;
+        let host = Node::open(pins, power_cut, |conn, pins| load_host(conn, &set, pins))?;
         let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
-        let pin = Pin::new(demo::DEMO_PIN).map_err(|e| e.to_string())?;
-        let mid = Mid::parse(SIM_MID).map_err(|e| e.to_string())?;
-        let mut set = DataSet::default();
-        for i in 0..terminals {
-            set.terminals.push(HostTerminal {
-                tid: Tid::parse(&sim_tid(i)).map_err(|e| e.to_string())?,
-                mid,
-                status: TerminalStatus::Active,
-                tmk: tmk.clone(),
-                txn_limit_fen: None,
-                permitted: None,
-            });
-            for pan in [sim_pan(i), wrong_pin_pan(i)] {
-                let pan = Pan::parse(&pan).map_err(|e| e.to_string())?;
-                set.cards.push(Card {
-                    pin_hash: Some(pins.hash(pan.digits(), &pin)),
-                    pan,
-                    expiry: "3012".into(),
-                    status: CardStatus::Active,
-                    pin_tries_max: 3,
-                    pin_tries_used: 0,
-                    balance_fen: AmountFen::new(100_000_000_000).map_err(|e| e.to_string())?,
-                    daily_count_max: None,
-                    permitted: None,
-                    label: "sim".into(),
-                });
-            }
-        }
-        sqlite::import(&mut host, &set, &now).map_err(|e| e.to_string())?;
         let per_terminal = transactions / u64::from(terminals.max(1));
         let extra = transactions % u64::from(terminals.max(1));
         let mut terms = Vec::with_capacity(terminals as usize);
@@ -209,8 +240,7 @@ impl World {
         }
         let mut world = World {
             host,
-            pins,
-            engine_cfg: EngineConfig::default(),
+            host_pending: Vec::new(),
             terms,
             queue: BinaryHeap::new(),
             events: Vec::new(),
@@ -220,9 +250,7 @@ impl World {
             rng: Rng::new(seed),
             knobs,
             host_down_until_ms: 0,
-            host_uncommitted: 0,
-            host_keys: Shared::default(),
-            host_cache: WriterCache::default(),
+            disk_full_until_ms: 0,
             links: vec![Link::default(); terminals as usize],
             recovering: false,
             report: Report::new(seed),
@@ -326,6 +354,12 @@ impl World {
             ..Knobs::none()
         };
         self.host_down_until_ms = 0;
+        self.disk_full_until_ms = 0;
+        if self.host.disk_full() {
+            self.host
+                .set_disk_full(false)
+                .unwrap_or_else(|e| panic!("host: {e}"));
+        }
         // Heal every link (the drain above delivered whatever a clog held).
         self.links.fill(Link::default());
         self.recovering = true;
@@ -338,26 +372,13 @@ impl World {
                 .unwrap_or_else(|e| panic!("journal: {e}"));
             self.recover(term, settle);
         }
-        self.commit_host();
+        assert!(
+            self.host_pending.is_empty(),
+            "the drain committed every group"
+        );
         crate::check::check(&mut self);
         self.report.elapsed_ms = started.elapsed().as_millis() as u64;
         self.report
-    }
-
-    /// Commits what the host has processed since the last commit. In the simulation a
-    /// commit is logical (the engine panics the run on a storage error, and a host crash
-    /// is modelled before or after processing), so requests share transactions: one per
-    /// request made the in-memory database's end-of-transaction work grow with its size.
-    fn commit_host(&mut self) {
-        if self.host_uncommitted > 0 {
-            self.host_cache
-                .write_back(&self.host)
-                .unwrap_or_else(|e| panic!("host: {e}"));
-            self.host
-                .execute_batch("COMMIT")
-                .unwrap_or_else(|e| panic!("host: {e}"));
-            self.host_uncommitted = 0;
-        }
     }
 
     /// One command on a terminal (a fresh engine from its journal), with the network
@@ -404,6 +425,7 @@ impl World {
                     self.effects(term, generation, effects, false);
                 }
                 Ev::Host { term, frame } => self.host(term, frame),
+                Ev::HostCommit => self.host_commit(),
             }
         }
     }
@@ -544,15 +566,10 @@ impl World {
         self.schedule(self.now_ms + latency, Ev::Host { term, frame });
     }
 
+    /// A request reaches the host: it waits for the writer's next group.
     fn host(&mut self, term: u32, frame: Vec<u8>) {
         if self.now_ms < self.host_down_until_ms {
             self.count("host_down_loss");
-            return;
-        }
-        let crash = self.fault("host_crash", self.knobs.host_crash);
-        if crash && self.rng.chance(0.5) {
-            // Crash before the commit: the request is gone.
-            self.host_down_until_ms = self.now_ms + self.knobs.host_down_ms as i64;
             return;
         }
         let issuer = if self.fault("issuer_timeout", self.knobs.issuer_timeout) {
@@ -560,60 +577,97 @@ impl World {
         } else {
             IssuerVerdict::Reachable
         };
+        let storage_fails = self.fault("storage_statement", self.knobs.storage_statement);
+        if self.host_pending.is_empty() {
+            self.schedule(self.now_ms + HOST_GROUP_WINDOW_MS, Ev::HostCommit);
+        }
+        self.host_pending.push(Arrived {
+            term,
+            frame,
+            issuer,
+            storage_fails,
+        });
+    }
+
+    /// The writer commits a group through the host's real writer, under the storage
+    /// faults drawn for it; a crash loses the group before its commit or its answers
+    /// after it; a power cut comes after the answers left.
+    fn host_commit(&mut self) {
+        let group = std::mem::take(&mut self.host_pending);
+        assert!(!group.is_empty(), "a commit is scheduled by a request");
+        if self.now_ms < self.host_down_until_ms {
+            self.count("host_down_loss");
+            return;
+        }
+        let crash = self.fault("host_crash", self.knobs.host_crash);
+        if crash && self.rng.chance(0.5) {
+            // Crash before the commit: the requests are gone.
+            self.host_restart(false);
+            return;
+        }
+        self.storage_faults();
         let now = HostTime::at(DAY_START_UNIX_MS + self.now_ms, 480);
-        if self.host_uncommitted == 0 {
+        let answers = self.host.commit(&group, now);
+        for answer in &answers {
+            *self
+                .report
+                .host_codes
+                .entry(answer.code.as_str().to_owned())
+                .or_default() += 1;
+        }
+        if crash {
+            // Crash after the commit: the answers are lost.
+            self.host_restart(false);
+            return;
+        }
+        let power_cut = self.host.can_lose_power() && self.fault("power_cut", self.knobs.power_cut);
+        for (arrived, answer) in group.iter().zip(answers) {
+            assert!(
+                answer.mac_pending.is_none(),
+                "an answer leaves the host sealed"
+            );
+            if let Some(frame) = answer.frame {
+                self.answer(arrived.term, frame, answer.code.is_approved());
+            }
+        }
+        if power_cut {
+            self.host_restart(true);
+        }
+    }
+
+    /// The storage faults of the next commit: a failing commit, a disk that fills up or
+    /// has room again.
+    fn storage_faults(&mut self) {
+        if self.fault("storage_commit", self.knobs.storage_commit) {
+            let retry_fails_too = self.rng.chance(0.5);
+            self.host.fail_commits(1 + u32::from(retry_fails_too));
+        }
+        let full = if self.host.disk_full() {
+            self.now_ms < self.disk_full_until_ms
+        } else if self.fault("disk_full", self.knobs.disk_full) {
+            self.disk_full_until_ms = self.now_ms + self.knobs.disk_full_ms as i64;
+            true
+        } else {
+            false
+        };
+        if full != self.host.disk_full() {
             self.host
-                .execute_batch("BEGIN")
+                .set_disk_full(full)
                 .unwrap_or_else(|e| panic!("host: {e}"));
         }
-        let answer = {
-            // Nothing is ever rolled back here and nothing else writes the host store,
-            // so the writer's master-data cache needs no revalidation.
-            let mut ledger = SqliteLedger::cached(&self.host, &mut self.host_cache);
-            // As the server does: MAC and PIN checked before the engine with the keys the
-            // host last answered with, the answer's MAC computed after it.
-            let parsed = Parsed::of(&frame).ok();
-            let precheck = parsed.as_ref().and_then(|parsed| {
-                Precheck::compute(
-                    parsed,
-                    self.engine_cfg.mac_algorithm,
-                    |tid| self.host_keys.keys_of(tid),
-                    &self.pins,
-                )
-            });
-            let input = Input {
-                frame: &frame,
-                now,
-                issuer,
-                injected: None,
-                parsed: parsed.as_ref(),
-                precheck: precheck.as_ref(),
-                mac_later: true,
-            };
-            engine::process(&mut ledger, &self.engine_cfg, &self.pins, &input)
-                .unwrap_or_else(|e| panic!("host: {e}"))
-        };
-        // A simulated commit always happens (a crash loses only the answer).
-        self.host_keys.publish_keys(std::slice::from_ref(&answer));
-        let mut answer = answer;
-        answer.seal(self.engine_cfg.mac_algorithm);
-        self.host_uncommitted += 1;
-        if self.host_uncommitted >= HOST_COMMIT_EVERY {
-            self.commit_host();
-        }
-        *self
-            .report
-            .host_codes
-            .entry(answer.code.as_str().to_owned())
-            .or_default() += 1;
-        if crash {
-            // Crash after the commit: the answer is lost.
-            self.host_down_until_ms = self.now_ms + self.knobs.host_down_ms as i64;
-            return;
-        }
-        let Some(mut frame) = answer.frame else {
-            return;
-        };
+    }
+
+    /// The host goes down for `host_down_ms` and comes back from its files (after a power
+    /// cut, from what was synced).
+    fn host_restart(&mut self, power_lost: bool) {
+        self.host_down_until_ms = self.now_ms + self.knobs.host_down_ms as i64;
+        self.host
+            .restart(power_lost)
+            .unwrap_or_else(|e| panic!("host restart: {e}"));
+    }
+
+    /// An answer on its way back to its terminal, through the link's faults.
+    fn answer(&mut self, term: u32, mut frame: Vec<u8>, approved: bool) {
         if matches!(self.passage(term), Passage::Cut) {
             self.count("partition_loss");
             return;
@@ -621,7 +675,7 @@ impl World {
         if self.fault("answer_loss", self.knobs.answer_loss) {
             return;
         }
-        if answer.code.is_approved() && self.fault("corrupt_mac", self.knobs.corrupt_mac) {
+        if approved && self.fault("corrupt_mac", self.knobs.corrupt_mac) {
             let last = frame.len() - 1;
             frame[last] ^= 0x01;
         }
@@ -684,7 +738,7 @@ impl World {
     }
 
     pub(crate) fn host_conn(&self) -> &Connection {
-        &self.host
+        self.host.connection()
     }
 
     pub(crate) fn journals(&self) -> impl Iterator<Item = (String, &Journal)> {
