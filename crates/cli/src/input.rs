@@ -1,7 +1,7 @@
 //! Reading a command's input (standard input or a file) with a size bound, so that a
 //! wrong file or an endless pipe is refused instead of read into memory.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use crate::fail::usage;
@@ -29,4 +29,21 @@ pub fn read_text(what: &str, source: &str) -> anyhow::Result<String> {
         )));
     }
     Ok(text)
+}
+
+/// Creates the directory an argument names, with its parents, when missing. A file where
+/// the directory or one of its parents should be is a bad argument (exit 2); other
+/// failures (permissions, a full disk) are exit 1. Either names the argument once.
+pub fn create_dir(what: &str, path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    match std::fs::create_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            Err(usage(format!("{what} {shown}: is a file, not a directory")))
+        }
+        Err(e) if e.kind() == ErrorKind::NotADirectory => Err(usage(format!(
+            "{what} {shown}: a file stands where one of its parent directories should be"
+        ))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("{what} {shown}"))),
+    }
 }

@@ -1,6 +1,10 @@
 //! The `poskit` binary: argument parsing and wiring only. Business logic lives in the
 //! library crates; JSON shapes for `--json` are defined here, at the edge.
 
+// First: the `outln!` and `out!` macros are used by every module below.
+#[macro_use]
+mod out;
+
 mod cmd;
 mod fail;
 mod input;
@@ -69,8 +73,71 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
-    match result {
+    match result.and_then(|code| out::flush().map(|()| code)) {
         Ok(code) => code,
         Err(err) => fail::report(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every visible argument and subcommand of `command` and below, as
+    /// `"poskit host check --data"`, that `missing` picks out.
+    fn walk(
+        command: &clap::Command,
+        path: &str,
+        missing: &dyn Fn(&clap::Command, Option<&clap::Arg>) -> bool,
+        found: &mut Vec<String>,
+    ) {
+        let path = format!("{path} {}", command.get_name()).trim().to_owned();
+        if missing(command, None) {
+            found.push(path.clone());
+        }
+        for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+            if missing(command, Some(arg)) {
+                found.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, &path, missing, found);
+        }
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_of_every_subcommand_has_help_text() {
+        let mut found = Vec::new();
+        let no_help = |_: &clap::Command, arg: Option<&clap::Arg>| {
+            arg.is_some_and(|a| a.get_help().is_none() && a.get_long_help().is_none())
+        };
+        walk(&Cli::command(), "", &no_help, &mut found);
+        assert_eq!(found, Vec::<String>::new(), "arguments without help text");
+    }
+
+    #[test]
+    fn every_subcommand_is_described_in_english_first() {
+        let mut found = Vec::new();
+        let not_english = |command: &clap::Command, arg: Option<&clap::Arg>| {
+            arg.is_none()
+                && !command
+                    .get_about()
+                    .map(|about| about.to_string())
+                    .and_then(|about| about.chars().next())
+                    .is_some_and(|first| first.is_ascii_alphabetic())
+        };
+        walk(&Cli::command(), "", &not_english, &mut found);
+        assert_eq!(
+            found,
+            Vec::<String>::new(),
+            "subcommands described in Chinese first or not at all"
+        );
     }
 }

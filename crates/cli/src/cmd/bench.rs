@@ -42,6 +42,8 @@ struct HostArgs {
     /// How long to load, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Print JSON: sales, per_second, latency percentiles (p50_ms, p99_ms, p999_ms) and
+    /// CPU microseconds per request.
     #[arg(long)]
     json: bool,
 }
@@ -214,7 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let rate = latencies.len() as f64 / elapsed.as_secs_f64();
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "sales": latencies.len(), "declined": declined, "seconds": elapsed.as_secs_f64(),
@@ -226,36 +228,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "process_cpu_us_per_request": process_us,
                 "steal_percent": steal_percent,
             })
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "{} durable sales in {:.1} s over {} connections × {} in flight: {:.0} per second",
             latencies.len(),
             elapsed.as_secs_f64(),
             a.connections,
             a.depth,
             rate
-        );
-        println!(
+        )?;
+        outln!(
             "latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms ({declined} not approved or MAC not verified)",
             pct(0.5),
             pct(0.99),
             pct(0.999)
-        );
+        )?;
         match writer_us {
-            Some(us) => println!(
+            Some(us) => outln!(
                 "writer: {us:.1} µs of CPU per request, {group_mean:.1} requests per commit"
-            ),
-            None => println!("writer: {group_mean:.1} requests per commit"),
+            )?,
+            None => outln!("writer: {group_mean:.1} requests per commit")?,
         }
         if let (Some(c), Some(l)) = (connections_us, load_us) {
-            println!("connection tasks: {c:.1} µs of CPU per request; load generator: {l:.1} µs");
+            outln!("connection tasks: {c:.1} µs of CPU per request; load generator: {l:.1} µs")?;
         }
         if let Some(us) = process_us {
-            println!("all threads (host and load generator): {us:.1} µs of CPU per request");
+            outln!("all threads (host and load generator): {us:.1} µs of CPU per request")?;
         }
         if let Some(steal) = steal_percent {
-            println!("CPU time the hypervisor gave to others meanwhile (steal): {steal:.1} %");
+            outln!("CPU time the hypervisor gave to others meanwhile (steal): {steal:.1} %")?;
         }
     }
     Ok(ExitCode::SUCCESS)

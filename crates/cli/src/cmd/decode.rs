@@ -44,15 +44,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let text = match (&args.hex, &args.file) {
-        (Some(h), _) if h == "-" => input::read_text("--hex", "-")?,
-        (Some(h), _) => h.clone(),
-        (None, Some(path)) => input::read_text("--file", &path.to_string_lossy())?,
+    // `source` names where the text came from, for its errors.
+    let (source, text) = match (&args.hex, &args.file) {
+        (Some(h), _) if h == "-" => ("--hex -".to_owned(), input::read_text("--hex", "-")?),
+        (Some(h), _) => ("--hex".to_owned(), h.clone()),
+        (None, Some(path)) => {
+            let path = path.to_string_lossy();
+            let text = input::read_text("--file", &path)?;
+            (format!("--file {path}"), text)
+        }
         (None, None) => return Err(usage("give --hex or --file")),
     };
     let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let bytes =
-        hex::decode(&cleaned).map_err(|e| usage(format!("--hex: not hexadecimal ({e})")))?;
+        hex::decode(&cleaned).map_err(|e| usage(format!("{source}: not hexadecimal ({e})")))?;
     let profile = Profile::by_name(&args.profile).ok_or_else(|| usage("unknown profile"))?;
     let options = Options {
         unmask: args.unmask,
@@ -98,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let (Some(ok), Some(object)) = (mac_ok, value.as_object_mut()) {
             object.insert("mac_ok".into(), serde_json::Value::Bool(ok));
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?)?;
     } else {
         let mut text = describe(frame_refs, &message, options);
         let verdict = match mac_ok {
@@ -110,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(verdict) = verdict {
             poskit_codec::describe::line(&mut text, "MAC check 报文鉴别码校验", verdict);
         }
-        print!("{text}");
+        out!("{text}")?;
     }
     Ok(if mac_ok == Some(false) {
         ExitCode::from(crate::fail::EXIT_INPUT)

@@ -81,11 +81,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             data.display()
         )));
     }
-    std::fs::create_dir_all(&data).with_context(|| format!("--data {}", data.display()))?;
-    println!(
+    crate::input::create_dir("--data", &data)?;
+    outln!(
         "poskit demo: a host on SQLite and {} virtual terminals for {} s, with mild faults (lost and late answers, line noise, dropped connections, a slow issuer)",
-        args.terminals, args.seconds
-    );
+        args.terminals,
+        args.seconds
+    )?;
     let bar = ProgressBar::new(args.seconds);
     bar.set_style(
         ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {msg}")
@@ -109,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .map_err(|e| anyhow::anyhow!(e))?;
     bar.finish_and_clear();
-    print_report(&report, lang);
+    print_report(&report, lang)?;
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -117,24 +118,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_report(r: &LiveReport, lang: Lang) {
+fn print_report(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
     let p = &r.progress;
     let catalog = Catalog::builtin();
     let secs = r.elapsed_ms as f64 / 1000.0;
-    println!();
-    println!("== What happened in {:.0} s ==", secs);
-    println!(
+    outln!()?;
+    outln!("== What happened in {:.0} s ==", secs)?;
+    outln!(
         "{} transactions ({:.0} per second): {} approved, {} declined or failed",
         p.transactions,
         p.transactions as f64 / secs.max(0.001),
         p.approved,
         p.transactions.saturating_sub(p.approved)
-    );
+    )?;
     let mut codes: Vec<_> = p.declined.iter().collect();
     codes.sort_by(|a, b| b.1.cmp(a.1));
     if !codes.is_empty() {
-        println!();
-        println!("Most frequent codes, what they mean and what to do:");
+        outln!()?;
+        outln!("Most frequent codes, what they mean and what to do:")?;
         for (code, n) in codes.iter().take(6) {
             let entry = if code.starts_with('L') {
                 catalog.local(code)
@@ -149,14 +150,14 @@ fn print_report(r: &LiveReport, lang: Lang) {
                     )
                 })
                 .unwrap_or_else(|| (poskit_codes::UNKNOWN_CODE_DISPLAY.to_owned(), String::new()));
-            println!("  {code:>3} ×{n:<5} {meaning}");
+            outln!("  {code:>3} ×{n:<5} {meaning}")?;
             if !step.is_empty() {
-                println!("              → {step}");
+                outln!("              → {step}")?;
             }
         }
     }
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "Reversals: {} sent and done (the customer was not charged){}{}",
         p.reversals_done,
         if p.reversals_pending > 0 {
@@ -172,8 +173,8 @@ fn print_report(r: &LiveReport, lang: Lang) {
         } else {
             String::new()
         }
-    );
-    println!(
+    )?;
+    outln!(
         "Settlement: {} terminals balanced, {} unbalanced and batch-uploaded{}",
         r.settlements_balanced,
         r.settlements_unbalanced,
@@ -182,33 +183,34 @@ fn print_report(r: &LiveReport, lang: Lang) {
         } else {
             format!(", {} could not settle", r.settlement_failures.len())
         }
-    );
+    )?;
     for f in &r.settlement_failures {
-        println!("  {f}");
+        outln!("  {f}")?;
     }
     if r.breaks.is_empty() {
-        println!(
+        outln!(
             "Breaks: none — every transaction the terminals reported failed left the customer's money alone"
-        );
+        )?;
     } else {
-        println!("Breaks for the acquirer ({}):", r.breaks.len());
+        outln!("Breaks for the acquirer ({}):", r.breaks.len())?;
         for b in r.breaks.iter().take(10) {
-            println!("  {b}");
+            outln!("  {b}")?;
         }
     }
     if r.violations.is_empty() {
-        println!("Checker: every journal agrees with the ledger; the ledger balances.");
+        outln!("Checker: every journal agrees with the ledger; the ledger balances.")?;
     } else {
-        println!("Checker: {} VIOLATIONS", r.violations.len());
+        outln!("Checker: {} VIOLATIONS", r.violations.len())?;
         for v in r.violations.iter().take(20) {
-            println!("  {v}");
+            outln!("  {v}")?;
         }
     }
-    println!();
-    println!("The data stays for further commands:");
-    println!("  poskit host check --data {}", r.host_dir.display());
+    outln!()?;
+    outln!("The data stays for further commands:")?;
+    outln!("  poskit host check --data {}", r.host_dir.display())?;
     if let Some(t) = r.terminal_dirs.first() {
-        println!("  poskit pos --terminal {} journal", t.display());
-        println!("  poskit pos --terminal {} failures", t.display());
+        outln!("  poskit pos --terminal {} journal", t.display())?;
+        outln!("  poskit pos --terminal {} failures", t.display())?;
     }
+    Ok(())
 }

@@ -82,9 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let hex = poskit_codec::hex_upper(&out);
     if args.output_json {
-        println!("{}", serde_json::json!({"hex": hex, "length": out.len()}));
+        outln!("{}", serde_json::json!({"hex": hex, "length": out.len()}))?;
     } else {
-        println!("{hex}");
+        outln!("{hex}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,8 +28,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// Address to listen on (CUP POS framing over TCP).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5800")]
+    /// Address to listen on, HOST:PORT (CUP POS framing over TCP).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5800", value_parser = listen_addr)]
     listen: String,
     /// Data directory: the ledger database and the PIN verification key.
     #[arg(long, value_name = "DIR")]
@@ -68,26 +68,31 @@ enum Command {
 struct ImportArgs {
     /// The data file: `.toml`, or `.csv` of one entity (the header says which).
     file: PathBuf,
+    /// Data directory of the host to load into (created when missing).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 struct CheckArgs {
+    /// Data directory of the host whose ledger to check.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
+    /// Print JSON: {"ok", "postings", "postings_sum_fen", "accounts", "transactions", "problems"}.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 struct DemoDataArgs {
+    /// Print JSON: every field of every scenario (track 2, TMK, expected code, ...).
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 struct FaultsArgs {
+    /// Data directory of the host (running or not) whose fault plan to show or change.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     #[command(subcommand)]
@@ -99,7 +104,10 @@ enum FaultsAction {
     /// Print the stored plan and whether a running host has applied it.
     Show,
     /// Store a plan (TOML, `-` for standard input).
-    Set { file: String },
+    Set {
+        /// The plan: a TOML file, or `-` for standard input.
+        file: String,
+    },
     /// Store an empty plan: no faults.
     Clear,
 }
@@ -111,6 +119,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Check(a)) => check(a),
         Some(Command::DemoData(a)) => demo_data(a),
         Some(Command::Faults(a)) => faults(a),
+    }
+}
+
+/// `--listen`: an address to bind, `HOST:PORT` with a host that resolves, checked before
+/// anything is created (a bad one is an argument error, exit 2).
+fn listen_addr(text: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    match text.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(text.to_owned()),
+        Ok(None) => Err("the host has no address".to_owned()),
+        Err(e) => Err(format!("expected HOST:PORT such as 127.0.0.1:5800 ({e})")),
     }
 }
 
@@ -140,6 +159,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => HostConfig::default(),
     };
     config.clock_offset_days = args.clock_offset_days;
+    crate::input::create_dir("--data", &data)?;
     let dir = DataDir::create(&data).with_context(|| format!("--data {}", data.display()))?;
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -222,6 +242,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             args.file.display()
         )));
     }
+    crate::input::create_dir("--data", &args.data)?;
     let dir =
         DataDir::create(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
     let hasher = dir.pin_hasher()?;
@@ -239,7 +260,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let now = HostTime::now(poskit_host::clock::UTC_OFFSET_MINUTES_DEFAULT, 0);
     let counts = sqlite::import(&mut conn, &set, &now)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    println!(
+    outln!(
         "imported {}: {} institutions, {} merchants, {} terminals, {} new cards, {} cards updated (balances of existing cards unchanged)",
         args.file.display(),
         counts.institutions,
@@ -247,7 +268,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         counts.terminals,
         counts.cards_new,
         counts.cards_updated
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -257,7 +278,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let report = sqlite::check(&conn)?;
     let ok = report.problems.is_empty();
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "ok": ok,
@@ -267,18 +288,18 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 "transactions": report.transactions,
                 "problems": report.problems,
             })
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "{}: {} transactions, {} postings over {} accounts, sum of postings {} fen",
             if ok { "balanced" } else { "NOT BALANCED" },
             report.transactions,
             report.postings,
             report.accounts,
             report.postings_sum_fen
-        );
+        )?;
         for p in &report.problems {
-            println!("  problem: {p}");
+            outln!("  problem: {p}")?;
         }
     }
     Ok(if ok {
@@ -310,20 +331,24 @@ fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "Demo data (test cards only; PIN {} for every card, TMK {}):",
         demo::DEMO_PIN,
         demo::DEMO_TMK
-    );
-    println!(
+    )?;
+    outln!(
         "{:<24} {:<21} {:<8} {:<15} {:>4}  what happens",
-        "scenario", "card", "TID", "MID", "code"
-    );
+        "scenario",
+        "card",
+        "TID",
+        "MID",
+        "code"
+    )?;
     for s in &scenarios {
-        println!(
+        outln!(
             "{:<24} {:<21} {:<8} {:<15} {:>4}  {}",
             s.name,
             s.pan,
@@ -331,14 +356,14 @@ fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
             s.mid,
             s.expected.as_str(),
             s.description
-        );
+        )?;
     }
-    println!(
+    outln!(
         "Fleet: terminals {}..{} at merchant 898310048160001, {} ordinary cards (poskit host demo-data --json for all fields).",
         demo::fleet_tid(0),
         demo::fleet_tid(demo::FLEET_TERMINALS - 1),
         demo::FLEET_CARDS
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -347,17 +372,17 @@ fn faults(args: FaultsArgs) -> anyhow::Result<ExitCode> {
     let conn = dir.open_store()?;
     match args.action {
         FaultsAction::Show => match writer::stored_fault_plan(&conn)? {
-            None => println!("no fault plan stored (a host applies its --config plan, if any)"),
+            None => outln!("no fault plan stored (a host applies its --config plan, if any)")?,
             Some((version, applied, text)) => {
                 let state = if applied == version {
                     "applied by a running host"
                 } else {
                     "not yet applied (no host running, or within 250 ms)"
                 };
-                println!("fault plan version {version}, {state}:");
-                print!("{text}");
+                outln!("fault plan version {version}, {state}:")?;
+                out!("{text}")?;
                 if !text.ends_with('\n') {
-                    println!();
+                    outln!()?;
                 }
             }
         },
@@ -365,13 +390,11 @@ fn faults(args: FaultsArgs) -> anyhow::Result<ExitCode> {
             let text = crate::input::read_text("faults set", &file)?;
             let version = writer::store_fault_plan(&conn, &text)
                 .map_err(|e| usage(format!("{file}: {e}")))?;
-            println!(
-                "fault plan version {version} stored; a running host applies it within 250 ms"
-            );
+            outln!("fault plan version {version} stored; a running host applies it within 250 ms")?;
         }
         FaultsAction::Clear => {
             let version = writer::store_fault_plan(&conn, "")?;
-            println!("fault plan version {version} stored: no faults");
+            outln!("fault plan version {version} stored: no faults")?;
         }
     }
     Ok(ExitCode::SUCCESS)

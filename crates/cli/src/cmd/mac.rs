@@ -39,12 +39,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         hex::decode(&data_hex).map_err(|e| usage(format!("--data: not hexadecimal ({e})")))?;
     let mac = compute_mac(algo, &key, &data).map_err(|e| usage(format!("--key: {e}")))?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"algo": algo.as_str(), "mac": mac.readable()})
-        );
+        )?;
     } else {
-        println!("{}", mac.readable());
+        outln!("{}", mac.readable())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,12 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"format": "iso9564-0", "algorithm": algorithm, "pin_block": pin_block_hex})
-        );
+        )?;
     } else {
-        println!("{pin_block_hex}");
+        outln!("{pin_block_hex}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,16 +37,20 @@ pub struct Args {
     command: PosCommand,
 }
 
+/// The card, keyed in or swiped: exactly one of `--card` and `--track2` (clap enforces it
+/// and the usage line shows it).
 #[derive(Debug, clap::Args)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("card_entry").required(true).multiple(false)))]
 struct CardArgs {
     /// Card number (manual entry: fields 2 and 14).
-    #[arg(long, value_name = "PAN", required_unless_present = "track2")]
+    #[arg(long, value_name = "PAN", group = "card_entry")]
     card: Option<String>,
     /// Expiry date YYMM, with --card.
-    #[arg(long, value_name = "YYMM")]
+    #[arg(long, value_name = "YYMM", conflicts_with = "track2")]
     expiry: Option<String>,
     /// Track 2 as swiped, `PAN=YYMM...` (field 35).
-    #[arg(long, value_name = "TRACK2", conflicts_with = "card")]
+    #[arg(long, value_name = "TRACK2", group = "card_entry")]
     track2: Option<String>,
 }
 
@@ -71,8 +75,10 @@ struct Switches {
 enum PosCommand {
     /// Configure the terminal: identity, master key, host.
     Init {
+        /// Terminal ID (TID, 终端号, field 41): 8 characters.
         #[arg(long)]
         tid: String,
+        /// Merchant ID (MID, 商户号, field 42): 15 characters.
         #[arg(long)]
         mid: String,
         /// Terminal master key in hex: 16, 32 or 48 digits (test keys only).
@@ -88,49 +94,54 @@ enum PosCommand {
         #[arg(long, default_value_t = REVERSAL_ATTEMPTS_MAX_DEFAULT)]
         reversal_attempts: u32,
     },
-    /// 签到: get working keys and the batch number.
+    /// Sign in (签到): get working keys and the batch number.
     SignIn,
-    /// 签退.
+    /// Sign off (签退).
     SignOff,
-    /// 回响测试.
+    /// Echo test (回响测试): is the host there?
     Echo,
-    /// 消费.
+    /// Sale (消费).
     Sale {
         #[command(flatten)]
         amount: AmountArgs,
         #[command(flatten)]
         card: CardArgs,
+        /// The cardholder's PIN, 4 to 12 digits (a test PIN only; sent as a PIN block).
         #[arg(long)]
         pin: Option<String>,
         #[command(flatten)]
         switches: Switches,
     },
-    /// 余额查询.
+    /// Balance inquiry (余额查询).
     Balance {
         #[command(flatten)]
         card: CardArgs,
+        /// The cardholder's PIN, 4 to 12 digits (a test PIN only; sent as a PIN block).
         #[arg(long)]
         pin: Option<String>,
         #[command(flatten)]
         switches: Switches,
     },
-    /// 预授权.
+    /// Pre-authorization (预授权): hold an amount on the card.
     Preauth {
         #[command(flatten)]
         amount: AmountArgs,
         #[command(flatten)]
         card: CardArgs,
+        /// The cardholder's PIN, 4 to 12 digits (a test PIN only; sent as a PIN block).
         #[arg(long)]
         pin: Option<String>,
         #[command(flatten)]
         switches: Switches,
     },
-    /// 预授权撤销: by the pre-authorization's auth code and date.
+    /// Pre-authorization cancellation (预授权撤销): by the pre-authorization's auth code
+    /// and date.
     PreauthCancel {
         #[command(flatten)]
         amount: AmountArgs,
         #[command(flatten)]
         card: CardArgs,
+        /// The pre-authorization's auth code (授权码, field 38): six letters or digits.
         #[arg(long)]
         auth_code: String,
         /// The pre-authorization's date, MMDD.
@@ -139,35 +150,42 @@ enum PosCommand {
         #[command(flatten)]
         switches: Switches,
     },
-    /// 预授权完成.
+    /// Pre-authorization completion (预授权完成): by the pre-authorization's auth code and
+    /// date.
     Complete {
         #[command(flatten)]
         amount: AmountArgs,
         #[command(flatten)]
         card: CardArgs,
+        /// The pre-authorization's auth code (授权码, field 38): six letters or digits.
         #[arg(long)]
         auth_code: String,
+        /// The pre-authorization's date, MMDD.
         #[arg(long)]
         date: String,
         #[command(flatten)]
         switches: Switches,
     },
-    /// 消费撤销: void a sale of the open batch by its trace number.
+    /// Void (消费撤销): void a sale of the open batch by its trace number.
     Void {
+        /// The sale's trace number (凭证号, field 11), as its slip shows it.
         #[arg(long)]
         trace: u32,
         #[command(flatten)]
         switches: Switches,
     },
-    /// 预授权完成撤销: void a completion of the open batch by its trace number.
+    /// Completion void (预授权完成撤销): void a completion of the open batch by its trace
+    /// number.
     CompleteVoid {
+        /// The completion's trace number (凭证号, field 11), as its slip shows it.
         #[arg(long)]
         trace: u32,
         #[command(flatten)]
         switches: Switches,
     },
-    /// 退货 (store-and-forward): by the sale's RRN and date.
+    /// Refund (退货, store-and-forward): by the sale's RRN and date.
     Refund {
+        /// The sale's retrieval reference number (RRN, 参考号, field 37): 12 characters.
         #[arg(long)]
         rrn: String,
         /// The sale's date, MMDD.
@@ -180,10 +198,12 @@ enum PosCommand {
         #[command(flatten)]
         switches: Switches,
     },
-    /// 批结算: reversals and advices first, totals, batch upload when unbalanced.
+    /// Settlement (批结算): reversals and advices first, totals, batch upload when
+    /// unbalanced.
     Settle {
-        #[command(flatten)]
-        switches: Switches,
+        /// Test switch: wait this long for each answer instead of the configured time.
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
     },
     /// Keys, counters, pending reversal and advices.
     Status,
@@ -289,17 +309,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             reversal_attempts_max: (*reversal_attempts).max(1),
             fail_after_approval: false,
         };
+        crate::input::create_dir("--terminal", &args.terminal)?;
         Journal::init(&args.terminal, &cfg, host).context("init")?;
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 json!({"initialized": true, "tid": tid, "mid": mid, "host": host})
-            );
+            )?;
         } else {
-            println!(
+            outln!(
                 "terminal {tid} of merchant {mid} initialized in {}; host {host}",
                 args.terminal.display()
-            );
+            )?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -431,7 +452,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         }
         // The totals are read after the flush (below), once reversals and advices are out.
-        PosCommand::Settle { switches } => (Command::Flush, Some(switches)),
+        // Settlement has no printer-jam switch: there is no slip to jam on.
+        PosCommand::Settle { .. } => (Command::Flush, None),
         PosCommand::Init { .. }
         | PosCommand::Status
         | PosCommand::Journal
@@ -449,6 +471,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(ms) = s.timeout_ms {
             cfg.response_timeout_ms = ms.max(1);
         }
+    }
+    if let PosCommand::Settle {
+        timeout_ms: Some(ms),
+    } = &args.command
+    {
+        cfg.response_timeout_ms = (*ms).max(1);
     }
     let (tid, mid) = (cfg.tid.clone(), cfg.mid.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -480,7 +508,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .filter(|n| !n.starts_with("nothing left")),
         );
     }
-    print_outcome(&outcome, &tid, &mid, lang, args.json);
+    print_outcome(&outcome, &tid, &mid, lang, args.json)?;
     Ok(if outcome.approved {
         ExitCode::SUCCESS
     } else {
@@ -545,10 +573,16 @@ fn outcome_json(o: &Outcome, lang: Lang) -> Value {
     })
 }
 
-fn print_outcome(o: &Outcome, tid: &str, mid: &str, lang: Lang, as_json: bool) {
+fn print_outcome(
+    o: &Outcome,
+    tid: &str,
+    mid: &str,
+    lang: Lang,
+    as_json: bool,
+) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", outcome_json(o, lang));
-        return;
+        outln!("{}", outcome_json(o, lang))?;
+        return Ok(());
     }
     let (meaning, step) = explain(&o.code, lang);
     let verdict = if o.approved {
@@ -556,64 +590,64 @@ fn print_outcome(o: &Outcome, tid: &str, mid: &str, lang: Lang, as_json: bool) {
     } else {
         "DECLINED 交易失败"
     };
-    println!("{verdict}  {} — {meaning}", o.code);
+    outln!("{verdict}  {} — {meaning}", o.code)?;
     for n in &o.notes {
-        println!("  · {n}");
+        outln!("  · {n}")?;
     }
     match o.reversal {
         ReversalState::None => {}
         ReversalState::Pending => {
-            println!("  reversal: pending — it goes out before the next transaction")
+            outln!("  reversal: pending — it goes out before the next transaction")?
         }
-        ReversalState::Done => println!("  reversal: done — the customer is not charged"),
+        ReversalState::Done => outln!("  reversal: done — the customer is not charged")?,
         ReversalState::Failed => {
-            println!("  reversal: FAILED — contact the acquirer (poskit pos failures)")
+            outln!("  reversal: FAILED — contact the acquirer (poskit pos failures)")?
         }
     }
     if let Some(b) = o.balance_fen {
-        println!(
+        outln!(
             "  available balance: {}{}",
             if b < 0 { "-" } else { "" },
             yuan(b.unsigned_abs())
-        );
+        )?;
     }
     if let Some((balanced, uploaded)) = o.settlement {
-        println!(
+        outln!(
             "  settlement: {}",
             if balanced {
                 "balanced (对账平)".to_owned()
             } else {
                 format!("unbalanced (对账不平): {uploaded} details uploaded")
             }
-        );
+        )?;
     }
     if !o.approved && !step.is_empty() {
-        println!("  next step: {step}");
+        outln!("  next step: {step}")?;
     }
     if o.approved
         && let Some(t) = &o.txn
         && t.kind != TransactionKind::BalanceInquiry
     {
-        println!("  ---------------- 签购单 sales slip ----------------");
-        println!("  merchant MID 商户号   {mid}");
-        println!("  terminal TID 终端号   {tid}");
-        println!("  card 卡号             {}", masked(&t.card));
-        println!(
+        outln!("  ---------------- 签购单 sales slip ----------------")?;
+        outln!("  merchant MID 商户号   {mid}")?;
+        outln!("  terminal TID 终端号   {tid}")?;
+        outln!("  card 卡号             {}", masked(&t.card))?;
+        outln!(
             "  type 交易类型         {} {}",
             t.kind.name_zh(),
             t.kind.name_en()
-        );
-        println!("  batch 批次号          {:06}", t.batch);
-        println!("  trace 凭证号          {:06}", t.stan);
-        println!(
+        )?;
+        outln!("  batch 批次号          {:06}", t.batch)?;
+        outln!("  trace 凭证号          {:06}", t.stan)?;
+        outln!(
             "  RRN 参考号            {}",
             t.rrn.as_deref().unwrap_or("-")
-        );
-        println!(
+        )?;
+        outln!(
             "  auth code 授权码      {}",
             t.auth_code.as_deref().unwrap_or("-")
-        );
-        println!(
+        )?;
+        outln!(
             "  date/time 日期时间    {} {}",
             t.host_date
                 .as_deref()
@@ -628,12 +662,13 @@ fn print_outcome(o: &Outcome, tid: &str, mid: &str, lang: Lang, as_json: bool) {
                     h.get(4..).unwrap_or("")
                 ))
                 .unwrap_or_default()
-        );
+        )?;
         if let Some(a) = t.amount_fen {
-            println!("  amount 金额           RMB {}", yuan(a));
+            outln!("  amount 金额           RMB {}", yuan(a))?;
         }
-        println!("  ---------------------------------------------------");
+        outln!("  ---------------------------------------------------")?;
     }
+    Ok(())
 }
 
 fn txn_json(t: &Txn) -> Value {
@@ -667,7 +702,7 @@ fn status(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
         .map(|a| json!({"trace": format!("{:06}", a.stan), "kind": a.kind.slug(), "amount_fen": a.amount_fen, "attempts": a.attempts}))
         .collect();
     if as_json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "tid": cfg.tid, "mid": cfg.mid, "host": host, "signed_in": snap.keys.is_some(),
@@ -675,33 +710,33 @@ fn status(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
                 "pending_reversal": reversal, "advices": advices,
                 "response_timeout_ms": cfg.response_timeout_ms, "reversal_attempts_max": cfg.reversal_attempts_max,
             })
-        );
+        )?;
     } else {
-        println!("terminal {} of merchant {}, host {host}", cfg.tid, cfg.mid);
-        println!(
+        outln!("terminal {} of merchant {}, host {host}", cfg.tid, cfg.mid)?;
+        outln!(
             "  signed in: {}",
             if snap.keys.is_some() {
                 "yes"
             } else {
                 "no (run sign-in)"
             }
-        );
-        println!("  batch {:06}, last trace {:06}", snap.batch, snap.stan);
+        )?;
+        outln!("  batch {:06}, last trace {:06}", snap.batch, snap.stan)?;
         match &snap.reversal {
-            Some(r) => println!(
+            Some(r) => outln!(
                 "  pending reversal: trace {:06} ({}, {}), reason {}, {} attempts",
                 r.stan,
                 r.kind.name_en(),
                 r.amount_fen.map(yuan).unwrap_or_default(),
                 r.reason,
                 r.attempts
-            ),
-            None => println!("  pending reversal: none"),
+            )?,
+            None => outln!("  pending reversal: none")?,
         }
-        println!("  stored advices: {}", snap.advices.len());
+        outln!("  stored advices: {}", snap.advices.len())?;
         for b in journal.batches()? {
             let t = b.totals;
-            println!(
+            outln!(
                 "  closed batch {:06}: {} debits {}, {} credits {}, {}",
                 b.batch,
                 t.debit_count,
@@ -713,7 +748,7 @@ fn status(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
                 } else {
                     format!("unbalanced, {} uploaded", b.uploaded)
                 }
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -722,15 +757,22 @@ fn status(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
 fn list_journal(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
     let txns = journal.txns(None)?;
     if as_json {
-        println!("{}", Value::Array(txns.iter().map(txn_json).collect()));
+        outln!("{}", Value::Array(txns.iter().map(txn_json).collect()))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<6} {:<6} {:<16} {:>10} {:<19} {:<12} {:<4} {:<9} reversal",
-        "batch", "trace", "kind", "amount", "card", "RRN", "code", "state"
-    );
+        "batch",
+        "trace",
+        "kind",
+        "amount",
+        "card",
+        "RRN",
+        "code",
+        "state"
+    )?;
     for t in &txns {
-        println!(
+        outln!(
             "{:06} {:06} {:<16} {:>10} {:<19} {:<12} {:<4} {:<9} {}",
             t.batch,
             t.stan,
@@ -741,7 +783,7 @@ fn list_journal(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
             t.code.as_deref().unwrap_or("-"),
             t.state.as_str(),
             t.reversal.as_str()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -753,11 +795,11 @@ fn failures(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|f| json!({"time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": f.cause}))
             .collect();
-        println!("{}", Value::Array(v));
+        outln!("{}", Value::Array(v))?;
         return Ok(ExitCode::SUCCESS);
     }
     for f in &list {
-        println!(
+        outln!(
             "{} {} {:<12} {:>10} {:<4} {}",
             f.time_ms,
             f.tid,
@@ -765,10 +807,10 @@ fn failures(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
             f.amount_fen.map(yuan).unwrap_or_default(),
             f.code,
             f.cause
-        );
+        )?;
     }
     if list.is_empty() {
-        println!("no failures");
+        outln!("no failures")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,48 +62,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         let mut v = report.json();
         v["reproduce"] = serde_json::Value::String(reproduce.clone());
-        println!("{v}");
+        outln!("{v}")?;
     } else {
         let per_minute = report.transactions as f64 * 60_000.0 / report.elapsed_ms.max(1) as f64;
-        println!(
+        outln!(
             "seed {}: {} transactions on {} terminals in {:.1} s ({:.0} per minute)",
             report.seed,
             report.transactions,
             args.terminals,
             report.elapsed_ms as f64 / 1000.0,
             per_minute
-        );
-        println!("  approved {}", report.approved);
+        )?;
+        outln!("  approved {}", report.approved)?;
         let declined: Vec<String> = report
             .declined
             .iter()
             .map(|(c, n)| format!("{c}×{n}"))
             .collect();
-        println!("  declined or failed: {}", declined.join(" "));
+        outln!("  declined or failed: {}", declined.join(" "))?;
         let faults: Vec<String> = report
             .faults
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!("  faults injected: {}", faults.join(", "));
-        println!(
+        outln!("  faults injected: {}", faults.join(", "))?;
+        outln!(
             "  reversals delivered {}, failed {}; settlements balanced {}, unbalanced then uploaded {}",
             report.reversals_delivered,
             report.reversals_failed,
             report.settlements_balanced,
             report.settlements_unbalanced
-        );
+        )?;
         for b in &report.breaks {
-            println!("  break: {b}");
+            outln!("  break: {b}")?;
         }
         if report.ok() {
-            println!(
+            outln!(
                 "  no violations: no customer charged for a reported failure, no double posting, ledger balanced"
-            );
+            )?;
         } else {
-            println!("  {} VIOLATIONS:", report.violations.len());
+            outln!("  {} VIOLATIONS:", report.violations.len())?;
             for v in report.violations.iter().take(20) {
-                println!("    {v}");
+                outln!("    {v}")?;
             }
         }
     }
@@ -146,7 +146,7 @@ fn network(
     let p = &report.progress;
     let ok = report.violations.is_empty() && report.settlement_failures.is_empty();
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "mode": "network", "seed": args.seed, "transactions": p.transactions, "approved": p.approved,
@@ -156,38 +156,38 @@ fn network(
                 "settlement_failures": report.settlement_failures,
                 "breaks": report.breaks, "violations": report.violations, "elapsed_ms": report.elapsed_ms,
             })
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "network mode, seed {}: {} operations on {} terminals through the fault proxy in {:.1} s",
             args.seed,
             p.transactions,
             args.terminals,
             report.elapsed_ms as f64 / 1000.0
-        );
+        )?;
         let faults: Vec<String> = faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        println!(
+        outln!(
             "  approved {}; faults injected: {}",
             p.approved,
             faults.join(", ")
-        );
-        println!(
+        )?;
+        outln!(
             "  reversals done {}, failed {}; settlements balanced {}, unbalanced then uploaded {}",
             p.reversals_done,
             p.reversals_failed,
             report.settlements_balanced,
             report.settlements_unbalanced
-        );
+        )?;
         for v in report
             .violations
             .iter()
             .chain(&report.settlement_failures)
             .take(20)
         {
-            println!("  VIOLATION: {v}");
+            outln!("  VIOLATION: {v}")?;
         }
         if ok {
-            println!("  no violations");
+            outln!("  no violations")?;
         }
     }
     Ok(if ok {
