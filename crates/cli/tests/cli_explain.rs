@@ -183,7 +183,7 @@ fn words_find_a_symptom_guide_or_a_ranked_search() {
         (Some("symptom"), Some("charged-but-failed"))
     );
 
-    let (value, exit) = json(&["余额不足"]);
+    let (value, exit) = json(&["余额", "不足"]);
     assert_eq!((value["kind"].as_str(), exit), (Some("search"), 0));
     assert_eq!(value["hits"][0]["code"], "51");
 
@@ -364,11 +364,15 @@ fn bad_arguments_exit_2() {
 
 // --- language and deployment files ----------------------------------------------------------
 
+fn second_line(run: &Run) -> &str {
+    run.stdout.lines().nth(1).unwrap_or_default()
+}
+
 #[test]
-fn the_language_follows_the_locale_and_falls_back_to_chinese() {
+fn the_language_follows_lang_then_the_question_then_the_locale_then_english() {
     let english = explain_with_env(&["51"], &[("LANG", "en_US.UTF-8")]);
     assert!(
-        english.stdout.lines().nth(1).unwrap().starts_with("Class"),
+        second_line(&english).starts_with("Class"),
         "{}",
         english.stdout
     );
@@ -376,18 +380,129 @@ fn the_language_follows_the_locale_and_falls_back_to_chinese() {
         &["51"],
         &[("LANG", "en_US.UTF-8"), ("LC_ALL", "zh_CN.UTF-8")],
     );
-    assert!(
-        overridden
-            .stdout
-            .lines()
-            .nth(1)
-            .unwrap()
-            .starts_with("类别")
-    );
+    assert!(second_line(&overridden).starts_with("类别"));
     let unset = explain(&["51"]);
-    assert!(unset.stdout.lines().nth(1).unwrap().starts_with("类别"));
+    assert!(second_line(&unset).starts_with("Class"), "{}", unset.stdout);
+    let other = explain_with_env(&["51"], &[("LANG", "C.UTF-8")]);
+    assert!(second_line(&other).starts_with("Class"));
     let forced = explain_with_env(&["51", "--lang", "en"], &[("LANG", "zh_CN.UTF-8")]);
-    assert!(forced.stdout.lines().nth(1).unwrap().starts_with("Class"));
+    assert!(second_line(&forced).starts_with("Class"));
+}
+
+#[test]
+fn an_english_question_is_answered_in_english_and_a_chinese_one_in_chinese() {
+    let zh_locale = [("LANG", "zh_CN.UTF-8")];
+    let english = explain_with_env(&["what", "does", "96", "mean"], &zh_locale);
+    assert!(
+        second_line(&english).starts_with("Class"),
+        "{}",
+        english.stdout
+    );
+    assert!(
+        !english.stdout.lines().any(|line| line.starts_with("类别")
+            || line.starts_with("操作步骤")
+            || line.starts_with("对顾客说")),
+        "{}",
+        english.stdout
+    );
+    let chinese = explain_with_env(&["刷卡显示51"], &[("LANG", "en_US.UTF-8")]);
+    assert!(
+        second_line(&chinese).starts_with("类别"),
+        "{}",
+        chinese.stdout
+    );
+    let guide = explain_with_env(&["the", "customer", "was", "charged"], &zh_locale);
+    assert!(
+        guide.stdout.contains("Check in this order"),
+        "{}",
+        guide.stdout
+    );
+}
+
+/// Lines under a heading, up to the next blank line.
+fn section<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|line| *line != heading)
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .collect()
+}
+
+fn has_han(text: &str) -> bool {
+    text.chars()
+        .any(|ch| ('\u{4E00}'..='\u{9FFF}').contains(&ch))
+}
+
+#[test]
+fn conflict_lines_are_in_the_language_of_the_answer() {
+    let zh = explain(&["05", "--lang", "zh"]);
+    let lines = section(&zh.stdout, "各表差异");
+    assert!(!lines.is_empty(), "{}", zh.stdout);
+    assert!(lines.iter().all(|line| has_han(line)), "{lines:?}");
+    let en = explain(&["05", "--lang", "en"]);
+    let lines = section(&en.stdout, "Conflicts between tables");
+    assert!(!lines.is_empty(), "{}", en.stdout);
+    assert!(lines.iter().all(|line| !has_han(line)), "{lines:?}");
+}
+
+#[test]
+fn english_output_labels_the_chinese_display_text_as_chinese() {
+    let en = explain(&["51", "--lang", "en"]);
+    let display = en
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("Display"))
+        .expect("a display line");
+    assert!(display.starts_with("Display (zh)"), "{display}");
+}
+
+// --- a merchant's words -----------------------------------------------------------------------
+
+#[test]
+fn a_code_named_in_a_question_wins_outright() {
+    for (question, code) in [
+        ("错误码25", "25"),
+        ("刷卡显示51", "51"),
+        ("code 51", "51"),
+        ("what does 96 mean", "96"),
+    ] {
+        let (value, exit) = json(&[question]);
+        assert_eq!(
+            (value["kind"].as_str(), value["code"].as_str(), exit),
+            (Some("code"), Some(code), 0),
+            "{question}"
+        );
+    }
+}
+
+#[test]
+fn a_single_match_is_shown_directly() {
+    let (value, exit) = json(&["无效商户"]);
+    assert_eq!(
+        (value["kind"].as_str(), value["code"].as_str(), exit),
+        (Some("code"), Some("03"), 0)
+    );
+}
+
+#[test]
+fn common_complaints_reach_their_guide() {
+    for (complaint, guide) in [
+        ("扣款了但是交易失败", "charged-but-failed"),
+        ("顾客被扣款了", "charged-but-failed"),
+        ("卡里钱少了", "charged-but-failed"),
+        ("没收到钱", "merchant-not-paid"),
+        ("结算不平", "settlement-problem"),
+        ("批结算失败", "settlement-problem"),
+        ("卡被吞了", "card-retained"),
+        ("chargeback", "cardholder-dispute"),
+    ] {
+        let (value, exit) = json(&[complaint]);
+        assert_eq!(
+            (value["kind"].as_str(), value["id"].as_str(), exit),
+            (Some("symptom"), Some(guide), 0),
+            "{complaint}"
+        );
+    }
 }
 
 #[test]

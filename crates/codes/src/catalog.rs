@@ -7,10 +7,11 @@ use std::sync::OnceLock;
 use crate::entry::{Entry, Symptom, VendorCode};
 use crate::kinds::{Class, MoneyMoved, Retry, Table};
 use crate::load::{self, CatalogError};
+use crate::phrase::{Closeness, Features, Synonyms};
 
 /// The version of the catalog's content, shown by `poskit explain --json` as
 /// `catalog_version`. Raise it whenever a meaning, class or rule in `data/` changes.
-pub const CATALOG_VERSION: &str = "1.0.0";
+pub const CATALOG_VERSION: &str = "1.1.0";
 
 /// What the CUP POS table says about a code it does not list: show 交易失败 (note 1 of the
 /// table). poskit also treats such a code as class C: failed, and retrying blindly will
@@ -38,6 +39,8 @@ const BUILTIN_LOCAL: (&str, &str) = ("data/local.toml", include_str!("../data/lo
 const BUILTIN_VENDOR: (&str, &str) = ("data/vendor.toml", include_str!("../data/vendor.toml"));
 const BUILTIN_SYMPTOMS: (&str, &str) =
     ("data/symptoms.toml", include_str!("../data/symptoms.toml"));
+const BUILTIN_SYNONYMS: (&str, &str) =
+    ("data/synonyms.toml", include_str!("../data/synonyms.toml"));
 
 /// The response-code catalog.
 ///
@@ -55,6 +58,8 @@ pub struct Catalog {
     vendors: Vec<VendorCode>,
     /// Symptom guides in file order, which is the order [`Catalog::match_symptom`] tries them.
     symptoms: Vec<Symptom>,
+    /// The words people use for one idea, for reading questions (`data/synonyms.toml`).
+    synonyms: Synonyms,
 }
 
 impl Catalog {
@@ -79,7 +84,10 @@ impl Catalog {
         let locals = load::parse_locals(BUILTIN_LOCAL.0, BUILTIN_LOCAL.1)?;
         let vendors = load::parse_vendors(BUILTIN_VENDOR.0, BUILTIN_VENDOR.1)?;
         let symptoms = load::parse_symptoms(BUILTIN_SYMPTOMS.0, BUILTIN_SYMPTOMS.1)?;
-        Catalog::new(entries, locals, vendors, symptoms)
+        let synonyms = load::parse_synonyms(BUILTIN_SYNONYMS.0, BUILTIN_SYNONYMS.1)?;
+        let mut catalog = Catalog::new(entries, locals, vendors, symptoms)?;
+        catalog.synonyms = synonyms;
+        Ok(catalog)
     }
 
     /// Indexes checked records and enforces the rules that span records.
@@ -113,7 +121,7 @@ impl Catalog {
         for pair in entries.windows(2) {
             if pair[0].code == pair[1].code {
                 for entry in pair {
-                    if entry.conflicts.is_empty() {
+                    if entry.conflicts_en.is_empty() {
                         let rule = "the code has several entries, so each must name the conflict"
                             .to_owned();
                         return Err(load::invalid("field-39 entries", &entry.code, rule));
@@ -135,6 +143,7 @@ impl Catalog {
             locals,
             vendors,
             symptoms,
+            synonyms: Synonyms::default(),
         };
         assert!(catalog.entries.iter().all(|entry| !entry.is_local()));
         assert!(catalog.locals.iter().all(Entry::is_local));
@@ -242,11 +251,11 @@ impl Catalog {
     }
 
     /// The guide for what someone describes: the guide whose id or one of whose names
-    /// equals the words, or else the first guide one of whose distinctive names the words
-    /// contain (a Chinese name of three characters or more, an English name of two words or
-    /// more: "timeout" alone must not swallow "receive timeout"). The guides are tried in
-    /// file order, the money question (已扣款) first, so "已扣款但交易失败" finds the
-    /// charged-but-failed guide. Case and spaces do not matter.
+    /// equals the words (case and spaces do not matter), or else the guide one of whose
+    /// names or titles says the same in other words (see `phrase.rs`: synonyms of
+    /// `data/synonyms.toml`, pairs of neighbouring words, letter trigrams), the closest
+    /// first and, among equally close guides, the one earlier in the file. `None` when no
+    /// guide is close enough: the caller searches the codes instead.
     pub fn match_symptom(&self, words: &str) -> Option<&Symptom> {
         let words = normalize_words(words);
         if words.is_empty() {
@@ -256,13 +265,28 @@ impl Catalog {
             .symptoms
             .iter()
             .find(|symptom| symptom.id == words || symptom_names(symptom).contains(&words));
-        exact.or_else(|| {
-            self.symptoms.iter().find(|symptom| {
-                symptom_names(symptom)
-                    .iter()
-                    .any(|name| is_distinctive(name) && words.contains(name.as_str()))
-            })
-        })
+        exact.or_else(|| self.closest_symptom(&words))
+    }
+
+    fn closest_symptom(&self, words: &str) -> Option<&Symptom> {
+        let question = self.synonyms.features(words);
+        if question.is_empty() {
+            return None;
+        }
+        let mut best: Option<(Closeness, &Symptom)> = None;
+        for symptom in &self.symptoms {
+            let phrasings: Vec<Features> = symptom_names(symptom)
+                .iter()
+                .chain([&symptom.title_zh, &symptom.title_en])
+                .map(|phrasing| self.synonyms.features(phrasing))
+                .collect();
+            let closeness = question.closeness(&phrasings);
+            let better = best.is_none_or(|(best, _)| closeness > best);
+            if closeness.is_close() && better {
+                best = Some((closeness, symptom));
+            }
+        }
+        best.map(|(_, symptom)| symptom)
     }
 
     /// The guide for a code the catalog does not know.
@@ -351,11 +375,6 @@ pub(crate) fn normalize_words(words: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
-}
-
-fn is_distinctive(name: &str) -> bool {
-    let han = name.chars().filter(|&ch| crate::search::is_han(ch)).count();
-    han >= 3 || name.split(' ').count() >= 2
 }
 
 fn symptom_names(symptom: &Symptom) -> Vec<String> {

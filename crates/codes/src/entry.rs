@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::kinds::{Actor, Category, Class, Lang, MoneyMoved, Retry, Table};
+use crate::kinds::{Actor, Category, Class, Lang, MoneyMoved, Operation, Retry, Table};
 
 /// One response code as one or more tables mean it, or one terminal-local code.
 ///
@@ -31,8 +31,21 @@ pub struct Entry {
     pub(crate) customer_zh: String,
     pub(crate) customer_en: String,
     pub(crate) related: Vec<String>,
-    pub(crate) conflicts: Vec<String>,
+    pub(crate) conflicts_zh: Vec<String>,
+    pub(crate) conflicts_en: Vec<String>,
     pub(crate) source: String,
+    /// Steps that replace `steps_*` when the code answered this operation.
+    #[serde(default)]
+    pub(crate) for_operation: Vec<OperationSteps>,
+}
+
+/// An entry's steps for one operation (`[[entry.for_operation]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationSteps {
+    pub(crate) operation: Operation,
+    pub(crate) steps_zh: Vec<String>,
+    pub(crate) steps_en: Vec<String>,
 }
 
 impl Entry {
@@ -90,6 +103,23 @@ impl Entry {
         pick(lang, &self.steps_zh, &self.steps_en)
     }
 
+    /// What the operator does when the code answered `operation`: the entry's steps for
+    /// that operation where it has them (a declined pre-authorization needs no void; an
+    /// echo test is never reversed), else [`Entry::steps`].
+    pub fn steps_for(&self, operation: Operation, lang: Lang) -> &[String] {
+        self.for_operation
+            .iter()
+            .find(|steps| steps.operation == operation)
+            .map_or(self.steps(lang), |steps| {
+                pick(lang, &steps.steps_zh, &steps.steps_en)
+            })
+    }
+
+    /// The operations this entry has steps of their own for.
+    pub fn operations_with_own_steps(&self) -> impl Iterator<Item = Operation> + '_ {
+        self.for_operation.iter().map(|steps| steps.operation)
+    }
+
     /// What to say to the cardholder.
     pub fn customer(&self, lang: Lang) -> &str {
         pick(lang, &self.customer_zh, &self.customer_en)
@@ -102,8 +132,8 @@ impl Entry {
 
     /// How other tables (or known acquirers) give the same code another meaning; empty
     /// when they agree.
-    pub fn conflicts(&self) -> &[String] {
-        &self.conflicts
+    pub fn conflicts(&self, lang: Lang) -> &[String] {
+        pick(lang, &self.conflicts_zh, &self.conflicts_en)
     }
 
     /// Which source of the specification notes the facts come from.
@@ -249,6 +279,8 @@ pub(crate) struct RawLocal {
     customer_en: String,
     related: Vec<String>,
     source: String,
+    #[serde(default)]
+    for_operation: Vec<OperationSteps>,
 }
 
 impl From<RawLocal> for Entry {
@@ -271,8 +303,10 @@ impl From<RawLocal> for Entry {
             customer_zh: raw.customer_zh,
             customer_en: raw.customer_en,
             related: raw.related,
-            conflicts: Vec::new(),
+            conflicts_zh: Vec::new(),
+            conflicts_en: Vec::new(),
             source: raw.source,
+            for_operation: raw.for_operation,
         }
     }
 }

@@ -27,8 +27,8 @@ impl Lang {
     }
 
     /// The language of the process locale: the first of `LC_ALL`, `LC_MESSAGES` and `LANG`
-    /// that is set and not empty decides (the POSIX order). A value starting with `en` means
-    /// English; anything else, and no value at all, means Chinese.
+    /// that is set and not empty decides (the POSIX order). A value starting with `zh` means
+    /// Chinese; anything else (`en_US`, `C`, `POSIX`), and no value at all, means English.
     pub fn from_env() -> Lang {
         let var = |name: &str| std::env::var(name).ok();
         Lang::from_locale(
@@ -50,8 +50,21 @@ impl Lang {
             .flatten()
             .find(|value| !value.is_empty());
         match chosen {
-            Some(value) if value.to_ascii_lowercase().starts_with("en") => Lang::En,
-            _ => Lang::Zh,
+            Some(value) if value.to_ascii_lowercase().starts_with("zh") => Lang::Zh,
+            _ => Lang::En,
+        }
+    }
+
+    /// The language a text is written in, by its script: any Chinese character means
+    /// Chinese ("MAC校验错"), else any Latin letter means English; `None` for a text of
+    /// digits and signs alone ("25"), which says nothing.
+    pub fn of_text(text: &str) -> Option<Lang> {
+        if text.chars().any(crate::search::is_han) {
+            Some(Lang::Zh)
+        } else if text.chars().any(|ch| ch.is_ascii_alphabetic()) {
+            Some(Lang::En)
+        } else {
+            None
         }
     }
 }
@@ -188,8 +201,8 @@ impl Class {
             (Class::A, Lang::En) => "approved",
             (Class::B, Lang::Zh) => "交易失败，可以重试",
             (Class::B, Lang::En) => "failed, may retry",
-            (Class::C, Lang::Zh) => "交易失败，重试无用",
-            (Class::C, Lang::En) => "failed, do not retry",
+            (Class::C, Lang::Zh) => "交易失败，原样重发无用",
+            (Class::C, Lang::En) => "failed; the same request again fails too",
             (Class::D, Lang::Zh) => "交易失败，需收银员处理",
             (Class::D, Lang::En) => "failed, operator must act",
             (Class::E, Lang::Zh) => "交易失败，系统故障",
@@ -352,8 +365,8 @@ impl Retry {
     pub fn label(self, lang: Lang) -> &'static str {
         match (self, lang) {
             (Retry::Never, Lang::Zh) => "不要重试",
-            (Retry::Never, Lang::En) => "never",
-            (Retry::AfterCorrection, Lang::Zh) => "改正后再试",
+            (Retry::Never, Lang::En) => "do not retry",
+            (Retry::AfterCorrection, Lang::Zh) => "改正原因后再试",
             (Retry::AfterCorrection, Lang::En) => "after correcting the cause",
             (Retry::AfterSignIn, Lang::Zh) => "重新签到后再试",
             (Retry::AfterSignIn, Lang::En) => "after signing in again",
@@ -414,21 +427,109 @@ impl MoneyMoved {
     }
 }
 
+/// What the terminal was doing when it got a code: the operations of `poskit pos`. An
+/// entry may give other steps for one of them ([`crate::Entry::steps_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    Sale,
+    Void,
+    Refund,
+    Balance,
+    Preauth,
+    PreauthCancel,
+    Complete,
+    CompleteVoid,
+    SignIn,
+    SignOff,
+    Echo,
+    Settle,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 12] = [
+        Operation::Sale,
+        Operation::Void,
+        Operation::Refund,
+        Operation::Balance,
+        Operation::Preauth,
+        Operation::PreauthCancel,
+        Operation::Complete,
+        Operation::CompleteVoid,
+        Operation::SignIn,
+        Operation::SignOff,
+        Operation::Echo,
+        Operation::Settle,
+    ];
+
+    /// The name in the data and on the command line (`poskit pos ... preauth-cancel`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Sale => "sale",
+            Operation::Void => "void",
+            Operation::Refund => "refund",
+            Operation::Balance => "balance",
+            Operation::Preauth => "preauth",
+            Operation::PreauthCancel => "preauth-cancel",
+            Operation::Complete => "complete",
+            Operation::CompleteVoid => "complete-void",
+            Operation::SignIn => "sign-in",
+            Operation::SignOff => "sign-off",
+            Operation::Echo => "echo",
+            Operation::Settle => "settle",
+        }
+    }
+}
+
+impl FromStr for Operation {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Operation, UnknownName> {
+        const NAMES: &[&str] = &[
+            "sale",
+            "void",
+            "refund",
+            "balance",
+            "preauth",
+            "preauth-cancel",
+            "complete",
+            "complete-void",
+            "sign-in",
+            "sign-off",
+            "echo",
+            "settle",
+        ];
+        Operation::ALL
+            .into_iter()
+            .find(|op| op.as_str() == text)
+            .ok_or_else(|| UnknownName::new("operation", text, NAMES))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn locale_starting_with_en_means_english() {
-        assert_eq!(Lang::from_locale(None, None, Some("en_US.UTF-8")), Lang::En);
-        assert_eq!(Lang::from_locale(None, None, Some("EN_gb")), Lang::En);
+    fn locale_starting_with_zh_means_chinese() {
+        assert_eq!(Lang::from_locale(None, None, Some("zh_CN.UTF-8")), Lang::Zh);
+        assert_eq!(Lang::from_locale(None, None, Some("ZH_tw")), Lang::Zh);
     }
 
     #[test]
-    fn chinese_or_missing_or_other_locale_means_chinese() {
-        assert_eq!(Lang::from_locale(None, None, Some("zh_CN.UTF-8")), Lang::Zh);
-        assert_eq!(Lang::from_locale(None, None, None), Lang::Zh);
-        assert_eq!(Lang::from_locale(None, None, Some("C.UTF-8")), Lang::Zh);
+    fn english_or_missing_or_other_locale_means_english() {
+        assert_eq!(Lang::from_locale(None, None, Some("en_US.UTF-8")), Lang::En);
+        assert_eq!(Lang::from_locale(None, None, None), Lang::En);
+        assert_eq!(Lang::from_locale(None, None, Some("C.UTF-8")), Lang::En);
+        assert_eq!(Lang::from_locale(None, None, Some("fr_FR")), Lang::En);
+    }
+
+    #[test]
+    fn a_text_s_script_gives_its_language_and_digits_give_none() {
+        assert_eq!(Lang::of_text("MAC校验错"), Some(Lang::Zh));
+        assert_eq!(Lang::of_text("what does 96 mean"), Some(Lang::En));
+        assert_eq!(Lang::of_text("25"), None);
+        assert_eq!(Lang::of_text(""), None);
     }
 
     #[test]
@@ -453,6 +554,9 @@ mod tests {
 
     #[test]
     fn every_name_parses_back_to_its_value() {
+        for op in Operation::ALL {
+            assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
+        }
         for table in Table::ALL {
             assert_eq!(table.as_str().parse::<Table>(), Ok(table));
         }

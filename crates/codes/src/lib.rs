@@ -28,13 +28,16 @@ mod catalog;
 mod entry;
 mod kinds;
 mod load;
+mod phrase;
+mod question;
 mod search;
 
 pub use catalog::{
     CATALOG_VERSION, Catalog, UNKNOWN_CODE_CLASS, UNKNOWN_CODE_DISPLAY, UNKNOWN_CODE_MONEY_MOVED,
     UNKNOWN_CODE_RETRY, UNKNOWN_CODE_SYMPTOM,
 };
-pub use entry::{Entry, Symptom, VendorCode};
-pub use kinds::{Actor, Category, Class, Lang, MoneyMoved, Retry, Table, UnknownName};
+pub use entry::{Entry, OperationSteps, Symptom, VendorCode};
+pub use kinds::{Actor, Category, Class, Lang, MoneyMoved, Operation, Retry, Table, UnknownName};
 pub use load::CatalogError;
+pub use question::code_in_question;
 pub use search::{Found, Hit};

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::entry::{Entry, EntryFile, LocalFile, Symptom, SymptomFile, VendorCode, VendorFile};
 use crate::kinds::{Class, MoneyMoved};
+use crate::phrase::{ConceptFile, Synonyms};
 
 /// Causes and steps of an entry: at least this many...
 pub(crate) const LIST_ITEMS_MIN: usize = 2;
@@ -106,6 +107,11 @@ pub(crate) fn parse_symptoms(origin: &str, text: &str) -> Result<Vec<Symptom>, C
     Ok(file.symptom)
 }
 
+pub(crate) fn parse_synonyms(origin: &str, text: &str) -> Result<Synonyms, CatalogError> {
+    let file: ConceptFile = parse(origin, text)?;
+    Synonyms::new(&file.concept).map_err(|rule| invalid(origin, "concepts", rule))
+}
+
 fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, CatalogError> {
     toml::from_str(text).map_err(|source| CatalogError::Parse {
         origin: origin.to_owned(),
@@ -178,8 +184,13 @@ fn check_entry(entry: &Entry) -> Result<(), String> {
     }
     check_pair("causes", &entry.causes_zh, &entry.causes_en, LIST_ITEMS_MIN)?;
     check_pair("steps", &entry.steps_zh, &entry.steps_en, LIST_ITEMS_MIN)?;
-    for text in &entry.conflicts {
-        check_text("conflicts", text)?;
+    check_pair("conflicts", &entry.conflicts_zh, &entry.conflicts_en, 0)?;
+    let mut operations = BTreeSet::new();
+    for steps in &entry.for_operation {
+        if !operations.insert(steps.operation) {
+            return Err(format!("two step lists for {}", steps.operation.as_str()));
+        }
+        check_pair("steps", &steps.steps_zh, &steps.steps_en, LIST_ITEMS_MIN)?;
     }
     check_related(&entry.code, &entry.related)
 }
@@ -314,7 +325,8 @@ steps_en = ["check the original reference", "check the original date"]
 customer_zh = "我们核对后再试。"
 customer_en = "We will check and try again."
 related = ["12"]
-conflicts = []
+conflicts_zh = []
+conflicts_en = []
 source = "test"
 "#;
 

@@ -61,7 +61,7 @@ const QUALITY_BONUS_MIN: u32 = QUALITY_SYNONYM;
 /// Terms a query may hold; the rest is ignored so a pasted paragraph stays cheap.
 const TERMS_MAX: usize = 16;
 
-const STOP_WORDS: &[&str] = &[
+pub(crate) const STOP_WORDS: &[&str] = &[
     "a", "an", "and", "are", "at", "be", "but", "code", "did", "do", "does", "error", "for", "how",
     "i", "in", "is", "it", "its", "mean", "means", "my", "of", "on", "or", "pos", "said", "says",
     "shows", "the", "to", "was", "what", "why", "with",
@@ -286,7 +286,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Strips one common English ending, keeping at least three letters.
-fn stem(word: &str) -> &str {
+pub(crate) fn stem(word: &str) -> &str {
     for suffix in ["ing", "ed", "es", "s", "e"] {
         if let Some(stem) = word.strip_suffix(suffix)
             && stem.len() >= 3

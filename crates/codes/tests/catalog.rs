@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use poskit_codes::{
-    Catalog, CatalogError, Class, Entry, Found, Lang, MoneyMoved, Retry, Table, UNKNOWN_CODE_CLASS,
-    UNKNOWN_CODE_SYMPTOM,
+    Catalog, CatalogError, Class, Entry, Found, Lang, MoneyMoved, Operation, Retry, Table,
+    UNKNOWN_CODE_CLASS, UNKNOWN_CODE_SYMPTOM,
 };
 
 const RESPONSE_CODES_CSV: &str = include_str!(concat!(
@@ -290,7 +290,7 @@ fn every_entry_of_a_conflicting_code_names_the_conflict() {
         assert!(!entries.is_empty(), "{code} has no entry");
         for entry in entries {
             assert!(
-                !entry.conflicts().is_empty(),
+                !entry.conflicts(Lang::En).is_empty(),
                 "{code} in {:?} does not name its conflict",
                 entry.tables()
             );
@@ -308,7 +308,7 @@ fn a_code_with_several_entries_names_the_conflict_in_each() {
             .count();
         if meanings > 1 {
             assert!(
-                !entry.conflicts().is_empty(),
+                !entry.conflicts(Lang::En).is_empty(),
                 "{} in {:?}",
                 entry.code(),
                 entry.tables()
@@ -326,6 +326,7 @@ fn every_data_file_is_one_the_catalog_loads() {
         "codes-45-zz.toml",
         "local.toml",
         "symptoms.toml",
+        "synonyms.toml",
         "vendor.toml",
     ];
     let data_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
@@ -365,9 +366,17 @@ fn every_chinese_field_is_chinese_and_every_english_field_is_english() {
             let mut texts = vec![entry.meaning(lang), entry.customer(lang)];
             texts.extend(entry.causes(lang).iter().map(String::as_str));
             texts.extend(entry.steps(lang).iter().map(String::as_str));
+            texts.extend(entry.conflicts(lang).iter().map(String::as_str));
             texts
         };
         check(entry.code(), &strings(Lang::Zh), &strings(Lang::En));
+        for conflict in entry.conflicts(Lang::En) {
+            assert!(
+                !has_han(conflict),
+                "{}: an English conflict line quotes Chinese: {conflict}",
+                entry.code()
+            );
+        }
         assert!(
             has_han(entry.display()),
             "{}: the display text is Chinese",
@@ -528,7 +537,7 @@ fn the_common_vendor_series_maps_to_the_codes_that_explain_it() {
 }
 
 #[test]
-fn the_five_symptom_guides_exist() {
+fn the_symptom_guides_exist_with_the_money_question_first() {
     let ids: Vec<&str> = catalog()
         .symptoms()
         .iter()
@@ -541,51 +550,66 @@ fn the_five_symptom_guides_exist() {
             "failed-no-code",
             UNKNOWN_CODE_SYMPTOM,
             "refund-or-void-fails",
-            "repeated-timeouts"
+            "repeated-timeouts",
+            "settlement-problem",
+            "merchant-not-paid",
+            "card-retained",
+            "cardholder-dispute",
         ]
     );
     assert_eq!(catalog().unknown_code_guide().id(), UNKNOWN_CODE_SYMPTOM);
 }
 
-/// Commands that exist, or that other issues are building.
-const COMMANDS: &[&str] = &[
-    "poskit explain",
-    "poskit decode",
-    "poskit pos",
-    "poskit lookup",
-    "poskit host check",
-];
-
+/// Each guide is a procedure an operator can run: it names at least one poskit command,
+/// each in backticks (so `crates/cli/tests/cli_catalog_commands.rs` can check it against
+/// the CLI), and no prose field names `poskit` outside backticks.
 #[test]
-fn symptom_guides_name_the_poskit_command_that_answers_each_check() {
+fn symptom_guides_name_poskit_commands_in_backticks() {
     for symptom in catalog().symptoms() {
         for lang in Lang::ALL {
             let steps = symptom.steps(lang);
-            let with_command = steps
-                .iter()
-                .filter(|step| step.contains("`poskit "))
-                .count();
             assert!(
-                with_command * 4 >= steps.len() * 3,
-                "{}: most checks name a command",
+                steps.iter().any(|step| step.contains("`poskit ")),
+                "{}: no step names a command",
                 symptom.id()
             );
-            for step in steps {
-                for quoted in step
-                    .split('`')
-                    .skip(1)
-                    .step_by(2)
-                    .filter(|quoted| quoted.starts_with("poskit "))
-                {
-                    assert!(
-                        COMMANDS.iter().any(|command| quoted.starts_with(command)),
-                        "{}: `{quoted}` is not a poskit command",
-                        symptom.id()
-                    );
-                }
+        }
+    }
+    for text in prose() {
+        let outside: String = text.split('`').step_by(2).collect();
+        assert!(
+            !outside.contains("poskit"),
+            "a command outside backticks: {text}"
+        );
+    }
+}
+
+/// Every text of the catalog a person reads, in both languages (not `source`, a citation).
+fn prose() -> Vec<&'static str> {
+    let mut texts: Vec<&str> = Vec::new();
+    for entry in catalog().all_entries().iter().chain(catalog().locals()) {
+        for lang in Lang::ALL {
+            texts.push(entry.meaning(lang));
+            texts.push(entry.customer(lang));
+            texts.extend(entry.causes(lang).iter().map(String::as_str));
+            texts.extend(entry.steps(lang).iter().map(String::as_str));
+            texts.extend(entry.conflicts(lang).iter().map(String::as_str));
+            for op in Operation::ALL {
+                texts.extend(entry.steps_for(op, lang).iter().map(String::as_str));
             }
         }
     }
+    for symptom in catalog().symptoms() {
+        for lang in Lang::ALL {
+            texts.push(symptom.title(lang));
+            texts.push(symptom.customer(lang));
+            texts.extend(symptom.steps(lang).iter().map(String::as_str));
+        }
+    }
+    for vendor in catalog().vendors() {
+        texts.extend(Lang::ALL.map(|lang| vendor.note(lang)));
+    }
+    texts
 }
 
 #[test]
@@ -600,7 +624,7 @@ fn what_people_say_finds_the_guide_and_the_money_question_wins() {
     assert_eq!(
         id("receive timeout"),
         None,
-        "a one-word name only matches on its own"
+        "one shared word in a longer question does not decide"
     );
     assert_eq!(id("余额不足"), None);
 }
@@ -784,4 +808,247 @@ fn a_bad_vendor_file_is_a_typed_error_and_changes_nothing() {
     );
 
     assert_eq!(catalog.vendors(), &before[..]);
+}
+
+// --- retry wording ------------------------------------------------------------------------
+
+/// Words that invite the operator to run a transaction again.
+const RETRY_INVITATIONS: &[&str] = &[
+    "重试",
+    "再试",
+    "重新发起",
+    "重做",
+    "再刷",
+    "retry",
+    "try again",
+    "try once more",
+    "redo",
+    "run the sale again",
+    "run it again",
+];
+/// Words that turn an invitation into a warning.
+const RETRY_NEGATIONS: &[&str] = &[
+    "不要",
+    "别",
+    "停止",
+    "无用",
+    "不会",
+    "只会",
+    "do not",
+    "don't",
+    "stop",
+    "no need",
+    "never",
+    "useless",
+    "not ",
+    "will be declined",
+];
+/// Words that make a retry a different request: another card, way or entry, or a fix first.
+const RETRY_CHANGES: &[&str] = &[
+    "换",
+    "改",
+    "插卡",
+    "核对",
+    "确认",
+    "签到",
+    "之前",
+    "后再",
+    "another",
+    "other",
+    "insert",
+    "check",
+    "correct",
+    "sign in",
+    "leave the card in",
+    "fix",
+    "before",
+    "after",
+    "until",
+];
+/// Words that limit a warning to the same request, so it leaves a corrected retry open.
+const RETRY_SAME: &[&str] = &[
+    "同一",
+    "同样",
+    "原样",
+    "反复",
+    "这张卡",
+    "一遍遍",
+    "立刻",
+    "立即",
+    "马上",
+    "same",
+    "again and again",
+    "this card",
+    "unchanged",
+    "straight away",
+    "right away",
+    "blindly",
+    "keep",
+    "仍",
+    "多张",
+    "每笔",
+    "不确定",
+    "still",
+    "several",
+    "every",
+    "unsure",
+    // A transaction that went through is not done twice.
+    "批准",
+    "成功",
+    "扣款",
+    "approved",
+    "charged",
+    "went through",
+];
+
+/// Sentences of a text, split where a sentence ends in either language: a warning and its
+/// condition ("已批准：……，不要重做") stay together.
+fn clauses(text: &str) -> Vec<String> {
+    text.replace(". ", "。")
+        .split(['。', '；', ';'])
+        .map(str::to_lowercase)
+        .filter(|clause| !clause.trim().is_empty())
+        .collect()
+}
+
+fn has_any(clause: &str, words: &[&str]) -> bool {
+    words.iter().any(|word| clause.contains(word))
+}
+
+/// A clause that says "retry" without a warning and without a change: a plain retry.
+fn invites_plain_retry(clause: &str) -> bool {
+    has_any(clause, RETRY_INVITATIONS)
+        && !has_any(clause, RETRY_NEGATIONS)
+        && !has_any(clause, RETRY_CHANGES)
+}
+
+/// A clause that forbids every retry, not just the same request again.
+fn forbids_every_retry(clause: &str) -> bool {
+    has_any(clause, RETRY_INVITATIONS)
+        && has_any(clause, RETRY_NEGATIONS)
+        && !has_any(clause, RETRY_SAME)
+        && !has_any(clause, RETRY_CHANGES)
+}
+
+#[test]
+fn retry_clause_detection_tells_plain_retries_from_warnings_and_corrections() {
+    assert!(invites_plain_retry("请重试"));
+    assert!(invites_plain_retry("please try again"));
+    assert!(!invites_plain_retry("不要重试"));
+    assert!(!invites_plain_retry("改正金额后再试"));
+    assert!(!invites_plain_retry(
+        "ask the customer to insert the card and try again"
+    ));
+    assert!(forbids_every_retry("do not retry"));
+    assert!(!forbids_every_retry("do not retry the same card"));
+    assert!(!forbids_every_retry("不要原样重试"));
+}
+
+/// The class, the retry rule and the words of each entry say the same: class C means the
+/// same request again fails too, so it never comes with "retry once now"; an entry whose
+/// rule is never does not invite a plain retry in its steps or words for the customer; an
+/// entry whose rule allows a retry (after a correction, a sign-in, a wait, or at once) does
+/// not forbid every retry.
+#[test]
+fn entries_of_each_retry_class_do_not_contradict_themselves() {
+    let mut contradictions = Vec::new();
+    for entry in catalog().all_entries().iter().chain(catalog().locals()) {
+        let retry = entry.retry();
+        if entry.class() == Class::C && retry == Retry::OnceNow {
+            contradictions.push(format!("{}: class C with retry once-now", entry.code()));
+        }
+        if (entry.class() == Class::A) != (retry == Retry::NotNeeded) {
+            contradictions.push(format!("{}: only approvals need no retry", entry.code()));
+        }
+        for lang in Lang::ALL {
+            let texts = entry
+                .steps(lang)
+                .iter()
+                .map(String::as_str)
+                .chain([entry.customer(lang)]);
+            for clause in texts.flat_map(clauses) {
+                let contradicts = match retry {
+                    Retry::Never => invites_plain_retry(&clause),
+                    Retry::NotNeeded => false,
+                    _ => forbids_every_retry(&clause),
+                };
+                if contradicts {
+                    contradictions.push(format!(
+                        "{} (retry {}): {clause}",
+                        entry.code(),
+                        retry.as_str()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(contradictions.is_empty(), "{}", contradictions.join("\n"));
+}
+
+#[test]
+fn class_c_and_the_retry_rules_it_comes_with_read_as_one_rule() {
+    let class_c = Class::C.label(Lang::Zh);
+    assert!(class_c.contains("原样"), "{class_c}");
+    assert!(Class::C.label(Lang::En).contains("same request"));
+    for retry in [
+        Retry::AfterCorrection,
+        Retry::AfterSignIn,
+        Retry::LaterBackoff,
+    ] {
+        assert!(!retry.label(Lang::Zh).contains("无用"), "{retry:?}");
+        assert!(!retry.label(Lang::En).contains("not"), "{retry:?}");
+    }
+}
+
+// --- steps per operation --------------------------------------------------------------------
+
+fn steps_text(entry: &Entry, op: Operation) -> String {
+    entry.steps_for(op, Lang::En).join(" ").to_lowercase()
+}
+
+#[test]
+fn a_declined_pre_authorization_gets_no_void_or_refund_advice() {
+    for code in ["12", "25"] {
+        let steps = steps_text(entry(Table::CupPos, code), Operation::Preauth);
+        assert!(
+            !steps.contains("void") && !steps.contains("refund"),
+            "{code}: {steps}"
+        );
+        // The control: the same entry's generic steps do talk about voids and refunds.
+        assert!(steps_text(entry(Table::CupPos, code), Operation::Sale).contains("void"));
+    }
+}
+
+#[test]
+fn a_same_day_refund_answered_12_is_told_to_void_instead() {
+    let steps = steps_text(entry(Table::CupPos, "12"), Operation::Refund);
+    assert!(
+        steps.contains("today") && steps.contains("void --trace"),
+        "{steps}"
+    );
+}
+
+#[test]
+fn an_echo_timeout_promises_no_reversal() {
+    for code in ["L02", "L03"] {
+        let local = catalog().local(code).expect("a local code of the catalog");
+        let echo = steps_text(local, Operation::Echo);
+        assert!(echo.contains("no reversal"), "{code}: {echo}");
+        assert!(!echo.contains("sends a reversal"), "{code}: {echo}");
+        assert!(
+            steps_text(local, Operation::Sale).contains("reversal"),
+            "{code}: a sale's steps still speak of the reversal"
+        );
+    }
+}
+
+#[test]
+fn only_operations_with_own_steps_change_the_steps() {
+    for entry in catalog().all_entries().iter().chain(catalog().locals()) {
+        let own: Vec<Operation> = entry.operations_with_own_steps().collect();
+        for op in Operation::ALL {
+            let same = entry.steps_for(op, Lang::Zh) == entry.steps(Lang::Zh);
+            assert_eq!(same, !own.contains(&op), "{} {}", entry.code(), op.as_str());
+        }
+    }
 }

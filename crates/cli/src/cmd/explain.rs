@@ -10,7 +10,8 @@
 //! | `L` and two digits (`L03`) | a terminal-local code |
 //! | a vendor display code of the catalog or of `--vendor-file` (`1001`) | that vendor code |
 //! | any other run of three or more digits | an unknown code |
-//! | anything else | a symptom guide whose name it is or contains, else a ranked search |
+//! | a question naming one code (`刷卡显示51`, `what does 96 mean`) | that code, as above |
+//! | anything else | the symptom guide it names or paraphrases, else a ranked search; a search with one hit shows that hit |
 //!
 //! Exit codes: 0 found; 2 bad arguments; 3 an unknown code, or nothing found.
 
@@ -45,8 +46,9 @@ pub struct Args {
     /// The table two-character codes are looked up in.
     #[arg(long, value_name = "TABLE", default_value = "cup-pos", value_parser = parse_table)]
     table: Table,
-    /// Language of the text: zh or en. Defaults to the locale (LC_ALL, LC_MESSAGES, LANG),
-    /// and to Chinese when the locale says neither.
+    /// Language of the text: zh or en. Defaults to the question's script (Chinese
+    /// characters: zh; Latin letters: en), then to the locale (LC_ALL, LC_MESSAGES, LANG:
+    /// zh_* is Chinese, anything else English).
     #[arg(long, value_name = "LANG", value_parser = parse_lang)]
     lang: Option<Lang>,
     /// Print JSON (one document) instead of text.
@@ -99,7 +101,12 @@ impl Subject<'_> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let lang = args.lang.unwrap_or_else(Lang::from_env);
+    let question = args.query.join(" ");
+    // --lang, else the question's script, else the locale.
+    let lang = args
+        .lang
+        .or_else(|| Lang::of_text(&question))
+        .unwrap_or_else(Lang::from_env);
     let extended;
     let catalog = match &args.vendor_file {
         None => Catalog::builtin(),
@@ -124,8 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print(args.json, out.list_json(), || text::list(&out));
         return Ok(ExitCode::SUCCESS);
     }
-    let query = args.query.join(" ");
-    let query = query.trim();
+    let query = question.trim();
     if query.is_empty() {
         return Err(fail::usage(
             "nothing to explain: give a code, a symptom or some words",
@@ -153,56 +159,76 @@ fn print(json: bool, document: Value, human: impl FnOnce() -> String) {
     }
 }
 
+/// What the query is: a code (the whole query, or the one code a question names), a
+/// symptom guide, or a search; a search with a single hit is that hit.
 fn classify<'a>(catalog: &'a Catalog, table: Table, query: &str) -> Subject<'a> {
     let is_token = !query.is_empty() && query.chars().all(|ch| ch.is_ascii_alphanumeric());
-    if is_token {
-        let upper = query.to_ascii_uppercase();
-        let digits = upper.bytes().all(|b| b.is_ascii_digit());
-        let field39 = match upper.len() {
-            1 if digits => Some(format!("0{upper}")),
-            2 => Some(upper.clone()),
-            _ => None,
-        };
-        if let Some(code) = field39 {
-            return match catalog.lookup(table, &code) {
-                Some(entry) => Subject::Code(entry),
-                None => Subject::Unknown {
-                    defined_in: catalog.tables_defining(&code),
-                    code,
-                },
-            };
-        }
-        let local_shape = upper.len() == 3
-            && upper.starts_with('L')
-            && upper[1..].bytes().all(|b| b.is_ascii_digit());
-        if local_shape {
-            return match catalog.local(&upper) {
-                Some(entry) => Subject::Local(entry),
-                None => Subject::Unknown {
-                    code: upper,
-                    defined_in: Vec::new(),
-                },
-            };
-        }
-        if let Some(vendor) = catalog.vendor(&upper) {
-            return Subject::Vendor(vendor, catalog.vendor_target(vendor));
-        }
-        if digits {
-            return Subject::Unknown {
-                code: upper,
-                defined_in: Vec::new(),
-            };
+    if is_token && let Some(subject) = classify_token(catalog, table, query) {
+        return subject;
+    }
+    if !is_token && let Some(code) = poskit_codes::code_in_question(query) {
+        let subject = classify_token(catalog, table, &code);
+        assert!(subject.is_some(), "a code in a question has a code's shape");
+        if let Some(subject) = subject {
+            return subject;
         }
     }
     if let Some(symptom) = catalog.match_symptom(query) {
         return Subject::Symptom(symptom);
     }
     let mut hits = catalog.search(query, table);
+    if let [hit] = hits.as_slice() {
+        return match hit.found {
+            Found::Entry(entry) if entry.is_local() => Subject::Local(entry),
+            Found::Entry(entry) => Subject::Code(entry),
+            Found::Symptom(symptom) => Subject::Symptom(symptom),
+        };
+    }
     hits.truncate(HITS_SHOWN_MAX);
     Subject::Search {
         query: query.to_owned(),
         hits,
     }
+}
+
+/// A query of ASCII letters and digits read as a code: field 39, local, vendor, or an
+/// unknown run of digits. `None` for a word that is none of these.
+fn classify_token<'a>(catalog: &'a Catalog, table: Table, token: &str) -> Option<Subject<'a>> {
+    let upper = token.to_ascii_uppercase();
+    let digits = upper.bytes().all(|b| b.is_ascii_digit());
+    let field39 = match upper.len() {
+        1 if digits => Some(format!("0{upper}")),
+        2 => Some(upper.clone()),
+        _ => None,
+    };
+    if let Some(code) = field39 {
+        return Some(match catalog.lookup(table, &code) {
+            Some(entry) => Subject::Code(entry),
+            None => Subject::Unknown {
+                defined_in: catalog.tables_defining(&code),
+                code,
+            },
+        });
+    }
+    let local_shape = upper.len() == 3
+        && upper.starts_with('L')
+        && upper[1..].bytes().all(|b| b.is_ascii_digit());
+    if local_shape {
+        return Some(match catalog.local(&upper) {
+            Some(entry) => Subject::Local(entry),
+            None => Subject::Unknown {
+                code: upper,
+                defined_in: Vec::new(),
+            },
+        });
+    }
+    if let Some(vendor) = catalog.vendor(&upper) {
+        return Some(Subject::Vendor(vendor, catalog.vendor_target(vendor)));
+    }
+    digits.then_some(Subject::Unknown {
+        code: upper,
+        defined_in: Vec::new(),
+    })
 }
 
 /// What every rendering needs: the catalog, the table asked for and the language.
@@ -292,7 +318,7 @@ impl Out<'_> {
                     .map(|table| table.as_str())
                     .collect::<Vec<_>>()
             );
-            body["conflicts"] = json!(entry.conflicts());
+            body["conflicts"] = json!(entry.conflicts(self.lang));
         }
         body
     }

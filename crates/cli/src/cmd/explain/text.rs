@@ -94,7 +94,7 @@ const EN: Words = Words {
     class: "Class",
     money: "Money moved?",
     meaning: "Meaning",
-    display: "Display",
+    display: "Display (zh)",
     actor: "Who acts",
     retry: "retry",
     category: "category",
@@ -207,10 +207,10 @@ fn entry_body(doc: &mut Doc, out: &Out<'_>, entry: &Entry) {
     doc.heading(w.customer);
     doc.item(entry.customer(lang));
     related(doc, out, entry.related());
-    if !entry.conflicts().is_empty() {
+    if !entry.conflicts(lang).is_empty() {
         doc.blank();
         doc.heading(w.conflicts);
-        for conflict in entry.conflicts() {
+        for conflict in entry.conflicts(lang) {
             doc.bullet(conflict);
         }
     }
