@@ -128,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     if args.list {
-        print(args.json, out.list_json(), || text::list(&out));
+        print(args.json, out.list_json(), || text::list(&out))?;
         return Ok(ExitCode::SUCCESS);
     }
     let query = question.trim();
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let subject = classify(catalog, args.table, query);
     print(args.json, out.subject_json(&subject), || {
         text::subject(&out, &subject)
-    });
+    })?;
     Ok(if subject.found() {
         ExitCode::SUCCESS
     } else {
@@ -148,14 +148,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print(json: bool, document: Value, human: impl FnOnce() -> String) {
+fn print(json: bool, document: Value, human: impl FnOnce() -> String) -> anyhow::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&document).expect("a JSON value always serializes")
-        );
+        )
     } else {
-        print!("{}", human());
+        out!("{}", human())
     }
 }
 
