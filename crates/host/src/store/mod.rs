@@ -7,7 +7,6 @@
 
 pub mod sqlite;
 pub mod traces;
-mod walgather;
 
 use std::sync::Arc;
 
@@ -25,6 +24,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("injected storage failure (fault plan)")]
     Injected,
+    /// SQLite did not confirm a setting the ledger's durability relies on.
+    #[error("the database is not set up as the ledger needs: {0}")]
+    Settings(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

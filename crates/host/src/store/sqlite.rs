@@ -320,14 +320,11 @@ fn rrn_id(rrn: &str) -> Option<i64> {
 const STATEMENT_CACHE_MAX: usize = 128;
 
 /// Opens (creating when needed) the database of a data directory and brings its schema up
-/// to date.
+/// to date. Through SQLite's own VFS, in WAL mode with `synchronous = FULL` and normal
+/// locking: the connection is refused if SQLite does not confirm all three, since a commit
+/// must be on disk before any answer that depends on it leaves the host.
 pub fn open(dir: &Path) -> StoreResult<Connection> {
-    // Through the VFS that writes a commit's WAL frames with one system call.
-    let conn = Connection::open_with_flags_and_vfs(
-        dir.join(DB_FILE),
-        rusqlite::OpenFlags::default(),
-        super::walgather::register()?,
-    )?;
+    let conn = Connection::open(dir.join(DB_FILE))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -339,8 +336,31 @@ pub fn open(dir: &Path) -> StoreResult<Connection> {
     // Every statement of the ledger stays prepared (the default cache of 16 is smaller
     // than the set one authorization walks through).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_MAX);
+    check_durable(&conn)?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// `synchronous = FULL` as SQLite reports it.
+const SYNCHRONOUS_FULL: i64 = 2;
+
+/// Refuses a connection whose commits would not be durable or shared as the host needs:
+/// WAL journal, `synchronous = FULL`, normal (not exclusive) locking.
+fn check_durable(conn: &Connection) -> StoreResult<()> {
+    let journal: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    let locking: String = conn.pragma_query_value(None, "locking_mode", |r| r.get(0))?;
+    if !journal.eq_ignore_ascii_case("wal")
+        || synchronous != SYNCHRONOUS_FULL
+        || !locking.eq_ignore_ascii_case("normal")
+    {
+        return Err(StoreError::Settings(format!(
+            "it must run with journal_mode = WAL, synchronous = FULL and normal \
+             locking; SQLite reports journal_mode = {journal}, synchronous = {synchronous}, \
+             locking_mode = {locking}"
+        )));
+    }
+    Ok(())
 }
 
 /// A database in memory with the same schema and rules (foreign keys, statements), for the
