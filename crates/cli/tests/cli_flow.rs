@@ -256,3 +256,118 @@ fn pos_outcomes_are_in_one_language_chosen_by_lang_or_the_locale() {
         zh.stdout
     );
 }
+
+#[test]
+fn sim_against_a_port_where_nothing_listens_says_cannot_connect_within_seconds() {
+    let temp = tempfile::tempdir().unwrap();
+    // A host data directory, so that only the address is wrong.
+    std::fs::write(temp.path().join("host.sqlite"), b"").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = support::poskit(&[
+        "sim",
+        "--host",
+        &addr,
+        "--host-data",
+        temp.path().to_str().unwrap(),
+        "--transactions",
+        "50",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to {addr}")),
+        "{stdout}{stderr}"
+    );
+    assert!(!stdout.contains("VIOLATION"), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// `poskit demo` with its output piped, in the locale `lang`.
+fn demo(temp: &std::path::Path, seconds: &str, lang: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poskit"))
+        .args(["demo", "--seconds", seconds, "--terminals", "3", "--data"])
+        .arg(temp.join(format!("demo-{lang}")))
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", lang)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn the_demo_report_gives_amounts_latency_faults_and_settlements_per_terminal() {
+    let temp = tempfile::tempdir().unwrap();
+    let text = demo(temp.path(), "6", "C.UTF-8");
+    // Piped: a progress line every few seconds, since no bar is drawn.
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("5 s ") && l.contains(" txn · ")),
+        "{text}"
+    );
+    for part in [
+        "Amounts: approved sales and completions ",
+        "Latency per transaction: p50 ",
+        "Faults the host injected: ",
+        "Settlement: 3 terminals balanced",
+        "Checker: every journal agrees with the ledger",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    for i in 0..3 {
+        let tid = demo::fleet_tid(i);
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&tid) && l.contains("debits")),
+            "{tid}'s settled totals: {text}"
+        );
+    }
+    // Everything settled: no reversal can be left pending, so none is said to be.
+    assert!(!text.contains("pending"), "{text}");
+    // Local codes, when any came up, are marked as the terminal's own.
+    for line in text
+        .lines()
+        .filter(|l| l.trim_start().starts_with('L') && l.contains('×'))
+    {
+        assert!(line.contains("(terminal-local code)"), "{line}");
+    }
+    assert!(!has_chinese(&text), "English only: {text}");
+}
+
+#[test]
+fn the_demo_report_is_all_chinese_under_a_chinese_locale() {
+    let temp = tempfile::tempdir().unwrap();
+    let text = demo(temp.path(), "2", "zh_CN.UTF-8");
+    assert!(text.contains("秒内发生了什么"), "{text}");
+    assert!(text.contains("结算："), "{text}");
+    for word in [
+        "transactions",
+        "Settlement",
+        "Reversals",
+        "Checker",
+        "approved",
+        "Amounts",
+    ] {
+        assert!(!text.contains(word), "{word}: {text}");
+    }
+}

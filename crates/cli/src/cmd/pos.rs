@@ -650,7 +650,7 @@ fn explain(code: &str, lang: Lang) -> Explained {
     }
 }
 
-fn yuan(fen: u64) -> String {
+pub(crate) fn yuan(fen: u64) -> String {
     AmountFen::new(fen)
         .map(|a| a.to_string())
         .unwrap_or_else(|_| format!("{fen} fen"))
