@@ -29,37 +29,9 @@ pub const TERMINAL_TIMEOUT_MS: u64 = 1_500;
 
 const MID: &str = "898310048160001";
 
-/// The host's fault plan during the demo: what a shop network does on a bad day.
-pub const MILD_FAULTS: &str = r#"
-seed = 20261201
-[[rules]]
-name = "answer lost on the way back"
-kind = "sale"
-reversal = false
-action = "drop"
-probability = 0.02
-[[rules]]
-name = "answer later than the terminal waits"
-kind = "sale"
-reversal = false
-action = "delay"
-delay_ms = 2000
-probability = 0.01
-[[rules]]
-name = "line noise on an approval"
-action = "corrupt-mac"
-probability = 0.005
-[[rules]]
-name = "connection dropped"
-action = "close"
-probability = 0.005
-[[rules]]
-name = "issuer slow to answer"
-kind = "sale"
-reversal = false
-action = "issuer-timeout"
-probability = 0.005
-"#;
+/// The host's fault plan during the demo: what a shop network does on a bad day. The
+/// same file is shipped for `poskit host faults set`, so the README's plan is the demo's.
+pub const MILD_FAULTS: &str = include_str!("../../../samples/faults-mild.toml");
 
 /// Latencies kept for the report's percentiles (about an hour of a busy fleet).
 pub const LATENCY_SAMPLES_MAX: usize = 1_000_000;
