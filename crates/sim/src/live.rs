@@ -222,21 +222,7 @@ pub async fn trade(
                 } else {
                     Command::SignIn
                 };
-                let began = Instant::now();
-                match driver::run(&mut journal, &addr, command).await {
-                    Ok(o) => {
-                        let latency_ms = began.elapsed().as_millis() as u64;
-                        if let Ok(mut p) = progress.lock() {
-                            record(&mut p, &o, latency_ms);
-                        }
-                    }
-                    Err(_) => {
-                        if let Ok(mut p) = progress.lock() {
-                            p.unreachable += 1;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await
-                    }
-                }
+                run_one(&mut journal, &addr, command, &progress).await;
                 // A cardholder at the counter: a short pause between customers.
                 tokio::time::sleep(Duration::from_millis(20 + rng.below(80))).await;
             }
@@ -259,6 +245,25 @@ pub async fn trade(
     }
     ticker.abort();
     Ok((journals, progress))
+}
+
+/// Runs one operation of a fleet terminal and records how it ended and how long it took.
+async fn run_one(journal: &mut Journal, addr: &str, command: Command, progress: &Mutex<Progress>) {
+    let began = Instant::now();
+    match driver::run(journal, addr, command).await {
+        Ok(o) => {
+            let latency_ms = began.elapsed().as_millis() as u64;
+            if let Ok(mut p) = progress.lock() {
+                record(&mut p, &o, latency_ms);
+            }
+        }
+        Err(_) => {
+            if let Ok(mut p) = progress.lock() {
+                p.unreachable += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await
+        }
+    }
 }
 
 /// Every terminal signs in if it must, flushes its reversal and advices, and settles

@@ -502,6 +502,14 @@ fn card_request(command: &PosCommand) -> anyhow::Result<(Command, Wait)> {
             },
             switches.into(),
         ),
+        other => return reference_request(other),
+    })
+}
+
+/// The operations that name an earlier transaction by its auth code or RRN and date:
+/// pre-authorization cancellation and completion, refund.
+fn reference_request(command: &PosCommand) -> anyhow::Result<(Command, Wait)> {
+    Ok(match command {
         PosCommand::PreauthCancel {
             amount: a,
             card: c,
