@@ -154,6 +154,16 @@ fn sim_in_network_mode_runs_terminals_through_a_fault_proxy_to_a_host_process() 
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mode"], "network");
+    // Every operation asked for is accounted for: transactions, the sign-ins the
+    // terminals made on their own, and any that could not reach the host.
+    let count = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}"));
+    assert_eq!(count("operations"), 120, "{v}");
+    assert_eq!(
+        count("transactions") + count("sign_ins") + count("unreachable"),
+        120,
+        "{v}"
+    );
+    assert!(count("sign_ins") >= 4, "each terminal signs in first: {v}");
     assert_eq!(v["violations"], serde_json::json!([]));
     assert_eq!(
         v["settlements"]["balanced"].as_u64().unwrap()

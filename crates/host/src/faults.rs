@@ -216,6 +216,16 @@ impl FaultState {
         &self.plan
     }
 
+    /// How often each rule has fired since this plan came into force, by rule name.
+    pub fn fired(&self) -> impl Iterator<Item = (&str, u64)> {
+        assert_eq!(self.fired.len(), self.plan.rules.len());
+        self.plan
+            .rules
+            .iter()
+            .zip(&self.fired)
+            .map(|(rule, n)| (rule.name.as_str(), *n))
+    }
+
     pub fn decide(&mut self, target: &Target<'_>) -> Decision {
         let mut d = Decision::default();
         for (i, rule) in self.plan.rules.iter().enumerate() {

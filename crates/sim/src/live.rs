@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use poskit_domain::TransactionKind;
 use poskit_host::config::HostConfig;
 use poskit_host::faults::FaultPlan;
 use poskit_host::{DataDir, demo, run, writer};
@@ -21,52 +22,67 @@ use crate::workload::{self, Cards};
 
 /// Terminals the demo may run (the demo data's fleet).
 pub const TERMINALS_MAX: u32 = demo::FLEET_TERMINALS;
+/// How long `sim --host` waits for the host to accept a first connection.
+pub const CONNECT_TIMEOUT_MS: u64 = 3_000;
 /// How long a virtual terminal waits for an answer before it reverses.
 pub const TERMINAL_TIMEOUT_MS: u64 = 1_500;
 
 const MID: &str = "898310048160001";
 
-/// The host's fault plan during the demo: what a shop network does on a bad day.
-pub const MILD_FAULTS: &str = r#"
-seed = 20261201
-[[rules]]
-name = "answer lost on the way back"
-kind = "sale"
-reversal = false
-action = "drop"
-probability = 0.02
-[[rules]]
-name = "answer later than the terminal waits"
-kind = "sale"
-reversal = false
-action = "delay"
-delay_ms = 2000
-probability = 0.01
-[[rules]]
-name = "line noise on an approval"
-action = "corrupt-mac"
-probability = 0.005
-[[rules]]
-name = "connection dropped"
-action = "close"
-probability = 0.005
-[[rules]]
-name = "issuer slow to answer"
-kind = "sale"
-reversal = false
-action = "issuer-timeout"
-probability = 0.005
-"#;
+/// The host's fault plan during the demo: what a shop network does on a bad day. The
+/// same file is shipped for `poskit host faults set`, so the README's plan is the demo's.
+pub const MILD_FAULTS: &str = include_str!("../../../samples/faults-mild.toml");
+
+/// Latencies kept for the report's percentiles (about an hour of a busy fleet).
+pub const LATENCY_SAMPLES_MAX: usize = 1_000_000;
 
 /// What the demo did, for the report.
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
+    /// Operations the terminals finished, sign-ins aside.
     pub transactions: u64,
     pub approved: u64,
     pub declined: BTreeMap<String, u64>,
+    /// Sign-ins the fleet made on its own (at the start, and when the host asked for one):
+    /// they use up an operation of `sim --transactions` too.
+    pub sign_ins: u64,
+    /// Operations that ended before the terminal could reach the host (its driver gave up:
+    /// no connection, or the journal refused).
+    pub unreachable: u64,
+    /// Approved debits (sales, completions) and credits (voids, refunds, cancellations).
+    pub approved_debit_fen: u64,
+    pub approved_credit_fen: u64,
+    /// Amounts whose reversal went through: the customer was not charged.
+    pub reversed_fen: u64,
     pub reversals_done: u64,
+    /// Operations that ended with their reversal still to send (it goes before the next).
     pub reversals_pending: u64,
     pub reversals_failed: u64,
+    /// How long each finished operation took, in milliseconds (the first
+    /// [`LATENCY_SAMPLES_MAX`]).
+    pub latencies_ms: Vec<u64>,
+}
+
+impl Progress {
+    /// The `percent`th percentile of the latencies, in milliseconds.
+    pub fn latency_ms(&self, percent: u64) -> Option<u64> {
+        assert!(percent <= 100);
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        Some(sorted[(last as u64 * percent / 100) as usize])
+    }
+}
+
+/// One terminal's settlement: the totals of the batch it closed.
+#[derive(Clone, Debug)]
+pub struct Settled {
+    pub tid: String,
+    pub debit_count: u32,
+    pub debit_fen: u64,
+    pub credit_count: u32,
+    pub credit_fen: u64,
+    pub balanced: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -76,27 +92,55 @@ pub struct LiveReport {
     pub settlements_balanced: u64,
     pub settlements_unbalanced: u64,
     pub settlement_failures: Vec<String>,
+    /// Per terminal, the batch its settlement closed.
+    pub settled: Vec<Settled>,
+    /// Reversals still waiting in a journal after the settlements (none when all is well).
+    pub reversals_left: u64,
+    /// Faults the host's plan injected, by rule name.
+    pub faults: BTreeMap<String, u64>,
     pub breaks: Vec<String>,
     pub violations: Vec<String>,
     pub host_dir: PathBuf,
     pub terminal_dirs: Vec<PathBuf>,
 }
 
-fn record(p: &mut Progress, o: &Outcome) {
+fn record(p: &mut Progress, o: &Outcome, latency_ms: u64) {
+    let amount_fen = o.txn.as_ref().and_then(|t| t.amount_fen).unwrap_or(0);
     match o.reversal {
-        ReversalState::Done => p.reversals_done += 1,
+        ReversalState::Done => {
+            p.reversals_done += 1;
+            p.reversed_fen += amount_fen;
+        }
         ReversalState::Pending => p.reversals_pending += 1,
         ReversalState::Failed => p.reversals_failed += 1,
         ReversalState::None => {}
     }
-    if o.operation == "sign-in" || o.operation == "settle" || o.operation == "flush" {
+    if o.operation == "sign-in" {
+        p.sign_ins += 1;
+        return;
+    }
+    if o.operation == "settle" || o.operation == "flush" {
         return;
     }
     p.transactions += 1;
-    if o.approved {
-        p.approved += 1;
-    } else {
+    if p.latencies_ms.len() < LATENCY_SAMPLES_MAX {
+        p.latencies_ms.push(latency_ms);
+    }
+    if !o.approved {
         *p.declined.entry(o.code.clone()).or_default() += 1;
+        return;
+    }
+    p.approved += 1;
+    match o.txn.as_ref().map(|t| t.kind) {
+        Some(TransactionKind::Sale | TransactionKind::PreAuthCompletion) => {
+            p.approved_debit_fen += amount_fen
+        }
+        Some(
+            TransactionKind::Void
+            | TransactionKind::Refund
+            | TransactionKind::PreAuthCompletionVoid,
+        ) => p.approved_credit_fen += amount_fen,
+        _ => {}
     }
 }
 
@@ -178,14 +222,7 @@ pub async fn trade(
                 } else {
                     Command::SignIn
                 };
-                match driver::run(&mut journal, &addr, command).await {
-                    Ok(o) => {
-                        if let Ok(mut p) = progress.lock() {
-                            record(&mut p, &o);
-                        }
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
+                run_one(&mut journal, &addr, command, &progress).await;
                 // A cardholder at the counter: a short pause between customers.
                 tokio::time::sleep(Duration::from_millis(20 + rng.below(80))).await;
             }
@@ -210,6 +247,25 @@ pub async fn trade(
     Ok((journals, progress))
 }
 
+/// Runs one operation of a fleet terminal and records how it ended and how long it took.
+async fn run_one(journal: &mut Journal, addr: &str, command: Command, progress: &Mutex<Progress>) {
+    let began = Instant::now();
+    match driver::run(journal, addr, command).await {
+        Ok(o) => {
+            let latency_ms = began.elapsed().as_millis() as u64;
+            if let Ok(mut p) = progress.lock() {
+                record(&mut p, &o, latency_ms);
+            }
+        }
+        Err(_) => {
+            if let Ok(mut p) = progress.lock() {
+                p.unreachable += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await
+        }
+    }
+}
+
 /// Every terminal signs in if it must, flushes its reversal and advices, and settles
 /// (three tries each). Returns (balanced, unbalanced, failures).
 pub async fn settle_all(
@@ -229,7 +285,7 @@ pub async fn settle_all(
                 .await
                 .map_err(|e| e.to_string())?;
             if let Ok(mut p) = progress.lock() {
-                record(&mut p, &flushed);
+                record(&mut p, &flushed, 0);
             }
             if !flushed.approved {
                 continue;
@@ -284,13 +340,13 @@ pub async fn run_live(
                 let _ = stop_rx.await;
             },
             move |r| {
-                let _ = addr_tx.send(r.addr.to_string());
+                let _ = addr_tx.send((r.addr.to_string(), r.shared.clone()));
             },
         )
         .await
         .map_err(|e| e.to_string())
     });
-    let addr = addr_rx
+    let (addr, shared) = addr_rx
         .await
         .map_err(|_| "the host did not start".to_owned())?;
     let started = Instant::now();
@@ -306,6 +362,18 @@ pub async fn run_live(
     )
     .await?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    // What the plan injected, read before the plan is cleared (a new plan counts afresh).
+    let faults: BTreeMap<String, u64> = shared
+        .faults
+        .lock()
+        .map(|f| {
+            f.iter()
+                .flat_map(|state| state.fired())
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| (name.to_owned(), n))
+                .collect()
+        })
+        .unwrap_or_default();
     // The network heals: clear the fault plan, then every terminal settles.
     {
         let conn = host_dir.open_store().map_err(|e| e.to_string())?;
@@ -326,7 +394,7 @@ pub async fn run_live(
     host.await.map_err(|e| e.to_string())??;
     let conn = host_dir.open_store().map_err(|e| e.to_string())?;
     let settled = (balanced, unbalanced, failures);
-    Ok(checked(
+    let mut report = checked(
         &conn,
         &journals,
         &progress,
@@ -334,7 +402,9 @@ pub async fn run_live(
         settled,
         &host_dir.path,
         &journals_dir,
-    ))
+    );
+    report.faults = faults;
+    Ok(report)
 }
 
 /// The real-network mode of `poskit sim`: fleet terminals over TCP through a fault proxy
@@ -349,6 +419,19 @@ pub async fn run_network(
     knobs: crate::knobs::Knobs,
 ) -> Result<(LiveReport, BTreeMap<String, u64>), String> {
     let terminals = terminals.clamp(1, TERMINALS_MAX);
+    // A host that is not there is said at once, not found out by every terminal's
+    // timeouts and reported as violations.
+    let connect = tokio::net::TcpStream::connect(host_addr);
+    match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await {
+        Ok(Ok(_probe)) => {}
+        Ok(Err(e)) => return Err(format!("cannot connect to {host_addr}: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "cannot connect to {host_addr}: no answer within {} ms",
+                CONNECT_TIMEOUT_MS
+            ));
+        }
+    }
     let proxy = crate::proxy::Proxy::start(host_addr.to_owned(), knobs.clone(), seed)
         .await
         .map_err(|e| format!("fault proxy: {e}"))?;
@@ -398,7 +481,14 @@ fn checked(
     journals_dir: &Path,
 ) -> LiveReport {
     let (violations, breaks) = crate::check::compare(host, named(journals), MID);
+    let reversals_left = journals
+        .iter()
+        .filter(|j| j.snapshot().is_ok_and(|s| s.reversal.is_some()))
+        .count() as u64;
     LiveReport {
+        settled: journals.iter().filter_map(settled_batch).collect(),
+        reversals_left,
+        faults: BTreeMap::new(),
         progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
         elapsed_ms,
         settlements_balanced: balanced,
@@ -413,4 +503,18 @@ fn checked(
             .map(|(c, _)| journals_dir.join(c.tid))
             .collect(),
     }
+}
+
+/// The last batch a terminal closed, if it settled.
+fn settled_batch(journal: &Journal) -> Option<Settled> {
+    let (cfg, _) = journal.config().ok()?;
+    let last = journal.batches().ok()?.pop()?;
+    Some(Settled {
+        tid: cfg.tid,
+        debit_count: last.totals.debit_count,
+        debit_fen: last.totals.debit_fen,
+        credit_count: last.totals.credit_count,
+        credit_fen: last.totals.credit_fen,
+        balanced: last.balanced,
+    })
 }

@@ -203,6 +203,43 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Starts a clean terminal in `dir` (`poskit pos init --force`): a journal already
+    /// there is not deleted but kept beside the new one as `journal-replaced-<now_ms>.sqlite`
+    /// (its pending reversal and advices are not sent from the new one), and a new journal
+    /// is initialized with `cfg`. Returns the new journal and where the old one was kept.
+    pub fn replace(
+        dir: &Path,
+        cfg: &Config,
+        host: &str,
+        now_ms: u64,
+    ) -> Result<(Journal, Option<std::path::PathBuf>)> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::Missing {
+            path: dir.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let lock = lock(dir)?;
+        let old = dir.join(JOURNAL_FILE);
+        let kept = if old.is_file() {
+            // Out of WAL mode first, so that the one file holds everything and no -wal or
+            // -shm file is left to be mistaken for the new journal's.
+            let conn = Connection::open(&old)?;
+            conn.pragma_update(None, "journal_mode", "DELETE")?;
+            drop(conn);
+            let kept = dir.join(format!("journal-replaced-{now_ms}.sqlite"));
+            std::fs::rename(&old, &kept).map_err(|e| JournalError::Missing {
+                path: kept.display().to_string(),
+                why: e.to_string(),
+            })?;
+            Some(kept)
+        } else {
+            None
+        };
+        assert!(!old.exists(), "the old journal is out of the way");
+        let mut journal = Self::configure(Self::connect(dir)?, cfg, host)?;
+        journal._lock = Some(lock);
+        Ok((journal, kept))
+    }
+
     /// A journal in memory, for simulated fleets: the same tables and writes, no file. A
     /// simulated crash drops the engine, not this journal (it stands for the terminal's
     /// non-volatile memory). No rollback journal either: a simulation ends on the first
@@ -274,6 +311,16 @@ impl Journal {
             conn: Self::connect(dir)?,
             _lock: Some(lock),
         })
+    }
+
+    /// `time_ms` (milliseconds since 1970, as the journal records times) as a local date
+    /// and time, `YYYY-MM-DD HH:MM:SS`, in the zone of the process (`TZ`, else the system's).
+    pub fn local_time(&self, time_ms: i64) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT strftime('%Y-%m-%d %H:%M:%S', ?1 / 1000, 'unixepoch', 'localtime')",
+            [time_ms],
+            |r| r.get(0),
+        )?)
     }
 
     /// The configuration and the host address.

@@ -340,18 +340,20 @@ fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
         demo::DEMO_TMK
     )?;
     outln!(
-        "{:<24} {:<21} {:<8} {:<15} {:>4}  what happens",
+        "{:<24} {:<21} {:<6} {:<8} {:<15} {:>4}  what happens",
         "scenario",
         "card",
+        "expiry",
         "TID",
         "MID",
         "code"
     )?;
     for s in &scenarios {
         outln!(
-            "{:<24} {:<21} {:<8} {:<15} {:>4}  {}",
+            "{:<24} {:<21} {:<6} {:<8} {:<15} {:>4}  {}",
             s.name,
             s.pan,
+            s.expiry,
             s.tid,
             s.mid,
             s.expected.as_str(),
@@ -370,6 +372,12 @@ fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
 fn faults(args: FaultsArgs) -> anyhow::Result<ExitCode> {
     let dir = existing_data_dir(&args.data)?;
     let conn = dir.open_store()?;
+    let applied_version = || {
+        writer::stored_fault_plan(&conn)
+            .ok()
+            .flatten()
+            .map(|(_, applied, _)| applied)
+    };
     match args.action {
         FaultsAction::Show => match writer::stored_fault_plan(&conn)? {
             None => outln!("no fault plan stored (a host applies its --config plan, if any)")?,
@@ -390,12 +398,34 @@ fn faults(args: FaultsArgs) -> anyhow::Result<ExitCode> {
             let text = crate::input::read_text("faults set", &file)?;
             let version = writer::store_fault_plan(&conn, &text)
                 .map_err(|e| usage(format!("{file}: {e}")))?;
-            outln!("fault plan version {version} stored; a running host applies it within 250 ms")?;
+            outln!(
+                "fault plan version {version} stored; {}",
+                applied(applied_version, version)
+            )?;
         }
         FaultsAction::Clear => {
             let version = writer::store_fault_plan(&conn, "")?;
-            outln!("fault plan version {version} stored: no faults")?;
+            outln!(
+                "fault plan version {version} stored: no faults; {}",
+                applied(applied_version, version)
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `faults set|clear` waits for a running host to apply the plan (it looks every
+/// 250 ms), so that the next command, pasted right after, meets the plan in force.
+const FAULTS_APPLIED_WAIT_MS: u64 = 1_000;
+
+/// Waits until a running host has applied plan `version`, and says whether one did.
+fn applied(applied_version: impl Fn() -> Option<i64>, version: i64) -> &'static str {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(FAULTS_APPLIED_WAIT_MS) {
+        if applied_version() == Some(version) {
+            return "the running host applied it";
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    "no running host applied it within a second (a host applies it when it starts)"
 }

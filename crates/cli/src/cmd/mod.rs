@@ -6,6 +6,7 @@ pub mod demo;
 pub mod encode;
 pub mod explain;
 pub mod host;
+pub mod locale;
 pub mod mac;
 pub mod pinblock;
 pub mod pos;

@@ -20,6 +20,7 @@ use poskit_terminal::engine::{
 };
 use poskit_terminal::journal::Journal;
 
+use crate::cmd::locale::{self, tr};
 use crate::fail::{self, usage};
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +72,14 @@ struct Switches {
     timeout_ms: Option<u64>,
 }
 
+/// `--timeout-ms` alone, for the management messages (no slip to jam).
+#[derive(Debug, clap::Args)]
+struct TimeoutSwitch {
+    /// Test switch: wait this long for the answer instead of the configured time.
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum PosCommand {
     /// Configure the terminal: identity, master key, host.
@@ -93,13 +102,26 @@ enum PosCommand {
         /// Reversal attempts before "reversal failed — contact acquirer".
         #[arg(long, default_value_t = REVERSAL_ATTEMPTS_MAX_DEFAULT)]
         reversal_attempts: u32,
+        /// Start a clean terminal where one is already set up with another TID, MID or
+        /// key: its journal is kept aside (journal-replaced-TIME.sqlite), not used again.
+        #[arg(long)]
+        force: bool,
     },
     /// Sign in (签到): get working keys and the batch number.
-    SignIn,
+    SignIn {
+        #[command(flatten)]
+        wait: TimeoutSwitch,
+    },
     /// Sign off (签退).
-    SignOff,
+    SignOff {
+        #[command(flatten)]
+        wait: TimeoutSwitch,
+    },
     /// Echo test (回响测试): is the host there?
-    Echo,
+    Echo {
+        #[command(flatten)]
+        wait: TimeoutSwitch,
+    },
     /// Sale (消费).
     Sale {
         #[command(flatten)]
@@ -201,9 +223,8 @@ enum PosCommand {
     /// Settlement (批结算): reversals and advices first, totals, batch upload when
     /// unbalanced.
     Settle {
-        /// Test switch: wait this long for each answer instead of the configured time.
-        #[arg(long, value_name = "MS")]
-        timeout_ms: Option<u64>,
+        #[command(flatten)]
+        wait: TimeoutSwitch,
     },
     /// Keys, counters, pending reversal and advices.
     Status,
@@ -211,13 +232,6 @@ enum PosCommand {
     Journal,
     /// The failure log: time, terminal, operation, amount, code or local cause.
     Failures,
-}
-
-fn lang_of(args: &Args) -> anyhow::Result<Lang> {
-    match &args.lang {
-        None => Ok(Lang::from_env()),
-        Some(l) => l.parse().map_err(|e| usage(format!("--lang: {e}"))),
-    }
 }
 
 fn amount(a: &AmountArgs) -> anyhow::Result<u64> {
@@ -281,81 +295,196 @@ fn mmdd(text: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let lang = lang_of(&args)?;
-    if let PosCommand::Init {
+    let lang = locale::chosen(args.lang.as_deref())?;
+    if let PosCommand::Init { .. } = &args.command {
+        return init_terminal(&args, lang);
+    }
+    let journal = Journal::open(&args.terminal).map_err(|e| usage(e.to_string()))?;
+    match &args.command {
+        PosCommand::Status => return status(&journal, lang, args.json),
+        PosCommand::Journal => return list_journal(&journal, lang, args.json),
+        PosCommand::Failures => return failures(&journal, lang, args.json),
+        _ => {}
+    }
+    let (command, wait) = request(&args.command, &journal)?;
+    // Test switches apply to this command only: they are not written to the journal, so
+    // that a crash in the middle of the command cannot leave them set for the next ones.
+    let (mut cfg, host) = journal.config()?;
+    cfg.fail_after_approval |= wait.fail_after_approval;
+    if let Some(ms) = wait.timeout_ms {
+        cfg.response_timeout_ms = ms.max(1);
+    }
+    let (tid, mid) = (cfg.tid.clone(), cfg.mid.clone());
+    let settling = matches!(args.command, PosCommand::Settle { .. });
+    let outcome = execute(journal, cfg, &host, command, settling)?;
+    print_outcome(&outcome, &tid, &mid, lang, args.json)?;
+    Ok(if outcome.approved {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(fail::EXIT_INPUT)
+    })
+}
+
+/// `init`: a new terminal; the same one pointed at another host (its state kept); or,
+/// with `--force`, a clean terminal where another one was.
+fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
+    let PosCommand::Init {
         tid,
         mid,
         tmk,
         host,
         timeout_ms,
         reversal_attempts,
+        force,
     } = &args.command
-    {
-        if tid.len() != 8 || !tid.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(usage("--tid: 8 characters"));
-        }
-        if mid.len() != 15 || !mid.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(usage("--mid: 15 characters"));
-        }
-        let tmk = SecretKey::from_hex(tmk).map_err(|e| usage(format!("--tmk: {e}")))?;
-        if host.parse::<std::net::SocketAddr>().is_err() && !host.contains(':') {
-            return Err(usage("--host: host:port"));
-        }
-        let cfg = Config {
-            tid: tid.clone(),
-            mid: mid.clone(),
-            tmk,
-            response_timeout_ms: (*timeout_ms).max(1),
-            reversal_attempts_max: (*reversal_attempts).max(1),
-            fail_after_approval: false,
-        };
-        crate::input::create_dir("--terminal", &args.terminal)?;
-        Journal::init(&args.terminal, &cfg, host).context("init")?;
-        if args.json {
-            outln!(
-                "{}",
-                json!({"initialized": true, "tid": tid, "mid": mid, "host": host})
-            )?;
-        } else {
-            outln!(
-                "terminal {tid} of merchant {mid} initialized in {}; host {host}",
-                args.terminal.display()
-            )?;
-        }
+    else {
+        unreachable!("init_terminal is called for init only")
+    };
+    if tid.len() != 8 || !tid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(usage("--tid: 8 characters"));
+    }
+    if mid.len() != 15 || !mid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(usage("--mid: 15 characters"));
+    }
+    let tmk = SecretKey::from_hex(tmk).map_err(|e| usage(format!("--tmk: {e}")))?;
+    if host.parse::<std::net::SocketAddr>().is_err() && !host.contains(':') {
+        return Err(usage("--host: host:port"));
+    }
+    let cfg = Config {
+        tid: tid.clone(),
+        mid: mid.clone(),
+        tmk,
+        response_timeout_ms: (*timeout_ms).max(1),
+        reversal_attempts_max: (*reversal_attempts).max(1),
+        fail_after_approval: false,
+    };
+    let dir = &args.terminal;
+    let kept = if *force {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Journal::replace(dir, &cfg, host, now_ms).context("init")?.1
+    } else {
+        refuse_another_identity(dir, &cfg)?;
+        Journal::init(dir, &cfg, host).context("init")?;
+        None
+    };
+    if args.json {
+        let kept = kept.as_ref().map(|k| k.display().to_string());
+        outln!(
+            "{}",
+            json!({"initialized": true, "tid": tid, "mid": mid, "host": host, "replaced_journal": kept})
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let journal = Journal::open(&args.terminal).map_err(|e| usage(e.to_string()))?;
-    match &args.command {
-        PosCommand::Status => return status(&journal, args.json),
-        PosCommand::Journal => return list_journal(&journal, args.json),
-        PosCommand::Failures => return failures(&journal, args.json),
-        _ => {}
-    }
-    let (cfg, host) = journal.config()?;
-    let trace_of = |trace: u32, kinds: &[TransactionKind]| -> anyhow::Result<Txn> {
-        let snap = journal.snapshot()?;
-        let t = journal
-            .txn_by_stan(snap.batch, trace)?
-            .filter(|t| kinds.contains(&t.kind))
-            .ok_or_else(|| {
-                usage(format!(
-                    "--trace {trace:06}: no such transaction in the open batch {:06}",
-                    snap.batch
-                ))
-            })?;
-        if t.state != TxnState::Approved {
-            return Err(usage(format!(
-                "--trace {trace:06}: that {} is {}, not approved: nothing to void",
-                t.kind.name_en(),
-                t.state.as_str()
-            )));
+    let (terminal, place) = (tr(lang, "terminal", "终端"), dir.display());
+    match lang {
+        Lang::En => {
+            outln!("terminal {tid} of merchant {mid} initialized in {place}; host {host}")
         }
-        Ok(t)
-    };
-    let (command, switches) = match &args.command {
-        PosCommand::SignIn => (Command::SignIn, None),
-        PosCommand::SignOff => (Command::SignOff, None),
-        PosCommand::Echo => (Command::Echo, None),
+        Lang::Zh => outln!("{terminal} {tid}（商户 {mid}）已在 {place} 初始化；主机 {host}"),
+    }?;
+    if let Some(k) = kept {
+        let k = k.display();
+        match lang {
+            Lang::En => outln!(
+                "  the terminal it replaces keeps its journal in {k}; nothing in it will be sent"
+            ),
+            Lang::Zh => outln!("  被替换终端的流水保存在 {k}，其中的内容不会再发送"),
+        }?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A journal already in `dir` belongs to one terminal: `init` may point it at another host
+/// or change its timeouts, but a new TID, MID or master key needs `--force` (its batch,
+/// trace, keys and any pending reversal belong to the old identity).
+fn refuse_another_identity(dir: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
+    if !dir.join(poskit_terminal::journal::JOURNAL_FILE).is_file() {
+        return Ok(());
+    }
+    let journal = Journal::open(dir).map_err(|e| usage(e.to_string()))?;
+    let (old, _) = journal.config()?;
+    if old.tid == cfg.tid && old.mid == cfg.mid && old.tmk == cfg.tmk {
+        return Ok(());
+    }
+    let snap = journal.snapshot()?;
+    Err(usage(format!(
+        "--terminal {}: already terminal {} of merchant {} (batch {:06}, trace {:06}, {}{}); init again only with its --tid, --mid and --tmk, or give --force to start a clean terminal there",
+        dir.display(),
+        old.tid,
+        old.mid,
+        snap.batch,
+        snap.stan,
+        if snap.keys.is_some() {
+            "signed in"
+        } else {
+            "signed out"
+        },
+        if snap.reversal.is_some() {
+            ", a reversal pending"
+        } else {
+            ""
+        },
+    )))
+}
+
+/// The test switches of one command.
+#[derive(Default)]
+struct Wait {
+    fail_after_approval: bool,
+    timeout_ms: Option<u64>,
+}
+
+impl From<&Switches> for Wait {
+    fn from(s: &Switches) -> Wait {
+        Wait {
+            fail_after_approval: s.fail_after_approval,
+            timeout_ms: s.timeout_ms,
+        }
+    }
+}
+
+impl From<&TimeoutSwitch> for Wait {
+    fn from(s: &TimeoutSwitch) -> Wait {
+        Wait {
+            fail_after_approval: false,
+            timeout_ms: s.timeout_ms,
+        }
+    }
+}
+
+/// The engine command for a terminal operation, with its test switches.
+fn request(command: &PosCommand, journal: &Journal) -> anyhow::Result<(Command, Wait)> {
+    Ok(match command {
+        PosCommand::SignIn { wait } => (Command::SignIn, wait.into()),
+        PosCommand::SignOff { wait } => (Command::SignOff, wait.into()),
+        PosCommand::Echo { wait } => (Command::Echo, wait.into()),
+        // The totals are read after the flush (in `execute`), once reversals and advices
+        // are out.
+        // Settlement has no printer-jam switch: there is no slip to jam on.
+        PosCommand::Settle { wait } => (Command::Flush, wait.into()),
+        PosCommand::Void { trace, switches } => {
+            let original = approved_by_trace(journal, *trace, TransactionKind::Sale)?;
+            (Command::Void { original }, switches.into())
+        }
+        PosCommand::CompleteVoid { trace, switches } => {
+            let original = approved_by_trace(journal, *trace, TransactionKind::PreAuthCompletion)?;
+            (Command::Void { original }, switches.into())
+        }
+        PosCommand::Init { .. }
+        | PosCommand::Status
+        | PosCommand::Journal
+        | PosCommand::Failures => unreachable!("handled before a request is built"),
+        financial => return card_request(financial),
+    })
+}
+
+/// The operations that carry a card: sale, balance, pre-authorization and its family,
+/// refund.
+fn card_request(command: &PosCommand) -> anyhow::Result<(Command, Wait)> {
+    Ok(match command {
         PosCommand::Sale {
             amount: a,
             card: c,
@@ -367,7 +496,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 amount_fen: amount(a)?,
                 pin: pin(p)?,
             },
-            Some(switches),
+            switches.into(),
         ),
         PosCommand::Balance {
             card: c,
@@ -378,7 +507,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 card: card(c)?,
                 pin: pin(p)?,
             },
-            Some(switches),
+            switches.into(),
         ),
         PosCommand::Preauth {
             amount: a,
@@ -391,8 +520,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 amount_fen: amount(a)?,
                 pin: pin(p)?,
             },
-            Some(switches),
+            switches.into(),
         ),
+        other => return reference_request(other),
+    })
+}
+
+/// The operations that name an earlier transaction by its auth code or RRN and date:
+/// pre-authorization cancellation and completion, refund.
+fn reference_request(command: &PosCommand) -> anyhow::Result<(Command, Wait)> {
+    Ok(match command {
         PosCommand::PreauthCancel {
             amount: a,
             card: c,
@@ -406,7 +543,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 auth_code: auth_code_arg(auth_code)?,
                 date: mmdd(date)?,
             },
-            Some(switches),
+            switches.into(),
         ),
         PosCommand::Complete {
             amount: a,
@@ -421,16 +558,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 auth_code: auth_code_arg(auth_code)?,
                 date: mmdd(date)?,
             },
-            Some(switches),
+            switches.into(),
         ),
-        PosCommand::Void { trace, switches } => {
-            let original = trace_of(*trace, &[TransactionKind::Sale])?;
-            (Command::Void { original }, Some(switches))
-        }
-        PosCommand::CompleteVoid { trace, switches } => {
-            let original = trace_of(*trace, &[TransactionKind::PreAuthCompletion])?;
-            (Command::Void { original }, Some(switches))
-        }
         PosCommand::Refund {
             rrn,
             date,
@@ -441,66 +570,68 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if rrn.len() != 12 {
                 return Err(usage("--rrn: 12 characters"));
             }
-            (
-                Command::Refund {
-                    card: card(c)?,
-                    amount_fen: amount(a)?,
-                    rrn: rrn.clone(),
-                    date: mmdd(date)?,
-                },
-                Some(switches),
-            )
+            let refund = Command::Refund {
+                card: card(c)?,
+                amount_fen: amount(a)?,
+                rrn: rrn.clone(),
+                date: mmdd(date)?,
+            };
+            (refund, switches.into())
         }
-        // The totals are read after the flush (below), once reversals and advices are out.
-        // Settlement has no printer-jam switch: there is no slip to jam on.
-        PosCommand::Settle { .. } => (Command::Flush, None),
-        PosCommand::Init { .. }
-        | PosCommand::Status
-        | PosCommand::Journal
-        | PosCommand::Failures => {
-            unreachable!("handled above")
-        }
-    };
-    // Test switches apply to this command only: they are not written to the journal, so
-    // that a crash in the middle of the command cannot leave them set for the next ones.
-    let mut cfg = cfg;
-    if let Some(s) = switches {
-        if s.fail_after_approval {
-            cfg.fail_after_approval = true;
-        }
-        if let Some(ms) = s.timeout_ms {
-            cfg.response_timeout_ms = ms.max(1);
-        }
+        other => unreachable!("not an operation with a card: {other:?}"),
+    })
+}
+
+/// The approved transaction of `kind` with trace `trace` in the open batch.
+fn approved_by_trace(journal: &Journal, trace: u32, kind: TransactionKind) -> anyhow::Result<Txn> {
+    let snap = journal.snapshot()?;
+    let t = journal
+        .txn_by_stan(snap.batch, trace)?
+        .filter(|t| t.kind == kind)
+        .ok_or_else(|| {
+            usage(format!(
+                "--trace {trace:06}: no {} with that trace in the open batch {:06} (see `poskit pos --terminal DIR journal`)",
+                kind.name_en(),
+                snap.batch
+            ))
+        })?;
+    if t.state != TxnState::Approved {
+        return Err(usage(format!(
+            "--trace {trace:06}: that {} is {}, not approved: nothing to void",
+            t.kind.name_en(),
+            t.state.as_str()
+        )));
     }
-    if let PosCommand::Settle {
-        timeout_ms: Some(ms),
-    } = &args.command
-    {
-        cfg.response_timeout_ms = (*ms).max(1);
-    }
-    let (tid, mid) = (cfg.tid.clone(), cfg.mid.clone());
+    Ok(t)
+}
+
+/// Runs one operation; for a settlement, the flush of reversals and advices first, then
+/// the batch's totals.
+fn execute(
+    mut journal: Journal,
+    cfg: Config,
+    host: &str,
+    command: Command,
+    settling: bool,
+) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let mut journal = journal;
-    let settling = matches!(args.command, PosCommand::Settle { .. });
-    let mut outcome = runtime.block_on(poskit_terminal::driver::run_with_config(
-        &mut journal,
-        cfg.clone(),
-        &host,
-        command,
-    ))?;
+    let drive = |journal: &mut Journal, command| {
+        runtime.block_on(poskit_terminal::driver::run_with_config(
+            journal,
+            cfg.clone(),
+            host,
+            command,
+        ))
+    };
+    let mut outcome = drive(&mut journal, command)?;
     if settling && outcome.approved {
         // §4.4: reversals and advices are out; now the batch's totals.
         let flushed = std::mem::take(&mut outcome.notes);
         let settle = journal.settle_command()?;
-        outcome = runtime.block_on(poskit_terminal::driver::run_with_config(
-            &mut journal,
-            cfg,
-            &host,
-            settle,
-        ))?;
+        outcome = drive(&mut journal, settle)?;
         outcome.notes.splice(
             0..0,
             flushed
@@ -508,16 +639,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .filter(|n| !n.starts_with("nothing left")),
         );
     }
-    print_outcome(&outcome, &tid, &mid, lang, args.json)?;
-    Ok(if outcome.approved {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(fail::EXIT_INPUT)
-    })
+    Ok(outcome)
+}
+
+/// What the catalog says of a code, in one language.
+struct Explained {
+    meaning: String,
+    step: String,
+    /// What the terminal's screen shows (Chinese by nature).
+    display: String,
+    local: bool,
 }
 
 /// Meaning and next step of a code, from the catalog (host codes and local codes alike).
-fn explain(code: &str, lang: Lang) -> (String, String) {
+fn explain(code: &str, lang: Lang) -> Explained {
     let catalog = Catalog::builtin();
     let entry = if code.starts_with('L') {
         catalog.local(code)
@@ -525,21 +660,25 @@ fn explain(code: &str, lang: Lang) -> (String, String) {
         catalog.lookup(Table::CupPos, code)
     };
     match entry {
-        Some(e) => (
-            e.meaning(lang).to_owned(),
-            e.steps(lang).first().cloned().unwrap_or_default(),
-        ),
+        Some(e) => Explained {
+            meaning: e.meaning(lang).to_owned(),
+            step: e.steps(lang).first().cloned().unwrap_or_default(),
+            display: e.display().to_owned(),
+            local: e.is_local(),
+        },
         None => {
             let guide = catalog.unknown_code_guide();
-            (
-                poskit_codes::UNKNOWN_CODE_DISPLAY.to_owned(),
-                guide.steps(lang).first().cloned().unwrap_or_default(),
-            )
+            Explained {
+                meaning: guide.title(lang).to_owned(),
+                step: guide.steps(lang).first().cloned().unwrap_or_default(),
+                display: poskit_codes::UNKNOWN_CODE_DISPLAY.to_owned(),
+                local: false,
+            }
         }
     }
 }
 
-fn yuan(fen: u64) -> String {
+pub(crate) fn yuan(fen: u64) -> String {
     AmountFen::new(fen)
         .map(|a| a.to_string())
         .unwrap_or_else(|_| format!("{fen} fen"))
@@ -552,14 +691,16 @@ fn masked(card: &Option<CardData>) -> String {
 }
 
 fn outcome_json(o: &Outcome, lang: Lang) -> Value {
-    let (meaning, step) = explain(&o.code, lang);
+    let e = explain(&o.code, lang);
     let t = o.txn.as_ref();
     json!({
         "operation": o.operation,
         "approved": o.approved,
         "code": o.code,
-        "meaning": meaning,
-        "next_step": step,
+        "local_code": e.local,
+        "meaning": e.meaning,
+        "display": e.display,
+        "next_step": e.step,
         "trace": t.map(|t| format!("{:06}", t.stan)),
         "batch": t.map(|t| format!("{:06}", t.batch)),
         "rrn": t.and_then(|t| t.rrn.clone()),
@@ -584,94 +725,128 @@ fn print_outcome(
         outln!("{}", outcome_json(o, lang))?;
         return Ok(());
     }
-    let (meaning, step) = explain(&o.code, lang);
-    let verdict = if o.approved {
-        "APPROVED 交易成功"
-    } else {
-        "DECLINED 交易失败"
+    let e = explain(&o.code, lang);
+    let verdict = match o.approved {
+        true => tr(lang, "APPROVED", "交易成功"),
+        false => tr(lang, "DECLINED", "交易失败"),
     };
-    outln!("{verdict}  {} — {meaning}", o.code)?;
+    let local = match e.local {
+        true => tr(lang, " (terminal-local code)", "（终端本地码）"),
+        false => "",
+    };
+    outln!("{verdict}  {}{local} — {}", o.code, e.meaning)?;
+    if !o.approved && !e.display.is_empty() {
+        let shows = tr(lang, "the terminal shows (in Chinese)", "终端显示");
+        outln!("  {shows}{}{}", tr(lang, ": ", "："), e.display)?;
+    }
     for n in &o.notes {
         outln!("  · {n}")?;
     }
-    match o.reversal {
-        ReversalState::None => {}
-        ReversalState::Pending => {
-            outln!("  reversal: pending — it goes out before the next transaction")?
-        }
-        ReversalState::Done => outln!("  reversal: done — the customer is not charged")?,
-        ReversalState::Failed => {
-            outln!("  reversal: FAILED — contact the acquirer (poskit pos failures)")?
-        }
-    }
+    print_reversal(o.reversal, lang)?;
     if let Some(b) = o.balance_fen {
-        outln!(
-            "  available balance: {}{}",
-            if b < 0 { "-" } else { "" },
-            yuan(b.unsigned_abs())
-        )?;
+        let sign = if b < 0 { "-" } else { "" };
+        let label = tr(lang, "available balance", "可用余额");
+        outln!("  {label}: {sign}{}", yuan(b.unsigned_abs()))?;
     }
     if let Some((balanced, uploaded)) = o.settlement {
-        outln!(
-            "  settlement: {}",
-            if balanced {
-                "balanced (对账平)".to_owned()
-            } else {
-                format!("unbalanced (对账不平): {uploaded} details uploaded")
-            }
-        )?;
+        match (balanced, lang) {
+            (true, Lang::En) => outln!("  settlement: balanced"),
+            (true, Lang::Zh) => outln!("  结算：对账平"),
+            (false, Lang::En) => outln!("  settlement: unbalanced: {uploaded} details uploaded"),
+            (false, Lang::Zh) => outln!("  结算：对账不平，已上送 {uploaded} 笔明细"),
+        }?;
     }
-    if !o.approved && !step.is_empty() {
-        outln!("  next step: {step}")?;
+    if !o.approved && !e.step.is_empty() {
+        outln!("  {}{}", tr(lang, "next step: ", "下一步："), e.step)?;
     }
     if o.approved
         && let Some(t) = &o.txn
         && t.kind != TransactionKind::BalanceInquiry
     {
-        outln!("  ---------------- 签购单 sales slip ----------------")?;
-        outln!("  merchant MID 商户号   {mid}")?;
-        outln!("  terminal TID 终端号   {tid}")?;
-        outln!("  card 卡号             {}", masked(&t.card))?;
-        outln!(
-            "  type 交易类型         {} {}",
-            t.kind.name_zh(),
-            t.kind.name_en()
-        )?;
-        outln!("  batch 批次号          {:06}", t.batch)?;
-        outln!("  trace 凭证号          {:06}", t.stan)?;
-        outln!(
-            "  RRN 参考号            {}",
-            t.rrn.as_deref().unwrap_or("-")
-        )?;
-        outln!(
-            "  auth code 授权码      {}",
-            t.auth_code.as_deref().unwrap_or("-")
-        )?;
-        outln!(
-            "  date/time 日期时间    {} {}",
-            t.host_date
-                .as_deref()
-                .map(|d| format!("{}-{}", &d[..2.min(d.len())], d.get(2..).unwrap_or("")))
-                .unwrap_or_default(),
-            t.host_time
-                .as_deref()
-                .map(|h| format!(
-                    "{}:{}:{}",
-                    h.get(..2).unwrap_or(""),
-                    h.get(2..4).unwrap_or(""),
-                    h.get(4..).unwrap_or("")
-                ))
-                .unwrap_or_default()
-        )?;
-        if let Some(a) = t.amount_fen {
-            outln!("  amount 金额           RMB {}", yuan(a))?;
-        }
-        outln!("  ---------------------------------------------------")?;
+        print_slip(t, tid, mid, lang)?;
     }
     Ok(())
 }
 
-fn txn_json(t: &Txn) -> Value {
+fn print_reversal(reversal: ReversalState, lang: Lang) -> anyhow::Result<()> {
+    let text = match reversal {
+        ReversalState::None => return Ok(()),
+        ReversalState::Pending => tr(
+            lang,
+            "reversal: pending — it goes out before the next transaction",
+            "冲正：待发送——下一笔交易之前自动发出",
+        ),
+        ReversalState::Done => tr(
+            lang,
+            "reversal: done — the customer is not charged",
+            "冲正：已完成——顾客没有被扣款",
+        ),
+        ReversalState::Failed => tr(
+            lang,
+            "reversal: FAILED — contact the acquirer (poskit pos failures)",
+            "冲正：失败——请联系收单机构（poskit pos failures）",
+        ),
+    };
+    outln!("  {text}")?;
+    Ok(())
+}
+
+/// `label` padded to `width` terminal columns (Chinese characters take two).
+fn padded(label: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(label);
+    format!("{label}{}", " ".repeat(width.saturating_sub(used)))
+}
+
+fn print_slip(t: &Txn, tid: &str, mid: &str, lang: Lang) -> anyhow::Result<()> {
+    let date = t
+        .host_date
+        .as_deref()
+        .map(|d| format!("{}-{}", d.get(..2).unwrap_or(""), d.get(2..).unwrap_or("")));
+    let time = t.host_time.as_deref().map(|h| {
+        let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or("");
+        format!("{}:{}:{}", part(0..2), part(2..4), part(4..6))
+    });
+    let kind = match lang {
+        Lang::En => t.kind.name_en(),
+        Lang::Zh => t.kind.name_zh(),
+    };
+    let rows = [
+        (tr(lang, "merchant (MID)", "商户号"), mid.to_owned()),
+        (tr(lang, "terminal (TID)", "终端号"), tid.to_owned()),
+        (tr(lang, "card", "卡号"), masked(&t.card)),
+        (tr(lang, "type", "交易类型"), kind.to_owned()),
+        (tr(lang, "batch", "批次号"), format!("{:06}", t.batch)),
+        (tr(lang, "trace", "凭证号"), format!("{:06}", t.stan)),
+        (
+            tr(lang, "RRN", "参考号"),
+            t.rrn.clone().unwrap_or("-".into()),
+        ),
+        (
+            tr(lang, "auth code", "授权码"),
+            t.auth_code.clone().unwrap_or("-".into()),
+        ),
+        (
+            tr(lang, "date/time", "日期时间"),
+            format!("{} {}", date.unwrap_or_default(), time.unwrap_or_default()),
+        ),
+    ];
+    let title = tr(lang, " sales slip ", " 签购单 ");
+    outln!("  ----------------{title}----------------")?;
+    for (label, value) in rows {
+        outln!("  {}{value}", padded(label, 16))?;
+    }
+    if let Some(a) = t.amount_fen {
+        outln!(
+            "  {}RMB {}",
+            padded(tr(lang, "amount", "金额"), 16),
+            yuan(a)
+        )?;
+    }
+    outln!("  ---------------------------------------------")?;
+    Ok(())
+}
+
+fn txn_json(t: &Txn, time: Option<String>) -> Value {
     json!({
         "id": t.id,
         "kind": t.kind.slug(),
@@ -686,11 +861,12 @@ fn txn_json(t: &Txn) -> Value {
         "reversal": t.reversal.as_str(),
         "original_trace": t.original_stan.map(|s| format!("{s:06}")),
         "original_rrn": t.original_rrn,
+        "time": time,
         "time_ms": t.time_ms,
     })
 }
 
-fn status(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
+fn status(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<ExitCode> {
     let (cfg, host) = journal.config()?;
     let snap = journal.snapshot()?;
     let reversal = snap.reversal.as_ref().map(|r| {
@@ -712,105 +888,208 @@ fn status(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
             })
         )?;
     } else {
-        outln!("terminal {} of merchant {}, host {host}", cfg.tid, cfg.mid)?;
-        outln!(
-            "  signed in: {}",
-            if snap.keys.is_some() {
-                "yes"
-            } else {
-                "no (run sign-in)"
-            }
-        )?;
-        outln!("  batch {:06}, last trace {:06}", snap.batch, snap.stan)?;
-        match &snap.reversal {
-            Some(r) => outln!(
-                "  pending reversal: trace {:06} ({}, {}), reason {}, {} attempts",
-                r.stan,
-                r.kind.name_en(),
-                r.amount_fen.map(yuan).unwrap_or_default(),
-                r.reason,
-                r.attempts
-            )?,
-            None => outln!("  pending reversal: none")?,
-        }
-        outln!("  stored advices: {}", snap.advices.len())?;
-        for b in journal.batches()? {
-            let t = b.totals;
-            outln!(
-                "  closed batch {:06}: {} debits {}, {} credits {}, {}",
-                b.batch,
-                t.debit_count,
-                yuan(t.debit_fen),
-                t.credit_count,
-                yuan(t.credit_fen),
-                if b.balanced {
-                    "balanced".to_owned()
-                } else {
-                    format!("unbalanced, {} uploaded", b.uploaded)
-                }
-            )?;
-        }
+        print_status(journal, &cfg, &host, &snap, lang)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn list_journal(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
+fn print_status(
+    journal: &Journal,
+    cfg: &Config,
+    host: &str,
+    snap: &poskit_terminal::engine::Snapshot,
+    lang: Lang,
+) -> anyhow::Result<()> {
+    let (tid, mid) = (&cfg.tid, &cfg.mid);
+    match lang {
+        Lang::En => outln!("terminal {tid} of merchant {mid}, host {host}"),
+        Lang::Zh => outln!("终端 {tid}（商户 {mid}），主机 {host}"),
+    }?;
+    let signed = match snap.keys.is_some() {
+        true => tr(lang, "signed in: yes", "已签到：是"),
+        false => tr(
+            lang,
+            "signed in: no (run sign-in)",
+            "已签到：否（请先签到 sign-in）",
+        ),
+    };
+    outln!("  {signed}")?;
+    match lang {
+        Lang::En => outln!("  batch {:06}, last trace {:06}", snap.batch, snap.stan),
+        Lang::Zh => outln!("  批次号 {:06}，最近凭证号 {:06}", snap.batch, snap.stan),
+    }?;
+    match (&snap.reversal, lang) {
+        (Some(r), Lang::En) => outln!(
+            "  pending reversal: trace {:06} ({}, {}), reason {}, {} attempts",
+            r.stan,
+            r.kind.name_en(),
+            r.amount_fen.map(yuan).unwrap_or_default(),
+            r.reason,
+            r.attempts
+        ),
+        (Some(r), Lang::Zh) => outln!(
+            "  待发冲正：凭证号 {:06}（{}，{}），原因 {}，已尝试 {} 次",
+            r.stan,
+            r.kind.name_zh(),
+            r.amount_fen.map(yuan).unwrap_or_default(),
+            r.reason,
+            r.attempts
+        ),
+        (None, _) => outln!("  {}", tr(lang, "pending reversal: none", "待发冲正：无")),
+    }?;
+    let advices = snap.advices.len();
+    match lang {
+        Lang::En => outln!("  stored advices: {advices}"),
+        Lang::Zh => outln!("  待发通知：{advices}"),
+    }?;
+    for b in journal.batches()? {
+        let t = b.totals;
+        let (debits, credits) = (yuan(t.debit_fen), yuan(t.credit_fen));
+        let (dn, cn, batch) = (t.debit_count, t.credit_count, b.batch);
+        match (lang, b.balanced) {
+            (Lang::En, true) => outln!(
+                "  closed batch {batch:06}: {dn} debits {debits}, {cn} credits {credits}, balanced"
+            ),
+            (Lang::En, false) => outln!(
+                "  closed batch {batch:06}: {dn} debits {debits}, {cn} credits {credits}, unbalanced, {} uploaded",
+                b.uploaded
+            ),
+            (Lang::Zh, true) => outln!(
+                "  已结批次 {batch:06}：借记 {dn} 笔 {debits}，贷记 {cn} 笔 {credits}，对账平"
+            ),
+            (Lang::Zh, false) => outln!(
+                "  已结批次 {batch:06}：借记 {dn} 笔 {debits}，贷记 {cn} 笔 {credits}，对账不平，已上送 {} 笔",
+                b.uploaded
+            ),
+        }?;
+    }
+    Ok(())
+}
+
+fn list_journal(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<ExitCode> {
     let txns = journal.txns(None)?;
     if as_json {
-        outln!("{}", Value::Array(txns.iter().map(txn_json).collect()))?;
+        let list: Vec<Value> = txns
+            .iter()
+            .map(|t| txn_json(t, journal.local_time(t.time_ms).ok()))
+            .collect();
+        outln!("{}", Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    outln!(
-        "{:<6} {:<6} {:<16} {:>10} {:<19} {:<12} {:<4} {:<9} reversal",
-        "batch",
-        "trace",
-        "kind",
-        "amount",
-        "card",
-        "RRN",
-        "code",
-        "state"
-    )?;
+    let head = [
+        tr(lang, "time", "时间"),
+        tr(lang, "batch", "批次号"),
+        tr(lang, "trace", "凭证号"),
+        tr(lang, "kind", "交易类型"),
+        tr(lang, "amount", "金额"),
+        tr(lang, "card", "卡号"),
+        tr(lang, "RRN", "参考号"),
+        tr(lang, "code", "应答码"),
+        tr(lang, "state", "状态"),
+        tr(lang, "reversal", "冲正"),
+    ];
+    let widths = [19, 6, 6, 16, 10, 19, 12, 6, 9, 0];
+    let line = |cells: [String; 10]| {
+        let row: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| padded(c, w))
+            .collect();
+        outln!("{}", row.join(" ").trim_end())
+    };
+    line(head.map(str::to_owned))?;
     for t in &txns {
-        outln!(
-            "{:06} {:06} {:<16} {:>10} {:<19} {:<12} {:<4} {:<9} {}",
-            t.batch,
-            t.stan,
-            t.kind.slug(),
-            t.amount_fen.map(yuan).unwrap_or_default(),
+        let kind = match lang {
+            Lang::En => t.kind.slug(),
+            Lang::Zh => t.kind.name_zh(),
+        };
+        line([
+            journal.local_time(t.time_ms)?,
+            format!("{:06}", t.batch),
+            format!("{:06}", t.stan),
+            kind.to_owned(),
+            format!("{:>10}", t.amount_fen.map(yuan).unwrap_or_default()),
             masked(&t.card),
-            t.rrn.as_deref().unwrap_or("-"),
-            t.code.as_deref().unwrap_or("-"),
-            t.state.as_str(),
-            t.reversal.as_str()
-        )?;
+            t.rrn.clone().unwrap_or("-".into()),
+            t.code.clone().unwrap_or("-".into()),
+            state_text(t.state, lang).to_owned(),
+            reversal_text(t.reversal, lang).to_owned(),
+        ])?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn failures(journal: &Journal, as_json: bool) -> anyhow::Result<ExitCode> {
+/// A transaction's state as the journal lists it.
+fn state_text(state: TxnState, lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => state.as_str(),
+        Lang::Zh => match state {
+            TxnState::Sent => "已发送",
+            TxnState::Approved => "成功",
+            TxnState::Declined => "拒绝",
+            TxnState::Failed => "失败",
+            TxnState::Voided => "已撤销",
+            TxnState::Queued => "待上送",
+            TxnState::Closed => "已结算",
+        },
+    }
+}
+
+/// A transaction's reversal as the journal lists it.
+fn reversal_text(reversal: ReversalState, lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => reversal.as_str(),
+        Lang::Zh => match reversal {
+            ReversalState::None => "无",
+            ReversalState::Pending => "待冲正",
+            ReversalState::Done => "已冲正",
+            ReversalState::Failed => "冲正失败",
+        },
+    }
+}
+
+fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<ExitCode> {
     let list = journal.failures()?;
     if as_json {
-        let v: Vec<Value> = list
-            .iter()
-            .map(|f| json!({"time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": f.cause}))
-            .collect();
+        let mut v = Vec::new();
+        for f in &list {
+            let time = journal.local_time(f.time_ms)?;
+            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": f.cause}));
+        }
         outln!("{}", Value::Array(v))?;
         return Ok(ExitCode::SUCCESS);
     }
-    for f in &list {
-        outln!(
-            "{} {} {:<12} {:>10} {:<4} {}",
-            f.time_ms,
-            f.tid,
-            f.operation,
-            f.amount_fen.map(yuan).unwrap_or_default(),
-            f.code,
-            f.cause
-        )?;
-    }
     if list.is_empty() {
-        outln!("no failures")?;
+        outln!("{}", tr(lang, "no failures", "没有失败记录"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let head = [
+        tr(lang, "time", "时间"),
+        tr(lang, "terminal", "终端号"),
+        tr(lang, "operation", "操作"),
+        tr(lang, "amount", "金额"),
+        tr(lang, "code", "应答码"),
+        tr(lang, "cause", "原因"),
+    ];
+    let widths = [19, 8, 12, 10, 4, 0];
+    let line = |cells: [String; 6]| {
+        let row: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| padded(c, w))
+            .collect();
+        outln!("{}", row.join(" ").trim_end())
+    };
+    line(head.map(str::to_owned))?;
+    for f in &list {
+        line([
+            journal.local_time(f.time_ms)?,
+            f.tid.clone(),
+            f.operation.clone(),
+            format!("{:>10}", f.amount_fen.map(yuan).unwrap_or_default()),
+            f.code.clone(),
+            f.cause.clone(),
+        ])?;
     }
     Ok(ExitCode::SUCCESS)
 }

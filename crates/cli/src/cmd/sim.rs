@@ -149,7 +149,9 @@ fn network(
         outln!(
             "{}",
             serde_json::json!({
-                "mode": "network", "seed": args.seed, "transactions": p.transactions, "approved": p.approved,
+                "mode": "network", "seed": args.seed, "operations": args.transactions,
+                "transactions": p.transactions, "sign_ins": p.sign_ins, "unreachable": p.unreachable,
+                "approved": p.approved,
                 "declined": p.declined, "faults": faults, "reversals": p.reversals_done,
                 "reversals_failed": p.reversals_failed,
                 "settlements": {"balanced": report.settlements_balanced, "unbalanced_then_uploaded": report.settlements_unbalanced},
@@ -161,9 +163,15 @@ fn network(
         outln!(
             "network mode, seed {}: {} operations on {} terminals through the fault proxy in {:.1} s",
             args.seed,
-            p.transactions,
+            args.transactions,
             args.terminals,
             report.elapsed_ms as f64 / 1000.0
+        )?;
+        outln!(
+            "  {} transactions, {} sign-ins the terminals made on their own, {} that could not reach the host",
+            p.transactions,
+            p.sign_ins,
+            p.unreachable
         )?;
         let faults: Vec<String> = faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
         outln!(
