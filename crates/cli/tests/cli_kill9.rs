@@ -6,10 +6,10 @@
 //! balances. (A process kill keeps what the OS was given; the loss of what was not synced
 //! is the crash VFS's test, `crates/sim/tests/power_cut.rs`.)
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,46 +18,13 @@ use poskit_domain::message::Response;
 use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::demo;
 
-const MID: &str = "898310048160001";
+use support::{HostProcess, MID, poskit};
+
 const TERMINALS: u32 = 4;
 const IN_FLIGHT_MAX: usize = 32;
 /// Of the requests answered before the kill, every n-th is sent again.
 const RESEND_ANSWERED_EVERY: usize = 7;
 const LOAD_MS: u64 = 1_500;
-
-struct HostProcess {
-    child: Child,
-    addr: String,
-}
-
-impl HostProcess {
-    fn start(dir: &Path) -> HostProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
-            .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        HostProcess { child, addr }
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no drain, no clean close
-        self.child.wait().unwrap();
-    }
-}
 
 /// One terminal's requests: each frame by its trace, and the answers it heard.
 struct Traffic {
@@ -149,7 +116,7 @@ fn resend(addr: &str, traffic: &Traffic, stans: &[u32]) -> HashMap<u32, Response
 #[test]
 fn after_kill_9_every_request_is_answered_once_and_a_resend_gets_its_first_answer() {
     let temp = tempfile::tempdir().unwrap();
-    let host = HostProcess::start(temp.path());
+    let host = HostProcess::start(temp.path(), &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let loaders: Vec<_> = (0..TERMINALS)
         .map(|terminal| {
@@ -158,7 +125,7 @@ fn after_kill_9_every_request_is_answered_once_and_a_resend_gets_its_first_answe
         })
         .collect();
     std::thread::sleep(Duration::from_millis(LOAD_MS));
-    host.kill_9();
+    host.stop(); // SIGKILL: no drain, no clean close
     stop.store(true, Ordering::Relaxed);
     let traffic: Vec<Traffic> = loaders.into_iter().map(|l| l.join().unwrap()).collect();
     let heard: usize = traffic.iter().map(|t| t.answers.len()).sum();
@@ -167,7 +134,7 @@ fn after_kill_9_every_request_is_answered_once_and_a_resend_gets_its_first_answe
     assert!(heard > 100, "only {heard} answers before the kill");
     assert!(unanswered > 0, "requests were in flight at the kill");
 
-    let host = HostProcess::start(temp.path());
+    let host = HostProcess::start(temp.path(), &[]);
     let mut approved: Vec<(String, u32)> = Vec::new();
     for t in &traffic {
         let mut again: Vec<u32> = t
@@ -195,7 +162,7 @@ fn after_kill_9_every_request_is_answered_once_and_a_resend_gets_its_first_answe
             }
         }
     }
-    host.kill_9();
+    host.stop();
     check_ledger(temp.path(), &traffic, &approved);
 }
 
@@ -234,11 +201,7 @@ fn check_ledger(dir: &Path, traffic: &[Traffic], approved: &[(String, u32)]) {
             .unwrap();
         assert_eq!((code.as_str(), postings), ("00", 2), "{tid} trace {stan}");
     }
-    let check = Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(["host", "check", "--data"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let check = poskit(&["host", "check", "--data", dir.to_str().unwrap()]);
     let report = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(0), "{report}");
     assert!(report.starts_with("balanced"), "{report}");
