@@ -807,6 +807,20 @@ impl Tally {
     fn dirty(&self) -> bool {
         self.value != self.stored
     }
+
+    /// Moves the total by `delta`; a total that would leave `i64` is refused (a storage
+    /// error: the request is rolled back and answered 96), never wrapped.
+    fn add(&mut self, delta: i64) -> StoreResult<()> {
+        self.value = checked_total(self.value, delta)?;
+        Ok(())
+    }
+}
+
+/// `total + delta`, or a storage error when it overflows.
+fn checked_total(total: i64, delta: i64) -> StoreResult<i64> {
+    total.checked_add(delta).ok_or_else(|| {
+        StoreError::Corrupt(format!("a total of {total} moved by {delta} overflows"))
+    })
 }
 
 /// The BINs on file: prefix → institution, and the prefix lengths there are, longest first.
@@ -1267,8 +1281,8 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
     ) -> StoreResult<()> {
         if let Some((balance, held)) = self.account_tally(account)? {
             match which {
-                AccountTotal::Balance => balance.value += delta_fen,
-                AccountTotal::Held => held.value += delta_fen,
+                AccountTotal::Balance => balance.add(delta_fen)?,
+                AccountTotal::Held => held.add(delta_fen)?,
             }
             self.moved(|c| c.moved_accounts.push(account));
             return Ok(());
@@ -1326,13 +1340,18 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
         if merchant != 0
             && let Some(raw_mid) = share.mid
         {
-            let delta_fen = merchant * share.amount_fen;
+            let delta_fen = merchant.checked_mul(share.amount_fen).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "a day's total moved by {merchant} x {}",
+                    share.amount_fen
+                ))
+            })?;
             // A merchant ID that does not parse (a row recorded from hostile input) is
             // totalled as stored, without the cache.
             let cached = match Mid::parse(raw_mid) {
                 Ok(mid) => match self.merchant_day_tally(&mid, share.day)? {
                     Some(total) => {
-                        total.value += delta_fen;
+                        total.add(delta_fen)?;
                         self.moved(|c| c.moved_merchant_days.push((mid, share.day)));
                         true
                     }
@@ -1354,7 +1373,7 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
         {
             match self.card_day_tally(card_id, share.day)? {
                 Some(total) => {
-                    total.value += card;
+                    total.add(card)?;
                     self.moved(|c| c.moved_card_days.push((card_id, share.day)));
                 }
                 None => {
@@ -2237,17 +2256,17 @@ impl Ledger for SqliteLedger<'_, '_> {
         })?;
         for row in rows {
             let (kind, count, sum) = row?;
-            let sum = sum.max(0) as u64;
-            match kind.as_str() {
+            let sum = u64::try_from(sum)
+                .map_err(|_| StoreError::Corrupt(format!("a batch's {kind} sum to {sum} fen")))?;
+            let (count_total, fen_total) = match kind.as_str() {
                 "sale" | "completion" | "completion-advice" => {
-                    totals.debit_count += count;
-                    totals.debit_fen += sum;
+                    (&mut totals.debit_count, &mut totals.debit_fen)
                 }
-                _ => {
-                    totals.credit_count += count;
-                    totals.credit_fen += sum;
-                }
-            }
+                _ => (&mut totals.credit_count, &mut totals.credit_fen),
+            };
+            let overflow = || StoreError::Corrupt(format!("a batch's {kind} totals overflow"));
+            *count_total = count_total.checked_add(count).ok_or_else(overflow)?;
+            *fen_total = fen_total.checked_add(sum).ok_or_else(overflow)?;
         }
         Ok(totals)
     }
@@ -2322,5 +2341,35 @@ impl Ledger for SqliteLedger<'_, '_> {
             )?
             .execute(params![tid.as_str(), batch.value(), uploaded, now_ms])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_that_would_overflow_is_a_storage_error_not_a_wrap() {
+        let mut tally = Tally::loaded(i64::MAX - 1);
+        tally.add(1).unwrap();
+        assert_eq!(tally.value, i64::MAX);
+        assert!(matches!(tally.add(1), Err(StoreError::Corrupt(_))));
+        assert_eq!(tally.value, i64::MAX, "a refused move leaves the total");
+        assert!(checked_total(i64::MIN, -1).is_err());
+        assert_eq!(checked_total(-5, 7).unwrap(), 2);
+    }
+
+    #[test]
+    fn open_refuses_a_connection_that_is_not_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(dir.path()).unwrap();
+        check_durable(&conn).unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        assert!(matches!(check_durable(&conn), Err(StoreError::Settings(_))));
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
+        assert!(matches!(check_durable(&conn), Err(StoreError::Settings(_))));
+        let memory = Connection::open_in_memory().unwrap();
+        assert!(check_durable(&memory).is_err(), "no WAL in memory");
     }
 }
