@@ -49,9 +49,17 @@ macro_rules! card_days_summed {
     };
 }
 
+/// A step from one schema version to the next: SQL, or a function for what SQL alone
+/// cannot say (rebuilding every table).
+enum Migration {
+    Sql(&'static str),
+    Rust(fn(&Connection) -> StoreResult<()>),
+}
+
 /// Each migration takes the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(
+        r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts (
     id INTEGER PRIMARY KEY,
@@ -188,14 +196,18 @@ CREATE TABLE fault_plan (
     applied_version INTEGER NOT NULL DEFAULT 0
 );
 "#,
-    r#"
+    ),
+    Migration::Sql(
+        r#"
 -- What an account has on hold (open pre-authorizations), kept beside its balance so that an
 -- authorization reads it instead of summing every open hold of the card.
 ALTER TABLE accounts ADD COLUMN held_fen INTEGER NOT NULL DEFAULT 0;
 UPDATE accounts SET held_fen =
     (SELECT coalesce(sum(h.amount_fen), 0) FROM holds h WHERE h.account = accounts.id AND h.open = 1);
 "#,
-    r#"
+    ),
+    Migration::Sql(
+        r#"
 -- Fewer index entries per approval (each was a B-tree insert in the writer): a void finds
 -- its original by the idempotency key (the open batch), a refund by its RRN, which is the
 -- row id; batch totals use the key's (tid, mid, batch) prefix; only pre-authorizations are
@@ -207,7 +219,8 @@ DROP INDEX IF EXISTS transactions_auth;
 DROP INDEX IF EXISTS postings_account;
 CREATE INDEX transactions_pre_auth ON transactions (mid, card_id, auth_code) WHERE kind = 'pre-auth';
 "#,
-    concat!(
+    ),
+    Migration::Sql(concat!(
         r#"
 -- The day's totals the limits read, kept as transactions change instead of summed from
 -- every transaction of the day (each sale at a merchant with a daily limit read all of the
@@ -233,8 +246,9 @@ CREATE TABLE card_days (
 DROP INDEX IF EXISTS transactions_mid_day;
 DROP INDEX IF EXISTS transactions_card_day;
 "#
-    ),
-    r#"
+    )),
+    Migration::Sql(
+        r#"
 -- Postings stored in their transaction's order, keyed by (transaction, leg), without a
 -- rowid, a secondary index or foreign keys: an approval's two legs are two B-tree inserts
 -- where they were four, with no parent lookup per leg (the foreign-key checks alone were
@@ -253,13 +267,19 @@ INSERT INTO postings_by_txn (txn_id, leg, account, amount_fen)
 DROP TABLE postings;
 ALTER TABLE postings_by_txn RENAME TO postings;
 "#,
-    r#"
+    ),
+    Migration::Sql(
+        r#"
 -- An answer is kept as its fields (`reply`), no longer as its frame (`response`, left on
 -- the rows written before): the writer stores the fields and a connection task encodes
 -- them, which took a tenth of the writer's instructions per authorization. A resend
 -- encodes the same fields into the same frame.
 ALTER TABLE transactions ADD COLUMN reply BLOB;
 "#,
+    ),
+    // Every table STRICT (a value of the wrong type, such as a total that overflowed
+    // into a float, is refused, not stored).
+    Migration::Rust(make_strict),
 ];
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
@@ -363,17 +383,6 @@ fn check_durable(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// A database in memory with the same schema and rules (foreign keys, statements), for the
-/// deterministic simulation: there a commit is logical (it happens or it does not), so no
-/// file and no fsync stand in the way.
-pub fn open_in_memory() -> StoreResult<Connection> {
-    let conn = Connection::open_in_memory()?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_MAX);
-    migrate(&conn)?;
-    Ok(conn)
-}
-
 fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
@@ -382,11 +391,90 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "the database has schema version {version}, newer than this poskit ({SCHEMA_VERSION})"
         )));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
-        tx.commit()?;
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(version) {
+        let version_after = (index + 1) as i64;
+        match step {
+            Migration::Sql(sql) => {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", version_after)?;
+                tx.commit()?;
+            }
+            Migration::Rust(run) => without_foreign_keys(conn, |conn| {
+                let tx = conn.unchecked_transaction()?;
+                run(&tx)?;
+                tx.pragma_update(None, "user_version", version_after)?;
+                tx.commit()?;
+                Ok(())
+            })?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` with foreign-key enforcement off (a table rebuilt under its own name is
+/// dropped while others name it), then checks that every reference still holds and turns
+/// enforcement back on as it was.
+fn without_foreign_keys(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let enforced: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let done = work(conn);
+    conn.pragma_update(None, "foreign_keys", enforced)?;
+    done?;
+    let broken: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    if broken > 0 {
+        return Err(StoreError::Corrupt(format!(
+            "{broken} rows name a row that is not on file"
+        )));
+    }
+    Ok(())
+}
+
+/// Rebuilds every table not yet STRICT as a STRICT one (SQLite cannot alter a table into
+/// one): the same columns, constraints and rows, then its indexes again. A value stored
+/// with the wrong type (a total that overflowed into a float) makes it fail, and says
+/// which table.
+fn make_strict(conn: &Connection) -> StoreResult<()> {
+    let tables: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT s.name, s.sql FROM sqlite_schema s
+             JOIN pragma_table_list t ON t.schema = 'main' AND t.name = s.name
+             WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite_%' AND t.strict = 0
+             ORDER BY s.name",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, sql) in &tables {
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT sql FROM sqlite_schema
+                 WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ?1",
+            )?
+            .query_map([name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let columns = sql.find('(').map(|at| &sql[at..]).ok_or_else(|| {
+            StoreError::Corrupt(format!("table {name} has no column list: {sql}"))
+        })?;
+        let without_rowid = columns
+            .trim_end()
+            .to_ascii_uppercase()
+            .ends_with("WITHOUT ROWID");
+        let options = if without_rowid { ", STRICT" } else { " STRICT" };
+        conn.execute_batch(&format!(
+            "CREATE TABLE \"{name}_strict\" {columns}{options};
+             INSERT INTO \"{name}_strict\" SELECT * FROM \"{name}\";
+             DROP TABLE \"{name}\";
+             ALTER TABLE \"{name}_strict\" RENAME TO \"{name}\";"
+        ))
+        .map_err(|e| StoreError::Corrupt(format!("table {name} cannot become STRICT: {e}")))?;
+        for sql in &indexes {
+            conn.execute_batch(sql)?;
+        }
     }
     Ok(())
 }
@@ -2359,6 +2447,91 @@ mod tests {
         assert_eq!(checked_total(-5, 7).unwrap(), 2);
     }
 
+    fn strict_tables(conn: &Connection) -> Vec<(String, bool)> {
+        conn.prepare("SELECT name, strict FROM pragma_table_list WHERE schema = 'main' AND name NOT LIKE 'sqlite_%'")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_table_is_strict_and_an_overflowing_total_is_refused_not_made_a_float() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(dir.path()).unwrap();
+        let tables = strict_tables(&conn);
+        assert!(tables.len() >= 14, "{tables:?}");
+        assert!(tables.iter().all(|(_, strict)| *strict), "{tables:?}");
+        conn.execute(
+            "INSERT INTO accounts (kind, name, balance_fen) VALUES ('card', 'c', ?1)",
+            [i64::MAX],
+        )
+        .unwrap();
+        // Without STRICT, SQLite turns an integer overflow into a REAL and stores it.
+        let overflow = conn.execute("UPDATE accounts SET balance_fen = balance_fen + 1", []);
+        assert!(overflow.is_err(), "a float in an INTEGER column is refused");
+        let kind: String = conn
+            .query_row("SELECT typeof(balance_fen) FROM accounts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "integer");
+    }
+
+    #[test]
+    fn a_database_of_schema_6_becomes_strict_with_its_rows_and_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for (index, step) in MIGRATIONS.iter().enumerate().take(6) {
+            let Migration::Sql(sql) = step else {
+                panic!("the first six migrations are SQL")
+            };
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (index + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO accounts (id, kind, name, balance_fen) VALUES (1, 'funding', 'f', -500), (2, 'card', 'c', 500);
+             INSERT INTO institutions VALUES ('I1', 'Bank', 0, 0, 0, 1);
+             INSERT INTO postings (txn_id, leg, account, amount_fen) VALUES (9, 0, 1, -500), (9, 1, 2, 500);",
+        )
+        .unwrap();
+        let indexes_before: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(conn);
+        let conn = open(dir.path()).unwrap();
+        assert!(strict_tables(&conn).iter().all(|(_, strict)| *strict));
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, SCHEMA_VERSION);
+        let sum: i64 = conn
+            .query_row("SELECT sum(amount_fen) FROM postings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sum, 0);
+        let balances: i64 = conn
+            .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(balances, 2);
+        let indexes_after: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes_after, indexes_before, "every index rebuilt");
+        let enforced: bool = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert!(enforced, "foreign keys enforced again after the rebuild");
+    }
+
     #[test]
     fn open_refuses_a_connection_that_is_not_durable() {
         let dir = tempfile::tempdir().unwrap();
@@ -2367,7 +2540,8 @@ mod tests {
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         assert!(matches!(check_durable(&conn), Err(StoreError::Settings(_))));
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .unwrap();
         assert!(matches!(check_durable(&conn), Err(StoreError::Settings(_))));
         let memory = Connection::open_in_memory().unwrap();
         assert!(check_durable(&memory).is_err(), "no WAL in memory");
