@@ -549,7 +549,10 @@ fn undecodable(
         bytes.get(2..7).and_then(|t| <[u8; 5]>::try_from(t).ok()),
         bytes.get(7..13).and_then(|h| <[u8; 6]>::try_from(h).ok()),
     ) else {
-        return Ok(Answer::unanswerable(reason));
+        return Ok(Answer {
+            stranger: Some(Stranger::Undecodable),
+            ..Answer::unanswerable(reason)
+        });
     };
     // Nothing in it proves who sent it: answered, not recorded (invariant 9).
     let mut answer = format_error_answer(

@@ -277,6 +277,14 @@ async fn connection(
         match first {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => break, // peer closed
+            // Proved itself while this wait began (its answer came back since): wait again,
+            // as long as a proven connection may.
+            Err(_)
+                if conn.is_proven()
+                    && first_wait < Duration::from_millis(limits.idle_timeout_ms) =>
+            {
+                continue;
+            }
             Err(_) => {
                 tracing::debug!(%peer, proven = conn.is_proven(), "idle or first-frame timeout; closing");
                 break;
