@@ -169,6 +169,12 @@ impl TestTerminal {
         Ok((frame, stan))
     }
 
+    /// The key this terminal MACs its requests with (tests that rewrite a field re-MAC
+    /// the frame with it).
+    pub fn mac_key(&self) -> Option<SecretKey> {
+        self.keys.as_ref().map(|k| k.mac_key())
+    }
+
     /// Sends a request and waits for its answer.
     pub fn send(&mut self, spec: &RequestSpec) -> Result<Response, ClientError> {
         let (frame, stan) = self.build(spec)?;

@@ -4,7 +4,12 @@
 //! acquirer_code = "08010000"
 //! utc_offset_minutes = 480
 //! [limits]
-//! connections_max = 1024
+//! connections_max = 16384
+//! unproven_per_address_max = 1024
+//! first_frame_timeout_ms = 10000
+//! bad_frames_per_connection_max = 3
+//! bad_frames_per_address_per_minute_max = 600
+//! listen_backlog_max = 4096
 //! pipeline_depth_max = 32
 //! read_timeout_ms = 10000
 //! idle_timeout_ms = 300000
@@ -33,8 +38,22 @@ use crate::faults::FaultPlan;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Connections open at once; more wait in the listen backlog.
+    /// Connections open at once. Past it the oldest unproven connection is closed to make
+    /// room; when every one is proven, a new connection is accepted and closed at once.
     pub connections_max: usize,
+    /// Unproven connections (no registered terminal's valid frame answered yet) of one
+    /// source address at once; past it, that address's oldest unproven one is closed.
+    pub unproven_per_address_max: usize,
+    /// An unproven connection is closed this long after it was accepted.
+    pub first_frame_timeout_ms: u64,
+    /// A connection is closed after this many frames answered without being recorded
+    /// (undecodable, unknown terminal, bad MAC).
+    pub bad_frames_per_connection_max: u32,
+    /// Past this many such frames from one address within a minute, each further one
+    /// closes its connection.
+    pub bad_frames_per_address_per_minute_max: u32,
+    /// The listen backlog (the kernel caps it at `net.core.somaxconn`).
+    pub listen_backlog_max: u32,
     /// Requests of one connection in flight at once (pipelining).
     pub pipeline_depth_max: usize,
     /// Once a frame has begun, the rest must arrive within this time.
@@ -55,7 +74,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            connections_max: 1024,
+            connections_max: 16_384,
+            unproven_per_address_max: 1024,
+            first_frame_timeout_ms: 10_000,
+            bad_frames_per_connection_max: 3,
+            bad_frames_per_address_per_minute_max: 600,
+            listen_backlog_max: 4096,
             pipeline_depth_max: 32,
             read_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
@@ -149,6 +173,13 @@ impl HostConfig {
         let l = &file.limits;
         for (name, value) in [
             ("connections_max", l.connections_max),
+            ("unproven_per_address_max", l.unproven_per_address_max),
+            ("first_frame_timeout_ms", l.first_frame_timeout_ms as usize),
+            (
+                "bad_frames_per_connection_max",
+                l.bad_frames_per_connection_max as usize,
+            ),
+            ("listen_backlog_max", l.listen_backlog_max as usize),
             ("pipeline_depth_max", l.pipeline_depth_max),
             ("queue_max", l.queue_max),
             ("group_commit_max", l.group_commit_max),
@@ -179,7 +210,8 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.engine.acquirer_code, "12345678");
         assert_eq!(cfg.limits.issuer_timeout_ms, 500);
-        assert_eq!(cfg.limits.connections_max, 1024);
+        assert_eq!(cfg.limits.connections_max, 16_384);
+        assert_eq!(cfg.limits.listen_backlog_max, 4096);
         assert_eq!(cfg.faults.seed, 9);
         assert_eq!(cfg.faults.rules.len(), 1);
     }

@@ -22,6 +22,7 @@ use poskit_security::{
 };
 
 use crate::clock::HostTime;
+use crate::fields;
 use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
 use crate::pinhash::{PinHasher, PinTag};
 use crate::request::{self, Echo, FormatError, Request};
@@ -30,6 +31,7 @@ use crate::store::{
     CardState, Ledger, MerchantState, NewTxn, StoreError, StoreResult, StoredAnswer, TerminalState,
     Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
 };
+pub use crate::stranger::Stranger;
 
 /// Settings of the engine (a profile: acquirers differ).
 #[derive(Clone, Debug)]
@@ -317,6 +319,8 @@ pub struct Answer {
     /// The terminal's working keys (PIK, MAC key) as this answer leaves them, when it
     /// learnt them: `Some(None)` after a sign-off. For [`Precheck`]s of later requests.
     pub keys_after: Option<Option<(SecretKey, SecretKey)>>,
+    /// Set when the request did not prove itself (invariant 9): answered, not recorded.
+    pub stranger: Option<Stranger>,
 }
 
 /// What an answer is sent as: a frame, or fields still to encode.
@@ -426,6 +430,7 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
         tid: m.field(41).map(|f| f.to_text()),
         mac_pending: None,
         keys_after: None,
+        stranger: None,
     }
 }
 
@@ -456,6 +461,7 @@ impl Answer {
             tid: Some(req.tid.as_str().to_owned()),
             mac_pending: None,
             keys_after: None,
+            stranger: None,
         }
     }
 
@@ -474,6 +480,7 @@ impl Answer {
             tid: None,
             mac_pending: None,
             keys_after: None,
+            stranger: None,
         }
     }
 
@@ -542,23 +549,30 @@ fn undecodable(
         bytes.get(2..7).and_then(|t| <[u8; 5]>::try_from(t).ok()),
         bytes.get(7..13).and_then(|h| <[u8; 6]>::try_from(h).ok()),
     ) else {
-        return Ok(Answer::unanswerable(reason));
+        return Ok(Answer {
+            stranger: Some(Stranger::Undecodable),
+            ..Answer::unanswerable(reason)
+        });
     };
-    format_error_answer(
-        ledger,
+    // Nothing in it proves who sent it: answered, not recorded (invariant 9).
+    let mut answer = format_error_answer(
+        None,
         cfg,
         input.now,
         (Tpdu(tpdu), Header(header), mti),
         &Echo::default(),
         None,
         reason,
-    )
+    )?;
+    answer.stranger = Some(Stranger::Undecodable);
+    let _ = ledger;
+    Ok(answer)
 }
 
-/// Records a format error (30) and builds its answer, with whatever of the request could be
-/// read ([`Echo`]).
+/// Records a format error (30) when given the ledger, and builds its answer, with whatever
+/// of the request could be read ([`Echo`]). Not recorded: no field 37 (there is no row).
 fn format_error_answer(
-    ledger: &mut dyn Ledger,
+    ledger: Option<&mut dyn Ledger>,
     cfg: &EngineConfig,
     now: HostTime,
     (tpdu, header, mti): (Tpdu, Header, Mti),
@@ -567,6 +581,16 @@ fn format_error_answer(
     reason: String,
 ) -> StoreResult<Answer> {
     let (mmdd, hhmmss) = (now.mmdd(), now.hhmmss());
+    let Some(ledger) = ledger else {
+        let mut reply = Reply::to(&tpdu, &header, mti);
+        echo_fields(&mut reply, cfg, echo, &mmdd, &hhmmss);
+        let (frame, _) = reply.encode();
+        return Ok(Answer {
+            frame: Some(frame),
+            tid: echo.tid.clone(),
+            ..Answer::unanswerable(reason)
+        });
+    };
     let id = ledger.insert_txn(&NewTxn {
         key: None,
         kind: None,
@@ -591,19 +615,8 @@ fn format_error_answer(
         original_id: None,
     })?;
     let mut reply = Reply::to(&tpdu, &header, mti);
-    if let Some(s) = &echo.stan {
-        reply.set(11, s.clone().into_bytes());
-    }
-    reply.set(12, hhmmss.into_bytes());
-    reply.set(13, mmdd.into_bytes());
-    reply.set(32, cfg.acquirer_code.clone().into_bytes());
+    echo_fields(&mut reply, cfg, echo, &mmdd, &hhmmss);
     reply.set(37, rrn_of(id).into_bytes());
-    reply.set(39, Rc::FORMAT_ERROR.0);
-    for (n, v) in [(41u8, &echo.tid), (42, &echo.mid)] {
-        if let Some(v) = v {
-            reply.set(n, v.clone().into_bytes());
-        }
-    }
     ledger.set_txn_answer(id, &rrn_of(id), None, reply.to_stored())?;
     let (frame, _) = reply.encode();
     Ok(Answer {
@@ -612,6 +625,22 @@ fn format_error_answer(
         tid: echo.tid.clone(),
         ..Answer::unanswerable(reason)
     })
+}
+
+/// The fields of a 30: what could be read of the request, the time, the acquirer.
+fn echo_fields(reply: &mut Reply, cfg: &EngineConfig, echo: &Echo, mmdd: &str, hhmmss: &str) {
+    if let Some(s) = &echo.stan {
+        reply.set(11, s.clone().into_bytes());
+    }
+    reply.set(12, hhmmss.as_bytes());
+    reply.set(13, mmdd.as_bytes());
+    reply.set(32, cfg.acquirer_code.clone().into_bytes());
+    reply.set(39, Rc::FORMAT_ERROR.0);
+    for (n, v) in [(41u8, &echo.tid), (42, &echo.mid)] {
+        if let Some(v) = v {
+            reply.set(n, v.clone().into_bytes());
+        }
+    }
 }
 
 /// Settled batches a void's original is looked for in (to answer 12 "settled batch, refund
@@ -693,15 +722,81 @@ struct Ctx<'l, 'c> {
 
 impl Ctx<'_, '_> {
     fn format_error(&mut self, echo: &Echo, fe: &FormatError) -> StoreResult<Answer> {
-        format_error_answer(
-            self.ledger,
+        // Recorded only when its terminal is registered and its MAC verifies (invariant 9).
+        let proven = self.echo_proven(echo)?;
+        let mut answer = format_error_answer(
+            proven.then_some(&mut *self.ledger),
             self.cfg,
             self.now,
             (self.parsed.tpdu, self.parsed.header, self.parsed.mti),
             echo,
             Some(&self.parsed.request_hash),
             format!("format error: {fe}"),
-        )
+        )?;
+        if !proven {
+            answer.stranger = Some(Stranger::Undecodable);
+        }
+        Ok(answer)
+    }
+
+    /// Whether a request that does not read names a registered terminal and carries a MAC
+    /// that verifies with its key.
+    fn echo_proven(&mut self, echo: &Echo) -> StoreResult<bool> {
+        let Some(tid) = echo.tid.as_deref().and_then(|t| Tid::parse(t).ok()) else {
+            return Ok(false);
+        };
+        let Some(terminal) = self.ledger.terminal(&tid)? else {
+            return Ok(false);
+        };
+        if echo.mid.as_deref() != Some(terminal.mid.as_str()) {
+            return Ok(false);
+        }
+        let (Some(key), Some(data), Some(wire)) = (
+            self.mac_key(&terminal),
+            &self.parsed.mac_input,
+            &self.parsed.mac_wire,
+        ) else {
+            return Ok(false);
+        };
+        Ok(verify_mac(self.cfg.mac_algorithm, &key, data, wire) == Ok(true))
+    }
+
+    /// Answers a refusal given before the request proved itself, without recording it
+    /// (invariant 9): the server counts it, by reason and by peer.
+    fn unproven(&mut self, req: &Request, d: Decision, why: Stranger) -> StoreResult<Answer> {
+        debug_assert!(!d.code.is_approved(), "only refusals are unproven");
+        // `base_reply` without field 37: no row, no reference number.
+        let mut reply = Reply::to(&self.parsed.tpdu, &self.parsed.header, self.parsed.mti);
+        reply.set(11, req.stan.digits());
+        reply.set(12, self.now.hhmmss_digits());
+        reply.set(13, self.now.mmdd_digits());
+        reply.set(32, &self.cfg.acquirer_code);
+        reply.set(39, d.code.0);
+        reply.set(41, *req.tid.as_bytes());
+        reply.set(42, *req.mid.as_bytes());
+        if d.require_sign_in {
+            reply.require_sign_in();
+        }
+        self.reply_fields(req, &mut reply, d.code, &Effect::default());
+        let (frame, _) = reply.encode();
+        let mut answer = Answer::of(req, Body::Frame(frame), d.code, d.reason, 0, false);
+        answer.txn_id = None;
+        answer.stranger = Some(why);
+        Ok(answer)
+    }
+
+    /// A refusal from [`Ctx::acceptor`]: recorded when the terminal is registered and the
+    /// request's MAC verifies with its key (a merchant set-up problem the monitor must
+    /// see), answered only otherwise.
+    fn refused_acceptor(&mut self, req: &Request, d: Decision) -> StoreResult<Answer> {
+        let proven = d.code != Rc::TERMINAL_NOT_REGISTERED
+            && req.kind().carries_mac()
+            && self.verify_request_mac(req.tid).is_ok();
+        if proven {
+            self.record(req, d, Effect::default(), None)
+        } else {
+            self.unproven(req, d, Stranger::UnknownTerminal)
+        }
     }
 
     fn handle(&mut self, req: &Request) -> StoreResult<Answer> {
@@ -738,6 +833,12 @@ impl Ctx<'_, '_> {
                 format!("terminal {} is deactivated", req.tid),
             )));
         }
+        self.keys = terminal.keys.as_ref().map(|(pik, _)| {
+            (
+                pik.clone(),
+                self.mac_key(&terminal).unwrap_or_else(|| pik.clone()),
+            )
+        });
         let Some(merchant) = self.ledger.merchant(&req.mid)? else {
             return Ok(Err(refuse(
                 Rc::INVALID_MERCHANT,
@@ -759,13 +860,19 @@ impl Ctx<'_, '_> {
                 )));
             }
         }
-        self.keys = terminal.keys.as_ref().map(|(pik, _)| {
-            (
-                pik.clone(),
-                self.mac_key(&terminal).unwrap_or_else(|| pik.clone()),
-            )
-        });
         Ok(Ok((terminal, merchant)))
+    }
+
+    /// The checks of [`fields::check`] with this merchant's currencies and the terminal's
+    /// PIK (not for reversals: they post from their original).
+    fn field_checks(&self, req: &Request, merchant: &MerchantState) -> Result<(), Decision> {
+        let against = fields::Against {
+            currencies: &merchant.currencies,
+            pik_bytes: self.keys.as_ref().map(|(pik, _)| pik.len()),
+        };
+        // Refused, not declined: no key is claimed, the terminal may send the trace again
+        // once its fields are right.
+        fields::check(req, &against).map_err(|(code, reason)| refuse(code, reason))
     }
 
     fn mac_key(&self, terminal: &TerminalState) -> Option<SecretKey> {
@@ -779,12 +886,12 @@ impl Ctx<'_, '_> {
         })
     }
 
-    fn verify_request_mac(&self, terminal: &TerminalState) -> Result<(), Decision> {
+    fn verify_request_mac(&self, tid: Tid) -> Result<(), Decision> {
         let not_signed_in = || Decision {
             require_sign_in: true,
             ..refuse(
                 Rc::MAC_ERROR,
-                format!("terminal {} has not signed in: no MAC key", terminal.tid),
+                format!("terminal {tid} has not signed in: no MAC key"),
             )
         };
         // The MAC key the acceptor worked out for this terminal.
@@ -816,8 +923,7 @@ impl Ctx<'_, '_> {
                 ..refuse(
                     Rc::MAC_ERROR,
                     format!(
-                        "MAC of the request does not verify with the MAK issued to terminal {} at its last sign-in",
-                        terminal.tid
+                        "MAC of the request does not verify with the MAK issued to terminal {tid} at its last sign-in"
                     ),
                 )
             }),
@@ -836,10 +942,10 @@ impl Ctx<'_, '_> {
     fn financial(&mut self, req: &Request) -> StoreResult<Answer> {
         let (terminal, merchant) = match self.acceptor(req)? {
             Ok(pair) => pair,
-            Err(d) => return self.record(req, d, Effect::default(), None),
+            Err(d) => return self.refused_acceptor(req, d),
         };
-        if let Err(d) = self.verify_request_mac(&terminal) {
-            return self.record(req, d, Effect::default(), None);
+        if let Err(d) = self.verify_request_mac(req.tid) {
+            return self.unproven(req, d, Stranger::BadMac);
         }
         let key = TxnKey {
             tid: req.tid,
@@ -873,6 +979,9 @@ impl Ctx<'_, '_> {
             // A reversal names its original by the original's batch, which no sign-in
             // changes: it is matched whatever the host's batch is now.
             return self.reversal(req, terminal.batch);
+        }
+        if let Err(d) = self.field_checks(req, &merchant) {
+            return self.record(req, d, Effect::default(), None);
         }
         if req.batch != terminal.batch {
             let d = Decision {
@@ -1859,7 +1968,7 @@ impl Ctx<'_, '_> {
     fn management(&mut self, req: &Request) -> StoreResult<Answer> {
         let (terminal, _merchant) = match self.acceptor(req)? {
             Ok(pair) => pair,
-            Err(d) => return self.record(req, d, Effect::default(), None),
+            Err(d) => return self.refused_acceptor(req, d),
         };
         match req.kind() {
             K::SignIn => self.sign_in(req, &terminal),
@@ -2197,6 +2306,13 @@ impl Ctx<'_, '_> {
         if require_sign_in {
             reply.require_sign_in();
         }
+        self.reply_fields(req, &mut reply, code, &effect);
+        let auth = effect.auth_code.clone();
+        self.finish(req, id, reply, code, reason, auth.as_deref())
+    }
+
+    /// The fields of a financial answer beyond [`Ctx::base_reply`]'s.
+    fn reply_fields(&self, req: &Request, reply: &mut Reply, code: Rc, effect: &Effect) {
         if req.kind().carries_mac() {
             if let Some(card) = &req.card
                 && self.parsed.card_digits_field2
@@ -2229,8 +2345,6 @@ impl Ctx<'_, '_> {
             reply.set(60, field60(req));
             reply.set(63, *b"CUP");
         }
-        let auth = effect.auth_code.clone();
-        self.finish(req, id, reply, code, reason, auth.as_deref())
     }
 
     #[allow(clippy::too_many_arguments)]

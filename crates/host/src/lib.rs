@@ -15,6 +15,7 @@
 //! of every transaction sum to zero; every answer is recorded with the reason for its
 //! code; PANs appear masked in logs, PIN blocks and keys never.
 
+pub mod admission;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod dataset;
 pub mod demo;
 pub mod engine;
 pub mod faults;
+pub mod fields;
 pub mod model;
 pub mod pinhash;
 pub mod request;
@@ -29,6 +31,7 @@ pub mod response;
 pub mod run;
 pub mod server;
 pub mod store;
+pub mod stranger;
 pub mod writer;
 
 use std::path::PathBuf;

@@ -66,6 +66,95 @@ pub struct Request {
     pub reversal_reason: Option<ResponseCode>,
     /// Field 48 as digits.
     pub field48: Option<String>,
+    /// The fields the host checks before it posts ([`crate::fields`]), as sent.
+    pub presented: Presented,
+}
+
+/// Fields a request carries that the host checks against each other and against the
+/// merchant and the terminal's keys before it posts ([`crate::fields::check`]). Kept as
+/// sent (fixed arrays: nothing allocated); `None` when absent or of the wrong length.
+#[derive(Clone, Debug, Default)]
+pub struct Presented {
+    /// Field 22: POS entry mode, `n3` (mode digits 1–2, PIN capability digit 3).
+    pub entry_mode: Option<[u8; 3]>,
+    /// Field 25: POS condition code.
+    pub condition: Option<[u8; 2]>,
+    /// Field 26: PIN capture code (the maximum PIN length).
+    pub pin_capture: Option<[u8; 2]>,
+    /// Field 49: transaction currency code.
+    pub currency: Option<[u8; 3]>,
+    /// Field 53: security control information (PIN format, algorithm, track encryption).
+    pub security: Option<[u8; 16]>,
+    /// Which of the fields with a length of their own are there: 2, 14, 35, 55, 22, 25,
+    /// 26, 49, 53 (a field of the wrong length is there but reads `None` above).
+    pub has: FieldsPresent,
+    /// Field 2 and the PAN of track 2 both sent, and different.
+    pub pans_differ: bool,
+}
+
+/// Presence of the fields [`Presented`] reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FieldsPresent {
+    pub f2: bool,
+    pub f14: bool,
+    pub f22: bool,
+    pub f25: bool,
+    pub f26: bool,
+    pub f35: bool,
+    pub f49: bool,
+    pub f53: bool,
+    pub f55: bool,
+}
+
+/// The characters of a fixed-length field, text or digits, without allocating.
+fn fixed<const N: usize>(m: &Message<'_>, n: u8) -> Option<[u8; N]> {
+    let f = m.field(n)?;
+    let mut out = [0u8; N];
+    if let Some(d) = f.digits() {
+        if d.len() != N {
+            return None;
+        }
+        for (slot, c) in out.iter_mut().zip(d.iter()) {
+            *slot = c;
+        }
+        return Some(out);
+    }
+    let t = f.text()?;
+    (t.len() == N).then(|| {
+        out.copy_from_slice(t);
+        out
+    })
+}
+
+impl Presented {
+    fn of(m: &Message<'_>, card_from_field2: Option<&Pan>) -> Presented {
+        let has = FieldsPresent {
+            f2: m.has(2),
+            f14: m.has(14),
+            f22: m.has(22),
+            f25: m.has(25),
+            f26: m.has(26),
+            f35: m.has(35),
+            f49: m.has(49),
+            f53: m.has(53),
+            f55: m.has(55),
+        };
+        let pans_differ = match (card_from_field2, digits(m, 35)) {
+            (Some(pan), Some(track2)) => {
+                track2.split_once('=').map(|(p, _)| p) != Some(pan.digits())
+            }
+            _ => false,
+        };
+        Presented {
+            entry_mode: fixed(m, 22),
+            condition: fixed(m, 25),
+            pin_capture: fixed(m, 26),
+            currency: fixed(m, 49),
+            security: fixed(m, 53),
+            has,
+            pans_differ,
+        }
+    }
 }
 
 impl Request {
@@ -175,6 +264,7 @@ pub fn read(frame: &Frame<'_>) -> Result<Request, FormatError> {
         return Err(err(64, "MAC missing"));
     }
     let card = read_card(m)?;
+    let presented = Presented::of(m, card.as_ref().map(|c| &c.pan).filter(|_| m.has(2)));
     if financial && card.is_none() {
         return Err(err(2, "no card number (field 2) and no track 2 (field 35)"));
     }
@@ -236,6 +326,7 @@ pub fn read(frame: &Frame<'_>) -> Result<Request, FormatError> {
         original,
         reversal_reason,
         field48: digits(m, 48),
+        presented,
     })
 }
 

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
+use crate::admission::Admission;
 use crate::clock::HostTime;
 use crate::config::HostConfig;
 use crate::server::{self, Server, Stats};
@@ -92,10 +93,12 @@ pub async fn run(
         path: "writer thread".into(),
         source: e,
     })?;
-    let listener = TcpListener::bind(listen).await.map_err(|e| HostError::Io {
-        path: listen.to_owned(),
-        source: e,
-    })?;
+    let listener = listen_on(listen, config.limits.listen_backlog_max)
+        .await
+        .map_err(|e| HostError::Io {
+            path: listen.to_owned(),
+            source: e,
+        })?;
     let addr = listener.local_addr().map_err(|e| HostError::Io {
         path: listen.to_owned(),
         source: e,
@@ -113,6 +116,7 @@ pub async fn run(
         stats,
         pins,
         mac_algorithm: config.engine.mac_algorithm,
+        admission: Arc::new(Admission::new(&config.limits)),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let serving = tokio::spawn(server::serve(server, listener, stop_rx));
@@ -134,4 +138,21 @@ pub async fn run(
             source: std::io::Error::other(e),
         }),
     }
+}
+
+/// Binds `listen` with a backlog sized for a fleet reconnecting at once (tokio's default is
+/// 1 024; the kernel caps it at `net.core.somaxconn`).
+async fn listen_on(listen: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(listen)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+
+use crate::admission::{Admission, Admit, Conn};
 use tokio::task::JoinSet;
 
 use poskit_codec::CUP_POS;
@@ -32,6 +34,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub approved: AtomicU64,
     pub dropped_by_faults: AtomicU64,
+    /// Connections accepted and closed at once: no room, nothing to evict.
+    pub refused: AtomicU64,
 }
 
 pub struct Server {
@@ -43,6 +47,8 @@ pub struct Server {
     /// connection tasks so that the one writer does not spend its time on DES.
     pub pins: Arc<PinHasher>,
     pub mac_algorithm: MacAlgorithm,
+    /// Who gets a connection slot, who is evicted ([`crate::admission`]).
+    pub admission: Arc<Admission>,
 }
 
 /// Serves until `shutdown` turns true, then drains: no new connection or frame is taken,
@@ -52,7 +58,6 @@ pub async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(server.limits.connections_max));
     let mut connections = JoinSet::new();
     let refresher = {
         let queue = server.queue.clone();
@@ -70,10 +75,6 @@ pub async fn serve(
         })
     };
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
-            _ = shutdown.changed() => break,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => break,
@@ -81,8 +82,20 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
+                // Out of file descriptors, typically: raise `ulimit -n` above
+                // `connections_max`. Logged once per wait.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Never wait for a slot: at the limit the oldest unproven connection makes room,
+        // and when none can, this one is closed at once (the client sees it at once).
+        let conn = match server.admission.admit(peer.ip(), Instant::now()) {
+            Admit::In(conn) => conn,
+            Admit::Refused => {
+                server.stats.refused.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
                 continue;
             }
         };
@@ -91,8 +104,8 @@ pub async fn serve(
         let server = server.clone();
         let stop = shutdown.clone();
         connections.spawn(async move {
-            connection(server, stream, peer, stop).await;
-            drop(permit);
+            connection(server.clone(), stream, peer, conn.clone(), stop).await;
+            server.admission.release(&conn);
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -134,6 +147,7 @@ pub struct Pending {
     peek: Peek,
     after: AfterWriter,
     keys: Option<Arc<TerminalKeys>>,
+    conn: Arc<Conn>,
     _in_flight: OwnedSemaphorePermit,
 }
 
@@ -150,6 +164,7 @@ async fn connection(
     server: Arc<Server>,
     stream: TcpStream,
     peer: SocketAddr,
+    conn: Arc<Conn>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &server.limits;
@@ -200,6 +215,10 @@ async fn connection(
                         }
                         match after_writer(&server, answer, *kept) {
                             Delivery::Frame(bytes) => pending.extend_from_slice(&bytes),
+                            Delivery::Last(bytes) => {
+                                pending.extend_from_slice(&bytes);
+                                closing = true;
+                            }
                             Delivery::Close => closing = true,
                             Delivery::Later(delay, outgoing, in_flight) => {
                                 if let Some(tx) = delayed_tx.upgrade() {
@@ -242,25 +261,36 @@ async fn connection(
         })
     };
     let in_flight = Arc::new(Semaphore::new(limits.pipeline_depth_max));
-    let idle = Duration::from_millis(limits.idle_timeout_ms);
-    let read_timeout = Duration::from_millis(limits.read_timeout_ms);
     let mut tasks = JoinSet::new();
     loop {
+        let (first_wait, rest_wait) = waits(limits, &conn);
         let mut prefix = [0u8; LENGTH_BYTES];
         let first = tokio::select! {
-            r = tokio::time::timeout(idle, rd.read_exact(&mut prefix[..1])) => r,
+            r = tokio::time::timeout(first_wait, rd.read_exact(&mut prefix[..1])) => r,
             _ = shutdown.changed() => break,
             _ = &mut closed_rx => break,
+            _ = conn.close.notified() => {
+                tracing::debug!(%peer, "unproven connection evicted to make room; closing");
+                break;
+            }
         };
         match first {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => break, // peer closed
+            // Proved itself while this wait began (its answer came back since): wait again,
+            // as long as a proven connection may.
+            Err(_)
+                if conn.is_proven()
+                    && first_wait < Duration::from_millis(limits.idle_timeout_ms) =>
+            {
+                continue;
+            }
             Err(_) => {
-                tracing::debug!(%peer, "idle timeout; closing");
+                tracing::debug!(%peer, proven = conn.is_proven(), "idle or first-frame timeout; closing");
                 break;
             }
         }
-        let rest = tokio::time::timeout(read_timeout, async {
+        let rest = tokio::time::timeout(rest_wait, async {
             rd.read_exact(&mut prefix[1..]).await?;
             let total = match frame::frame_len(&prefix) {
                 Ok(Some(total)) => total,
@@ -293,7 +323,7 @@ async fn connection(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
-        let ready = read_request(&server, buf, peer, permit);
+        let ready = read_request(&server, buf, peer, &conn, permit);
         if ready.wait.is_none() {
             // Nothing to wait for before the writer: straight to it from here; the answer
             // comes back to the write task.
@@ -320,10 +350,26 @@ async fn connection(
     let _ = writer.await;
 }
 
+/// How long to wait for a frame's first byte, and then for the rest: a proven connection
+/// gets the idle and read timeouts; an unproven one what is left of its first-frame
+/// timeout (a junk frame now and then does not keep it open).
+fn waits(limits: &Limits, conn: &Conn) -> (Duration, Duration) {
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let read = Duration::from_millis(limits.read_timeout_ms);
+    if conn.is_proven() {
+        return (idle, read);
+    }
+    let first_frame = Duration::from_millis(limits.first_frame_timeout_ms);
+    let left = first_frame.saturating_sub(conn.accepted.elapsed());
+    (left.min(idle), left.min(read))
+}
+
 /// What the server reads of a request before the writer sees it: enough to apply the
 /// fault plan and call the issuer simulator.
 struct Peek {
     tid: Option<String>,
+    /// Field 11, for the log of requests not recorded.
+    stan: Option<[u8; 6]>,
     mid: Option<String>,
     pan: Option<String>,
     kind: Option<TransactionKind>,
@@ -335,6 +381,7 @@ fn peek_parsed(parsed: &Result<Parsed, String>, bytes: &[u8]) -> Peek {
     match parsed.as_ref().ok().and_then(Parsed::request) {
         Some(req) => Peek {
             tid: Some(req.tid.as_str().to_owned()),
+            stan: Some(req.stan.digits()),
             mid: Some(req.mid.as_str().to_owned()),
             pan: req.card.as_ref().map(|c| c.pan.digits().to_owned()),
             kind: Some(req.kind()),
@@ -347,6 +394,7 @@ fn peek_parsed(parsed: &Result<Parsed, String>, bytes: &[u8]) -> Peek {
 fn peek(bytes: &[u8]) -> Peek {
     let mut p = Peek {
         tid: None,
+        stan: None,
         mid: None,
         pan: None,
         kind: None,
@@ -358,6 +406,9 @@ fn peek(bytes: &[u8]) -> Peek {
     let m = &f.message;
     let text = |n| m.field(n).map(|f| f.to_text());
     p.tid = text(41);
+    p.stan = text(11)
+        .and_then(|s| <[u8; 6]>::try_from(s.as_bytes()).ok())
+        .filter(|s| s.iter().all(u8::is_ascii_digit));
     p.mid = text(42);
     p.pan = text(2).or_else(|| text(35).and_then(|t| t.split('=').next().map(str::to_owned)));
     let f60 = text(60).unwrap_or_default();
@@ -397,6 +448,7 @@ fn read_request(
     server: &Server,
     bytes: Vec<u8>,
     peer: SocketAddr,
+    conn: &Arc<Conn>,
     in_flight: OwnedSemaphorePermit,
 ) -> Ready {
     let started = Instant::now();
@@ -497,6 +549,7 @@ fn read_request(
                 fired: decision.fired,
             },
             keys,
+            conn: conn.clone(),
             _in_flight: in_flight,
         },
     }
@@ -541,6 +594,8 @@ async fn to_writer(server: &Server, ready: Ready, out: mpsc::Sender<Outgoing>) {
 /// What becomes of an answer on its connection.
 enum Delivery {
     Frame(Vec<u8>),
+    /// A frame, then close (too many bad frames).
+    Last(Vec<u8>),
     Close,
     /// A frame or a close after the fault plan's delay (the request's permit held until
     /// then).
@@ -558,26 +613,31 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
         peek: p,
         after,
         keys,
+        conn,
         _in_flight: in_flight,
     } = kept;
     if answer.code.is_approved() {
         server.stats.approved.fetch_add(1, Ordering::Relaxed);
     }
-    tracing::info!(
-        %peer,
-        tid = answer.tid.as_deref().or(p.tid.as_deref()).unwrap_or("-"),
-        kind = answer.kind.map_or("-", |k| k.slug()),
-        reversal = answer.reversal,
-        amount_fen = answer.amount_fen.unwrap_or(0),
-        card = answer.pan_masked.as_deref().unwrap_or("-"),
-        code = answer.code.as_str(),
-        reason = %answer.reason,
-        repeated = answer.repeated,
-        txn = answer.txn_id.unwrap_or(0),
-        faults = ?after.fired,
-        latency_us = started.elapsed().as_micros() as u64,
-        "answered"
-    );
+    let last = admit_by_answer(server, &answer, &p, peer, &conn);
+    // Strangers' answers are logged by their counter, rate-limited.
+    if answer.stranger.is_none() {
+        tracing::info!(
+            %peer,
+            tid = answer.tid.as_deref().or(p.tid.as_deref()).unwrap_or("-"),
+            kind = answer.kind.map_or("-", |k| k.slug()),
+            reversal = answer.reversal,
+            amount_fen = answer.amount_fen.unwrap_or(0),
+            card = answer.pan_masked.as_deref().unwrap_or("-"),
+            code = answer.code.as_str(),
+            reason = %answer.reason,
+            repeated = answer.repeated,
+            txn = answer.txn_id.unwrap_or(0),
+            faults = ?after.fired,
+            latency_us = started.elapsed().as_micros() as u64,
+            "answered"
+        );
+    }
     let outgoing = if after.close {
         Outgoing::Close
     } else if after.drop {
@@ -600,12 +660,13 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
                 Outgoing::Frame(frame)
             }
             None => {
-                tracing::warn!(%peer, reason = %answer.reason, "nothing to answer; closing");
+                tracing::debug!(%peer, reason = %answer.reason, "nothing to answer; closing");
                 Outgoing::Close
             }
         }
     };
     match (after.delay_ms, outgoing) {
+        (0, Outgoing::Frame(bytes)) if last => Delivery::Last(bytes),
         (0, Outgoing::Frame(bytes)) => Delivery::Frame(bytes),
         (0, _) => Delivery::Close,
         (ms, outgoing) => Delivery::Later(
@@ -613,6 +674,36 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
             Box::new(outgoing),
             in_flight,
         ),
+    }
+}
+
+/// What an answer says of its connection: recorded, the connection is proven; not
+/// recorded, it is counted and logged (rate-limited) as a stranger's. `true`: close after
+/// this answer (too many bad frames on it or from its address).
+fn admit_by_answer(
+    server: &Server,
+    answer: &Answer,
+    p: &Peek,
+    peer: SocketAddr,
+    conn: &Conn,
+) -> bool {
+    match answer.stranger {
+        None if answer.txn_id.is_some() => {
+            server.admission.prove(conn);
+            false
+        }
+        None => false,
+        Some(why) => {
+            let stan = p.stan.as_ref().and_then(|s| std::str::from_utf8(s).ok());
+            server.shared.strangers.count(
+                why,
+                peer.ip(),
+                answer.tid.as_deref().or(p.tid.as_deref()),
+                stan,
+                &answer.reason,
+            );
+            server.admission.bad_frame(conn, Instant::now())
+        }
     }
 }
 
@@ -634,5 +725,6 @@ pub(crate) fn writer_gone(kept: &Pending) -> Answer {
         tid: p.tid.clone(),
         mac_pending: None,
         keys_after: None,
+        stranger: None,
     }
 }

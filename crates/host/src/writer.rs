@@ -109,6 +109,9 @@ pub struct Shared {
     /// read or changed them: what connection tasks check MACs and PINs with before the
     /// writer sees a request ([`Precheck`]). One entry per terminal on file at most.
     pub keys: RwLock<HashMap<Tid, Arc<TerminalKeys>>>,
+    /// Requests answered and not recorded (invariant 9): counts by reason and peer, the
+    /// last few reasons.
+    pub strangers: crate::stranger::StrangerCounters,
 }
 
 impl Shared {

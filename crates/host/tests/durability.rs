@@ -95,8 +95,11 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
             )
             .unwrap();
         }
-        db.execute_batch("ALTER TABLE transactions DROP COLUMN reply")
-            .unwrap();
+        db.execute_batch(
+            "ALTER TABLE transactions DROP COLUMN reply;
+             ALTER TABLE merchants DROP COLUMN currencies;",
+        )
+        .unwrap();
     }
     // Back to schema 1 as an older poskit left it: no held amount beside the balance, no
     // day totals.

@@ -53,6 +53,8 @@ pub struct MerchantState {
     pub txn_limit_fen: Option<u64>,
     pub daily_limit_fen: Option<u64>,
     pub account: i64,
+    /// Field 49 values the merchant accepts (ISO 4217 numeric); never empty.
+    pub currencies: Vec<[u8; 3]>,
 }
 
 #[derive(Clone, Debug)]

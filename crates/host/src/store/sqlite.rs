@@ -280,6 +280,13 @@ ALTER TABLE transactions ADD COLUMN reply BLOB;
     // Every table STRICT (a value of the wrong type, such as a total that overflowed
     // into a float, is refused, not stored).
     Migration::Rust(make_strict),
+    Migration::Sql(
+        r#"
+-- The currencies (field 49, ISO 4217 numeric, comma-separated) a merchant accepts: the host
+-- never posts an amount in another (issue 17). The yuan unless set.
+ALTER TABLE merchants ADD COLUMN currencies TEXT NOT NULL DEFAULT '156';
+"#,
+    ),
 ];
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
@@ -320,6 +327,18 @@ impl DayShare<'_> {
         };
         (counted(merchant_counted), counted(card_counted))
     }
+}
+
+/// `156,840` → the codes; `None` unless every one is 3 digits and there is one at least.
+fn currencies_from_text(text: &str) -> Option<Vec<[u8; 3]>> {
+    let codes: Option<Vec<[u8; 3]>> = text
+        .split(',')
+        .map(|c| {
+            let c = c.trim().as_bytes();
+            (c.len() == 3 && c.iter().all(u8::is_ascii_digit)).then(|| [c[0], c[1], c[2]])
+        })
+        .collect();
+    codes.filter(|c| !c.is_empty())
 }
 
 /// The schema version this build writes.
@@ -1663,7 +1682,7 @@ impl SqliteLedger<'_, '_> {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT name, status, txn_limit_fen, daily_limit_fen, account FROM merchants WHERE mid = ?1",
+                "SELECT name, status, txn_limit_fen, daily_limit_fen, account, currencies FROM merchants WHERE mid = ?1",
             )?
             .query_row([mid.as_str()], |r| {
                 Ok((
@@ -1672,10 +1691,11 @@ impl SqliteLedger<'_, '_> {
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })
             .optional()?;
-        let Some((name, status, txn_limit, daily_limit, account)) = row else {
+        let Some((name, status, txn_limit, daily_limit, account, currencies)) = row else {
             return Ok(None);
         };
         Ok(Some(MerchantState {
@@ -1686,6 +1706,8 @@ impl SqliteLedger<'_, '_> {
             txn_limit_fen: txn_limit.map(|l| l as u64),
             daily_limit_fen: daily_limit.map(|l| l as u64),
             account,
+            currencies: currencies_from_text(&currencies)
+                .ok_or_else(|| StoreError::Corrupt(format!("merchant {mid}: currencies")))?,
         }))
     }
 

@@ -130,9 +130,31 @@ impl TestHost {
     }
 
     /// The reason recorded with the transaction a response names by RRN.
+    /// An answer with no field 37 was not recorded (invariant 9): its reason is among the
+    /// host's recent refusals of strangers.
     pub fn reason_of(&self, response: &Response) -> String {
-        let rrn = response.field(37).unwrap();
-        self.reason_by_rrn(rrn).unwrap()
+        match response.field(37) {
+            Some(rrn) => self.reason_by_rrn(rrn).unwrap(),
+            None => self.stranger_reason(response),
+        }
+    }
+
+    /// The reason of an answer not recorded, from the host's recent refusals.
+    pub fn stranger_reason(&self, response: &Response) -> String {
+        let (tid, stan) = (response.field(41), response.field(11));
+        self.shared
+            .strangers
+            .recent()
+            .into_iter()
+            .rev()
+            .find(|r| r.tid.as_deref() == tid && r.stan.as_deref() == stan)
+            .map(|r| r.reason)
+            .unwrap_or_else(|| panic!("no reason for {tid:?} {stan:?}"))
+    }
+
+    /// Rows in the ledger's transactions.
+    pub fn rows(&self) -> i64 {
+        self.query_i64("SELECT count(*) FROM transactions", [])
     }
 
     /// The reason recorded with the transaction of RRN `rrn`.
