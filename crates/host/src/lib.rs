@@ -24,6 +24,7 @@ pub mod demo;
 pub mod engine;
 pub mod faults;
 pub mod fields;
+mod logbudget;
 pub mod model;
 pub mod pinhash;
 pub mod request;
@@ -55,6 +56,9 @@ pub enum HostError {
     Store(#[from] store::StoreError),
     #[error("configuration: {0}")]
     Config(String),
+    /// Another host process serves from the same data directory.
+    #[error("{path} is in use by another poskit host ({holder}); stop it first")]
+    Busy { path: String, holder: String },
 }
 
 /// A data directory: the database and the PIN verification key.
@@ -81,4 +85,54 @@ impl DataDir {
     pub fn open_store(&self) -> Result<rusqlite::Connection, HostError> {
         Ok(store::sqlite::open(&self.path)?)
     }
+
+    /// Takes the directory for this host process: an exclusive lock on its lock file,
+    /// held until the returned guard drops (or the process dies, when the system releases
+    /// it). The holder's process id is written in the file, so that a second host can say
+    /// which process it is. Commands that only read or import (`host check`, `host
+    /// import`, `host faults`) do not take it and keep working beside a running host.
+    pub fn lock_host(&self) -> Result<HostLock, HostError> {
+        use std::io::{Read, Seek, Write};
+        let path = self.path.join(LOCK_FILE);
+        let io = |source| HostError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        if let Err(e) = file.try_lock() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "a process that has not written its id yet".to_owned(),
+                pid => format!("process {pid}"),
+            };
+            return match e {
+                std::fs::TryLockError::WouldBlock => Err(HostError::Busy {
+                    path: self.path.display().to_string(),
+                    holder,
+                }),
+                std::fs::TryLockError::Error(source) => Err(io(source)),
+            };
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(HostLock { _file: file })
+    }
+}
+
+/// A data directory's lock file, held by the host process serving from it.
+pub const LOCK_FILE: &str = "host.lock";
+
+/// The running host's hold on its data directory ([`DataDir::lock_host`]); released when
+/// dropped.
+#[derive(Debug)]
+pub struct HostLock {
+    _file: std::fs::File,
 }

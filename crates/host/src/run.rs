@@ -69,6 +69,8 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
     ready: impl FnOnce(&Running),
 ) -> Result<(), HostError> {
+    // Before anything is written: a second host on the same directory stops here.
+    let _lock = dir.lock_host()?;
     if demo_data {
         load_demo(dir, &config)?;
     }

@@ -5,7 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use crate::logbudget::LogBudget;
 
 /// Why a request was answered without being recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,9 +78,7 @@ struct Inner {
     /// Counted from addresses past [`PEERS_COUNTED_MAX`].
     other_peers: u64,
     recent: VecDeque<Recent>,
-    log_window_start: Option<Instant>,
-    logged_in_window: u32,
-    suppressed: u64,
+    log: Option<LogBudget>,
 }
 
 impl StrangerCounters {
@@ -111,21 +111,12 @@ impl StrangerCounters {
             stan: stan.map(str::to_owned),
             reason: reason.to_owned(),
         });
-        let now = Instant::now();
-        let interval = Duration::from_millis(LOG_INTERVAL_MS);
-        if inner
-            .log_window_start
-            .is_none_or(|start| now.duration_since(start) >= interval)
-        {
-            inner.log_window_start = Some(now);
-            inner.logged_in_window = 0;
-        }
-        if inner.logged_in_window >= LOG_LINES_PER_INTERVAL_MAX {
-            inner.suppressed += 1;
+        let log = inner
+            .log
+            .get_or_insert_with(|| LogBudget::new(LOG_INTERVAL_MS, LOG_LINES_PER_INTERVAL_MAX));
+        let Some(suppressed) = log.allow(Instant::now()) else {
             return;
-        }
-        inner.logged_in_window += 1;
-        let suppressed = std::mem::take(&mut inner.suppressed);
+        };
         drop(inner);
         tracing::warn!(
             %peer,
@@ -175,8 +166,13 @@ mod tests {
         assert_eq!(c.of(Stranger::BadMac), PEERS_COUNTED_MAX as u64 + 10);
         assert_eq!(c.of(Stranger::Undecodable), 0);
         assert_eq!(c.of_peer(IpAddr::from([0, 0, 0, 1])), Some(1));
-        let inner = c.inner.lock().unwrap();
+        let mut inner = c.inner.lock().unwrap();
         assert_eq!(inner.other_peers, 10);
-        assert!(inner.suppressed > 0, "the log is rate-limited");
+        let log = inner.log.as_mut().expect("the first count opened the log");
+        assert_eq!(
+            log.allow(std::time::Instant::now()),
+            None,
+            "the log is rate-limited"
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::engine::{
     self, Answer, EngineConfig, Injected, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
 };
 use crate::faults::{FaultPlan, FaultState};
+use crate::logbudget::LogBudget;
 use crate::model::ExternalIssuer;
 use crate::pinhash::PinHasher;
 use crate::server::{Outgoing, Pending};
@@ -308,7 +309,14 @@ pub struct GroupWriter {
     cache: WriterCache,
     engine: EngineConfig,
     pins: Arc<PinHasher>,
+    /// Storage failures repeat for every group while they last (a full disk): logged
+    /// once per interval, with how many were held back.
+    log: LogBudget,
 }
+
+/// Storage failures logged per [`STORAGE_LOG_INTERVAL_MS`].
+const STORAGE_LOG_LINES_MAX: u32 = 1;
+const STORAGE_LOG_INTERVAL_MS: u64 = 10_000;
 
 impl GroupWriter {
     pub fn new(conn: Connection, engine: EngineConfig, pins: Arc<PinHasher>) -> GroupWriter {
@@ -317,19 +325,42 @@ impl GroupWriter {
             cache: WriterCache::default(),
             engine,
             pins,
+            log: LogBudget::new(STORAGE_LOG_INTERVAL_MS, STORAGE_LOG_LINES_MAX),
         }
     }
 
     /// A group's requests decided and committed: one answer per input, in order, each 96
     /// with nothing posted if storage failed for it.
     pub fn commit(&mut self, inputs: &[Input<'_>]) -> Vec<Answer> {
-        let answers = commit_inputs(
+        // The fast path: the whole group in one transaction, no savepoint per request (a
+        // savepoint copies every page the group already touched before each request
+        // writes it). Any storage error rolls the group back, and it is done again
+        // request by request.
+        let whole = commit_whole(
             &mut self.conn,
             &mut self.cache,
             &self.engine,
             &self.pins,
             inputs,
         );
+        let answers = match whole {
+            Ok(answers) => answers,
+            Err(e) => {
+                // What the cache read after a write of the rolled-back work was never
+                // committed; and the redo is the rare path, so it reads the database
+                // itself.
+                self.cache.clear();
+                let what = "group rolled back; doing it again request by request";
+                log_storage(&mut self.log, &e, inputs.len(), what);
+                commit_each(
+                    &mut self.conn,
+                    &self.engine,
+                    &self.pins,
+                    inputs,
+                    &mut self.log,
+                )
+            }
+        };
         assert_eq!(answers.len(), inputs.len(), "one answer per request");
         answers
     }
@@ -344,25 +375,10 @@ impl GroupWriter {
     }
 }
 
-fn commit_inputs(
-    conn: &mut Connection,
-    cache: &mut WriterCache,
-    cfg: &EngineConfig,
-    pins: &PinHasher,
-    inputs: &[Input<'_>],
-) -> Vec<Answer> {
-    // The fast path: the whole group in one transaction, no savepoint per request (a
-    // savepoint copies every page the group already touched before each request writes
-    // it). Any storage error rolls the group back, and it is done again request by request.
-    match commit_whole(conn, cache, cfg, pins, inputs) {
-        Ok(answers) => answers,
-        Err(e) => {
-            // What the cache read after a write of the rolled-back work was never
-            // committed; and the redo is the rare path, so it reads the database itself.
-            cache.clear();
-            tracing::warn!(error = %e, requests = inputs.len(), "group rolled back; doing it again request by request");
-            commit_each(conn, cfg, pins, inputs)
-        }
+/// Logs a storage failure unless this interval's line is spent.
+fn log_storage(log: &mut LogBudget, e: &StoreError, requests: usize, what: &str) {
+    if let Some(held_back) = log.allow(std::time::Instant::now()) {
+        tracing::error!(error = %e, requests, held_back, "{what}");
     }
 }
 
@@ -396,12 +412,18 @@ fn commit_each(
     cfg: &EngineConfig,
     pins: &PinHasher,
     inputs: &[Input<'_>],
+    log: &mut LogBudget,
 ) -> Vec<Answer> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let e = StoreError::from(e);
-            tracing::error!(error = %e, "cannot begin a transaction; answering 96");
+            log_storage(
+                log,
+                &e,
+                inputs.len(),
+                "cannot begin a transaction; answering 96",
+            );
             return all_failed(inputs, &e);
         }
     };
@@ -429,18 +451,33 @@ fn commit_each(
                 // SQLite rolled the whole transaction back (disk full, I/O error, no
                 // memory): nothing of the group is posted, and nothing more may commit on
                 // its own.
-                tracing::error!(error = %e, requests = inputs.len(), "group rolled back by SQLite; answering 96 to all");
+                log_storage(
+                    log,
+                    &e,
+                    inputs.len(),
+                    "group rolled back by SQLite; answering 96 to all",
+                );
                 return all_failed(inputs, &e);
             }
             Err(e) => {
-                tracing::error!(error = %e, "request failed in storage; rolled back, answering 96");
+                log_storage(
+                    log,
+                    &e,
+                    1,
+                    "request failed in storage; rolled back, answering 96",
+                );
                 answers.push(engine::storage_failure_answer(input, &e));
             }
         }
     }
     if let Err(e) = tx.commit() {
         let e = StoreError::from(e);
-        tracing::error!(error = %e, requests = inputs.len(), "group commit failed; answering 96 to all");
+        log_storage(
+            log,
+            &e,
+            inputs.len(),
+            "group commit failed; answering 96 to all",
+        );
         return all_failed(inputs, &e);
     }
     answers
@@ -573,10 +610,7 @@ mod tests {
     /// Sales of one demo terminal, as the writer gets them.
     struct Rig {
         _temp: tempfile::TempDir,
-        conn: Connection,
-        cache: WriterCache,
-        pins: PinHasher,
-        cfg: EngineConfig,
+        writer: GroupWriter,
         terminal: TestTerminal,
     }
 
@@ -586,10 +620,11 @@ mod tests {
             let dir = DataDir::create(temp.path()).unwrap();
             run::load_demo(&dir, &HostConfig::default()).unwrap();
             let mut rig = Rig {
-                conn: dir.open_store().unwrap(),
-                cache: WriterCache::default(),
-                pins: dir.pin_hasher().unwrap(),
-                cfg: EngineConfig::default(),
+                writer: GroupWriter::new(
+                    dir.open_store().unwrap(),
+                    EngineConfig::default(),
+                    Arc::new(dir.pin_hasher().unwrap()),
+                ),
                 terminal: TestTerminal::offline(
                     &demo::fleet_tid(0),
                     "898310048160001",
@@ -610,13 +645,7 @@ mod tests {
 
         fn group(&mut self, frames: &[Vec<u8>]) -> Vec<Answer> {
             let inputs: Vec<_> = frames.iter().map(|f| input(f)).collect();
-            commit_inputs(
-                &mut self.conn,
-                &mut self.cache,
-                &self.cfg,
-                &self.pins,
-                &inputs,
-            )
+            self.writer.commit(&inputs)
         }
 
         fn sales(&mut self, n: usize) -> Vec<Vec<u8>> {
@@ -629,8 +658,12 @@ mod tests {
                 .collect()
         }
 
+        fn conn(&self) -> &Connection {
+            self.writer.connection()
+        }
+
         fn approved_sales_on_file(&self) -> usize {
-            self.conn
+            self.conn()
                 .query_row(
                     "SELECT count(*) FROM transactions WHERE kind = 'sale' AND code = '00'",
                     [],
@@ -659,10 +692,10 @@ mod tests {
         );
         // No page more than the database has now: the next inserts that need one fail.
         let pages: i64 = rig
-            .conn
+            .conn()
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .unwrap();
-        rig.conn
+        rig.conn()
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
             .unwrap();
         let frames = rig.sales(100);
@@ -678,10 +711,10 @@ mod tests {
         for answer in full.iter().filter(|a| a.code.as_str() == "96") {
             assert_eq!(answer.txn_id, None, "a 96 for storage has no row");
         }
-        rig.conn
+        rig.conn()
             .query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(()))
             .unwrap();
-        let report = sqlite::check(&rig.conn).unwrap();
+        let report = sqlite::check(rig.conn()).unwrap();
         assert_eq!(report.postings_sum_fen, 0);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         // Room again: the writer's caches were dropped with the failed work, and the next
@@ -694,7 +727,7 @@ mod tests {
             codes(&after)
         );
         assert_eq!(rig.approved_sales_on_file(), 20 + approved);
-        let report = sqlite::check(&rig.conn).unwrap();
+        let report = sqlite::check(rig.conn()).unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

@@ -13,7 +13,7 @@ use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::dataset::{self, IMPORT_BYTES_MAX};
 use poskit_host::store::sqlite;
-use poskit_host::{DataDir, demo, run, writer};
+use poskit_host::{DataDir, HostError, demo, run, writer};
 
 use crate::fail::{self, usage};
 
@@ -170,25 +170,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let listen = args.listen.clone();
     let data_shown = data.display().to_string();
-    runtime.block_on(async move {
-        run::run(
-            &dir,
-            config,
-            &listen,
-            args.demo,
-            shutdown_signal(),
-            |running| {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(
-                    out,
-                    "poskit host: listening on {} (data {data_shown})",
-                    running.addr
-                );
-                let _ = out.flush();
-            },
-        )
-        .await
-    })?;
+    runtime
+        .block_on(async move {
+            run::run(
+                &dir,
+                config,
+                &listen,
+                args.demo,
+                shutdown_signal(),
+                |running| {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(
+                        out,
+                        "poskit host: listening on {} (data {data_shown})",
+                        running.addr
+                    );
+                    let _ = out.flush();
+                },
+            )
+            .await
+        })
+        .map_err(|e| match e {
+            // A second host on the same directory is a wrong argument, not a failure of it.
+            HostError::Busy { .. } => usage(e.to_string()),
+            other => anyhow::Error::new(other),
+        })?;
     // Standard output may be gone (a supervisor that only read the first line).
     let _ = writeln!(std::io::stdout(), "poskit host: stopped");
     Ok(ExitCode::SUCCESS)
