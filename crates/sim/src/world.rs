@@ -20,7 +20,7 @@ use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalS
 use poskit_terminal::journal::Journal;
 use zeroize::Zeroize;
 
-use crate::knobs::{Knobs, Rng};
+use crate::knobs::{self, Knobs, Rng};
 use crate::node::{Arrived, Node, PowerCut};
 use crate::report::Report;
 
@@ -206,7 +206,7 @@ impl World {
             );
         }
         // The host's PIN key drawn from the seed, so that the run is the same every time.
-        let mut key_rng = Rng::new(seed ^ PIN_KEY_SALT);
+        let mut key_rng = knobs::rng(seed ^ PIN_KEY_SALT);
         let mut pin_key = [0u8; PVK_BYTES];
         for chunk in pin_key.chunks_mut(8) {
             chunk.copy_from_slice(&key_rng.next_u64().to_le_bytes());
@@ -247,7 +247,7 @@ impl World {
             free: Vec::new(),
             seq: 0,
             now_ms: 0,
-            rng: Rng::new(seed),
+            rng: knobs::rng(seed),
             knobs,
             host_down_until_ms: 0,
             disk_full_until_ms: 0,
