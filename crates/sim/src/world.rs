@@ -16,7 +16,9 @@ use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, Te
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
 use poskit_host::store::sqlite;
 use poskit_security::{Pin, SecretKey};
-use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
+use poskit_terminal::engine::{
+    Command, Config, Effect, Event, Note, Outcome, ReversalState, Terminal,
+};
 use poskit_terminal::journal::Journal;
 use zeroize::Zeroize;
 
@@ -715,7 +717,7 @@ impl World {
             ReversalState::Failed => r.reversals_failed += 1,
         }
         for n in &outcome.notes {
-            if n.starts_with("reversal of trace") && n.contains("done") {
+            if matches!(n, Note::ReversalDone { .. }) {
                 r.reversals_delivered += 1;
             }
         }

@@ -89,13 +89,13 @@ pub async fn run_with_config(
                             Ok(Err(e)) => {
                                 next = Some(Event::NotSent {
                                     token,
-                                    why: format!("cannot reach the host {host}: {e}"),
+                                    why: format!("{host}: {e}"),
                                 })
                             }
                             Err(_) => {
                                 next = Some(Event::NotSent {
                                     token,
-                                    why: format!("cannot reach the host {host}: connect timed out"),
+                                    why: format!("{host}: connect timed out"),
                                 })
                             }
                         }
@@ -124,7 +124,7 @@ pub async fn run_with_config(
                         code: "L17".into(),
                         txn: None,
                         reversal: crate::engine::ReversalState::None,
-                        notes: vec!["nothing was done".into()],
+                        notes: vec![crate::note::Note::NothingDone],
                         balance_fen: None,
                         settlement: None,
                     });

@@ -18,6 +18,7 @@ use crate::engine::{
     Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot, Totals, Txn,
     TxnState,
 };
+use crate::note::Cause;
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS advices (
     amount_fen INTEGER NOT NULL, card_kind TEXT NOT NULL, card_data TEXT NOT NULL,
     rrn TEXT NOT NULL, original_date TEXT NOT NULL, attempts INTEGER NOT NULL
 );
+-- cause: a Cause code (`declined:51`, `timeout` ...); English text in rows of earlier versions.
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, tid TEXT NOT NULL, operation TEXT NOT NULL,
     amount_fen INTEGER, code TEXT NOT NULL, cause TEXT NOT NULL
@@ -98,7 +100,9 @@ pub struct Failure {
     pub operation: String,
     pub amount_fen: Option<u64>,
     pub code: String,
-    pub cause: String,
+    /// Kept as [`Cause::code`]; a line logged as English text by an earlier version reads
+    /// back as [`Cause::Recorded`], so old journals need no migration.
+    pub cause: Cause,
 }
 
 pub struct Journal {
@@ -580,7 +584,7 @@ impl Journal {
                     code,
                     cause,
                 } => {
-                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause],
+                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause.code()],
                     )?;
                 }
                 JournalOp::Maintenance { event, detail } => {
@@ -660,7 +664,7 @@ impl Journal {
                     operation: r.get(2)?,
                     amount_fen: r.get::<_, Option<i64>>(3)?.map(|a| a as u64),
                     code: r.get(4)?,
-                    cause: r.get(5)?,
+                    cause: Cause::parse(&r.get::<_, String>(5)?),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?)

@@ -15,12 +15,14 @@ use poskit_domain::message::CardData;
 use poskit_domain::{AmountFen, TransactionKind};
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{
-    Command, Config, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT, REVERSAL_ATTEMPTS_MAX_DEFAULT,
+    Command, Config, Note, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT, REVERSAL_ATTEMPTS_MAX_DEFAULT,
     ReversalState, Txn, TxnState,
 };
 use poskit_terminal::journal::Journal;
 
 use crate::cmd::locale::{self, tr};
+
+mod notes;
 use crate::fail::{self, usage};
 
 #[derive(Debug, clap::Args)]
@@ -636,7 +638,7 @@ fn execute(
             0..0,
             flushed
                 .into_iter()
-                .filter(|n| !n.starts_with("nothing left")),
+                .filter(|n| !matches!(n, Note::NothingWaiting)),
         );
     }
     Ok(outcome)
@@ -710,7 +712,7 @@ fn outcome_json(o: &Outcome, lang: Lang) -> Value {
         "reversal": o.reversal.as_str(),
         "balance_fen": o.balance_fen,
         "settlement": o.settlement.map(|(balanced, uploaded)| json!({"balanced": balanced, "uploaded": uploaded})),
-        "notes": o.notes,
+        "notes": o.notes.iter().map(|n| notes::note_text(n, lang)).collect::<Vec<_>>(),
     })
 }
 
@@ -740,7 +742,7 @@ fn print_outcome(
         outln!("  {shows}{}{}", tr(lang, ": ", "："), e.display)?;
     }
     for n in &o.notes {
-        outln!("  · {n}")?;
+        outln!("  · {}", notes::note_text(n, lang))?;
     }
     print_reversal(o.reversal, lang)?;
     if let Some(b) = o.balance_fen {
@@ -1054,7 +1056,7 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
         let mut v = Vec::new();
         for f in &list {
             let time = journal.local_time(f.time_ms)?;
-            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": f.cause}));
+            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": notes::cause_text(&f.cause, lang), "cause_code": f.cause.code()}));
         }
         outln!("{}", Value::Array(v))?;
         return Ok(ExitCode::SUCCESS);
@@ -1088,7 +1090,7 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
             f.operation.clone(),
             format!("{:>10}", f.amount_fen.map(yuan).unwrap_or_default()),
             f.code.clone(),
-            f.cause.clone(),
+            notes::cause_text(&f.cause, lang),
         ])?;
     }
     Ok(ExitCode::SUCCESS)
