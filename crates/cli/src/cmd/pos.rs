@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use poskit_codes::{Catalog, Lang, Table};
+use poskit_codes::{Catalog, Lang, Operation, Table};
 use poskit_domain::message::CardData;
 use poskit_domain::{AmountFen, TransactionKind};
 use poskit_security::{Pin, SecretKey};
@@ -319,7 +319,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (tid, mid) = (cfg.tid.clone(), cfg.mid.clone());
     let settling = matches!(args.command, PosCommand::Settle { .. });
     let outcome = execute(journal, cfg, &host, command, settling)?;
-    print_outcome(&outcome, &tid, &mid, lang, args.json)?;
+    let operation = operation_of(&args.command);
+    print_outcome(&outcome, operation, &tid, &mid, lang, args.json)?;
     Ok(if outcome.approved {
         ExitCode::SUCCESS
     } else {
@@ -455,6 +456,29 @@ impl From<&TimeoutSwitch> for Wait {
             timeout_ms: s.timeout_ms,
         }
     }
+}
+
+/// The catalog's name of the operation a subcommand runs (its steps fit that operation:
+/// a declined pre-authorization gets no void advice); `None` for the journal's own commands.
+fn operation_of(command: &PosCommand) -> Option<Operation> {
+    Some(match command {
+        PosCommand::SignIn { .. } => Operation::SignIn,
+        PosCommand::SignOff { .. } => Operation::SignOff,
+        PosCommand::Echo { .. } => Operation::Echo,
+        PosCommand::Sale { .. } => Operation::Sale,
+        PosCommand::Balance { .. } => Operation::Balance,
+        PosCommand::Preauth { .. } => Operation::Preauth,
+        PosCommand::PreauthCancel { .. } => Operation::PreauthCancel,
+        PosCommand::Complete { .. } => Operation::Complete,
+        PosCommand::Void { .. } => Operation::Void,
+        PosCommand::CompleteVoid { .. } => Operation::CompleteVoid,
+        PosCommand::Refund { .. } => Operation::Refund,
+        PosCommand::Settle { .. } => Operation::Settle,
+        PosCommand::Init { .. }
+        | PosCommand::Status
+        | PosCommand::Journal
+        | PosCommand::Failures => return None,
+    })
 }
 
 /// The engine command for a terminal operation, with its test switches.
@@ -653,8 +677,9 @@ struct Explained {
     local: bool,
 }
 
-/// Meaning and next step of a code, from the catalog (host codes and local codes alike).
-fn explain(code: &str, lang: Lang) -> Explained {
+/// Meaning and next step of a code, from the catalog (host codes and local codes alike);
+/// the step is the one for `operation` where the catalog has steps of its own for it.
+fn explain(code: &str, operation: Option<Operation>, lang: Lang) -> Explained {
     let catalog = Catalog::builtin();
     let entry = if code.starts_with('L') {
         catalog.local(code)
@@ -664,7 +689,11 @@ fn explain(code: &str, lang: Lang) -> Explained {
     match entry {
         Some(e) => Explained {
             meaning: e.meaning(lang).to_owned(),
-            step: e.steps(lang).first().cloned().unwrap_or_default(),
+            step: operation
+                .map_or(e.steps(lang), |op| e.steps_for(op, lang))
+                .first()
+                .cloned()
+                .unwrap_or_default(),
             display: e.display().to_owned(),
             local: e.is_local(),
         },
@@ -692,8 +721,8 @@ fn masked(card: &Option<CardData>) -> String {
         .unwrap_or_default()
 }
 
-fn outcome_json(o: &Outcome, lang: Lang) -> Value {
-    let e = explain(&o.code, lang);
+fn outcome_json(o: &Outcome, operation: Option<Operation>, lang: Lang) -> Value {
+    let e = explain(&o.code, operation, lang);
     let t = o.txn.as_ref();
     json!({
         "operation": o.operation,
@@ -718,16 +747,17 @@ fn outcome_json(o: &Outcome, lang: Lang) -> Value {
 
 fn print_outcome(
     o: &Outcome,
+    operation: Option<Operation>,
     tid: &str,
     mid: &str,
     lang: Lang,
     as_json: bool,
 ) -> anyhow::Result<()> {
     if as_json {
-        outln!("{}", outcome_json(o, lang))?;
+        outln!("{}", outcome_json(o, operation, lang))?;
         return Ok(());
     }
-    let e = explain(&o.code, lang);
+    let e = explain(&o.code, operation, lang);
     let verdict = match o.approved {
         true => tr(lang, "APPROVED", "交易成功"),
         false => tr(lang, "DECLINED", "交易失败"),
