@@ -39,6 +39,8 @@ pub const REVERSAL_ATTEMPTS_MAX_DEFAULT: u32 = 3;
 pub const RESPONSE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Details per batch-upload message (§4.4: N2 count ≤ 8).
 pub const UPLOAD_DETAILS_PER_MESSAGE_MAX: usize = 8;
+/// The largest amount field 4 carries: twelve digits of fen.
+pub const AMOUNT_FEN_MAX: u64 = 999_999_999_999;
 /// Transactions one batch may record: field 48 counts them in three digits (N3), so a
 /// fuller batch could not be settled with true totals.
 pub const BATCH_TXNS_MAX: u32 = 999;
@@ -814,148 +816,11 @@ impl Terminal {
             Step::SignIn => self.management(Step::SignIn, K::SignIn, KeyLayout::Double.code()),
             Step::SignOff => self.management(Step::SignOff, K::SignOff, "002"),
             Step::Echo => self.management(Step::Echo, K::Echo, "301"),
-            Step::Reversal => {
-                let Some(mut rev) = self.snap.reversal.clone() else {
-                    return;
-                };
-                rev.attempts += 1;
-                self.snap.reversal = Some(rev.clone());
-                let spec = RequestSpec {
-                    amount_fen: rev.amount_fen,
-                    card: rev.card.clone(),
-                    original_batch: rev.original_stan.map(|_| rev.batch),
-                    original_stan: rev.original_stan,
-                    original_date: rev.original_date.clone(),
-                    rrn: rev.original_rrn.clone(),
-                    auth_code: rev.auth_code.clone(),
-                    reversal_reason: Some(rev.reason.clone()),
-                    ..RequestSpec::new(rev.kind)
-                };
-                let stan = rev.stan;
-                self.send(
-                    Step::Reversal,
-                    &spec,
-                    stan,
-                    vec![JournalOp::Reversal(Some(rev))],
-                );
-            }
-            Step::Advices => {
-                let Some(mut advice) = self.snap.advices.first().cloned() else {
-                    return;
-                };
-                advice.attempts += 1;
-                self.snap.advices[0] = advice.clone();
-                let spec = RequestSpec {
-                    amount_fen: Some(advice.amount_fen),
-                    card: Some(advice.card.clone()),
-                    rrn: Some(advice.rrn.clone()),
-                    original_date: Some(advice.original_date.clone()),
-                    ..RequestSpec::new(advice.kind)
-                };
-                let stan = advice.stan;
-                self.send(
-                    Step::Advices,
-                    &spec,
-                    stan,
-                    vec![JournalOp::AdviceQueued(advice)],
-                );
-            }
-            Step::Main(mut txn, pin) => {
-                txn.stan = self.next_stan();
-                txn.batch = self.snap.batch;
-                let mut ops = vec![self.counters()];
-                if txn.kind.is_advice() {
-                    // Store-and-forward: durable first, then sent in turn with the others.
-                    txn.state = TxnState::Queued;
-                    let advice = Advice {
-                        txn_id: txn.id,
-                        kind: txn.kind,
-                        batch: txn.batch,
-                        stan: txn.stan,
-                        amount_fen: txn.amount_fen.unwrap_or(0),
-                        card: txn.card.clone().unwrap_or(CardData::Track2(String::new())),
-                        rrn: txn.original_rrn.clone().unwrap_or_default(),
-                        original_date: txn.original_date.clone().unwrap_or_default(),
-                        attempts: 0,
-                    };
-                    self.snap.advices.push(advice.clone());
-                    ops.push(JournalOp::Txn((*txn).clone()));
-                    ops.push(JournalOp::AdviceQueued(advice));
-                    self.journal(ops);
-                    self.current_advice = Some(txn.id);
-                    self.steps.push_front(Step::Advices);
-                    return;
-                }
-                if txn.kind.reversible() {
-                    // §4.1: the reversal record is durable before the request leaves.
-                    txn.reversal = ReversalState::Pending;
-                    let rev = PendingReversal {
-                        txn_id: txn.id,
-                        kind: txn.kind,
-                        batch: txn.batch,
-                        stan: txn.stan,
-                        amount_fen: txn.amount_fen,
-                        card: txn.card.clone(),
-                        original_stan: txn.original_stan,
-                        original_rrn: txn.original_rrn.clone(),
-                        original_date: txn.original_date.clone(),
-                        auth_code: txn.auth_code.clone(),
-                        reason: "98".into(),
-                        attempts: 0,
-                    };
-                    self.snap.reversal = Some(rev.clone());
-                    ops.push(JournalOp::Reversal(Some(rev)));
-                }
-                ops.push(JournalOp::Txn((*txn).clone()));
-                let mut spec = Self::spec_of(&txn);
-                spec.pin = pin;
-                let stan = txn.stan;
-                self.send(Step::Main(txn, None), &spec, stan, ops);
-            }
-            Step::Settle { totals, details } => {
-                let mut spec = RequestSpec::new(K::Settlement);
-                spec.network_code = Some("201".into());
-                spec.field48 = Some(settlement_field48(
-                    totals.debit_fen,
-                    totals.debit_count,
-                    totals.credit_fen,
-                    totals.credit_count,
-                ));
-                let stan = self.next_stan();
-                let ops = vec![self.counters()];
-                self.send(Step::Settle { totals, details }, &spec, stan, ops);
-            }
-            Step::Upload { details, sent } => {
-                let chunk: Vec<&Txn> = details
-                    .iter()
-                    .skip(sent as usize)
-                    .take(UPLOAD_DETAILS_PER_MESSAGE_MAX)
-                    .collect();
-                if chunk.is_empty() {
-                    return;
-                }
-                let mut f48 = format!("{:02}", chunk.len());
-                for t in &chunk {
-                    let pan = t
-                        .card
-                        .as_ref()
-                        .map(|c| c.pan().to_owned())
-                        .unwrap_or_default();
-                    f48.push_str(&format!(
-                        "00{:06}{:0>20}{:012}",
-                        t.stan,
-                        pan,
-                        t.amount_fen.unwrap_or(0)
-                    ));
-                }
-                let sent = sent + chunk.len() as u32;
-                let mut spec = RequestSpec::new(K::BatchUpload);
-                spec.network_code = Some("201".into());
-                spec.field48 = Some(f48);
-                let stan = self.next_stan();
-                let ops = vec![self.counters()];
-                self.send(Step::Upload { details, sent }, &spec, stan, ops);
-            }
+            Step::Reversal => self.start_reversal(),
+            Step::Advices => self.start_advice(),
+            Step::Main(txn, pin) => self.start_main(*txn, pin),
+            Step::Settle { totals, details } => self.start_settle(totals, details),
+            Step::Upload { details, sent } => self.start_upload(details, sent),
             Step::BatchEnd {
                 balanced,
                 uploaded,
@@ -966,18 +831,190 @@ impl Terminal {
                 spec.field48 = Some(format!("{:04}", uploaded.min(9999)));
                 let stan = self.next_stan();
                 let ops = vec![self.counters()];
-                self.send(
-                    Step::BatchEnd {
-                        balanced,
-                        uploaded,
-                        totals,
-                    },
-                    &spec,
-                    stan,
-                    ops,
-                );
+                let step = Step::BatchEnd {
+                    balanced,
+                    uploaded,
+                    totals,
+                };
+                self.send(step, &spec, stan, ops);
             }
         }
+    }
+
+    /// Sends the pending reversal again (its attempt counted first), if there is one.
+    fn start_reversal(&mut self) {
+        let Some(mut rev) = self.snap.reversal.clone() else {
+            return;
+        };
+        rev.attempts += 1;
+        self.snap.reversal = Some(rev.clone());
+        let spec = RequestSpec {
+            amount_fen: rev.amount_fen,
+            card: rev.card.clone(),
+            original_batch: rev.original_stan.map(|_| rev.batch),
+            original_stan: rev.original_stan,
+            original_date: rev.original_date.clone(),
+            rrn: rev.original_rrn.clone(),
+            auth_code: rev.auth_code.clone(),
+            reversal_reason: Some(rev.reason.clone()),
+            ..RequestSpec::new(rev.kind)
+        };
+        let stan = rev.stan;
+        self.send(
+            Step::Reversal,
+            &spec,
+            stan,
+            vec![JournalOp::Reversal(Some(rev))],
+        );
+    }
+
+    /// Sends the first stored advice (its attempt counted first), if there is one.
+    fn start_advice(&mut self) {
+        let Some(mut advice) = self.snap.advices.first().cloned() else {
+            return;
+        };
+        advice.attempts += 1;
+        self.snap.advices[0] = advice.clone();
+        let spec = RequestSpec {
+            amount_fen: Some(advice.amount_fen),
+            card: Some(advice.card.clone()),
+            rrn: Some(advice.rrn.clone()),
+            original_date: Some(advice.original_date.clone()),
+            ..RequestSpec::new(advice.kind)
+        };
+        let stan = advice.stan;
+        self.send(
+            Step::Advices,
+            &spec,
+            stan,
+            vec![JournalOp::AdviceQueued(advice)],
+        );
+    }
+
+    /// The operation's own request: an advice is stored and queued; a reversible request
+    /// has its reversal record journaled in the same write, before it is sent.
+    fn start_main(&mut self, mut txn: Txn, pin: Option<Pin>) {
+        txn.stan = self.next_stan();
+        txn.batch = self.snap.batch;
+        let mut ops = vec![self.counters()];
+        if txn.kind.is_advice() {
+            // Store-and-forward: durable first, then sent in turn with the others.
+            txn.state = TxnState::Queued;
+            let advice = Advice {
+                txn_id: txn.id,
+                kind: txn.kind,
+                batch: txn.batch,
+                stan: txn.stan,
+                amount_fen: txn.amount_fen.unwrap_or(0),
+                card: txn.card.clone().unwrap_or(CardData::Track2(String::new())),
+                rrn: txn.original_rrn.clone().unwrap_or_default(),
+                original_date: txn.original_date.clone().unwrap_or_default(),
+                attempts: 0,
+            };
+            self.snap.advices.push(advice.clone());
+            ops.push(JournalOp::Txn(txn.clone()));
+            ops.push(JournalOp::AdviceQueued(advice));
+            self.journal(ops);
+            self.current_advice = Some(txn.id);
+            self.steps.push_front(Step::Advices);
+            return;
+        }
+        if txn.kind.reversible() {
+            // §4.1: the reversal record is durable before the request leaves.
+            txn.reversal = ReversalState::Pending;
+            let rev = PendingReversal {
+                txn_id: txn.id,
+                kind: txn.kind,
+                batch: txn.batch,
+                stan: txn.stan,
+                amount_fen: txn.amount_fen,
+                card: txn.card.clone(),
+                original_stan: txn.original_stan,
+                original_rrn: txn.original_rrn.clone(),
+                original_date: txn.original_date.clone(),
+                auth_code: txn.auth_code.clone(),
+                reason: "98".into(),
+                attempts: 0,
+            };
+            self.snap.reversal = Some(rev.clone());
+            ops.push(JournalOp::Reversal(Some(rev)));
+        }
+        ops.push(JournalOp::Txn(txn.clone()));
+        // What the request relies on: a trace in range, an amount field 4 can carry, and
+        // for a reversible request its reversal record in this very journal write.
+        assert!((1..=999_999).contains(&txn.stan), "trace {}", txn.stan);
+        assert!(txn.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
+        assert_eq!(
+            txn.kind.reversible(),
+            ops.iter()
+                .any(|op| matches!(op, JournalOp::Reversal(Some(r)) if r.txn_id == txn.id)),
+            "a reversible request is sent only with its reversal record"
+        );
+        let mut spec = Self::spec_of(&txn);
+        spec.pin = pin;
+        let stan = txn.stan;
+        self.send(Step::Main(Box::new(txn), None), &spec, stan, ops);
+    }
+
+    fn start_settle(&mut self, totals: Totals, details: Vec<Txn>) {
+        // The journal's totals are those of the details it uploads when unbalanced.
+        assert_eq!(
+            totals.debit_count + totals.credit_count,
+            details.len() as u32,
+            "every counted transaction is a detail"
+        );
+        debug_assert_eq!(
+            totals.debit_fen + totals.credit_fen,
+            details
+                .iter()
+                .map(|t| t.amount_fen.unwrap_or(0))
+                .sum::<u64>(),
+            "the totals add up to the details"
+        );
+        let mut spec = RequestSpec::new(K::Settlement);
+        spec.network_code = Some("201".into());
+        spec.field48 = Some(settlement_field48(
+            totals.debit_fen,
+            totals.debit_count,
+            totals.credit_fen,
+            totals.credit_count,
+        ));
+        let stan = self.next_stan();
+        let ops = vec![self.counters()];
+        self.send(Step::Settle { totals, details }, &spec, stan, ops);
+    }
+
+    /// The next batch-upload message: up to [`UPLOAD_DETAILS_PER_MESSAGE_MAX`] details.
+    fn start_upload(&mut self, details: Vec<Txn>, sent: u32) {
+        let chunk: Vec<&Txn> = details
+            .iter()
+            .skip(sent as usize)
+            .take(UPLOAD_DETAILS_PER_MESSAGE_MAX)
+            .collect();
+        if chunk.is_empty() {
+            return;
+        }
+        let mut f48 = format!("{:02}", chunk.len());
+        for t in &chunk {
+            let pan = t
+                .card
+                .as_ref()
+                .map(|c| c.pan().to_owned())
+                .unwrap_or_default();
+            f48.push_str(&format!(
+                "00{:06}{:0>20}{:012}",
+                t.stan,
+                pan,
+                t.amount_fen.unwrap_or(0)
+            ));
+        }
+        let sent = sent + chunk.len() as u32;
+        let mut spec = RequestSpec::new(K::BatchUpload);
+        spec.network_code = Some("201".into());
+        spec.field48 = Some(f48);
+        let stan = self.next_stan();
+        let ops = vec![self.counters()];
+        self.send(Step::Upload { details, sent }, &spec, stan, ops);
     }
 
     /// Whether `r` answers the request in flight (§ issue: MTI + 10, trace, terminal,
