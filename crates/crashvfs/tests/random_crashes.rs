@@ -10,20 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use common::*;
+use poskit_domain::rand::SplitMix64;
 use rusqlite::Connection;
-
-/// SplitMix64: a small seeded generator (the crash points must be reproducible).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 /// A transaction of `rows` rows from key `next`; Ok only if COMMIT returned Ok.
 fn transaction(conn: &Connection, next: i64, rows: i64) -> rusqlite::Result<()> {
@@ -45,7 +33,8 @@ fn crash_at_random_points(seed: u64, journal_mode: &str) {
     open_mode(dir, journal_mode, "FULL")
         .execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, body BLOB NOT NULL)")
         .unwrap();
-    let mut rng = Rng(seed);
+    // Seeded: the crash points must be reproducible.
+    let mut rng = SplitMix64::new(seed);
     let mut acknowledged = 0i64;
     for _round in 0..8 {
         let writer = open_mode(dir, journal_mode, "FULL");

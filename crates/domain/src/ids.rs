@@ -15,6 +15,27 @@ pub fn zero_padded<const N: usize>(value: u64) -> [u8; N] {
     out
 }
 
+/// The Luhn check digit (0–9) that completes `body`, a card number without its last digit;
+/// `None` when `body` holds anything but ASCII digits.
+pub fn luhn_check_digit(body: &str) -> Option<u8> {
+    let mut sum: u32 = 0;
+    // From the right, every other digit of the body is doubled (the check digit that
+    // follows takes position 0).
+    for (i, b) in body.bytes().rev().enumerate() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        let d = u32::from(b - b'0');
+        sum += match i % 2 {
+            0 => (d * 2) / 10 + (d * 2) % 10,
+            _ => d,
+        };
+    }
+    let digit = ((10 - sum % 10) % 10) as u8;
+    debug_assert!(digit <= 9);
+    Some(digit)
+}
+
 /// Fixed-width ASCII digits as text.
 pub fn digits_str(digits: &[u8]) -> &str {
     // Only ever ASCII digits (`zero_padded`); anything else would be a bug of ours, shown
@@ -179,22 +200,9 @@ impl Pan {
 
     /// Whether the last digit is the Luhn check digit of the others.
     pub fn luhn_ok(&self) -> bool {
-        let sum: u32 = self
-            .0
-            .bytes()
-            .rev()
-            .enumerate()
-            .map(|(i, b)| {
-                let d = u32::from(b - b'0');
-                if i % 2 == 1 {
-                    let twice = d * 2;
-                    if twice > 9 { twice - 9 } else { twice }
-                } else {
-                    d
-                }
-            })
-            .sum();
-        sum.is_multiple_of(10)
+        let (body, last) = self.0.split_at(self.0.len() - 1);
+        let last = last.as_bytes()[0] - b'0';
+        luhn_check_digit(body) == Some(last)
     }
 
     /// The first six digits (issuer identification number / BIN).
@@ -231,6 +239,14 @@ mod tests {
         assert_eq!(pan.bin(), "622202");
         assert!(Pan::parse("622202123456").is_err());
         assert!(Pan::parse("62220212345678901x8").is_err());
+    }
+
+    #[test]
+    fn luhn_check_digit_completes_a_body_and_refuses_non_digits() {
+        assert_eq!(super::luhn_check_digit("411111111111111"), Some(1));
+        assert_eq!(super::luhn_check_digit("7992739871"), Some(3));
+        assert_eq!(super::luhn_check_digit(""), Some(0));
+        assert_eq!(super::luhn_check_digit("41111x"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Fault knobs, in the manner of TigerBeetle's simulator: a probability per path and per
 //! kind of fault, drawn from one seeded stream.
 
+use poskit_domain::rand::SplitMix64;
 use serde::Deserialize;
 
 /// Probabilities (0 to 1) of each fault, per message or per operation.
@@ -204,30 +205,11 @@ impl Knobs {
     }
 }
 
-/// SplitMix64: small, seedable, the same on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
+/// The simulation's random stream: the domain's SplitMix64, its seed salted so that a
+/// simulation seed and a fault plan's seed of the same number draw different streams.
+pub type Rng = SplitMix64;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x0005_EED0_F000_5C17)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Whether an event of probability `p` happens.
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
+/// The stream of a simulation seed.
+pub fn rng(seed: u64) -> Rng {
+    SplitMix64::new(seed ^ 0x0005_EED0_F000_5C17)
 }

@@ -17,7 +17,7 @@ use poskit_terminal::driver;
 use poskit_terminal::engine::{Command, Config, Outcome, ReversalState};
 use poskit_terminal::journal::Journal;
 
-use crate::knobs::Rng;
+use crate::knobs;
 use crate::workload::{self, Cards};
 
 /// Terminals the demo may run (the demo data's fleet).
@@ -185,7 +185,7 @@ pub async fn trade(
         let budget = budget.clone();
         let addr = addr.to_owned();
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(u64::from(i) + 1);
+            let mut rng = knobs::rng(u64::from(i) + 1);
             // Three customers' cards per terminal and one for wrong PINs (the fleet
             // cards), so that no one runs out of money.
             let own = (0..3)

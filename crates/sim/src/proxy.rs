@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use poskit_codec::frame::{self, LENGTH_BYTES};
+use poskit_codec::frame;
+use poskit_terminal::wire::read_frame;
 
-use crate::knobs::{Knobs, Rng};
+use crate::knobs::{self, Knobs, Rng};
 
 /// Frames one direction of a connection may have waiting.
 const QUEUE_MAX: usize = 64;
@@ -36,7 +37,7 @@ impl Proxy {
         let proxy = Arc::new(Proxy {
             addr: listener.local_addr()?.to_string(),
             healed: AtomicBool::new(false),
-            rng: Mutex::new(Rng::new(seed)),
+            rng: Mutex::new(knobs::rng(seed)),
             knobs,
             faults: Mutex::new(BTreeMap::new()),
         });
@@ -145,18 +146,6 @@ impl Proxy {
             }
         }
     }
-}
-
-async fn read_frame(rd: &mut OwnedReadHalf) -> std::io::Result<Vec<u8>> {
-    let mut prefix = [0u8; LENGTH_BYTES];
-    rd.read_exact(&mut prefix).await?;
-    let total = frame::frame_len(&prefix)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
-        .unwrap_or(LENGTH_BYTES);
-    let mut buf = vec![0u8; total];
-    buf[..LENGTH_BYTES].copy_from_slice(&prefix);
-    rd.read_exact(&mut buf[LENGTH_BYTES..]).await?;
-    Ok(buf)
 }
 
 async fn write_all(mut wr: OwnedWriteHalf, mut queue: mpsc::Receiver<Vec<u8>>) {

@@ -16,11 +16,13 @@ use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, Te
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
 use poskit_host::store::sqlite;
 use poskit_security::{Pin, SecretKey};
-use poskit_terminal::engine::{Command, Config, Effect, Event, Outcome, ReversalState, Terminal};
+use poskit_terminal::engine::{
+    Command, Config, Effect, Event, Note, Outcome, ReversalState, Terminal,
+};
 use poskit_terminal::journal::Journal;
 use zeroize::Zeroize;
 
-use crate::knobs::{Knobs, Rng};
+use crate::knobs::{self, Knobs, Rng};
 use crate::node::{Arrived, Node, PowerCut};
 use crate::report::Report;
 
@@ -206,7 +208,7 @@ impl World {
             );
         }
         // The host's PIN key drawn from the seed, so that the run is the same every time.
-        let mut key_rng = Rng::new(seed ^ PIN_KEY_SALT);
+        let mut key_rng = knobs::rng(seed ^ PIN_KEY_SALT);
         let mut pin_key = [0u8; PVK_BYTES];
         for chunk in pin_key.chunks_mut(8) {
             chunk.copy_from_slice(&key_rng.next_u64().to_le_bytes());
@@ -247,7 +249,7 @@ impl World {
             free: Vec::new(),
             seq: 0,
             now_ms: 0,
-            rng: Rng::new(seed),
+            rng: knobs::rng(seed),
             knobs,
             host_down_until_ms: 0,
             disk_full_until_ms: 0,
@@ -715,7 +717,7 @@ impl World {
             ReversalState::Failed => r.reversals_failed += 1,
         }
         for n in &outcome.notes {
-            if n.starts_with("reversal of trace") && n.contains("done") {
+            if matches!(n, Note::ReversalDone { .. }) {
                 r.reversals_delivered += 1;
             }
         }

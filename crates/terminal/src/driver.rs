@@ -4,16 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-use poskit_codec::frame::{self, LENGTH_BYTES};
 
 use crate::engine::{Command, Config, Effect, Event, Outcome, Terminal};
 use crate::journal::{Journal, JournalError};
+use crate::wire::read_frame;
 
 /// How long opening a connection may take.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// How long writing one request may take (a frame is at most 8 KiB: only a peer that
+/// stopped reading holds it this long).
+pub const WRITE_TIMEOUT_MS: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -28,16 +30,14 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut prefix = [0u8; LENGTH_BYTES];
-    stream.read_exact(&mut prefix).await?;
-    let total = frame::frame_len(&prefix)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
-        .unwrap_or(LENGTH_BYTES);
-    let mut buf = vec![0u8; total];
-    buf[..LENGTH_BYTES].copy_from_slice(&prefix);
-    stream.read_exact(&mut buf[LENGTH_BYTES..]).await?;
-    Ok(buf)
+/// Writes `frame` within [`WRITE_TIMEOUT_MS`]; false when it failed or took too long (then
+/// part of it may have left, and the connection is not to be used again).
+async fn write_within(stream: &mut TcpStream, frame: &[u8]) -> bool {
+    let write = stream.write_all(frame);
+    matches!(
+        tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), write).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Runs `command` to its outcome: loads the engine from the journal, talks to `host`,
@@ -89,19 +89,19 @@ pub async fn run_with_config(
                             Ok(Err(e)) => {
                                 next = Some(Event::NotSent {
                                     token,
-                                    why: format!("cannot reach the host {host}: {e}"),
+                                    why: format!("{host}: {e}"),
                                 })
                             }
                             Err(_) => {
                                 next = Some(Event::NotSent {
                                     token,
-                                    why: format!("cannot reach the host {host}: connect timed out"),
+                                    why: format!("{host}: connect timed out"),
                                 })
                             }
                         }
                     }
                     if let Some(s) = &mut stream
-                        && s.write_all(&frame).await.is_err()
+                        && !write_within(s, &frame).await
                     {
                         // It may or may not have left: the timer decides (and reverses).
                         stream = None;
@@ -124,7 +124,7 @@ pub async fn run_with_config(
                         code: "L17".into(),
                         txn: None,
                         reversal: crate::engine::ReversalState::None,
-                        notes: vec!["nothing was done".into()],
+                        notes: vec![crate::note::Note::NothingDone],
                         balance_fen: None,
                         settlement: None,
                     });

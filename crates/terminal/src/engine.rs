@@ -17,6 +17,8 @@ use poskit_domain::message::{
 use poskit_domain::{Batch, Stan, TransactionKind as K};
 use poskit_security::{KeyLayout, MacAlgorithm, Pin, SecretKey, WorkingKeys, parse_field62};
 
+pub use crate::note::{Cause, Note};
+
 /// Settings of one terminal (kept in its journal).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -37,6 +39,8 @@ pub const REVERSAL_ATTEMPTS_MAX_DEFAULT: u32 = 3;
 pub const RESPONSE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Details per batch-upload message (§4.4: N2 count ≤ 8).
 pub const UPLOAD_DETAILS_PER_MESSAGE_MAX: usize = 8;
+/// The largest amount field 4 carries: twelve digits of fen.
+pub const AMOUNT_FEN_MAX: u64 = 999_999_999_999;
 /// Transactions one batch may record: field 48 counts them in three digits (N3), so a
 /// fuller batch could not be settled with true totals.
 pub const BATCH_TXNS_MAX: u32 = 999;
@@ -154,7 +158,7 @@ pub enum JournalOp {
         operation: String,
         amount_fen: Option<u64>,
         code: String,
-        cause: String,
+        cause: Cause,
     },
     Maintenance {
         event: String,
@@ -269,7 +273,8 @@ pub enum Event {
         token: u64,
     },
     /// The request of `token` could not be sent at all (no connection): it never left.
-    /// One for an earlier request is ignored.
+    /// One for an earlier request is ignored. `why`: the system's words (the address and
+    /// the error), kept as the detail of [`Cause::NotSent`].
     NotSent {
         token: u64,
         why: String,
@@ -286,7 +291,7 @@ pub struct Outcome {
     pub txn: Option<Txn>,
     pub reversal: ReversalState,
     /// What else happened: a reversal sent first, a sign-in needed, advices sent ...
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     /// A balance inquiry's field 54 (available, fen).
     pub balance_fen: Option<i64>,
     /// A settlement: whether the host's totals agreed, and details uploaded.
@@ -354,19 +359,18 @@ pub struct Terminal {
     current_advice: Option<i64>,
     /// The operation must deliver every stored advice (a flush or a settlement).
     flushing: bool,
-    notes: Vec<String>,
+    notes: Vec<Note>,
     effects: Vec<Effect>,
 }
 
-fn outcome(operation: &'static str, code: &str, note: impl Into<String>) -> Outcome {
-    let note = note.into();
+fn outcome(operation: &'static str, code: &str, notes: Vec<Note>) -> Outcome {
     Outcome {
         operation,
         approved: false,
         code: code.to_owned(),
         txn: None,
         reversal: ReversalState::None,
-        notes: if note.is_empty() { vec![] } else { vec![note] },
+        notes,
         balance_fen: None,
         settlement: None,
     }
@@ -418,12 +422,12 @@ impl Terminal {
             Event::Response(frame) => self.response(frame),
             Event::Timeout { token } => {
                 if token == self.token && self.flight.is_some() {
-                    self.no_answer("no answer from the host within the timeout", "L03", false);
+                    self.no_answer(Cause::Timeout, "L03", false);
                 }
             }
             Event::NotSent { token, why } => {
                 if token == self.token && self.flight.is_some() {
-                    self.no_answer(&why, "L01", true);
+                    self.no_answer(Cause::NotSent { detail: why }, "L01", true);
                 }
             }
         }
@@ -444,9 +448,10 @@ impl Terminal {
         self.steps.clear();
         match &mut self.result {
             Some(existing) if existing.txn.is_some() => {
-                existing
-                    .notes
-                    .push(format!("{}: {}", outcome.operation, outcome.code));
+                existing.notes.push(Note::StepEnded {
+                    operation: outcome.operation,
+                    code: outcome.code,
+                });
                 existing.notes.extend(outcome.notes);
             }
             _ => self.result = Some(outcome),
@@ -458,7 +463,7 @@ impl Terminal {
             self.effects.push(Effect::Done(Box::new(outcome(
                 "busy",
                 "L17",
-                "another operation is in progress",
+                vec![Note::Busy],
             ))));
             return;
         }
@@ -471,7 +476,7 @@ impl Terminal {
             self.effects.push(Effect::Done(Box::new(outcome(
                 "transaction",
                 "L06",
-                "not signed in: sign in first",
+                vec![Note::NotSignedIn],
             ))));
             return;
         }
@@ -484,10 +489,10 @@ impl Terminal {
             self.effects.push(Effect::Done(Box::new(outcome(
                 "transaction",
                 "L09",
-                format!(
-                    "batch {:06} holds {} transactions, the most its settlement can count: settle first",
-                    self.snap.batch, self.snap.batch_txns
-                ),
+                vec![Note::BatchFull {
+                    batch: self.snap.batch,
+                    txns: self.snap.batch_txns,
+                }],
             ))));
             return;
         }
@@ -564,7 +569,7 @@ impl Terminal {
             Command::Flush => {
                 self.result = Some(Outcome {
                     approved: true,
-                    ..outcome("flush", "00", "nothing left waiting for the host")
+                    ..outcome("flush", "00", vec![Note::NothingWaiting])
                 });
                 self.steps.push_back(Step::Reversal);
                 self.steps.push_back(Step::Advices);
@@ -666,13 +671,15 @@ impl Terminal {
         if let Err(e) = &built {
             // Nothing leaves, so nothing may wait for an answer or a reversal: only the
             // trace counter is kept.
-            let why = format!("cannot build the request: {e}");
+            let why = Cause::Unbuildable {
+                detail: e.to_string(),
+            };
             self.journal(
                 ops.into_iter()
                     .filter(|op| matches!(op, JournalOp::Counters { .. }))
                     .collect(),
             );
-            self.unbuildable(step, &why);
+            self.unbuildable(step, why);
             return;
         }
         self.journal(ops);
@@ -706,7 +713,7 @@ impl Terminal {
 
     /// A request that cannot be built (bad data from the operator or the journal) is
     /// given up at once, so that it can never block the terminal.
-    fn unbuildable(&mut self, step: Step, why: &str) {
+    fn unbuildable(&mut self, step: Step, why: Cause) {
         match step {
             Step::Main(mut txn, _) => {
                 if self
@@ -726,12 +733,12 @@ impl Terminal {
                         operation: txn.kind.slug().into(),
                         amount_fen: txn.amount_fen,
                         code: "L07".into(),
-                        cause: why.into(),
+                        cause: why.clone(),
                     },
                 ]);
                 self.finish(Outcome {
                     txn: Some(*txn),
-                    ..outcome("transaction", "L07", why.to_owned())
+                    ..outcome("transaction", "L07", vec![Note::Cause(why)])
                 });
             }
             Step::Reversal => {
@@ -740,6 +747,9 @@ impl Terminal {
                 }
             }
             Step::Advices => {
+                let why = Cause::AdviceGivenUp {
+                    last: Box::new(why),
+                };
                 if self.snap.advices.is_empty() {
                     return;
                 }
@@ -758,13 +768,13 @@ impl Terminal {
                         operation: advice.kind.slug().into(),
                         amount_fen: Some(advice.amount_fen),
                         code: "L07".into(),
-                        cause: format!("{why}: the stored advice is given up — contact acquirer"),
+                        cause: why.clone(),
                     },
                 ]);
                 if self.current_advice == Some(advice.txn_id) {
                     self.finish(Outcome {
                         txn: Some(txn),
-                        ..outcome(advice.kind.slug(), "L07", why.to_owned())
+                        ..outcome(advice.kind.slug(), "L07", vec![Note::Cause(why)])
                     });
                 } else if !self.snap.advices.is_empty() {
                     self.steps.push_front(Step::Advices);
@@ -775,7 +785,7 @@ impl Terminal {
                     Step::Settle { .. } | Step::Upload { .. } | Step::BatchEnd { .. } => "settle",
                     _ => "management",
                 };
-                self.finish(outcome(op, "L07", why.to_owned()));
+                self.finish(outcome(op, "L07", vec![Note::Cause(why)]));
             }
         }
     }
@@ -806,148 +816,11 @@ impl Terminal {
             Step::SignIn => self.management(Step::SignIn, K::SignIn, KeyLayout::Double.code()),
             Step::SignOff => self.management(Step::SignOff, K::SignOff, "002"),
             Step::Echo => self.management(Step::Echo, K::Echo, "301"),
-            Step::Reversal => {
-                let Some(mut rev) = self.snap.reversal.clone() else {
-                    return;
-                };
-                rev.attempts += 1;
-                self.snap.reversal = Some(rev.clone());
-                let spec = RequestSpec {
-                    amount_fen: rev.amount_fen,
-                    card: rev.card.clone(),
-                    original_batch: rev.original_stan.map(|_| rev.batch),
-                    original_stan: rev.original_stan,
-                    original_date: rev.original_date.clone(),
-                    rrn: rev.original_rrn.clone(),
-                    auth_code: rev.auth_code.clone(),
-                    reversal_reason: Some(rev.reason.clone()),
-                    ..RequestSpec::new(rev.kind)
-                };
-                let stan = rev.stan;
-                self.send(
-                    Step::Reversal,
-                    &spec,
-                    stan,
-                    vec![JournalOp::Reversal(Some(rev))],
-                );
-            }
-            Step::Advices => {
-                let Some(mut advice) = self.snap.advices.first().cloned() else {
-                    return;
-                };
-                advice.attempts += 1;
-                self.snap.advices[0] = advice.clone();
-                let spec = RequestSpec {
-                    amount_fen: Some(advice.amount_fen),
-                    card: Some(advice.card.clone()),
-                    rrn: Some(advice.rrn.clone()),
-                    original_date: Some(advice.original_date.clone()),
-                    ..RequestSpec::new(advice.kind)
-                };
-                let stan = advice.stan;
-                self.send(
-                    Step::Advices,
-                    &spec,
-                    stan,
-                    vec![JournalOp::AdviceQueued(advice)],
-                );
-            }
-            Step::Main(mut txn, pin) => {
-                txn.stan = self.next_stan();
-                txn.batch = self.snap.batch;
-                let mut ops = vec![self.counters()];
-                if txn.kind.is_advice() {
-                    // Store-and-forward: durable first, then sent in turn with the others.
-                    txn.state = TxnState::Queued;
-                    let advice = Advice {
-                        txn_id: txn.id,
-                        kind: txn.kind,
-                        batch: txn.batch,
-                        stan: txn.stan,
-                        amount_fen: txn.amount_fen.unwrap_or(0),
-                        card: txn.card.clone().unwrap_or(CardData::Track2(String::new())),
-                        rrn: txn.original_rrn.clone().unwrap_or_default(),
-                        original_date: txn.original_date.clone().unwrap_or_default(),
-                        attempts: 0,
-                    };
-                    self.snap.advices.push(advice.clone());
-                    ops.push(JournalOp::Txn((*txn).clone()));
-                    ops.push(JournalOp::AdviceQueued(advice));
-                    self.journal(ops);
-                    self.current_advice = Some(txn.id);
-                    self.steps.push_front(Step::Advices);
-                    return;
-                }
-                if txn.kind.reversible() {
-                    // §4.1: the reversal record is durable before the request leaves.
-                    txn.reversal = ReversalState::Pending;
-                    let rev = PendingReversal {
-                        txn_id: txn.id,
-                        kind: txn.kind,
-                        batch: txn.batch,
-                        stan: txn.stan,
-                        amount_fen: txn.amount_fen,
-                        card: txn.card.clone(),
-                        original_stan: txn.original_stan,
-                        original_rrn: txn.original_rrn.clone(),
-                        original_date: txn.original_date.clone(),
-                        auth_code: txn.auth_code.clone(),
-                        reason: "98".into(),
-                        attempts: 0,
-                    };
-                    self.snap.reversal = Some(rev.clone());
-                    ops.push(JournalOp::Reversal(Some(rev)));
-                }
-                ops.push(JournalOp::Txn((*txn).clone()));
-                let mut spec = Self::spec_of(&txn);
-                spec.pin = pin;
-                let stan = txn.stan;
-                self.send(Step::Main(txn, None), &spec, stan, ops);
-            }
-            Step::Settle { totals, details } => {
-                let mut spec = RequestSpec::new(K::Settlement);
-                spec.network_code = Some("201".into());
-                spec.field48 = Some(settlement_field48(
-                    totals.debit_fen,
-                    totals.debit_count,
-                    totals.credit_fen,
-                    totals.credit_count,
-                ));
-                let stan = self.next_stan();
-                let ops = vec![self.counters()];
-                self.send(Step::Settle { totals, details }, &spec, stan, ops);
-            }
-            Step::Upload { details, sent } => {
-                let chunk: Vec<&Txn> = details
-                    .iter()
-                    .skip(sent as usize)
-                    .take(UPLOAD_DETAILS_PER_MESSAGE_MAX)
-                    .collect();
-                if chunk.is_empty() {
-                    return;
-                }
-                let mut f48 = format!("{:02}", chunk.len());
-                for t in &chunk {
-                    let pan = t
-                        .card
-                        .as_ref()
-                        .map(|c| c.pan().to_owned())
-                        .unwrap_or_default();
-                    f48.push_str(&format!(
-                        "00{:06}{:0>20}{:012}",
-                        t.stan,
-                        pan,
-                        t.amount_fen.unwrap_or(0)
-                    ));
-                }
-                let sent = sent + chunk.len() as u32;
-                let mut spec = RequestSpec::new(K::BatchUpload);
-                spec.network_code = Some("201".into());
-                spec.field48 = Some(f48);
-                let stan = self.next_stan();
-                let ops = vec![self.counters()];
-                self.send(Step::Upload { details, sent }, &spec, stan, ops);
-            }
+            Step::Reversal => self.start_reversal(),
+            Step::Advices => self.start_advice(),
+            Step::Main(txn, pin) => self.start_main(*txn, pin),
+            Step::Settle { totals, details } => self.start_settle(totals, details),
+            Step::Upload { details, sent } => self.start_upload(details, sent),
             Step::BatchEnd {
                 balanced,
                 uploaded,
@@ -958,18 +831,190 @@ impl Terminal {
                 spec.field48 = Some(format!("{:04}", uploaded.min(9999)));
                 let stan = self.next_stan();
                 let ops = vec![self.counters()];
-                self.send(
-                    Step::BatchEnd {
-                        balanced,
-                        uploaded,
-                        totals,
-                    },
-                    &spec,
-                    stan,
-                    ops,
-                );
+                let step = Step::BatchEnd {
+                    balanced,
+                    uploaded,
+                    totals,
+                };
+                self.send(step, &spec, stan, ops);
             }
         }
+    }
+
+    /// Sends the pending reversal again (its attempt counted first), if there is one.
+    fn start_reversal(&mut self) {
+        let Some(mut rev) = self.snap.reversal.clone() else {
+            return;
+        };
+        rev.attempts += 1;
+        self.snap.reversal = Some(rev.clone());
+        let spec = RequestSpec {
+            amount_fen: rev.amount_fen,
+            card: rev.card.clone(),
+            original_batch: rev.original_stan.map(|_| rev.batch),
+            original_stan: rev.original_stan,
+            original_date: rev.original_date.clone(),
+            rrn: rev.original_rrn.clone(),
+            auth_code: rev.auth_code.clone(),
+            reversal_reason: Some(rev.reason.clone()),
+            ..RequestSpec::new(rev.kind)
+        };
+        let stan = rev.stan;
+        self.send(
+            Step::Reversal,
+            &spec,
+            stan,
+            vec![JournalOp::Reversal(Some(rev))],
+        );
+    }
+
+    /// Sends the first stored advice (its attempt counted first), if there is one.
+    fn start_advice(&mut self) {
+        let Some(mut advice) = self.snap.advices.first().cloned() else {
+            return;
+        };
+        advice.attempts += 1;
+        self.snap.advices[0] = advice.clone();
+        let spec = RequestSpec {
+            amount_fen: Some(advice.amount_fen),
+            card: Some(advice.card.clone()),
+            rrn: Some(advice.rrn.clone()),
+            original_date: Some(advice.original_date.clone()),
+            ..RequestSpec::new(advice.kind)
+        };
+        let stan = advice.stan;
+        self.send(
+            Step::Advices,
+            &spec,
+            stan,
+            vec![JournalOp::AdviceQueued(advice)],
+        );
+    }
+
+    /// The operation's own request: an advice is stored and queued; a reversible request
+    /// has its reversal record journaled in the same write, before it is sent.
+    fn start_main(&mut self, mut txn: Txn, pin: Option<Pin>) {
+        txn.stan = self.next_stan();
+        txn.batch = self.snap.batch;
+        let mut ops = vec![self.counters()];
+        if txn.kind.is_advice() {
+            // Store-and-forward: durable first, then sent in turn with the others.
+            txn.state = TxnState::Queued;
+            let advice = Advice {
+                txn_id: txn.id,
+                kind: txn.kind,
+                batch: txn.batch,
+                stan: txn.stan,
+                amount_fen: txn.amount_fen.unwrap_or(0),
+                card: txn.card.clone().unwrap_or(CardData::Track2(String::new())),
+                rrn: txn.original_rrn.clone().unwrap_or_default(),
+                original_date: txn.original_date.clone().unwrap_or_default(),
+                attempts: 0,
+            };
+            self.snap.advices.push(advice.clone());
+            ops.push(JournalOp::Txn(txn.clone()));
+            ops.push(JournalOp::AdviceQueued(advice));
+            self.journal(ops);
+            self.current_advice = Some(txn.id);
+            self.steps.push_front(Step::Advices);
+            return;
+        }
+        if txn.kind.reversible() {
+            // §4.1: the reversal record is durable before the request leaves.
+            txn.reversal = ReversalState::Pending;
+            let rev = PendingReversal {
+                txn_id: txn.id,
+                kind: txn.kind,
+                batch: txn.batch,
+                stan: txn.stan,
+                amount_fen: txn.amount_fen,
+                card: txn.card.clone(),
+                original_stan: txn.original_stan,
+                original_rrn: txn.original_rrn.clone(),
+                original_date: txn.original_date.clone(),
+                auth_code: txn.auth_code.clone(),
+                reason: "98".into(),
+                attempts: 0,
+            };
+            self.snap.reversal = Some(rev.clone());
+            ops.push(JournalOp::Reversal(Some(rev)));
+        }
+        ops.push(JournalOp::Txn(txn.clone()));
+        // What the request relies on: a trace in range, an amount field 4 can carry, and
+        // for a reversible request its reversal record in this very journal write.
+        assert!((1..=999_999).contains(&txn.stan), "trace {}", txn.stan);
+        assert!(txn.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
+        assert_eq!(
+            txn.kind.reversible(),
+            ops.iter()
+                .any(|op| matches!(op, JournalOp::Reversal(Some(r)) if r.txn_id == txn.id)),
+            "a reversible request is sent only with its reversal record"
+        );
+        let mut spec = Self::spec_of(&txn);
+        spec.pin = pin;
+        let stan = txn.stan;
+        self.send(Step::Main(Box::new(txn), None), &spec, stan, ops);
+    }
+
+    fn start_settle(&mut self, totals: Totals, details: Vec<Txn>) {
+        // The journal's totals are those of the details it uploads when unbalanced.
+        assert_eq!(
+            totals.debit_count + totals.credit_count,
+            details.len() as u32,
+            "every counted transaction is a detail"
+        );
+        debug_assert_eq!(
+            totals.debit_fen + totals.credit_fen,
+            details
+                .iter()
+                .map(|t| t.amount_fen.unwrap_or(0))
+                .sum::<u64>(),
+            "the totals add up to the details"
+        );
+        let mut spec = RequestSpec::new(K::Settlement);
+        spec.network_code = Some("201".into());
+        spec.field48 = Some(settlement_field48(
+            totals.debit_fen,
+            totals.debit_count,
+            totals.credit_fen,
+            totals.credit_count,
+        ));
+        let stan = self.next_stan();
+        let ops = vec![self.counters()];
+        self.send(Step::Settle { totals, details }, &spec, stan, ops);
+    }
+
+    /// The next batch-upload message: up to [`UPLOAD_DETAILS_PER_MESSAGE_MAX`] details.
+    fn start_upload(&mut self, details: Vec<Txn>, sent: u32) {
+        let chunk: Vec<&Txn> = details
+            .iter()
+            .skip(sent as usize)
+            .take(UPLOAD_DETAILS_PER_MESSAGE_MAX)
+            .collect();
+        if chunk.is_empty() {
+            return;
+        }
+        let mut f48 = format!("{:02}", chunk.len());
+        for t in &chunk {
+            let pan = t
+                .card
+                .as_ref()
+                .map(|c| c.pan().to_owned())
+                .unwrap_or_default();
+            f48.push_str(&format!(
+                "00{:06}{:0>20}{:012}",
+                t.stan,
+                pan,
+                t.amount_fen.unwrap_or(0)
+            ));
+        }
+        let sent = sent + chunk.len() as u32;
+        let mut spec = RequestSpec::new(K::BatchUpload);
+        spec.network_code = Some("201".into());
+        spec.field48 = Some(f48);
+        let stan = self.next_stan();
+        let ops = vec![self.counters()];
+        self.send(Step::Upload { details, sent }, &spec, stan, ops);
     }
 
     /// Whether `r` answers the request in flight (§ issue: MTI + 10, trace, terminal,
@@ -1007,10 +1052,7 @@ impl Terminal {
             // names this request but not its amount or processing code is worth a note: the
             // failure that follows is then not only "no answer".
             // Once per request: a host sending many such frames does not grow the notes.
-            let note = format!(
-                "an answer to trace {:06} was ignored: its amount or processing code is missing or not the request's",
-                flight.stan
-            );
+            let note = Note::AnswerIgnored { stan: flight.stan };
             if r.field(11) == Some(format!("{:06}", flight.stan).as_str())
                 && r.field(41) == Some(self.cfg.tid.as_str())
                 && !self.notes.contains(&note)
@@ -1031,20 +1073,16 @@ impl Terminal {
             .unwrap_or_else(|| unreachable!("checked above"));
         self.token += 1; // the timer of this request no longer matters
         if r.header.processing_requirement() == 3 && !matches!(flight.step, Step::SignIn) {
-            self.notes.push("the host asks for a new sign-in".into());
+            self.notes.push(Note::HostAsksSignIn);
             self.push_sign_in();
         }
         let code = r.code().to_owned();
         let mac_bad = flight.mac && code == "00" && r.mac_ok != Some(true);
         match flight.step {
             Step::Main(txn, _) => self.main_answered(*txn, &r, &code, mac_bad),
-            Step::Reversal if mac_bad => {
-                self.reversal_missed("the reversal's answer failed its MAC check", false)
-            }
+            Step::Reversal if mac_bad => self.reversal_missed(Cause::AnswerMacBad, false),
             Step::Reversal => self.reversal_answered(&code),
-            Step::Advices if mac_bad => {
-                self.advice_missed("the answer failed its MAC check", "L04")
-            }
+            Step::Advices if mac_bad => self.advice_missed(Cause::AnswerMacBad, "L04"),
             Step::Advices => self.advice_answered(&r, &code),
             Step::SignIn => self.signed_in(&r, &code),
             Step::SignOff => {
@@ -1060,13 +1098,13 @@ impl Terminal {
                 }
                 self.result = Some(Outcome {
                     approved: code == "00",
-                    ..outcome("sign-off", &code, "")
+                    ..outcome("sign-off", &code, vec![])
                 });
             }
             Step::Echo => {
                 self.result = Some(Outcome {
                     approved: code == "00",
-                    ..outcome("echo", &code, "")
+                    ..outcome("echo", &code, vec![])
                 })
             }
             Step::Settle { totals, details } => {
@@ -1078,13 +1116,15 @@ impl Terminal {
                         totals,
                     }),
                     Some(b'2') => {
-                        self.notes.push(format!(
-                            "the host's totals differ (host: {} debits {} fen, {} credits {} fen): uploading the batch",
-                            f48.get(12..15).unwrap_or("?"),
-                            f48.get(..12).and_then(|a| a.parse::<u64>().ok()).map_or_else(|| "?".to_owned(), |a| a.to_string()),
-                            f48.get(27..30).unwrap_or("?"),
-                            f48.get(15..27).and_then(|a| a.parse::<u64>().ok()).map_or_else(|| "?".to_owned(), |a| a.to_string()),
-                        ));
+                        let number = |range: std::ops::Range<usize>| {
+                            f48.get(range).and_then(|a| a.parse::<u64>().ok())
+                        };
+                        self.notes.push(Note::HostTotalsDiffer {
+                            debit_count: number(12..15).map(|n| n as u32),
+                            debit_fen: number(0..12),
+                            credit_count: number(27..30).map(|n| n as u32),
+                            credit_fen: number(15..27),
+                        });
                         let uploaded = details.len() as u32;
                         self.steps.push_front(Step::BatchEnd {
                             balanced: false,
@@ -1096,13 +1136,13 @@ impl Terminal {
                     _ => self.finish(outcome(
                         "settle",
                         if code.is_empty() { "30" } else { &code },
-                        "the settlement answer has no reconciliation code in field 48",
+                        vec![Note::SettlementWithoutCode],
                     )),
                 }
             }
             Step::Upload { details, sent } => {
                 if code != "00" {
-                    self.finish(outcome("settle", &code, "the batch upload was refused"));
+                    self.finish(outcome("settle", &code, vec![Note::UploadRefused]));
                 } else if (sent as usize) < details.len() {
                     self.steps.push_front(Step::Upload { details, sent });
                 }
@@ -1113,7 +1153,7 @@ impl Terminal {
                 totals,
             } => {
                 if code != "00" {
-                    self.finish(outcome("settle", &code, "the batch end was refused"));
+                    self.finish(outcome("settle", &code, vec![Note::BatchEndRefused]));
                     return;
                 }
                 let closed = self.snap.batch;
@@ -1146,7 +1186,7 @@ impl Terminal {
                 self.result = Some(Outcome {
                     approved: true,
                     settlement: Some((balanced, uploaded)),
-                    ..outcome("settle", "00", format!("batch {closed:06} settled"))
+                    ..outcome("settle", "00", vec![Note::BatchSettled { batch: closed }])
                 });
             }
         }
@@ -1178,14 +1218,14 @@ impl Terminal {
         let mut ops = Vec::new();
         let mut result = Outcome {
             balance_fen,
-            ..outcome(op, code, "")
+            ..outcome(op, code, vec![])
         };
         if code == "00" && (mac_bad || self.cfg.fail_after_approval) {
             // Approved by the host but not by this terminal: reverse (§1.3 reasons).
             let (reason, local, why) = if mac_bad {
-                ("A0", "L04", "the approval's MAC did not verify")
+                ("A0", "L04", Cause::ApprovalMacBad)
             } else {
-                ("96", "L11", "the printer failed after the approval")
+                ("96", "L11", Cause::PrinterFailed)
             };
             txn.state = TxnState::Failed;
             txn.code = Some(local.into());
@@ -1205,13 +1245,14 @@ impl Terminal {
                 operation: op.into(),
                 amount_fen: txn.amount_fen,
                 code: local.into(),
-                cause: why.into(),
+                cause: why.clone(),
             });
             self.journal(ops);
-            self.notes.push(format!(
-                "{why}: reversing trace {:06} (reason {reason})",
-                txn.stan
-            ));
+            self.notes.push(Note::Cause(why));
+            self.notes.push(Note::Reversing {
+                stan: txn.stan,
+                reason: reason.into(),
+            });
             result.code = local.into();
             result.reversal = if ours {
                 ReversalState::Pending
@@ -1242,10 +1283,10 @@ impl Terminal {
                 rev.reason = "06".into();
                 ops.push(JournalOp::Reversal(Some(rev.clone())));
             }
-            self.notes.push(format!(
-                "{code} does not say whether money moved: reversing trace {:06} to be sure",
-                txn.stan
-            ));
+            self.notes.push(Note::ReversingToBeSure {
+                stan: txn.stan,
+                code: code.to_owned(),
+            });
             self.steps.clear();
             self.steps.push_back(Step::Reversal);
             result.reversal = ReversalState::Pending;
@@ -1278,13 +1319,9 @@ impl Terminal {
                 operation: op.into(),
                 amount_fen: txn.amount_fen,
                 code: code.to_owned(),
-                cause: format!(
-                    "declined by the host ({})",
-                    Catalog::builtin()
-                        .lookup(Table::CupPos, code)
-                        .map_or("code not in the table", |e| e
-                            .meaning(poskit_codes::Lang::En))
-                ),
+                cause: Cause::Declined {
+                    code: code.to_owned(),
+                },
             });
             self.after_decline(code);
         }
@@ -1299,15 +1336,13 @@ impl Terminal {
     fn after_decline(&mut self, code: &str) {
         match code {
             "77" | "A0" | "99" => {
-                self.notes.push("signing in again (new keys and batch); then the operator may retry".into());
+                self.notes.push(Note::SigningInAgain);
                 self.push_sign_in();
             }
-            "94" => self.notes.push(
-                "the host already has this trace: check whether the first transaction went through (poskit pos journal) before doing anything else".into(),
-            ),
+            "94" => self.notes.push(Note::TraceAlreadyKnown),
             _ => {
                 if matches!(class_of(code), Class::C | Class::D | Class::E) {
-                    self.notes.push("not retried automatically".into());
+                    self.notes.push(Note::NotRetried);
                 }
             }
         }
@@ -1322,16 +1357,21 @@ impl Terminal {
         // batch the host no longer has was refused with 77 itself.
         if matches!(code, "A0" | "99") && rev.attempts < self.cfg.reversal_attempts_max {
             // The host could not check the reversal (keys or batch): sign in, send it again.
-            self.notes.push(format!(
-                "the host answered the reversal with {code}: signing in and sending it again"
-            ));
+            self.notes.push(Note::ReversalResent {
+                code: code.to_owned(),
+            });
             self.steps.push_front(Step::Reversal);
             self.steps.push_front(Step::SignIn);
             return;
         }
         if matches!(code, "96" | "91" | "98" | "97" | "03" | "30") {
             // The host could not process it now (nothing was reversed): try again later.
-            self.reversal_missed(&format!("the host answered {code}"), false);
+            self.reversal_missed(
+                Cause::HostAnswered {
+                    code: code.to_owned(),
+                },
+                false,
+            );
             return;
         }
         self.snap.reversal = None;
@@ -1352,19 +1392,19 @@ impl Terminal {
                 operation: "reversal".into(),
                 amount_fen: rev.amount_fen,
                 code: "L14".into(),
-                cause: format!("the host refused the reversal of trace {:06} with {code}: reversal failed — contact acquirer", rev.stan),
+                cause: Cause::ReversalRefused {
+                    stan: rev.stan,
+                    code: code.to_owned(),
+                },
             });
         }
         self.journal(ops);
         self.notes.push(match state {
-            ReversalState::Done => format!(
-                "reversal of trace {:06} done: the customer is not charged",
-                rev.stan
-            ),
-            _ => format!(
-                "reversal of trace {:06} refused ({code}): reversal failed — contact acquirer",
-                rev.stan
-            ),
+            ReversalState::Done => Note::ReversalDone { stan: rev.stan },
+            _ => Note::ReversalRefused {
+                stan: rev.stan,
+                code: code.to_owned(),
+            },
         });
         if let Some(result) = &mut self.result
             && result.txn.as_ref().is_some_and(|t| t.id == rev.txn_id)
@@ -1378,7 +1418,7 @@ impl Terminal {
 
     /// The pending reversal did not get through (no answer, not sent, or a host that could
     /// not process it): it stays pending, or is given up once its attempts are used.
-    fn reversal_missed(&mut self, why: &str, not_sent: bool) {
+    fn reversal_missed(&mut self, why: Cause, not_sent: bool) {
         let Some(mut rev) = self.snap.reversal.clone() else {
             return;
         };
@@ -1400,38 +1440,40 @@ impl Terminal {
                 .result
                 .take()
                 .unwrap_or_else(|| unreachable!("checked"));
-            result.notes.push(format!(
-                "the reversal did not get through ({why}); it goes out again before the next transaction"
-            ));
+            result.notes.push(Note::ReversalNotThrough { cause: why });
             self.finish(result);
         } else {
             self.finish(outcome(
                 "transaction",
                 "L08",
-                format!("the reversal of trace {:06} has not reached the host ({why}); new transactions wait for it", rev.stan),
+                vec![Note::ReversalWaiting {
+                    stan: rev.stan,
+                    cause: why,
+                }],
             ));
         }
     }
 
-    fn give_up_reversal(&mut self, rev: &PendingReversal, why: &str) {
+    fn give_up_reversal(&mut self, rev: &PendingReversal, why: Cause) {
         self.snap.reversal = None;
         self.journal(vec![
             JournalOp::Reversal(None),
-            JournalOp::ReversalEnded { txn_id: rev.txn_id, state: ReversalState::Failed },
+            JournalOp::ReversalEnded {
+                txn_id: rev.txn_id,
+                state: ReversalState::Failed,
+            },
             JournalOp::Failure {
                 operation: "reversal".into(),
                 amount_fen: rev.amount_fen,
                 code: "L14".into(),
-                cause: format!(
-                    "reversal of trace {:06} failed {} times ({why}): reversal failed — contact acquirer",
-                    rev.stan, rev.attempts
-                ),
+                cause: Cause::ReversalGaveUp {
+                    stan: rev.stan,
+                    attempts: rev.attempts,
+                    last: Box::new(why),
+                },
             },
         ]);
-        self.notes.push(format!(
-            "reversal of trace {:06} failed on every attempt: reversal failed — contact acquirer",
-            rev.stan
-        ));
+        self.notes.push(Note::ReversalGaveUp { stan: rev.stan });
         if let Some(result) = &mut self.result
             && result.txn.as_ref().is_some_and(|t| t.id == rev.txn_id)
         {
@@ -1449,7 +1491,10 @@ impl Terminal {
         if matches!(code, "96" | "91" | "98" | "A0" | "77" | "99") {
             // The host could not take it now: it stays stored (after a sign-in if the keys
             // or the batch were the trouble).
-            self.advice_missed(&format!("the host answered {code}"), code);
+            let why = Cause::HostAnswered {
+                code: code.to_owned(),
+            };
+            self.advice_missed(why, code);
             if matches!(code, "A0" | "77" | "99") {
                 self.push_sign_in();
             }
@@ -1480,7 +1525,9 @@ impl Terminal {
                 operation: advice.kind.slug().into(),
                 amount_fen: Some(advice.amount_fen),
                 code: code.to_owned(),
-                cause: "advice declined by the host".into(),
+                cause: Cause::AdviceDeclined {
+                    code: code.to_owned(),
+                },
             });
         }
         self.journal(ops);
@@ -1491,14 +1538,14 @@ impl Terminal {
             self.result = Some(Outcome {
                 approved: code == "00",
                 txn: Some(txn),
-                ..outcome(advice.kind.slug(), code, "")
+                ..outcome(advice.kind.slug(), code, vec![])
             });
         } else {
-            self.notes.push(format!(
-                "stored {} of trace {:06} delivered ({code})",
-                advice.kind.name_en(),
-                advice.stan
-            ));
+            self.notes.push(Note::AdviceDelivered {
+                kind: advice.kind,
+                stan: advice.stan,
+                code: code.to_owned(),
+            });
         }
         if !self.snap.advices.is_empty() {
             self.steps.push_front(Step::Advices);
@@ -1508,10 +1555,8 @@ impl Terminal {
     /// The first stored advice did not get through: it stays queued (its attempt counted).
     /// The refund this operation asked for is reported stored; a settlement stops (§4.4
     /// wants every advice delivered before the totals); other operations go on.
-    fn advice_missed(&mut self, why: &str, local: &str) {
-        self.notes.push(format!(
-            "stored advice not delivered ({why}); it stays queued"
-        ));
+    fn advice_missed(&mut self, why: Cause, local: &str) {
+        self.notes.push(Note::AdviceNotDelivered { cause: why });
         let settling = self.flushing;
         if let Some(id) = self.current_advice {
             let txn = self
@@ -1523,17 +1568,13 @@ impl Terminal {
             let op = txn.as_ref().map_or("refund", |t| t.kind.slug());
             self.finish(Outcome {
                 txn,
-                ..outcome(
-                    op,
-                    local,
-                    "stored: it is sent again before the next transaction and before settlement",
-                )
+                ..outcome(op, local, vec![Note::AdviceStored])
             });
         } else if settling {
             self.finish(outcome(
                 "settle",
                 local,
-                "a stored advice must reach the host before the settlement: settle again",
+                vec![Note::AdvicesBeforeSettlement, Note::SettleAgain],
             ));
         }
     }
@@ -1562,7 +1603,7 @@ impl Terminal {
 
     fn signed_in(&mut self, r: &Response, code: &str) {
         if code != "00" {
-            self.finish(outcome("sign-in", code, "sign-in refused"));
+            self.finish(outcome("sign-in", code, vec![Note::SignInRefused]));
             return;
         }
         let keys = r
@@ -1578,7 +1619,7 @@ impl Terminal {
                 self.finish(outcome(
                     "sign-in",
                     "L07",
-                    format!("the working keys cannot be loaded: {e}"),
+                    vec![Note::KeysUnloadable { detail: e }],
                 ));
                 return;
             }
@@ -1608,13 +1649,19 @@ impl Terminal {
         if self.result.is_none() {
             self.result = Some(Outcome {
                 approved: true,
-                ..outcome("sign-in", "00", format!("batch {:06}", self.snap.batch))
+                ..outcome(
+                    "sign-in",
+                    "00",
+                    vec![Note::BatchOpen {
+                        batch: self.snap.batch,
+                    }],
+                )
             });
         }
     }
 
     /// The request in flight got no valid answer in time, or never left (`not_sent`).
-    fn no_answer(&mut self, why: &str, local: &str, not_sent: bool) {
+    fn no_answer(&mut self, why: Cause, local: &str, not_sent: bool) {
         let Some(flight) = self.flight.take() else {
             return;
         };
@@ -1623,7 +1670,7 @@ impl Terminal {
                 let mut ops = Vec::new();
                 txn.code = Some(local.into());
                 txn.state = TxnState::Failed;
-                let mut result = outcome(txn.kind.slug(), local, why.to_owned());
+                let mut result = outcome(txn.kind.slug(), local, vec![Note::Cause(why.clone())]);
                 self.steps.clear();
                 if txn.reversal == ReversalState::Pending {
                     if not_sent {
@@ -1632,8 +1679,10 @@ impl Terminal {
                         self.snap.reversal = None;
                         ops.push(JournalOp::Reversal(None));
                     } else {
-                        self.notes
-                            .push(format!("no answer: reversing trace {:06}", txn.stan));
+                        self.notes.push(Note::Reversing {
+                            stan: txn.stan,
+                            reason: "98".into(),
+                        });
                         self.steps.push_back(Step::Reversal);
                         result.reversal = ReversalState::Pending;
                     }
@@ -1643,7 +1692,7 @@ impl Terminal {
                     operation: txn.kind.slug().into(),
                     amount_fen: txn.amount_fen,
                     code: local.into(),
-                    cause: why.into(),
+                    cause: why,
                 });
                 self.journal(ops);
                 result.txn = Some(*txn);
@@ -1651,12 +1700,12 @@ impl Terminal {
             }
             Step::Reversal => self.reversal_missed(why, not_sent),
             Step::Advices => self.advice_missed(why, local),
-            Step::SignIn => self.finish(outcome("sign-in", local, why.to_owned())),
-            Step::SignOff => self.finish(outcome("sign-off", local, why.to_owned())),
-            Step::Echo => self.finish(outcome("echo", local, why.to_owned())),
-            Step::Settle { .. } | Step::Upload { .. } | Step::BatchEnd { .. } => {
-                self.finish(outcome("settle", local, format!("{why}; settle again")))
-            }
+            Step::SignIn => self.finish(outcome("sign-in", local, vec![Note::Cause(why)])),
+            Step::SignOff => self.finish(outcome("sign-off", local, vec![Note::Cause(why)])),
+            Step::Echo => self.finish(outcome("echo", local, vec![Note::Cause(why)])),
+            Step::Settle { .. } | Step::Upload { .. } | Step::BatchEnd { .. } => self.finish(
+                outcome("settle", local, vec![Note::Cause(why), Note::SettleAgain]),
+            ),
         }
     }
 }

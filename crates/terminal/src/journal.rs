@@ -15,9 +15,10 @@ use poskit_domain::message::CardData;
 use poskit_security::{SecretKey, WorkingKeys};
 
 use crate::engine::{
-    Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot, Totals, Txn,
-    TxnState,
+    AMOUNT_FEN_MAX, Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot,
+    Totals, Txn, TxnState,
 };
+use crate::note::Cause;
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS advices (
     amount_fen INTEGER NOT NULL, card_kind TEXT NOT NULL, card_data TEXT NOT NULL,
     rrn TEXT NOT NULL, original_date TEXT NOT NULL, attempts INTEGER NOT NULL
 );
+-- cause: a Cause code (`declined:51`, `timeout` ...); English text in rows of earlier versions.
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, tid TEXT NOT NULL, operation TEXT NOT NULL,
     amount_fen INTEGER, code TEXT NOT NULL, cause TEXT NOT NULL
@@ -98,7 +100,95 @@ pub struct Failure {
     pub operation: String,
     pub amount_fen: Option<u64>,
     pub code: String,
-    pub cause: String,
+    /// Kept as [`Cause::code`]; a line logged as English text by an earlier version reads
+    /// back as [`Cause::Recorded`], so old journals need no migration.
+    pub cause: Cause,
+}
+
+fn write_txn(tx: &Connection, t: &Txn) -> rusqlite::Result<()> {
+    // What the engine writes: a trace in range, an amount field 4 can carry.
+    assert!((1..=999_999).contains(&t.stan), "trace {}", t.stan);
+    assert!(t.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
+    let (ck, cd) = card_columns(&t.card);
+    tx.prepare_cached("INSERT INTO txns (id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
+                 state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (id) DO UPDATE SET batch = ?3, stan = ?4, rrn = ?8, auth_code = ?9, code = ?10,
+                 state = ?11, reversal = ?12, host_date = ?16, host_time = ?17")?.execute(params![
+                t.id,
+                t.kind.slug(),
+                t.batch,
+                t.stan,
+                t.amount_fen.map(|a| a as i64),
+                ck,
+                cd,
+                t.rrn,
+                t.auth_code,
+                t.code,
+                t.state.as_str(),
+                t.reversal.as_str(),
+                t.original_stan,
+                t.original_rrn,
+                t.original_date,
+                t.host_date,
+                t.host_time,
+                t.time_ms
+            ],
+        )?;
+    Ok(())
+}
+
+fn write_reversal(tx: &Connection, r: &PendingReversal) -> rusqlite::Result<()> {
+    // A reversal keeps its original's trace; it is only ever written for one that was sent.
+    assert!((1..=999_999).contains(&r.stan), "trace {}", r.stan);
+    assert!(r.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
+    let (ck, cd) = card_columns(&r.card);
+    tx.prepare_cached("INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
+                 original_stan, original_rrn, original_date, auth_code, reason, attempts)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (id) DO UPDATE SET txn_id = ?1, kind = ?2, batch = ?3, stan = ?4,
+                 amount_fen = ?5, card_kind = ?6, card_data = ?7, original_stan = ?8,
+                 original_rrn = ?9, original_date = ?10, auth_code = ?11, reason = ?12, attempts = ?13")?.execute(params![
+                r.txn_id,
+                r.kind.slug(),
+                r.batch,
+                r.stan,
+                r.amount_fen.map(|a| a as i64),
+                ck,
+                cd,
+                r.original_stan,
+                r.original_rrn,
+                r.original_date,
+                r.auth_code,
+                r.reason,
+                r.attempts
+            ],
+        )?;
+    tx.prepare_cached("UPDATE txns SET reversal = 'pending' WHERE id = ?1")?
+        .execute([r.txn_id])?;
+    Ok(())
+}
+
+fn write_advice(tx: &Connection, a: &Advice) -> rusqlite::Result<()> {
+    assert!((1..=999_999).contains(&a.stan), "trace {}", a.stan);
+    assert!(a.amount_fen <= AMOUNT_FEN_MAX);
+    let (ck, cd) = card_columns(&Some(a.card.clone()));
+    tx.prepare_cached("INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (txn_id) DO UPDATE SET attempts = ?10")?.execute(params![
+                a.txn_id,
+                a.kind.slug(),
+                a.batch,
+                a.stan,
+                a.amount_fen as i64,
+                ck,
+                cd,
+                a.rrn,
+                a.original_date,
+                a.attempts
+            ],
+        )?;
+    Ok(())
 }
 
 pub struct Journal {
@@ -463,34 +553,7 @@ impl Journal {
         let tx = self.conn.transaction()?;
         for op in ops {
             match op {
-                JournalOp::Txn(t) => {
-                    let (ck, cd) = card_columns(&t.card);
-                    tx.prepare_cached("INSERT INTO txns (id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
-                             state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                         ON CONFLICT (id) DO UPDATE SET batch = ?3, stan = ?4, rrn = ?8, auth_code = ?9, code = ?10,
-                             state = ?11, reversal = ?12, host_date = ?16, host_time = ?17")?.execute(params![
-                            t.id,
-                            t.kind.slug(),
-                            t.batch,
-                            t.stan,
-                            t.amount_fen.map(|a| a as i64),
-                            ck,
-                            cd,
-                            t.rrn,
-                            t.auth_code,
-                            t.code,
-                            t.state.as_str(),
-                            t.reversal.as_str(),
-                            t.original_stan,
-                            t.original_rrn,
-                            t.original_date,
-                            t.host_date,
-                            t.host_time,
-                            t.time_ms
-                        ],
-                    )?;
-                }
+                JournalOp::Txn(t) => write_txn(&tx, t)?,
                 JournalOp::Counters { stan, batch } => {
                     tx.prepare_cached("UPDATE state SET stan = ?1, batch = ?2 WHERE id = 1")?
                         .execute(params![stan, batch])?;
@@ -506,32 +569,7 @@ impl Journal {
                 JournalOp::Reversal(None) => {
                     tx.prepare_cached("DELETE FROM reversal")?.execute([])?;
                 }
-                JournalOp::Reversal(Some(r)) => {
-                    let (ck, cd) = card_columns(&r.card);
-                    tx.prepare_cached("INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
-                             original_stan, original_rrn, original_date, auth_code, reason, attempts)
-                         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                         ON CONFLICT (id) DO UPDATE SET txn_id = ?1, kind = ?2, batch = ?3, stan = ?4,
-                             amount_fen = ?5, card_kind = ?6, card_data = ?7, original_stan = ?8,
-                             original_rrn = ?9, original_date = ?10, auth_code = ?11, reason = ?12, attempts = ?13")?.execute(params![
-                            r.txn_id,
-                            r.kind.slug(),
-                            r.batch,
-                            r.stan,
-                            r.amount_fen.map(|a| a as i64),
-                            ck,
-                            cd,
-                            r.original_stan,
-                            r.original_rrn,
-                            r.original_date,
-                            r.auth_code,
-                            r.reason,
-                            r.attempts
-                        ],
-                    )?;
-                    tx.prepare_cached("UPDATE txns SET reversal = 'pending' WHERE id = ?1")?
-                        .execute([r.txn_id])?;
-                }
+                JournalOp::Reversal(Some(r)) => write_reversal(&tx, r)?,
                 JournalOp::ReversalEnded { txn_id, state } => {
                     // A transaction still "sent" (the terminal crashed before its answer)
                     // ends failed: its answer never came.
@@ -552,24 +590,7 @@ impl Journal {
                     tx.prepare_cached("UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'")?.execute([auth_code],
                     )?;
                 }
-                JournalOp::AdviceQueued(a) => {
-                    let (ck, cd) = card_columns(&Some(a.card.clone()));
-                    tx.prepare_cached("INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT (txn_id) DO UPDATE SET attempts = ?10")?.execute(params![
-                            a.txn_id,
-                            a.kind.slug(),
-                            a.batch,
-                            a.stan,
-                            a.amount_fen as i64,
-                            ck,
-                            cd,
-                            a.rrn,
-                            a.original_date,
-                            a.attempts
-                        ],
-                    )?;
-                }
+                JournalOp::AdviceQueued(a) => write_advice(&tx, a)?,
                 JournalOp::AdviceDone { txn_id } => {
                     tx.prepare_cached("DELETE FROM advices WHERE txn_id = ?1")?
                         .execute([txn_id])?;
@@ -580,7 +601,7 @@ impl Journal {
                     code,
                     cause,
                 } => {
-                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause],
+                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause.code()],
                     )?;
                 }
                 JournalOp::Maintenance { event, detail } => {
@@ -660,7 +681,7 @@ impl Journal {
                     operation: r.get(2)?,
                     amount_fen: r.get::<_, Option<i64>>(3)?.map(|a| a as u64),
                     code: r.get(4)?,
-                    cause: r.get(5)?,
+                    cause: Cause::parse(&r.get::<_, String>(5)?),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?)

@@ -8,7 +8,11 @@
 //!   closed batches).
 //! - [`driver`]: runs one operation against a host over TCP, making each journal write
 //!   durable before the request that depends on it is sent.
+//! - [`note`]: what an outcome says besides its code, and a failure's cause, as data.
+//! - [`wire`]: reading a CUP frame from a byte stream (the driver's and the fault proxy's).
 
 pub mod driver;
 pub mod engine;
 pub mod journal;
+pub mod note;
+pub mod wire;

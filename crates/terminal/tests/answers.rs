@@ -249,7 +249,10 @@ fn an_approval_without_is_not_taken(drop: &[u8]) {
     assert!(!outcome.approved, "{outcome:?}");
     assert_eq!(outcome.code, "L03", "{outcome:?}");
     assert!(
-        outcome.notes.iter().any(|n| n.contains("was ignored")),
+        outcome
+            .notes
+            .iter()
+            .any(|n| matches!(n, poskit_terminal::note::Note::AnswerIgnored { .. })),
         "the ignored answer is named, not only 'no answer': {:?}",
         outcome.notes
     );

@@ -10,17 +10,19 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use poskit_codes::{Catalog, Lang, Table};
+use poskit_codes::{Catalog, Lang, Operation, Table};
 use poskit_domain::message::CardData;
 use poskit_domain::{AmountFen, TransactionKind};
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{
-    Command, Config, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT, REVERSAL_ATTEMPTS_MAX_DEFAULT,
+    Command, Config, Note, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT, REVERSAL_ATTEMPTS_MAX_DEFAULT,
     ReversalState, Txn, TxnState,
 };
 use poskit_terminal::journal::Journal;
 
 use crate::cmd::locale::{self, tr};
+
+mod notes;
 use crate::fail::{self, usage};
 
 #[derive(Debug, clap::Args)]
@@ -317,7 +319,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (tid, mid) = (cfg.tid.clone(), cfg.mid.clone());
     let settling = matches!(args.command, PosCommand::Settle { .. });
     let outcome = execute(journal, cfg, &host, command, settling)?;
-    print_outcome(&outcome, &tid, &mid, lang, args.json)?;
+    let operation = operation_of(&args.command);
+    print_outcome(&outcome, operation, &tid, &mid, lang, args.json)?;
     Ok(if outcome.approved {
         ExitCode::SUCCESS
     } else {
@@ -453,6 +456,29 @@ impl From<&TimeoutSwitch> for Wait {
             timeout_ms: s.timeout_ms,
         }
     }
+}
+
+/// The catalog's name of the operation a subcommand runs (its steps fit that operation:
+/// a declined pre-authorization gets no void advice); `None` for the journal's own commands.
+fn operation_of(command: &PosCommand) -> Option<Operation> {
+    Some(match command {
+        PosCommand::SignIn { .. } => Operation::SignIn,
+        PosCommand::SignOff { .. } => Operation::SignOff,
+        PosCommand::Echo { .. } => Operation::Echo,
+        PosCommand::Sale { .. } => Operation::Sale,
+        PosCommand::Balance { .. } => Operation::Balance,
+        PosCommand::Preauth { .. } => Operation::Preauth,
+        PosCommand::PreauthCancel { .. } => Operation::PreauthCancel,
+        PosCommand::Complete { .. } => Operation::Complete,
+        PosCommand::Void { .. } => Operation::Void,
+        PosCommand::CompleteVoid { .. } => Operation::CompleteVoid,
+        PosCommand::Refund { .. } => Operation::Refund,
+        PosCommand::Settle { .. } => Operation::Settle,
+        PosCommand::Init { .. }
+        | PosCommand::Status
+        | PosCommand::Journal
+        | PosCommand::Failures => return None,
+    })
 }
 
 /// The engine command for a terminal operation, with its test switches.
@@ -636,7 +662,7 @@ fn execute(
             0..0,
             flushed
                 .into_iter()
-                .filter(|n| !n.starts_with("nothing left")),
+                .filter(|n| !matches!(n, Note::NothingWaiting)),
         );
     }
     Ok(outcome)
@@ -651,8 +677,9 @@ struct Explained {
     local: bool,
 }
 
-/// Meaning and next step of a code, from the catalog (host codes and local codes alike).
-fn explain(code: &str, lang: Lang) -> Explained {
+/// Meaning and next step of a code, from the catalog (host codes and local codes alike);
+/// the step is the one for `operation` where the catalog has steps of its own for it.
+fn explain(code: &str, operation: Option<Operation>, lang: Lang) -> Explained {
     let catalog = Catalog::builtin();
     let entry = if code.starts_with('L') {
         catalog.local(code)
@@ -662,7 +689,11 @@ fn explain(code: &str, lang: Lang) -> Explained {
     match entry {
         Some(e) => Explained {
             meaning: e.meaning(lang).to_owned(),
-            step: e.steps(lang).first().cloned().unwrap_or_default(),
+            step: operation
+                .map_or(e.steps(lang), |op| e.steps_for(op, lang))
+                .first()
+                .cloned()
+                .unwrap_or_default(),
             display: e.display().to_owned(),
             local: e.is_local(),
         },
@@ -690,8 +721,8 @@ fn masked(card: &Option<CardData>) -> String {
         .unwrap_or_default()
 }
 
-fn outcome_json(o: &Outcome, lang: Lang) -> Value {
-    let e = explain(&o.code, lang);
+fn outcome_json(o: &Outcome, operation: Option<Operation>, lang: Lang) -> Value {
+    let e = explain(&o.code, operation, lang);
     let t = o.txn.as_ref();
     json!({
         "operation": o.operation,
@@ -710,22 +741,23 @@ fn outcome_json(o: &Outcome, lang: Lang) -> Value {
         "reversal": o.reversal.as_str(),
         "balance_fen": o.balance_fen,
         "settlement": o.settlement.map(|(balanced, uploaded)| json!({"balanced": balanced, "uploaded": uploaded})),
-        "notes": o.notes,
+        "notes": o.notes.iter().map(|n| notes::note_text(n, lang)).collect::<Vec<_>>(),
     })
 }
 
 fn print_outcome(
     o: &Outcome,
+    operation: Option<Operation>,
     tid: &str,
     mid: &str,
     lang: Lang,
     as_json: bool,
 ) -> anyhow::Result<()> {
     if as_json {
-        outln!("{}", outcome_json(o, lang))?;
+        outln!("{}", outcome_json(o, operation, lang))?;
         return Ok(());
     }
-    let e = explain(&o.code, lang);
+    let e = explain(&o.code, operation, lang);
     let verdict = match o.approved {
         true => tr(lang, "APPROVED", "交易成功"),
         false => tr(lang, "DECLINED", "交易失败"),
@@ -740,7 +772,7 @@ fn print_outcome(
         outln!("  {shows}{}{}", tr(lang, ": ", "："), e.display)?;
     }
     for n in &o.notes {
-        outln!("  · {n}")?;
+        outln!("  · {}", notes::note_text(n, lang))?;
     }
     print_reversal(o.reversal, lang)?;
     if let Some(b) = o.balance_fen {
@@ -1054,7 +1086,7 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
         let mut v = Vec::new();
         for f in &list {
             let time = journal.local_time(f.time_ms)?;
-            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": f.cause}));
+            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": notes::cause_text(&f.cause, lang), "cause_code": f.cause.code()}));
         }
         outln!("{}", Value::Array(v))?;
         return Ok(ExitCode::SUCCESS);
@@ -1088,7 +1120,7 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
             f.operation.clone(),
             format!("{:>10}", f.amount_fen.map(yuan).unwrap_or_default()),
             f.code.clone(),
-            f.cause.clone(),
+            notes::cause_text(&f.cause, lang),
         ])?;
     }
     Ok(ExitCode::SUCCESS)
