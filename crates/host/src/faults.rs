@@ -17,6 +17,7 @@
 //! Actions: `delay` (with `delay_ms`), `drop`, `close`, `corrupt-mac`, `code` (with
 //! `code`), `issuer-timeout`, `storage-error`.
 
+use poskit_domain::rand::SplitMix64;
 use serde::Deserialize;
 
 use poskit_domain::{ResponseCode, TransactionKind};
@@ -258,25 +259,6 @@ impl FaultState {
             }
         }
         d
-    }
-}
-
-/// SplitMix64: a small, seedable generator; the plan's probabilities need no more.
-#[derive(Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
