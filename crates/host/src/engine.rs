@@ -103,6 +103,8 @@ pub struct Parsed {
     mac_input: Option<Vec<u8>>,
     mac_wire: Option<Vec<u8>>,
     card_digits_field2: bool,
+    /// Field 11 was sent (an echo test may come without it: §2.4).
+    stan_sent: bool,
     request: Result<Request, FormatError>,
 }
 
@@ -130,6 +132,7 @@ impl Parsed {
             mac_input: m.mac_input().map(<[u8]>::to_vec),
             mac_wire: m.field(64).and_then(|f| f.bytes()).map(<[u8]>::to_vec),
             card_digits_field2: m.has(2),
+            stan_sent: m.has(11),
             request: request::read(&decoded),
         })
     }
@@ -544,12 +547,18 @@ fn undecodable(
     ) else {
         return Ok(Answer::unanswerable(reason));
     };
+    // What can be read of 11, 41 and 42 before the frame goes wrong is echoed.
+    let echo = bytes
+        .get(prefix..)
+        .and_then(|message| poskit_codec::Message::decode_readable(&CUP_POS, message))
+        .map(|readable| Echo::of(&readable))
+        .unwrap_or_default();
     format_error_answer(
         ledger,
         cfg,
         input.now,
         (Tpdu(tpdu), Header(header), mti),
-        &Echo::default(),
+        &echo,
         None,
         reason,
     )
@@ -617,6 +626,9 @@ fn format_error_answer(
 /// Settled batches a void's original is looked for in (to answer 12 "settled batch, refund
 /// it instead" rather than 25): about a month of daily settlements.
 pub const VOID_SETTLED_BATCHES_LOOKED_MAX: u32 = 31;
+
+/// An institution id in field 44: AN11 (issuer, then acquirer).
+const INSTITUTION_ID_BYTES: usize = 11;
 
 /// Field 37 of a transaction: its row id, twelve digits. Unique in the store.
 pub fn rrn_of(id: i64) -> String {
@@ -1912,7 +1924,10 @@ impl Ctx<'_, '_> {
             _ => None,
         };
         let keys = WorkingKeys { pik, mak, tdk };
-        let field62 = match build_field62(layout, &terminal.tmk, &keys) {
+        let mac_key = keys.mac_key_with(self.cfg.mak_rule);
+        let field62 = match build_field62(layout, &terminal.tmk, &keys)
+            .and_then(|f| with_mak_check_value_as_used(layout, f, &mac_key))
+        {
             Ok(f) => f,
             Err(e) => {
                 let d = refuse(
@@ -1924,10 +1939,7 @@ impl Ctx<'_, '_> {
         };
         self.ledger
             .set_working_keys(&req.tid, &keys.pik, &keys.mak, self.now.unix_ms)?;
-        self.keys_after = Some(Some((
-            keys.pik.clone(),
-            keys.mac_key_with(self.cfg.mak_rule),
-        )));
+        self.keys_after = Some(Some((keys.pik.clone(), mac_key)));
         let reason = format!(
             "signed in: working keys issued (layout {}), batch {}",
             layout.code(),
@@ -2172,7 +2184,9 @@ impl Ctx<'_, '_> {
 
     fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {
         let mut reply = Reply::to(&self.parsed.tpdu, &self.parsed.header, self.parsed.mti);
-        reply.set(11, req.stan.digits());
+        if self.parsed.stan_sent {
+            reply.set(11, req.stan.digits());
+        }
         reply.set(12, self.now.hhmmss_digits());
         reply.set(13, self.now.mmdd_digits());
         reply.set(32, &self.cfg.acquirer_code);
@@ -2219,6 +2233,9 @@ impl Ctx<'_, '_> {
                 reply.set(38, auth);
             }
             reply.set(49, *b"156");
+            if let Some(f44) = self.field44(req)? {
+                reply.set(44, f44);
+            }
             if let Some(balance) = effect.balance_fen {
                 let sign = if balance < 0 { 'D' } else { 'C' };
                 reply.set(
@@ -2231,6 +2248,28 @@ impl Ctx<'_, '_> {
         }
         let auth = effect.auth_code.clone();
         self.finish(req, id, reply, code, reason, auth.as_deref())
+    }
+
+    /// Field 44 (§2.4): the card's issuer institution (AN11) then the acquirer (AN11),
+    /// each left-aligned and padded with spaces; `None` when the card's issuer is unknown.
+    fn field44(&mut self, req: &Request) -> StoreResult<Option<[u8; 2 * INSTITUTION_ID_BYTES]>> {
+        let Some(card) = &req.card else {
+            return Ok(None);
+        };
+        let Some(issuer) = self.ledger.institution_for(&card.pan)? else {
+            return Ok(None);
+        };
+        let mut out = [b' '; 2 * INSTITUTION_ID_BYTES];
+        let (issuer_id, acquirer_id) = out.split_at_mut(INSTITUTION_ID_BYTES);
+        for (slot, code) in [
+            (issuer_id, &issuer.code),
+            (acquirer_id, &self.cfg.acquirer_code),
+        ] {
+            // Institution codes are 8 digits (the import checks them); never more than 11.
+            let code = &code.as_bytes()[..code.len().min(INSTITUTION_ID_BYTES)];
+            slot[..code.len()].copy_from_slice(code);
+        }
+        Ok(Some(out))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2296,6 +2335,23 @@ impl Ctx<'_, '_> {
         answer.mac_pending = mac_pending;
         Ok(answer)
     }
+}
+
+/// §3.2: the MAK's check value in field 62 is that of the key as MACs use it — for a
+/// K‖0 MAK used as K‖K, DES_K(0), what terminals that load the MAK as K‖K compute —
+/// where `build_field62` gives that of the key as delivered (3DES under K‖0).
+fn with_mak_check_value_as_used(
+    layout: KeyLayout,
+    mut field62: Vec<u8>,
+    mac_key: &SecretKey,
+) -> Result<Vec<u8>, poskit_security::SecurityError> {
+    use poskit_security::{CHECK_VALUE_BYTES, check_value};
+    let slot_bytes = layout.key_bytes() + CHECK_VALUE_BYTES;
+    // Slots: PIK, MAK[, TDK]; each key is followed by its check value.
+    let mak_cv = 2 * slot_bytes - CHECK_VALUE_BYTES..2 * slot_bytes;
+    assert!(field62.len() >= mak_cv.end, "field 62 holds a MAK slot");
+    field62[mak_cv].copy_from_slice(&check_value(CipherFamily::Des, mac_key)?);
+    Ok(field62)
 }
 
 fn field60(req: &Request) -> Vec<u8> {
