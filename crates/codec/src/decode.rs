@@ -395,7 +395,15 @@ impl<'a> Message<'a> {
 
     /// Every present field, in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        (2..=128u8).filter_map(move |n| self.field(n))
+        // The bitmap's set bits, not every number from 2 to 128.
+        let mut words = [self.bitmap[0] & !(1 << 63), self.bitmap[1]];
+        std::iter::from_fn(move || {
+            let word_index = words.iter().position(|&w| w != 0)?;
+            let zeros = words[word_index].leading_zeros();
+            words[word_index] &= !(1u64 << (63 - zeros));
+            Some((word_index as u32 * 64 + zeros + 1) as u8)
+        })
+        .filter_map(move |n| self.field(n))
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the

@@ -203,12 +203,19 @@ fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
         }
         _ => {}
     }
-    let allowed: fn(u8) -> bool = match spec.charset {
-        Charset::N => |b| b.is_ascii_digit(),
-        Charset::Z => |b| b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b),
-        Charset::An | Charset::Ans | Charset::B => |_| true,
+    // One loop per charset, with the test inlined (a function pointer called per byte was
+    // most of the builder's time), and without an early exit, so that it vectorises; the
+    // position of a bad byte is looked for only when there is one.
+    let bad = match spec.charset {
+        Charset::N if !value.iter().fold(true, |ok, b| ok & b.is_ascii_digit()) => {
+            value.iter().position(|b| !b.is_ascii_digit())
+        }
+        Charset::Z if !value.iter().fold(true, |ok, &b| ok & is_track_char(b)) => {
+            value.iter().position(|&b| !is_track_char(b))
+        }
+        Charset::N | Charset::Z | Charset::An | Charset::Ans | Charset::B => None,
     };
-    match value.iter().position(|&b| !allowed(b)) {
+    match bad {
         None => Ok(()),
         Some(position) => Err(EncodeError::BadCharacter {
             field,
@@ -217,6 +224,13 @@ fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
             position,
         }),
     }
+}
+
+/// A character of `z` (track) data: a digit, the separator `=`, or a hex letter of
+/// encrypted track data.
+#[inline]
+fn is_track_char(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b)
 }
 
 /// Bytes a value of `len` logical units takes on the wire, prefix included.
