@@ -25,6 +25,17 @@ pub struct Digits<'a> {
 
 const NIBBLE_CHARS: &[u8; 16] = b"0123456789ABC=EF";
 
+/// The two characters of each packed byte, looked up in one go.
+static BYTE_CHARS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [NIBBLE_CHARS[byte >> 4], NIBBLE_CHARS[byte & 0x0F]];
+        byte += 1;
+    }
+    table
+};
+
 /// Digits [`Digits::to_text`] unpacks on the stack first (fields 2, 35, 60, 61 fit).
 const TEXT_ON_STACK_MAX: usize = 128;
 
@@ -105,8 +116,7 @@ impl<'a> Digits<'a> {
                 let whole = rest.len() / 2;
                 let mut pairs = rest.chunks_exact_mut(2);
                 for (pair, &byte) in (&mut pairs).zip(packed) {
-                    pair[0] = NIBBLE_CHARS[usize::from(byte >> 4)];
-                    pair[1] = NIBBLE_CHARS[usize::from(byte & 0x0F)];
+                    pair.copy_from_slice(&BYTE_CHARS[usize::from(byte)]);
                 }
                 if let ([last], Some(&byte)) = (pairs.into_remainder(), packed.get(whole)) {
                     *last = NIBBLE_CHARS[usize::from(byte >> 4)];
