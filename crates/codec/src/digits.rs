@@ -114,11 +114,11 @@ impl<'a> Digits<'a> {
                     .get(first_byte + usize::from(odd_first)..)
                     .unwrap_or(&[]);
                 let whole = rest.len() / 2;
-                let mut pairs = rest.chunks_exact_mut(2);
-                for (pair, &byte) in (&mut pairs).zip(packed) {
-                    pair.copy_from_slice(&BYTE_CHARS[usize::from(byte)]);
+                let (pairs, last) = rest.as_chunks_mut::<2>();
+                for (pair, &byte) in pairs.iter_mut().zip(packed) {
+                    *pair = BYTE_CHARS[usize::from(byte)];
                 }
-                if let ([last], Some(&byte)) = (pairs.into_remainder(), packed.get(whole)) {
+                if let ([last], Some(&byte)) = (last, packed.get(whole)) {
                     *last = NIBBLE_CHARS[usize::from(byte >> 4)];
                 }
             }

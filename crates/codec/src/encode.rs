@@ -282,9 +282,7 @@ fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
     // most of the builder's time), and without an early exit, so that it vectorises; the
     // position of a bad byte is looked for only when there is one.
     let bad = match spec.charset {
-        Charset::N if !value.iter().fold(true, |ok, b| ok & b.is_ascii_digit()) => {
-            value.iter().position(|b| !b.is_ascii_digit())
-        }
+        Charset::N if !all_ascii_digits(value) => value.iter().position(|b| !b.is_ascii_digit()),
         Charset::Z if !value.iter().fold(true, |ok, &b| ok & is_track_char(b)) => {
             value.iter().position(|&b| !is_track_char(b))
         }
@@ -299,6 +297,21 @@ fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
             position,
         }),
     }
+}
+
+/// Whether every byte is an ASCII digit, eight bytes at a time: a lane `b` is a digit when
+/// its high bit is clear, `(b | 0x80) - 0x30` keeps the high bit (b ≥ 0x30) and `b + 0x46`
+/// does not reach it (b ≤ 0x39); lanes cannot carry into each other.
+fn all_ascii_digits(value: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = value.as_chunks::<8>();
+    let words_ok = words.iter().fold(true, |ok, word| {
+        let w = u64::from_le_bytes(*word);
+        let at_least_0 = (w | HIGH).wrapping_sub(0x3030_3030_3030_3030) & HIGH == HIGH;
+        let at_most_9 = w.wrapping_add(0x4646_4646_4646_4646) & HIGH == 0;
+        ok & (w & HIGH == 0) & at_least_0 & at_most_9
+    });
+    words_ok & rest.iter().fold(true, |ok, b| ok & b.is_ascii_digit())
 }
 
 /// A character of `z` (track) data: a digit, the separator `=`, or a hex letter of
@@ -413,18 +426,18 @@ fn write_field(op: FieldOp, value: &[u8], w: &mut Writer<'_>) {
                 digits = &value[1..];
             }
             let dst = w.take(digits.len().div_ceil(2));
-            let mut pairs = digits.chunks_exact(2);
+            let (pairs, odd) = digits.as_chunks::<2>();
             if op.content == Content::PackedTrack {
-                for (d, pair) in dst.iter_mut().zip(&mut pairs) {
-                    *d = nibble(pair[0]) << 4 | nibble(pair[1]);
+                for (d, [high, low]) in dst.iter_mut().zip(pairs) {
+                    *d = nibble(*high) << 4 | nibble(*low);
                 }
             } else {
                 // Checked digits: the low four bits are the value.
-                for (d, pair) in dst.iter_mut().zip(&mut pairs) {
-                    *d = (pair[0] & 0x0F) << 4 | (pair[1] & 0x0F);
+                for (d, [high, low]) in dst.iter_mut().zip(pairs) {
+                    *d = (high & 0x0F) << 4 | (low & 0x0F);
                 }
             }
-            if let ([last], Some(d)) = (pairs.remainder(), dst.last_mut()) {
+            if let ([last], Some(d)) = (odd, dst.last_mut()) {
                 *d = nibble(*last) << 4;
             }
         }

@@ -403,3 +403,22 @@ fn the_builder_gives_the_same_message_whatever_the_order_fields_are_set_in() {
     assert_eq!(sale.encode(), sample::cup_sale().encode());
     assert_eq!(sale.iter().count(), sample::SALE_FIELDS.len());
 }
+
+#[test]
+fn the_builder_refuses_every_non_digit_in_a_numeric_field_wherever_it_is() {
+    // Field 4 is n12: each position, each byte that is not a digit.
+    for position in 0..12 {
+        for byte in (0..=u8::MAX).filter(|b| !b.is_ascii_digit()) {
+            let mut value = *b"000000012345";
+            value[position] = byte;
+            let mut m = MessageBuilder::new(&CUP_POS, Mti(*b"0200"));
+            match m.set(4, &value) {
+                Err(EncodeError::BadCharacter { position: at, .. }) => assert_eq!(at, position),
+                other => panic!("{byte:#04x} at {position}: {other:?}"),
+            }
+        }
+    }
+    let mut m = MessageBuilder::new(&CUP_POS, Mti(*b"0200"));
+    assert!(m.set(4, b"999999999999").is_ok());
+    assert!(m.set(4, b"000000000000").is_ok());
+}
