@@ -23,6 +23,13 @@ fn assert_approved_slip(what: &str, code: Option<i32>, v: &Value) {
         Some(12),
         "{what}: an approval carries the host's RRN: {v}"
     );
+    // Field 44, printed on the slip as 发卡行 / 收单行.
+    assert_eq!(v["acquirer"], "08010000", "{what}: {v}");
+    assert_eq!(
+        v["issuer"].as_str().map(str::len),
+        Some(8),
+        "{what}: the issuer's institution code: {v}"
+    );
 }
 
 fn notes(v: &Value) -> String {

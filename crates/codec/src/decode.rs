@@ -299,6 +299,55 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// The fields of a message that does not decode, as far as they can be read: the
+    /// MTI, the bitmap and every field before the first that fails (a frame cut short, a
+    /// bad length). The bitmap of the result names only those fields. `None` when not even
+    /// the MTI and bitmap read. For answering a malformed request with what it said (its
+    /// trace, terminal, merchant); never for deciding on it.
+    pub fn decode_readable(profile: &'static Profile, input: &'a [u8]) -> Option<Message<'a>> {
+        let input = input.get(..input.len().min(MESSAGE_BYTES_MAX))?;
+        let mut cur = Cursor { input, at: 0 };
+        let mti_bytes = match profile.mti {
+            NumberEncoding::Bcd => 2,
+            NumberEncoding::Ascii => 4,
+        };
+        let mti_wire = cur.take::<Quiet>(mti_bytes, Part::Mti).ok()?;
+        let mti = match profile.mti {
+            NumberEncoding::Bcd => {
+                bcd_value::<Quiet>(mti_wire, Part::Mti, 0).ok()?;
+                let digit = |i: usize| b'0' + (mti_wire[i / 2] >> (4 * (1 - i % 2)) & 15);
+                Mti([digit(0), digit(1), digit(2), digit(3)])
+            }
+            NumberEncoding::Ascii => {
+                ascii_value::<Quiet>(mti_wire, Part::Mti, 0).ok()?;
+                Mti([mti_wire[0], mti_wire[1], mti_wire[2], mti_wire[3]])
+            }
+        };
+        let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
+        // Only the primary bitmap's fields: a secondary bitmap is not looked for.
+        let mut read = [0u64; 2];
+        let mut spans = [Span::default(); 129];
+        let mut bits = primary & !(1 << 63);
+        while bits != 0 {
+            let zeros = bits.leading_zeros();
+            bits &= !(1u64 << (63 - zeros));
+            let number = (zeros + 1) as u8;
+            let Ok(span) = read_field::<Quiet>(profile.ops[number as usize], number, &mut cur)
+            else {
+                break;
+            };
+            spans[number as usize] = span;
+            read[0] |= 1u64 << (63 - zeros);
+        }
+        Some(Message {
+            profile,
+            input,
+            mti,
+            bitmap: read,
+            spans,
+        })
+    }
+
     pub fn profile(&self) -> &'static Profile {
         self.profile
     }
@@ -346,7 +395,15 @@ impl<'a> Message<'a> {
 
     /// Every present field, in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        (2..=128u8).filter_map(move |n| self.field(n))
+        // The bitmap's set bits, not every number from 2 to 128.
+        let mut words = [self.bitmap[0] & !(1 << 63), self.bitmap[1]];
+        std::iter::from_fn(move || {
+            let word_index = words.iter().position(|&w| w != 0)?;
+            let zeros = words[word_index].leading_zeros();
+            words[word_index] &= !(1u64 << (63 - zeros));
+            Some((word_index as u32 * 64 + zeros + 1) as u8)
+        })
+        .filter_map(move |n| self.field(n))
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the

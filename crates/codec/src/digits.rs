@@ -25,6 +25,20 @@ pub struct Digits<'a> {
 
 const NIBBLE_CHARS: &[u8; 16] = b"0123456789ABC=EF";
 
+/// The two characters of each packed byte, looked up in one go.
+static BYTE_CHARS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [NIBBLE_CHARS[byte >> 4], NIBBLE_CHARS[byte & 0x0F]];
+        byte += 1;
+    }
+    table
+};
+
+/// Digits [`Digits::to_text`] unpacks on the stack first (fields 2, 35, 60, 61 fit).
+const TEXT_ON_STACK_MAX: usize = 128;
+
 impl<'a> Digits<'a> {
     pub(crate) fn packed(bytes: &'a [u8], nibble_first: usize, len: usize) -> Self {
         debug_assert!((nibble_first + len).div_ceil(2) <= bytes.len());
@@ -77,6 +91,41 @@ impl<'a> Digits<'a> {
         }
     }
 
+    /// Writes the characters into `out`, as many as fit, and returns them.
+    /// Whole bytes at a time: a per-digit [`Digits::get`] was most of the cost of reading
+    /// a message's values.
+    pub fn unpack_into<'o>(&self, out: &'o mut [u8]) -> &'o [u8] {
+        let n = self.len.min(out.len());
+        let out = &mut out[..n];
+        match self.repr {
+            Repr::Ascii(bytes) => out.copy_from_slice(&bytes[..n]),
+            Repr::Packed {
+                bytes,
+                nibble_first,
+            } => {
+                // An odd first nibble is the low half of its byte.
+                let odd_first = nibble_first % 2 == 1 && n > 0;
+                let first_byte = nibble_first / 2;
+                if odd_first && let Some(&byte) = bytes.get(first_byte) {
+                    out[0] = NIBBLE_CHARS[usize::from(byte & 0x0F)];
+                }
+                let rest = &mut out[usize::from(odd_first)..];
+                let packed = bytes
+                    .get(first_byte + usize::from(odd_first)..)
+                    .unwrap_or(&[]);
+                let whole = rest.len() / 2;
+                let (pairs, last) = rest.as_chunks_mut::<2>();
+                for (pair, &byte) in pairs.iter_mut().zip(packed) {
+                    *pair = BYTE_CHARS[usize::from(byte)];
+                }
+                if let ([last], Some(&byte)) = (last, packed.get(whole)) {
+                    *last = NIBBLE_CHARS[usize::from(byte >> 4)];
+                }
+            }
+        }
+        out
+    }
+
     /// The sub-run `start..start + len`, clamped to what exists.
     pub fn slice(&self, start: usize, len: usize) -> Digits<'a> {
         let start = start.min(self.len);
@@ -124,9 +173,16 @@ impl<'a> Digits<'a> {
     /// The characters as text, what `Display` writes, in one allocation and without the
     /// formatting machinery (a request's numbers are read this way on every request).
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(self.len);
-        out.extend(self.iter().map(char::from));
-        out
+        let mut buffer = [0u8; TEXT_ON_STACK_MAX];
+        if self.len <= TEXT_ON_STACK_MAX {
+            // The characters are ASCII: each is one char.
+            return self
+                .unpack_into(&mut buffer)
+                .iter()
+                .map(|&c| char::from(c))
+                .collect();
+        }
+        self.iter().map(char::from).collect()
     }
 
     /// The ASCII bytes themselves, when the wire holds ASCII (no copy needed).
@@ -150,5 +206,35 @@ impl fmt::Display for Digits<'_> {
 impl PartialEq for Digits<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+#[cfg(test)]
+mod unpack_tests {
+    use super::*;
+
+    #[test]
+    fn unpacking_in_bulk_gives_the_characters_get_gives() {
+        let bytes = [0x12, 0x34, 0x5D, 0x78, 0x9A, 0xBC, 0xEF];
+        for nibble_first in 0..4 {
+            for len in 0..=(2 * bytes.len() - nibble_first) {
+                let digits = Digits::packed(&bytes, nibble_first, len);
+                let expected: Vec<u8> = (0..len).filter_map(|i| digits.get(i)).collect();
+                assert_eq!(expected.len(), len);
+                let mut out = [0u8; 16];
+                assert_eq!(digits.unpack_into(&mut out), expected.as_slice());
+                assert_eq!(digits.to_text().as_bytes(), expected.as_slice());
+                // A buffer too small takes what fits.
+                let mut short = [0u8; 3];
+                assert_eq!(
+                    digits.unpack_into(&mut short),
+                    &expected[..len.min(3)],
+                    "{nibble_first} {len}"
+                );
+            }
+        }
+        let ascii = Digits::ascii(b"0123456789");
+        let mut out = [0u8; 16];
+        assert_eq!(ascii.unpack_into(&mut out), b"0123456789");
     }
 }

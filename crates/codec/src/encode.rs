@@ -15,13 +15,24 @@ use crate::{MESSAGE_BYTES_MAX, Mti};
 pub struct MessageBuilder<'v> {
     profile: &'static Profile,
     mti: Mti,
-    values: [Option<&'v [u8]>; 129],
+    /// The fields set, ascending by number: `inline_len` of them in `inline_numbers` and
+    /// `inline_values` — or, once more than [`FIELDS_INLINE_MAX`] are set, all of them in
+    /// `spilled`. (129 slots, one per number, cost more to create and to move than the rest
+    /// of building a message.)
+    inline_len: usize,
+    inline_numbers: [u8; FIELDS_INLINE_MAX],
+    inline_values: [&'v [u8]; FIELDS_INLINE_MAX],
+    spilled: Vec<(u8, &'v [u8])>,
     /// Bit `n` set when field `n` is set (bit 1 of word 0 is the secondary-bitmap flag and
     /// is worked out when encoding).
     present: [u64; 2],
     /// Bytes the fields take on the wire, length prefixes included.
     fields_bytes: usize,
 }
+
+/// Fields a builder holds without allocating: more than a CUP POS message has in practice;
+/// beyond them (ISO 8583:1987 with many secondary fields) they move to the heap.
+pub const FIELDS_INLINE_MAX: usize = 32;
 
 /// Bytes the MTI and the bitmaps can take at most; kept out of the field budget.
 const MTI_AND_BITMAPS_BYTES_MAX: usize = 4 + 32;
@@ -31,7 +42,10 @@ impl<'v> MessageBuilder<'v> {
         MessageBuilder {
             profile,
             mti,
-            values: [None; 129],
+            inline_len: 0,
+            inline_numbers: [0; FIELDS_INLINE_MAX],
+            inline_values: [&[]; FIELDS_INLINE_MAX],
+            spilled: Vec::new(),
             present: [0; 2],
             fields_bytes: 0,
         }
@@ -62,8 +76,10 @@ impl<'v> MessageBuilder<'v> {
             })?;
         check_value(spec, value)?;
         let bytes = wire_bytes(profile, spec, value.len());
-        let previous =
-            self.values[number as usize].map_or(0, |v| wire_bytes(profile, spec, v.len()));
+        let at = self.position(number);
+        let previous = at
+            .ok()
+            .map_or(0, |i| wire_bytes(profile, spec, self.value_at(i).len()));
         let fields_bytes = self.fields_bytes - previous + bytes;
         if fields_bytes + MTI_AND_BITMAPS_BYTES_MAX > MESSAGE_BYTES_MAX {
             return Err(EncodeError::MessageTooLarge {
@@ -71,10 +87,61 @@ impl<'v> MessageBuilder<'v> {
             });
         }
         self.fields_bytes = fields_bytes;
-        self.values[number as usize] = Some(value);
+        self.put(at, number, value);
         let (word, bit) = bit_of(number);
         self.present[word] |= bit;
         Ok(self)
+    }
+
+    /// Where field `number` is among the fields set (`Ok`), or where it would go (`Err`).
+    fn position(&self, number: u8) -> Result<usize, usize> {
+        if self.spilled.is_empty() {
+            let numbers = &self.inline_numbers[..self.inline_len];
+            // Fields are usually set in ascending order: then the answer is the end.
+            match numbers.last() {
+                Some(&last) if last < number => Err(numbers.len()),
+                None => Err(0),
+                Some(_) => numbers.binary_search(&number),
+            }
+        } else {
+            self.spilled.binary_search_by_key(&number, |&(n, _)| n)
+        }
+    }
+
+    /// The value of the field at `at` ([`MessageBuilder::position`]).
+    fn value_at(&self, at: usize) -> &'v [u8] {
+        if self.spilled.is_empty() {
+            self.inline_values[at]
+        } else {
+            self.spilled[at].1
+        }
+    }
+
+    /// Stores a value where [`MessageBuilder::position`] said, keeping the fields in
+    /// ascending order.
+    fn put(&mut self, position: Result<usize, usize>, number: u8, value: &'v [u8]) {
+        match (position, self.spilled.is_empty()) {
+            (Ok(at), true) => self.inline_values[at] = value,
+            (Ok(at), false) => self.spilled[at].1 = value,
+            (Err(at), true) if self.inline_len < FIELDS_INLINE_MAX => {
+                let end = self.inline_len + 1;
+                // Appending (the usual order) moves nothing.
+                if at + 1 < end {
+                    self.inline_numbers[at..end].rotate_right(1);
+                    self.inline_values[at..end].rotate_right(1);
+                }
+                self.inline_numbers[at] = number;
+                self.inline_values[at] = value;
+                self.inline_len = end;
+            }
+            (Err(at), true) => {
+                self.spilled = self.entries().collect();
+                self.inline_len = 0;
+                self.spilled.insert(at, (number, value));
+            }
+            (Err(at), false) => self.spilled.insert(at, (number, value)),
+        }
+        assert!(self.inline_len <= FIELDS_INLINE_MAX);
     }
 
     /// Sets a field from text.
@@ -84,25 +151,40 @@ impl<'v> MessageBuilder<'v> {
 
     /// Removes field `number`.
     pub fn remove(&mut self, number: u8) -> &mut Self {
-        if let (Some(spec), Some(value)) = (
-            self.profile.field(number),
-            self.values.get_mut(number as usize).and_then(Option::take),
-        ) {
-            self.fields_bytes -= wire_bytes(self.profile, spec, value.len());
-            let (word, bit) = bit_of(number);
-            self.present[word] &= !bit;
-        }
+        let (Some(spec), Ok(at)) = (self.profile.field(number), self.position(number)) else {
+            return self;
+        };
+        let value = if self.spilled.is_empty() {
+            let value = self.inline_values[at];
+            self.inline_numbers[at..self.inline_len].rotate_left(1);
+            self.inline_values[at..self.inline_len].rotate_left(1);
+            self.inline_len -= 1;
+            value
+        } else {
+            self.spilled.remove(at).1
+        };
+        self.fields_bytes -= wire_bytes(self.profile, spec, value.len());
+        let (word, bit) = bit_of(number);
+        self.present[word] &= !bit;
         self
     }
 
     /// The value of field `number`, if set.
     pub fn get(&self, number: u8) -> Option<&'v [u8]> {
-        self.values.get(number as usize).copied().flatten()
+        self.position(number).ok().map(|at| self.value_at(at))
     }
 
     /// Present fields and their values, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'v [u8])> + '_ {
-        (2..=128u8).filter_map(move |n| self.get(n).map(|v| (n, v)))
+        self.entries()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u8, &'v [u8])> + '_ {
+        let inline = self.inline_numbers[..self.inline_len]
+            .iter()
+            .copied()
+            .zip(self.inline_values[..self.inline_len].iter().copied());
+        inline.chain(self.spilled.iter().copied())
     }
 
     fn bitmap(&self) -> [u64; 2] {
@@ -150,16 +232,9 @@ impl<'v> MessageBuilder<'v> {
         if bitmap[1] != 0 {
             write_bitmap(profile, bitmap[1], &mut w);
         }
-        for (word_index, &word) in self.present.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let zeros = bits.leading_zeros();
-                bits &= !(1u64 << (63 - zeros));
-                let number = (word_index as u32 * 64 + zeros + 1) as u8;
-                if let Some(value) = self.values[number as usize] {
-                    write_field(profile.ops[number as usize], value, &mut w);
-                }
-            }
+        // Ascending by number: the order of the bitmap.
+        for (number, value) in self.entries() {
+            write_field(profile.ops[number as usize], value, &mut w);
         }
         // The size worked out when values were set is the size written.
         assert_eq!(w.at, len);
@@ -203,12 +278,17 @@ fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
         }
         _ => {}
     }
-    let allowed: fn(u8) -> bool = match spec.charset {
-        Charset::N => |b| b.is_ascii_digit(),
-        Charset::Z => |b| b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b),
-        Charset::An | Charset::Ans | Charset::B => |_| true,
+    // One loop per charset, with the test inlined (a function pointer called per byte was
+    // most of the builder's time), and without an early exit, so that it vectorises; the
+    // position of a bad byte is looked for only when there is one.
+    let bad = match spec.charset {
+        Charset::N if !all_ascii_digits(value) => value.iter().position(|b| !b.is_ascii_digit()),
+        Charset::Z if !value.iter().fold(true, |ok, &b| ok & is_track_char(b)) => {
+            value.iter().position(|&b| !is_track_char(b))
+        }
+        Charset::N | Charset::Z | Charset::An | Charset::Ans | Charset::B => None,
     };
-    match value.iter().position(|&b| !allowed(b)) {
+    match bad {
         None => Ok(()),
         Some(position) => Err(EncodeError::BadCharacter {
             field,
@@ -217,6 +297,28 @@ fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
             position,
         }),
     }
+}
+
+/// Whether every byte is an ASCII digit, eight bytes at a time: a lane `b` is a digit when
+/// its high bit is clear, `(b | 0x80) - 0x30` keeps the high bit (b ≥ 0x30) and `b + 0x46`
+/// does not reach it (b ≤ 0x39); lanes cannot carry into each other.
+fn all_ascii_digits(value: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = value.as_chunks::<8>();
+    let words_ok = words.iter().fold(true, |ok, word| {
+        let w = u64::from_le_bytes(*word);
+        let at_least_0 = (w | HIGH).wrapping_sub(0x3030_3030_3030_3030) & HIGH == HIGH;
+        let at_most_9 = w.wrapping_add(0x4646_4646_4646_4646) & HIGH == 0;
+        ok & (w & HIGH == 0) & at_least_0 & at_most_9
+    });
+    words_ok & rest.iter().fold(true, |ok, b| ok & b.is_ascii_digit())
+}
+
+/// A character of `z` (track) data: a digit, the separator `=`, or a hex letter of
+/// encrypted track data.
+#[inline]
+fn is_track_char(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b)
 }
 
 /// Bytes a value of `len` logical units takes on the wire, prefix included.
@@ -324,18 +426,18 @@ fn write_field(op: FieldOp, value: &[u8], w: &mut Writer<'_>) {
                 digits = &value[1..];
             }
             let dst = w.take(digits.len().div_ceil(2));
-            let mut pairs = digits.chunks_exact(2);
+            let (pairs, odd) = digits.as_chunks::<2>();
             if op.content == Content::PackedTrack {
-                for (d, pair) in dst.iter_mut().zip(&mut pairs) {
-                    *d = nibble(pair[0]) << 4 | nibble(pair[1]);
+                for (d, [high, low]) in dst.iter_mut().zip(pairs) {
+                    *d = nibble(*high) << 4 | nibble(*low);
                 }
             } else {
                 // Checked digits: the low four bits are the value.
-                for (d, pair) in dst.iter_mut().zip(&mut pairs) {
-                    *d = (pair[0] & 0x0F) << 4 | (pair[1] & 0x0F);
+                for (d, [high, low]) in dst.iter_mut().zip(pairs) {
+                    *d = (high & 0x0F) << 4 | (low & 0x0F);
                 }
             }
-            if let ([last], Some(d)) = (pairs.remainder(), dst.last_mut()) {
+            if let ([last], Some(d)) = (odd, dst.last_mut()) {
                 *d = nibble(*last) << 4;
             }
         }

@@ -347,3 +347,78 @@ fn response_mti_adds_ten() {
     assert_eq!(Mti(*b"0800").response(), Mti(*b"0810"));
     assert_eq!(Mti::parse("02x0"), None);
 }
+
+/// A value every field of a profile accepts: `len_max` characters for fixed fields, one
+/// for variable ones, digits for n/z, bytes for b.
+fn any_valid_value(spec: &crate::FieldSpec) -> Vec<u8> {
+    let len = match spec.length {
+        crate::spec::LengthKind::Fixed => spec.len_max as usize,
+        _ => 2,
+    };
+    vec![b'1'; len]
+}
+
+#[test]
+fn the_builder_gives_the_same_message_whatever_the_order_fields_are_set_in() {
+    // More fields than the builder keeps inline, secondary bitmap included.
+    let specs: Vec<_> = ISO87_ASCII
+        .fields()
+        .iter()
+        .filter(|s| s.number >= 2 && s.number <= ISO87_ASCII.field_number_max())
+        .filter(|s| s.number != 65)
+        .take(crate::encode::FIELDS_INLINE_MAX + 8)
+        .collect();
+    assert!(specs.len() > crate::encode::FIELDS_INLINE_MAX);
+    let values: Vec<(u8, Vec<u8>)> = specs
+        .iter()
+        .map(|s| (s.number, any_valid_value(s)))
+        .collect();
+    let mut ascending = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+    for (n, v) in &values {
+        ascending.set(*n, v).unwrap();
+    }
+    let mut descending = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+    for (n, v) in values.iter().rev() {
+        descending.set(*n, v).unwrap();
+    }
+    assert_eq!(ascending.encode(), descending.encode());
+    let decoded_bytes = ascending.encode();
+    let decoded = Message::decode(&ISO87_ASCII, &decoded_bytes).unwrap();
+    assert_eq!(decoded.fields().count(), values.len());
+    for (n, v) in &values {
+        assert_eq!(ascending.get(*n), Some(v.as_slice()), "field {n}");
+    }
+    // Set again and removed: the same as never set; inline too (a CUP sale).
+    let (first, _) = &values[0];
+    ascending.set(*first, b"99").unwrap();
+    ascending.remove(*first);
+    descending.remove(*first);
+    assert_eq!(ascending.encode(), descending.encode());
+    assert_eq!(ascending.get(*first), None);
+    let mut sale = sample::cup_sale();
+    sale.set(3, b"310000").unwrap();
+    sale.remove(4);
+    sale.set(4, b"000000012345").unwrap();
+    sale.set(3, b"000000").unwrap();
+    assert_eq!(sale.encode(), sample::cup_sale().encode());
+    assert_eq!(sale.iter().count(), sample::SALE_FIELDS.len());
+}
+
+#[test]
+fn the_builder_refuses_every_non_digit_in_a_numeric_field_wherever_it_is() {
+    // Field 4 is n12: each position, each byte that is not a digit.
+    for position in 0..12 {
+        for byte in (0..=u8::MAX).filter(|b| !b.is_ascii_digit()) {
+            let mut value = *b"000000012345";
+            value[position] = byte;
+            let mut m = MessageBuilder::new(&CUP_POS, Mti(*b"0200"));
+            match m.set(4, &value) {
+                Err(EncodeError::BadCharacter { position: at, .. }) => assert_eq!(at, position),
+                other => panic!("{byte:#04x} at {position}: {other:?}"),
+            }
+        }
+    }
+    let mut m = MessageBuilder::new(&CUP_POS, Mti(*b"0200"));
+    assert!(m.set(4, b"999999999999").is_ok());
+    assert!(m.set(4, b"000000000000").is_ok());
+}

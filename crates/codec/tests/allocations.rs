@@ -1,5 +1,6 @@
 //! Decoding allocates nothing: a counting allocator sees zero allocations while a sale is
-//! decoded and every field read.
+//! decoded and every field read; nor does building a sale and encoding it into a reused
+//! buffer.
 #![allow(unsafe_code)] // a counting global allocator: a test, not part of the binary
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -67,4 +68,34 @@ fn decoding_a_sale_and_reading_every_field_allocates_nothing() {
     COUNTED.with(|c| c.set(false));
     assert!(checksum > 0);
     assert_eq!(after - before, 0, "decoding allocated");
+}
+
+#[test]
+fn building_a_sale_and_encoding_it_into_a_reused_buffer_allocates_nothing() {
+    use poskit_codec::sample::SALE_FIELDS;
+    use poskit_codec::{MessageBuilder, Mti};
+    let mut buffer = Vec::with_capacity(1024);
+    let mut frame_buffer = Vec::with_capacity(1024);
+
+    COUNTED.with(|c| c.set(true));
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut checksum = 0usize;
+    for _ in 0..100 {
+        for profile in [&CUP_POS, &ISO87_ASCII] {
+            let mut m = MessageBuilder::new(profile, Mti(*b"0200"));
+            for &(number, value) in SALE_FIELDS {
+                m.set(number, value).unwrap();
+            }
+            buffer.clear();
+            m.encode_into(&mut buffer);
+            checksum += buffer.len();
+            frame_buffer.clear();
+            encode_frame_into(&sample::TPDU, &sample::HEADER, &m, &mut frame_buffer);
+            checksum += frame_buffer.len();
+        }
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    COUNTED.with(|c| c.set(false));
+    assert!(checksum > 0);
+    assert_eq!(after - before, 0, "building or encoding allocated");
 }

@@ -105,6 +105,8 @@ pub struct Parsed {
     mac_input: Option<Vec<u8>>,
     mac_wire: Option<Vec<u8>>,
     card_digits_field2: bool,
+    /// Field 11 was sent (an echo test may come without it: §2.4).
+    stan_sent: bool,
     request: Result<Request, FormatError>,
 }
 
@@ -132,6 +134,7 @@ impl Parsed {
             mac_input: m.mac_input().map(<[u8]>::to_vec),
             mac_wire: m.field(64).and_then(|f| f.bytes()).map(<[u8]>::to_vec),
             card_digits_field2: m.has(2),
+            stan_sent: m.has(11),
             request: request::read(&decoded),
         })
     }
@@ -554,13 +557,19 @@ fn undecodable(
             ..Answer::unanswerable(reason)
         });
     };
-    // Nothing in it proves who sent it: answered, not recorded (invariant 9).
+    // Nothing in it proves who sent it: answered, not recorded (invariant 9). What can be
+    // read of 11, 41 and 42 before the frame goes wrong is echoed.
+    let echo = bytes
+        .get(prefix..)
+        .and_then(|message| poskit_codec::Message::decode_readable(&CUP_POS, message))
+        .map(|readable| Echo::of(&readable))
+        .unwrap_or_default();
     let mut answer = format_error_answer(
         None,
         cfg,
         input.now,
         (Tpdu(tpdu), Header(header), mti),
-        &Echo::default(),
+        &echo,
         None,
         reason,
     )?;
@@ -646,6 +655,9 @@ fn echo_fields(reply: &mut Reply, cfg: &EngineConfig, echo: &Echo, mmdd: &str, h
 /// Settled batches a void's original is looked for in (to answer 12 "settled batch, refund
 /// it instead" rather than 25): about a month of daily settlements.
 pub const VOID_SETTLED_BATCHES_LOOKED_MAX: u32 = 31;
+
+/// An institution id in field 44: AN11 (issuer, then acquirer).
+const INSTITUTION_ID_BYTES: usize = 11;
 
 /// Field 37 of a transaction: its row id, twelve digits. Unique in the store.
 pub fn rrn_of(id: i64) -> String {
@@ -777,7 +789,7 @@ impl Ctx<'_, '_> {
         if d.require_sign_in {
             reply.require_sign_in();
         }
-        self.reply_fields(req, &mut reply, d.code, &Effect::default());
+        self.reply_fields(req, &mut reply, d.code, &Effect::default(), None);
         let (frame, _) = reply.encode();
         let mut answer = Answer::of(req, Body::Frame(frame), d.code, d.reason, 0, false);
         answer.txn_id = None;
@@ -2021,7 +2033,10 @@ impl Ctx<'_, '_> {
             _ => None,
         };
         let keys = WorkingKeys { pik, mak, tdk };
-        let field62 = match build_field62(layout, &terminal.tmk, &keys) {
+        let mac_key = keys.mac_key_with(self.cfg.mak_rule);
+        let field62 = match build_field62(layout, &terminal.tmk, &keys)
+            .and_then(|f| with_mak_check_value_as_used(layout, f, &mac_key))
+        {
             Ok(f) => f,
             Err(e) => {
                 let d = refuse(
@@ -2033,10 +2048,7 @@ impl Ctx<'_, '_> {
         };
         self.ledger
             .set_working_keys(&req.tid, &keys.pik, &keys.mak, self.now.unix_ms)?;
-        self.keys_after = Some(Some((
-            keys.pik.clone(),
-            keys.mac_key_with(self.cfg.mak_rule),
-        )));
+        self.keys_after = Some(Some((keys.pik.clone(), mac_key)));
         let reason = format!(
             "signed in: working keys issued (layout {}), batch {}",
             layout.code(),
@@ -2281,7 +2293,9 @@ impl Ctx<'_, '_> {
 
     fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {
         let mut reply = Reply::to(&self.parsed.tpdu, &self.parsed.header, self.parsed.mti);
-        reply.set(11, req.stan.digits());
+        if self.parsed.stan_sent {
+            reply.set(11, req.stan.digits());
+        }
         reply.set(12, self.now.hhmmss_digits());
         reply.set(13, self.now.mmdd_digits());
         reply.set(32, &self.cfg.acquirer_code);
@@ -2306,13 +2320,24 @@ impl Ctx<'_, '_> {
         if require_sign_in {
             reply.require_sign_in();
         }
-        self.reply_fields(req, &mut reply, code, &effect);
+        let field44 = match req.kind().carries_mac() {
+            true => self.field44(req)?,
+            false => None,
+        };
+        self.reply_fields(req, &mut reply, code, &effect, field44);
         let auth = effect.auth_code.clone();
         self.finish(req, id, reply, code, reason, auth.as_deref())
     }
 
     /// The fields of a financial answer beyond [`Ctx::base_reply`]'s.
-    fn reply_fields(&self, req: &Request, reply: &mut Reply, code: Rc, effect: &Effect) {
+    fn reply_fields(
+        &self,
+        req: &Request,
+        reply: &mut Reply,
+        code: Rc,
+        effect: &Effect,
+        field44: Option<[u8; 2 * INSTITUTION_ID_BYTES]>,
+    ) {
         if req.kind().carries_mac() {
             if let Some(card) = &req.card
                 && self.parsed.card_digits_field2
@@ -2334,7 +2359,12 @@ impl Ctx<'_, '_> {
             {
                 reply.set(38, auth);
             }
-            reply.set(49, *b"156");
+            // The request's currency (the field checks let through only one its merchant
+            // accepts), the yuan when it sent none.
+            reply.set(49, req.presented.currency.unwrap_or(*b"156"));
+            if let Some(f44) = field44 {
+                reply.set(44, f44);
+            }
             if let Some(balance) = effect.balance_fen {
                 let sign = if balance < 0 { 'D' } else { 'C' };
                 reply.set(
@@ -2345,6 +2375,28 @@ impl Ctx<'_, '_> {
             reply.set(60, field60(req));
             reply.set(63, *b"CUP");
         }
+    }
+
+    /// Field 44 (§2.4): the card's issuer institution (AN11) then the acquirer (AN11),
+    /// each left-aligned and padded with spaces; `None` when the card's issuer is unknown.
+    fn field44(&mut self, req: &Request) -> StoreResult<Option<[u8; 2 * INSTITUTION_ID_BYTES]>> {
+        let Some(card) = &req.card else {
+            return Ok(None);
+        };
+        let Some(issuer) = self.ledger.institution_for(&card.pan)? else {
+            return Ok(None);
+        };
+        let mut out = [b' '; 2 * INSTITUTION_ID_BYTES];
+        let (issuer_id, acquirer_id) = out.split_at_mut(INSTITUTION_ID_BYTES);
+        for (slot, code) in [
+            (issuer_id, &issuer.code),
+            (acquirer_id, &self.cfg.acquirer_code),
+        ] {
+            // Institution codes are 8 digits (the import checks them); never more than 11.
+            let code = &code.as_bytes()[..code.len().min(INSTITUTION_ID_BYTES)];
+            slot[..code.len()].copy_from_slice(code);
+        }
+        Ok(Some(out))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2410,6 +2462,23 @@ impl Ctx<'_, '_> {
         answer.mac_pending = mac_pending;
         Ok(answer)
     }
+}
+
+/// §3.2: the MAK's check value in field 62 is that of the key as MACs use it — for a
+/// K‖0 MAK used as K‖K, DES_K(0), what terminals that load the MAK as K‖K compute —
+/// where `build_field62` gives that of the key as delivered (3DES under K‖0).
+fn with_mak_check_value_as_used(
+    layout: KeyLayout,
+    mut field62: Vec<u8>,
+    mac_key: &SecretKey,
+) -> Result<Vec<u8>, poskit_security::SecurityError> {
+    use poskit_security::{CHECK_VALUE_BYTES, check_value};
+    let slot_bytes = layout.key_bytes() + CHECK_VALUE_BYTES;
+    // Slots: PIK, MAK[, TDK]; each key is followed by its check value.
+    let mak_cv = 2 * slot_bytes - CHECK_VALUE_BYTES..2 * slot_bytes;
+    assert!(field62.len() >= mak_cv.end, "field 62 holds a MAK slot");
+    field62[mak_cv].copy_from_slice(&check_value(CipherFamily::Des, mac_key)?);
+    Ok(field62)
 }
 
 fn field60(req: &Request) -> Vec<u8> {

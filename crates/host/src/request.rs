@@ -237,9 +237,13 @@ pub fn read(frame: &Frame<'_>) -> Result<Request, FormatError> {
     let kind = match identified {
         Identified::Request(k) | Identified::Reversal(k) => k,
     };
-    let stan = digits(m, 11)
-        .ok_or(err(11, "trace number missing"))
-        .and_then(|s| Stan::parse(&s).map_err(|_| err(11, "trace number is not 6 digits")))?;
+    let stan = match digits(m, 11) {
+        // §2.4: an echo test may come without field 11 (its answer then has none either).
+        None if kind == TransactionKind::Echo => Stan::new(0).map_err(|_| err(11, "zero"))?,
+        sent => sent
+            .ok_or(err(11, "trace number missing"))
+            .and_then(|s| Stan::parse(&s).map_err(|_| err(11, "trace number is not 6 digits")))?,
+    };
     let processing_code = match f3 {
         Some(p) if p.len() == 6 => {
             let mut out = [0u8; 6];

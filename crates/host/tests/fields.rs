@@ -222,7 +222,21 @@ fn a_merchant_that_accepts_dollars_is_posted_in_dollars_only_when_it_says_so() {
     let host = host.restart(Default::default());
     let mut t = host.signed_in(&s);
     let (frame, _) = t.build(&sale(&s, 100)).unwrap();
-    assert_eq!(send(&mut t, &frame, &[(49, Some(b"840"))]).code(), "00");
+    let dollars = send(&mut t, &frame, &[(49, Some(b"840"))]);
+    assert_eq!(dollars.code(), "00");
+    assert_eq!(
+        dollars.field(49),
+        Some("840"),
+        "the answer is in the sale's currency"
+    );
+    let (frame, _) = t.build(&sale(&s, 100)).unwrap();
+    t.send_raw(&frame).unwrap();
+    let yuan = t.receive().unwrap();
+    assert_eq!(
+        yuan.field(49),
+        Some("156"),
+        "a yuan sale is answered in yuan"
+    );
 }
 
 #[test]

@@ -127,6 +127,7 @@ pub async fn run_with_config(
                         notes: vec![crate::note::Note::NothingDone],
                         balance_fen: None,
                         settlement: None,
+                        institutions: None,
                     });
                 };
                 let wait = tokio::time::sleep_until(at.into());

@@ -296,6 +296,8 @@ pub struct Outcome {
     pub balance_fen: Option<i64>,
     /// A settlement: whether the host's totals agreed, and details uploaded.
     pub settlement: Option<(bool, u32)>,
+    /// Field 44 of the answer: issuer and acquirer institution ids (发卡行, 收单行).
+    pub institutions: Option<(String, String)>,
 }
 
 /// What the terminal remembers between operations (loaded from the journal).
@@ -373,6 +375,7 @@ fn outcome(operation: &'static str, code: &str, notes: Vec<Note>) -> Outcome {
         notes,
         balance_fen: None,
         settlement: None,
+        institutions: None,
     }
 }
 
@@ -1216,8 +1219,14 @@ impl Terminal {
                 .map(|a| sign * a)
         });
         let mut ops = Vec::new();
+        // Field 44: issuer id AN11 then acquirer id AN11 (§2.3), spaces trimmed.
+        let institutions = r.field(44).filter(|f| f.len() > 11).map(|f| {
+            let (issuer, acquirer) = f.split_at(11);
+            (issuer.trim_end().to_owned(), acquirer.trim_end().to_owned())
+        });
         let mut result = Outcome {
             balance_fen,
+            institutions,
             ..outcome(op, code, vec![])
         };
         if code == "00" && (mac_bad || self.cfg.fail_after_approval) {

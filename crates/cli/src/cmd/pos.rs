@@ -740,6 +740,8 @@ fn outcome_json(o: &Outcome, operation: Option<Operation>, lang: Lang) -> Value 
         "card": t.map(|t| masked(&t.card)),
         "reversal": o.reversal.as_str(),
         "balance_fen": o.balance_fen,
+        "issuer": o.institutions.as_ref().map(|(issuer, _)| issuer),
+        "acquirer": o.institutions.as_ref().map(|(_, acquirer)| acquirer),
         "settlement": o.settlement.map(|(balanced, uploaded)| json!({"balanced": balanced, "uploaded": uploaded})),
         "notes": o.notes.iter().map(|n| notes::note_text(n, lang)).collect::<Vec<_>>(),
     })
@@ -795,7 +797,7 @@ fn print_outcome(
         && let Some(t) = &o.txn
         && t.kind != TransactionKind::BalanceInquiry
     {
-        print_slip(t, tid, mid, lang)?;
+        print_slip(t, o.institutions.as_ref(), (tid, mid), lang)?;
     }
     Ok(())
 }
@@ -829,7 +831,12 @@ fn padded(label: &str, width: usize) -> String {
     format!("{label}{}", " ".repeat(width.saturating_sub(used)))
 }
 
-fn print_slip(t: &Txn, tid: &str, mid: &str, lang: Lang) -> anyhow::Result<()> {
+fn print_slip(
+    t: &Txn,
+    institutions: Option<&(String, String)>,
+    (tid, mid): (&str, &str),
+    lang: Lang,
+) -> anyhow::Result<()> {
     let date = t
         .host_date
         .as_deref()
@@ -866,6 +873,11 @@ fn print_slip(t: &Txn, tid: &str, mid: &str, lang: Lang) -> anyhow::Result<()> {
     outln!("  ----------------{title}----------------")?;
     for (label, value) in rows {
         outln!("  {}{value}", padded(label, 16))?;
+    }
+    // Field 44: the card's issuer and the acquirer.
+    if let Some((issuer, acquirer)) = institutions {
+        outln!("  {}{issuer}", padded(tr(lang, "issuer", "发卡行"), 16))?;
+        outln!("  {}{acquirer}", padded(tr(lang, "acquirer", "收单行"), 16))?;
     }
     if let Some(a) = t.amount_fen {
         outln!(
