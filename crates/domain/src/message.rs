@@ -210,7 +210,7 @@ pub fn build_request(
         let block = encrypt_pin(PinBlockFormat::Iso0, &keys.pik, card.pan(), pin)
             .map_err(|e| BuildError::Pin(e.to_string()))?;
         put(52, block.dangerous_expose().to_vec());
-        put(53, b"2600000000000000".to_vec());
+        put(53, security_control(keys.pik.len()).to_vec());
     }
     let network = spec.network_code.as_deref().unwrap_or("000");
     put(
@@ -304,6 +304,21 @@ impl Response {
     pub fn field(&self, n: u8) -> Option<&str> {
         self.fields.get(&n).map(String::as_str)
     }
+}
+
+/// Field 53 for a PIN block in ISO 9564 format 0 (digit 1 = 2) under a PIK of
+/// `pik_bytes`: digit 2 is the algorithm, 0 for single DES, 6 for double-length 3DES
+/// (cup-pos.md §2.3); no track encryption.
+fn security_control(pik_bytes: usize) -> [u8; 16] {
+    assert!(
+        matches!(pik_bytes, 8 | 16 | 24),
+        "a DES key is 8, 16 or 24 bytes"
+    );
+    let mut field = *b"2600000000000000";
+    if pik_bytes == 8 {
+        field[1] = b'0';
+    }
+    field
 }
 
 /// Reads an answer frame (length prefix included), checking field 64 with `mac_key`.

@@ -119,7 +119,13 @@ impl TestTerminal {
             .field(62)
             .ok_or(ClientError::SignIn("no field 62".into()))?;
         let f62 = hex::decode(f62).map_err(|e| ClientError::SignIn(e.to_string()))?;
-        let keys = parse_field62(KeyLayout::Double, &self.tmk, &f62)
+        // The layout the answer's 60.3 names (001, 003, 004); 003 when it names none.
+        let code = response
+            .field(60)
+            .and_then(|f| f.get(8..11))
+            .unwrap_or("003");
+        let layout = KeyLayout::from_code(code).map_err(|e| ClientError::SignIn(e.to_string()))?;
+        let keys = parse_field62(layout, &self.tmk, &f62)
             .map_err(|e| ClientError::SignIn(e.to_string()))?;
         self.mac_cipher = CipherKey::new(CipherFamily::Des, &keys.mac_key()).ok();
         self.keys = Some(keys);

@@ -187,3 +187,22 @@ fn a_frame_cut_short_is_answered_30_with_what_can_be_read_of_11_41_42() {
     assert_eq!(answer.field(41), None);
     host.assert_balanced();
 }
+
+/// A terminal signed in with single-length keys (60.3 = 001) sends its PIN block under a
+/// single-DES PIK and says so in field 53 (digit 2 = 0): the host's field check and PIN
+/// check agree, for every layout.
+#[test]
+fn a_pin_sale_is_approved_under_every_key_layout() {
+    let host = TestHost::start();
+    let s = fleet(5);
+    let mut t = host.terminal(&s.tid, &s.mid);
+    for code in ["001", "003", "004"] {
+        let mut spec = RequestSpec::new(K::SignIn);
+        spec.network_code = Some(code.into());
+        let answer = t.send(&spec).unwrap();
+        assert_code(&host, &answer, "00");
+        t.adopt_sign_in(&answer).unwrap();
+        let sale = t.send(&sale(&s, 1_000)).unwrap();
+        assert_code(&host, &sale, "00");
+    }
+}
