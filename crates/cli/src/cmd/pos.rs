@@ -825,6 +825,17 @@ fn print_reversal(reversal: ReversalState, lang: Lang) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of a table: each cell padded to its column's width (the last one not).
+fn table_line(cells: &[String], widths: &[usize]) -> anyhow::Result<()> {
+    assert_eq!(cells.len(), widths.len(), "a cell per column");
+    let row: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .map(|(c, w)| padded(c, *w))
+        .collect();
+    outln!("{}", row.join(" ").trim_end())
+}
+
 /// `label` padded to `width` terminal columns (Chinese characters take two).
 fn padded(label: &str, width: usize) -> String {
     let used = unicode_width::UnicodeWidthStr::width(label);
@@ -1033,21 +1044,14 @@ fn list_journal(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<
         tr(lang, "reversal", "冲正"),
     ];
     let widths = [19, 6, 6, 16, 10, 19, 12, 6, 9, 0];
-    let line = |cells: [String; 10]| {
-        let row: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| padded(c, w))
-            .collect();
-        outln!("{}", row.join(" ").trim_end())
-    };
-    line(head.map(str::to_owned))?;
+    let line = |cells: &[String]| table_line(cells, &widths);
+    line(&head.map(str::to_owned))?;
     for t in &txns {
         let kind = match lang {
             Lang::En => t.kind.slug(),
             Lang::Zh => t.kind.name_zh(),
         };
-        line([
+        line(&[
             journal.local_time(t.time_ms)?,
             format!("{:06}", t.batch),
             format!("{:06}", t.stan),
@@ -1116,17 +1120,10 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
         tr(lang, "cause", "原因"),
     ];
     let widths = [19, 8, 12, 10, 4, 0];
-    let line = |cells: [String; 6]| {
-        let row: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| padded(c, w))
-            .collect();
-        outln!("{}", row.join(" ").trim_end())
-    };
-    line(head.map(str::to_owned))?;
+    let line = |cells: &[String]| table_line(cells, &widths);
+    line(&head.map(str::to_owned))?;
     for f in &list {
-        line([
+        line(&[
             journal.local_time(f.time_ms)?,
             f.tid.clone(),
             f.operation.clone(),
