@@ -789,7 +789,9 @@ impl Ctx<'_, '_> {
         if d.require_sign_in {
             reply.require_sign_in();
         }
-        self.reply_fields(req, &mut reply, d.code, &Effect::default(), None);
+        // Field 44 on refusals too (§2.4: approvals and declines alike).
+        let field44 = self.field44(req)?;
+        self.reply_fields(req, &mut reply, d.code, &Effect::default(), field44);
         let (frame, _) = reply.encode();
         let mut answer = Answer::of(req, Body::Frame(frame), d.code, d.reason, 0, false);
         answer.txn_id = None;
@@ -2320,10 +2322,7 @@ impl Ctx<'_, '_> {
         if require_sign_in {
             reply.require_sign_in();
         }
-        let field44 = match req.kind().carries_mac() {
-            true => self.field44(req)?,
-            false => None,
-        };
+        let field44 = self.field44(req)?;
         self.reply_fields(req, &mut reply, code, &effect, field44);
         let auth = effect.auth_code.clone();
         self.finish(req, id, reply, code, reason, auth.as_deref())
@@ -2380,6 +2379,9 @@ impl Ctx<'_, '_> {
     /// Field 44 (§2.4): the card's issuer institution (AN11) then the acquirer (AN11),
     /// each left-aligned and padded with spaces; `None` when the card's issuer is unknown.
     fn field44(&mut self, req: &Request) -> StoreResult<Option<[u8; 2 * INSTITUTION_ID_BYTES]>> {
+        if !req.kind().carries_mac() {
+            return Ok(None); // not a financial answer
+        }
         let Some(card) = &req.card else {
             return Ok(None);
         };
