@@ -2,55 +2,17 @@
 //! under load in `cli_kill9.rs`); its fault plan changed while it runs; its data imported and
 //! checked from the command line.
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use poskit_domain::TransactionKind;
 use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::demo;
-
-const MID: &str = "898310048160001";
-
-fn poskit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-struct HostProcess {
-    child: Child,
-    addr: String,
-}
-
-fn start_host(dir: &Path, extra: &[&str]) -> HostProcess {
-    start_host_logging(dir, extra, "warn", Stdio::null())
-}
-
-/// A host whose log (at `level`) goes to `stderr`.
-fn start_host_logging(dir: &Path, extra: &[&str], level: &str, stderr: Stdio) -> HostProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", level)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    HostProcess { child, addr }
-}
+use support::{HostProcess, MID, poskit};
 
 fn card(i: u32) -> CardData {
     CardData::Manual {
@@ -82,7 +44,7 @@ fn db(dir: &Path) -> rusqlite::Connection {
 fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().to_str().unwrap().to_owned();
-    let mut host = start_host(temp.path(), &[]);
+    let host = HostProcess::start(temp.path(), &[]);
     let tid = demo::fleet_tid(20);
     let pan = demo::fleet_pan(20);
     let balance = |conn: &rusqlite::Connection| -> i64 {
@@ -149,8 +111,7 @@ fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
 
     let cleared = poskit(&["host", "faults", "--data", &data, "clear"]);
     assert!(cleared.status.success());
-    host.child.kill().unwrap();
-    host.child.wait().unwrap();
+    host.stop();
     assert!(poskit(&["host", "check", "--data", &data]).status.success());
     let _ = TransactionKind::Sale;
 }
@@ -166,7 +127,7 @@ fn sigterm_drains_in_flight_requests_and_stops_the_host_cleanly() {
     )
     .unwrap();
     let data = temp.path().join("data");
-    let mut host = start_host(&data, &["--config", config.to_str().unwrap()]);
+    let mut host = HostProcess::start(&data, &["--config", config.to_str().unwrap()]);
     let mut t = signed_in(&host.addr, 30, Duration::from_secs(5));
     let (frame, _) = t
         .build(&RequestSpec::sale(card(30), 100, Some(demo::DEMO_PIN)))
@@ -336,7 +297,7 @@ fn bad_host_arguments_get_one_line_and_exit_2() {
 #[test]
 fn pipelined_requests_on_one_connection_are_all_answered() {
     let temp = tempfile::tempdir().unwrap();
-    let mut host = start_host(temp.path(), &[]);
+    let host = HostProcess::start(temp.path(), &[]);
     let mut t = signed_in(&host.addr, 40, Duration::from_secs(5));
     let mut sent = Vec::new();
     let mut burst = Vec::new();
@@ -358,8 +319,7 @@ fn pipelined_requests_on_one_connection_are_all_answered() {
         .collect();
     answered.sort();
     assert_eq!(answered, sent);
-    host.child.kill().unwrap();
-    host.child.wait().unwrap();
+    host.stop();
 }
 
 #[test]
@@ -368,7 +328,7 @@ fn hostile_input_gets_a_format_error_or_a_close_and_never_takes_the_host_down() 
     let temp = tempfile::tempdir().unwrap();
     let config = temp.path().join("host.toml");
     std::fs::write(&config, "[limits]\nread_timeout_ms = 300\n").unwrap();
-    let mut host = start_host(
+    let host = HostProcess::start(
         &temp.path().join("data"),
         &["--config", config.to_str().unwrap()],
     );
@@ -408,15 +368,14 @@ fn hostile_input_gets_a_format_error_or_a_close_and_never_takes_the_host_down() 
     assert_eq!(decoded.message.field(39).unwrap().text(), Some(&b"30"[..]));
     // And the host still serves.
     assert_sale_approved(&host.addr, 41);
-    host.child.kill().unwrap();
-    host.child.wait().unwrap();
+    host.stop();
 }
 
 #[test]
 fn logs_show_card_numbers_masked_and_never_the_pin_block_or_keys() {
     let temp = tempfile::tempdir().unwrap();
     let log = temp.path().join("host.log");
-    let mut host = start_host_logging(
+    let host = HostProcess::start_logging(
         &temp.path().join("data"),
         &[],
         "debug",
@@ -433,8 +392,7 @@ fn logs_show_card_numbers_masked_and_never_the_pin_block_or_keys() {
         .unwrap();
     assert_eq!(r.code(), "55");
     std::thread::sleep(Duration::from_millis(200));
-    host.child.kill().unwrap();
-    host.child.wait().unwrap();
+    host.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     let pan = demo::fleet_pan(42);
     assert!(text.contains(&poskit_codec::mask::mask_pan(&pan)), "{text}");

@@ -30,13 +30,18 @@ pub struct HostProcess {
 
 impl HostProcess {
     pub fn start(data: &Path, extra: &[&str]) -> HostProcess {
+        HostProcess::start_logging(data, extra, "warn", Stdio::null())
+    }
+
+    /// A host whose log (at `level`) goes to `stderr`.
+    pub fn start_logging(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> HostProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
             .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
