@@ -5,8 +5,7 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use poskit_domain::TransactionKind;
@@ -36,10 +35,6 @@ fn signed_in(addr: &str, i: u32, timeout: Duration) -> TestTerminal {
     t
 }
 
-fn db(dir: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("host.sqlite")).unwrap()
-}
-
 #[test]
 fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
     let temp = tempfile::tempdir().unwrap();
@@ -47,39 +42,10 @@ fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
     let host = HostProcess::start(temp.path(), &[]);
     let tid = demo::fleet_tid(20);
     let pan = demo::fleet_pan(20);
-    let balance = |conn: &rusqlite::Connection| -> i64 {
-        conn.query_row(
-            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
-            [&pan],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
-    let before = balance(&db(temp.path()));
-    let plan = format!(
+    let before = host.balance(&pan);
+    host.set_faults(&format!(
         "[[rules]]\nname = \"lose the answer\"\ntid = \"{tid}\"\nkind = \"sale\"\nreversal = false\naction = \"drop\"\n"
-    );
-    let mut set = Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(["host", "faults", "--data", &data, "set", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin
-        .take()
-        .unwrap()
-        .write_all(plan.as_bytes())
-        .unwrap();
-    assert!(set.wait().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let shown = poskit(&["host", "faults", "--data", &data, "show"]);
-        if String::from_utf8_lossy(&shown.stdout).contains("applied by a running host") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the host never applied the plan");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ));
 
     let mut t = signed_in(&host.addr, 20, Duration::from_millis(1500));
     let sale = RequestSpec::sale(card(20), 4321, Some(demo::DEMO_PIN));
@@ -90,27 +56,26 @@ fn a_response_dropped_by_the_fault_plan_is_made_good_by_the_reversal() {
         "the answer was dropped: the terminal times out"
     );
     // The host approved and posted; the customer is charged until the reversal.
-    assert_eq!(balance(&db(temp.path())), before - 4321);
+    assert_eq!(host.balance(&pan), before - 4321);
 
     let mut t = signed_in(&host.addr, 20, Duration::from_secs(5));
     let reversal = t.send(&sale.reversal(stan, "98")).unwrap();
     assert_eq!(reversal.mti, "0410");
     assert_eq!(reversal.code(), "00");
     assert_eq!(
-        balance(&db(temp.path())),
+        host.balance(&pan),
         before,
         "the reversal gave the money back"
     );
     let again = t.send(&sale.reversal(stan, "98")).unwrap();
     assert_eq!(again.code(), "00");
     assert_eq!(
-        balance(&db(temp.path())),
+        host.balance(&pan),
         before,
         "a second reversal reverses nothing more"
     );
 
-    let cleared = poskit(&["host", "faults", "--data", &data, "clear"]);
-    assert!(cleared.status.success());
+    host.clear_faults();
     host.stop();
     assert!(poskit(&["host", "check", "--data", &data]).status.success());
     let _ = TransactionKind::Sale;
