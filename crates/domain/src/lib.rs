@@ -5,6 +5,7 @@
 //! No I/O, no clock, no randomness: callers pass them in (a seeded [`rand::SplitMix64`]
 //! is a pure function of its seed).
 
+pub mod calendar;
 mod code;
 mod ids;
 mod kind;

@@ -155,6 +155,7 @@ fn input<'a>(
         parsed,
         precheck,
         mac_later: true,
+        divergence: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! ```toml
 //! acquirer_code = "08010000"
 //! utc_offset_minutes = 480
+//! clearing_cut = "23:00"     # the switch's clearing day ends here, local time
 //! [limits]
 //! connections_max = 16384
 //! unproven_per_address_max = 1024
@@ -28,6 +29,8 @@
 use serde::Deserialize;
 
 use poskit_security::{MacAlgorithm, MakRule};
+
+use poskit_domain::calendar::ClearingCut;
 
 use crate::HostError;
 use crate::clock::UTC_OFFSET_MINUTES_DEFAULT;
@@ -100,6 +103,26 @@ pub struct HostConfig {
     pub clock_offset_days: i32,
     pub limits: Limits,
     pub faults: FaultPlan,
+    /// Where the switch's clearing day ends, local time (23:00; a test network cuts at
+    /// 13:30).
+    pub clearing_cut_minute_of_day: i32,
+}
+
+impl HostConfig {
+    /// The clearing day's cut-off in the host's time zone.
+    pub fn clearing_cut(&self) -> ClearingCut {
+        ClearingCut {
+            utc_offset_minutes: self.utc_offset_minutes,
+            cut_minute_of_day: self.clearing_cut_minute_of_day,
+        }
+    }
+}
+
+/// `HH:MM` → minutes after midnight.
+pub fn parse_hhmm(text: &str) -> Option<i32> {
+    let (h, m) = text.split_once(':')?;
+    let (h, m): (u8, u8) = (h.parse().ok()?, m.parse().ok()?);
+    ClearingCut::at(0, h, m).map(|c| c.cut_minute_of_day)
 }
 
 impl Default for HostConfig {
@@ -110,6 +133,7 @@ impl Default for HostConfig {
             clock_offset_days: 0,
             limits: Limits::default(),
             faults: FaultPlan::default(),
+            clearing_cut_minute_of_day: ClearingCut::default().cut_minute_of_day,
         }
     }
 }
@@ -122,6 +146,7 @@ struct ConfigFile {
     mac_algorithm: Option<String>,
     mak_rule: Option<String>,
     completion_over_percent_max: Option<u64>,
+    clearing_cut: Option<String>,
     #[serde(default)]
     limits: Limits,
     faults: Option<toml::Value>,
@@ -166,6 +191,11 @@ impl HostConfig {
                     )));
                 }
             };
+        }
+        if let Some(cut) = file.clearing_cut {
+            cfg.clearing_cut_minute_of_day = parse_hhmm(&cut).ok_or_else(|| {
+                HostError::Config(format!("clearing_cut {cut:?} is not a time HH:MM"))
+            })?;
         }
         if let Some(p) = file.completion_over_percent_max {
             cfg.engine.completion_over_percent_max = p.min(100);

@@ -22,6 +22,7 @@ use poskit_security::{
 };
 
 use crate::clock::HostTime;
+use crate::switch::{Divergence, Forwarded, forward_stan_of};
 use crate::fields;
 use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
 use crate::pinhash::{PinHasher, PinTag};
@@ -91,7 +92,9 @@ pub struct Input<'a> {
     pub precheck: Option<&'a Precheck>,
     /// Leave field 64 of the answer to the caller ([`Answer::mac_pending`]), who computes
     /// it outside the database transaction ([`Answer::seal`]).
-    pub mac_later: bool,
+    pub mac_later: bool,    /// How the switch's record of this request departs from the host's (the engine does not
+    /// read it: the writer hands it to [`crate::switch::record`] with the answer).
+    pub divergence: Divergence,
 }
 
 /// A frame read into a request: a function of its bytes alone, so whoever reads it off the
@@ -324,6 +327,9 @@ pub struct Answer {
     pub keys_after: Option<Option<(SecretKey, SecretKey)>>,
     /// Set when the request did not prove itself (invariant 9): answered, not recorded.
     pub stranger: Option<Stranger>,
+    /// The message the host sent the switch for it (a card of an external issuer), with
+    /// the host's answer: the writer hands it to the switch's record ([`crate::switch`]).
+    pub forwarded: Option<Box<Forwarded>>,
 }
 
 /// What an answer is sent as: a frame, or fields still to encode.
@@ -381,6 +387,7 @@ fn process_held(
         keys: None,
         keys_after: None,
         precheck: input.precheck,
+        forwarded_to: None,
     };
     let req = match &parsed.request {
         Ok(r) => r,
@@ -434,6 +441,7 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
         mac_pending: None,
         keys_after: None,
         stranger: None,
+        forwarded: None,
     }
 }
 
@@ -465,6 +473,7 @@ impl Answer {
             mac_pending: None,
             keys_after: None,
             stranger: None,
+            forwarded: None,
         }
     }
 
@@ -484,6 +493,7 @@ impl Answer {
             mac_pending: None,
             keys_after: None,
             stranger: None,
+            forwarded: None,
         }
     }
 
@@ -622,6 +632,7 @@ fn format_error_answer(
         reason: &reason,
         state: TxnState::Declined,
         original_id: None,
+        fwd: false,
     })?;
     let mut reply = Reply::to(&tpdu, &header, mti);
     echo_fields(&mut reply, cfg, echo, &mmdd, &hhmmss);
@@ -730,6 +741,9 @@ struct Ctx<'l, 'c> {
     injected: Option<Injected>,
     /// The terminal's PIK and the key its MACs are computed with, once it is known.
     keys: Option<(SecretKey, SecretKey)>,
+    /// The external issuer (its institution code) the request is forwarded to through the
+    /// switch, once the card's issuer is known to be one.
+    forwarded_to: Option<String>,
 }
 
 impl Ctx<'_, '_> {
@@ -1083,6 +1097,10 @@ impl Ctx<'_, '_> {
                 format!("no institution issues BIN {}", pan.bin()),
             )));
         };
+        if institution.external.is_some() {
+            // From here on the issuer decides: the request goes through the switch.
+            self.forwarded_to = Some(institution.code.clone());
+        }
         let Some(card) = self.ledger.card(pan)? else {
             return Ok(Err(decline(
                 Rc::INVALID_CARD,
@@ -1825,6 +1843,14 @@ impl Ctx<'_, '_> {
             (Some(_), Some(input)) => self.ledger.card(&input.pan)?,
             _ => None,
         };
+        if original.fwd {
+            // The switch saw the original: it gets the reversal too.
+            let issuer = match &req.card {
+                Some(input) => self.ledger.institution_for(&input.pan)?,
+                None => None,
+            };
+            self.forwarded_to = Some(issuer.map(|i| i.code.clone()).unwrap_or_default());
+        }
         let settle = |this: &mut Self,
                       code: Rc,
                       state: TxnState,
@@ -2269,6 +2295,7 @@ impl Ctx<'_, '_> {
             reason,
             state,
             original_id,
+            fwd: self.forwarded_to.is_some(),
         })
     }
 
@@ -2325,7 +2352,58 @@ impl Ctx<'_, '_> {
         let field44 = self.field44(req)?;
         self.reply_fields(req, &mut reply, code, &effect, field44);
         let auth = effect.auth_code.clone();
-        self.finish(req, id, reply, code, reason, auth.as_deref())
+        let mut answer = self.finish(req, id, reply, code, reason, auth.as_deref())?;
+        if let Some(issuer) = self.forwarded_to.take() {
+            let auth = auth.filter(|_| code.is_approved());
+            answer.forwarded = Some(Box::new(self.forwarded(req, id, code, auth, &effect, issuer)?));
+        }
+        Ok(answer)
+    }
+
+    /// The message sent to the switch for transaction `id` (its card's issuer is external).
+    fn forwarded(
+        &mut self,
+        req: &Request,
+        id: i64,
+        code: Rc,
+        auth_code: Option<String>,
+        effect: &Effect,
+        issuer: String,
+    ) -> StoreResult<Forwarded> {
+        let merchant = self.ledger.merchant(&req.mid)?;
+        let original = match effect.original_id {
+            Some(oid) => self
+                .ledger
+                .txn(oid)?
+                .filter(|o| o.fwd)
+                .map(|o| (forward_stan_of(o.id), format!("{}{}", o.mmdd, o.hhmmss))),
+            None => None,
+        };
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        Ok(Forwarded {
+            txn_id: id,
+            fwd_stan: forward_stan_of(id),
+            fwd_time: format!("{}{}", self.now.mmdd(), self.now.hhmmss()),
+            created_ms: self.now.unix_ms,
+            mti: req.mti.as_str().to_owned(),
+            processing_code: text(req.processing_code.as_ref().map(|p| &p[..])).unwrap_or_default(),
+            kind: req.kind(),
+            reversal: req.is_reversal(),
+            pan_masked: req.card.as_ref().map(|c| c.pan.masked()).unwrap_or_default(),
+            amount_fen: req.amount.map(|a| a.fen()).unwrap_or(0),
+            tid: req.tid.as_str().to_owned(),
+            mid: req.mid.as_str().to_owned(),
+            mcc: merchant.as_ref().map(|m| m.mcc.clone()).unwrap_or_default(),
+            merchant_name: merchant.map(|m| m.name.clone()).unwrap_or_default(),
+            rrn: rrn_of(id),
+            auth_code,
+            code: code.as_str().to_owned(),
+            condition_code: text(req.presented.condition.as_ref().map(|c| &c[..])).unwrap_or_default(),
+            entry_mode: text(req.presented.entry_mode.as_ref().map(|e| &e[..])).unwrap_or_default(),
+            original,
+            issuer,
+            acquirer: self.cfg.acquirer_code.clone(),
+        })
     }
 
     /// The fields of a financial answer beyond [`Ctx::base_reply`]'s.

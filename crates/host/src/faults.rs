@@ -15,7 +15,10 @@
 //! ```
 //!
 //! Actions: `delay` (with `delay_ms`), `drop`, `close`, `corrupt-mac`, `code` (with
-//! `code`), `issuer-timeout`, `storage-error`.
+//! `code`), `issuer-timeout`, `storage-error`; and the switch's record departing from the
+//! host's ([`crate::switch::Divergence`]): `late-answer` (the host says 98, the issuer
+//! approves after its timeout), `switch-lose-reversal`, `switch-duplicate`,
+//! `switch-amount` (with `delta_fen`), `switch-next-day`.
 
 use poskit_domain::rand::SplitMix64;
 use serde::Deserialize;
@@ -23,6 +26,7 @@ use serde::Deserialize;
 use poskit_domain::{ResponseCode, TransactionKind};
 
 use crate::HostError;
+use crate::switch::Divergence;
 
 /// Rules a plan may have.
 pub const RULES_MAX: usize = 256;
@@ -38,7 +42,15 @@ pub enum Action {
     Code(ResponseCode),
     IssuerTimeout,
     StorageError,
+    LateAnswer,
+    SwitchLoseReversal,
+    SwitchDuplicate,
+    SwitchAmount { delta_fen: i64 },
+    SwitchNextDay,
 }
+
+/// The largest amount difference a `switch-amount` rule may ask for (10 000 yuan).
+pub const SWITCH_DELTA_FEN_MAX: i64 = 1_000_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
@@ -84,6 +96,7 @@ struct RuleFile {
     action: String,
     delay_ms: Option<u32>,
     code: Option<String>,
+    delta_fen: Option<i64>,
 }
 
 impl FaultPlan {
@@ -134,9 +147,24 @@ impl FaultPlan {
                     }
                     "issuer-timeout" => Action::IssuerTimeout,
                     "storage-error" => Action::StorageError,
+                    "late-answer" => Action::LateAnswer,
+                    "switch-lose-reversal" => Action::SwitchLoseReversal,
+                    "switch-duplicate" => Action::SwitchDuplicate,
+                    "switch-next-day" => Action::SwitchNextDay,
+                    "switch-amount" => {
+                        let delta_fen = r
+                            .delta_fen
+                            .filter(|d| *d != 0 && d.abs() <= SWITCH_DELTA_FEN_MAX)
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "switch-amount needs delta_fen, not 0, at most {SWITCH_DELTA_FEN_MAX} either way"
+                                ))
+                            })?;
+                        Action::SwitchAmount { delta_fen }
+                    }
                     other => {
                         return Err(bad(format!(
-                            "unknown action {other:?} (delay, drop, close, corrupt-mac, code, issuer-timeout, storage-error)"
+                            "unknown action {other:?} (delay, drop, close, corrupt-mac, code, issuer-timeout, storage-error, late-answer, switch-lose-reversal, switch-duplicate, switch-amount, switch-next-day)"
                         )));
                     }
                 };
@@ -192,6 +220,8 @@ pub struct Decision {
     pub code: Option<(ResponseCode, String)>,
     pub issuer_timeout: bool,
     pub storage_error: bool,
+    /// How the switch's record departs from the host's.
+    pub divergence: Divergence,
     /// Names of the rules that fired.
     pub fired: Vec<String>,
 }
@@ -256,6 +286,14 @@ impl FaultState {
                 }
                 Action::IssuerTimeout => d.issuer_timeout = true,
                 Action::StorageError => d.storage_error = true,
+                Action::LateAnswer => {
+                    d.issuer_timeout = true;
+                    d.divergence.late_answer = true;
+                }
+                Action::SwitchLoseReversal => d.divergence.lose_reversal = true,
+                Action::SwitchDuplicate => d.divergence.duplicate = true,
+                Action::SwitchAmount { delta_fen } => d.divergence.amount_delta_fen = *delta_fen,
+                Action::SwitchNextDay => d.divergence.next_day = true,
             }
         }
         d

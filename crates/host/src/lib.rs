@@ -33,6 +33,7 @@ pub mod run;
 pub mod server;
 pub mod store;
 pub mod stranger;
+pub mod switch;
 pub mod writer;
 
 use std::path::PathBuf;

@@ -86,6 +86,7 @@ pub async fn run(
             clock_offset_days: config.clock_offset_days,
             group_commit_max: config.limits.group_commit_max,
             config_faults: config.faults.clone(),
+            clearing_cut: config.clearing_cut(),
         },
         pins.clone(),
         shared.clone(),

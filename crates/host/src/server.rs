@@ -22,6 +22,7 @@ use crate::config::Limits;
 use poskit_security::MacAlgorithm;
 
 use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys};
+use crate::switch::Divergence;
 use crate::faults::{Decision, Target};
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
@@ -437,6 +438,7 @@ struct Ready {
     precheck: Option<Box<Precheck>>,
     injected: Option<Injected>,
     issuer: IssuerVerdict,
+    divergence: Divergence,
     /// How long the issuer simulator holds it first (latency, or the host's timeout).
     wait: Option<Duration>,
     kept: Pending,
@@ -485,6 +487,7 @@ fn read_request(
                     | TransactionKind::PreAuthCompletion
             )
         );
+    let mut divergence = decision.divergence;
     let (issuer, wait) = if !to_issuer {
         (IssuerVerdict::Reachable, None)
     } else if decision.issuer_timeout {
@@ -500,6 +503,8 @@ fn read_request(
             Some(ext) => {
                 let latency = Duration::from_millis(u64::from(ext.latency_ms));
                 if latency > issuer_timeout {
+                    // It answers after the host gave up: the switch records its answer.
+                    divergence.late_answer = true;
                     (IssuerVerdict::TimedOut, Some(issuer_timeout))
                 } else {
                     (IssuerVerdict::Reachable, Some(latency))
@@ -536,6 +541,7 @@ fn read_request(
         precheck,
         injected,
         issuer,
+        divergence,
         wait: wait.filter(|w| !w.is_zero()),
         kept: Pending {
             peer,
@@ -565,6 +571,7 @@ async fn to_writer(server: &Server, ready: Ready, out: mpsc::Sender<Outgoing>) {
     let job = Job {
         frame: ready.frame,
         issuer: ready.issuer,
+        divergence: ready.divergence,
         injected: ready.injected,
         precheck: ready.precheck,
         parsed: ready.parsed,
@@ -582,6 +589,7 @@ async fn to_writer(server: &Server, ready: Ready, out: mpsc::Sender<Outgoing>) {
             parsed: None,
             precheck: None,
             mac_later: false,
+            divergence: Default::default(),
         };
         let answer = engine::storage_failure_answer(
             &input,
@@ -726,5 +734,6 @@ pub(crate) fn writer_gone(kept: &Pending) -> Answer {
         mac_pending: None,
         keys_after: None,
         stranger: None,
+        forwarded: None,
     }
 }

@@ -24,12 +24,16 @@ use crate::pinhash::PinHasher;
 use crate::server::{Outgoing, Pending};
 use crate::store::StoreError;
 use crate::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
+use crate::switch::{self, Divergence};
+use poskit_domain::calendar::ClearingCut;
 
 /// One request for the writer.
 pub struct Job {
     pub frame: Vec<u8>,
     pub issuer: IssuerVerdict,
     pub injected: Option<Injected>,
+    /// How the switch's record of it will differ from the host's.
+    pub divergence: Divergence,
     /// The request's MAC and PIN checked on the connection task, when its terminal's keys
     /// were known there; the answer's MAC is left to the connection task as well.
     pub precheck: Option<Box<Precheck>>,
@@ -169,6 +173,7 @@ pub struct WriterSettings {
     pub group_commit_max: usize,
     /// The plan from the configuration file, in force until one is stored.
     pub config_faults: FaultPlan,
+    pub clearing_cut: ClearingCut,
 }
 
 /// Starts the writer thread.
@@ -255,7 +260,12 @@ fn run(
     mut queue: mpsc::Receiver<Work>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
-    let mut writer = GroupWriter::new(conn, settings.engine.clone(), pins);
+    let mut writer = GroupWriter::new(
+        conn,
+        settings.engine.clone(),
+        pins,
+        settings.clearing_cut,
+    );
     while let Some(work) = queue.blocking_recv() {
         match work {
             Work::Refresh => {
@@ -296,6 +306,7 @@ fn commit_group(writer: &mut GroupWriter, group: &[Job], now: HostTime) -> Vec<A
             parsed: job.parsed.as_deref(),
             precheck: job.precheck.as_deref(),
             mac_later: true,
+            divergence: job.divergence,
         })
         .collect();
     writer.commit(&inputs)
@@ -309,6 +320,8 @@ pub struct GroupWriter {
     cache: WriterCache,
     engine: EngineConfig,
     pins: Arc<PinHasher>,
+    /// The switch's clearing day cut-off (its record of forwarded messages).
+    cut: ClearingCut,
     /// Storage failures repeat for every group while they last (a full disk): logged
     /// once per interval, with how many were held back.
     log: LogBudget,
@@ -319,12 +332,18 @@ const STORAGE_LOG_LINES_MAX: u32 = 1;
 const STORAGE_LOG_INTERVAL_MS: u64 = 10_000;
 
 impl GroupWriter {
-    pub fn new(conn: Connection, engine: EngineConfig, pins: Arc<PinHasher>) -> GroupWriter {
+    pub fn new(
+        conn: Connection,
+        engine: EngineConfig,
+        pins: Arc<PinHasher>,
+        cut: ClearingCut,
+    ) -> GroupWriter {
         GroupWriter {
             conn,
             cache: WriterCache::default(),
             engine,
             pins,
+            cut,
             log: LogBudget::new(STORAGE_LOG_INTERVAL_MS, STORAGE_LOG_LINES_MAX),
         }
     }
@@ -336,13 +355,12 @@ impl GroupWriter {
         // savepoint copies every page the group already touched before each request
         // writes it). Any storage error rolls the group back, and it is done again
         // request by request.
-        let whole = commit_whole(
-            &mut self.conn,
-            &mut self.cache,
-            &self.engine,
-            &self.pins,
-            inputs,
-        );
+        let ctx = Decide {
+            cfg: &self.engine,
+            pins: &self.pins,
+            cut: &self.cut,
+        };
+        let whole = commit_whole(&mut self.conn, &mut self.cache, &ctx, inputs);
         let answers = match whole {
             Ok(answers) => answers,
             Err(e) => {
@@ -352,13 +370,7 @@ impl GroupWriter {
                 self.cache.clear();
                 let what = "group rolled back; doing it again request by request";
                 log_storage(&mut self.log, &e, inputs.len(), what);
-                commit_each(
-                    &mut self.conn,
-                    &self.engine,
-                    &self.pins,
-                    inputs,
-                    &mut self.log,
-                )
+                commit_each(&mut self.conn, &ctx, inputs, &mut self.log)
             }
         };
         assert_eq!(answers.len(), inputs.len(), "one answer per request");
@@ -382,12 +394,35 @@ fn log_storage(log: &mut LogBudget, e: &StoreError, requests: usize, what: &str)
     }
 }
 
+/// What deciding a request takes besides the ledger.
+struct Decide<'a> {
+    cfg: &'a EngineConfig,
+    pins: &'a PinHasher,
+    cut: &'a ClearingCut,
+}
+
+impl Decide<'_> {
+    /// The engine's answer, and the switch's record of what was forwarded for it, in the
+    /// caller's transaction.
+    fn process(
+        &self,
+        conn: &Connection,
+        ledger: &mut SqliteLedger<'_, '_>,
+        input: &Input<'_>,
+    ) -> Result<Answer, StoreError> {
+        let answer = engine::process(ledger, self.cfg, self.pins, input)?;
+        if let Some(forwarded) = &answer.forwarded {
+            switch::record(conn, forwarded, input.divergence, self.cut)?;
+        }
+        Ok(answer)
+    }
+}
+
 /// The group in one transaction, or nothing of it.
 fn commit_whole(
     conn: &mut Connection,
     cache: &mut WriterCache,
-    cfg: &EngineConfig,
-    pins: &PinHasher,
+    ctx: &Decide<'_>,
     inputs: &[Input<'_>],
 ) -> Result<Vec<Answer>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -397,7 +432,7 @@ fn commit_whole(
         let mut hot = HotStatements::prepare(&tx)?;
         for input in inputs {
             let mut ledger = SqliteLedger::hot(&tx, cache, &mut hot);
-            answers.push(engine::process(&mut ledger, cfg, pins, input)?);
+            answers.push(ctx.process(&tx, &mut ledger, input)?);
         }
     }
     cache.write_back(&tx)?;
@@ -409,8 +444,7 @@ fn commit_whole(
 /// storage is rolled back alone and answered 96; the others commit.
 fn commit_each(
     conn: &mut Connection,
-    cfg: &EngineConfig,
-    pins: &PinHasher,
+    ctx: &Decide<'_>,
     inputs: &[Input<'_>],
     log: &mut LogBudget,
 ) -> Vec<Answer> {
@@ -434,7 +468,7 @@ fn commit_each(
             Ok(mut sp) => {
                 let result = {
                     let mut ledger = SqliteLedger::new(&sp);
-                    engine::process(&mut ledger, cfg, pins, input)
+                    ctx.process(&sp, &mut ledger, input)
                 };
                 match result {
                     Ok(answer) => sp.commit().map(|_| answer).map_err(StoreError::from),
@@ -604,6 +638,7 @@ mod tests {
             parsed: None,
             precheck: None,
             mac_later: true,
+            divergence: Default::default(),
         }
     }
 
@@ -624,6 +659,7 @@ mod tests {
                     dir.open_store().unwrap(),
                     EngineConfig::default(),
                     Arc::new(dir.pin_hasher().unwrap()),
+                    ClearingCut::default(),
                 ),
                 terminal: TestTerminal::offline(
                     &demo::fleet_tid(0),

@@ -47,6 +47,7 @@ fn process_as(
             parsed: parsed.as_ref(),
             precheck: None,
             mac_later: false,
+            divergence: Default::default(),
         };
         engine::process(&mut ledger, &EngineConfig::default(), pins, &input).unwrap()
     };

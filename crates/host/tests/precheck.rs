@@ -61,6 +61,7 @@ fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
             // Alone, the engine reads the frame itself.
             parsed: keys.and(parsed.as_ref()),
             mac_later: precheck.is_some(),
+            divergence: Default::default(),
             precheck: precheck.as_ref(),
         };
         engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()

@@ -63,6 +63,7 @@ impl World {
             parsed: None,
             precheck: None,
             mac_later: false,
+            divergence: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! stays) and a power cut (everything not synced is lost; needs the crash VFS of the
 //! tests, which the caller hands in as a [`PowerCut`]).
 
+use poskit_domain::calendar::ClearingCut;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -82,7 +83,12 @@ impl Node {
         let pins = Arc::new(pins);
         hook_commits(&conn, &commit_failures);
         Ok(Node {
-            writer: Some(GroupWriter::new(conn, engine.clone(), pins.clone())),
+            writer: Some(GroupWriter::new(
+                conn,
+                engine.clone(),
+                pins.clone(),
+                ClearingCut::default(),
+            )),
             dir,
             engine,
             pins,
@@ -124,6 +130,7 @@ impl Node {
                 parsed: parsed.as_ref(),
                 precheck: precheck.as_ref(),
                 mac_later: true,
+                divergence: Default::default(),
             })
             .collect();
         let mut answers = self.writer_mut().commit(&inputs);
@@ -187,6 +194,7 @@ impl Node {
             conn,
             self.engine.clone(),
             self.pins.clone(),
+            ClearingCut::default(),
         ));
         self.keys = Shared::default();
         self.apply_page_limit()

@@ -49,6 +49,8 @@ pub struct TerminalState {
 pub struct MerchantState {
     pub mid: Mid,
     pub name: String,
+    /// Merchant category code (ISO 18245).
+    pub mcc: String,
     pub status: MerchantStatus,
     pub txn_limit_fen: Option<u64>,
     pub daily_limit_fen: Option<u64>,
@@ -147,10 +149,13 @@ pub struct TxnRecord {
     pub auth_code: Option<String>,
     pub day: i64,
     pub mmdd: String,
+    pub hhmmss: String,
     pub code: String,
     pub state: TxnState,
     pub original_id: Option<i64>,
     pub refunded_fen: u64,
+    /// Forwarded to the switch (a card of an external issuer).
+    pub fwd: bool,
     /// The first answer, to send again on a resend (its MAC is recomputed with the
     /// current MAK).
     pub answer: Option<StoredAnswer>,
@@ -191,6 +196,8 @@ pub struct NewTxn<'a> {
     pub reason: &'a str,
     pub state: TxnState,
     pub original_id: Option<i64>,
+    /// Forwarded to the switch (a card of an external issuer).
+    pub fwd: bool,
 }
 
 /// Settlement totals (§4.4): debits are sales and completions, credits are refunds,

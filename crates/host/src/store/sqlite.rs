@@ -287,6 +287,68 @@ ALTER TABLE transactions ADD COLUMN reply BLOB;
 ALTER TABLE merchants ADD COLUMN currencies TEXT NOT NULL DEFAULT '156';
 "#,
     ),
+    Migration::Sql(
+        r#"
+-- Issue 19. `fwd`: the host forwarded the request to the switch (a card of an external
+-- issuer); the STAN it gave the switch's message follows from the row id
+-- (`switch::forward_stan_of`) and its transmission time is the row's mmdd and hhmmss.
+ALTER TABLE transactions ADD COLUMN fwd INTEGER NOT NULL DEFAULT 0;
+-- The switch's own record (crates/host/src/switch.rs writes it, nothing else does): what
+-- it received from this acquirer, what it answered and what it clears, on its clearing day.
+CREATE TABLE switch_messages (
+    id INTEGER PRIMARY KEY,
+    clearing_day INTEGER NOT NULL,
+    fwd_stan INTEGER NOT NULL,
+    fwd_time TEXT NOT NULL,
+    mti TEXT NOT NULL,
+    processing_code TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pan_masked TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    tid TEXT NOT NULL,
+    mid TEXT NOT NULL,
+    mcc TEXT NOT NULL,
+    merchant_name TEXT NOT NULL,
+    rrn TEXT NOT NULL,
+    auth_code TEXT NOT NULL,
+    code TEXT NOT NULL,
+    condition_code TEXT NOT NULL,
+    entry_mode TEXT NOT NULL,
+    original_stan INTEGER,
+    original_time TEXT,
+    issuer TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    reversed INTEGER NOT NULL DEFAULT 0,
+    voided INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX switch_messages_key ON switch_messages (fwd_stan, fwd_time);
+CREATE INDEX switch_messages_day ON switch_messages (clearing_day);
+-- Disputes and error transactions the switch records against this acquirer (AERRA): the
+-- credit adjustments (E32) reconciliation sends.
+CREATE TABLE switch_disputes (
+    id INTEGER PRIMARY KEY,
+    clearing_day INTEGER NOT NULL,
+    error_type TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    fwd_stan INTEGER NOT NULL,
+    fwd_time TEXT NOT NULL,
+    pan_masked TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    tid TEXT NOT NULL,
+    mid TEXT NOT NULL,
+    merchant_name TEXT NOT NULL,
+    previous_rrn TEXT NOT NULL,
+    previous_stan INTEGER NOT NULL,
+    previous_time TEXT NOT NULL,
+    previous_clearing_day INTEGER NOT NULL,
+    previous_amount_fen INTEGER NOT NULL,
+    reference TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX switch_disputes_day ON switch_disputes (clearing_day);
+"#,
+    ),
 ];
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
@@ -690,6 +752,7 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
                     reason: "opening balance loaded by import",
                     state: TxnState::Approved,
                     original_id: None,
+                    fwd: false,
                 })?;
                 ledger.transfer(txn, funding, acct, c.balance_fen.fen())?;
                 ledger.flush()
@@ -1101,6 +1164,7 @@ struct PendingTxn {
     state: TxnState,
     original_id: Option<i64>,
     reply: Option<Vec<u8>>,
+    fwd: bool,
     /// (account, amount in fen) in the order posted.
     postings: Vec<(i64, i64)>,
 }
@@ -1136,9 +1200,9 @@ impl<'c> HotStatements<'c> {
 const INSERT_TXN_SQL: &str =
     "INSERT OR FAIL INTO transactions (id, kind, reversal, mti, tid, mid, batch, stan, idem,
          request_hash, amount_fen, card_id, pan_masked, rrn, auth_code, day, mmdd,
-         hhmmss, created_ms, code, reason, state, original_id, reply)
+         hhmmss, created_ms, code, reason, state, original_id, reply, fwd)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 
 const INSERT_POSTING_SQL: &str =
     "INSERT OR FAIL INTO postings (txn_id, leg, account, amount_fen) VALUES (?1, ?2, ?3, ?4)";
@@ -1238,7 +1302,8 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
             p.reason,
             p.state.as_str(),
             p.original_id,
-            p.reply
+            p.reply,
+            p.fwd
         ];
         match self.hot.as_deref_mut() {
             Some(hot) => hot.insert_txn.execute(row)?,
@@ -1575,7 +1640,8 @@ fn read_card_day(conn: &Connection, card_id: i64, day: i64) -> StoreResult<i64> 
 macro_rules! txn_columns {
     () => {
         "id, kind, reversal, tid, mid, batch, stan, request_hash, amount_fen, card_id, rrn,
-        auth_code, day, mmdd, code, state, original_id, refunded_fen, response, reply"
+        auth_code, day, mmdd, code, state, original_id, refunded_fen, response, reply, fwd,
+        hhmmss"
     };
 }
 
@@ -1626,6 +1692,8 @@ fn txn_row(r: &Row<'_>) -> rusqlite::Result<TxnRecord> {
             (Some(reply), _) => Some(StoredAnswer::Reply(reply)),
             (None, frame) => frame.map(StoredAnswer::Frame),
         },
+        fwd: r.get(20)?,
+        hhmmss: r.get(21)?,
     })
 }
 
@@ -1682,7 +1750,7 @@ impl SqliteLedger<'_, '_> {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT name, status, txn_limit_fen, daily_limit_fen, account, currencies FROM merchants WHERE mid = ?1",
+                "SELECT name, status, txn_limit_fen, daily_limit_fen, account, currencies, mcc FROM merchants WHERE mid = ?1",
             )?
             .query_row([mid.as_str()], |r| {
                 Ok((
@@ -1692,15 +1760,17 @@ impl SqliteLedger<'_, '_> {
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
                 ))
             })
             .optional()?;
-        let Some((name, status, txn_limit, daily_limit, account, currencies)) = row else {
+        let Some((name, status, txn_limit, daily_limit, account, currencies, mcc)) = row else {
             return Ok(None);
         };
         Ok(Some(MerchantState {
             mid: *mid,
             name,
+            mcc,
             status: MerchantStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("merchant {mid}: status")))?,
             txn_limit_fen: txn_limit.map(|l| l as u64),
@@ -1947,7 +2017,7 @@ impl Ledger for SqliteLedger<'_, '_> {
                 key.batch.value(),
                 key.stan.value()
             ],
-            |r| Ok((txn_row(r)?, r.get::<_, String>(20)?)),
+            |r| Ok((txn_row(r)?, r.get::<_, String>(22)?)),
         )?;
         let (mut found, mut reversal) = (None, None);
         for row in rows {
@@ -2140,6 +2210,7 @@ impl Ledger for SqliteLedger<'_, '_> {
             state: t.state,
             original_id: t.original_id,
             reply: None,
+            fwd: t.fwd,
             postings: Vec::new(),
         });
         Ok(id)

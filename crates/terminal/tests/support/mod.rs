@@ -69,6 +69,7 @@ pub fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
             parsed: None,
             precheck: None,
             mac_later: false,
+            divergence: Default::default(),
         };
         engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
     };
