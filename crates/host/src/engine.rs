@@ -22,7 +22,6 @@ use poskit_security::{
 };
 
 use crate::clock::HostTime;
-use crate::switch::{Divergence, Forwarded, forward_stan_of};
 use crate::fields;
 use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
 use crate::pinhash::{PinHasher, PinTag};
@@ -33,6 +32,7 @@ use crate::store::{
     Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
 };
 pub use crate::stranger::Stranger;
+use crate::switch::{Divergence, Forwarded, forward_stan_of};
 
 /// Settings of the engine (a profile: acquirers differ).
 #[derive(Clone, Debug)]
@@ -92,7 +92,8 @@ pub struct Input<'a> {
     pub precheck: Option<&'a Precheck>,
     /// Leave field 64 of the answer to the caller ([`Answer::mac_pending`]), who computes
     /// it outside the database transaction ([`Answer::seal`]).
-    pub mac_later: bool,    /// How the switch's record of this request departs from the host's (the engine does not
+    pub mac_later: bool,
+    /// How the switch's record of this request departs from the host's (the engine does not
     /// read it: the writer hands it to [`crate::switch::record`] with the answer).
     pub divergence: Divergence,
 }
@@ -2355,7 +2356,9 @@ impl Ctx<'_, '_> {
         let mut answer = self.finish(req, id, reply, code, reason, auth.as_deref())?;
         if let Some(issuer) = self.forwarded_to.take() {
             let auth = auth.filter(|_| code.is_approved());
-            answer.forwarded = Some(Box::new(self.forwarded(req, id, code, auth, &effect, issuer)?));
+            answer.forwarded = Some(Box::new(
+                self.forwarded(req, id, code, auth, &effect, issuer)?,
+            ));
         }
         Ok(answer)
     }
@@ -2389,7 +2392,11 @@ impl Ctx<'_, '_> {
             processing_code: text(req.processing_code.as_ref().map(|p| &p[..])).unwrap_or_default(),
             kind: req.kind(),
             reversal: req.is_reversal(),
-            pan_masked: req.card.as_ref().map(|c| c.pan.masked()).unwrap_or_default(),
+            pan_masked: req
+                .card
+                .as_ref()
+                .map(|c| c.pan.masked())
+                .unwrap_or_default(),
             amount_fen: req.amount.map(|a| a.fen()).unwrap_or(0),
             tid: req.tid.as_str().to_owned(),
             mid: req.mid.as_str().to_owned(),
@@ -2398,7 +2405,8 @@ impl Ctx<'_, '_> {
             rrn: rrn_of(id),
             auth_code,
             code: code.as_str().to_owned(),
-            condition_code: text(req.presented.condition.as_ref().map(|c| &c[..])).unwrap_or_default(),
+            condition_code: text(req.presented.condition.as_ref().map(|c| &c[..]))
+                .unwrap_or_default(),
             entry_mode: text(req.presented.entry_mode.as_ref().map(|e| &e[..])).unwrap_or_default(),
             original,
             issuer,

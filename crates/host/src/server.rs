@@ -22,10 +22,10 @@ use crate::config::Limits;
 use poskit_security::MacAlgorithm;
 
 use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys};
-use crate::switch::Divergence;
 use crate::faults::{Decision, Target};
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
+use crate::switch::Divergence;
 use crate::writer::{Job, Shared, Work};
 
 /// Counters a running server keeps.

@@ -260,12 +260,7 @@ fn run(
     mut queue: mpsc::Receiver<Work>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
-    let mut writer = GroupWriter::new(
-        conn,
-        settings.engine.clone(),
-        pins,
-        settings.clearing_cut,
-    );
+    let mut writer = GroupWriter::new(conn, settings.engine.clone(), pins, settings.clearing_cut);
     while let Some(work) = queue.blocking_recv() {
         match work {
             Work::Refresh => {

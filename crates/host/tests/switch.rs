@@ -63,7 +63,10 @@ fn an_external_cards_sale_is_recorded_by_the_switch_with_the_acquirers_own_stan(
     assert_eq!(stan, forward_stan_of(id));
     assert_eq!(time.len(), 10);
     assert_eq!(&time[..4], field(&r, 13), "transmission date is the host's");
-    assert!(pan.contains('*'), "the switch's record keeps the card masked");
+    assert!(
+        pan.contains('*'),
+        "the switch's record keeps the card masked"
+    );
 }
 
 #[test]
@@ -73,7 +76,10 @@ fn an_on_us_sale_never_reaches_the_switch() {
     let mut t = host.signed_in(&s);
     let r = t.send(&sale(&s, 1_000)).unwrap();
     assert_code(&host, &r, "00");
-    assert_eq!(host.query_i64("SELECT count(*) FROM switch_messages", []), 0);
+    assert_eq!(
+        host.query_i64("SELECT count(*) FROM switch_messages", []),
+        0
+    );
 }
 
 #[test]
@@ -91,7 +97,10 @@ fn a_slow_issuers_late_approval_is_recorded_by_the_switch_while_the_host_said_98
     assert_code(&host, &r, "98");
     let rows = switch_rows(&host, &field(&r, 37));
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].0, "00", "the issuer approved after the host gave up");
+    assert_eq!(
+        rows[0].0, "00",
+        "the issuer approved after the host gave up"
+    );
 }
 
 #[test]

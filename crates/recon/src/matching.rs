@@ -1,0 +1,421 @@
+//! The comparison itself: pure, no I/O. The host's forwarded transactions and the switch's
+//! records are sorted by the CUP key and merged (a day of ten million each needs no hash
+//! table); what the key leaves unmatched gets the spec's fallback key (STAN, transmission
+//! time, amount, card) without the institutions; terminal settlements are compared with the
+//! host's totals.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::model::{
+    Action, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement, Status,
+    SwitchKey, SwitchTxn,
+};
+
+/// One clearing day's three sides.
+#[derive(Debug, Default)]
+pub struct Day {
+    /// YYYYMMDD.
+    pub date: String,
+    /// The first instant (Unix ms) of the next clearing day.
+    pub end_ms: i64,
+    /// A host transaction this close to the end that the switch lacks is awaited on the
+    /// next day's file rather than reversed.
+    pub near_cut_ms: i64,
+    /// The host's money-moving transactions of the day (on-us ones too).
+    pub host: Vec<HostTxn>,
+    /// Transactions of earlier days that open breaks wait for (long on our side near the
+    /// cut-off), by break id: found in today's file, their break is resolved.
+    pub awaited: Vec<(String, HostTxn)>,
+    pub switch: Vec<SwitchTxn>,
+    pub settlements: Vec<Settlement>,
+}
+
+/// What the comparison found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub matched: u64,
+    pub breaks: Vec<Break>,
+    /// Awaited breaks resolved today, with how.
+    pub resolved: Vec<(String, String)>,
+}
+
+/// Compares the sides of one day.
+pub fn compare(mut day: Day) -> Found {
+    let mut found = Found::default();
+    compare_switched(&mut day, &mut found);
+    for s in &day.settlements {
+        if let Some(b) = settlement_break(&day.date, s, &day.host) {
+            found.breaks.push(b);
+        }
+    }
+    found
+        .breaks
+        .sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+    found
+}
+
+/// Host and switch, merged by key; duplicates, then one class per pair.
+fn compare_switched(day: &mut Day, found: &mut Found) {
+    let mut host: Vec<HostTxn> = day
+        .host
+        .iter()
+        .filter(|h| h.key.is_some())
+        .copied()
+        .collect();
+    host.sort_unstable_by_key(|h| h.key);
+    let mut originals: Vec<SwitchTxn> = day
+        .switch
+        .iter()
+        .filter(|s| !s.is_reversal)
+        .copied()
+        .collect();
+    originals.sort_unstable_by_key(|s| (s.key, s.line));
+    let awaited: HashMap<SwitchKey, String> = day
+        .awaited
+        .iter()
+        .filter_map(|(id, h)| h.key.map(|k| (k, id.clone())))
+        .collect();
+    let (mut lone_host, mut lone_switch) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < host.len() || j < originals.len() {
+        let hk = host.get(i).and_then(|h| h.key);
+        let sk = originals.get(j).map(|s| s.key);
+        match (hk, sk) {
+            (Some(h), Some(s)) if h == s => {
+                let n = group_len(&originals[j..]);
+                pair(day, found, Some(&host[i]), &originals[j..j + n]);
+                i += 1;
+                j += n;
+            }
+            (Some(h), s) if s.is_none_or(|s| h < s) => {
+                lone_host.push(host[i]);
+                i += 1;
+            }
+            _ => {
+                let n = group_len(&originals[j..]);
+                match awaited.get(&originals[j].key) {
+                    Some(id) => found
+                        .resolved
+                        .push((id.clone(), format!("cleared by the switch on {}", day.date))),
+                    None => lone_switch.push(&originals[j..j + n]),
+                }
+                j += n;
+            }
+        }
+    }
+    fallback(day, found, lone_host, lone_switch);
+}
+
+/// Records of the switch with the same key as the first.
+fn group_len(records: &[SwitchTxn]) -> usize {
+    records
+        .iter()
+        .take_while(|r| r.key == records[0].key)
+        .count()
+}
+
+/// What the key left alone, paired by the fallback key; the rest classified alone.
+fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[SwitchTxn]>) {
+    type Loose = (u32, u32, u64, (u32, u16));
+    let loose = |time: u32, stan: u32, amount: u64, pan: MaskedPan| -> Loose {
+        (
+            time,
+            stan,
+            amount,
+            (pan.to_string().len() as u32, pan.last4()),
+        )
+    };
+    let mut by_loose: HashMap<Loose, &[SwitchTxn]> = switch
+        .iter()
+        .map(|g| {
+            let s = &g[0];
+            (loose(s.key.time, s.key.stan, s.amount.fen(), s.pan), *g)
+        })
+        .collect();
+    for h in &host {
+        let Some(k) = h.key else { continue };
+        match by_loose.remove(&loose(k.time, k.stan, h.amount.fen(), h.pan)) {
+            Some(g) => pair(day, found, Some(h), g),
+            None => pair(day, found, Some(h), &[]),
+        }
+    }
+    let mut rest: Vec<&[SwitchTxn]> = by_loose.into_values().collect();
+    rest.sort_by_key(|g| g[0].line);
+    for g in rest {
+        pair(day, found, None, g);
+    }
+}
+
+/// Where one side stands on a transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stand {
+    Charged,
+    NotCharged,
+    Pending,
+    Absent,
+}
+
+/// Classifies one key: the host's transaction (if any) and the switch's records of it.
+fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTxn]) {
+    assert!(host.is_some() || !switch.is_empty(), "a pair has a side");
+    if switch.len() > 1 {
+        let extra = switch[1..].iter().map(|s| s.amount.fen()).sum();
+        found.breaks.push(new_break(
+            day,
+            Class::Duplicate,
+            extra,
+            vec![format!("records: {}", switch.len())],
+            host,
+            switch.first(),
+            Action::OpenItem,
+        ));
+    }
+    let s = switch.first();
+    let h_stand = host.map_or(Stand::Absent, |h| match h.state {
+        HostState::Approved => Stand::Charged,
+        HostState::Declined | HostState::Reversed => Stand::NotCharged,
+        HostState::Pending => Stand::Pending,
+    });
+    let s_stand = s.map_or(Stand::Absent, |s| {
+        if s.code.is_approved() && !s.reversed {
+            Stand::Charged
+        } else {
+            Stand::NotCharged
+        }
+    });
+    let amount = s
+        .map(|s| s.amount.fen())
+        .or(host.map(|h| h.amount.fen()))
+        .unwrap_or(0);
+    let debit = s.map(|s| s.direction).or(host.map(|h| h.direction)) == Some(Direction::Debit);
+    let give_back = if debit {
+        Action::CreditAdjustment
+    } else {
+        Action::OpenItem
+    };
+    let (class, action) = match (h_stand, s_stand) {
+        (Stand::Charged, Stand::Charged) => {
+            let (h, s) = (
+                host.unwrap_or_else(|| unreachable!()),
+                s.unwrap_or_else(|| unreachable!()),
+            );
+            let differing = differing(h, s);
+            if differing.is_empty() {
+                found.matched += 1;
+                return;
+            }
+            let b = new_break(
+                day,
+                Class::G,
+                amount.abs_diff(h.amount.fen()),
+                differing,
+                host,
+                Some(s),
+                Action::OpenItem,
+            );
+            found.breaks.push(b);
+            return;
+        }
+        (Stand::NotCharged, Stand::Charged)
+            if host.is_some_and(|h| h.state == HostState::Reversed) =>
+        {
+            (Class::OneSidedReversal, give_back)
+        }
+        (Stand::NotCharged, Stand::Charged) => (Class::C, give_back),
+        (Stand::Pending, Stand::Charged) => (Class::D, Action::OpenItem),
+        (Stand::Absent, Stand::Charged) => (Class::B, Action::OpenItem),
+        (Stand::Charged, Stand::NotCharged) if s.is_some_and(|s| s.reversed) => {
+            (Class::OneSidedReversal, Action::OpenItem)
+        }
+        (Stand::Charged, Stand::Absent | Stand::NotCharged) => {
+            let h = host.unwrap_or_else(|| unreachable!());
+            let near = h.created_ms >= day.end_ms - day.near_cut_ms;
+            (
+                Class::E,
+                if near {
+                    Action::AwaitNextDay
+                } else {
+                    Action::ReversalToSwitch
+                },
+            )
+        }
+        (Stand::Pending, Stand::Absent | Stand::NotCharged) => (Class::F, Action::OpenItem),
+        // Neither side charged: they agree.
+        _ => {
+            found.matched += 1;
+            return;
+        }
+    };
+    found
+        .breaks
+        .push(new_break(day, class, amount, Vec::new(), host, s, action));
+}
+
+/// The fields of a pair that differ, named as in the files.
+fn differing(h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
+    let mut out = Vec::new();
+    if h.amount != s.amount {
+        out.push(format!(
+            "amount_fen: host {} switch {}",
+            h.amount.fen(),
+            s.amount.fen()
+        ));
+    }
+    if h.pan != s.pan {
+        out.push(format!("pan: host {} switch {}", h.pan, s.pan));
+    }
+    if h.tid != s.tid {
+        out.push(format!(
+            "tid: host {} switch {}",
+            h.tid.as_str(),
+            s.tid.as_str()
+        ));
+    }
+    if h.mid != s.mid {
+        out.push(format!(
+            "mid: host {} switch {}",
+            h.mid.as_str(),
+            s.mid.as_str()
+        ));
+    }
+    if h.direction != s.direction {
+        out.push("direction".to_owned());
+    }
+    out
+}
+
+fn new_break(
+    day: &Day,
+    class: Class,
+    amount_fen: u64,
+    fields_differing: Vec<String>,
+    host: Option<&HostTxn>,
+    switch: Option<&SwitchTxn>,
+    action: Action,
+) -> Break {
+    let key = switch.map(|s| s.key).or(host.and_then(|h| h.key));
+    let id = match key {
+        Some(k) => format!("{}-{}-{}", class.as_str(), day.date, k.text()),
+        None => format!(
+            "{}-{}-host-{}",
+            class.as_str(),
+            day.date,
+            host.map_or(0, |h| h.id)
+        ),
+    };
+    Break {
+        id,
+        class,
+        status: Status::New,
+        priority: priority_of(class),
+        amount_fen,
+        fields_differing,
+        records: Records {
+            terminal: None,
+            host: host.map(host_json),
+            switch: switch.map(switch_json),
+        },
+        action,
+        resolution: None,
+        found_on: day.date.clone(),
+    }
+}
+
+/// The catalog's priority for a class.
+pub fn priority_of(class: Class) -> u8 {
+    poskit_codes::breaks::break_advice(class.as_str()).map_or(2, |a| a.priority)
+}
+
+pub fn host_json(h: &HostTxn) -> Value {
+    json!({
+        "id": h.id,
+        "key": h.key.map(|k| k.text()),
+        "tid": h.tid.as_str(),
+        "mid": h.mid.as_str(),
+        "batch": h.batch,
+        "stan": h.stan,
+        "amount_fen": h.amount.fen(),
+        "pan": h.pan.to_string(),
+        "rrn": h.rrn.as_str(),
+        "code": h.code.as_str(),
+        "state": h.state,
+    })
+}
+
+fn switch_json(s: &SwitchTxn) -> Value {
+    json!({
+        "line": s.line,
+        "key": s.key.text(),
+        "tid": s.tid.as_str(),
+        "mid": s.mid.as_str(),
+        "amount_fen": s.amount.fen(),
+        "pan": s.pan.to_string(),
+        "rrn": s.rrn.as_str(),
+        "code": s.code.as_str(),
+        "reversed": s.reversed,
+        "voided": s.voided,
+    })
+}
+
+/// A settlement whose terminal totals are not the host's (or that the host did not find
+/// balanced): one break, with the uploaded details the host does not have as sent.
+fn settlement_break(date: &str, s: &Settlement, host: &[HostTxn]) -> Option<Break> {
+    let (t, h) = (&s.terminal, &s.host);
+    let mut differing = Vec::new();
+    for (name, a, b) in [
+        ("debit_fen", t.debit_fen, h.debit_fen),
+        (
+            "debit_count",
+            u64::from(t.debit_count),
+            u64::from(h.debit_count),
+        ),
+        ("credit_fen", t.credit_fen, h.credit_fen),
+        (
+            "credit_count",
+            u64::from(t.credit_count),
+            u64::from(h.credit_count),
+        ),
+    ] {
+        if a != b {
+            differing.push(format!("{name}: terminal {a} host {b}"));
+        }
+    }
+    if differing.is_empty() && s.balanced {
+        return None;
+    }
+    let unmatched: Vec<Value> = s
+        .uploads
+        .iter()
+        .filter(|u| {
+            !host.iter().any(|x| {
+                x.tid == s.tid
+                    && x.batch == s.batch
+                    && x.stan == u.stan
+                    && x.amount.fen() == u.amount_fen
+            })
+        })
+        .map(|u| json!({"stan": u.stan, "pan": u.pan_masked, "amount_fen": u.amount_fen}))
+        .collect();
+    let amount = t.debit_fen.abs_diff(h.debit_fen) + t.credit_fen.abs_diff(h.credit_fen);
+    Some(Break {
+        id: format!("batch_total-{date}-{}-{:06}", s.tid.as_str(), s.batch),
+        class: Class::BatchTotal,
+        status: Status::New,
+        priority: priority_of(Class::BatchTotal),
+        amount_fen: amount,
+        fields_differing: differing,
+        records: Records {
+            terminal: Some(json!({
+                "tid": s.tid.as_str(), "batch": s.batch, "totals": s.terminal,
+                "uploads_not_on_host": unmatched,
+            })),
+            host: Some(json!({"tid": s.tid.as_str(), "batch": s.batch, "totals": s.host})),
+            switch: None,
+        },
+        action: Action::OpenItem,
+        resolution: None,
+        found_on: date.to_owned(),
+    })
+}

@@ -1,0 +1,277 @@
+//! What reconciliation reads from each side and what it finds.
+
+use poskit_domain::{AmountFen, Mid, ResponseCode, Rrn, Tid};
+use serde::Serialize;
+
+/// The CUP transaction key of a message the acquirer sent the switch (`spec/cup-clearing.md`
+/// §5): acquiring institution, the acquirer's STAN for it and its transmission time. Kept
+/// as numbers (a day's key set of ten million fits in memory); ordered by time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SwitchKey {
+    /// MMDDhhmmss as a number.
+    pub time: u32,
+    pub stan: u32,
+    /// The acquiring institution's code as a number.
+    pub acquirer: u64,
+}
+
+impl SwitchKey {
+    /// From the texts of the files and the ledger; `None` when one is not digits.
+    pub fn parse(acquirer: &str, stan: u32, time: &str) -> Option<SwitchKey> {
+        let digits = |t: &str, max: usize| {
+            (!t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u64>().ok())
+                .flatten()
+        };
+        Some(SwitchKey {
+            time: u32::try_from(digits(time, 10)?).ok()?,
+            stan,
+            acquirer: digits(acquirer.trim(), 11)?,
+        })
+    }
+
+    /// `acquirer/stan/MMDDhhmmss`, the form break ids and reports use.
+    pub fn text(&self) -> String {
+        format!("{}/{:06}/{:010}", self.acquirer, self.stan, self.time)
+    }
+}
+
+/// A card number masked (first six, last four), kept in eight bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MaskedPan {
+    first6: u32,
+    last4: u16,
+    len: u8,
+}
+
+impl MaskedPan {
+    /// From a masked (`622202******1234`) or full number.
+    pub fn parse(text: &str) -> Option<MaskedPan> {
+        let t = text.trim().as_bytes();
+        if !(13..=19).contains(&t.len()) {
+            return None;
+        }
+        let num = |b: &[u8]| -> Option<u32> {
+            b.iter().try_fold(0u32, |acc, c| {
+                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+            })
+        };
+        Some(MaskedPan {
+            first6: num(&t[..6])?,
+            last4: u16::try_from(num(&t[t.len() - 4..])?).ok()?,
+            len: t.len() as u8,
+        })
+    }
+
+    pub fn last4(&self) -> u16 {
+        self.last4
+    }
+}
+
+impl std::fmt::Display for MaskedPan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stars = usize::from(self.len).saturating_sub(10);
+        write!(
+            f,
+            "{:06}{}{:04}",
+            self.first6,
+            "*".repeat(stars),
+            self.last4
+        )
+    }
+}
+
+/// Where a host transaction stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Approved, and still in force (a voided original counts here: its void is a message
+    /// of its own).
+    Approved,
+    Declined,
+    Reversed,
+    /// Still being processed. poskit's host never leaves one (it commits each answer
+    /// whole); a ledger that does gets classes D and F for it.
+    Pending,
+}
+
+/// Money direction of a cleared message, from the cardholder's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Sale, completion: the card pays.
+    Debit,
+    /// Void, refund: the card is paid back.
+    Credit,
+}
+
+/// A host ledger transaction that moves money, as reconciliation needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct HostTxn {
+    pub id: i64,
+    /// `None` for an on-us transaction (never at the switch).
+    pub key: Option<SwitchKey>,
+    pub direction: Direction,
+    pub tid: Tid,
+    pub mid: Mid,
+    pub batch: u32,
+    pub stan: u32,
+    pub amount: AmountFen,
+    pub pan: MaskedPan,
+    pub rrn: Rrn,
+    pub code: ResponseCode,
+    pub state: HostState,
+    pub created_ms: i64,
+}
+
+/// A transaction record of the switch's file (ACOMA), as reconciliation needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchTxn {
+    /// Line in its file (1-based).
+    pub line: u32,
+    pub key: SwitchKey,
+    pub direction: Direction,
+    pub amount: AmountFen,
+    pub pan: MaskedPan,
+    pub tid: Tid,
+    pub mid: Mid,
+    pub rrn: Rrn,
+    pub code: ResponseCode,
+    /// The record is a reversal message (04xx), not an original.
+    pub is_reversal: bool,
+    /// ACOMA 37: the switch reversed it.
+    pub reversed: bool,
+    /// ACOMA 38: voided.
+    pub voided: bool,
+}
+
+/// A terminal's batch settlement as the host received it (0500 totals, 0320 details).
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    pub tid: Tid,
+    pub batch: u32,
+    pub terminal: Totals,
+    pub host: Totals,
+    pub balanced: bool,
+    /// The batch end (0320 207/202) came: the batch is closed.
+    pub closed: bool,
+    pub uploads: Vec<Upload>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub debit_fen: u64,
+    pub debit_count: u32,
+    pub credit_fen: u64,
+    pub credit_count: u32,
+}
+
+/// One detail of a batch upload.
+#[derive(Clone, Debug, Serialize)]
+pub struct Upload {
+    pub stan: u32,
+    pub pan_masked: String,
+    pub amount_fen: u64,
+}
+
+/// A break class: the spec's A–G and the three poskit adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Class {
+    A,
+    B,
+    C,
+    D,
+    E,
+    F,
+    G,
+    #[serde(rename = "duplicate")]
+    Duplicate,
+    #[serde(rename = "batch_total")]
+    BatchTotal,
+    #[serde(rename = "one_sided_reversal")]
+    OneSidedReversal,
+}
+
+impl Class {
+    pub const ALL: [Class; 10] = [
+        Class::A,
+        Class::B,
+        Class::C,
+        Class::D,
+        Class::E,
+        Class::F,
+        Class::G,
+        Class::Duplicate,
+        Class::BatchTotal,
+        Class::OneSidedReversal,
+    ];
+
+    /// The name in the JSON contract and the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::A => "A",
+            Class::B => "B",
+            Class::C => "C",
+            Class::D => "D",
+            Class::E => "E",
+            Class::F => "F",
+            Class::G => "G",
+            Class::Duplicate => "duplicate",
+            Class::BatchTotal => "batch_total",
+            Class::OneSidedReversal => "one_sided_reversal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// What is done about a break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A credit adjustment (E32) gives the cardholder the money back: posted once.
+    CreditAdjustment,
+    /// The acquirer sends the switch a reversal (or a presentment) for it.
+    ReversalToSwitch,
+    /// Near the cut-off: the next clearing day's file should have it.
+    AwaitNextDay,
+    /// Someone must look at it.
+    OpenItem,
+}
+
+/// A break's state across runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    Persisting,
+    Resolved,
+}
+
+/// One break: one record, or one group of duplicates.
+#[derive(Clone, Debug, Serialize)]
+pub struct Break {
+    /// Stable across runs: the class, the clearing day and the key.
+    pub id: String,
+    pub class: Class,
+    pub status: Status,
+    pub priority: u8,
+    pub amount_fen: u64,
+    pub fields_differing: Vec<String>,
+    pub records: Records,
+    pub action: Action,
+    /// How it was resolved, when it was.
+    pub resolution: Option<String>,
+    /// The clearing day (YYYYMMDD) it was found on.
+    pub found_on: String,
+}
+
+/// Each side's record of a break (absent: `None`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Records {
+    pub terminal: Option<serde_json::Value>,
+    pub host: Option<serde_json::Value>,
+    pub switch: Option<serde_json::Value>,
+}
