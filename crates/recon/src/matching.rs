@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::model::{
-    Action, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement, Status,
+    Action, Advice, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement, Status,
     SwitchKey, SwitchTxn,
 };
 
@@ -320,6 +320,7 @@ fn new_break(
         action,
         resolution: None,
         found_on: day.date.clone(),
+        advice: Advice::of(class),
     }
 }
 
@@ -417,5 +418,6 @@ fn settlement_break(date: &str, s: &Settlement, host: &[HostTxn]) -> Option<Brea
         action: Action::OpenItem,
         resolution: None,
         found_on: date.to_owned(),
+        advice: Advice::of(Class::BatchTotal),
     })
 }

@@ -1,7 +1,7 @@
 //! What reconciliation reads from each side and what it finds.
 
 use poskit_domain::{AmountFen, Mid, ResponseCode, Rrn, Tid};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The CUP transaction key of a message the acquirer sent the switch (`spec/cup-clearing.md`
 /// §5): acquiring institution, the acquirer's STAN for it and its transmission time. Kept
@@ -158,7 +158,7 @@ pub struct Settlement {
     pub uploads: Vec<Upload>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub debit_fen: u64,
     pub debit_count: u32,
@@ -175,7 +175,7 @@ pub struct Upload {
 }
 
 /// A break class: the spec's A–G and the three poskit adds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Class {
     A,
     B,
@@ -228,7 +228,7 @@ impl Class {
 }
 
 /// What is done about a break.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A credit adjustment (E32) gives the cardholder the money back: posted once.
@@ -242,7 +242,7 @@ pub enum Action {
 }
 
 /// A break's state across runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     New,
@@ -251,7 +251,7 @@ pub enum Status {
 }
 
 /// One break: one record, or one group of duplicates.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Break {
     /// Stable across runs: the class, the clearing day and the key.
     pub id: String,
@@ -266,12 +266,35 @@ pub struct Break {
     pub resolution: Option<String>,
     /// The clearing day (YYYYMMDD) it was found on.
     pub found_on: String,
+    /// What to do, from the catalog (`poskit_codes::breaks`).
+    pub advice: Advice,
+}
+
+/// A break class's advice in both languages.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Advice {
+    pub zh: String,
+    pub en: String,
+}
+
+impl Advice {
+    pub fn of(class: Class) -> Advice {
+        poskit_codes::breaks::break_advice(class.as_str()).map_or_else(Advice::default, |a| Advice {
+            zh: a.action_zh.clone(),
+            en: a.action_en.clone(),
+        })
+    }
 }
 
 /// Each side's record of a break (absent: `None`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Records {
     pub terminal: Option<serde_json::Value>,
     pub host: Option<serde_json::Value>,
     pub switch: Option<serde_json::Value>,
+}
+
+/// The clearing day a break was found on (its `found_on`, YYYYMMDD), as days since 1970.
+pub fn day_of_break(b: &Break) -> Option<i64> {
+    poskit_domain::calendar::day_of_yyyymmdd(&b.found_on)
 }

@@ -5,6 +5,7 @@
 //! always inside a transaction the caller opened; the caller commits (group commit) and
 //! only then are responses written.
 
+pub mod books;
 pub mod sqlite;
 pub mod traces;
 

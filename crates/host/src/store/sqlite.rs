@@ -347,6 +347,15 @@ CREATE TABLE switch_disputes (
     created_ms INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX switch_disputes_day ON switch_disputes (clearing_day);
+-- Credit adjustments reconciliation posted, by the break they resolve: posted once however
+-- often reconciliation runs.
+CREATE TABLE recon_adjustments (
+    reference TEXT PRIMARY KEY,
+    txn_id INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+) STRICT;
+-- Reconciliation reads a clearing day's transactions by time.
+CREATE INDEX transactions_created ON transactions (created_ms);
 "#,
     ),
 ];
@@ -570,7 +579,7 @@ pub struct ImportCounts {
     pub cards_updated: usize,
 }
 
-fn account(conn: &Connection, kind: &str, name: &str) -> StoreResult<i64> {
+pub(crate) fn account(conn: &Connection, kind: &str, name: &str) -> StoreResult<i64> {
     conn.prepare_cached(
         "INSERT INTO accounts (kind, name) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
     )?

@@ -1,0 +1,275 @@
+//! What reconciliation reads of the ledger, and the one thing it writes: a credit
+//! adjustment (E32) that gives a cardholder back money the switch took for a transaction
+//! the host did not approve, posted once per reference (the break it resolves).
+
+use poskit_domain::TransactionKind;
+use poskit_domain::calendar::ClearingCut;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::sqlite::{SqliteLedger, account};
+use super::{Ledger, NewTxn, StoreError, StoreResult, TxnState};
+use crate::clock::HostTime;
+use crate::switch::{self, SwitchDispute, forward_stan_of};
+
+/// A money-moving transaction of the ledger (sale, completion, void, completion void,
+/// refund; reversal rows are not listed: they show as their original's state).
+#[derive(Clone, Debug)]
+pub struct LedgerTxn {
+    pub id: i64,
+    pub kind: TransactionKind,
+    pub tid: String,
+    pub mid: String,
+    pub batch: u32,
+    pub stan: u32,
+    pub amount_fen: u64,
+    pub pan_masked: String,
+    pub rrn: String,
+    pub code: String,
+    pub state: TxnState,
+    pub created_ms: i64,
+    /// Forwarded to the switch: its STAN there and transmission time (MMDDhhmmss).
+    pub forwarded: Option<(u32, String)>,
+}
+
+const MONEY_KINDS: &str = "('sale', 'completion', 'void', 'completion-void', 'refund')";
+
+/// The money-moving transactions created in `[from_ms, to_ms)` with an id above `id_above`.
+pub fn money_txns(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    id_above: i64,
+) -> StoreResult<Vec<LedgerTxn>> {
+    let sql = format!(
+        "SELECT id, kind, tid, mid, batch, stan, amount_fen, pan_masked, rrn, code, state,
+             created_ms, fwd, mmdd, hhmmss
+         FROM transactions
+         WHERE created_ms >= ?1 AND created_ms < ?2 AND id > ?3 AND reversal = 0
+             AND kind IN {MONEY_KINDS} AND tid IS NOT NULL
+         ORDER BY id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![from_ms, to_ms, id_above], |r| {
+        let kind: String = r.get(1)?;
+        let state: String = r.get(10)?;
+        let id: i64 = r.get(0)?;
+        let fwd: bool = r.get(12)?;
+        let time = format!("{}{}", r.get::<_, String>(13)?, r.get::<_, String>(14)?);
+        Ok(LedgerTxn {
+            id,
+            kind: TransactionKind::from_slug(&kind).unwrap_or(TransactionKind::Sale),
+            tid: r.get(2)?,
+            mid: r.get(3)?,
+            batch: r.get(4)?,
+            stan: r.get(5)?,
+            amount_fen: r.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64,
+            pan_masked: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            rrn: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            code: r.get(9)?,
+            state: TxnState::parse(&state).unwrap_or(TxnState::Declined),
+            created_ms: r.get(11)?,
+            forwarded: fwd.then(|| (forward_stan_of(id), time)),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The highest transaction id on file (0 when none): where a closed day ends.
+pub fn last_txn_id(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM transactions", [], |r| {
+        r.get(0)
+    })?)
+}
+
+/// One transaction by id.
+pub fn money_txn(conn: &Connection, id: i64) -> StoreResult<Option<LedgerTxn>> {
+    let created: Option<i64> = conn
+        .query_row("SELECT created_ms FROM transactions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(at) = created else { return Ok(None) };
+    Ok(money_txns(conn, at, at + 1, id - 1)?
+        .into_iter()
+        .find(|t| t.id == id))
+}
+
+/// A terminal's batch settlement (0500) and its upload (0320), as the host received them.
+#[derive(Clone, Debug)]
+pub struct SettlementRow {
+    pub tid: String,
+    pub batch: u32,
+    /// (debit fen, debit count, credit fen, credit count).
+    pub terminal: (u64, u32, u64, u32),
+    pub host: (u64, u32, u64, u32),
+    pub balanced: bool,
+    pub closed: bool,
+    /// (STAN, masked card, amount in fen) of each uploaded detail.
+    pub uploads: Vec<(u32, String, u64)>,
+}
+
+/// The settlements received in `[from_ms, to_ms)`: the last one of each batch.
+pub fn settlements(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<Vec<SettlementRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tid, batch, terminal_debit_fen, terminal_debit_count, terminal_credit_fen,
+             terminal_credit_count, host_debit_fen, host_debit_count, host_credit_fen,
+             host_credit_count, balanced, closed_ms IS NOT NULL
+         FROM settlements s WHERE settled_ms >= ?1 AND settled_ms < ?2
+             AND id = (SELECT max(id) FROM settlements t WHERE t.tid = s.tid AND t.batch = s.batch)
+         ORDER BY tid, batch",
+    )?;
+    let n = |r: &rusqlite::Row<'_>, i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+        Ok(SettlementRow {
+            tid: r.get(0)?,
+            batch: r.get(1)?,
+            terminal: (n(r, 2)?, r.get(3)?, n(r, 4)?, r.get(5)?),
+            host: (n(r, 6)?, r.get(7)?, n(r, 8)?, r.get(9)?),
+            balanced: r.get(10)?,
+            closed: r.get(11)?,
+            uploads: Vec::new(),
+        })
+    })?;
+    let mut out: Vec<SettlementRow> = rows.collect::<Result<_, _>>()?;
+    let mut uploads = conn.prepare_cached(
+        "SELECT stan, pan_masked, amount_fen FROM uploads WHERE tid = ?1 AND batch = ?2 ORDER BY id",
+    )?;
+    for s in &mut out {
+        s.uploads = uploads
+            .query_map(params![s.tid, s.batch], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(out)
+}
+
+/// A credit adjustment to post.
+#[derive(Clone, Debug)]
+pub struct CreditAdjustment<'a> {
+    /// What it resolves (a reconciliation break id): posted once per reference.
+    pub reference: &'a str,
+    /// The transaction the switch charged the card for.
+    pub original_txn_id: i64,
+    /// What the switch took, in fen.
+    pub amount_fen: u64,
+    /// The clearing day of the switch's record of the original.
+    pub original_clearing_day: i64,
+    /// Four digits (`spec/cup-clearing.md` §7): 4502 sale failed but the account was debited.
+    pub reason_code: &'a str,
+    pub now: HostTime,
+    pub cut: ClearingCut,
+}
+
+/// Posts a credit adjustment: a ledger transaction moving the amount from the reconciliation
+/// suspense account to the card issuer's account, sent to the switch (which records it for
+/// its next AERRA file). `Ok((txn id, false))` when the reference was posted before.
+pub fn post_credit_adjustment(
+    conn: &mut Connection,
+    adj: &CreditAdjustment<'_>,
+) -> StoreResult<(i64, bool)> {
+    assert!(adj.amount_fen > 0, "an adjustment moves money");
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let known: Option<i64> = tx
+        .query_row(
+            "SELECT txn_id FROM recon_adjustments WHERE reference = ?1",
+            [adj.reference],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = known {
+        return Ok((id, false));
+    }
+    let original = money_txn(&tx, adj.original_txn_id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!("no transaction {} to adjust", adj.original_txn_id))
+    })?;
+    let issuer_account: i64 = tx
+        .query_row(
+            "SELECT i.account FROM transactions t JOIN cards c ON c.id = t.card_id
+                 JOIN bins b ON c.pan LIKE b.prefix || '%' JOIN institutions i ON i.code = b.institution
+             WHERE t.id = ?1 ORDER BY length(b.prefix) DESC LIMIT 1",
+            [original.id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction {}: no issuer", original.id)))?;
+    let suspense = account(&tx, "funding", "recon:suspense")?;
+    let reason = format!(
+        "credit adjustment (E32, reason {}) for reconciliation break {}",
+        adj.reason_code, adj.reference
+    );
+    let id = insert_adjustment(&tx, adj, &original, &reason, suspense, issuer_account)?;
+    tx.execute(
+        "INSERT INTO recon_adjustments (reference, txn_id, created_ms) VALUES (?1, ?2, ?3)",
+        params![adj.reference, id, adj.now.unix_ms],
+    )?;
+    if let Some((stan, time)) = &original.forwarded {
+        let dispute = SwitchDispute {
+            clearing_day: adj.cut.day_of(adj.now.unix_ms),
+            error_type: "E32".into(),
+            reason_code: adj.reason_code.into(),
+            fwd_stan: forward_stan_of(id),
+            fwd_time: format!("{}{}", adj.now.mmdd(), adj.now.hhmmss()),
+            pan_masked: original.pan_masked.clone(),
+            amount_fen: adj.amount_fen,
+            tid: original.tid.clone(),
+            mid: original.mid.clone(),
+            merchant_name: String::new(),
+            previous_rrn: original.rrn.clone(),
+            previous_stan: *stan,
+            previous_time: time.clone(),
+            previous_clearing_day: adj.original_clearing_day,
+            previous_amount_fen: adj.amount_fen,
+            reference: adj.reference.into(),
+        };
+        switch::record_dispute(&tx, &dispute, adj.now.unix_ms)?;
+    }
+    tx.commit()?;
+    Ok((id, true))
+}
+
+fn insert_adjustment(
+    tx: &Connection,
+    adj: &CreditAdjustment<'_>,
+    original: &LedgerTxn,
+    reason: &str,
+    from: i64,
+    to: i64,
+) -> StoreResult<i64> {
+    let mut ledger = SqliteLedger::new(tx);
+    let (mmdd, hhmmss) = (adj.now.mmdd(), adj.now.hhmmss());
+    let mut post = || -> StoreResult<i64> {
+        let id = ledger.insert_txn(&NewTxn {
+            key: None,
+            kind: None,
+            reversal: false,
+            tid: Some(&original.tid),
+            mid: Some(&original.mid),
+            batch: None,
+            stan: None,
+            mti: "E32",
+            request_hash: None,
+            amount_fen: Some(adj.amount_fen),
+            card_id: None,
+            pan_masked: Some(&original.pan_masked),
+            auth_code: None,
+            day: adj.now.day,
+            mmdd: &mmdd,
+            hhmmss: &hhmmss,
+            created_ms: adj.now.unix_ms,
+            code: "00",
+            reason,
+            state: TxnState::Approved,
+            original_id: Some(original.id),
+            fwd: original.forwarded.is_some(),
+        })?;
+        ledger.transfer(id, from, to, adj.amount_fen)?;
+        ledger.flush()?;
+        Ok(id)
+    };
+    let posted = post();
+    if posted.is_err() {
+        ledger.discard();
+    }
+    posted
+}
