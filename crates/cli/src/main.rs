@@ -52,6 +52,9 @@ enum Command {
     /// Simulate a fleet under faults (deterministic, one seed) and check every journal
     /// against the ledger.
     Sim(cmd::sim::Args),
+    /// Reconcile one clearing day: terminal settlements, the host ledger and the switch's
+    /// files; every break classified, credit adjustments posted once.
+    Recon(cmd::recon::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
 }
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Host(args) => cmd::host::run(args),
         Command::Pos(args) => cmd::pos::run(args),
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Recon(args) => cmd::recon::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result.and_then(|code| out::flush().map(|()| code)) {

@@ -136,7 +136,7 @@ pub enum Outgoing {
     /// job (what the connection kept of the request, and what it allocated for it).
     Answers(Vec<(Answer, Job)>),
     /// An answer with what the connection kept of its request (a job dropped unanswered).
-    Answer(Answer, Box<Pending>),
+    Answer(Box<Answer>, Box<Pending>),
 }
 
 /// What a connection keeps of a request while the writer has it: what to do with the
@@ -203,7 +203,7 @@ async fn connection(
                             .into_iter()
                             .filter_map(|(answer, mut job)| Some((answer, job.kept.take()?)))
                             .collect(),
-                        Outgoing::Answer(answer, kept) => vec![(answer, kept)],
+                        Outgoing::Answer(answer, kept) => vec![(*answer, kept)],
                         Outgoing::Close => {
                             closing = true;
                             break;

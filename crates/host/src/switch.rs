@@ -379,3 +379,89 @@ pub fn disputes_on(conn: &Connection, clearing_day: i64) -> StoreResult<Vec<Swit
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The three files of one clearing day written into `dir` (ACOMN, ACOMA, AERRA): what the
+/// switch sends this acquirer the next morning. Returns their paths.
+pub fn export_day(
+    conn: &Connection,
+    clearing_day: i64,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, crate::HostError> {
+    use poskit_clearing::{ClearingDate, FileKind, write_file};
+    let text = poskit_domain::calendar::yyyymmdd(clearing_day);
+    let date = ClearingDate::from_yymmdd(&text[2..]).ok_or_else(|| crate::HostError::Data {
+        what: format!("{text}: no clearing file can carry this date"),
+    })?;
+    let txns: Vec<_> = cleared_on(conn, clearing_day)?
+        .iter()
+        .map(txn_record)
+        .collect();
+    let disputes: Vec<_> = disputes_on(conn, clearing_day)?
+        .iter()
+        .map(dispute_record)
+        .collect();
+    let io = |e: std::io::Error| crate::HostError::Io {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    Ok(vec![
+        write_file(dir, FileKind::Acomn, date, &txns).map_err(io)?,
+        write_file(dir, FileKind::Acoma, date, &txns).map_err(io)?,
+        write_file(dir, FileKind::Aerra, date, &disputes).map_err(io)?,
+    ])
+}
+
+fn txn_record(m: &SwitchMessage) -> poskit_clearing::TxnRecord {
+    poskit_clearing::TxnRecord {
+        acquirer_inst: m.acquirer.clone(),
+        forwarding_inst: m.acquirer.clone(),
+        stan: m.fwd_stan,
+        transmission_time: m.fwd_time.clone(),
+        pan_masked: m.pan_masked.clone(),
+        amount_fen: m.amount_fen,
+        mti: m.mti.clone(),
+        processing_code: m.processing_code.clone(),
+        mcc: m.mcc.clone(),
+        tid: m.tid.clone(),
+        mid: m.mid.clone(),
+        rrn: m.rrn.clone(),
+        pos_condition: m.condition_code.clone(),
+        auth_code: m.auth_code.clone(),
+        receiving_inst: m.issuer.clone(),
+        original_stan: m.original.as_ref().map(|o| o.0),
+        response_code: m.code.clone(),
+        entry_mode: m.entry_mode.clone(),
+        original_time: m.original.as_ref().map(|o| o.1.clone()),
+        issuer_inst: m.issuer.clone(),
+        reversal: m.reversed,
+        voided: m.voided,
+        currency: "156".into(),
+        merchant_name: m.merchant_name.clone(),
+        ..Default::default()
+    }
+}
+
+fn dispute_record(d: &SwitchDispute) -> poskit_clearing::DisputeRecord {
+    let mmdd = poskit_domain::calendar::yyyymmdd(d.previous_clearing_day)[4..].to_owned();
+    poskit_clearing::DisputeRecord {
+        error_type: d.error_type.clone(),
+        stan: d.fwd_stan,
+        transmission_time: d.fwd_time.clone(),
+        pan_masked: d.pan_masked.clone(),
+        amount_fen: d.amount_fen,
+        mti: "0422".into(),
+        processing_code: "220000".into(),
+        tid: d.tid.clone(),
+        previous_rrn: d.previous_rrn.clone(),
+        previous_stan: Some(d.previous_stan),
+        response_code: "00".into(),
+        reason_code: d.reason_code.clone(),
+        previous_time: d.previous_time.clone(),
+        previous_clearing_mmdd: mmdd,
+        previous_amount_fen: d.previous_amount_fen,
+        mid: d.mid.clone(),
+        merchant_name: d.merchant_name.clone(),
+        ..Default::default()
+    }
+}

@@ -88,7 +88,7 @@ impl Drop for Job {
     fn drop(&mut self) {
         if let Some(kept) = self.kept.take() {
             let answer = crate::server::writer_gone(&kept);
-            hand_over(&self.answer_to, Outgoing::Answer(answer, kept));
+            hand_over(&self.answer_to, Outgoing::Answer(Box::new(answer), kept));
         }
     }
 }

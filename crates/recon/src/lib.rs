@@ -6,9 +6,9 @@
 //! - [`model`]: what each side's record holds, the break classes and actions.
 
 pub mod matching;
+pub mod model;
 pub mod run;
 pub mod state;
-pub mod model;
 
 pub use matching::{Day, Found, compare};
 pub use model::{

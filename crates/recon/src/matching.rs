@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::model::{
-    Action, Advice, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement, Status,
-    SwitchKey, SwitchTxn,
+    Action, Advice, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement,
+    Status, SwitchKey, SwitchTxn,
 };
 
 /// One clearing day's three sides.

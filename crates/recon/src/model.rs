@@ -279,9 +279,11 @@ pub struct Advice {
 
 impl Advice {
     pub fn of(class: Class) -> Advice {
-        poskit_codes::breaks::break_advice(class.as_str()).map_or_else(Advice::default, |a| Advice {
-            zh: a.action_zh.clone(),
-            en: a.action_en.clone(),
+        poskit_codes::breaks::break_advice(class.as_str()).map_or_else(Advice::default, |a| {
+            Advice {
+                zh: a.action_zh.clone(),
+                en: a.action_en.clone(),
+            }
         })
     }
 }

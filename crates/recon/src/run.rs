@@ -69,7 +69,11 @@ pub struct Report {
 }
 
 /// Runs (or, for a closed day, reads back) the reconciliation of `opts.day`.
-pub fn run(host: &mut Connection, state: &Connection, opts: &Options) -> Result<Report, ReconError> {
+pub fn run(
+    host: &mut Connection,
+    state: &Connection,
+    opts: &Options,
+) -> Result<Report, ReconError> {
     state::migrate(state)?;
     if let Some(report) = state::closed_report(state, opts.day)? {
         return Ok(report);
@@ -92,7 +96,12 @@ pub fn run(host: &mut Connection, state: &Connection, opts: &Options) -> Result<
     resolve(host, opts, &mut breaks, &mut reasons)?;
     let report = Report {
         date: yyyymmdd(opts.day),
-        status: if reasons.is_empty() { "complete" } else { "incomplete" }.into(),
+        status: if reasons.is_empty() {
+            "complete"
+        } else {
+            "incomplete"
+        }
+        .into(),
         incomplete_reasons: reasons,
         matched: found.matched,
         breaks,
@@ -104,21 +113,32 @@ pub fn run(host: &mut Connection, state: &Connection, opts: &Options) -> Result<
 /// The switch's transactions of the day, from its ACOMA file; `None` when there is none.
 fn read_switch(dir: &Path, day: i64) -> Result<Option<Vec<SwitchTxn>>, ReconError> {
     let date = clearing_date(day)?;
-    let path = dir.join(poskit_clearing::file_name(poskit_clearing::FileKind::Acoma, date));
+    let path = dir.join(poskit_clearing::file_name(
+        poskit_clearing::FileKind::Acoma,
+        date,
+    ));
     if !path.exists() {
         return Ok(None);
     }
     let parsed = poskit_clearing::parse_file(&path, None)
         .map_err(|e| ReconError::Input(format!("{}: {e}", path.display())))?;
     let Records::Txn(records) = parsed.records else {
-        return Err(ReconError::Input(format!("{}: not a transaction file", path.display())));
+        return Err(ReconError::Input(format!(
+            "{}: not a transaction file",
+            path.display()
+        )));
     };
     records
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            switch_txn(i as u32 + 1, r)
-                .ok_or_else(|| ReconError::Input(format!("{}: line {}: unreadable key or identifiers", path.display(), i + 1)))
+            switch_txn(i as u32 + 1, r).ok_or_else(|| {
+                ReconError::Input(format!(
+                    "{}: line {}: unreadable key or identifiers",
+                    path.display(),
+                    i + 1
+                ))
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -164,10 +184,18 @@ fn read_host(
     // Late writes of the closed days just before this one.
     let mut day = opts.day - 1;
     while let Some(id_hi) = state::closed_id_hi(state, day)? {
-        rows.extend(books::money_txns(host, opts.cut.start_ms(day), opts.cut.start_ms(day + 1), id_hi)?);
+        rows.extend(books::money_txns(
+            host,
+            opts.cut.start_ms(day),
+            opts.cut.start_ms(day + 1),
+            id_hi,
+        )?);
         day -= 1;
     }
-    let txns = rows.iter().filter_map(|r| host_txn(r, &opts.acquirer)).collect();
+    let txns = rows
+        .iter()
+        .filter_map(|r| host_txn(r, &opts.acquirer))
+        .collect();
     let settlements = books::settlements(host, from, to)?
         .into_iter()
         .filter_map(|s| {
@@ -263,24 +291,39 @@ fn incomplete_reasons(
         .iter()
         .filter(|h| h.state == HostState::Approved)
         .map(|h| (h.tid, h.batch))
-        .filter(|(tid, batch)| !settlements.iter().any(|s| s.tid == *tid && s.batch == *batch && s.closed))
+        .filter(|(tid, batch)| {
+            !settlements
+                .iter()
+                .any(|s| s.tid == *tid && s.batch == *batch && s.closed)
+        })
         .collect();
     unsettled.sort();
     unsettled.dedup();
     for (tid, batch) in unsettled.iter().take(UNSETTLED_NAMED_MAX) {
-        reasons.push(format!("terminal {} batch {batch:06} not settled", tid.as_str()));
+        reasons.push(format!(
+            "terminal {} batch {batch:06} not settled",
+            tid.as_str()
+        ));
     }
     if unsettled.len() > UNSETTLED_NAMED_MAX {
-        reasons.push(format!("and {} more batches not settled", unsettled.len() - UNSETTLED_NAMED_MAX));
+        reasons.push(format!(
+            "and {} more batches not settled",
+            unsettled.len() - UNSETTLED_NAMED_MAX
+        ));
     }
     reasons
 }
 
 /// Host transactions of earlier days that open breaks wait for on a later file.
-fn awaited(host: &Connection, state: &Connection, opts: &Options) -> Result<Vec<(String, HostTxn)>, ReconError> {
+fn awaited(
+    host: &Connection,
+    state: &Connection,
+    opts: &Options,
+) -> Result<Vec<(String, HostTxn)>, ReconError> {
     let mut out = Vec::new();
     for (id, txn_id) in state::awaiting(state, opts.day)? {
-        if let Some(h) = books::money_txn(host, txn_id)?.and_then(|r| host_txn(&r, &opts.acquirer)) {
+        if let Some(h) = books::money_txn(host, txn_id)?.and_then(|r| host_txn(&r, &opts.acquirer))
+        {
             out.push((id, h));
         }
     }
@@ -323,4 +366,3 @@ fn resolve(
     }
     Ok(())
 }
-

@@ -83,10 +83,14 @@ pub fn merge(
 ) -> rusqlite::Result<Vec<Break>> {
     let mut stored: HashMap<String, (i64, String, Option<String>, String)> = HashMap::new();
     {
-        let mut stmt =
-            conn.prepare("SELECT id, day, status, resolution, json FROM recon_breaks WHERE day <= ?1")?;
+        let mut stmt = conn.prepare(
+            "SELECT id, day, status, resolution, json FROM recon_breaks WHERE day <= ?1",
+        )?;
         for row in stmt.query_map([day], |r| {
-            Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+            ))
         })? {
             let (id, rest) = row?;
             stored.insert(id, rest);

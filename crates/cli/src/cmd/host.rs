@@ -133,7 +133,7 @@ fn listen_addr(text: &str) -> Result<String, String> {
     }
 }
 
-fn existing_data_dir(path: &Path) -> anyhow::Result<DataDir> {
+pub(crate) fn existing_data_dir(path: &Path) -> anyhow::Result<DataDir> {
     if !path.join(sqlite::DB_FILE).is_file() {
         return Err(usage(format!(
             "--data {}: no host database there (start `poskit host --data {}` or import first)",

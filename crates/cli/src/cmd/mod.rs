@@ -10,4 +10,5 @@ pub mod locale;
 pub mod mac;
 pub mod pinblock;
 pub mod pos;
+pub mod recon;
 pub mod sim;

@@ -76,17 +76,21 @@ pub fn money_txns(
 
 /// The highest transaction id on file (0 when none): where a closed day ends.
 pub fn last_txn_id(conn: &Connection) -> StoreResult<i64> {
-    Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM transactions", [], |r| {
-        r.get(0)
-    })?)
+    Ok(
+        conn.query_row("SELECT coalesce(max(id), 0) FROM transactions", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// One transaction by id.
 pub fn money_txn(conn: &Connection, id: i64) -> StoreResult<Option<LedgerTxn>> {
     let created: Option<i64> = conn
-        .query_row("SELECT created_ms FROM transactions WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT created_ms FROM transactions WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
         .optional()?;
     let Some(at) = created else { return Ok(None) };
     Ok(money_txns(conn, at, at + 1, id - 1)?
@@ -162,7 +166,7 @@ pub struct CreditAdjustment<'a> {
 }
 
 /// Posts a credit adjustment: a ledger transaction moving the amount from the reconciliation
-/// suspense account to the card issuer's account, sent to the switch (which records it for
+/// suspense account to the switch's settlement account, sent to the switch (which records it for
 /// its next AERRA file). `Ok((txn id, false))` when the reference was posted before.
 pub fn post_credit_adjustment(
     conn: &mut Connection,
@@ -183,22 +187,15 @@ pub fn post_credit_adjustment(
     let original = money_txn(&tx, adj.original_txn_id)?.ok_or_else(|| {
         StoreError::Corrupt(format!("no transaction {} to adjust", adj.original_txn_id))
     })?;
-    let issuer_account: i64 = tx
-        .query_row(
-            "SELECT i.account FROM transactions t JOIN cards c ON c.id = t.card_id
-                 JOIN bins b ON c.pan LIKE b.prefix || '%' JOIN institutions i ON i.code = b.institution
-             WHERE t.id = ?1 ORDER BY length(b.prefix) DESC LIMIT 1",
-            [original.id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| StoreError::Corrupt(format!("transaction {}: no issuer", original.id)))?;
+    // The acquirer holds what the switch paid it for a transaction it did not approve (in
+    // suspense) and pays it back through the switch, which credits the card's issuer.
     let suspense = account(&tx, "funding", "recon:suspense")?;
+    let switch_account = account(&tx, "funding", "switch:settlement")?;
     let reason = format!(
         "credit adjustment (E32, reason {}) for reconciliation break {}",
         adj.reason_code, adj.reference
     );
-    let id = insert_adjustment(&tx, adj, &original, &reason, suspense, issuer_account)?;
+    let id = insert_adjustment(&tx, adj, &original, &reason, suspense, switch_account)?;
     tx.execute(
         "INSERT INTO recon_adjustments (reference, txn_id, created_ms) VALUES (?1, ?2, ?3)",
         params![adj.reference, id, adj.now.unix_ms],
