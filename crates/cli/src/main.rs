@@ -54,6 +54,8 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
+    /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
+    Clearing(cmd::clearing::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Pos(args) => cmd::pos::run(args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Clearing(args) => cmd::clearing::run(args),
     };
     match result.and_then(|code| out::flush().map(|()| code)) {
         Ok(code) => code,
