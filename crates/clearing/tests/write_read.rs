@@ -94,10 +94,13 @@ fn fee_c_is_positive_and_d_negative() {
     );
 }
 
+/// A change to a good record, and what the error it causes says.
+type Case = (fn(&mut TxnRecord), &'static str);
+
 #[test]
 fn too_wide_values_are_errors_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(fn(&mut TxnRecord), &str); 4] = [
+    let cases: [Case; 4] = [
         (
             |r| r.stan = 1_234_567,
             "record 1, field stan (3): \"1234567\" is wider than 6",

@@ -57,6 +57,8 @@ enum Command {
     Recon(cmd::recon::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
+    /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
+    Clearing(cmd::clearing::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Recon(args) => cmd::recon::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Clearing(args) => cmd::clearing::run(args),
     };
     match result.and_then(|code| out::flush().map(|()| code)) {
         Ok(code) => code,

@@ -28,18 +28,18 @@ pub fn txn(i: u32) -> TxnRecord {
         pos_condition: "00".into(),
         auth_code: format!("A{:05}", i % 100_000),
         receiving_inst: "01020000".into(),
-        original_stan: (i % 3 == 0).then_some(i + 1),
+        original_stan: i.is_multiple_of(3).then_some(i + 1),
         response_code: "00".into(),
         entry_mode: "051".into(),
         fee_receivable_fen: i64::from(i % 50) * 3,
         fee_payable_fen: -(i64::from(i % 7)),
         switch_fee_fen: -2,
-        original_time: (i % 3 == 0).then(|| "0303235959".to_owned()),
+        original_time: i.is_multiple_of(3).then(|| "0303235959".to_owned()),
         issuer_inst: "01020000".into(),
         reversal: i % 5 == 1,
         voided: i % 7 == 2,
         clearing_mmdd: "0304".into(),
-        merchant_name: if i % 2 == 0 {
+        merchant_name: if i.is_multiple_of(2) {
             SHOP.into()
         } else {
             format!("Shop {i}")

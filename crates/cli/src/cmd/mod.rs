@@ -1,6 +1,7 @@
 //! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 
 pub mod bench;
+pub mod clearing;
 pub mod decode;
 pub mod demo;
 pub mod encode;
