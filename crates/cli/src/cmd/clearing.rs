@@ -29,6 +29,22 @@ enum Command {
     /// Read a clearing file named as the switch names it (IND{yymmdd}01ACOMN,
     /// IND{yymmdd}32ACOMA, IND{yymmdd}32AERRA) and print its records.
     Parse(ParseArgs),
+    /// Write the switch's files (ACOMN, ACOMA, AERRA) of one clearing day from its record
+    /// in a host's data directory; a day still open gives what is there so far.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// The host's data directory.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The clearing day, YYYYMMDD.
+    #[arg(long, value_name = "YYYYMMDD")]
+    date: String,
+    /// Where to write the files (created when absent).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,7 +64,20 @@ struct ParseArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Parse(args) => parse(args),
+        Command::Export(args) => export(args),
     }
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let day = poskit_domain::calendar::day_of_yyyymmdd(&args.date).ok_or_else(|| {
+        crate::fail::usage(format!("--date {}: expected a date YYYYMMDD", args.date))
+    })?;
+    let dir = crate::cmd::host::existing_data_dir(&args.data)?;
+    let conn = dir.open_store()?;
+    for path in poskit_host::switch::export_day(&conn, day, &args.out)? {
+        outln!("{}", path.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
