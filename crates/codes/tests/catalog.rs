@@ -322,6 +322,7 @@ fn a_code_with_several_entries_names_the_conflict_in_each() {
 #[test]
 fn every_data_file_is_one_the_catalog_loads() {
     let loaded = [
+        "breaks.toml",
         "codes-00-44.toml",
         "codes-45-zz.toml",
         "local.toml",
