@@ -97,7 +97,12 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
         }
         db.execute_batch(
             "ALTER TABLE transactions DROP COLUMN reply;
-             ALTER TABLE merchants DROP COLUMN currencies;",
+             ALTER TABLE merchants DROP COLUMN currencies;
+             DROP INDEX transactions_created;
+             ALTER TABLE transactions DROP COLUMN fwd;
+             DROP TABLE switch_messages;
+             DROP TABLE switch_disputes;
+             DROP TABLE recon_adjustments;",
         )
         .unwrap();
     }
@@ -162,7 +167,8 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
         .unwrap();
     assert_eq!(
         indexes,
-        ["transactions_key", "transactions_pre_auth"],
+        // transactions_created: schema 9's, for reconciliation's reads by time.
+        ["transactions_created", "transactions_key", "transactions_pre_auth"],
         "schemas 3 and 4: the indexes an approval no longer needs are gone"
     );
     let (debit_fen, count) = (
