@@ -168,7 +168,11 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
     assert_eq!(
         indexes,
         // transactions_created: schema 9's, for reconciliation's reads by time.
-        ["transactions_created", "transactions_key", "transactions_pre_auth"],
+        [
+            "transactions_created",
+            "transactions_key",
+            "transactions_pre_auth"
+        ],
         "schemas 3 and 4: the indexes an approval no longer needs are gone"
     );
     let (debit_fen, count) = (
