@@ -2409,6 +2409,7 @@ impl Ctx<'_, '_> {
                 .unwrap_or_default(),
             entry_mode: text(req.presented.entry_mode.as_ref().map(|e| &e[..])).unwrap_or_default(),
             original,
+            original_txn_id: effect.original_id,
             issuer,
             acquirer: self.cfg.acquirer_code.clone(),
         })

@@ -92,6 +92,8 @@ pub struct Forwarded {
     pub entry_mode: String,
     /// The original's forwarded STAN and time (void, refund, completion, reversal).
     pub original: Option<(u32, String)>,
+    /// The original's transaction in the host's ledger.
+    pub original_txn_id: Option<i64>,
     pub issuer: String,
     pub acquirer: String,
 }

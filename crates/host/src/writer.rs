@@ -377,6 +377,11 @@ impl GroupWriter {
         &self.conn
     }
 
+    /// The connection, for work between groups that writes (nothing else may hold it).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     pub fn engine_config(&self) -> &EngineConfig {
         &self.engine
     }

@@ -28,6 +28,10 @@ pub struct Day {
     /// Transactions of earlier days that open breaks wait for (long on our side near the
     /// cut-off), by break id: found in today's file, their break is resolved.
     pub awaited: Vec<(String, HostTxn)>,
+    /// Host transactions of earlier days that switch records of this day name (by RRN)
+    /// and that no open break awaits: a record the switch cleared a day late is paired
+    /// with them, not reported as the switch's alone.
+    pub earlier: Vec<HostTxn>,
     pub switch: Vec<SwitchTxn>,
     pub settlements: Vec<Settlement>,
 }
@@ -143,8 +147,13 @@ fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[Swit
     }
     let mut rest: Vec<&[SwitchTxn]> = by_loose.into_values().collect();
     rest.sort_by_key(|g| g[0].line);
+    let earlier: HashMap<SwitchKey, &HostTxn> = day
+        .earlier
+        .iter()
+        .filter_map(|h| h.key.map(|k| (k, h)))
+        .collect();
     for g in rest {
-        pair(day, found, None, g);
+        pair(day, found, earlier.get(&g[0].key).copied(), g);
     }
 }
 
@@ -160,13 +169,22 @@ enum Stand {
 /// Classifies one key: the host's transaction (if any) and the switch's records of it.
 fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTxn]) {
     assert!(host.is_some() || !switch.is_empty(), "a pair has a side");
-    if switch.len() > 1 {
-        let extra = switch[1..].iter().map(|s| s.amount.fen()).sum();
+    // Copies the switch still charges beyond the first (copies it reversed moved nothing).
+    let charged: Vec<&SwitchTxn> = switch
+        .iter()
+        .filter(|s| s.code.is_approved() && !s.reversed)
+        .collect();
+    if charged.len() > 1 {
+        let extra = charged[1..].iter().map(|s| s.amount.fen()).sum();
         found.breaks.push(new_break(
             day,
             Class::Duplicate,
             extra,
-            vec![format!("records: {}", switch.len())],
+            vec![format!(
+                "records: {} ({} charged)",
+                switch.len(),
+                charged.len()
+            )],
             host,
             switch.first(),
             Action::OpenItem,

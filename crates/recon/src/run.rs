@@ -83,12 +83,20 @@ pub fn run(
     let (host_txns, settlements) = read_host(host, state, opts)?;
     let mut reasons = incomplete_reasons(opts, switch.is_none(), &host_txns, &settlements);
     let awaited = awaited(host, state, opts)?;
+    let earlier = earlier(
+        host,
+        opts,
+        &host_txns,
+        switch.as_deref().unwrap_or_default(),
+        &awaited,
+    )?;
     let found = compare(Day {
         date: yyyymmdd(opts.day),
         end_ms: opts.cut.start_ms(opts.day + 1),
         near_cut_ms: opts.near_cut_ms,
         host: host_txns,
         awaited,
+        earlier,
         switch: switch.unwrap_or_default(),
         settlements,
     });
@@ -325,6 +333,40 @@ fn awaited(
         if let Some(h) = books::money_txn(host, txn_id)?.and_then(|r| host_txn(&r, &opts.acquirer))
         {
             out.push((id, h));
+        }
+    }
+    Ok(out)
+}
+
+/// The host transactions of earlier days that this day's switch records name by RRN (the
+/// host's RRN is its transaction id) when the day's own do not: cleared a day late.
+fn earlier(
+    host: &Connection,
+    opts: &Options,
+    today: &[HostTxn],
+    switch: &[SwitchTxn],
+    awaited: &[(String, HostTxn)],
+) -> Result<Vec<HostTxn>, ReconError> {
+    let known: std::collections::HashSet<SwitchKey> = today
+        .iter()
+        .chain(awaited.iter().map(|(_, h)| h))
+        .filter_map(|h| h.key)
+        .collect();
+    let day_start_ms = opts.cut.start_ms(opts.day);
+    let mut out = Vec::new();
+    for s in switch
+        .iter()
+        .filter(|s| !s.is_reversal && !known.contains(&s.key))
+    {
+        let Ok(id) = s.rrn.as_str().parse::<i64>() else {
+            continue;
+        };
+        if let Some(h) = books::money_txn(host, id)?
+            .filter(|r| r.created_ms < day_start_ms)
+            .and_then(|r| host_txn(&r, &opts.acquirer))
+            .filter(|h| h.key == Some(s.key))
+        {
+            out.push(h);
         }
     }
     Ok(out)

@@ -54,11 +54,12 @@ pub fn closed_id_hi(conn: &Connection, day: i64) -> rusqlite::Result<Option<i64>
     .optional()
 }
 
-/// Open breaks of earlier days that wait for a later file: (break id, host transaction).
+/// Open breaks of earlier days that a later file may resolve (long on our side: the
+/// switch may clear it late): (break id, host transaction).
 pub fn awaiting(conn: &Connection, day: i64) -> rusqlite::Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare(
         "SELECT id, host_txn_id FROM recon_breaks
-         WHERE day < ?1 AND status != 'resolved' AND action = 'await_next_day'
+         WHERE day < ?1 AND status != 'resolved' AND json LIKE '{\"id\":\"E-%'
              AND host_txn_id IS NOT NULL",
     )?;
     stmt.query_map([day], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -57,6 +57,16 @@ pub struct Knobs {
     /// everything not synced is lost, the host restarts from its files. Needs the crash
     /// VFS of the tests (`World::with_power_cut`); refused otherwise.
     pub power_cut: f64,
+    /// The switch's record departs from the host's, per request for a card of an external
+    /// issuer (`poskit_host::switch::Divergence`): the issuer approves after the host said
+    /// 98; a reversal is lost before the switch; the switch records a message twice,
+    /// clears another amount, or stamps it on the next clearing day. Reconciliation must
+    /// find each as its class.
+    pub switch_late_answer: f64,
+    pub switch_lose_reversal: f64,
+    pub switch_duplicate: f64,
+    pub switch_amount: f64,
+    pub switch_next_day: f64,
 }
 
 /// The longest partition or clog a knob may ask for, in simulated ms (ten minutes: a
@@ -98,6 +108,11 @@ impl Knobs {
             disk_full: 0.0,
             disk_full_ms: 3_000,
             power_cut: 0.0,
+            switch_late_answer: 0.0,
+            switch_lose_reversal: 0.0,
+            switch_duplicate: 0.0,
+            switch_amount: 0.0,
+            switch_next_day: 0.0,
         }
     }
 
@@ -118,6 +133,11 @@ impl Knobs {
             clog: 0.002,
             storage_statement: 0.001,
             storage_commit: 0.0005,
+            switch_late_answer: 0.002,
+            switch_lose_reversal: 0.02,
+            switch_duplicate: 0.002,
+            switch_amount: 0.002,
+            switch_next_day: 0.002,
             ..Knobs::none()
         }
     }
@@ -140,6 +160,11 @@ impl Knobs {
             storage_statement: 0.005,
             storage_commit: 0.003,
             disk_full: 0.0005,
+            switch_late_answer: 0.01,
+            switch_lose_reversal: 0.1,
+            switch_duplicate: 0.01,
+            switch_amount: 0.01,
+            switch_next_day: 0.01,
             ..Knobs::none()
         }
     }
@@ -182,6 +207,11 @@ impl Knobs {
             ("storage_commit", self.storage_commit),
             ("disk_full", self.disk_full),
             ("power_cut", self.power_cut),
+            ("switch_late_answer", self.switch_late_answer),
+            ("switch_lose_reversal", self.switch_lose_reversal),
+            ("switch_duplicate", self.switch_duplicate),
+            ("switch_amount", self.switch_amount),
+            ("switch_next_day", self.switch_next_day),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} = {p} is not a probability"));

@@ -7,6 +7,7 @@ pub mod knobs;
 pub mod live;
 mod node;
 pub mod proxy;
+mod reconcile;
 pub mod report;
 pub mod workload;
 pub mod world;

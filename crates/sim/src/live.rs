@@ -194,6 +194,7 @@ pub async fn trade(
             let cards = Cards {
                 own,
                 wrong_pin: demo::fleet_pan(i + 3 * TERMINALS_MAX),
+                external: None,
             };
             loop {
                 match until {

@@ -8,6 +8,7 @@
 //! tests, which the caller hands in as a [`PowerCut`]).
 
 use poskit_domain::calendar::ClearingCut;
+use poskit_host::switch::Divergence;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,6 +37,8 @@ pub(crate) struct Arrived {
     pub frame: Vec<u8>,
     pub issuer: IssuerVerdict,
     pub storage_fails: bool,
+    /// How the switch's record of it departs from the host's (if it reaches the switch).
+    pub divergence: Divergence,
 }
 
 pub(crate) struct Node {
@@ -130,7 +133,7 @@ impl Node {
                 parsed: parsed.as_ref(),
                 precheck: precheck.as_ref(),
                 mac_later: true,
-                divergence: Default::default(),
+                divergence: arrived.divergence,
             })
             .collect();
         let mut answers = self.writer_mut().commit(&inputs);
@@ -209,6 +212,17 @@ impl Node {
             .as_ref()
             .expect("the writer is open")
             .connection()
+    }
+
+    /// The writer's connection, for what runs between groups and after the run
+    /// (reconciliation posts its adjustments through it).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        self.writer_mut().connection_mut()
+    }
+
+    /// The host's data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     fn writer_mut(&mut self) -> &mut GroupWriter {

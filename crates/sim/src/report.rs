@@ -28,6 +28,9 @@ pub struct Report {
     /// Transactions left for the acquirer (a reversal that gave up), each with its fix.
     pub breaks: Vec<String>,
     pub violations: Vec<String>,
+    /// The clearing day's reconciliation against the switch's files: matched, breaks by
+    /// class, divergences injected, credit adjustments posted.
+    pub recon: Option<Value>,
     pub elapsed_ms: u64,
 }
 
@@ -57,6 +60,7 @@ impl Report {
             "recovery": {"terminals": self.terminals, "settled": self.recovery_settled},
             "breaks": self.breaks,
             "violations": self.violations,
+            "recon": self.recon,
             "elapsed_ms": self.elapsed_ms,
         })
     }

@@ -13,6 +13,9 @@ use crate::knobs::Rng;
 pub struct Cards {
     pub own: Vec<String>,
     pub wrong_pin: String,
+    /// A card of an external issuer (its requests go through the switch), used for one
+    /// sale in four of the good-card sales.
+    pub external: Option<String>,
 }
 
 fn track(pan: &str) -> CardData {
@@ -36,7 +39,10 @@ pub fn choose(rng: &mut Rng, cards: &Cards, last_approved: impl Fn(K) -> Option<
     let good = || pin(demo::DEMO_PIN);
     match rng.below(100) {
         0..=59 => Command::Sale {
-            card: own,
+            card: match &cards.external {
+                Some(pan) if rng.below(4) == 0 => track(pan),
+                _ => own,
+            },
             amount_fen,
             pin: good(),
         },

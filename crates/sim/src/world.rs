@@ -24,7 +24,9 @@ use zeroize::Zeroize;
 
 use crate::knobs::{self, Knobs, Rng};
 use crate::node::{Arrived, Node, PowerCut};
+use crate::reconcile::Diverged;
 use crate::report::Report;
+use poskit_host::switch::Divergence;
 
 /// The merchant every simulated terminal belongs to.
 pub const SIM_MID: &str = "898310048160001";
@@ -40,7 +42,7 @@ const HOST_GROUP_WINDOW_MS: i64 = 2;
 /// Mixed into the seed for the host's PIN key, so that it is not the workload's stream.
 const PIN_KEY_SALT: u64 = 0x5049_4e4b_4559_0001;
 /// Local time the simulated day starts at (01:00 China time), so a run stays in one day.
-const DAY_START_UNIX_MS: i64 = 1_796_086_800_000;
+pub(crate) const DAY_START_UNIX_MS: i64 = 1_796_086_800_000;
 
 fn sim_tid(i: u32) -> String {
     format!("{:08}", 30_000_000 + i)
@@ -52,6 +54,11 @@ fn sim_pan(i: u32) -> String {
 
 fn wrong_pin_pan(i: u32) -> String {
     demo::demo_pan(demo::OWN_BIN, 700_000 + i)
+}
+
+/// Terminal `i`'s customers' card of an external issuer (through the switch).
+fn external_pan(i: u32) -> String {
+    demo::demo_pan(demo::EXTERNAL_BIN, 600_000 + i)
 }
 
 /// The simulated fleet's terminals and cards (each terminal has its own card and a card
@@ -70,7 +77,7 @@ fn sim_data_set(terminals: u32, pins: &PinHasher) -> Result<DataSet, String> {
             txn_limit_fen: None,
             permitted: None,
         });
-        for pan in [sim_pan(i), wrong_pin_pan(i)] {
+        for pan in [sim_pan(i), wrong_pin_pan(i), external_pan(i)] {
             let pan = Pan::parse(&pan).map_err(|e| e.to_string())?;
             set.cards.push(Card {
                 pin_hash: Some(pins.hash(pan.digits(), &pin)),
@@ -177,6 +184,8 @@ pub struct World {
     links: Vec<Link>,
     /// In the final recovery (answers then come back through `drain`, not `recover`).
     recovering: bool,
+    /// Requests that reached the switch with a divergence drawn for them.
+    pub(crate) diverged: Vec<Diverged>,
     pub report: Report,
 }
 
@@ -255,6 +264,7 @@ impl World {
             disk_full_until_ms: 0,
             links: vec![Link::default(); terminals as usize],
             recovering: false,
+            diverged: Vec::new(),
             report: Report::new(seed),
         };
         world.report.terminals = u64::from(terminals);
@@ -379,6 +389,7 @@ impl World {
             "the drain committed every group"
         );
         crate::check::check(&mut self);
+        crate::reconcile::check(&mut self);
         self.report.elapsed_ms = started.elapsed().as_millis() as u64;
         self.report
     }
@@ -486,6 +497,7 @@ impl World {
         let cards = crate::workload::Cards {
             own: vec![sim_pan(term)],
             wrong_pin: wrong_pin_pan(term),
+            external: Some(external_pan(term)),
         };
         crate::workload::choose(&mut self.rng, &cards, |kind| {
             journal.last_approved(kind, batch).ok().flatten()
@@ -580,6 +592,12 @@ impl World {
             IssuerVerdict::Reachable
         };
         let storage_fails = self.fault("storage_statement", self.knobs.storage_statement);
+        let divergence = self.divergence();
+        let issuer = if divergence.late_answer {
+            IssuerVerdict::TimedOut
+        } else {
+            issuer
+        };
         if self.host_pending.is_empty() {
             self.schedule(self.now_ms + HOST_GROUP_WINDOW_MS, Ev::HostCommit);
         }
@@ -588,6 +606,7 @@ impl World {
             frame,
             issuer,
             storage_fails,
+            divergence,
         });
     }
 
@@ -610,6 +629,14 @@ impl World {
         self.storage_faults();
         let now = HostTime::at(DAY_START_UNIX_MS + self.now_ms, 480);
         let answers = self.host.commit(&group, now);
+        for (arrived, answer) in group.iter().zip(&answers) {
+            if let Some(forwarded) = answer.forwarded.as_deref()
+                && arrived.divergence.any()
+            {
+                self.diverged
+                    .push(Diverged::of(forwarded, arrived.divergence));
+            }
+        }
         for answer in &answers {
             *self
                 .report
@@ -635,6 +662,26 @@ impl World {
         if power_cut {
             self.host_restart(true);
         }
+    }
+
+    /// How the switch's record of a request will differ from the host's (it matters only
+    /// for a request that reaches the switch).
+    fn divergence(&mut self) -> Divergence {
+        // At most one per request, so that each is found as its own class.
+        let k = self.knobs.clone();
+        let mut d = Divergence::default();
+        if self.fault("switch_late_answer", k.switch_late_answer) {
+            d.late_answer = true;
+        } else if self.fault("switch_lose_reversal", k.switch_lose_reversal) {
+            d.lose_reversal = true;
+        } else if self.fault("switch_duplicate", k.switch_duplicate) {
+            d.duplicate = true;
+        } else if self.fault("switch_amount", k.switch_amount) {
+            d.amount_delta_fen = 1 + self.rng.below(500) as i64;
+        } else if self.fault("switch_next_day", k.switch_next_day) {
+            d.next_day = true;
+        }
+        d
     }
 
     /// The storage faults of the next commit: a failing commit, a disk that fills up or
@@ -737,6 +784,12 @@ impl World {
             let think = 50 + self.rng.below(400) as i64;
             self.schedule(self.now_ms + think, Ev::Start { term });
         }
+    }
+
+    /// The host's data directory and writable connection (for reconciliation, after the
+    /// run).
+    pub(crate) fn host_node(&mut self) -> &mut Node {
+        &mut self.host
     }
 
     pub(crate) fn host_conn(&self) -> &Connection {

@@ -96,6 +96,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for b in &report.breaks {
             outln!("  break: {b}")?;
         }
+        if let Some(recon) = &report.recon {
+            outln!(
+                "  reconciliation with the switch: {} matched, breaks {}, divergences injected {}, credit adjustments {}",
+                recon["matched"],
+                recon["breaks"],
+                recon["injected"],
+                recon["credit_adjustments"]
+            )?;
+        }
         if report.ok() {
             outln!(
                 "  no violations: no customer charged for a reported failure, no double posting, ledger balanced"
