@@ -48,6 +48,26 @@ fn the_demo_trades_settles_checks_and_says_where_its_data_is() {
         "{text}"
     );
     assert!(text.contains("Settlement: 3 terminals balanced"), "{text}");
+    // The day's reconciliation with the switch ends the report, and the command it names
+    // runs it again (the same breaks; nothing posted twice).
+    assert!(text.contains("== Reconciliation with the switch"), "{text}");
+    let recon_line = text
+        .lines()
+        .find(|l| l.contains("poskit recon --data"))
+        .expect("the report names the recon command");
+    let date = recon_line.rsplit(' ').next().unwrap();
+    let recon = poskit(&[
+        "recon",
+        "--data",
+        data.join("host").to_str().unwrap(),
+        "--date",
+        date,
+        "--json",
+    ]);
+    assert_eq!(recon.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&recon.stdout).unwrap();
+    assert_eq!(v["status"], "incomplete", "the day is still open: {v}");
+    assert!(v["matched"].as_u64().is_some(), "{v}");
     assert!(
         text.contains(&format!(
             "poskit host check --data {}",

@@ -281,11 +281,13 @@ fn incomplete_reasons(
     let end_ms = opts.cut.start_ms(opts.day + 1);
     if opts.now_ms < end_ms {
         let end = HostTime::at(end_ms, opts.cut.utc_offset_minutes);
+        let hhmmss = end.hhmmss();
         reasons.push(format!(
-            "day still open: clearing day {} ends at {} {}",
+            "day still open: clearing day {} ends at {} {}:{}",
             yyyymmdd(opts.day),
             end.date_iso(),
-            &end.hhmmss()[..4]
+            &hhmmss[..2],
+            &hhmmss[2..4]
         ));
     }
     if no_file {

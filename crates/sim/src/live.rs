@@ -102,6 +102,8 @@ pub struct LiveReport {
     pub violations: Vec<String>,
     pub host_dir: PathBuf,
     pub terminal_dirs: Vec<PathBuf>,
+    /// The day's reconciliation with the switch's files (`Err`: why it could not run).
+    pub recon: Option<Result<poskit_recon::run::Report, String>>,
 }
 
 fn record(p: &mut Progress, o: &Outcome, latency_ms: u64) {
@@ -194,7 +196,7 @@ pub async fn trade(
             let cards = Cards {
                 own,
                 wrong_pin: demo::fleet_pan(i + 3 * TERMINALS_MAX),
-                external: None,
+                external: demo::scenario("external_issuer").map(|s| s.pan),
             };
             loop {
                 match until {
@@ -405,7 +407,36 @@ pub async fn run_live(
         &journals_dir,
     );
     report.faults = faults;
+    report.recon = Some(reconcile_today(&host_dir));
     Ok(report)
+}
+
+/// Host transactions this close to the cut-off that the switch lacks wait for the next day.
+const NEAR_CUT_MS: i64 = 10 * 60 * 1000;
+
+/// The switch writes today's clearing files into the host's `clearing/` and the day is
+/// reconciled against them (the day is still open: the run says so).
+fn reconcile_today(dir: &DataDir) -> Result<poskit_recon::run::Report, String> {
+    use poskit_domain::calendar::ClearingCut;
+    let cut = ClearingCut::default();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let day = cut.day_of(now_ms);
+    let mut conn = dir.open_store().map_err(|e| e.to_string())?;
+    let clearing = dir.path.join("clearing");
+    poskit_host::switch::export_day(&conn, day, &clearing).map_err(|e| e.to_string())?;
+    let state = rusqlite::Connection::open(dir.path.join("recon.db")).map_err(|e| e.to_string())?;
+    let opts = poskit_recon::run::Options {
+        day,
+        clearing_dir: clearing,
+        cut,
+        acquirer: poskit_host::engine::EngineConfig::default().acquirer_code,
+        near_cut_ms: NEAR_CUT_MS,
+        now_ms,
+    };
+    poskit_recon::run::run(&mut conn, &state, &opts).map_err(|e| e.to_string())
 }
 
 /// The real-network mode of `poskit sim`: fleet terminals over TCP through a fault proxy
@@ -503,6 +534,7 @@ fn checked(
             .filter_map(|j| j.config().ok())
             .map(|(c, _)| journals_dir.join(c.tid))
             .collect(),
+        recon: None,
     }
 }
 

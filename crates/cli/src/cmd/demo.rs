@@ -163,6 +163,77 @@ fn print_report(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
     print_reversals(r, lang)?;
     print_settlements(r, lang)?;
     print_checker(r, lang)?;
+    print_recon(r, lang)?;
+    Ok(())
+}
+
+/// The day's reconciliation with the switch: counts per break class, what was posted.
+fn print_recon(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
+    let zh = lang == Lang::Zh;
+    outln!()?;
+    outln!(
+        "{}",
+        tr(
+            lang,
+            "== Reconciliation with the switch (cards of other banks) ==",
+            "== 与银联对账（他行卡） =="
+        )
+    )?;
+    let report = match &r.recon {
+        Some(Ok(report)) => report,
+        Some(Err(why)) => {
+            outln!("{} {why}", tr(lang, "could not run:", "未能对账："))?;
+            return Ok(());
+        }
+        None => return Ok(()),
+    };
+    outln!(
+        "{} {}: {} {}, {} {}",
+        tr(lang, "clearing day", "清算日"),
+        report.date,
+        report.matched,
+        tr(lang, "matched", "笔对平"),
+        report.breaks.len(),
+        tr(lang, "breaks", "笔差错")
+    )?;
+    let mut per_class: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    for b in &report.breaks {
+        let e = per_class.entry(b.class.as_str()).or_default();
+        e.0 += 1;
+        e.1 += b.amount_fen;
+        e.2 += u64::from(b.status == poskit_recon::Status::Resolved);
+    }
+    for (class, (n, fen, resolved)) in per_class {
+        let name = poskit_codes::breaks::break_advice(class).map_or(class, |a| a.name(lang));
+        let given_back = if resolved > 0 {
+            format!(
+                ", {resolved} {}",
+                tr(
+                    lang,
+                    "given back by a credit adjustment (E32)",
+                    "已通过贷记调整（E32）退回"
+                )
+            )
+        } else {
+            String::new()
+        };
+        outln!(
+            "  {n:>4} × {name}: {}.{:02} {}{given_back}",
+            fen / 100,
+            fen % 100,
+            tr(lang, "yuan", "元"),
+        )?;
+    }
+    for why in &report.incomplete_reasons {
+        outln!("  {} {why}", tr(lang, "incomplete:", "未完成："))?;
+    }
+    let date = &report.date;
+    let dir = r.host_dir.display();
+    if zh {
+        outln!("  明细：poskit recon --data {dir} --date {date} --lang zh")?;
+    } else {
+        outln!("  Details: poskit recon --data {dir} --date {date}")?;
+    }
     Ok(())
 }
 
