@@ -55,6 +55,9 @@ enum Command {
     /// Reconcile one clearing day: terminal settlements, the host ledger and the switch's
     /// files; every break classified, credit adjustments posted once.
     Recon(cmd::recon::Args),
+    /// Was the customer charged? Find a transaction by RRN, trace, authorization code, or
+    /// card digits and amount; its whole chain and the verdict.
+    Lookup(cmd::lookup::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
     /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Pos(args) => cmd::pos::run(args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Recon(args) => cmd::recon::run(args),
+        Command::Lookup(args) => cmd::lookup::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Clearing(args) => cmd::clearing::run(args),
     };

@@ -24,7 +24,7 @@
 //! - Domain types do not implement `Serialize`: the CLI and the web API define their own
 //!   shapes at the edge.
 
-pub mod breaks;
+pub mod advice;
 mod catalog;
 mod entry;
 mod kinds;

@@ -329,6 +329,7 @@ fn every_data_file_is_one_the_catalog_loads() {
         "symptoms.toml",
         "synonyms.toml",
         "vendor.toml",
+        "verdicts.toml",
     ];
     let data_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
     let mut present: Vec<String> = std::fs::read_dir(data_dir)

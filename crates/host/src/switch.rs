@@ -237,55 +237,70 @@ pub struct SwitchMessage {
     pub voided: bool,
 }
 
+/// The columns [`message_row`] reads.
+const MESSAGE_COLUMNS: &str = "id, clearing_day, fwd_stan, fwd_time, mti, processing_code, kind,
+    pan_masked, amount_fen, tid, mid, mcc, merchant_name, rrn, auth_code, code, condition_code,
+    entry_mode, original_stan, original_time, issuer, acquirer, reversed, voided";
+
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SwitchMessage> {
+    let kind: String = r.get(6)?;
+    let original: (Option<u32>, Option<String>) = (r.get(18)?, r.get(19)?);
+    Ok(SwitchMessage {
+        id: r.get(0)?,
+        clearing_day: r.get(1)?,
+        fwd_stan: r.get(2)?,
+        fwd_time: r.get(3)?,
+        mti: r.get(4)?,
+        processing_code: r.get(5)?,
+        kind: TransactionKind::from_slug(&kind),
+        pan_masked: r.get(7)?,
+        amount_fen: r.get::<_, i64>(8)?.max(0) as u64,
+        tid: r.get(9)?,
+        mid: r.get(10)?,
+        mcc: r.get(11)?,
+        merchant_name: r.get(12)?,
+        rrn: r.get(13)?,
+        auth_code: r.get(14)?,
+        code: r.get(15)?,
+        condition_code: r.get(16)?,
+        entry_mode: r.get(17)?,
+        original: match original {
+            (Some(stan), Some(time)) => Some((stan, time)),
+            _ => None,
+        },
+        issuer: r.get(20)?,
+        acquirer: r.get(21)?,
+        reversed: r.get(22)?,
+        voided: r.get(23)?,
+    })
+}
+
 /// The messages the switch clears on `clearing_day`: approved money-moving messages and
 /// approved reversals of them, in the order received.
 pub fn cleared_on(conn: &Connection, clearing_day: i64) -> StoreResult<Vec<SwitchMessage>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, clearing_day, fwd_stan, fwd_time, mti, processing_code, kind, pan_masked,
-             amount_fen, tid, mid, mcc, merchant_name, rrn, auth_code, code, condition_code,
-             entry_mode, original_stan, original_time, issuer, acquirer, reversed, voided
-         FROM switch_messages WHERE clearing_day = ?1 AND code = '00' ORDER BY id",
-    )?;
-    let rows = stmt.query_map([clearing_day], |r| {
-        let kind: String = r.get(6)?;
-        let original: (Option<u32>, Option<String>) = (r.get(18)?, r.get(19)?);
-        Ok(SwitchMessage {
-            id: r.get(0)?,
-            clearing_day: r.get(1)?,
-            fwd_stan: r.get(2)?,
-            fwd_time: r.get(3)?,
-            mti: r.get(4)?,
-            processing_code: r.get(5)?,
-            kind: TransactionKind::from_slug(&kind),
-            pan_masked: r.get(7)?,
-            amount_fen: r.get::<_, i64>(8)?.max(0) as u64,
-            tid: r.get(9)?,
-            mid: r.get(10)?,
-            mcc: r.get(11)?,
-            merchant_name: r.get(12)?,
-            rrn: r.get(13)?,
-            auth_code: r.get(14)?,
-            code: r.get(15)?,
-            condition_code: r.get(16)?,
-            entry_mode: r.get(17)?,
-            original: match original {
-                (Some(stan), Some(time)) => Some((stan, time)),
-                _ => None,
-            },
-            issuer: r.get(20)?,
-            acquirer: r.get(21)?,
-            reversed: r.get(22)?,
-            voided: r.get(23)?,
-        })
-    })?;
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM switch_messages
+         WHERE clearing_day = ?1 AND code = '00' ORDER BY id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut out = Vec::new();
-    for row in rows {
+    for row in stmt.query_map([clearing_day], message_row)? {
         let m = row?;
         if m.kind.is_some_and(is_cleared_kind) {
             out.push(m);
         }
     }
     Ok(out)
+}
+
+/// Every message the switch holds with this RRN (the host's transaction and, for a
+/// reversal, the reversal's own), oldest first: what the network says of a transaction.
+pub fn messages_with_rrn(conn: &Connection, rrn: &str) -> StoreResult<Vec<SwitchMessage>> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM switch_messages WHERE rrn = ?1 ORDER BY id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    Ok(stmt
+        .query_map([rrn], message_row)?
+        .collect::<Result<_, _>>()?)
 }
 
 /// A dispute or error transaction the switch records against this acquirer (AERRA).

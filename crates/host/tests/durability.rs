@@ -102,7 +102,11 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
              ALTER TABLE transactions DROP COLUMN fwd;
              DROP TABLE switch_messages;
              DROP TABLE switch_disputes;
-             DROP TABLE recon_adjustments;",
+             DROP TABLE recon_adjustments;
+             DROP TABLE retained_cards;
+             DROP INDEX transactions_auth_code;
+             DROP INDEX transactions_day_amount;
+             DROP INDEX transactions_original;",
         )
         .unwrap();
     }
@@ -167,10 +171,14 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
         .unwrap();
     assert_eq!(
         indexes,
-        // transactions_created: schema 9's, for reconciliation's reads by time.
+        // transactions_created: schema 9's, for reconciliation's reads by time; the rest
+        // schema 10's, for lookups.
         [
+            "transactions_auth_code",
             "transactions_created",
+            "transactions_day_amount",
             "transactions_key",
+            "transactions_original",
             "transactions_pre_auth"
         ],
         "schemas 3 and 4: the indexes an approval no longer needs are gone"

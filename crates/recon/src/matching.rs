@@ -344,7 +344,7 @@ fn new_break(
 
 /// The catalog's priority for a class.
 pub fn priority_of(class: Class) -> u8 {
-    poskit_codes::breaks::break_advice(class.as_str()).map_or(2, |a| a.priority)
+    poskit_codes::advice::break_advice(class.as_str()).map_or(2, |a| a.priority)
 }
 
 pub fn host_json(h: &HostTxn) -> Value {

@@ -266,7 +266,7 @@ pub struct Break {
     pub resolution: Option<String>,
     /// The clearing day (YYYYMMDD) it was found on.
     pub found_on: String,
-    /// What to do, from the catalog (`poskit_codes::breaks`).
+    /// What to do, from the catalog (`poskit_codes::advice`).
     pub advice: Advice,
 }
 
@@ -279,7 +279,7 @@ pub struct Advice {
 
 impl Advice {
     pub fn of(class: Class) -> Advice {
-        poskit_codes::breaks::break_advice(class.as_str()).map_or_else(Advice::default, |a| {
+        poskit_codes::advice::break_advice(class.as_str()).map_or_else(Advice::default, |a| {
             Advice {
                 zh: a.action_zh.clone(),
                 en: a.action_en.clone(),

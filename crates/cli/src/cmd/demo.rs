@@ -204,7 +204,7 @@ fn print_recon(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
         e.2 += u64::from(b.status == poskit_recon::Status::Resolved);
     }
     for (class, (n, fen, resolved)) in per_class {
-        let name = poskit_codes::breaks::break_advice(class).map_or(class, |a| a.name(lang));
+        let name = poskit_codes::advice::break_advice(class).map_or(class, |a| a.name(lang));
         let given_back = if resolved > 0 {
             format!(
                 ", {resolved} {}",

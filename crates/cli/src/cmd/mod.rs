@@ -8,6 +8,7 @@ pub mod encode;
 pub mod explain;
 pub mod host;
 pub mod locale;
+pub mod lookup;
 pub mod mac;
 pub mod pinblock;
 pub mod pos;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use poskit_codes::Lang;
-use poskit_codes::breaks::break_advice;
+use poskit_codes::advice::break_advice;
 use poskit_domain::calendar::{ClearingCut, day_of_yyyymmdd};
 use poskit_host::config::parse_hhmm;
 use poskit_recon::run::{Options, ReconError, Report, run as reconcile};

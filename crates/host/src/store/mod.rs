@@ -6,6 +6,7 @@
 //! only then are responses written.
 
 pub mod books;
+pub mod lookup;
 pub mod sqlite;
 pub mod traces;
 

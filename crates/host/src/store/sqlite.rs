@@ -358,6 +358,30 @@ CREATE TABLE recon_adjustments (
 CREATE INDEX transactions_created ON transactions (created_ms);
 "#,
     ),
+    Migration::Sql(
+        r#"
+-- Issue 20: `poskit lookup` finds a transaction from what a merchant or cardholder holds —
+-- the slip's authorization code, the card's last digits and the amount on a day — and
+-- its chain (reversal, void, refund, completion, adjustment name their original). Each
+-- index costs the writer one B-tree insert where it applies.
+CREATE INDEX transactions_auth_code ON transactions (auth_code) WHERE auth_code IS NOT NULL;
+CREATE INDEX transactions_day_amount ON transactions (day, amount_fen);
+CREATE INDEX transactions_original ON transactions (original_id) WHERE original_id IS NOT NULL;
+CREATE INDEX switch_messages_rrn ON switch_messages (rrn);
+-- Cards retained at a terminal (a pick-up answer: 04, 07, 41, 43, ...): what the merchant
+-- must do with the card and by when (issue 20 §3).
+CREATE TABLE retained_cards (
+    txn_id INTEGER PRIMARY KEY,
+    pan_masked TEXT NOT NULL,
+    tid TEXT NOT NULL,
+    mid TEXT NOT NULL,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL
+) STRICT;
+"#,
+    ),
 ];
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
@@ -2628,8 +2652,8 @@ mod tests {
             )
             .unwrap();
         // Schema 9 adds four indexes and two unique keys (`recon_adjustments`'s primary
-        // key, `switch_disputes.reference`).
-        assert_eq!(indexes_after, indexes_before + 6, "every index rebuilt");
+        // key, `switch_disputes.reference`); schema 10 four indexes.
+        assert_eq!(indexes_after, indexes_before + 10, "every index rebuilt");
         let enforced: bool = conn
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();

@@ -1,6 +1,7 @@
-//! Reconciliation break classes as data (`data/breaks.toml`): their names, what to do and
-//! what to tell the customer, in Chinese and English. `poskit recon` shows these words and
-//! no others.
+//! The words of reconciliation and lookup as data, in Chinese and English: break classes
+//! (`data/breaks.toml`: their names, what to do, what to tell the customer) and lookup
+//! verdicts (`data/verdicts.toml`: was the customer charged, what next). `poskit recon` and
+//! `poskit lookup` show these words and no others.
 
 use std::sync::OnceLock;
 
@@ -56,10 +57,46 @@ pub fn break_advice(class: &str) -> Option<&'static BreakAdvice> {
 pub fn break_classes() -> &'static [BreakAdvice] {
     static BREAKS: OnceLock<Vec<BreakAdvice>> = OnceLock::new();
     BREAKS.get_or_init(|| {
-        let file: BreakFile = toml::from_str(include_str!("../data/breaks.toml"))
-            .unwrap_or_else(|e| panic!("data/breaks.toml is invalid: {e}"));
-        file.breaks
+        parse::<BreakFile>("data/breaks.toml", include_str!("../data/breaks.toml")).breaks
     })
+}
+
+/// Built-in data: invalid is a programmer error, found by the tests.
+fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> T {
+    toml::from_str(text).unwrap_or_else(|e| panic!("{name} is invalid: {e}"))
+}
+
+/// A lookup verdict: was the customer charged, and what now.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    /// `charged`, `not_charged`, `refunded`, `refund_pending`, `unknown_until_clearing`.
+    pub verdict: String,
+    pub meaning_zh: String,
+    pub meaning_en: String,
+    pub next_zh: String,
+    pub next_en: String,
+    pub customer_zh: String,
+    pub customer_en: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerdictFile {
+    verdict: Vec<Verdict>,
+}
+
+/// Every verdict of the catalog.
+pub fn verdicts() -> &'static [Verdict] {
+    static VERDICTS: OnceLock<Vec<Verdict>> = OnceLock::new();
+    VERDICTS.get_or_init(|| {
+        parse::<VerdictFile>("data/verdicts.toml", include_str!("../data/verdicts.toml")).verdict
+    })
+}
+
+/// The words of one verdict; `None` for a verdict the catalog does not know.
+pub fn verdict(name: &str) -> Option<&'static Verdict> {
+    verdicts().iter().find(|v| v.verdict == name)
 }
 
 #[cfg(test)]
@@ -91,5 +128,25 @@ mod tests {
         }
         assert_eq!(break_classes().len(), 10);
         assert!(break_advice("Z").is_none());
+    }
+
+    #[test]
+    fn every_lookup_verdict_has_its_words_in_both_languages() {
+        for name in [
+            "charged",
+            "not_charged",
+            "refunded",
+            "refund_pending",
+            "unknown_until_clearing",
+        ] {
+            let v = verdict(name).unwrap_or_else(|| panic!("no verdict {name}"));
+            for text in [&v.meaning_zh, &v.next_zh, &v.customer_zh] {
+                assert!(text.chars().any(|c| c > '\u{2e80}'), "{name}: {text}");
+            }
+            for text in [&v.meaning_en, &v.next_en, &v.customer_en] {
+                assert!(text.is_ascii() && text.len() > 10, "{name}: {text}");
+            }
+        }
+        assert_eq!(verdicts().len(), 5);
     }
 }

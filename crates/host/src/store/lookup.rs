@@ -1,0 +1,147 @@
+//! What `poskit lookup` reads of the ledger: a transaction found from what a merchant or a
+//! cardholder holds (a slip's RRN, trace or authorization code; the card's last digits and
+//! the amount on a day), and the rows that name it as their original (reversal, void,
+//! refund, completion, adjustment). Every query is served by an index (schema 10), so a
+//! ledger of ten million rows answers in milliseconds.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreResult;
+
+/// Rows one query returns at most (a day's amount at a busy acquirer can repeat).
+pub const ROWS_MAX: usize = 200;
+
+/// A transaction as a person reads it (card masked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnView {
+    pub id: i64,
+    pub kind: Option<String>,
+    pub reversal: bool,
+    pub mti: String,
+    pub tid: Option<String>,
+    pub mid: Option<String>,
+    pub batch: Option<u32>,
+    pub stan: Option<u32>,
+    pub amount_fen: Option<u64>,
+    pub pan_masked: Option<String>,
+    pub rrn: Option<String>,
+    pub auth_code: Option<String>,
+    /// The business day (days since 1970-01-01, local).
+    pub day: i64,
+    pub mmdd: String,
+    pub hhmmss: String,
+    pub created_ms: i64,
+    pub code: String,
+    pub reason: String,
+    pub state: String,
+    pub original_id: Option<i64>,
+    pub refunded_fen: u64,
+    /// Went through the switch (a card of an external issuer).
+    pub fwd: bool,
+}
+
+const COLUMNS: &str = "id, kind, reversal, mti, tid, mid, batch, stan, amount_fen, pan_masked,
+    rrn, auth_code, day, mmdd, hhmmss, created_ms, code, reason, state, original_id,
+    refunded_fen, fwd";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnView> {
+    Ok(TxnView {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        reversal: r.get(2)?,
+        mti: r.get(3)?,
+        tid: r.get(4)?,
+        mid: r.get(5)?,
+        batch: r.get(6)?,
+        stan: r.get(7)?,
+        amount_fen: r.get::<_, Option<i64>>(8)?.map(|a| a.max(0) as u64),
+        pan_masked: r.get(9)?,
+        rrn: r.get(10)?,
+        auth_code: r.get(11)?,
+        day: r.get(12)?,
+        mmdd: r.get(13)?,
+        hhmmss: r.get(14)?,
+        created_ms: r.get(15)?,
+        code: r.get(16)?,
+        reason: r.get(17)?,
+        state: r.get(18)?,
+        original_id: r.get(19)?,
+        refunded_fen: r.get::<_, i64>(20)?.max(0) as u64,
+        fwd: r.get(21)?,
+    })
+}
+
+fn query(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<TxnView>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM transactions WHERE {filter} ORDER BY id LIMIT {ROWS_MAX}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    Ok(stmt.query_map(params, row)?.collect::<Result<_, _>>()?)
+}
+
+/// The transaction with this id (its RRN is the id, twelve digits).
+pub fn by_id(conn: &Connection, id: i64) -> StoreResult<Option<TxnView>> {
+    let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], row).optional()?)
+}
+
+/// A terminal's transactions with this trace (field 11), in any batch.
+pub fn by_tid_trace(conn: &Connection, tid: &str, stan: u32) -> StoreResult<Vec<TxnView>> {
+    // `transactions_key` leads with the terminal: the search reads that terminal's part of
+    // the index only (a busy terminal's year is some 200 000 entries).
+    query(conn, "tid = ?1 AND stan = ?2", params![tid, stan])
+}
+
+/// Transactions with this authorization code (field 38).
+pub fn by_auth_code(conn: &Connection, auth_code: &str) -> StoreResult<Vec<TxnView>> {
+    query(conn, "auth_code = ?1", params![auth_code])
+}
+
+/// Transactions of this amount on business days `from_day..=to_day`.
+pub fn by_day_amount(
+    conn: &Connection,
+    from_day: i64,
+    to_day: i64,
+    amount_fen: u64,
+) -> StoreResult<Vec<TxnView>> {
+    let amount = i64::try_from(amount_fen).unwrap_or(i64::MAX);
+    query(
+        conn,
+        "day BETWEEN ?1 AND ?2 AND amount_fen = ?3",
+        params![from_day, to_day, amount],
+    )
+}
+
+/// The rows that name `id` as their original: reversal, void, refund, completion,
+/// adjustment, and answers to requests that reused its trace (94).
+pub fn naming(conn: &Connection, id: i64) -> StoreResult<Vec<TxnView>> {
+    query(conn, "original_id = ?1", params![id])
+}
+
+/// A terminal's settlement of a batch: (balanced, settled at, closed at).
+pub fn settlement_of(
+    conn: &Connection,
+    tid: &str,
+    batch: u32,
+) -> StoreResult<Option<(bool, i64, Option<i64>)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT balanced, settled_ms, closed_ms FROM settlements
+             WHERE tid = ?1 AND batch = ?2 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![tid, batch], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
+}
+
+/// The credit adjustment reconciliation posted for a break, if any: its ledger id.
+pub fn adjustment_for(conn: &Connection, reference: &str) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT txn_id FROM recon_adjustments WHERE reference = ?1")?
+        .query_row([reference], |r| r.get(0))
+        .optional()?)
+}
