@@ -58,6 +58,9 @@ enum Command {
     /// Was the customer charged? Find a transaction by RRN, trace, authorization code, or
     /// card digits and amount; its whole chain and the verdict.
     Lookup(cmd::lookup::Args),
+    /// Disputes (差错): import the switch's AERRA file, open, list and act on cases; list
+    /// the cards retained at terminals.
+    Disputes(cmd::disputes::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
     /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Recon(args) => cmd::recon::run(args),
         Command::Lookup(args) => cmd::lookup::run(args),
+        Command::Disputes(args) => cmd::disputes::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Clearing(args) => cmd::clearing::run(args),
     };

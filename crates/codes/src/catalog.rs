@@ -165,6 +165,13 @@ impl Catalog {
             .map_or(UNKNOWN_CODE_CLASS, Entry::class)
     }
 
+    /// Whether `code` in `table` tells the merchant to retain the card (没收卡: 04, 07, 33–37,
+    /// 41, 43, 67): the catalog's class D (the operator must act) about the card itself.
+    pub fn is_pick_up(&self, table: Table, code: &str) -> bool {
+        self.lookup(table, code)
+            .is_some_and(|e| e.class() == Class::D && e.category() == crate::Category::Card)
+    }
+
     /// The retry rule of `code` in `table`; [`UNKNOWN_CODE_RETRY`] for an unknown code.
     pub fn retry_of(&self, table: Table, code: &str) -> Retry {
         self.lookup(table, code)

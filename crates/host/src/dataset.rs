@@ -11,8 +11,8 @@ use poskit_security::{Pin, SecretKey};
 
 use crate::HostError;
 use crate::model::{
-    Card, CardStatus, DataSet, ExternalIssuer, Institution, Merchant, MerchantStatus, Terminal,
-    TerminalStatus, kinds_from_text,
+    Card, CardStatus, CardType, DataSet, ExternalIssuer, Institution, Merchant, MerchantStatus,
+    Terminal, TerminalStatus, kinds_from_text,
 };
 use crate::pinhash::PinHasher;
 
@@ -95,6 +95,9 @@ struct TerminalRow {
 #[serde(deny_unknown_fields)]
 struct CardRow {
     pan: String,
+    /// debit (the default) or credit.
+    #[serde(default)]
+    card_type: Option<String>,
     expiry: String,
     pin: Option<String>,
     status: Option<String>,
@@ -243,6 +246,13 @@ impl CardRow {
             }
         };
         Ok(Card {
+            card_type: status(
+                self.card_type.as_deref(),
+                CardType::parse,
+                CardType::Debit,
+                CardType::NAMES,
+                &whose,
+            )?,
             expiry: self.expiry,
             status: status(
                 self.status.as_deref(),

@@ -8,8 +8,8 @@ use poskit_domain::{AmountFen, Mid, Pan, ResponseCode, Tid, TransactionKind};
 use poskit_security::{Pin, SecretKey};
 
 use crate::model::{
-    Card, CardStatus, DataSet, ExternalIssuer, Institution, Merchant, MerchantStatus, Terminal,
-    TerminalStatus,
+    Card, CardStatus, CardType, DataSet, ExternalIssuer, Institution, Merchant, MerchantStatus,
+    Terminal, TerminalStatus,
 };
 use crate::pinhash::PinHasher;
 
@@ -439,6 +439,12 @@ pub fn data_set(hasher: &PinHasher) -> DataSet {
                 .unwrap_or_else(|_| unreachable!("demo PANs are 19 digits"));
             Card {
                 pin_hash: Some(hasher.hash(pan.digits(), &pin)),
+                // The cards of other banks are credit cards, the demo bank's debit cards.
+                card_type: if s.bin == OWN_BIN {
+                    CardType::Debit
+                } else {
+                    CardType::Credit
+                },
                 pan,
                 expiry: s.expiry.into(),
                 status: s.status,
@@ -457,6 +463,12 @@ pub fn data_set(hasher: &PinHasher) -> DataSet {
             Pan::parse(&fleet_pan(i)).unwrap_or_else(|_| unreachable!("demo PANs are 19 digits"));
         Card {
             pin_hash: Some(hasher.hash(pan.digits(), &pin)),
+            // Both kinds in the fleet: odd cards are credit cards.
+            card_type: if i % 2 == 1 {
+                CardType::Credit
+            } else {
+                CardType::Debit
+            },
             pan,
             expiry: "3012".into(),
             status: CardStatus::Active,

@@ -28,8 +28,8 @@ use crate::pinhash::{PinHasher, PinTag};
 use crate::request::{self, Echo, FormatError, Request};
 use crate::response::{Reply, put_mac, remac};
 use crate::store::{
-    CardState, Ledger, MerchantState, NewTxn, StoreError, StoreResult, StoredAnswer, TerminalState,
-    Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
+    CardState, Ledger, MerchantState, NewTxn, RetainedCard, StoreError, StoreResult, StoredAnswer,
+    TerminalState, Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
 };
 pub use crate::stranger::Stranger;
 use crate::switch::{Divergence, Forwarded, forward_stan_of};
@@ -719,6 +719,9 @@ fn refuse(code: Rc, reason: impl Into<String>) -> Decision {
         ..decline(code, reason)
     }
 }
+
+/// Days a merchant has to hand a retained card to the acquirer.
+pub const RETAINED_HANDOVER_DAYS: i64 = 3;
 
 /// What an approval did, for the response.
 #[derive(Default)]
@@ -1695,6 +1698,14 @@ impl Ctx<'_, '_> {
                 ),
             )));
         }
+        if let Some((dispute, state)) = self.ledger.open_chargeback_of(original.id)? {
+            return Ok(Err(decline(
+                Rc::INVALID_TRANSACTION,
+                format!(
+                    "the sale with RRN {rrn} is under dispute (chargeback {dispute}, {state}): a disputed transaction cannot be refunded; the dispute decides whether the money goes back"
+                ),
+            )));
+        }
         let left = original
             .amount_fen
             .unwrap_or(0)
@@ -2318,7 +2329,29 @@ impl Ctx<'_, '_> {
             card,
             effect.original_id,
         )?;
+        self.note_retained(req, id, d.code, &d.reason)?;
         self.answer(req, id, d.code, d.reason, d.require_sign_in, effect)
+    }
+
+    /// A pick-up answer (没收卡) leaves a record of the card the merchant is to retain, and
+    /// by when to hand it over.
+    fn note_retained(&mut self, req: &Request, id: i64, code: Rc, reason: &str) -> StoreResult<()> {
+        let pick_up =
+            poskit_codes::Catalog::builtin().is_pick_up(poskit_codes::Table::CupPos, code.as_str());
+        let Some(card) = req.card.as_ref().filter(|_| pick_up) else {
+            return Ok(());
+        };
+        let masked = card.pan.masked();
+        self.ledger.record_retained(&RetainedCard {
+            txn_id: id,
+            pan_masked: &masked,
+            tid: req.tid.as_str(),
+            mid: req.mid.as_str(),
+            code: code.as_str(),
+            reason,
+            created_ms: self.now.unix_ms,
+            due_ms: self.now.unix_ms + RETAINED_HANDOVER_DAYS * 86_400_000,
+        })
     }
 
     fn base_reply(&self, req: &Request, id: i64, code: Rc) -> Reply {

@@ -71,9 +71,18 @@ pub enum CardStatus {
     Restricted,
 }
 
+/// Debit or credit: the dispute rules differ (a debit card's chargeback cannot be
+/// represented nor charged back a second time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardType {
+    Debit,
+    Credit,
+}
+
 #[derive(Clone, Debug)]
 pub struct Card {
     pub pan: Pan,
+    pub card_type: CardType,
     /// YYMM.
     pub expiry: String,
     pub status: CardStatus,
@@ -110,6 +119,7 @@ macro_rules! status_names {
 
 status_names!(MerchantStatus { Active => "active", Inactive => "inactive", Blacklisted => "blacklisted" });
 status_names!(TerminalStatus { Active => "active", Inactive => "inactive" });
+status_names!(CardType { Debit => "debit", Credit => "credit" });
 status_names!(CardStatus {
     Active => "active",
     Lost => "lost",

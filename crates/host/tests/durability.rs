@@ -104,6 +104,9 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
              DROP TABLE switch_disputes;
              DROP TABLE recon_adjustments;
              DROP TABLE retained_cards;
+             DROP TABLE dispute_events;
+             DROP TABLE disputes;
+             ALTER TABLE cards DROP COLUMN card_type;
              DROP INDEX transactions_auth_code;
              DROP INDEX transactions_day_amount;
              DROP INDEX transactions_original;",

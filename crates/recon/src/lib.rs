@@ -5,6 +5,7 @@
 //! - [`matching`]: the comparison, pure: sides in, matched count and breaks out.
 //! - [`model`]: what each side's record holds, the break classes and actions.
 
+pub mod disputes;
 pub mod lookup;
 pub mod matching;
 pub mod model;

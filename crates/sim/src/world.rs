@@ -80,6 +80,7 @@ fn sim_data_set(terminals: u32, pins: &PinHasher) -> Result<DataSet, String> {
         for pan in [sim_pan(i), wrong_pin_pan(i), external_pan(i)] {
             let pan = Pan::parse(&pan).map_err(|e| e.to_string())?;
             set.cards.push(Card {
+                card_type: poskit_host::model::CardType::Debit,
                 pin_hash: Some(pins.hash(pan.digits(), &pin)),
                 pan,
                 expiry: "3012".into(),

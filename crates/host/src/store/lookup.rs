@@ -145,3 +145,38 @@ pub fn adjustment_for(conn: &Connection, reference: &str) -> StoreResult<Option<
         .query_row([reference], |r| r.get(0))
         .optional()?)
 }
+
+/// A card a pick-up answer told the merchant to retain.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Retained {
+    pub txn_id: i64,
+    pub pan_masked: String,
+    pub tid: String,
+    pub mid: String,
+    pub code: String,
+    pub reason: String,
+    pub created_ms: i64,
+    /// By when the merchant hands it to the acquirer.
+    pub due_ms: i64,
+}
+
+/// Every retained card, newest first.
+pub fn retained_cards(conn: &Connection) -> StoreResult<Vec<Retained>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT txn_id, pan_masked, tid, mid, code, reason, created_ms, due_ms
+         FROM retained_cards ORDER BY txn_id DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Retained {
+            txn_id: r.get(0)?,
+            pan_masked: r.get(1)?,
+            tid: r.get(2)?,
+            mid: r.get(3)?,
+            code: r.get(4)?,
+            reason: r.get(5)?,
+            created_ms: r.get(6)?,
+            due_ms: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -7,6 +7,7 @@
 
 pub mod books;
 pub mod lookup;
+pub mod postings;
 pub mod sqlite;
 pub mod traces;
 
@@ -220,6 +221,20 @@ pub struct UploadedDetail {
     pub amount_fen: u64,
 }
 
+/// A card a pick-up answer told the merchant to retain.
+#[derive(Clone, Debug)]
+pub struct RetainedCard<'a> {
+    pub txn_id: i64,
+    pub pan_masked: &'a str,
+    pub tid: &'a str,
+    pub mid: &'a str,
+    pub code: &'a str,
+    pub reason: &'a str,
+    pub created_ms: i64,
+    /// By when the card is to be handed to the acquirer.
+    pub due_ms: i64,
+}
+
 /// The engine's view of storage, inside one transaction.
 pub trait Ledger {
     // Master data.
@@ -341,6 +356,14 @@ pub trait Ledger {
         uploaded: u32,
         now_ms: i64,
     ) -> StoreResult<()>;
+
+    /// The open chargeback of a transaction, if any: (dispute id, state). A disputed
+    /// transaction cannot be refunded.
+    fn open_chargeback_of(&mut self, txn_id: i64) -> StoreResult<Option<(i64, String)>>;
+
+    /// Records a card the terminal was told to retain (a pick-up answer), once per
+    /// transaction: what the merchant must do with it by `due_ms`.
+    fn record_retained(&mut self, card: &RetainedCard<'_>) -> StoreResult<()>;
 
     /// Writes whatever the store held back for the request (a row waiting for its
     /// answer): the engine calls it once per request, after the answer is recorded.

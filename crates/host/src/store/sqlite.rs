@@ -17,8 +17,8 @@ use crate::clock::HostTime;
 
 use super::traces::{TRACE_LOAD_ROWS_MAX, Trace, TraceFilter};
 use super::{
-    CardState, InstitutionState, Ledger, MerchantState, NewTxn, StoreError, StoreResult,
-    StoredAnswer, TerminalState, Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
+    CardState, InstitutionState, Ledger, MerchantState, NewTxn, RetainedCard, StoreError,
+    StoreResult, StoredAnswer, TerminalState, Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
 };
 use crate::model::{
     CardStatus, DataSet, ExternalIssuer, MerchantStatus, TerminalStatus, kinds_from_text,
@@ -382,6 +382,41 @@ CREATE TABLE retained_cards (
 ) STRICT;
 "#,
     ),
+    Migration::Sql(
+        r#"
+-- Issue 20 §2: disputes (差错). A card is debit or credit (a debit card's chargeback cannot
+-- be represented); a dispute is one case about one transaction, of one type, with its
+-- E-code, reason code, state and deadline; every step of it is an event, and the step that
+-- moves money names its ledger transaction (one per dispute and step: never posted twice).
+ALTER TABLE cards ADD COLUMN card_type TEXT NOT NULL DEFAULT 'debit';
+CREATE TABLE disputes (
+    id INTEGER PRIMARY KEY,
+    txn_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    e_code TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reference TEXT UNIQUE,
+    UNIQUE (txn_id, kind)
+) STRICT;
+CREATE TABLE dispute_events (
+    id INTEGER PRIMARY KEY,
+    dispute_id INTEGER NOT NULL REFERENCES disputes(id),
+    step TEXT NOT NULL,
+    e_code TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    evidence TEXT,
+    posted_txn_id INTEGER,
+    UNIQUE (dispute_id, step)
+) STRICT;
+CREATE INDEX disputes_due ON disputes (state, due_ms);
+"#,
+    ),
 ];
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
@@ -705,7 +740,8 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
         if let Some(id) = existing {
             tx.execute(
                 "UPDATE cards SET expiry = ?2, status = ?3, pin_hash = ?4, pin_tries_max = ?5,
-                     pin_tries_used = ?6, daily_count_max = ?7, permitted = ?8, label = ?9 WHERE id = ?1",
+                     pin_tries_used = ?6, daily_count_max = ?7, permitted = ?8, label = ?9,
+                     card_type = ?10 WHERE id = ?1",
                 params![
                     id,
                     c.expiry,
@@ -715,7 +751,8 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
                     c.pin_tries_used,
                     c.daily_count_max,
                     kinds_to_text(&c.permitted),
-                    c.label
+                    c.label,
+                    c.card_type.as_str()
                 ],
             )?;
             counts.cards_updated += 1;
@@ -739,8 +776,8 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
         let acct = account(&tx, "card", "card:new")?;
         tx.execute(
             "INSERT INTO cards (pan, expiry, status, pin_hash, pin_tries_max, pin_tries_used,
-                 daily_count_max, permitted, label, account)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 daily_count_max, permitted, label, account, card_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 c.pan.digits(),
                 c.expiry,
@@ -751,7 +788,8 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
                 c.daily_count_max,
                 kinds_to_text(&c.permitted),
                 c.label,
-                acct
+                acct,
+                c.card_type.as_str()
             ],
         )?;
         let card_id = tx.last_insert_rowid();
@@ -1903,6 +1941,36 @@ impl SqliteLedger<'_, '_> {
 }
 
 impl Ledger for SqliteLedger<'_, '_> {
+    fn open_chargeback_of(&mut self, txn_id: i64) -> StoreResult<Option<(i64, String)>> {
+        Ok(self
+            .db()?
+            .prepare_cached(
+                "SELECT id, state FROM disputes
+                 WHERE txn_id = ?1 AND kind = 'chargeback' AND state != 'accepted'",
+            )?
+            .query_row([txn_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn record_retained(&mut self, card: &RetainedCard<'_>) -> StoreResult<()> {
+        self.db()?
+            .prepare_cached(
+                "INSERT INTO retained_cards (txn_id, pan_masked, tid, mid, code, reason, created_ms, due_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (txn_id) DO NOTHING",
+            )?
+            .execute(params![
+                card.txn_id,
+                card.pan_masked,
+                card.tid,
+                card.mid,
+                card.code,
+                card.reason,
+                card.created_ms,
+                card.due_ms
+            ])?;
+        Ok(())
+    }
+
     fn flush(&mut self) -> StoreResult<()> {
         self.write_pending()
     }
@@ -2652,8 +2720,9 @@ mod tests {
             )
             .unwrap();
         // Schema 9 adds four indexes and two unique keys (`recon_adjustments`'s primary
-        // key, `switch_disputes.reference`); schema 10 four indexes.
-        assert_eq!(indexes_after, indexes_before + 10, "every index rebuilt");
+        // key, `switch_disputes.reference`); schema 10 four indexes; schema 11 one index and
+        // three unique keys.
+        assert_eq!(indexes_after, indexes_before + 14, "every index rebuilt");
         let enforced: bool = conn
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
