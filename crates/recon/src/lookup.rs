@@ -431,6 +431,14 @@ fn host_charge(root: &TxnView, related: &[TxnView]) -> (u64, String) {
     if !approved(root) {
         return (0, format!("declined with {}: {}", root.code, root.reason));
     }
+    if root.reversal {
+        // A reversal that found no original (a tombstone): the sale never posted, and a
+        // late copy of it cannot.
+        return (
+            0,
+            format!("only its reversal reached the host: {}", root.reason),
+        );
+    }
     match (kind, root.state.as_str()) {
         (_, "reversed") => (0, "reversed before settlement: nothing was taken".into()),
         (_, "voided") => (0, "voided the same day: nothing was taken".into()),

@@ -46,6 +46,7 @@ pub(crate) fn check(w: &mut World) {
     let cut = ClearingCut::default();
     let day = cut.day_of(DAY_START_UNIX_MS);
     let diverged = std::mem::take(&mut w.diverged);
+    let reported_failed = reported_failed(w);
     let node = w.host_node();
     let clearing = node.dir().join("clearing");
     let state_path = node.dir().join("recon.db");
@@ -85,6 +86,7 @@ pub(crate) fn check(w: &mut World) {
     }
     let expected = expected(conn, &diverged, &mut violations);
     compare(conn, &expected, &breaks, &mut violations);
+    let verdicts = looked_up(conn, &state, &reported_failed, &mut violations);
     let mut by_class: BTreeMap<&str, u64> = BTreeMap::new();
     for b in breaks.values() {
         *by_class.entry(b.class.as_str()).or_default() += 1;
@@ -94,9 +96,71 @@ pub(crate) fn check(w: &mut World) {
         "breaks": by_class,
         "injected": diverged.len(),
         "credit_adjustments": count(conn, "SELECT count(*) FROM recon_adjustments"),
+        "verdicts_of_reported_failures": verdicts,
     }));
     w.report.violations.extend(violations);
     w.diverged = diverged;
+}
+
+/// Sales the terminals reported failed (their reversal did not fail): (tid, batch, trace).
+fn reported_failed(w: &World) -> Vec<(String, u32, u32)> {
+    use poskit_terminal::engine::{ReversalState, TxnState};
+    let mut out = Vec::new();
+    for (tid, journal) in w.journals() {
+        for t in journal.txns(None).unwrap_or_default() {
+            let failed = !matches!(
+                t.state,
+                TxnState::Approved | TxnState::Voided | TxnState::Closed
+            );
+            if t.kind == poskit_domain::TransactionKind::Sale
+                && failed
+                && t.reversal != ReversalState::Failed
+            {
+                out.push((tid.clone(), t.batch, t.stan));
+            }
+        }
+    }
+    out
+}
+
+/// After reconciliation, `poskit lookup` on every sale a terminal reported failed: none may
+/// be `charged` (the customer was told it failed), and the day is reconciled, so none is
+/// still `unknown_until_clearing`. Returns the verdicts by count.
+fn looked_up(
+    conn: &Connection,
+    state: &Connection,
+    failed: &[(String, u32, u32)],
+    violations: &mut Vec<String>,
+) -> BTreeMap<&'static str, u64> {
+    let mut verdicts = BTreeMap::new();
+    for (tid, batch, stan) in failed {
+        let q = poskit_recon::lookup::Query {
+            tid_trace: Some((tid.clone(), *stan)),
+            ..Default::default()
+        };
+        let found = match poskit_recon::lookup::lookup(conn, Some(state), &q) {
+            Ok(found) => found,
+            Err(e) => {
+                violations.push(format!("lookup of {tid} trace {stan:06}: {e}"));
+                continue;
+            }
+        };
+        let this = found.iter().find(|m| {
+            m.transaction["batch"].as_u64() == Some(u64::from(*batch))
+                && m.transaction["trace"].as_u64() == Some(u64::from(*stan))
+                && m.transaction["kind"] == "sale"
+        });
+        let Some(m) = this else { continue }; // never reached the host
+        let v = m.verdict.verdict;
+        *verdicts.entry(v).or_default() += 1;
+        if matches!(v, "charged" | "unknown_until_clearing") {
+            violations.push(format!(
+                "lookup says {v} for {tid} trace {stan:06} of batch {batch:06}, which the terminal reported failed: {}",
+                m.verdict.because
+            ));
+        }
+    }
+    verdicts
 }
 
 fn count(conn: &Connection, sql: &str) -> i64 {

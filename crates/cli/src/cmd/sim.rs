@@ -98,11 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         if let Some(recon) = &report.recon {
             outln!(
-                "  reconciliation with the switch: {} matched, breaks {}, divergences injected {}, credit adjustments {}",
+                "  reconciliation with the switch: {} matched, breaks {}, divergences injected {}, credit adjustments {}; lookup of every sale reported failed: {}",
                 recon["matched"],
                 recon["breaks"],
                 recon["injected"],
-                recon["credit_adjustments"]
+                recon["credit_adjustments"],
+                recon["verdicts_of_reported_failures"]
             )?;
         }
         if report.ok() {
