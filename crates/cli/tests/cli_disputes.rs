@@ -105,6 +105,19 @@ fn a_chargeback_is_opened_listed_and_answered_and_refusals_say_why() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("represented"));
 
+    let shown = poskit(&["disputes", "show", "--data", data, &credit]);
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(v["dispute"]["state"], "represented", "{v}");
+    let kept = v["dispute"]["events"][1]["evidence"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "signed slip");
+    let steps: Vec<&str> = v["transaction"]["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert!(steps.contains(&"original"), "{steps:?}");
+
     let check = poskit(&["host", "check", "--data", data]);
     assert_eq!(
         check.status.code(),

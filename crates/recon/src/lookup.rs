@@ -222,8 +222,12 @@ fn story(
 }
 
 fn step_name(r: &TxnView) -> &'static str {
-    if r.mti == "E32" {
-        return "credit_adjustment";
+    match r.mti.as_str() {
+        "E32" => return "credit_adjustment",
+        "E23" => return "chargeback",
+        "E24" => return "representment",
+        "E25" => return "second_chargeback",
+        _ => {}
     }
     if r.reversal {
         return "reversal";
@@ -351,11 +355,16 @@ fn decide(
     cleared: &[SwitchMessage],
     breaks: &[Value],
 ) -> (&'static str, String) {
-    let adjusted: u64 = related
-        .iter()
-        .filter(|r| r.mti == "E32" && approved(r))
-        .filter_map(|r| r.amount_fen)
-        .sum();
+    // Money given back through the network: credit adjustments and chargebacks, less what
+    // representments took back.
+    let through = |codes: &[&str]| -> u64 {
+        related
+            .iter()
+            .filter(|r| codes.contains(&r.mti.as_str()) && approved(r))
+            .filter_map(|r| r.amount_fen)
+            .sum()
+    };
+    let adjusted = (through(&["E32", "E23", "E25"])).saturating_sub(through(&["E24"]));
     let refunded: u64 = related
         .iter()
         .filter(|r| {

@@ -32,6 +32,17 @@ enum Command {
     Respond(RespondArgs),
     /// The cards retained at terminals (pick-up answers), and what to do with them.
     Retained(RetainedArgs),
+    /// One case with its evidence: its events and files, and its transaction's whole chain
+    /// (as `poskit lookup` tells it), as JSON.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
+    #[command(flatten)]
+    data: Data,
+    /// The case number.
+    id: i64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,7 +133,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::List(a) => list(a),
         Command::Respond(a) => respond(a),
         Command::Retained(a) => retained(a),
+        Command::Show(a) => show(a),
     }
+}
+
+fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
+    let conn = store(&a.data)?;
+    let d = disputes::get(&conn, a.id)
+        .map_err(refused)?
+        .ok_or_else(|| anyhow::anyhow!("no dispute {}", a.id))?;
+    let state_path = a.data.data.join("recon.db");
+    let state = match state_path.is_file() {
+        true => {
+            let c = rusqlite::Connection::open(&state_path)?;
+            poskit_recon::state::migrate(&c)?;
+            Some(c)
+        }
+        false => None,
+    };
+    let query = poskit_recon::lookup::Query {
+        rrn: Some(format!("{:012}", d.txn_id)),
+        ..Default::default()
+    };
+    let story = poskit_recon::lookup::lookup(&conn, state.as_ref(), &query)?;
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"dispute": d, "transaction": story.first()}))?
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn store(data: &Data) -> anyhow::Result<rusqlite::Connection> {
