@@ -109,7 +109,8 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
              ALTER TABLE cards DROP COLUMN card_type;
              DROP INDEX transactions_auth_code;
              DROP INDEX transactions_day_amount;
-             DROP INDEX transactions_original;",
+             DROP INDEX transactions_original;
+             DROP INDEX uploads_trace;",
         )
         .unwrap();
     }

@@ -195,6 +195,15 @@ fn story(
     }
     related.sort_by_key(|r| r.id);
     chain.extend(related.iter().map(|r| step(step_name(r), r)));
+    if let (Some(tid), Some(batch), Some(stan)) = (&root.tid, root.batch, root.stan)
+        && let Some((pan, amount_fen, at_ms)) = lookup::upload_of(host, tid, batch, stan)?
+    {
+        // The terminal's own record of it, as its batch upload sent it.
+        chain.push(
+            json!({"step": "batch_upload", "batch": batch, "trace": stan,
+            "pan": pan, "amount_fen": amount_fen, "received_ms": at_ms}),
+        );
+    }
     if let (Some(tid), Some(batch)) = (&root.tid, root.batch)
         && let Some((balanced, settled_ms, closed_ms)) = lookup::settlement_of(host, tid, batch)?
     {

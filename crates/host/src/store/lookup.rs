@@ -180,3 +180,22 @@ pub fn retained_cards(conn: &Connection) -> StoreResult<Vec<Retained>> {
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// What the terminal sent of a transaction in its batch upload (0320), if it uploaded it:
+/// (masked card, amount in fen, received at).
+pub fn upload_of(
+    conn: &Connection,
+    tid: &str,
+    batch: u32,
+    stan: u32,
+) -> StoreResult<Option<(String, u64, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT pan_masked, amount_fen, received_ms FROM uploads
+             WHERE tid = ?1 AND batch = ?2 AND stan = ?3 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![tid, batch, stan], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64, r.get(2)?))
+        })
+        .optional()?)
+}

@@ -368,6 +368,7 @@ CREATE INDEX transactions_auth_code ON transactions (auth_code) WHERE auth_code 
 CREATE INDEX transactions_day_amount ON transactions (day, amount_fen);
 CREATE INDEX transactions_original ON transactions (original_id) WHERE original_id IS NOT NULL;
 CREATE INDEX switch_messages_rrn ON switch_messages (rrn);
+CREATE INDEX uploads_trace ON uploads (tid, batch, stan);
 -- Cards retained at a terminal (a pick-up answer: 04, 07, 41, 43, ...): what the merchant
 -- must do with the card and by when (issue 20 §3).
 CREATE TABLE retained_cards (
@@ -2720,9 +2721,9 @@ mod tests {
             )
             .unwrap();
         // Schema 9 adds four indexes and two unique keys (`recon_adjustments`'s primary
-        // key, `switch_disputes.reference`); schema 10 four indexes; schema 11 one index and
+        // key, `switch_disputes.reference`); schema 10 five indexes; schema 11 one index and
         // three unique keys.
-        assert_eq!(indexes_after, indexes_before + 14, "every index rebuilt");
+        assert_eq!(indexes_after, indexes_before + 15, "every index rebuilt");
         let enforced: bool = conn
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
