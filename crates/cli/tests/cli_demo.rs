@@ -128,7 +128,15 @@ fn sim_in_network_mode_runs_terminals_through_a_fault_proxy_to_a_host_process() 
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("host");
     let mut host = Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
+        .args([
+            "host",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--demo",
+            "--data",
+        ])
         .arg(&data)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())

@@ -106,6 +106,11 @@ pub struct HostConfig {
     /// Where the switch's clearing day ends, local time (23:00; a test network cuts at
     /// 13:30).
     pub clearing_cut_minute_of_day: i32,
+    /// Where `/metrics` is served (`--admin-listen`); `None`: not served.
+    pub admin_listen: Option<String>,
+    /// Count answers, connections and groups for `/metrics` (on unless a benchmark
+    /// measures what they cost).
+    pub metrics: bool,
 }
 
 impl HostConfig {
@@ -134,6 +139,8 @@ impl Default for HostConfig {
             limits: Limits::default(),
             faults: FaultPlan::default(),
             clearing_cut_minute_of_day: ClearingCut::default().cut_minute_of_day,
+            admin_listen: None,
+            metrics: true,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! of every transaction sum to zero; every answer is recorded with the reason for its
 //! code; PANs appear masked in logs, PIN blocks and keys never.
 
+pub mod admin;
 pub mod admission;
 pub mod client;
 pub mod clock;

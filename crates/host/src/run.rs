@@ -56,6 +56,8 @@ pub fn connection_threads() -> usize {
 /// A host that is running.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when an admin address was given.
+    pub admin_addr: Option<SocketAddr>,
     pub stats: Arc<Stats>,
     pub shared: Arc<Shared>,
 }
@@ -77,6 +79,13 @@ pub async fn run(
     let conn = dir.open_store()?;
     let pins = Arc::new(dir.pin_hasher()?);
     let shared = Arc::new(Shared::default());
+    let metrics = match config.metrics {
+        true => Some(Arc::new(
+            poskit_monitor::Metrics::new()
+                .map_err(|e| HostError::Config(format!("metrics: {e}")))?,
+        )),
+        false => None,
+    };
     let (queue_tx, queue_rx) = mpsc::channel(config.limits.queue_max);
     let writer = writer::spawn(
         conn,
@@ -87,6 +96,7 @@ pub async fn run(
             group_commit_max: config.limits.group_commit_max,
             config_faults: config.faults.clone(),
             clearing_cut: config.clearing_cut(),
+            metrics: metrics.clone(),
         },
         pins.clone(),
         shared.clone(),
@@ -106,8 +116,16 @@ pub async fn run(
         path: listen.to_owned(),
         source: e,
     })?;
+    let admin = match &config.admin_listen {
+        Some(at) => Some(crate::admin::bind(at).await.map_err(|e| HostError::Io {
+            path: format!("--admin-listen {at}"),
+            source: e,
+        })?),
+        None => None,
+    };
     let stats = Arc::new(Stats::default());
     ready(&Running {
+        admin_addr: admin.as_ref().map(|(_, a)| *a),
         addr,
         stats: stats.clone(),
         shared: shared.clone(),
@@ -120,8 +138,17 @@ pub async fn run(
         pins,
         mac_algorithm: config.engine.mac_algorithm,
         admission: Arc::new(Admission::new(&config.limits)),
+        metrics: metrics.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let (Some((admin_listener, _)), Some(metrics)) = (admin, metrics.clone()) {
+        let (data, stop) = (dir.path.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve(admin_listener, metrics, data, stop).await {
+                tracing::warn!(error = %e, "the admin listener stopped");
+            }
+        });
+    }
     let serving = tokio::spawn(server::serve(server, listener, stop_rx));
     stop.await;
     tracing::info!("stopping: draining in-flight requests");

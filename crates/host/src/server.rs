@@ -50,6 +50,8 @@ pub struct Server {
     pub mac_algorithm: MacAlgorithm,
     /// Who gets a connection slot, who is evicted ([`crate::admission`]).
     pub admission: Arc<Admission>,
+    /// What `/metrics` exports; `None` with metrics off (`HostConfig::metrics`).
+    pub metrics: Option<Arc<poskit_monitor::Metrics>>,
 }
 
 /// Serves until `shutdown` turns true, then drains: no new connection or frame is taken,
@@ -96,12 +98,18 @@ pub async fn serve(
             Admit::In(conn) => conn,
             Admit::Refused => {
                 server.stats.refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &server.metrics {
+                    m.connection_refused("no_room");
+                }
                 drop(stream);
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         server.stats.connections.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &server.metrics {
+            m.connection_accepted();
+        }
         let server = server.clone();
         let stop = shutdown.clone();
         connections.spawn(async move {
@@ -161,6 +169,36 @@ struct AfterWriter {
     fired: Vec<String>,
 }
 
+/// Why a connection closed (the `reason` of `poskit_connections_closed_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    Shutdown,
+    /// The write side ended: a write failed or timed out, or the fault plan closed it.
+    WriteSide,
+    Evicted,
+    ByPeer,
+    /// No frame within the idle or the first-frame timeout.
+    Idle,
+    Unreadable,
+    ReadTimeout,
+}
+
+impl Closed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Closed::Shutdown => "shutdown",
+            Closed::WriteSide => "write_side",
+            Closed::Evicted => "evicted",
+            Closed::ByPeer => "peer_closed",
+            Closed::Idle => "idle",
+            Closed::Unreadable => "unreadable",
+            Closed::ReadTimeout => "read_timeout",
+        }
+    }
+}
+
+type Reader = tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>;
+
 async fn connection(
     server: Arc<Server>,
     stream: TcpStream,
@@ -169,160 +207,31 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &server.limits;
-    let (rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
     // Pipelined requests arrive together: one read takes as many as are there.
     let mut rd = tokio::io::BufReader::with_capacity(FRAME_BYTES_MAX, rd);
     // Every message is a request in flight (its permit) or a close: twice the pipeline
     // depth never fills, so the writer thread's `try_send` always finds room.
-    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(limits.pipeline_depth_max * 2);
-    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(limits.pipeline_depth_max * 2);
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
-    let writer = {
-        let server = server.clone();
-        // For answers held back by a delay: the channel is open while they are in flight.
-        let delayed_tx = out_tx.downgrade();
-        tokio::spawn(async move {
-            // Answers that are ready together (a group commit answers many at once) go out
-            // in one write: one system call for the lot instead of one per answer.
-            let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
-            let mut closing = false;
-            while let Some(out) = out_rx.recv().await {
-                // The writer thread hands over a group's answers one after the other: one
-                // turn of the scheduler lets the rest join this write.
-                if out_rx.is_empty() {
-                    tokio::task::yield_now().await;
-                }
-                let mut next = Some(out);
-                while let Some(out) = next.take() {
-                    let answers = match out {
-                        Outgoing::Frame(bytes) => {
-                            pending.extend_from_slice(&bytes);
-                            Vec::new()
-                        }
-                        Outgoing::Answers(list) => list
-                            .into_iter()
-                            .filter_map(|(answer, mut job)| Some((answer, job.kept.take()?)))
-                            .collect(),
-                        Outgoing::Answer(answer, kept) => vec![(*answer, kept)],
-                        Outgoing::Close => {
-                            closing = true;
-                            break;
-                        }
-                    };
-                    for (answer, kept) in answers {
-                        if closing {
-                            // Closed by the fault plan: what follows is not answered.
-                            break;
-                        }
-                        match after_writer(&server, answer, *kept) {
-                            Delivery::Frame(bytes) => pending.extend_from_slice(&bytes),
-                            Delivery::Last(bytes) => {
-                                pending.extend_from_slice(&bytes);
-                                closing = true;
-                            }
-                            Delivery::Close => closing = true,
-                            Delivery::Later(delay, outgoing, in_flight) => {
-                                if let Some(tx) = delayed_tx.upgrade() {
-                                    tokio::spawn(async move {
-                                        tokio::time::sleep(delay).await;
-                                        let _ = tx.send(*outgoing).await;
-                                        drop(in_flight);
-                                    });
-                                }
-                            }
-                            Delivery::Nothing => {}
-                        }
-                    }
-                    if closing {
-                        break;
-                    }
-                    if pending.len() < FRAME_BYTES_MAX {
-                        next = out_rx.try_recv().ok();
-                    }
-                }
-                if !pending.is_empty() {
-                    match tokio::time::timeout(write_timeout, wr.write_all(&pending)).await {
-                        Ok(Ok(())) => pending.clear(),
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "write failed");
-                            break;
-                        }
-                        Err(_) => {
-                            tracing::warn!(%peer, "write timed out; closing");
-                            break;
-                        }
-                    }
-                }
-                if closing {
-                    break;
-                }
-            }
-            let _ = wr.shutdown().await;
-            let _ = closed_tx.send(());
-        })
-    };
+    let writer = tokio::spawn(write_answers(
+        server.clone(),
+        wr,
+        peer,
+        out_rx,
+        out_tx.downgrade(),
+        closed_tx,
+    ));
     let in_flight = Arc::new(Semaphore::new(limits.pipeline_depth_max));
     let mut tasks = JoinSet::new();
-    loop {
-        let (first_wait, rest_wait) = waits(limits, &conn);
-        let mut prefix = [0u8; LENGTH_BYTES];
-        let first = tokio::select! {
-            r = tokio::time::timeout(first_wait, rd.read_exact(&mut prefix[..1])) => r,
-            _ = shutdown.changed() => break,
-            _ = &mut closed_rx => break,
-            _ = conn.close.notified() => {
-                tracing::debug!(%peer, "unproven connection evicted to make room; closing");
-                break;
-            }
-        };
-        match first {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => break, // peer closed
-            // Proved itself while this wait began (its answer came back since): wait again,
-            // as long as a proven connection may.
-            Err(_)
-                if conn.is_proven()
-                    && first_wait < Duration::from_millis(limits.idle_timeout_ms) =>
-            {
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, proven = conn.is_proven(), "idle or first-frame timeout; closing");
-                break;
-            }
-        }
-        let rest = tokio::time::timeout(rest_wait, async {
-            rd.read_exact(&mut prefix[1..]).await?;
-            let total = match frame::frame_len(&prefix) {
-                Ok(Some(total)) => total,
-                Ok(None) => unreachable!("two length bytes are there"),
-                Err(e) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    ));
-                }
+    let closed = loop {
+        let buf =
+            match next_frame(&mut rd, limits, &conn, peer, &mut shutdown, &mut closed_rx).await {
+                Ok(buf) => buf,
+                Err(why) => break why,
             };
-            debug_assert!(total <= FRAME_BYTES_MAX);
-            let mut buf = vec![0u8; total];
-            buf[..LENGTH_BYTES].copy_from_slice(&prefix);
-            rd.read_exact(&mut buf[LENGTH_BYTES..]).await?;
-            Ok(buf)
-        })
-        .await;
-        let buf = match rest {
-            Ok(Ok(buf)) => buf,
-            Ok(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "unreadable frame; closing");
-                break;
-            }
-            Err(_) => {
-                tracing::warn!(%peer, "frame not complete within the read timeout; closing");
-                break;
-            }
-        };
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            break;
+            break Closed::Shutdown;
         };
         let ready = read_request(&server, buf, peer, &conn, permit);
         if ready.wait.is_none() {
@@ -339,6 +248,9 @@ async fn connection(
             ));
         }
         while tasks.try_join_next().is_some() {}
+    };
+    if let Some(m) = &server.metrics {
+        m.connection_closed(closed.as_str());
     }
     // Answer what was read before closing: the waiting tasks end, then every request in
     // flight gives its permit back once its answer is written (or the write task is gone,
@@ -349,6 +261,168 @@ async fn connection(
         .acquire_many(u32::try_from(limits.pipeline_depth_max).unwrap_or(u32::MAX))
         .await;
     let _ = writer.await;
+}
+
+/// The next whole frame of a connection, or why it closes.
+async fn next_frame(
+    rd: &mut Reader,
+    limits: &Limits,
+    conn: &Conn,
+    peer: SocketAddr,
+    shutdown: &mut watch::Receiver<bool>,
+    closed_rx: &mut oneshot::Receiver<()>,
+) -> Result<Vec<u8>, Closed> {
+    let mut prefix = [0u8; LENGTH_BYTES];
+    let rest_wait = loop {
+        let (first_wait, rest_wait) = waits(limits, conn);
+        let first = tokio::select! {
+            r = tokio::time::timeout(first_wait, rd.read_exact(&mut prefix[..1])) => r,
+            _ = shutdown.changed() => return Err(Closed::Shutdown),
+            _ = &mut *closed_rx => return Err(Closed::WriteSide),
+            _ = conn.close.notified() => {
+                tracing::debug!(%peer, "unproven connection evicted to make room; closing");
+                return Err(Closed::Evicted);
+            }
+        };
+        match first {
+            Ok(Ok(_)) => break rest_wait,
+            Ok(Err(_)) => return Err(Closed::ByPeer),
+            // Proved itself while this wait began (its answer came back since): wait again,
+            // as long as a proven connection may.
+            Err(_)
+                if conn.is_proven()
+                    && first_wait < Duration::from_millis(limits.idle_timeout_ms) => {}
+            Err(_) => {
+                tracing::debug!(%peer, proven = conn.is_proven(), "idle or first-frame timeout; closing");
+                return Err(Closed::Idle);
+            }
+        }
+    };
+    let rest = tokio::time::timeout(rest_wait, async {
+        rd.read_exact(&mut prefix[1..]).await?;
+        let total = match frame::frame_len(&prefix) {
+            Ok(Some(total)) => total,
+            Ok(None) => unreachable!("two length bytes are there"),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e.to_string(),
+                ));
+            }
+        };
+        debug_assert!(total <= FRAME_BYTES_MAX);
+        let mut buf = vec![0u8; total];
+        buf[..LENGTH_BYTES].copy_from_slice(&prefix);
+        rd.read_exact(&mut buf[LENGTH_BYTES..]).await?;
+        Ok(buf)
+    })
+    .await;
+    match rest {
+        Ok(Ok(buf)) => Ok(buf),
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "unreadable frame; closing");
+            Err(Closed::Unreadable)
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "frame not complete within the read timeout; closing");
+            Err(Closed::ReadTimeout)
+        }
+    }
+}
+
+/// A connection's write task: answers ready together (a group commit answers many at
+/// once) go out in one write — one system call for the lot instead of one per answer.
+async fn write_answers(
+    server: Arc<Server>,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    peer: SocketAddr,
+    mut out_rx: mpsc::Receiver<Outgoing>,
+    // For answers held back by a delay: the channel is open while they are in flight.
+    delayed_tx: mpsc::WeakSender<Outgoing>,
+    closed_tx: oneshot::Sender<()>,
+) {
+    let write_timeout = Duration::from_millis(server.limits.write_timeout_ms);
+    let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
+    let mut closing = false;
+    while let Some(out) = out_rx.recv().await {
+        // The writer thread hands over a group's answers one after the other: one turn of
+        // the scheduler lets the rest join this write.
+        if out_rx.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let mut next = Some(out);
+        while let Some(out) = next.take() {
+            closing = take_outgoing(&server, out, &mut pending, &delayed_tx);
+            if closing {
+                break;
+            }
+            if pending.len() < FRAME_BYTES_MAX {
+                next = out_rx.try_recv().ok();
+            }
+        }
+        if !pending.is_empty() {
+            match tokio::time::timeout(write_timeout, wr.write_all(&pending)).await {
+                Ok(Ok(())) => pending.clear(),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "write timed out; closing");
+                    break;
+                }
+            }
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    let _ = closed_tx.send(());
+}
+
+/// One message for the write task: its bytes appended to `pending`; `true` when the
+/// connection closes after them.
+fn take_outgoing(
+    server: &Server,
+    out: Outgoing,
+    pending: &mut Vec<u8>,
+    delayed_tx: &mpsc::WeakSender<Outgoing>,
+) -> bool {
+    let answers = match out {
+        Outgoing::Frame(bytes) => {
+            pending.extend_from_slice(&bytes);
+            return false;
+        }
+        Outgoing::Answers(list) => list
+            .into_iter()
+            .filter_map(|(answer, mut job)| Some((answer, job.kept.take()?)))
+            .collect(),
+        Outgoing::Answer(answer, kept) => vec![(*answer, kept)],
+        Outgoing::Close => return true,
+    };
+    for (answer, kept) in answers {
+        match after_writer(server, answer, *kept) {
+            Delivery::Frame(bytes) => pending.extend_from_slice(&bytes),
+            Delivery::Last(bytes) => {
+                pending.extend_from_slice(&bytes);
+                return true;
+            }
+            // Closed by the fault plan: what follows is not answered.
+            Delivery::Close => return true,
+            Delivery::Later(delay, outgoing, in_flight) => {
+                if let Some(tx) = delayed_tx.upgrade() {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(*outgoing).await;
+                        drop(in_flight);
+                    });
+                }
+            }
+            Delivery::Nothing => {}
+        }
+    }
+    false
 }
 
 /// How long to wait for a frame's first byte, and then for the rest: a proven connection
@@ -614,6 +688,34 @@ enum Delivery {
 
 /// An answer back from the writer: counted, logged, the fault plan's after-writer
 /// decisions applied, and sealed with its MAC.
+/// The answer in the metrics: its request's MTI, kind and code, its latency, the fault
+/// rules that fired for it, and why a stranger's request was not recorded.
+fn measure(server: &Server, answer: &Answer, p: &Peek, started: Instant, fired: &[String]) {
+    let Some(metrics) = &server.metrics else {
+        return;
+    };
+    let kind = answer.kind.or(p.kind);
+    let mti = match (kind, answer.reversal || p.reversal) {
+        (Some(_), true) => "0400",
+        (Some(k), false) => std::str::from_utf8(k.mti()).unwrap_or("unknown"),
+        (None, _) => "unknown",
+    };
+    metrics.answered(&poskit_monitor::Answered {
+        mti,
+        kind: kind.map_or("unknown", |k| k.slug()),
+        code: answer.code.as_str(),
+        reversal: answer.reversal,
+        advice: kind == Some(TransactionKind::PreAuthCompletionAdvice),
+        latency_s: started.elapsed().as_secs_f64(),
+    });
+    for rule in fired {
+        metrics.fault_fired(rule);
+    }
+    if let Some(why) = answer.stranger {
+        metrics.stranger(why.slug());
+    }
+}
+
 fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery {
     let Pending {
         peer,
@@ -627,6 +729,7 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
     if answer.code.is_approved() {
         server.stats.approved.fetch_add(1, Ordering::Relaxed);
     }
+    measure(server, &answer, &p, started, &after.fired);
     let last = admit_by_answer(server, &answer, &p, peer, &conn);
     // Strangers' answers are logged by their counter, rate-limited.
     if answer.stranger.is_none() {

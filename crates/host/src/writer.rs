@@ -174,6 +174,8 @@ pub struct WriterSettings {
     /// The plan from the configuration file, in force until one is stored.
     pub config_faults: FaultPlan,
     pub clearing_cut: ClearingCut,
+    /// Group sizes and commit times go here.
+    pub metrics: Option<Arc<poskit_monitor::Metrics>>,
 }
 
 /// Starts the writer thread.
@@ -277,7 +279,11 @@ fn run(
             }
         }
         let now = HostTime::now(settings.utc_offset_minutes, settings.clock_offset_days);
+        let started = std::time::Instant::now();
         let answers = commit_group(&mut writer, &group, now);
+        if let Some(m) = &settings.metrics {
+            m.committed(group.len(), started.elapsed().as_secs_f64());
+        }
         assert_eq!(answers.len(), group.len(), "one answer per request");
         shared.publish_keys(&answers);
         shared

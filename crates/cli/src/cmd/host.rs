@@ -40,6 +40,9 @@ struct ServeArgs {
     /// Load the built-in demo data set (once; `poskit host demo-data` lists it).
     #[arg(long)]
     demo: bool,
+    /// Where to serve `/metrics` (Prometheus text format), HOST:PORT; `off` for nowhere.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    admin_listen: String,
     /// Shift the host's clock by whole days (for testing next-day refunds and cross-day
     /// reversals).
     #[arg(
@@ -159,6 +162,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => HostConfig::default(),
     };
     config.clock_offset_days = args.clock_offset_days;
+    config.admin_listen = match args.admin_listen.as_str() {
+        "off" => None,
+        at => Some(listen_addr(at).map_err(|e| usage(format!("--admin-listen {at}: {e}")))?),
+    };
     crate::input::create_dir("--data", &data)?;
     let dir = DataDir::create(&data).with_context(|| format!("--data {}", data.display()))?;
     init_logging();
@@ -185,6 +192,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                         "poskit host: listening on {} (data {data_shown})",
                         running.addr
                     );
+                    if let Some(admin) = running.admin_addr {
+                        let _ = writeln!(out, "poskit host: metrics on http://{admin}/metrics");
+                    }
                     let _ = out.flush();
                 },
             )

@@ -25,6 +25,8 @@ pub fn poskit(args: &[&str]) -> Output {
 pub struct HostProcess {
     pub child: Child,
     pub addr: String,
+    /// Where its `/metrics` is served (a port of its own).
+    pub admin: Option<String>,
     pub data: PathBuf,
 }
 
@@ -36,7 +38,14 @@ impl HostProcess {
     /// A host whose log (at `level`) goes to `stderr`.
     pub fn start_logging(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> HostProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
-            .args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
+            .args([
+                "host",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--demo", "--data"])
             .arg(data)
             .args(extra)
             .env("RUST_LOG", level)
@@ -46,7 +55,15 @@ impl HostProcess {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).unwrap();
+        let mut second = String::new();
+        let admin = reader
+            .read_line(&mut second)
+            .ok()
+            .and_then(|_| second.split("http://").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_owned);
         let addr = line
             .split("listening on ")
             .nth(1)
@@ -60,6 +77,7 @@ impl HostProcess {
         HostProcess {
             child,
             addr,
+            admin,
             data: data.to_path_buf(),
         }
     }
