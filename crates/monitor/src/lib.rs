@@ -5,6 +5,8 @@
 //! computes statistics in the host's writer. No metric has a per-terminal, per-merchant or
 //! per-card label (cardinality): those figures belong to statistics.
 
+pub mod diagnose;
+
 use poskit_codes::{Catalog, Table};
 use prometheus::core::Collector;
 use prometheus::{

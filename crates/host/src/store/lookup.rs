@@ -199,3 +199,77 @@ pub fn upload_of(
         })
         .optional()?)
 }
+
+/// An answer as diagnosis reads it: (at, code, the terminal's reason when a reversal).
+pub type Answered = (i64, String, Option<String>);
+
+/// The terminal's reason for a reversal, as the engine writes it into the row's reason
+/// ("reversal (terminal's reason 98) of ...").
+fn reversal_reason(reason: &str) -> Option<String> {
+    let rest = reason.split("terminal's reason ").nth(1)?;
+    Some(rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect())
+}
+
+fn answered(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> StoreResult<Vec<Answered>> {
+    let sql = format!(
+        "SELECT created_ms, code, reversal, reason FROM transactions WHERE {filter}
+         ORDER BY id DESC LIMIT {ANSWERS_MAX}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(p, |r| {
+        let reversal: bool = r.get(2)?;
+        let reason: String = r.get(3)?;
+        Ok((r.get(0)?, r.get(1)?, reversal.then(|| reversal_reason(&reason)).flatten()))
+    })?;
+    let mut out: Vec<Answered> = rows.collect::<Result<_, _>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Answers diagnosis reads at most, newest kept.
+pub const ANSWERS_MAX: usize = 20_000;
+
+/// A terminal's answers since `since_ms`, oldest first.
+pub fn answers_of_terminal(conn: &Connection, tid: &str, since_ms: i64) -> StoreResult<Vec<Answered>> {
+    answered(conn, "tid = ?1 AND created_ms >= ?2 AND kind IS NOT NULL", params![tid, since_ms])
+}
+
+/// A merchant's answers since `since_ms`, oldest first.
+pub fn answers_of_merchant(conn: &Connection, mid: &str, since_ms: i64) -> StoreResult<Vec<Answered>> {
+    answered(conn, "created_ms >= ?2 AND mid = ?1 AND kind IS NOT NULL", params![mid, since_ms])
+}
+
+/// Reversals for a timeout (the terminal's reason 98) per request, over every terminal
+/// since `since_ms`.
+pub fn timeout_rate_since(conn: &Connection, since_ms: i64) -> StoreResult<f64> {
+    let (reversals, requests): (i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(reversal = 1 AND reason LIKE '%terminal''s reason 98)%'), 0),
+                coalesce(sum(reversal = 0), 0)
+         FROM transactions WHERE created_ms >= ?1 AND kind IS NOT NULL",
+        [since_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(reversals as f64 / requests.max(1) as f64)
+}
+
+/// A terminal's (merchant, status, last sign-in) and its merchant's status.
+pub fn terminal_facts(
+    conn: &Connection,
+    tid: &str,
+) -> StoreResult<Option<(String, String, Option<i64>, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.mid, t.status, t.signed_in_ms, m.status FROM terminals t
+             JOIN merchants m ON m.mid = t.mid WHERE t.tid = ?1",
+        )?
+        .query_row([tid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?)
+}
+
+/// A merchant's status.
+pub fn merchant_status(conn: &Connection, mid: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT status FROM merchants WHERE mid = ?1")?
+        .query_row([mid], |r| r.get(0))
+        .optional()?)
+}
