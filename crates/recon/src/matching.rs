@@ -4,8 +4,9 @@
 //! time, amount, card) without the institutions; terminal settlements are compared with the
 //! host's totals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use poskit_domain::Tid;
 use serde_json::{Value, json};
 
 use crate::model::{
@@ -44,9 +45,16 @@ pub struct Found {
 /// Compares the sides of one day.
 pub fn compare(mut day: Day) -> Found {
     let mut found = Found::default();
-    compare_switched(&mut day, &mut found);
+    let (host_len, switch_len) = sort_sides(&mut day);
+    compare_switched(
+        &day,
+        &day.host[..host_len],
+        &day.switch[..switch_len],
+        &mut found,
+    );
+    let on_host = uploads_on_host(&day);
     for s in &day.settlements {
-        if let Some(b) = settlement_break(&day.date, s, &day.host) {
+        if let Some(b) = settlement_break(&day.date, s, &on_host) {
             found.breaks.push(b);
         }
     }
@@ -56,22 +64,28 @@ pub fn compare(mut day: Day) -> Found {
     found
 }
 
+/// Sorts both sides in place (on two threads), each by key with what has none (on-us
+/// transactions, reversal records) after; returns how many of each have one: the host's
+/// forwarded transactions and the switch's originals, in key order (originals of one key in
+/// file order).
+fn sort_sides(day: &mut Day) -> (usize, usize) {
+    let (host, switch) = (&mut day.host, &mut day.switch);
+    std::thread::scope(|scope| {
+        let sorting = scope.spawn(|| {
+            switch.sort_unstable_by_key(|s| (s.is_reversal, s.key, s.line));
+            switch.partition_point(|s| !s.is_reversal)
+        });
+        host.sort_unstable_by_key(|h| (h.key.is_none(), h.key));
+        let host_len = host.partition_point(|h| h.key.is_some());
+        let switch_len = sorting
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (host_len, switch_len)
+    })
+}
+
 /// Host and switch, merged by key; duplicates, then one class per pair.
-fn compare_switched(day: &mut Day, found: &mut Found) {
-    let mut host: Vec<HostTxn> = day
-        .host
-        .iter()
-        .filter(|h| h.key.is_some())
-        .copied()
-        .collect();
-    host.sort_unstable_by_key(|h| h.key);
-    let mut originals: Vec<SwitchTxn> = day
-        .switch
-        .iter()
-        .filter(|s| !s.is_reversal)
-        .copied()
-        .collect();
-    originals.sort_unstable_by_key(|s| (s.key, s.line));
+fn compare_switched(day: &Day, host: &[HostTxn], originals: &[SwitchTxn], found: &mut Found) {
     let awaited: HashMap<SwitchKey, String> = day
         .awaited
         .iter()
@@ -90,7 +104,7 @@ fn compare_switched(day: &mut Day, found: &mut Found) {
                 j += n;
             }
             (Some(h), s) if s.is_none_or(|s| h < s) => {
-                lone_host.push(host[i]);
+                lone_host.push(&host[i]);
                 i += 1;
             }
             _ => {
@@ -117,7 +131,7 @@ fn group_len(records: &[SwitchTxn]) -> usize {
 }
 
 /// What the key left alone, paired by the fallback key; the rest classified alone.
-fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[SwitchTxn]>) {
+fn fallback(day: &Day, found: &mut Found, host: Vec<&HostTxn>, switch: Vec<&[SwitchTxn]>) {
     type Loose = (u32, u32, u64, (u32, u16));
     let loose = |time: u32, stan: u32, amount: u64, pan: MaskedPan| -> Loose {
         (
@@ -134,7 +148,7 @@ fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[Swit
             (loose(s.key.time, s.key.stan, s.amount.fen(), s.pan), *g)
         })
         .collect();
-    for h in &host {
+    for h in host {
         let Some(k) = h.key else { continue };
         match by_loose.remove(&loose(k.time, k.stan, h.amount.fen(), h.pan)) {
             Some(g) => pair(day, found, Some(h), g),
@@ -360,9 +374,37 @@ fn switch_json(s: &SwitchTxn) -> Value {
     })
 }
 
+/// (terminal, batch, STAN, amount in fen) of a host transaction.
+type UploadKey = (Tid, u32, u32, u64);
+
+/// The host's transactions that uploaded details may name: those of the batches whose
+/// settlement breaks and carries uploads (one pass over the host, not one per detail).
+fn uploads_on_host(day: &Day) -> HashSet<UploadKey> {
+    let batches: HashSet<(Tid, u32)> = day
+        .settlements
+        .iter()
+        .filter(|s| !s.uploads.is_empty() && settlement_differs(s))
+        .map(|s| (s.tid, s.batch))
+        .collect();
+    if batches.is_empty() {
+        return HashSet::new();
+    }
+    day.host
+        .iter()
+        .filter(|x| batches.contains(&(x.tid, x.batch)))
+        .map(|x| (x.tid, x.batch, x.stan, x.amount.fen()))
+        .collect()
+}
+
+/// The settlement's terminal totals are not the host's, or the host did not find it
+/// balanced.
+fn settlement_differs(s: &Settlement) -> bool {
+    s.terminal != s.host || !s.balanced
+}
+
 /// A settlement whose terminal totals are not the host's (or that the host did not find
 /// balanced): one break, with the uploaded details the host does not have as sent.
-fn settlement_break(date: &str, s: &Settlement, host: &[HostTxn]) -> Option<Break> {
+fn settlement_break(date: &str, s: &Settlement, on_host: &HashSet<UploadKey>) -> Option<Break> {
     let (t, h) = (&s.terminal, &s.host);
     let mut differing = Vec::new();
     for (name, a, b) in [
@@ -383,20 +425,13 @@ fn settlement_break(date: &str, s: &Settlement, host: &[HostTxn]) -> Option<Brea
             differing.push(format!("{name}: terminal {a} host {b}"));
         }
     }
-    if differing.is_empty() && s.balanced {
+    if !settlement_differs(s) {
         return None;
     }
     let unmatched: Vec<Value> = s
         .uploads
         .iter()
-        .filter(|u| {
-            !host.iter().any(|x| {
-                x.tid == s.tid
-                    && x.batch == s.batch
-                    && x.stan == u.stan
-                    && x.amount.fen() == u.amount_fen
-            })
-        })
+        .filter(|u| !on_host.contains(&(s.tid, s.batch, u.stan, u.amount_fen)))
         .map(|u| json!({"stan": u.stan, "pan": u.pan_masked, "amount_fen": u.amount_fen}))
         .collect();
     let amount = t.debit_fen.abs_diff(h.debit_fen) + t.credit_fen.abs_diff(h.credit_fen);
