@@ -18,7 +18,7 @@ use poskit_domain::{AmountFen, Mid, ResponseCode, Rrn, Tid, TransactionKind};
 use poskit_host::clock::HostTime;
 use poskit_host::store::TxnState;
 use poskit_host::store::books::{self, CreditAdjustment, LedgerTxn, LedgerTxnRef};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::matching::{Day, compare};
@@ -234,6 +234,9 @@ fn switch_txn(k: &KeyView<'_>) -> Option<SwitchTxn> {
 /// Host transactions gathered in blocks of this many: a day of millions never grows one
 /// vector (which would hold the old and the new allocation at once).
 const HOST_BLOCK_LEN: usize = 1 << 16;
+/// Readers of the ledger at once (with the file's, one thread per core of the machine the
+/// target was set on).
+const HOST_READERS: usize = 2;
 
 /// The host's money-moving transactions of the day (and those written after an earlier
 /// day closed, which belong here), and the settlements received in it.
@@ -243,26 +246,21 @@ fn read_host(
     opts: &Options,
 ) -> Result<(Vec<HostTxn>, Vec<Settlement>), ReconError> {
     let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
-    let mut blocks: Vec<Vec<HostTxn>> = Vec::new();
-    let mut keep = |r: &LedgerTxnRef<'_>| {
-        let Some(h) = host_txn_of(r, &opts.acquirer) else {
-            return;
-        };
-        match blocks.last_mut() {
-            Some(block) if block.len() < HOST_BLOCK_LEN => block.push(h),
-            _ => {
-                let mut block = Vec::with_capacity(HOST_BLOCK_LEN);
-                block.push(h);
-                blocks.push(block);
-            }
-        }
+    let mut blocks = match books::txn_ids_created(host, from, to)? {
+        Some((lo, hi)) => read_day_in_parts(host, opts, (from, to), (lo, hi))?,
+        None => Vec::new(),
     };
-    books::for_each_money_txn(host, from, to, 0, &mut keep)?;
     // Late writes of the closed days just before this one.
     let mut day = opts.day - 1;
     while let Some(id_hi) = state::closed_id_hi(state, day)? {
         let (from, to) = (opts.cut.start_ms(day), opts.cut.start_ms(day + 1));
-        books::for_each_money_txn(host, from, to, id_hi, &mut keep)?;
+        if let Some((lo, hi)) = books::txn_ids_created(host, from, to)? {
+            let mut late = Vec::new();
+            books::for_each_money_txn(host, from, to, lo.max(id_hi + 1)..=hi, |r| {
+                late.extend(host_txn_of(r, &opts.acquirer));
+            })?;
+            blocks.push(late);
+        }
         day -= 1;
     }
     let mut txns = Vec::with_capacity(blocks.iter().map(Vec::len).sum());
@@ -270,6 +268,60 @@ fn read_host(
         txns.extend(block);
     }
     Ok((txns, settlements(host, from, to)?))
+}
+
+/// The day's id range cut in [`HOST_READERS`] parts read at once, the first on `host`, the
+/// others on read-only connections of their own to the same database (one part when it has
+/// no file); the transactions in blocks of [`HOST_BLOCK_LEN`], in id order.
+fn read_day_in_parts(
+    host: &Connection,
+    opts: &Options,
+    (from, to): (i64, i64),
+    (lo, hi): (i64, i64),
+) -> Result<Vec<Vec<HostTxn>>, ReconError> {
+    let path = host.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+    let parts = if path.is_some() {
+        HOST_READERS as i64
+    } else {
+        1
+    };
+    let part_len = (hi - lo) / parts + 1;
+    let part = |i: i64| lo + i * part_len..=(lo + (i + 1) * part_len - 1).min(hi);
+    let read = |conn: &Connection, ids| -> Result<Vec<Vec<HostTxn>>, ReconError> {
+        let mut blocks: Vec<Vec<HostTxn>> = Vec::new();
+        books::for_each_money_txn(conn, from, to, ids, |r| {
+            let Some(h) = host_txn_of(r, &opts.acquirer) else {
+                return;
+            };
+            if blocks.last().is_none_or(|b| b.len() == HOST_BLOCK_LEN) {
+                blocks.push(Vec::with_capacity(HOST_BLOCK_LEN));
+            }
+            if let Some(block) = blocks.last_mut() {
+                block.push(h);
+            }
+        })?;
+        Ok(blocks)
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..parts)
+            .map(|i| {
+                let (path, read, part) = (path.clone(), &read, &part);
+                scope.spawn(move || {
+                    let path = path.unwrap_or_default();
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    read(&Connection::open_with_flags(path, flags)?, part(i))
+                })
+            })
+            .collect();
+        let mut blocks = read(host, part(0))?;
+        for other in others {
+            let more = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            blocks.extend(more);
+        }
+        Ok(blocks)
+    })
 }
 
 /// The settlements received in `[from_ms, to_ms)`.

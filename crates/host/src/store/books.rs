@@ -109,30 +109,51 @@ pub fn money_txns(
     id_above: i64,
 ) -> StoreResult<Vec<LedgerTxn>> {
     let mut out = Vec::new();
-    for_each_money_txn(conn, from_ms, to_ms, id_above, |t| out.push(t.to_owned()))?;
+    if let Some((lo, hi)) = txn_ids_created(conn, from_ms, to_ms)? {
+        let ids = lo.max(id_above.saturating_add(1))..=hi;
+        for_each_money_txn(conn, from_ms, to_ms, ids, |t| out.push(t.to_owned()))?;
+    }
     Ok(out)
 }
 
-/// Calls `each` with the money-moving transactions created in `[from_ms, to_ms)` with an
-/// id above `id_above`, in id order (a reader of a whole day: [`money_txns`] without an
-/// allocation per row). Returns how many it read.
+/// The lowest and highest id of the transactions created in `[from_ms, to_ms)` (from the
+/// index on time, without reading the rows); `None` when there is none. A reader of a day
+/// scans that id range in id order, and can cut it in parts read at once.
+pub fn txn_ids_created(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Option<(i64, i64)>> {
+    let range: (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT min(id), max(id) FROM transactions INDEXED BY transactions_created
+         WHERE created_ms >= ?1 AND created_ms < ?2",
+        params![from_ms, to_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(range.0.zip(range.1))
+}
+
+/// Calls `each` with the money-moving transactions created in `[from_ms, to_ms)` whose id
+/// is in `ids`, in id order (a reader of a whole day: [`money_txns`] without an allocation
+/// per row; the rows are read by id, so give the day's range, [`txn_ids_created`]).
+/// Returns how many it read.
 pub fn for_each_money_txn(
     conn: &Connection,
     from_ms: i64,
     to_ms: i64,
-    id_above: i64,
+    ids: std::ops::RangeInclusive<i64>,
     mut each: impl FnMut(&LedgerTxnRef<'_>),
 ) -> StoreResult<u64> {
     let sql = format!(
         "SELECT id, kind, tid, mid, batch, stan, amount_fen, pan_masked, rrn, code, state,
              created_ms, fwd, mmdd, hhmmss
-         FROM transactions
-         WHERE created_ms >= ?1 AND created_ms < ?2 AND id > ?3 AND reversal = 0
-             AND kind IN {MONEY_KINDS} AND tid IS NOT NULL
+         FROM transactions NOT INDEXED
+         WHERE id >= ?3 AND id <= ?4 AND created_ms >= ?1 AND created_ms < ?2
+             AND reversal = 0 AND kind IN {MONEY_KINDS} AND tid IS NOT NULL
          ORDER BY id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![from_ms, to_ms, id_above])?;
+    let mut rows = stmt.query(params![from_ms, to_ms, ids.start(), ids.end()])?;
     let mut count = 0;
     while let Some(r) = rows.next()? {
         each(&ledger_txn_ref(r)?);
@@ -212,9 +233,9 @@ pub fn money_txn(conn: &Connection, id: i64) -> StoreResult<Option<LedgerTxn>> {
         )
         .optional()?;
     let Some(at) = created else { return Ok(None) };
-    Ok(money_txns(conn, at, at + 1, id - 1)?
-        .into_iter()
-        .find(|t| t.id == id))
+    let mut found = None;
+    for_each_money_txn(conn, at, at + 1, id..=id, |t| found = Some(t.to_owned()))?;
+    Ok(found)
 }
 
 /// A terminal's batch settlement (0500) and its upload (0320), as the host received them.
