@@ -2,6 +2,9 @@
 //! or ACOMA file, read in place (no allocation per record), after the same whole-record
 //! checks as the typed parser, and in parallel over chunks cut at line ends.
 
+use std::io::Read;
+use std::path::Path;
+
 use crate::error::ParseError;
 use crate::kind::ClearingDate;
 use crate::profile::{Key, Profile};
@@ -11,6 +14,8 @@ use crate::reader::{RawRecord, RecordReader, split_at_lines};
 /// are without their padding; `raw` gives any other field.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyView<'a> {
+    /// Acquiring institution id (the first part of the CUP key).
+    pub acquirer_inst: &'a str,
     pub stan: u32,
     /// `MMDDhhmmss`.
     pub transmission_time: &'a str,
@@ -39,6 +44,7 @@ impl<'a> KeyView<'a> {
         let original_time = raw.key_str(Key::OriginalTime);
         let original_stan = raw.key_u64(Key::OriginalStan);
         KeyView {
+            acquirer_inst: raw.key_str(Key::AcquirerInst),
             stan: raw.key_u64(Key::Stan) as u32,
             transmission_time: raw.key_str(Key::TransmissionTime),
             amount_fen: raw.key_u64(Key::AmountFen),
@@ -140,4 +146,63 @@ pub fn par_fold_txn_keys<'a, A: Send>(
         accs.push(acc);
     }
     Ok(accs)
+}
+
+/// What [`for_each_txn_key_in_file`] reads at a time by default: large enough that a read
+/// costs little per record, small enough that a file of any size is read in bounded memory.
+pub const FILE_CHUNK_BYTES: usize = 8 << 20;
+
+/// [`for_each_txn_key_in_chunk`] over the file at `path`, read in chunks of about
+/// `chunk_bytes` cut at line ends (memory stays at one chunk whatever the file's size; a
+/// line longer than a chunk grows it). Records and errors carry their line in the file.
+/// As for a chunk, the first bad line stops it with its error and the records before it
+/// have been seen: a caller that needs all or nothing discards what it gathered.
+pub fn for_each_txn_key_in_file(
+    path: &Path,
+    profile: &Profile,
+    date: Option<ClearingDate>,
+    chunk_bytes: usize,
+    mut each: impl FnMut(&KeyView<'_>),
+) -> Result<u64, ParseError> {
+    let read_error = |source| ParseError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut buf = vec![0u8; chunk_bytes.max(profile.record_len() + 2)];
+    let (mut filled, mut lines_before) = (0, 0u64);
+    loop {
+        filled += read_full(&mut file, &mut buf[filled..]).map_err(read_error)?;
+        let at_end = filled < buf.len();
+        let end = if at_end {
+            filled
+        } else if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
+            last + 1
+        } else {
+            // No line end in a full buffer: one line longer than it.
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        };
+        lines_before +=
+            for_each_txn_key_in_chunk(&buf[..end], profile, date, lines_before + 1, &mut each)?;
+        buf.copy_within(end..filled, 0);
+        filled -= end;
+        if at_end {
+            return Ok(lines_before);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }

@@ -12,7 +12,8 @@
 //!   are errors, only text is cut (at a character boundary).
 //! - **Reading**: [`parse_file`] is all or nothing; errors name the line and the field.
 //!   [`RecordReader`] and [`for_each_txn_key`] / [`par_fold_txn_keys`] read in place for
-//!   reconciliation's millions of records, with the same checks.
+//!   reconciliation's millions of records, with the same checks;
+//!   [`for_each_txn_key_in_file`] does so over a file of any size in bounded memory.
 //!
 //! Fee fields: `C` = credit to the acquirer = positive, `D` = negative.
 
@@ -27,7 +28,10 @@ mod record;
 mod write;
 
 pub use error::ParseError;
-pub use fast::{KeyView, for_each_txn_key, for_each_txn_key_in_chunk, par_fold_txn_keys};
+pub use fast::{
+    FILE_CHUNK_BYTES, KeyView, for_each_txn_key, for_each_txn_key_in_chunk,
+    for_each_txn_key_in_file, par_fold_txn_keys,
+};
 pub use kind::{ClearingDate, FileKind, detect, file_name};
 pub use parse::{ParsedFile, detect_path, parse_bytes, parse_file, parse_records};
 pub use profile::{Field, FieldKind, FieldRef, Profile, ProfileError};

@@ -6,7 +6,7 @@ mod common;
 use common::{date, txn};
 use poskit_clearing::{
     FileKind, KeyView, Profile, RecordReader, Records, TxnRecord, digits_u64, for_each_txn_key,
-    par_fold_txn_keys, parse_bytes, write_records,
+    for_each_txn_key_in_file, par_fold_txn_keys, parse_bytes, write_records,
 };
 
 fn file(kind: FileKind, count: u32) -> Vec<u8> {
@@ -113,6 +113,69 @@ fn errors_agree_and_carry_the_files_line_in_parallel() {
             .unwrap_err();
         assert_eq!(err.to_string(), typed, "{threads} threads");
     }
+}
+
+/// The file written to a temporary directory under its switch's name.
+fn on_disk(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("IND25030432ACOMA");
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_file_read_in_chunks_gives_every_record_with_its_line() {
+    let profile = Profile::builtin(FileKind::Acoma);
+    let bytes = file(FileKind::Acoma, 1_000);
+    let mut whole = Vec::new();
+    for_each_txn_key(&bytes, profile, Some(date()), |key| {
+        whole.push(view_keys(key))
+    })
+    .unwrap();
+    let (_dir, path) = on_disk(&bytes);
+    // Chunks smaller than a record, of a few records, cut mid-record, and the whole file.
+    for chunk_bytes in [100, 952 * 3, 952 * 7 + 500, 1 << 20] {
+        let (mut keys, mut lines) = (Vec::new(), Vec::new());
+        let count = for_each_txn_key_in_file(&path, profile, Some(date()), chunk_bytes, |key| {
+            keys.push(view_keys(key));
+            lines.push(key.line());
+        })
+        .unwrap();
+        assert_eq!(count, 1_000, "{chunk_bytes}");
+        assert_eq!(keys, whole, "{chunk_bytes}");
+        assert!(lines.iter().copied().eq(1..=1_000), "{chunk_bytes}");
+    }
+}
+
+#[test]
+fn a_bad_line_in_a_later_chunk_is_reported_with_its_line_in_the_file() {
+    let profile = Profile::builtin(FileKind::Acoma);
+    let mut bytes = file(FileKind::Acoma, 1_000);
+    let field = &profile.fields()[profile.index_of("tid").unwrap()];
+    // Line 876: in the second chunk of 600 records, in the ninth of about 100.
+    bytes[(876 - 1) * 952 + field.offset] = 0x01;
+    let typed = parse_bytes(&bytes, profile, date())
+        .unwrap_err()
+        .to_string();
+    let (_dir, path) = on_disk(&bytes);
+    for chunk_bytes in [952 * 600, 952 * 100 + 17] {
+        let mut seen = 0u64;
+        let err =
+            for_each_txn_key_in_file(&path, profile, Some(date()), chunk_bytes, |_| seen += 1)
+                .unwrap_err();
+        assert_eq!(err.to_string(), typed, "{chunk_bytes}");
+        assert_eq!(err.line(), Some(876));
+        // Records before the bad line were seen; nothing after it.
+        assert!(seen <= 875, "{seen}");
+    }
+    // A last line cut short, and a missing file.
+    let whole = file(FileKind::Acoma, 10);
+    let (_dir, path) = on_disk(&whole[..whole.len() - 30]);
+    let err = for_each_txn_key_in_file(&path, profile, Some(date()), 952 * 4, |_| {}).unwrap_err();
+    assert!(err.to_string().starts_with("line 10: truncated"), "{err}");
+    let missing = path.with_file_name("IND25030532ACOMA");
+    let err = for_each_txn_key_in_file(&missing, profile, None, 1 << 20, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
 }
 
 #[test]

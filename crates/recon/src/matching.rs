@@ -4,8 +4,9 @@
 //! time, amount, card) without the institutions; terminal settlements are compared with the
 //! host's totals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use poskit_domain::Tid;
 use serde_json::{Value, json};
 
 use crate::model::{
@@ -28,10 +29,6 @@ pub struct Day {
     /// Transactions of earlier days that open breaks wait for (long on our side near the
     /// cut-off), by break id: found in today's file, their break is resolved.
     pub awaited: Vec<(String, HostTxn)>,
-    /// Host transactions of earlier days that switch records of this day name (by RRN)
-    /// and that no open break awaits: a record the switch cleared a day late is paired
-    /// with them, not reported as the switch's alone.
-    pub earlier: Vec<HostTxn>,
     pub switch: Vec<SwitchTxn>,
     pub settlements: Vec<Settlement>,
 }
@@ -43,14 +40,24 @@ pub struct Found {
     pub breaks: Vec<Break>,
     /// Awaited breaks resolved today, with how.
     pub resolved: Vec<(String, String)>,
+    /// The switch's records found alone (class B): the caller may find their host
+    /// transaction on an earlier day.
+    pub alone_at_switch: Vec<SwitchTxn>,
 }
 
 /// Compares the sides of one day.
 pub fn compare(mut day: Day) -> Found {
     let mut found = Found::default();
-    compare_switched(&mut day, &mut found);
+    let (host_len, switch_len) = sort_sides(&mut day);
+    compare_switched(
+        &day,
+        &day.host[..host_len],
+        &day.switch[..switch_len],
+        &mut found,
+    );
+    let on_host = uploads_on_host(&day);
     for s in &day.settlements {
-        if let Some(b) = settlement_break(&day.date, s, &day.host) {
+        if let Some(b) = settlement_break(&day.date, s, &on_host) {
             found.breaks.push(b);
         }
     }
@@ -60,22 +67,28 @@ pub fn compare(mut day: Day) -> Found {
     found
 }
 
+/// Sorts both sides in place (on two threads), each by key with what has none (on-us
+/// transactions, reversal records) after; returns how many of each have one: the host's
+/// forwarded transactions and the switch's originals, in key order (originals of one key in
+/// file order).
+fn sort_sides(day: &mut Day) -> (usize, usize) {
+    let (host, switch) = (&mut day.host, &mut day.switch);
+    std::thread::scope(|scope| {
+        let sorting = scope.spawn(|| {
+            switch.sort_unstable_by_key(|s| (s.is_reversal, s.key, s.line));
+            switch.partition_point(|s| !s.is_reversal)
+        });
+        host.sort_unstable_by_key(|h| (h.key.is_none(), h.key));
+        let host_len = host.partition_point(|h| h.key.is_some());
+        let switch_len = sorting
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (host_len, switch_len)
+    })
+}
+
 /// Host and switch, merged by key; duplicates, then one class per pair.
-fn compare_switched(day: &mut Day, found: &mut Found) {
-    let mut host: Vec<HostTxn> = day
-        .host
-        .iter()
-        .filter(|h| h.key.is_some())
-        .copied()
-        .collect();
-    host.sort_unstable_by_key(|h| h.key);
-    let mut originals: Vec<SwitchTxn> = day
-        .switch
-        .iter()
-        .filter(|s| !s.is_reversal)
-        .copied()
-        .collect();
-    originals.sort_unstable_by_key(|s| (s.key, s.line));
+fn compare_switched(day: &Day, host: &[HostTxn], originals: &[SwitchTxn], found: &mut Found) {
     let awaited: HashMap<SwitchKey, String> = day
         .awaited
         .iter()
@@ -94,7 +107,7 @@ fn compare_switched(day: &mut Day, found: &mut Found) {
                 j += n;
             }
             (Some(h), s) if s.is_none_or(|s| h < s) => {
-                lone_host.push(host[i]);
+                lone_host.push(&host[i]);
                 i += 1;
             }
             _ => {
@@ -121,7 +134,7 @@ fn group_len(records: &[SwitchTxn]) -> usize {
 }
 
 /// What the key left alone, paired by the fallback key; the rest classified alone.
-fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[SwitchTxn]>) {
+fn fallback(day: &Day, found: &mut Found, host: Vec<&HostTxn>, switch: Vec<&[SwitchTxn]>) {
     type Loose = (u32, u32, u64, (u32, u16));
     let loose = |time: u32, stan: u32, amount: u64, pan: MaskedPan| -> Loose {
         (
@@ -138,7 +151,7 @@ fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[Swit
             (loose(s.key.time, s.key.stan, s.amount.fen(), s.pan), *g)
         })
         .collect();
-    for h in &host {
+    for h in host {
         let Some(k) = h.key else { continue };
         match by_loose.remove(&loose(k.time, k.stan, h.amount.fen(), h.pan)) {
             Some(g) => pair(day, found, Some(h), g),
@@ -147,13 +160,8 @@ fn fallback(day: &Day, found: &mut Found, host: Vec<HostTxn>, switch: Vec<&[Swit
     }
     let mut rest: Vec<&[SwitchTxn]> = by_loose.into_values().collect();
     rest.sort_by_key(|g| g[0].line);
-    let earlier: HashMap<SwitchKey, &HostTxn> = day
-        .earlier
-        .iter()
-        .filter_map(|h| h.key.map(|k| (k, h)))
-        .collect();
     for g in rest {
-        pair(day, found, earlier.get(&g[0].key).copied(), g);
+        pair(day, found, None, g);
     }
 }
 
@@ -243,7 +251,10 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
         }
         (Stand::NotCharged, Stand::Charged) => (Class::C, give_back),
         (Stand::Pending, Stand::Charged) => (Class::D, Action::OpenItem),
-        (Stand::Absent, Stand::Charged) => (Class::B, Action::OpenItem),
+        (Stand::Absent, Stand::Charged) => {
+            found.alone_at_switch.extend(s.copied());
+            (Class::B, Action::OpenItem)
+        }
         (Stand::Charged, Stand::NotCharged) if s.is_some_and(|s| s.reversed) => {
             (Class::OneSidedReversal, Action::OpenItem)
         }
@@ -378,9 +389,37 @@ fn switch_json(s: &SwitchTxn) -> Value {
     })
 }
 
+/// (terminal, batch, STAN, amount in fen) of a host transaction.
+type UploadKey = (Tid, u32, u32, u64);
+
+/// The host's transactions that uploaded details may name: those of the batches whose
+/// settlement breaks and carries uploads (one pass over the host, not one per detail).
+fn uploads_on_host(day: &Day) -> HashSet<UploadKey> {
+    let batches: HashSet<(Tid, u32)> = day
+        .settlements
+        .iter()
+        .filter(|s| !s.uploads.is_empty() && settlement_differs(s))
+        .map(|s| (s.tid, s.batch))
+        .collect();
+    if batches.is_empty() {
+        return HashSet::new();
+    }
+    day.host
+        .iter()
+        .filter(|x| batches.contains(&(x.tid, x.batch)))
+        .map(|x| (x.tid, x.batch, x.stan, x.amount.fen()))
+        .collect()
+}
+
+/// The settlement's terminal totals are not the host's, or the host did not find it
+/// balanced.
+fn settlement_differs(s: &Settlement) -> bool {
+    s.terminal != s.host || !s.balanced
+}
+
 /// A settlement whose terminal totals are not the host's (or that the host did not find
 /// balanced): one break, with the uploaded details the host does not have as sent.
-fn settlement_break(date: &str, s: &Settlement, host: &[HostTxn]) -> Option<Break> {
+fn settlement_break(date: &str, s: &Settlement, on_host: &HashSet<UploadKey>) -> Option<Break> {
     let (t, h) = (&s.terminal, &s.host);
     let mut differing = Vec::new();
     for (name, a, b) in [
@@ -401,20 +440,13 @@ fn settlement_break(date: &str, s: &Settlement, host: &[HostTxn]) -> Option<Brea
             differing.push(format!("{name}: terminal {a} host {b}"));
         }
     }
-    if differing.is_empty() && s.balanced {
+    if !settlement_differs(s) {
         return None;
     }
     let unmatched: Vec<Value> = s
         .uploads
         .iter()
-        .filter(|u| {
-            !host.iter().any(|x| {
-                x.tid == s.tid
-                    && x.batch == s.batch
-                    && x.stan == u.stan
-                    && x.amount.fen() == u.amount_fen
-            })
-        })
+        .filter(|u| !on_host.contains(&(s.tid, s.batch, u.stan, u.amount_fen)))
         .map(|u| json!({"stan": u.stan, "pan": u.pan_masked, "amount_fen": u.amount_fen}))
         .collect();
     let amount = t.debit_fen.abs_diff(h.debit_fen) + t.credit_fen.abs_diff(h.credit_fen);

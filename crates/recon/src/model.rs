@@ -18,15 +18,21 @@ pub struct SwitchKey {
 impl SwitchKey {
     /// From the texts of the files and the ledger; `None` when one is not digits.
     pub fn parse(acquirer: &str, stan: u32, time: &str) -> Option<SwitchKey> {
-        let digits = |t: &str, max: usize| {
-            (!t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| t.parse::<u64>().ok())
-                .flatten()
-        };
+        SwitchKey::parse_split(acquirer, stan, time, "")
+    }
+
+    /// [`SwitchKey::parse`] of a time given in two parts (the ledger's MMDD and hhmmss),
+    /// without joining them.
+    pub fn parse_split(
+        acquirer: &str,
+        stan: u32,
+        time_head: &str,
+        time_tail: &str,
+    ) -> Option<SwitchKey> {
         Some(SwitchKey {
-            time: u32::try_from(digits(time, 10)?).ok()?,
+            time: u32::try_from(digits_value([time_head, time_tail], 10)?).ok()?,
             stan,
-            acquirer: digits(acquirer.trim(), 11)?,
+            acquirer: digits_value([acquirer.trim(), ""], 11)?,
         })
     }
 
@@ -34,6 +40,21 @@ impl SwitchKey {
     pub fn text(&self) -> String {
         format!("{}/{:06}/{:010}", self.acquirer, self.stan, self.time)
     }
+}
+
+/// The value of the digits of `parts` put end to end: `None` when there are none, more
+/// than `max`, or anything else.
+fn digits_value(parts: [&str; 2], max: usize) -> Option<u64> {
+    let len = parts[0].len() + parts[1].len();
+    if len == 0 || len > max {
+        return None;
+    }
+    parts
+        .iter()
+        .flat_map(|p| p.bytes())
+        .try_fold(0u64, |acc, b| {
+            b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+        })
 }
 
 /// A card number masked (first six, last four), kept in eight bytes.

@@ -8,18 +8,20 @@
 //! closed day's report never changes. A run that could not see the whole day (still open,
 //! a file missing, a terminal not settled) is *incomplete* and says why.
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use poskit_clearing::{Records, TxnRecord};
+use poskit_clearing::{FileKind, KeyView, Profile};
 use poskit_domain::calendar::{ClearingCut, yyyymmdd};
 use poskit_domain::{AmountFen, Mid, ResponseCode, Rrn, Tid, TransactionKind};
 use poskit_host::clock::HostTime;
 use poskit_host::store::TxnState;
-use poskit_host::store::books::{self, CreditAdjustment, LedgerTxn};
-use rusqlite::Connection;
+use poskit_host::store::books::{self, CreditAdjustment, LedgerTxn, LedgerTxnRef};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::matching::{Day, compare};
+use crate::matching::{Day, Found, compare};
 use crate::model::{
     Action, Break, Class, Direction, HostState, HostTxn, MaskedPan, Settlement, Status, SwitchKey,
     SwitchTxn, Totals, Upload,
@@ -68,40 +70,62 @@ pub struct Report {
     pub breaks: Vec<Break>,
 }
 
+/// Where a run's time went, in ms (all zero for a closed day read back).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Timings {
+    /// The three sides read: the ACOMA file parsed and the ledger read, at once.
+    pub read_ms: u64,
+    /// The comparison and the breaks merged with earlier runs.
+    pub compare_ms: u64,
+    /// The credit adjustments (E32) posted: one durable ledger transaction each.
+    pub resolve_ms: u64,
+    /// The run kept in `recon.db`.
+    pub keep_ms: u64,
+}
+
 /// Runs (or, for a closed day, reads back) the reconciliation of `opts.day`.
 pub fn run(
     host: &mut Connection,
     state: &Connection,
     opts: &Options,
 ) -> Result<Report, ReconError> {
+    run_timed(host, state, opts).map(|(report, _)| report)
+}
+
+/// [`run`], with where its time went.
+pub fn run_timed(
+    host: &mut Connection,
+    state: &Connection,
+    opts: &Options,
+) -> Result<(Report, Timings), ReconError> {
     state::migrate(state)?;
     if let Some(report) = state::closed_report(state, opts.day)? {
-        return Ok(report);
+        return Ok((report, Timings::default()));
     }
-    let switch = read_switch(&opts.clearing_dir, opts.day)?;
-    let id_hi = books::last_txn_id(host)?;
-    let (host_txns, settlements) = read_host(host, state, opts)?;
+    let ms_since = |at: Instant| at.elapsed().as_millis() as u64;
+    let mut timings = Timings::default();
+    let started = Instant::now();
+    let (switch, id_hi, (host_txns, settlements)) = read_sides(host, state, opts)?;
     let mut reasons = incomplete_reasons(opts, switch.is_none(), &host_txns, &settlements);
     let awaited = awaited(host, state, opts)?;
-    let earlier = earlier(
-        host,
-        opts,
-        &host_txns,
-        switch.as_deref().unwrap_or_default(),
-        &awaited,
-    )?;
-    let found = compare(Day {
+    timings.read_ms = ms_since(started);
+    let started = Instant::now();
+    let mut found = compare(Day {
         date: yyyymmdd(opts.day),
         end_ms: opts.cut.start_ms(opts.day + 1),
         near_cut_ms: opts.near_cut_ms,
         host: host_txns,
         awaited,
-        earlier,
         switch: switch.unwrap_or_default(),
         settlements,
     });
+    cleared_late(host, opts, &mut found)?;
     let mut breaks = state::merge(state, opts.day, found.breaks, &found.resolved)?;
+    timings.compare_ms = ms_since(started);
+    let started = Instant::now();
     resolve(host, opts, &mut breaks, &mut reasons)?;
+    timings.resolve_ms = ms_since(started);
+    let started = Instant::now();
     let report = Report {
         date: yyyymmdd(opts.day),
         status: if reasons.is_empty() {
@@ -115,41 +139,69 @@ pub fn run(
         breaks,
     };
     state::keep(state, opts.day, &report, id_hi, opts.now_ms)?;
-    Ok(report)
+    timings.keep_ms = ms_since(started);
+    Ok((report, timings))
 }
 
-/// The switch's transactions of the day, from its ACOMA file; `None` when there is none.
+type HostSide = (Vec<HostTxn>, Vec<Settlement>);
+
+/// The switch's file parsed on a thread of its own while this one reads the ledger; the
+/// last transaction id on file is taken before the ledger is read (where a complete run
+/// closes the day).
+fn read_sides(
+    host: &Connection,
+    state: &Connection,
+    opts: &Options,
+) -> Result<(Option<Vec<SwitchTxn>>, i64, HostSide), ReconError> {
+    std::thread::scope(|scope| {
+        let switch = scope.spawn(|| read_switch(&opts.clearing_dir, opts.day));
+        let host_side = (|| -> Result<_, ReconError> {
+            let id_hi = books::last_txn_id(host)?;
+            Ok((id_hi, read_host(host, state, opts)?))
+        })();
+        // The file's error first, as when the sides were read one after the other.
+        let switch = switch
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let (id_hi, host_side) = host_side?;
+        Ok((switch, id_hi, host_side))
+    })
+}
+
+/// The switch's transactions of the day, from its ACOMA file (read in chunks, each record
+/// straight into a [`SwitchTxn`]); `None` when there is none. All or nothing: the first bad
+/// line of the file is the error.
 fn read_switch(dir: &Path, day: i64) -> Result<Option<Vec<SwitchTxn>>, ReconError> {
     let date = clearing_date(day)?;
-    let path = dir.join(poskit_clearing::file_name(
-        poskit_clearing::FileKind::Acoma,
-        date,
-    ));
+    let path = dir.join(poskit_clearing::file_name(FileKind::Acoma, date));
     if !path.exists() {
         return Ok(None);
     }
-    let parsed = poskit_clearing::parse_file(&path, None)
-        .map_err(|e| ReconError::Input(format!("{}: {e}", path.display())))?;
-    let Records::Txn(records) = parsed.records else {
+    let profile = Profile::builtin(FileKind::Acoma);
+    let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let record_bytes = profile.record_len() as u64 + 1;
+    let mut txns = Vec::with_capacity((file_bytes / record_bytes) as usize);
+    let mut unreadable_line = None;
+    poskit_clearing::for_each_txn_key_in_file(
+        &path,
+        profile,
+        Some(date),
+        poskit_clearing::FILE_CHUNK_BYTES,
+        |key| match switch_txn(key) {
+            Some(t) => txns.push(t),
+            None => {
+                unreadable_line.get_or_insert(key.line());
+            }
+        },
+    )
+    .map_err(|e| ReconError::Input(format!("{}: {e}", path.display())))?;
+    if let Some(line) = unreadable_line {
         return Err(ReconError::Input(format!(
-            "{}: not a transaction file",
+            "{}: line {line}: unreadable key or identifiers",
             path.display()
         )));
-    };
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            switch_txn(i as u32 + 1, r).ok_or_else(|| {
-                ReconError::Input(format!(
-                    "{}: line {}: unreadable key or identifiers",
-                    path.display(),
-                    i + 1
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    }
+    Ok(Some(txns))
 }
 
 /// The file date of a clearing day.
@@ -159,26 +211,33 @@ pub fn clearing_date(day: i64) -> Result<poskit_clearing::ClearingDate, ReconErr
         .ok_or_else(|| ReconError::Input(format!("{text}: no clearing file can name this date")))
 }
 
-fn switch_txn(line: u32, r: &TxnRecord) -> Option<SwitchTxn> {
+fn switch_txn(k: &KeyView<'_>) -> Option<SwitchTxn> {
     Some(SwitchTxn {
-        line,
-        key: SwitchKey::parse(&r.acquirer_inst, r.stan, &r.transmission_time)?,
-        direction: if r.processing_code.starts_with("20") {
+        line: u32::try_from(k.line()).ok()?,
+        key: SwitchKey::parse(k.acquirer_inst, k.stan, k.transmission_time)?,
+        direction: if k.processing_code.starts_with("20") {
             Direction::Credit
         } else {
             Direction::Debit
         },
-        amount: AmountFen::new(r.amount_fen).ok()?,
-        pan: MaskedPan::parse(&r.pan_masked)?,
-        tid: Tid::parse(r.tid.trim()).ok()?,
-        mid: Mid::parse(r.mid.trim()).ok()?,
-        rrn: Rrn::parse(r.rrn.trim()).ok()?,
-        code: ResponseCode::parse(&r.response_code)?,
-        is_reversal: r.mti.starts_with("04"),
-        reversed: r.reversal,
-        voided: r.voided,
+        amount: AmountFen::new(k.amount_fen).ok()?,
+        pan: MaskedPan::parse(k.pan_masked)?,
+        tid: Tid::parse(k.tid.trim()).ok()?,
+        mid: Mid::parse(k.mid.trim()).ok()?,
+        rrn: Rrn::parse(k.rrn.trim()).ok()?,
+        code: ResponseCode::parse(k.response_code)?,
+        is_reversal: k.mti.starts_with("04"),
+        reversed: k.reversal,
+        voided: k.voided,
     })
 }
+
+/// Host transactions gathered in blocks of this many: a day of millions never grows one
+/// vector (which would hold the old and the new allocation at once).
+const HOST_BLOCK_LEN: usize = 1 << 16;
+/// Readers of the ledger at once (with the file's, one thread per core of the machine the
+/// target was set on).
+const HOST_READERS: usize = 2;
 
 /// The host's money-moving transactions of the day (and those written after an earlier
 /// day closed, which belong here), and the settlements received in it.
@@ -188,31 +247,95 @@ fn read_host(
     opts: &Options,
 ) -> Result<(Vec<HostTxn>, Vec<Settlement>), ReconError> {
     let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
-    let mut rows = books::money_txns(host, from, to, 0)?;
+    let mut blocks = match books::txn_ids_created(host, from, to)? {
+        Some((lo, hi)) => read_day_in_parts(host, opts, (from, to), (lo, hi))?,
+        None => Vec::new(),
+    };
     // Late writes of the closed days just before this one.
     let mut day = opts.day - 1;
     while let Some(id_hi) = state::closed_id_hi(state, day)? {
-        rows.extend(books::money_txns(
-            host,
-            opts.cut.start_ms(day),
-            opts.cut.start_ms(day + 1),
-            id_hi,
-        )?);
+        let (from, to) = (opts.cut.start_ms(day), opts.cut.start_ms(day + 1));
+        if let Some((lo, hi)) = books::txn_ids_created(host, from, to)? {
+            let mut late = Vec::new();
+            books::for_each_money_txn(host, from, to, lo.max(id_hi + 1)..=hi, |r| {
+                late.extend(host_txn_of(r, &opts.acquirer));
+            })?;
+            blocks.push(late);
+        }
         day -= 1;
     }
-    let txns = rows
-        .iter()
-        .filter_map(|r| host_txn(r, &opts.acquirer))
-        .collect();
-    let settlements = books::settlements(host, from, to)?
+    let mut txns = Vec::with_capacity(blocks.iter().map(Vec::len).sum());
+    for block in blocks {
+        txns.extend(block);
+    }
+    Ok((txns, settlements(host, from, to)?))
+}
+
+/// The day's id range cut in [`HOST_READERS`] parts read at once, the first on `host`, the
+/// others on read-only connections of their own to the same database (one part when it has
+/// no file); the transactions in blocks of [`HOST_BLOCK_LEN`], in id order.
+fn read_day_in_parts(
+    host: &Connection,
+    opts: &Options,
+    (from, to): (i64, i64),
+    (lo, hi): (i64, i64),
+) -> Result<Vec<Vec<HostTxn>>, ReconError> {
+    let path = host.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+    let parts = if path.is_some() {
+        HOST_READERS as i64
+    } else {
+        1
+    };
+    let part_len = (hi - lo) / parts + 1;
+    let part = |i: i64| lo + i * part_len..=(lo + (i + 1) * part_len - 1).min(hi);
+    let read = |conn: &Connection, ids| -> Result<Vec<Vec<HostTxn>>, ReconError> {
+        let mut blocks: Vec<Vec<HostTxn>> = Vec::new();
+        books::for_each_money_txn(conn, from, to, ids, |r| {
+            let Some(h) = host_txn_of(r, &opts.acquirer) else {
+                return;
+            };
+            if blocks.last().is_none_or(|b| b.len() == HOST_BLOCK_LEN) {
+                blocks.push(Vec::with_capacity(HOST_BLOCK_LEN));
+            }
+            if let Some(block) = blocks.last_mut() {
+                block.push(h);
+            }
+        })?;
+        Ok(blocks)
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..parts)
+            .map(|i| {
+                let (path, read, part) = (path.clone(), &read, &part);
+                scope.spawn(move || {
+                    let path = path.unwrap_or_default();
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    read(&Connection::open_with_flags(path, flags)?, part(i))
+                })
+            })
+            .collect();
+        let mut blocks = read(host, part(0))?;
+        for other in others {
+            let more = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            blocks.extend(more);
+        }
+        Ok(blocks)
+    })
+}
+
+/// The settlements received in `[from_ms, to_ms)`.
+fn settlements(host: &Connection, from_ms: i64, to_ms: i64) -> Result<Vec<Settlement>, ReconError> {
+    let totals = |t: (u64, u32, u64, u32)| Totals {
+        debit_fen: t.0,
+        debit_count: t.1,
+        credit_fen: t.2,
+        credit_count: t.3,
+    };
+    Ok(books::settlements(host, from_ms, to_ms)?
         .into_iter()
         .filter_map(|s| {
-            let totals = |t: (u64, u32, u64, u32)| Totals {
-                debit_fen: t.0,
-                debit_count: t.1,
-                credit_fen: t.2,
-                credit_count: t.3,
-            };
             Some(Settlement {
                 tid: Tid::parse(&s.tid).ok()?,
                 batch: s.batch,
@@ -231,12 +354,16 @@ fn read_host(
                     .collect(),
             })
         })
-        .collect();
-    Ok((txns, settlements))
+        .collect())
 }
 
 /// A ledger row as reconciliation compares it.
 pub fn host_txn(r: &LedgerTxn, acquirer: &str) -> Option<HostTxn> {
+    host_txn_of(&r.as_ref(), acquirer)
+}
+
+/// [`host_txn`] of a row as [`books::for_each_money_txn`] reads it.
+pub fn host_txn_of(r: &LedgerTxnRef<'_>, acquirer: &str) -> Option<HostTxn> {
     use TransactionKind as K;
     let direction = match r.kind {
         K::Sale | K::PreAuthCompletion => Direction::Debit,
@@ -252,19 +379,21 @@ pub fn host_txn(r: &LedgerTxn, acquirer: &str) -> Option<HostTxn> {
     };
     Some(HostTxn {
         id: r.id,
-        key: match &r.forwarded {
-            Some((stan, time)) => Some(SwitchKey::parse(acquirer, *stan, time)?),
+        key: match r.forwarded {
+            Some((stan, mmdd, hhmmss)) => {
+                Some(SwitchKey::parse_split(acquirer, stan, mmdd, hhmmss)?)
+            }
             None => None,
         },
         direction,
-        tid: Tid::parse(&r.tid).ok()?,
-        mid: Mid::parse(&r.mid).ok()?,
+        tid: Tid::parse(r.tid).ok()?,
+        mid: Mid::parse(r.mid).ok()?,
         batch: r.batch,
         stan: r.stan,
         amount: AmountFen::new(r.amount_fen).ok()?,
-        pan: MaskedPan::parse(&r.pan_masked)?,
-        rrn: Rrn::parse(&r.rrn).unwrap_or(Rrn::parse("000000000000").ok()?),
-        code: ResponseCode::parse(&r.code).unwrap_or(ResponseCode::SYSTEM_MALFUNCTION),
+        pan: MaskedPan::parse(r.pan_masked)?,
+        rrn: Rrn::parse(r.rrn).unwrap_or(Rrn::parse("000000000000").ok()?),
+        code: ResponseCode::parse(r.code).unwrap_or(ResponseCode::SYSTEM_MALFUNCTION),
         state,
         created_ms: r.created_ms,
     })
@@ -297,18 +426,20 @@ fn incomplete_reasons(
             opts.clearing_dir.display()
         ));
     }
-    let mut unsettled: Vec<(Tid, u32)> = host
+    let closed: HashSet<(Tid, u32)> = settlements
+        .iter()
+        .filter(|s| s.closed)
+        .map(|s| (s.tid, s.batch))
+        .collect();
+    let batches: HashSet<(Tid, u32)> = host
         .iter()
         .filter(|h| h.state == HostState::Approved)
         .map(|h| (h.tid, h.batch))
-        .filter(|(tid, batch)| {
-            !settlements
-                .iter()
-                .any(|s| s.tid == *tid && s.batch == *batch && s.closed)
-        })
         .collect();
-    unsettled.sort();
-    unsettled.dedup();
+    let unsettled: BTreeSet<(Tid, u32)> = batches
+        .into_iter()
+        .filter(|batch| !closed.contains(batch))
+        .collect();
     for (tid, batch) in unsettled.iter().take(UNSETTLED_NAMED_MAX) {
         reasons.push(format!(
             "terminal {} batch {batch:06} not settled",
@@ -340,38 +471,33 @@ fn awaited(
     Ok(out)
 }
 
-/// The host transactions of earlier days that this day's switch records name by RRN (the
-/// host's RRN is its transaction id) when the day's own do not: cleared a day late.
-fn earlier(
-    host: &Connection,
-    opts: &Options,
-    today: &[HostTxn],
-    switch: &[SwitchTxn],
-    awaited: &[(String, HostTxn)],
-) -> Result<Vec<HostTxn>, ReconError> {
-    let known: std::collections::HashSet<SwitchKey> = today
-        .iter()
-        .chain(awaited.iter().map(|(_, h)| h))
-        .filter_map(|h| h.key)
-        .collect();
+/// Switch records alone on this day (class B) whose host transaction is of an earlier day
+/// (the switch cleared it late; named by its RRN, the host's row id): compared with it
+/// instead. Only the few records alone are looked up.
+fn cleared_late(host: &Connection, opts: &Options, found: &mut Found) -> Result<(), ReconError> {
     let day_start_ms = opts.cut.start_ms(opts.day);
-    let mut out = Vec::new();
-    for s in switch
-        .iter()
-        .filter(|s| !s.is_reversal && !known.contains(&s.key))
-    {
-        let Ok(id) = s.rrn.as_str().parse::<i64>() else {
-            continue;
-        };
-        if let Some(h) = books::money_txn(host, id)?
+    for s in std::mem::take(&mut found.alone_at_switch) {
+        let Ok(id) = s.rrn.as_str().parse::<i64>() else { continue };
+        let Some(h) = books::money_txn(host, id)?
             .filter(|r| r.created_ms < day_start_ms)
             .and_then(|r| host_txn(&r, &opts.acquirer))
             .filter(|h| h.key == Some(s.key))
-        {
-            out.push(h);
-        }
+        else {
+            continue;
+        };
+        found.breaks.retain(|b| !(b.class == Class::B && b.records.switch.as_ref().is_some_and(|j| j["line"] == s.line)));
+        let pair = compare(Day {
+            date: yyyymmdd(opts.day),
+            end_ms: opts.cut.start_ms(opts.day + 1),
+            near_cut_ms: opts.near_cut_ms,
+            host: vec![h],
+            switch: vec![s],
+            ..Day::default()
+        });
+        found.matched += pair.matched;
+        found.breaks.extend(pair.breaks);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Applies the safe resolutions: a credit adjustment (E32) for each open break that asks

@@ -1,6 +1,7 @@
 //! `poskit bench host`: durable authorizations per second and their latency, over
 //! loopback, with MAC and PIN verification: a real host (SQLite, `synchronous = FULL`, group
 //! commit) in this process and a load generator of signed-in terminals on threads.
+//! `poskit bench recon` (`bench/recon.rs`): one generated clearing day reconciled.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ use poskit_host::{DataDir, demo, run};
 
 use crate::fail::usage;
 
+mod day;
+mod recon;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -28,6 +32,12 @@ pub struct Args {
 enum What {
     /// Sales per second and latency of the host over loopback.
     Host(HostArgs),
+    /// Reconciliation of one generated clearing day: time, peak memory, and the injected
+    /// breaks found exactly (exit 1 if not).
+    Recon(recon::ReconArgs),
+    /// The timed run of `bench recon` on its generated day (run by it, in a child process).
+    #[command(hide = true)]
+    ReconRun(recon::ReconRunArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,7 +62,14 @@ struct HostArgs {
 const STANS_PER_TERMINAL_MAX: u32 = 999_000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let What::Host(a) = args.what;
+    match args.what {
+        What::Host(a) => run_host(a),
+        What::Recon(a) => recon::run(a),
+        What::ReconRun(a) => recon::run_generated(a),
+    }
+}
+
+fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
     if a.connections == 0 || a.connections > demo::FLEET_TERMINALS {
         return Err(usage(format!(
             "--connections: 1 to {}",

@@ -31,7 +31,75 @@ pub struct LedgerTxn {
     pub forwarded: Option<(u32, String)>,
 }
 
+impl LedgerTxn {
+    /// The transaction as [`for_each_money_txn`] gives it.
+    pub fn as_ref(&self) -> LedgerTxnRef<'_> {
+        LedgerTxnRef {
+            id: self.id,
+            kind: self.kind,
+            tid: &self.tid,
+            mid: &self.mid,
+            batch: self.batch,
+            stan: self.stan,
+            amount_fen: self.amount_fen,
+            pan_masked: &self.pan_masked,
+            rrn: &self.rrn,
+            code: &self.code,
+            state: self.state,
+            created_ms: self.created_ms,
+            forwarded: self.forwarded.as_ref().map(|(stan, time)| {
+                let (mmdd, hhmmss) = time.split_at_checked(4).unwrap_or((time, ""));
+                (*stan, mmdd, hhmmss)
+            }),
+        }
+    }
+}
+
 const MONEY_KINDS: &str = "('sale', 'completion', 'void', 'completion-void', 'refund')";
+
+/// A money-moving transaction as [`for_each_money_txn`] reads it: its texts borrowed from
+/// the row being read (nothing allocated per row), for readers of millions of rows.
+#[derive(Clone, Copy, Debug)]
+pub struct LedgerTxnRef<'a> {
+    pub id: i64,
+    pub kind: TransactionKind,
+    pub tid: &'a str,
+    pub mid: &'a str,
+    pub batch: u32,
+    pub stan: u32,
+    pub amount_fen: u64,
+    /// Empty when the row has none.
+    pub pan_masked: &'a str,
+    /// Empty when the row has none.
+    pub rrn: &'a str,
+    pub code: &'a str,
+    pub state: TxnState,
+    pub created_ms: i64,
+    /// Forwarded to the switch: its STAN there and transmission time (MMDD, hhmmss).
+    pub forwarded: Option<(u32, &'a str, &'a str)>,
+}
+
+impl LedgerTxnRef<'_> {
+    pub fn to_owned(&self) -> LedgerTxn {
+        LedgerTxn {
+            id: self.id,
+            kind: self.kind,
+            tid: self.tid.to_owned(),
+            mid: self.mid.to_owned(),
+            batch: self.batch,
+            stan: self.stan,
+            amount_fen: self.amount_fen,
+            pan_masked: self.pan_masked.to_owned(),
+            rrn: self.rrn.to_owned(),
+            code: self.code.to_owned(),
+            state: self.state,
+            created_ms: self.created_ms,
+            forwarded: self
+                .forwarded
+                .map(|(stan, mmdd, hhmmss)| (stan, format!("{mmdd}{hhmmss}"))),
+        }
+    }
+}
 
 /// The money-moving transactions created in `[from_ms, to_ms)` with an id above `id_above`.
 pub fn money_txns(
@@ -40,38 +108,110 @@ pub fn money_txns(
     to_ms: i64,
     id_above: i64,
 ) -> StoreResult<Vec<LedgerTxn>> {
+    let mut out = Vec::new();
+    if let Some((lo, hi)) = txn_ids_created(conn, from_ms, to_ms)? {
+        let ids = lo.max(id_above.saturating_add(1))..=hi;
+        for_each_money_txn(conn, from_ms, to_ms, ids, |t| out.push(t.to_owned()))?;
+    }
+    Ok(out)
+}
+
+/// The lowest and highest id of the transactions created in `[from_ms, to_ms)` (from the
+/// index on time, without reading the rows); `None` when there is none. A reader of a day
+/// scans that id range in id order, and can cut it in parts read at once.
+pub fn txn_ids_created(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Option<(i64, i64)>> {
+    let range: (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT min(id), max(id) FROM transactions INDEXED BY transactions_created
+         WHERE created_ms >= ?1 AND created_ms < ?2",
+        params![from_ms, to_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(range.0.zip(range.1))
+}
+
+/// Calls `each` with the money-moving transactions created in `[from_ms, to_ms)` whose id
+/// is in `ids`, in id order (a reader of a whole day: [`money_txns`] without an allocation
+/// per row; the rows are read by id, so give the day's range, [`txn_ids_created`]).
+/// Returns how many it read.
+pub fn for_each_money_txn(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    ids: std::ops::RangeInclusive<i64>,
+    mut each: impl FnMut(&LedgerTxnRef<'_>),
+) -> StoreResult<u64> {
     let sql = format!(
         "SELECT id, kind, tid, mid, batch, stan, amount_fen, pan_masked, rrn, code, state,
              created_ms, fwd, mmdd, hhmmss
-         FROM transactions
-         WHERE created_ms >= ?1 AND created_ms < ?2 AND id > ?3 AND reversal = 0
-             AND kind IN {MONEY_KINDS} AND tid IS NOT NULL
+         FROM transactions NOT INDEXED
+         WHERE id >= ?3 AND id <= ?4 AND created_ms >= ?1 AND created_ms < ?2
+             AND reversal = 0 AND kind IN {MONEY_KINDS} AND tid IS NOT NULL
          ORDER BY id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![from_ms, to_ms, id_above], |r| {
-        let kind: String = r.get(1)?;
-        let state: String = r.get(10)?;
-        let id: i64 = r.get(0)?;
-        let fwd: bool = r.get(12)?;
-        let time = format!("{}{}", r.get::<_, String>(13)?, r.get::<_, String>(14)?);
-        Ok(LedgerTxn {
-            id,
-            kind: TransactionKind::from_slug(&kind).unwrap_or(TransactionKind::Sale),
-            tid: r.get(2)?,
-            mid: r.get(3)?,
-            batch: r.get(4)?,
-            stan: r.get(5)?,
-            amount_fen: r.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64,
-            pan_masked: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-            rrn: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            code: r.get(9)?,
-            state: TxnState::parse(&state).unwrap_or(TxnState::Declined),
-            created_ms: r.get(11)?,
-            forwarded: fwd.then(|| (forward_stan_of(id), time)),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut rows = stmt.query(params![from_ms, to_ms, ids.start(), ids.end()])?;
+    let mut count = 0;
+    while let Some(r) = rows.next()? {
+        each(&ledger_txn_ref(r)?);
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// A row of [`for_each_money_txn`]'s query.
+fn ledger_txn_ref<'a>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<LedgerTxnRef<'a>> {
+    let id: i64 = r.get(0)?;
+    let fwd: bool = r.get(12)?;
+    Ok(LedgerTxnRef {
+        id,
+        kind: money_kind(text(r, 1)?),
+        tid: text(r, 2)?,
+        mid: text(r, 3)?,
+        batch: r.get(4)?,
+        stan: r.get(5)?,
+        amount_fen: r.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64,
+        pan_masked: text_or_empty(r, 7)?,
+        rrn: text_or_empty(r, 8)?,
+        code: text(r, 9)?,
+        state: TxnState::parse(text(r, 10)?).unwrap_or(TxnState::Declined),
+        created_ms: r.get(11)?,
+        forwarded: if fwd {
+            Some((forward_stan_of(id), text(r, 13)?, text(r, 14)?))
+        } else {
+            None
+        },
+    })
+}
+
+/// The kind of a money-moving row (the query lists no other).
+fn money_kind(slug: &str) -> TransactionKind {
+    match slug {
+        "completion" => TransactionKind::PreAuthCompletion,
+        "void" => TransactionKind::Void,
+        "completion-void" => TransactionKind::PreAuthCompletionVoid,
+        "refund" => TransactionKind::Refund,
+        _ => TransactionKind::Sale,
+    }
+}
+
+/// A text column, borrowed; NULL or another type is an error, as `get::<String>` has it.
+fn text<'a>(r: &'a rusqlite::Row<'_>, index: usize) -> rusqlite::Result<&'a str> {
+    let value = r.get_ref(index)?;
+    value.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, value.data_type(), Box::new(e))
+    })
+}
+
+/// A text column that may be NULL (empty then).
+fn text_or_empty<'a>(r: &'a rusqlite::Row<'_>, index: usize) -> rusqlite::Result<&'a str> {
+    match r.get_ref(index)? {
+        rusqlite::types::ValueRef::Null => Ok(""),
+        _ => text(r, index),
+    }
 }
 
 /// The highest transaction id on file (0 when none): where a closed day ends.
@@ -93,9 +233,9 @@ pub fn money_txn(conn: &Connection, id: i64) -> StoreResult<Option<LedgerTxn>> {
         )
         .optional()?;
     let Some(at) = created else { return Ok(None) };
-    Ok(money_txns(conn, at, at + 1, id - 1)?
-        .into_iter()
-        .find(|t| t.id == id))
+    let mut found = None;
+    for_each_money_txn(conn, at, at + 1, id..=id, |t| found = Some(t.to_owned()))?;
+    Ok(found)
 }
 
 /// A terminal's batch settlement (0500) and its upload (0320), as the host received them.
