@@ -61,6 +61,9 @@ enum Command {
     /// Disputes (差错): import the switch's AERRA file, open, list and act on cases; list
     /// the cards retained at terminals.
     Disputes(cmd::disputes::Args),
+    /// The likely causes of a terminal's, a merchant's or a transaction's trouble, ranked,
+    /// with the evidence and what to do.
+    Diagnose(cmd::diagnose::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
     /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Recon(args) => cmd::recon::run(args),
         Command::Lookup(args) => cmd::lookup::run(args),
         Command::Disputes(args) => cmd::disputes::run(args),
+        Command::Diagnose(args) => cmd::diagnose::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Clearing(args) => cmd::clearing::run(args),
     };

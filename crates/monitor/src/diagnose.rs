@@ -48,13 +48,18 @@ pub struct Cause {
     pub steps: Vec<String>,
 }
 
+/// Per category: its score, the evidence, and its codes by count.
+type Scores = BTreeMap<Category, (f64, Vec<String>, BTreeMap<String, u64>)>;
+
 /// The causes, most likely first.
 pub fn diagnose(f: &Facts, lang: Lang) -> Vec<Cause> {
     let catalog = Catalog::builtin();
-    let mut by_cat: BTreeMap<Category, (f64, Vec<String>, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut by_cat: Scores = BTreeMap::new();
     let mut first_at: BTreeMap<String, i64> = BTreeMap::new();
     for s in f.seen.iter().filter(|s| s.code != "00") {
-        let Some(entry) = catalog.lookup(Table::CupPos, &s.code) else { continue };
+        let Some(entry) = catalog.lookup(Table::CupPos, &s.code) else {
+            continue;
+        };
         let e = by_cat.entry(entry.category()).or_default();
         e.0 += 1.0;
         *e.2.entry(s.code.clone()).or_default() += 1;
@@ -77,9 +82,15 @@ pub fn diagnose(f: &Facts, lang: Lang) -> Vec<Cause> {
         .into_iter()
         .filter(|(_, v)| v.0 > 0.0)
         .map(|(cat, (score, mut evidence, codes))| {
-            let (top, _) = codes.iter().max_by_key(|(_, n)| **n).map_or((String::new(), 0), |(c, n)| (c.clone(), *n));
+            let (top, _) = codes
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map_or((String::new(), 0), |(c, n)| (c.clone(), *n));
             for (code, n) in &codes {
-                let since = first_at.get(code).map(|ms| clock(*ms, f.utc_offset_minutes)).unwrap_or_default();
+                let since = first_at
+                    .get(code)
+                    .map(|ms| clock(*ms, f.utc_offset_minutes))
+                    .unwrap_or_default();
                 evidence.push(format!("{n} × {code} since {since}"));
             }
             let steps = catalog
@@ -100,13 +111,17 @@ pub fn diagnose(f: &Facts, lang: Lang) -> Vec<Cause> {
 }
 
 /// A0 on every request since some time, with the last sign-in before it: the keys.
-fn keys_evidence(
-    f: &Facts,
-    first_at: &BTreeMap<String, i64>,
-    by_cat: &mut BTreeMap<Category, (f64, Vec<String>, BTreeMap<String, u64>)>,
-) {
-    let Some(first_a0) = first_at.get("A0") else { return };
-    let since: Vec<&Seen> = f.seen.iter().filter(|s| s.at_ms >= *first_a0).collect();
+fn keys_evidence(f: &Facts, first_at: &BTreeMap<String, i64>, by_cat: &mut Scores) {
+    let Some(first_a0) = first_at.get("A0") else {
+        return;
+    };
+    // Requests only: a terminal reverses what an A0 left in doubt, and its reversals are
+    // answered 00 (nothing to reverse).
+    let since: Vec<&Seen> = f
+        .seen
+        .iter()
+        .filter(|s| s.at_ms >= *first_a0 && s.reversal_reason.is_none())
+        .collect();
     let all_a0 = since.iter().all(|s| s.code == "A0");
     let e = by_cat.entry(Category::SecurityKeys).or_default();
     if all_a0 && since.len() >= 3 {
@@ -117,17 +132,26 @@ fn keys_evidence(
             clock(*first_a0, f.utc_offset_minutes)
         ));
     }
-    if let Some(signed) = f.signed_in_ms.filter(|s| s < first_a0) {
-        e.1.push(format!(
+    match f.signed_in_ms {
+        Some(signed) if signed < *first_a0 => e.1.push(format!(
             "last sign-in at {}, before the MAC errors began: the terminal's working keys are not the host's",
             clock(signed, f.utc_offset_minutes)
-        ));
+        )),
+        Some(signed) if all_a0 => e.1.push(format!(
+            "MAC errors go on after the sign-in at {}: the terminal's master key (TMK) or MAC algorithm is not the host's",
+            clock(signed, f.utc_offset_minutes)
+        )),
+        _ => {}
     }
 }
 
 /// Reversals for timeouts well above the fleet's: this scope's network.
-fn network_evidence(f: &Facts, by_cat: &mut BTreeMap<Category, (f64, Vec<String>, BTreeMap<String, u64>)>) {
-    let requests = f.seen.iter().filter(|s| s.reversal_reason.is_none()).count();
+fn network_evidence(f: &Facts, by_cat: &mut Scores) {
+    let requests = f
+        .seen
+        .iter()
+        .filter(|s| s.reversal_reason.is_none())
+        .count();
     let timeouts = f
         .seen
         .iter()
@@ -148,7 +172,7 @@ fn network_evidence(f: &Facts, by_cat: &mut BTreeMap<Category, (f64, Vec<String>
 }
 
 /// 03 with the merchant not active: its status.
-fn merchant_evidence(f: &Facts, by_cat: &mut BTreeMap<Category, (f64, Vec<String>, BTreeMap<String, u64>)>) {
+fn merchant_evidence(f: &Facts, by_cat: &mut Scores) {
     if let Some(status) = f.merchant_status.as_deref().filter(|s| *s != "active") {
         let e = by_cat.entry(Category::MerchantSetup).or_default();
         e.0 += 1.0;
@@ -203,7 +227,12 @@ mod tests {
         facts.seen.extend((0..6).map(|i| seen(603 + i, "A0")));
         let causes = diagnose(&facts, Lang::En);
         assert_eq!(causes[0].cause, "security-keys", "{causes:#?}");
-        assert!(causes[0].evidence.iter().any(|e| e.contains("last sign-in at 09:00")));
+        assert!(
+            causes[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("last sign-in at 09:00"))
+        );
         assert!(!causes[0].steps.is_empty());
     }
 

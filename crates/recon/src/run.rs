@@ -477,7 +477,9 @@ fn awaited(
 fn cleared_late(host: &Connection, opts: &Options, found: &mut Found) -> Result<(), ReconError> {
     let day_start_ms = opts.cut.start_ms(opts.day);
     for s in std::mem::take(&mut found.alone_at_switch) {
-        let Ok(id) = s.rrn.as_str().parse::<i64>() else { continue };
+        let Ok(id) = s.rrn.as_str().parse::<i64>() else {
+            continue;
+        };
         let Some(h) = books::money_txn(host, id)?
             .filter(|r| r.created_ms < day_start_ms)
             .and_then(|r| host_txn(&r, &opts.acquirer))
@@ -485,7 +487,13 @@ fn cleared_late(host: &Connection, opts: &Options, found: &mut Found) -> Result<
         else {
             continue;
         };
-        found.breaks.retain(|b| !(b.class == Class::B && b.records.switch.as_ref().is_some_and(|j| j["line"] == s.line)));
+        found.breaks.retain(|b| {
+            !(b.class == Class::B
+                && b.records
+                    .switch
+                    .as_ref()
+                    .is_some_and(|j| j["line"] == s.line))
+        });
         let pair = compare(Day {
             date: yyyymmdd(opts.day),
             end_ms: opts.cut.start_ms(opts.day + 1),

@@ -92,24 +92,28 @@ struct ListArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[group(id = "step", required = true, multiple = false)]
+#[command(group(
+    clap::ArgGroup::new("step")
+        .required(true)
+        .args(["accept", "represent", "second_chargeback", "reply"])
+))]
 struct RespondArgs {
     #[command(flatten)]
     data: Data,
     /// The case number (from `disputes list`).
     id: i64,
     /// Accept the chargeback: the merchant keeps the debit.
-    #[arg(long, group = "step")]
+    #[arg(long)]
     accept: bool,
     /// Represent (再请款, E24): the merchant is credited back. Needs --evidence.
-    #[arg(long, group = "step", requires = "evidence")]
+    #[arg(long, requires = "evidence")]
     represent: bool,
     /// Second chargeback (二次退单, E25), as the issuer files it.
-    #[arg(long, group = "step")]
+    #[arg(long)]
     second_chargeback: bool,
     /// Reply to a retrieval request, a one-sided account notice or a retained-card
     /// registration.
-    #[arg(long, group = "step")]
+    #[arg(long)]
     reply: bool,
     /// A file supporting the step (the slip's image, the journal extract): copied into
     /// DIR/evidence/.

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod clearing;
 pub mod decode;
 pub mod demo;
+pub mod diagnose;
 pub mod disputes;
 pub mod encode;
 pub mod explain;

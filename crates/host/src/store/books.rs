@@ -6,8 +6,8 @@ use poskit_domain::TransactionKind;
 use poskit_domain::calendar::ClearingCut;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::sqlite::{SqliteLedger, account};
-use super::{Ledger, NewTxn, StoreError, StoreResult, TxnState};
+use super::postings;
+use super::{StoreError, StoreResult, TxnState};
 use crate::clock::HostTime;
 use crate::switch::{self, SwitchDispute, forward_stan_of};
 
@@ -329,13 +329,22 @@ pub fn post_credit_adjustment(
     })?;
     // The acquirer holds what the switch paid it for a transaction it did not approve (in
     // suspense) and pays it back through the switch, which credits the card's issuer.
-    let suspense = account(&tx, "funding", "recon:suspense")?;
-    let switch_account = account(&tx, "funding", "switch:settlement")?;
     let reason = format!(
         "credit adjustment (E32, reason {}) for reconciliation break {}",
         adj.reason_code, adj.reference
     );
-    let id = insert_adjustment(&tx, adj, &original, &reason, suspense, switch_account)?;
+    let id = postings::post_transfer(
+        &tx,
+        &postings::Transfer {
+            e_code: "E32",
+            original_txn_id: original.id,
+            from_account: postings::recon_suspense_account(&tx)?,
+            to_account: postings::switch_settlement_account(&tx)?,
+            amount_fen: adj.amount_fen,
+            reason: &reason,
+            now: adj.now,
+        },
+    )?;
     tx.execute(
         "INSERT INTO recon_adjustments (reference, txn_id, created_ms) VALUES (?1, ?2, ?3)",
         params![adj.reference, id, adj.now.unix_ms],
@@ -363,50 +372,4 @@ pub fn post_credit_adjustment(
     }
     tx.commit()?;
     Ok((id, true))
-}
-
-fn insert_adjustment(
-    tx: &Connection,
-    adj: &CreditAdjustment<'_>,
-    original: &LedgerTxn,
-    reason: &str,
-    from: i64,
-    to: i64,
-) -> StoreResult<i64> {
-    let mut ledger = SqliteLedger::new(tx);
-    let (mmdd, hhmmss) = (adj.now.mmdd(), adj.now.hhmmss());
-    let mut post = || -> StoreResult<i64> {
-        let id = ledger.insert_txn(&NewTxn {
-            key: None,
-            kind: None,
-            reversal: false,
-            tid: Some(&original.tid),
-            mid: Some(&original.mid),
-            batch: None,
-            stan: None,
-            mti: "E32",
-            request_hash: None,
-            amount_fen: Some(adj.amount_fen),
-            card_id: None,
-            pan_masked: Some(&original.pan_masked),
-            auth_code: None,
-            day: adj.now.day,
-            mmdd: &mmdd,
-            hhmmss: &hhmmss,
-            created_ms: adj.now.unix_ms,
-            code: "00",
-            reason,
-            state: TxnState::Approved,
-            original_id: Some(original.id),
-            fwd: original.forwarded.is_some(),
-        })?;
-        ledger.transfer(id, from, to, adj.amount_fen)?;
-        ledger.flush()?;
-        Ok(id)
-    };
-    let posted = post();
-    if posted.is_err() {
-        ledger.discard();
-    }
-    posted
 }

@@ -207,10 +207,18 @@ pub type Answered = (i64, String, Option<String>);
 /// ("reversal (terminal's reason 98) of ...").
 fn reversal_reason(reason: &str) -> Option<String> {
     let rest = reason.split("terminal's reason ").nth(1)?;
-    Some(rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect())
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect(),
+    )
 }
 
-fn answered(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> StoreResult<Vec<Answered>> {
+fn answered(
+    conn: &Connection,
+    filter: &str,
+    p: impl rusqlite::Params,
+) -> StoreResult<Vec<Answered>> {
     let sql = format!(
         "SELECT created_ms, code, reversal, reason FROM transactions WHERE {filter}
          ORDER BY id DESC LIMIT {ANSWERS_MAX}"
@@ -219,24 +227,47 @@ fn answered(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> StoreR
     let rows = stmt.query_map(p, |r| {
         let reversal: bool = r.get(2)?;
         let reason: String = r.get(3)?;
-        Ok((r.get(0)?, r.get(1)?, reversal.then(|| reversal_reason(&reason)).flatten()))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            reversal.then(|| reversal_reason(&reason)).flatten(),
+        ))
     })?;
     let mut out: Vec<Answered> = rows.collect::<Result<_, _>>()?;
     out.reverse();
     Ok(out)
 }
 
+/// Requests about a card (management messages — sign-in, echo, settlement — aside).
+const FINANCIAL: &str = "kind NOT IN ('sign-in', 'sign-off', 'echo', 'settlement', 'batch-upload')";
+
 /// Answers diagnosis reads at most, newest kept.
 pub const ANSWERS_MAX: usize = 20_000;
 
 /// A terminal's answers since `since_ms`, oldest first.
-pub fn answers_of_terminal(conn: &Connection, tid: &str, since_ms: i64) -> StoreResult<Vec<Answered>> {
-    answered(conn, "tid = ?1 AND created_ms >= ?2 AND kind IS NOT NULL", params![tid, since_ms])
+pub fn answers_of_terminal(
+    conn: &Connection,
+    tid: &str,
+    since_ms: i64,
+) -> StoreResult<Vec<Answered>> {
+    answered(
+        conn,
+        &format!("tid = ?1 AND created_ms >= ?2 AND {FINANCIAL}"),
+        params![tid, since_ms],
+    )
 }
 
 /// A merchant's answers since `since_ms`, oldest first.
-pub fn answers_of_merchant(conn: &Connection, mid: &str, since_ms: i64) -> StoreResult<Vec<Answered>> {
-    answered(conn, "created_ms >= ?2 AND mid = ?1 AND kind IS NOT NULL", params![mid, since_ms])
+pub fn answers_of_merchant(
+    conn: &Connection,
+    mid: &str,
+    since_ms: i64,
+) -> StoreResult<Vec<Answered>> {
+    answered(
+        conn,
+        &format!("created_ms >= ?2 AND mid = ?1 AND {FINANCIAL}"),
+        params![mid, since_ms],
+    )
 }
 
 /// Reversals for a timeout (the terminal's reason 98) per request, over every terminal
@@ -253,10 +284,10 @@ pub fn timeout_rate_since(conn: &Connection, since_ms: i64) -> StoreResult<f64> 
 }
 
 /// A terminal's (merchant, status, last sign-in) and its merchant's status.
-pub fn terminal_facts(
-    conn: &Connection,
-    tid: &str,
-) -> StoreResult<Option<(String, String, Option<i64>, String)>> {
+pub type TerminalFacts = (String, String, Option<i64>, String);
+
+/// What the host knows of a terminal (`None`: not registered).
+pub fn terminal_facts(conn: &Connection, tid: &str) -> StoreResult<Option<TerminalFacts>> {
     Ok(conn
         .prepare_cached(
             "SELECT t.mid, t.status, t.signed_in_ms, m.status FROM terminals t
