@@ -7,6 +7,9 @@
 
 pub mod diagnose;
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use poskit_codes::{Catalog, Table};
 use prometheus::core::Collector;
 use prometheus::{
@@ -25,10 +28,19 @@ const COMMIT_BUCKETS_S: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
+/// Label sets of `poskit_requests_total` kept ready at most.
+const HOT_LABEL_SETS_MAX: usize = 4096;
+
+type FoldHash = foldhash::fast::RandomState;
+
 /// Every metric the host exports, registered once.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    /// The request counters already labelled, by (MTI, kind, code): an answer increments
+    /// its counter without hashing four label strings nor asking the catalog for the
+    /// code's class (the label sets are few and stay).
+    hot: RwLock<HashMap<(&'static str, &'static str, [u8; 2]), IntCounter, FoldHash>>,
     latency: Histogram,
     group_size: Histogram,
     commit_seconds: Histogram,
@@ -50,9 +62,9 @@ pub struct Metrics {
 #[derive(Clone, Copy, Debug)]
 pub struct Answered<'a> {
     /// The request's MTI (`0200`, ...).
-    pub mti: &'a str,
+    pub mti: &'static str,
     /// Its transaction kind's slug (`sale`, ...); `unknown` when it could not be read.
-    pub kind: &'a str,
+    pub kind: &'static str,
     /// Field 39 answered.
     pub code: &'a str,
     pub reversal: bool,
@@ -68,6 +80,7 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), labels)
         };
         let m = Metrics {
+            hot: RwLock::new(HashMap::default()),
             requests: counter_vec(
                 "poskit_requests_total",
                 "Requests answered, by MTI, transaction kind, response code and the code's class.",
@@ -208,10 +221,7 @@ impl Metrics {
 
     /// An answer handed to its connection.
     pub fn answered(&self, a: &Answered<'_>) {
-        let class = Catalog::builtin().class_of(Table::CupPos, a.code).as_str();
-        self.requests
-            .with_label_values(&[a.mti, a.kind, a.code, class])
-            .inc();
+        self.request_counter(a).inc();
         self.latency.observe(a.latency_s.max(0.0));
         if a.reversal {
             self.reversals.inc();
@@ -222,6 +232,29 @@ impl Metrics {
         if a.code == "98" {
             self.issuer_timeouts.inc();
         }
+    }
+
+    /// The counter of an answer's label set, labelled once.
+    fn request_counter(&self, a: &Answered<'_>) -> IntCounter {
+        let code: [u8; 2] = match a.code.as_bytes() {
+            [x, y] => [*x, *y],
+            _ => *b"??",
+        };
+        let key = (a.mti, a.kind, code);
+        if let Some(c) = self.hot.read().ok().and_then(|hot| hot.get(&key).cloned()) {
+            return c;
+        }
+        let class = Catalog::builtin().class_of(Table::CupPos, a.code).as_str();
+        let counter = self
+            .requests
+            .with_label_values(&[a.mti, a.kind, a.code, class]);
+        if let Ok(mut hot) = self.hot.write() {
+            // Bounded: MTIs, kinds and codes are each a short list.
+            if hot.len() < HOT_LABEL_SETS_MAX {
+                hot.insert(key, counter.clone());
+            }
+        }
+        counter
     }
 
     /// A group the writer committed.

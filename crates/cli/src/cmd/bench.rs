@@ -56,6 +56,9 @@ struct HostArgs {
     /// CPU microseconds per request.
     #[arg(long)]
     json: bool,
+    /// Run the host without its metrics (to measure what they cost).
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 /// Requests one load terminal sends at most (its traces stay unique: field 11 has six digits).
@@ -81,6 +84,7 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
     }
     let temp = tempfile::tempdir().context("temporary directory")?;
     let dir = DataDir::create(temp.path()).context("data directory")?;
+    let no_metrics = a.no_metrics;
     let (addr_tx, addr_rx) = std::sync::mpsc::channel::<(String, Arc<Shared>)>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let host = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -89,9 +93,13 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
             .thread_name(CONNECTION_THREAD)
             .enable_all()
             .build()?;
+        let config = HostConfig {
+            metrics: !no_metrics,
+            ..HostConfig::default()
+        };
         rt.block_on(run::run(
             &dir,
-            HostConfig::default(),
+            config,
             "127.0.0.1:0",
             true,
             async {
