@@ -33,6 +33,9 @@ const HOT_LABEL_SETS_MAX: usize = 4096;
 
 type FoldHash = foldhash::fast::RandomState;
 
+/// (MTI, kind, code) of an answer.
+type HotKey = (&'static str, &'static str, [u8; 2]);
+
 /// Every metric the host exports, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -40,7 +43,7 @@ pub struct Metrics {
     /// The request counters already labelled, by (MTI, kind, code): an answer increments
     /// its counter without hashing four label strings nor asking the catalog for the
     /// code's class (the label sets are few and stay).
-    hot: RwLock<HashMap<(&'static str, &'static str, [u8; 2]), IntCounter, FoldHash>>,
+    hot: RwLock<HashMap<HotKey, IntCounter, FoldHash>>,
     latency: Histogram,
     group_size: Histogram,
     commit_seconds: Histogram,
