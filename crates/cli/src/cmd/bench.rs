@@ -20,6 +20,7 @@ use poskit_host::{DataDir, demo, run};
 use crate::fail::usage;
 
 mod day;
+mod lookup;
 mod recon;
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +36,8 @@ enum What {
     /// Reconciliation of one generated clearing day: time, peak memory, and the injected
     /// breaks found exactly (exit 1 if not).
     Recon(recon::ReconArgs),
+    /// How long `poskit lookup` takes on a generated ledger, each way in.
+    Lookup(lookup::LookupArgs),
     /// The timed run of `bench recon` on its generated day (run by it, in a child process).
     #[command(hide = true)]
     ReconRun(recon::ReconRunArgs),
@@ -67,6 +70,7 @@ const STANS_PER_TERMINAL_MAX: u32 = 999_000;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Host(a) => run_host(a),
+        What::Lookup(a) => lookup::run(a),
         What::Recon(a) => recon::run(a),
         What::ReconRun(a) => recon::run_generated(a),
     }

@@ -248,6 +248,13 @@ fn switch_record(t: &Txn, role: Role) -> TxnRecord {
 /// Per terminal: (debit fen, debit count, credit fen, credit count) the host approved.
 type BatchTotals = Vec<(u64, u32, u64, u32)>;
 
+/// The host's side alone: a data directory whose ledger holds the day (for `bench
+/// lookup`).
+pub fn generate_ledger(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    drop(poskit_host::store::sqlite::open(dir).context("host database")?);
+    write_ledger(plan, dir)
+}
+
 /// The host's ledger: every row but the B ones, then one closed settlement per terminal.
 fn write_ledger(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     let mut conn = Connection::open(dir.join(poskit_host::store::sqlite::DB_FILE))?;
