@@ -88,11 +88,34 @@ pub fn by_id(conn: &Connection, id: i64) -> StoreResult<Option<TxnView>> {
     Ok(conn.prepare_cached(&sql)?.query_row([id], row).optional()?)
 }
 
-/// A terminal's transactions with this trace (field 11), in any batch.
+/// Batches of one terminal a trace lookup walks at most (years of daily settlements).
+pub const BATCHES_MAX: usize = 20_000;
+
+/// A terminal's transactions with this trace (field 11), in any batch. `transactions_key`
+/// leads with (terminal, merchant, batch, trace): the lookup hops from one (merchant,
+/// batch) of the terminal to the next — a seek each — and seeks the trace in each, instead
+/// of reading every entry of a terminal that has hundreds of thousands.
 pub fn by_tid_trace(conn: &Connection, tid: &str, stan: u32) -> StoreResult<Vec<TxnView>> {
-    // `transactions_key` leads with the terminal: the search reads that terminal's part of
-    // the index only (a busy terminal's year is some 200 000 entries).
-    query(conn, "tid = ?1 AND stan = ?2", params![tid, stan])
+    let mut next = conn.prepare_cached(
+        "SELECT mid, batch FROM transactions
+         WHERE tid = ?1 AND idem = 1 AND (mid, batch) > (?2, ?3)
+         ORDER BY mid, batch LIMIT 1",
+    )?;
+    let mut out = Vec::new();
+    let (mut mid, mut batch) = (String::new(), -1i64);
+    for _ in 0..BATCHES_MAX {
+        let found: Option<(String, i64)> = next
+            .query_row(params![tid, mid, batch], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((m, b)) = found else { break };
+        out.extend(query(
+            conn,
+            "tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND idem = 1",
+            params![tid, m, b, stan],
+        )?);
+        (mid, batch) = (m, b);
+    }
+    Ok(out)
 }
 
 /// Transactions with this authorization code (field 38).

@@ -48,7 +48,11 @@ pub fn run(a: LookupArgs) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(&dir).context("data directory")?;
             let started = Instant::now();
             day::generate_ledger(&plan, &dir)?;
-            eprintln!("generated {} rows in {:.1} s", a.rows, started.elapsed().as_secs_f64());
+            eprintln!(
+                "generated {} rows in {:.1} s",
+                a.rows,
+                started.elapsed().as_secs_f64()
+            );
             dir
         }
     };
@@ -113,7 +117,10 @@ fn query_for(way: &str, t: &poskit_host::store::lookup::TxnView) -> Query {
         },
         _ => Query {
             card: Some(CardQuery {
-                last4: t.pan_masked.as_deref().map_or(String::new(), |p| p[p.len() - 4..].to_owned()),
+                last4: t
+                    .pan_masked
+                    .as_deref()
+                    .map_or(String::new(), |p| p[p.len() - 4..].to_owned()),
                 amount_fen: t.amount_fen.unwrap_or(0),
                 day: t.day,
                 from_minute: None,
