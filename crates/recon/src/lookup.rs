@@ -130,7 +130,7 @@ fn candidates(host: &Connection, q: &Query) -> Result<Vec<(TxnView, &'static str
         );
     }
     if let Some(c) = &q.card {
-        for t in lookup::by_day_amount(host, c.day, c.day, c.amount_fen)? {
+        for t in lookup::by_day_amount(host, c.day, c.amount_fen)? {
             let last4 = t
                 .pan_masked
                 .as_deref()

@@ -96,24 +96,42 @@ pub const BATCHES_MAX: usize = 20_000;
 /// batch) of the terminal to the next — a seek each — and seeks the trace in each, instead
 /// of reading every entry of a terminal that has hundreds of thousands.
 pub fn by_tid_trace(conn: &Connection, tid: &str, stan: u32) -> StoreResult<Vec<TxnView>> {
-    let mut next = conn.prepare_cached(
-        "SELECT mid, batch FROM transactions
-         WHERE tid = ?1 AND idem = 1 AND (mid, batch) > (?2, ?3)
+    // Each hop is a seek past a whole (merchant, batch) prefix of the key: the next batch
+    // of the same merchant, else the first batch of the next merchant. (A row-value
+    // comparison `(mid, batch) > (?, ?)` would step through every entry of the current
+    // batch instead.)
+    let mut next_batch = conn.prepare_cached(
+        "SELECT batch FROM transactions WHERE tid = ?1 AND mid = ?2 AND batch > ?3 AND idem = 1
+         ORDER BY batch LIMIT 1",
+    )?;
+    let mut next_mid = conn.prepare_cached(
+        "SELECT mid, batch FROM transactions WHERE tid = ?1 AND mid > ?2 AND idem = 1
          ORDER BY mid, batch LIMIT 1",
     )?;
     let mut out = Vec::new();
-    let (mut mid, mut batch) = (String::new(), -1i64);
+    let mut at: Option<(String, i64)> = None;
     for _ in 0..BATCHES_MAX {
-        let found: Option<(String, i64)> = next
-            .query_row(params![tid, mid, batch], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((m, b)) = found else { break };
+        let found: Option<(String, i64)> = match &at {
+            Some((mid, batch)) => match next_batch
+                .query_row(params![tid, mid, batch], |r| r.get::<_, i64>(0))
+                .optional()?
+            {
+                Some(b) => Some((mid.clone(), b)),
+                None => next_mid
+                    .query_row(params![tid, mid], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            },
+            None => next_mid
+                .query_row(params![tid, ""], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+        };
+        let Some((mid, batch)) = found else { break };
         out.extend(query(
             conn,
             "tid = ?1 AND mid = ?2 AND batch = ?3 AND stan = ?4 AND idem = 1",
-            params![tid, m, b, stan],
+            params![tid, mid, batch, stan],
         )?);
-        (mid, batch) = (m, b);
+        at = Some((mid, batch));
     }
     Ok(out)
 }
@@ -123,19 +141,11 @@ pub fn by_auth_code(conn: &Connection, auth_code: &str) -> StoreResult<Vec<TxnVi
     query(conn, "auth_code = ?1", params![auth_code])
 }
 
-/// Transactions of this amount on business days `from_day..=to_day`.
-pub fn by_day_amount(
-    conn: &Connection,
-    from_day: i64,
-    to_day: i64,
-    amount_fen: u64,
-) -> StoreResult<Vec<TxnView>> {
+/// Transactions of this amount on business day `day` (equality on both columns of
+/// `transactions_day_amount`: a range on the day would leave the amount unsought).
+pub fn by_day_amount(conn: &Connection, day: i64, amount_fen: u64) -> StoreResult<Vec<TxnView>> {
     let amount = i64::try_from(amount_fen).unwrap_or(i64::MAX);
-    query(
-        conn,
-        "day BETWEEN ?1 AND ?2 AND amount_fen = ?3",
-        params![from_day, to_day, amount],
-    )
+    query(conn, "day = ?1 AND amount_fen = ?2", params![day, amount])
 }
 
 /// The rows that name `id` as their original: reversal, void, refund, completion,
