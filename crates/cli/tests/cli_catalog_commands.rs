@@ -120,8 +120,8 @@ fn every_command_a_catalog_text_names_exists_with_its_options() {
 
 #[test]
 fn the_check_refuses_a_command_or_option_that_does_not_exist() {
-    let (ok, _) = help(&["lookup"]);
-    assert!(!ok, "poskit lookup does not exist (yet)");
+    let (ok, _) = help(&["teleport"]);
+    assert!(!ok, "poskit teleport does not exist");
     let words: Vec<String> = "poskit pos --terminal DIR journal --since"
         .split(' ')
         .map(str::to_owned)

@@ -432,25 +432,55 @@ pub fn respond(
         )));
     }
     let note = format!("{} → {next}", d.state);
-    event(
+    advance(
         &tx,
+        id,
+        step,
+        (e_code, next, days, sign),
+        &original,
+        d.amount_fen,
+        &note,
+        evidence,
+        now,
+    )?;
+    let d = get(&tx, id)?.ok_or_else(|| DisputeError::Refused(format!("no dispute {id}")))?;
+    tx.commit()?;
+    Ok(d)
+}
+
+/// (E-code, next state, days to the next deadline, money sign) of a step.
+type Move = (&'static str, &'static str, i64, i8);
+
+/// A step taken: its event (and money), then the case's new state and deadline.
+#[allow(clippy::too_many_arguments)]
+fn advance(
+    tx: &Connection,
+    id: i64,
+    step: Step,
+    (e_code, next, days, sign): Move,
+    original: &Original,
+    amount_fen: u64,
+    note: &str,
+    evidence: Option<&str>,
+    now: HostTime,
+) -> Result<(), DisputeError> {
+    event(
+        tx,
         id,
         step.name(),
         e_code,
-        &note,
+        note,
         evidence,
         sign,
-        &original,
-        d.amount_fen,
+        original,
+        amount_fen,
         now,
     )?;
     tx.execute(
         "UPDATE disputes SET state = ?2, e_code = ?3, due_ms = ?4 WHERE id = ?1",
         params![id, next, e_code, now.unix_ms + days * DAY_MS],
     )?;
-    let d = get(&tx, id)?.ok_or_else(|| DisputeError::Refused(format!("no dispute {id}")))?;
-    tx.commit()?;
-    Ok(d)
+    Ok(())
 }
 
 /// One dispute with its events.
@@ -672,21 +702,19 @@ fn second_chargeback(
     let amount: i64 = tx.query_row("SELECT amount_fen FROM disputes WHERE id = ?1", [id], |r| {
         r.get(0)
     })?;
-    event(
+    let note = "second chargeback from the switch's file";
+    let step = Step::SecondChargeback;
+    let how = (e_code, next, days, sign);
+    advance(
         tx,
         id,
-        Step::SecondChargeback.name(),
-        e_code,
-        "second chargeback from the switch's file",
-        None,
-        sign,
+        step,
+        how,
         &original,
         amount.max(0) as u64,
+        note,
+        None,
         now,
-    )?;
-    tx.execute(
-        "UPDATE disputes SET state = ?2, e_code = ?3, due_ms = ?4 WHERE id = ?1",
-        params![id, next, e_code, now.unix_ms + days * DAY_MS],
     )?;
     done.second_chargebacks += 1;
     Ok(())
