@@ -31,6 +31,8 @@ pub struct Day {
     pub awaited: Vec<(String, HostTxn)>,
     pub switch: Vec<SwitchTxn>,
     pub settlements: Vec<Settlement>,
+    /// Keep each matched pair's (host transaction, key) in [`Found::matched_pairs`].
+    pub keep_matched: bool,
 }
 
 /// What the comparison found.
@@ -43,6 +45,8 @@ pub struct Found {
     /// The switch's records found alone (class B): the caller may find their host
     /// transaction on an earlier day.
     pub alone_at_switch: Vec<SwitchTxn>,
+    /// (host transaction, key) of each matched pair, when the day asked for them.
+    pub matched_pairs: Vec<(i64, SwitchKey)>,
 }
 
 /// Compares the sides of one day.
@@ -229,7 +233,7 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
             );
             let differing = differing(h, s);
             if differing.is_empty() {
-                found.matched += 1;
+                matched(day, found, Some(h), s.key);
                 return;
             }
             let b = new_break(
@@ -273,13 +277,26 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
         (Stand::Pending, Stand::Absent | Stand::NotCharged) => (Class::F, Action::OpenItem),
         // Neither side charged: they agree.
         _ => {
-            found.matched += 1;
+            let key = s.map(|s| s.key).or(host.and_then(|h| h.key));
+            if let Some(key) = key {
+                matched(day, found, host, key);
+            } else {
+                found.matched += 1;
+            }
             return;
         }
     };
     found
         .breaks
         .push(new_break(day, class, amount, Vec::new(), host, s, action));
+}
+
+/// A pair that agrees: counted, and kept when the day asks.
+fn matched(day: &Day, found: &mut Found, host: Option<&HostTxn>, key: SwitchKey) {
+    found.matched += 1;
+    if day.keep_matched {
+        found.matched_pairs.push((host.map_or(0, |h| h.id), key));
+    }
 }
 
 /// The fields of a pair that differ, named as in the files.

@@ -57,6 +57,8 @@ pub struct Options {
     /// next day's file.
     pub near_cut_ms: i64,
     pub now_ms: i64,
+    /// Keep the matched records' (host transaction, CUP key) in the report, for `--csv`.
+    pub keep_matched: bool,
 }
 
 /// A run's result: the JSON contract of `poskit recon --json` (README).
@@ -68,6 +70,9 @@ pub struct Report {
     pub incomplete_reasons: Vec<String>,
     pub matched: u64,
     pub breaks: Vec<Break>,
+    /// (host transaction, CUP key) of each matched pair, when asked (never stored).
+    #[serde(skip)]
+    pub matched_records: Vec<(i64, String)>,
 }
 
 /// Where a run's time went, in ms (all zero for a closed day read back).
@@ -118,6 +123,7 @@ pub fn run_timed(
         awaited,
         switch: switch.unwrap_or_default(),
         settlements,
+        keep_matched: opts.keep_matched,
     });
     cleared_late(host, opts, &mut found)?;
     let mut breaks = state::merge(state, opts.day, found.breaks, &found.resolved)?;
@@ -137,6 +143,11 @@ pub fn run_timed(
         incomplete_reasons: reasons,
         matched: found.matched,
         breaks,
+        matched_records: found
+            .matched_pairs
+            .iter()
+            .map(|(id, key)| (*id, key.text()))
+            .collect(),
     };
     state::keep(state, opts.day, &report, id_hi, opts.now_ms)?;
     timings.keep_ms = ms_since(started);

@@ -266,3 +266,45 @@ fn a_pick_up_answer_leaves_a_retained_card_that_can_be_registered() {
     let ok = sold(&host, 41, 1_000);
     assert!(disputes::open(&mut db, &opening(txn_id(&ok), Kind::Retained)).is_err());
 }
+
+#[test]
+fn credit_adjustment_retrieval_and_one_sided_paths_post_what_they_must_and_close() {
+    let host = TestHost::start();
+    let mut db = host.db();
+    let r = sold(&host, 51, 8_000);
+    let before = merchant_balance(&host);
+    let (id, _) = disputes::open(
+        &mut db,
+        &Opening {
+            amount_fen: Some(3_000),
+            reason_code: "9601",
+            ..opening(txn_id(&r), Kind::CreditAdjustment)
+        },
+    )
+    .unwrap();
+    let d = disputes::get(&db, id).unwrap().unwrap();
+    assert_eq!((d.state.as_str(), d.allowed.len()), ("adjusted", 0));
+    assert_eq!(
+        merchant_balance(&host),
+        before - 3_000,
+        "part of it back to the card"
+    );
+    host.assert_balanced();
+
+    for (kind, first) in [(Kind::Retrieval, "requested"), (Kind::OneSided, "noticed")] {
+        let (id, _) = disputes::open(&mut db, &opening(txn_id(&r), kind)).unwrap();
+        let d = disputes::get(&db, id).unwrap().unwrap();
+        assert_eq!(
+            (d.state.as_str(), d.allowed.clone()),
+            (first, vec!["reply"])
+        );
+        let d = disputes::respond(&mut db, id, Step::Reply, Some("journal.txt"), now()).unwrap();
+        assert_eq!(d.state, "replied");
+        assert!(
+            d.events.iter().all(|e| e.posted_txn_id.is_none()),
+            "no money moves"
+        );
+    }
+    assert_eq!(merchant_balance(&host), before - 3_000);
+    host.assert_balanced();
+}

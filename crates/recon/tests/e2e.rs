@@ -51,6 +51,7 @@ fn options(host: &TestHost, clearing: &std::path::Path) -> Options {
         cut,
         acquirer: "08010000".into(),
         near_cut_ms: 0,
+        keep_matched: false,
         now_ms,
     }
 }

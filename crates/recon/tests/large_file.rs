@@ -38,6 +38,7 @@ fn options(clearing: &std::path::Path) -> Options {
         cut: ClearingCut::default(),
         acquirer: "08010000".into(),
         near_cut_ms: 0,
+        keep_matched: false,
         now_ms: 4_000_000_000_000,
     }
 }

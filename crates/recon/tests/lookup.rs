@@ -49,6 +49,7 @@ fn reconcile(host: &TestHost) -> rusqlite::Connection {
         cut,
         acquirer: "08010000".into(),
         near_cut_ms: 0,
+        keep_matched: false,
         now_ms,
     };
     run(&mut db, &state, &opts).unwrap();

@@ -434,6 +434,7 @@ fn reconcile_today(dir: &DataDir) -> Result<poskit_recon::run::Report, String> {
         cut,
         acquirer: poskit_host::engine::EngineConfig::default().acquirer_code,
         near_cut_ms: NEAR_CUT_MS,
+        keep_matched: false,
         now_ms,
     };
     poskit_recon::run::run(&mut conn, &state, &opts).map_err(|e| e.to_string())

@@ -72,6 +72,7 @@ pub(crate) fn check(w: &mut World) {
             cut,
             acquirer: EngineConfig::default().acquirer_code,
             near_cut_ms: 0,
+            keep_matched: false,
             now_ms: cut.start_ms(day + 2),
         };
         match run(conn, &state, &opts) {

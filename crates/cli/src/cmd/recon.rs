@@ -41,12 +41,12 @@ pub struct Args {
     #[arg(long, default_value = "08010000")]
     acquirer: String,
     /// Print the run as JSON (the contract in README).
-    #[arg(long, conflicts_with = "csv")]
+    #[arg(long)]
     json: bool,
     /// zh or en (default: the locale).
     #[arg(long, value_name = "zh|en")]
     lang: Option<String>,
-    /// Also write every break as CSV to this file.
+    /// Also write every break and every matched pair as CSV to this file.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
 }
@@ -75,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         acquirer: args.acquirer.clone(),
         near_cut_ms: NEAR_CUT_MS,
+        keep_matched: args.csv.is_some(),
         now_ms: now_ms(),
     };
     let report = match reconcile(&mut host, &state, &opts) {
@@ -149,28 +150,34 @@ fn yuan(fen: u64) -> String {
     format!("{}.{:02}", fen / 100, fen % 100)
 }
 
-/// One line per break: id, class, status, priority, amount, action, fields that differ.
+/// One line per break (id, class, status, priority, amount, action, fields that differ,
+/// host transaction) and one per matched pair (host transaction and CUP key).
 fn write_csv(path: &std::path::Path, report: &Report) -> anyhow::Result<()> {
     let file =
         std::fs::File::create(path).map_err(|e| usage(format!("--csv {}: {e}", path.display())))?;
     let mut out = std::io::BufWriter::new(file);
     writeln!(
         out,
-        "id,class,status,priority,amount_fen,action,fields_differing"
+        "record,id,class,status,priority,amount_fen,action,fields_differing,host_txn,key"
     )?;
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     for b in &report.breaks {
-        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let host_txn = b.records.host.as_ref().and_then(|h| h["id"].as_i64());
         writeln!(
             out,
-            "{},{},{:?},{},{},{:?},{}",
+            "break,{},{},{:?},{},{},{:?},{},{},",
             quote(&b.id),
             b.class.as_str(),
             b.status,
             b.priority,
             b.amount_fen,
             b.action,
-            quote(&b.fields_differing.join("; "))
+            quote(&b.fields_differing.join("; ")),
+            host_txn.map(|id| id.to_string()).unwrap_or_default(),
         )?;
+    }
+    for (host_txn, key) in &report.matched_records {
+        writeln!(out, "matched,,A,,,,,,{host_txn},{key}")?;
     }
     out.flush()?;
     Ok(())

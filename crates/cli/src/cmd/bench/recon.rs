@@ -190,6 +190,7 @@ pub fn run_generated(a: ReconRunArgs) -> anyhow::Result<ExitCode> {
         cut: Default::default(),
         acquirer: ACQUIRER.into(),
         near_cut_ms: NEAR_CUT_MS,
+        keep_matched: false,
         now_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
