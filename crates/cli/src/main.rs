@@ -64,6 +64,9 @@ enum Command {
     /// The likely causes of a terminal's, a merchant's or a transaction's trouble, ranked,
     /// with the evidence and what to do.
     Diagnose(cmd::diagnose::Args),
+    /// Figures of a terminal, merchant, BIN or the whole host over a window: attempts,
+    /// approval rates, codes, timeouts, reversals, MAC errors.
+    Stats(cmd::stats::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
     /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Lookup(args) => cmd::lookup::run(args),
         Command::Disputes(args) => cmd::disputes::run(args),
         Command::Diagnose(args) => cmd::diagnose::run(args),
+        Command::Stats(args) => cmd::stats::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Clearing(args) => cmd::clearing::run(args),
     };

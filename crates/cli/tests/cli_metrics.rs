@@ -60,6 +60,38 @@ fn metrics_count_answers_by_code_and_class_and_pass_promtool() {
     ] {
         assert!(body.contains(needle), "{needle} missing from:\n{body}");
     }
+    // Statistics: seen within 5 s of the answers (the host flushes them every second).
+    let tid = demo::fleet_tid(3);
+    let stats = || {
+        let out = support::poskit(&[
+            "stats",
+            "--data",
+            host.data(),
+            "--terminal",
+            &tid,
+            "--window",
+            "15m",
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let started = std::time::Instant::now();
+    let mut v = stats();
+    while v["attempts"] != 2 && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        v = stats();
+    }
+    assert_eq!(v["attempts"], 2, "{v}");
+    assert_eq!(v["approved"], 1, "{v}");
+    assert_eq!(v["approval_rate"], 0.5, "{v}");
+    assert_eq!(v["by_code"]["55"], 1, "{v}");
+    assert!(v["first_attempt_approval_rate"].is_number(), "{v}");
     if let Some(promtool) = promtool() {
         let mut check = Command::new(promtool)
             .args(["check", "metrics"])

@@ -149,6 +149,13 @@ pub async fn run(
             }
         });
     }
+    if let Some(metrics) = metrics.clone() {
+        tokio::spawn(flush_stats(
+            metrics,
+            dir.path.join(STATS_FILE),
+            stop_rx.clone(),
+        ));
+    }
     let serving = tokio::spawn(server::serve(server, listener, stop_rx));
     stop.await;
     tracing::info!("stopping: draining in-flight requests");
@@ -167,6 +174,58 @@ pub async fn run(
             path: addr.to_string(),
             source: std::io::Error::other(e),
         }),
+    }
+}
+
+/// Where the statistics are kept (`poskit stats` reads it).
+pub const STATS_FILE: &str = "stats.db";
+/// How often the statistics recorded by the connection tasks reach `stats.db`.
+const STATS_FLUSH_MS: u64 = 1_000;
+
+/// Moves the recorded statistics into `stats.db` every second, and once more at the end.
+async fn flush_stats(
+    metrics: Arc<poskit_monitor::Metrics>,
+    path: std::path::PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let opened = tokio::task::spawn_blocking(move || -> rusqlite::Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open(&path)?;
+        poskit_monitor::stats::migrate(&conn)?;
+        Ok(conn)
+    })
+    .await;
+    let mut conn = match opened {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "statistics are not kept");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(STATS_FLUSH_MS));
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let drained = metrics.stats.drain();
+        let flushed = tokio::task::spawn_blocking(move || {
+            let result = poskit_monitor::stats::flush(&mut conn, drained);
+            (conn, result)
+        })
+        .await;
+        match flushed {
+            Ok((back, result)) => {
+                conn = back;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "statistics not written");
+                }
+            }
+            Err(_) => return,
+        }
+        if stopping {
+            break;
+        }
     }
 }
 

@@ -711,6 +711,23 @@ fn measure(server: &Server, answer: &Answer, p: &Peek, started: Instant, fired: 
     for rule in fired {
         metrics.fault_fired(rule);
     }
+    // Statistics: answers of registered terminals (strangers are not recorded).
+    if answer.stranger.is_none()
+        && let (Some(tid), Some(mid)) = (answer.tid.as_deref(), p.mid.as_deref())
+        && kind.is_some_and(|k| k.carries_mac() || answer.reversal)
+    {
+        metrics.stats.record(&poskit_monitor::stats::Event {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            tid,
+            mid,
+            pan_masked: answer.pan_masked.as_deref(),
+            amount_fen: answer.amount_fen.unwrap_or(0),
+            code: answer.code.as_str(),
+            reversal: answer.reversal,
+        });
+    }
     if let Some(why) = answer.stranger {
         metrics.stranger(why.slug());
     }

@@ -6,6 +6,7 @@
 //! per-card label (cardinality): those figures belong to statistics.
 
 pub mod diagnose;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -39,6 +40,8 @@ type HotKey = (&'static str, &'static str, [u8; 2]);
 /// Every metric the host exports, registered once.
 pub struct Metrics {
     registry: Registry,
+    /// Per terminal, merchant, BIN and code, by minute, until flushed to `stats.db`.
+    pub stats: stats::Recorder,
     requests: IntCounterVec,
     /// The request counters already labelled, by (MTI, kind, code): an answer increments
     /// its counter without hashing four label strings nor asking the catalog for the
@@ -84,6 +87,7 @@ impl Metrics {
         };
         let m = Metrics {
             hot: RwLock::new(HashMap::default()),
+            stats: stats::Recorder::default(),
             requests: counter_vec(
                 "poskit_requests_total",
                 "Requests answered, by MTI, transaction kind, response code and the code's class.",

@@ -16,3 +16,4 @@ pub mod pinblock;
 pub mod pos;
 pub mod recon;
 pub mod sim;
+pub mod stats;
