@@ -1814,41 +1814,7 @@ impl Ctx<'_, '_> {
             class: *kind.mti(),
         };
         let Some(original) = self.ledger.find_by_key(&original_key)? else {
-            // An original under a batch the host is not at was refused 77 (or never came):
-            // nothing was posted, nothing to reverse, and the terminal is told to sign in.
-            // The row is still a keyed reversal, so a late original with this key is refused
-            // like one that meets a tombstone (the terminal was told 00 and will not reverse
-            // again). In the open batch the row is a tombstone.
-            let other_batch = req.batch != host_batch;
-            let (state, reason) = if other_batch {
-                (
-                    TxnState::Approved,
-                    format!(
-                        "reversal{why} of {} trace {} found no original in batch {}, which is not the host's batch {host_batch}: nothing was posted, nothing to reverse; sign in again",
-                        kind.name_en(),
-                        req.stan,
-                        req.batch
-                    ),
-                )
-            } else {
-                (
-                    TxnState::Tombstone,
-                    format!(
-                        "reversal{why} of {} trace {} found no original: tombstone left so that a late original cannot post",
-                        kind.name_en(),
-                        req.stan
-                    ),
-                )
-            };
-            let id = self.insert(req, true, Rc::APPROVED, &reason, state, None, None)?;
-            return self.answer(
-                req,
-                id,
-                Rc::APPROVED,
-                reason,
-                other_batch,
-                Effect::default(),
-            );
+            return self.reversal_without_original(req, host_batch, &why);
         };
         // The card's row, for the record: the reversal names the original's card.
         let card = match (original.card_id, &req.card) {
@@ -1969,6 +1935,67 @@ impl Ctx<'_, '_> {
             card.as_deref(),
             Some(original.id),
         )?;
+        self.undo(kind, id, &original)?;
+        if self.injected == Some(Injected::StorageError) {
+            return Err(StoreError::Injected);
+        }
+        self.answer(req, id, Rc::APPROVED, reason, false, with_original)
+    }
+
+    /// A reversal whose original the host does not have: in the open batch a tombstone
+    /// (a late original cannot post), under another batch a keyed 00 and a sign-in asked.
+    fn reversal_without_original(
+        &mut self,
+        req: &Request,
+        host_batch: Batch,
+        why: &str,
+    ) -> StoreResult<Answer> {
+        let kind = req.kind();
+        // An original under a batch the host is not at was refused 77 (or never came):
+        // nothing was posted, nothing to reverse, and the terminal is told to sign in.
+        // The row is still a keyed reversal, so a late original with this key is refused
+        // like one that meets a tombstone (the terminal was told 00 and will not reverse
+        // again). In the open batch the row is a tombstone.
+        let other_batch = req.batch != host_batch;
+        let (state, reason) = if other_batch {
+            (
+                TxnState::Approved,
+                format!(
+                    "reversal{why} of {} trace {} found no original in batch {}, which is not the host's batch {host_batch}: nothing was posted, nothing to reverse; sign in again",
+                    kind.name_en(),
+                    req.stan,
+                    req.batch
+                ),
+            )
+        } else {
+            (
+                TxnState::Tombstone,
+                format!(
+                    "reversal{why} of {} trace {} found no original: tombstone left so that a late original cannot post",
+                    kind.name_en(),
+                    req.stan
+                ),
+            )
+        };
+        let id = self.insert(req, true, Rc::APPROVED, &reason, state, None, None)?;
+        self.answer(
+            req,
+            id,
+            Rc::APPROVED,
+            reason,
+            other_batch,
+            Effect::default(),
+        )
+    }
+
+    /// Undoes what the reversed `original` (of `kind`) did, for the reversal `id`: its
+    /// postings back, its hold reopened or released, the states it changed restored.
+    fn undo(&mut self, kind: K, id: i64, original: &TxnRecord) -> StoreResult<()> {
+        assert_eq!(
+            original.state,
+            TxnState::Approved,
+            "only an approved original is reversed"
+        );
         self.ledger.set_txn_state(original.id, TxnState::Reversed)?;
         match kind {
             K::Sale => self.ledger.undo_postings(id, original.id)?,
@@ -2009,10 +2036,7 @@ impl Ctx<'_, '_> {
                 )));
             }
         }
-        if self.injected == Some(Injected::StorageError) {
-            return Err(StoreError::Injected);
-        }
-        self.answer(req, id, Rc::APPROVED, reason, false, with_original)
+        Ok(())
     }
 
     // ---- management ------------------------------------------------------------------
