@@ -317,12 +317,14 @@ fn named(journals: &[Journal]) -> impl Iterator<Item = (String, &Journal)> {
         .map(|j| (j.config().map(|(c, _)| c.tid).unwrap_or_default(), j))
 }
 
-/// Runs the demo in `data` for `seconds` with `terminals` terminals; `tick` is called
-/// about five times a second with the progress so far.
+/// Runs the demo in `data` for `seconds` with `terminals` terminals; `metrics` is told
+/// where the host serves `/metrics` once it listens; `tick` is called about five times a
+/// second with the progress so far.
 pub async fn run_live(
     data: &Path,
     seconds: u64,
     terminals: u32,
+    metrics: impl FnOnce(Option<std::net::SocketAddr>) + Send + 'static,
     tick: impl Fn(&Progress, Duration) + Send + 'static,
 ) -> Result<LiveReport, String> {
     let terminals = terminals.clamp(1, TERMINALS_MAX);
@@ -330,6 +332,7 @@ pub async fn run_live(
     let mut config = HostConfig::default();
     config.limits.issuer_timeout_ms = 500;
     config.faults = FaultPlan::parse(MILD_FAULTS).map_err(|e| e.to_string())?;
+    config.admin_listen = Some("127.0.0.1:0".into());
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let host_data = host_dir.clone();
@@ -343,6 +346,7 @@ pub async fn run_live(
                 let _ = stop_rx.await;
             },
             move |r| {
+                metrics(r.admin_addr);
                 let _ = addr_tx.send((r.addr.to_string(), r.shared.clone()));
             },
         )

@@ -117,6 +117,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &data,
             args.seconds,
             args.terminals,
+            move |admin| {
+                if let Some(admin) = admin {
+                    let said = tr(lang, "metrics while it runs:", "运行期间的监控指标：");
+                    // A write error here shows again, and ends the command, at the report.
+                    let _ = outln!("{said} http://{admin}/metrics");
+                }
+            },
             move |p, elapsed| {
                 let secs = elapsed.as_secs();
                 ticking.set_position(secs);
@@ -164,6 +171,48 @@ fn print_report(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
     print_settlements(r, lang)?;
     print_checker(r, lang)?;
     print_recon(r, lang)?;
+    print_stats(r, lang)?;
+    Ok(())
+}
+
+/// What the host's statistics counted (`poskit stats`), and where to look further.
+fn print_stats(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
+    let path = r.host_dir.join(poskit_host::run::STATS_FILE);
+    let Ok(conn) = rusqlite::Connection::open(&path) else {
+        return Ok(());
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let Ok(w) = poskit_monitor::stats::window(&conn, "all", "", 60, now_ms) else {
+        return Ok(());
+    };
+    outln!()?;
+    outln!(
+        "{}",
+        tr(
+            lang,
+            "== Statistics (poskit stats) ==",
+            "== 统计（poskit stats） =="
+        )
+    )?;
+    outln!(
+        "{} {}, {} {:.1} %, {} {:.1} %",
+        w.attempts,
+        tr(lang, "attempts", "笔交易请求"),
+        tr(lang, "approved", "成功率"),
+        w.approval_rate * 100.0,
+        tr(lang, "first attempts approved", "首次尝试成功率"),
+        w.first_attempt_approval_rate * 100.0
+    )?;
+    let dir = r.host_dir.display();
+    outln!("  poskit stats --data {dir} --window 1h")?;
+    if let Some(t) = r.terminal_dirs.first().and_then(|d| d.file_name()) {
+        outln!(
+            "  poskit diagnose --data {dir} --terminal {}",
+            t.to_string_lossy()
+        )?;
+    }
     Ok(())
 }
 
