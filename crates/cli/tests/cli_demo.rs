@@ -51,6 +51,12 @@ fn the_demo_trades_settles_checks_and_says_where_its_data_is() {
     // The day's reconciliation with the switch ends the report, and the command it names
     // runs it again (the same breaks; nothing posted twice).
     assert!(text.contains("== Reconciliation with the switch"), "{text}");
+    // Where /metrics was while it ran, and what the statistics counted.
+    assert!(
+        text.contains("metrics while it runs: http://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("== Statistics (poskit stats) =="), "{text}");
     let recon_line = text
         .lines()
         .find(|l| l.contains("poskit recon --data"))
