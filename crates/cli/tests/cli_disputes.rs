@@ -108,6 +108,11 @@ fn a_chargeback_is_opened_listed_and_answered_and_refusals_say_why() {
     let shown = poskit(&["disputes", "show", "--data", data, &credit]);
     let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(v["dispute"]["state"], "represented", "{v}");
+    let slip = v["slip"]["zh"].to_string();
+    assert!(
+        slip.contains("签购单") && slip.contains("RMB 50.00"),
+        "the slip as evidence: {slip}"
+    );
     let kept = v["dispute"]["events"][1]["evidence"].as_str().unwrap();
     assert_eq!(std::fs::read_to_string(kept).unwrap(), "signed slip");
     let steps: Vec<&str> = v["transaction"]["chain"]

@@ -141,6 +141,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The sales slip of a ledger transaction, as the terminal printed it: evidence.
+fn slip_of(t: &lookup::TxnView) -> crate::cmd::pos::Slip<'_> {
+    let hh = |r: std::ops::Range<usize>| t.hhmmss.get(r).unwrap_or("");
+    crate::cmd::pos::Slip {
+        mid: t.mid.as_deref().unwrap_or(""),
+        tid: t.tid.as_deref().unwrap_or(""),
+        card: t.pan_masked.clone().unwrap_or_default(),
+        kind: t
+            .kind
+            .as_deref()
+            .and_then(poskit_domain::TransactionKind::from_slug)
+            .unwrap_or(poskit_domain::TransactionKind::Sale),
+        batch: t.batch.unwrap_or(0),
+        trace: t.stan.unwrap_or(0),
+        rrn: t.rrn.as_deref(),
+        auth_code: t.auth_code.as_deref(),
+        date_time: format!(
+            "{} {}:{}:{}",
+            poskit_domain::calendar::yyyymmdd(t.day),
+            hh(0..2),
+            hh(2..4),
+            hh(4..6)
+        ),
+        institutions: None,
+        amount_fen: t.amount_fen,
+    }
+}
+
 fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let conn = store(&a.data)?;
     let d = disputes::get(&conn, a.id)
@@ -160,9 +188,15 @@ fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let story = poskit_recon::lookup::lookup(&conn, state.as_ref(), &query)?;
+    let slip = lookup::by_id(&conn, d.txn_id)?.map(|t| {
+        let s = slip_of(&t);
+        json!({"zh": s.lines(poskit_codes::Lang::Zh), "en": s.lines(poskit_codes::Lang::En)})
+    });
     outln!(
         "{}",
-        serde_json::to_string_pretty(&json!({"dispute": d, "transaction": story.first()}))?
+        serde_json::to_string_pretty(
+            &json!({"dispute": d, "slip": slip, "transaction": story.first()})
+        )?
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ use poskit_recon::lookup::{CardQuery, Match, Query, lookup};
 use serde_json::json;
 
 use crate::cmd::locale::{self, tr};
+use crate::cmd::pos::yuan;
 use crate::fail::{EXIT_NOT_FOUND, usage};
 
 #[derive(Debug, clap::Args)]
@@ -210,8 +211,4 @@ fn print_match(n: usize, m: &Match, lang: Lang) -> anyhow::Result<()> {
     outln!("    {} {next}", tr(lang, "Next step:", "下一步："))?;
     outln!("    {} {say}", tr(lang, "Tell the customer:", "对顾客说："))?;
     Ok(())
-}
-
-fn yuan(fen: u64) -> String {
-    format!("{}.{:02}", fen / 100, fen % 100)
 }

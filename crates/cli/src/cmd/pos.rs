@@ -856,49 +856,82 @@ fn print_slip(
         let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or("");
         format!("{}:{}:{}", part(0..2), part(2..4), part(4..6))
     });
-    let kind = match lang {
-        Lang::En => t.kind.name_en(),
-        Lang::Zh => t.kind.name_zh(),
+    let slip = Slip {
+        mid,
+        tid,
+        card: masked(&t.card),
+        kind: t.kind,
+        batch: t.batch,
+        trace: t.stan,
+        rrn: t.rrn.as_deref(),
+        auth_code: t.auth_code.as_deref(),
+        date_time: format!("{} {}", date.unwrap_or_default(), time.unwrap_or_default()),
+        institutions,
+        amount_fen: t.amount_fen,
     };
-    let rows = [
-        (tr(lang, "merchant (MID)", "商户号"), mid.to_owned()),
-        (tr(lang, "terminal (TID)", "终端号"), tid.to_owned()),
-        (tr(lang, "card", "卡号"), masked(&t.card)),
-        (tr(lang, "type", "交易类型"), kind.to_owned()),
-        (tr(lang, "batch", "批次号"), format!("{:06}", t.batch)),
-        (tr(lang, "trace", "凭证号"), format!("{:06}", t.stan)),
-        (
-            tr(lang, "RRN", "参考号"),
-            t.rrn.clone().unwrap_or("-".into()),
-        ),
-        (
-            tr(lang, "auth code", "授权码"),
-            t.auth_code.clone().unwrap_or("-".into()),
-        ),
-        (
-            tr(lang, "date/time", "日期时间"),
-            format!("{} {}", date.unwrap_or_default(), time.unwrap_or_default()),
-        ),
-    ];
-    let title = tr(lang, " sales slip ", " 签购单 ");
-    outln!("  ----------------{title}----------------")?;
-    for (label, value) in rows {
-        outln!("  {}{value}", padded(label, 16))?;
+    for line in slip.lines(lang) {
+        outln!("{line}")?;
     }
-    // Field 44: the card's issuer and the acquirer.
-    if let Some((issuer, acquirer)) = institutions {
-        outln!("  {}{issuer}", padded(tr(lang, "issuer", "发卡行"), 16))?;
-        outln!("  {}{acquirer}", padded(tr(lang, "acquirer", "收单行"), 16))?;
-    }
-    if let Some(a) = t.amount_fen {
-        outln!(
-            "  {}RMB {}",
-            padded(tr(lang, "amount", "金额"), 16),
-            yuan(a)
-        )?;
-    }
-    outln!("  ---------------------------------------------")?;
     Ok(())
+}
+
+/// What a sales slip (签购单) shows.
+pub(crate) struct Slip<'a> {
+    pub mid: &'a str,
+    pub tid: &'a str,
+    /// Masked.
+    pub card: String,
+    pub kind: poskit_domain::TransactionKind,
+    pub batch: u32,
+    pub trace: u32,
+    pub rrn: Option<&'a str>,
+    pub auth_code: Option<&'a str>,
+    pub date_time: String,
+    /// Field 44: the card's issuer and the acquirer.
+    pub institutions: Option<&'a (String, String)>,
+    pub amount_fen: Option<u64>,
+}
+
+impl Slip<'_> {
+    /// The slip as `poskit pos` prints it, a line each.
+    pub(crate) fn lines(&self, lang: Lang) -> Vec<String> {
+        let kind = match lang {
+            Lang::En => self.kind.name_en(),
+            Lang::Zh => self.kind.name_zh(),
+        };
+        let mut rows = vec![
+            (tr(lang, "merchant (MID)", "商户号"), self.mid.to_owned()),
+            (tr(lang, "terminal (TID)", "终端号"), self.tid.to_owned()),
+            (tr(lang, "card", "卡号"), self.card.clone()),
+            (tr(lang, "type", "交易类型"), kind.to_owned()),
+            (tr(lang, "batch", "批次号"), format!("{:06}", self.batch)),
+            (tr(lang, "trace", "凭证号"), format!("{:06}", self.trace)),
+            (
+                tr(lang, "RRN", "参考号"),
+                self.rrn.unwrap_or("-").to_owned(),
+            ),
+            (
+                tr(lang, "auth code", "授权码"),
+                self.auth_code.unwrap_or("-").to_owned(),
+            ),
+            (tr(lang, "date/time", "日期时间"), self.date_time.clone()),
+        ];
+        if let Some((issuer, acquirer)) = self.institutions {
+            rows.push((tr(lang, "issuer", "发卡行"), issuer.clone()));
+            rows.push((tr(lang, "acquirer", "收单行"), acquirer.clone()));
+        }
+        if let Some(a) = self.amount_fen {
+            rows.push((tr(lang, "amount", "金额"), format!("RMB {}", yuan(a))));
+        }
+        let title = tr(lang, " sales slip ", " 签购单 ");
+        let mut out = vec![format!("  ----------------{title}----------------")];
+        out.extend(
+            rows.into_iter()
+                .map(|(label, value)| format!("  {}{value}", padded(label, 16))),
+        );
+        out.push("  ---------------------------------------------".to_owned());
+        out
+    }
 }
 
 fn txn_json(t: &Txn, time: Option<String>) -> Value {

@@ -13,6 +13,7 @@ use poskit_host::config::parse_hhmm;
 use poskit_recon::run::{Options, ReconError, Report, run as reconcile};
 
 use crate::cmd::locale;
+use crate::cmd::pos::yuan;
 use crate::fail::usage;
 
 /// Host transactions this close to the cut-off that the switch lacks wait for the next day.
@@ -144,10 +145,6 @@ fn summary(report: &Report, lang: Lang) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn yuan(fen: u64) -> String {
-    format!("{}.{:02}", fen / 100, fen % 100)
 }
 
 /// One line per break (id, class, status, priority, amount, action, fields that differ,
