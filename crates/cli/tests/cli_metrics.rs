@@ -116,3 +116,45 @@ fn metrics_count_answers_by_code_and_class_and_pass_promtool() {
     }
     host.stop();
 }
+
+/// A host on `data` without `--admin-listen`, or with `admin`: its first line of output,
+/// and the process (killed by the caller).
+fn host_line(data: &std::path::Path, admin: Option<&str>) -> (String, std::process::Child) {
+    use std::io::BufRead;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_poskit"));
+    cmd.args(["host", "--listen", "127.0.0.1:0", "--demo", "--data"])
+        .arg(data);
+    if let Some(at) = admin {
+        cmd.args(["--admin-listen", at]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (line, child)
+}
+
+#[test]
+fn the_default_admin_address_taken_leaves_the_host_serving_and_an_asked_one_stops_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let (first, mut a) = host_line(&temp.path().join("a"), None);
+    let (second, mut b) = host_line(&temp.path().join("b"), None);
+    assert!(
+        first.contains("listening on") && second.contains("listening on"),
+        "{first}{second}"
+    );
+    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = busy.local_addr().unwrap().to_string();
+    let (line, c) = host_line(&temp.path().join("c"), Some(&at));
+    let out = c.wait_with_output().unwrap();
+    assert!(line.is_empty(), "no host: {line}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-listen"));
+}

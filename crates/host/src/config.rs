@@ -108,6 +108,9 @@ pub struct HostConfig {
     pub clearing_cut_minute_of_day: i32,
     /// Where `/metrics` is served (`--admin-listen`); `None`: not served.
     pub admin_listen: Option<String>,
+    /// A busy admin address stops the host (it was asked for); otherwise the host serves
+    /// without `/metrics` and says so (the default address, taken by another host).
+    pub admin_required: bool,
     /// Count answers, connections and groups for `/metrics` (on unless a benchmark
     /// measures what they cost).
     pub metrics: bool,
@@ -140,6 +143,7 @@ impl Default for HostConfig {
             faults: FaultPlan::default(),
             clearing_cut_minute_of_day: ClearingCut::default().cut_minute_of_day,
             admin_listen: None,
+            admin_required: true,
             metrics: true,
         }
     }

@@ -117,10 +117,19 @@ pub async fn run(
         source: e,
     })?;
     let admin = match &config.admin_listen {
-        Some(at) => Some(crate::admin::bind(at).await.map_err(|e| HostError::Io {
-            path: format!("--admin-listen {at}"),
-            source: e,
-        })?),
+        Some(at) => match crate::admin::bind(at).await {
+            Ok(bound) => Some(bound),
+            Err(e) if !config.admin_required => {
+                tracing::warn!(error = %e, address = %at, "/metrics not served: the admin address is taken");
+                None
+            }
+            Err(e) => {
+                return Err(HostError::Io {
+                    path: format!("--admin-listen {at}"),
+                    source: e,
+                });
+            }
+        },
         None => None,
     };
     let stats = Arc::new(Stats::default());

@@ -26,6 +26,9 @@ pub struct Args {
     serve: ServeArgs,
 }
 
+/// Where `/metrics` is served unless `--admin-listen` says otherwise.
+const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9464";
+
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to listen on, HOST:PORT (CUP POS framing over TCP).
@@ -41,8 +44,9 @@ struct ServeArgs {
     #[arg(long)]
     demo: bool,
     /// Where to serve `/metrics` (Prometheus text format), HOST:PORT; `off` for nowhere.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
-    admin_listen: String,
+    /// Default 127.0.0.1:9464, skipped with a warning when another process has it.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
     /// Shift the host's clock by whole days (for testing next-day refunds and cross-day
     /// reversals).
     #[arg(
@@ -162,7 +166,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => HostConfig::default(),
     };
     config.clock_offset_days = args.clock_offset_days;
-    config.admin_listen = match args.admin_listen.as_str() {
+    config.admin_required = args.admin_listen.is_some();
+    config.admin_listen = match args.admin_listen.as_deref().unwrap_or(ADMIN_LISTEN_DEFAULT) {
         "off" => None,
         at => Some(listen_addr(at).map_err(|e| usage(format!("--admin-listen {at}: {e}")))?),
     };
