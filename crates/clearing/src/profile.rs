@@ -188,8 +188,8 @@ keys! {
     PreviousAmount = "previous_amount_fen": Shape::Num(19),
 }
 
-/// The keys a profile of `kind` must have: what its typed record reads.
-fn required(kind: FileKind) -> &'static [Key] {
+/// Whether a profile of `kind` must have `key`: its typed record reads it.
+fn requires(kind: FileKind, key: Key) -> bool {
     use Key::*;
     const ACOMN: &[Key] = &[
         AcquirerInst,
@@ -216,30 +216,8 @@ fn required(kind: FileKind) -> &'static [Key] {
         OriginalTime,
         IssuerInst,
     ];
-    const ACOMA: &[Key] = &[
-        AcquirerInst,
-        ForwardingInst,
-        Stan,
-        TransmissionTime,
-        PanMasked,
-        AmountFen,
-        Mti,
-        ProcessingCode,
-        Mcc,
-        Tid,
-        Mid,
-        Rrn,
-        PosCondition,
-        AuthCode,
-        ReceivingInst,
-        OriginalStan,
-        ResponseCode,
-        EntryMode,
-        FeeReceivable,
-        FeePayable,
-        SwitchFee,
-        OriginalTime,
-        IssuerInst,
+    // ACOMA: ACOMN's fields, then the acquirer extension's.
+    const ACOMA_EXTRA: &[Key] = &[
         ReversalFlag,
         VoidFlag,
         ClearingMmdd,
@@ -272,9 +250,9 @@ fn required(kind: FileKind) -> &'static [Key] {
         MerchantName,
     ];
     match kind {
-        FileKind::Acomn => ACOMN,
-        FileKind::Acoma => ACOMA,
-        FileKind::Aerra => AERRA,
+        FileKind::Acomn => ACOMN.contains(&key),
+        FileKind::Acoma => ACOMN.contains(&key) || ACOMA_EXTRA.contains(&key),
+        FileKind::Aerra => AERRA.contains(&key),
     }
 }
 
@@ -399,7 +377,7 @@ impl Profile {
         let mut key_of_field = vec![None; fields.len()];
         for (k, &(key, name, shape)) in KEYS.iter().enumerate() {
             let Some(i) = fields.iter().position(|f| f.name == name) else {
-                if required(kind).contains(&key) {
+                if requires(kind, key) {
                     let wanted = shape.describe();
                     return Err(ProfileError::Missing { kind, name, wanted });
                 }
