@@ -67,6 +67,8 @@ enum Command {
     /// Figures of a terminal, merchant, BIN or the whole host over a window: attempts,
     /// approval rates, codes, timeouts, reversals, MAC errors.
     Stats(cmd::stats::Args),
+    /// The alerts a host raised, each with its likely causes; acknowledge one; the rules.
+    Alerts(cmd::alerts::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
     /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::Disputes(args) => cmd::disputes::run(args),
         Command::Diagnose(args) => cmd::diagnose::run(args),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Alerts(args) => cmd::alerts::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Clearing(args) => cmd::clearing::run(args),
     };

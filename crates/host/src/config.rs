@@ -33,6 +33,7 @@ use poskit_security::{MacAlgorithm, MakRule};
 use poskit_domain::calendar::ClearingCut;
 
 use crate::HostError;
+use crate::alerting::AlertConfig;
 use crate::clock::UTC_OFFSET_MINUTES_DEFAULT;
 use crate::engine::EngineConfig;
 use crate::faults::FaultPlan;
@@ -114,6 +115,8 @@ pub struct HostConfig {
     /// Count answers, connections and groups for `/metrics` (on unless a benchmark
     /// measures what they cost).
     pub metrics: bool,
+    /// Alert rules, where alerts are sent, how often the rules are evaluated.
+    pub alerts: AlertConfig,
 }
 
 impl HostConfig {
@@ -145,6 +148,7 @@ impl Default for HostConfig {
             admin_listen: None,
             admin_required: true,
             metrics: true,
+            alerts: AlertConfig::default(),
         }
     }
 }
@@ -161,6 +165,52 @@ struct ConfigFile {
     #[serde(default)]
     limits: Limits,
     faults: Option<toml::Value>,
+    alerts: Option<AlertsFile>,
+}
+
+/// `[alerts]` of a host's config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    /// A rules file over the shipped rules.
+    rules: Option<std::path::PathBuf>,
+    webhook: Option<String>,
+    evaluate_every_ms: Option<u64>,
+}
+
+/// Evaluating the rules more often than this gains nothing (the statistics move by the
+/// second); less often than this misses the minute an A0 burst must fire within.
+const EVALUATE_EVERY_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=60_000;
+
+impl AlertConfig {
+    /// The shipped rules with the user's rules file over them.
+    pub fn with_rules_file(&mut self, path: &std::path::Path) -> Result<(), HostError> {
+        let text = std::fs::read_to_string(path).map_err(|source| HostError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.rules = poskit_monitor::alerts::Rules::with_user(&text)
+            .map_err(|e| HostError::Config(format!("{}: {e}", path.display())))?;
+        Ok(())
+    }
+
+    fn apply(&mut self, file: AlertsFile) -> Result<(), HostError> {
+        if let Some(path) = &file.rules {
+            self.with_rules_file(path)?;
+        }
+        if let Some(url) = file.webhook {
+            self.webhook = Some(url);
+        }
+        if let Some(ms) = file.evaluate_every_ms {
+            if !EVALUATE_EVERY_MS_RANGE.contains(&ms) {
+                return Err(HostError::Config(format!(
+                    "alerts.evaluate_every_ms {ms}: 1000 to 60000"
+                )));
+            }
+            self.evaluate_every_ms = ms;
+        }
+        Ok(())
+    }
 }
 
 impl HostConfig {
@@ -234,6 +284,9 @@ impl HostConfig {
         cfg.limits = file.limits;
         if let Some(faults) = file.faults {
             cfg.faults = FaultPlan::from_toml_value(faults)?;
+        }
+        if let Some(alerts) = file.alerts {
+            cfg.alerts.apply(alerts)?;
         }
         Ok(cfg)
     }

@@ -331,6 +331,8 @@ pub struct Answer {
     /// The message the host sent the switch for it (a card of an external issuer), with
     /// the host's answer: the writer hands it to the switch's record ([`crate::switch`]).
     pub forwarded: Option<Box<Forwarded>>,
+    /// A settlement's answer: whether the terminal's totals agreed with the host's.
+    pub settled: Option<bool>,
 }
 
 /// What an answer is sent as: a frame, or fields still to encode.
@@ -427,15 +429,19 @@ pub fn storage_failure_answer(input: &Input<'_>, error: &StoreError) -> Answer {
     }
     reply.set(39, *b"96");
     let (bytes, _) = reply.encode();
+    let identified = crate::request::identify(m);
     Answer {
+        settled: None,
         frame: Some(bytes),
         reply: None,
         code: Rc::SYSTEM_MALFUNCTION,
         reason,
         txn_id: None,
         repeated: false,
-        kind: None,
-        reversal: false,
+        kind: identified.map(
+            |(poskit_domain::Identified::Request(k) | poskit_domain::Identified::Reversal(k))| k,
+        ),
+        reversal: matches!(identified, Some(poskit_domain::Identified::Reversal(_))),
         amount_fen: None,
         pan_masked: None,
         tid: m.field(41).map(|f| f.to_text()),
@@ -460,6 +466,7 @@ impl Answer {
             Body::Reply(reply) => (None, Some(reply)),
         };
         Answer {
+            settled: None,
             frame,
             reply,
             code,
@@ -480,6 +487,7 @@ impl Answer {
 
     fn unanswerable(reason: String) -> Answer {
         Answer {
+            settled: None,
             frame: None,
             reply: None,
             code: Rc::FORMAT_ERROR,
@@ -564,6 +572,7 @@ fn undecodable(
         bytes.get(7..13).and_then(|h| <[u8; 6]>::try_from(h).ok()),
     ) else {
         return Ok(Answer {
+            settled: None,
             stranger: Some(Stranger::Undecodable),
             ..Answer::unanswerable(reason)
         });
@@ -606,6 +615,7 @@ fn format_error_answer(
         echo_fields(&mut reply, cfg, echo, &mmdd, &hhmmss);
         let (frame, _) = reply.encode();
         return Ok(Answer {
+            settled: None,
             frame: Some(frame),
             tid: echo.tid.clone(),
             ..Answer::unanswerable(reason)
@@ -641,6 +651,7 @@ fn format_error_answer(
     ledger.set_txn_answer(id, &rrn_of(id), None, reply.to_stored())?;
     let (frame, _) = reply.encode();
     Ok(Answer {
+        settled: None,
         frame: Some(frame),
         txn_id: Some(id),
         tid: echo.tid.clone(),
@@ -2200,7 +2211,9 @@ impl Ctx<'_, '_> {
         f48_out.push_str(&block(&Totals::default(), '1'));
         reply.set(48, f48_out.into_bytes());
         reply.set(60, field60(req));
-        self.finish(req, id, reply, Rc::APPROVED, reason, None)
+        let mut answer = self.finish(req, id, reply, Rc::APPROVED, reason, None)?;
+        answer.settled = Some(balanced);
+        Ok(answer)
     }
 
     fn batch_upload(&mut self, req: &Request, terminal: &TerminalState) -> StoreResult<Answer> {

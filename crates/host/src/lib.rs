@@ -17,11 +17,13 @@
 
 pub mod admin;
 pub mod admission;
+pub mod alerting;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod diagnosis;
 pub mod engine;
 pub mod faults;
 pub mod fields;

@@ -354,3 +354,17 @@ fn read_card(m: &Message<'_>) -> Result<Option<CardInput>, FormatError> {
     let expiry = expiry14.or_else(|| rest.get(..4).map(str::to_owned));
     Ok(Some(CardInput { pan, expiry }))
 }
+
+/// What kind of request a message is, read leniently (no field checked): for answers
+/// built without a parsed request (a 96 after a storage failure, a stranger's).
+pub fn identify(m: &Message<'_>) -> Option<Identified> {
+    let text = |n| m.field(n).map(|f| f.to_text());
+    let f60 = text(60).unwrap_or_default();
+    Identified::of(
+        &m.mti().0,
+        text(3).as_deref().map(str::as_bytes),
+        text(25).as_deref().map(str::as_bytes),
+        f60.get(..2).map(str::as_bytes),
+        Some(f60.get(8..11).unwrap_or("000").as_bytes()),
+    )
+}

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
+use poskit_monitor::webhook::Webhook;
+
 use crate::admission::Admission;
+use crate::alerting::{self, AlertConfig};
 use crate::clock::HostTime;
 use crate::config::HostConfig;
 use crate::server::{self, Server, Stats};
@@ -159,9 +162,11 @@ pub async fn run(
         });
     }
     if let Some(metrics) = metrics.clone() {
-        tokio::spawn(flush_stats(
+        tokio::spawn(monitor(
             metrics,
-            dir.path.join(STATS_FILE),
+            dir.path.clone(),
+            config.alerts.clone(),
+            config.utc_offset_minutes,
             stop_rx.clone(),
         ));
     }
@@ -191,51 +196,85 @@ pub const STATS_FILE: &str = "stats.db";
 /// How often the statistics recorded by the connection tasks reach `stats.db`.
 const STATS_FLUSH_MS: u64 = 1_000;
 
-/// Moves the recorded statistics into `stats.db` every second, and once more at the end.
-async fn flush_stats(
+/// Moves the recorded statistics into `stats.db` every second, and evaluates the alert
+/// rules every `alerts.evaluate_every_ms`; both once more at the end.
+async fn monitor(
     metrics: Arc<poskit_monitor::Metrics>,
-    path: std::path::PathBuf,
+    data: std::path::PathBuf,
+    alerts: AlertConfig,
+    utc_offset_minutes: i32,
     mut stop: watch::Receiver<bool>,
 ) {
-    let opened = tokio::task::spawn_blocking(move || -> rusqlite::Result<rusqlite::Connection> {
-        let conn = rusqlite::Connection::open(&path)?;
-        poskit_monitor::stats::migrate(&conn)?;
-        Ok(conn)
-    })
-    .await;
-    let mut conn = match opened {
-        Ok(Ok(conn)) => conn,
+    let opened = tokio::task::spawn_blocking(move || open_monitor_files(&data)).await;
+    let mut files = match opened {
+        Ok(Ok(files)) => files,
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "statistics are not kept");
+            tracing::warn!(error = %e, "statistics and alerts are not kept");
             return;
         }
         Err(_) => return,
     };
+    let webhook = match alerts.webhook.as_deref().map(Webhook::start) {
+        Some(Ok(hook)) => Some(Arc::new(hook)),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "alerts are not sent to the webhook");
+            None
+        }
+        None => None,
+    };
+    let alerts = Arc::new(alerts);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(STATS_FLUSH_MS));
+    let mut last_evaluated = std::time::Instant::now();
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
             _ = stop.changed() => true,
         };
+        // Once more on the way out: what the last seconds showed is not lost.
+        let evaluate =
+            stopping || last_evaluated.elapsed().as_millis() as u64 >= alerts.evaluate_every_ms;
+        if evaluate {
+            last_evaluated = std::time::Instant::now();
+        }
         let drained = metrics.stats.drain();
-        let flushed = tokio::task::spawn_blocking(move || {
-            let result = poskit_monitor::stats::flush(&mut conn, drained);
-            (conn, result)
-        })
-        .await;
-        match flushed {
-            Ok((back, result)) => {
-                conn = back;
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "statistics not written");
+        let (metrics2, alerts2, webhook2) = (metrics.clone(), alerts.clone(), webhook.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let (stats, ledger) = (&mut files.0, &files.1);
+            if let Err(e) = poskit_monitor::stats::flush(stats, drained, utc_offset_minutes) {
+                tracing::warn!(error = %e, "statistics not written");
+            }
+            if evaluate {
+                let now_ms = HostTime::now(utc_offset_minutes, 0).unix_ms;
+                match alerting::cycle(stats, ledger, &alerts2.rules, now_ms, utc_offset_minutes) {
+                    Ok(changes) => {
+                        alerting::publish(&changes, stats, webhook2.as_deref(), &metrics2)
+                    }
+                    Err(e) => tracing::warn!(error = %e, "alerts not evaluated"),
                 }
             }
+            files
+        })
+        .await;
+        match done {
+            Ok(back) => files = back,
             Err(_) => return,
         }
         if stopping {
             break;
         }
     }
+}
+
+/// `stats.db` (created when missing) and a connection to the ledger for diagnoses.
+fn open_monitor_files(
+    data: &std::path::Path,
+) -> Result<(rusqlite::Connection, rusqlite::Connection), HostError> {
+    let stats = rusqlite::Connection::open(data.join(STATS_FILE))
+        .and_then(|conn| poskit_monitor::stats::migrate(&conn).map(|()| conn))
+        .map_err(|e| HostError::Data {
+            what: format!("{STATS_FILE}: {e}"),
+        })?;
+    Ok((stats, sqlite::open(data)?))
 }
 
 /// Binds `listen` with a backlog sized for a fleet reconnecting at once (tokio's default is

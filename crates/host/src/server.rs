@@ -486,15 +486,7 @@ fn peek(bytes: &[u8]) -> Peek {
         .filter(|s| s.iter().all(u8::is_ascii_digit));
     p.mid = text(42);
     p.pan = text(2).or_else(|| text(35).and_then(|t| t.split('=').next().map(str::to_owned)));
-    let f60 = text(60).unwrap_or_default();
-    let identified = Identified::of(
-        &m.mti().0,
-        text(3).as_deref().map(str::as_bytes),
-        text(25).as_deref().map(str::as_bytes),
-        f60.get(..2).map(str::as_bytes),
-        Some(f60.get(8..11).unwrap_or("000").as_bytes()),
-    );
-    match identified {
+    match crate::request::identify(m) {
         Some(Identified::Request(k)) => p.kind = Some(k),
         Some(Identified::Reversal(k)) => {
             p.kind = Some(k);
@@ -712,21 +704,14 @@ fn measure(server: &Server, answer: &Answer, p: &Peek, started: Instant, fired: 
         metrics.fault_fired(rule);
     }
     // Statistics: answers of registered terminals (strangers are not recorded).
-    if answer.stranger.is_none()
-        && let (Some(tid), Some(mid)) = (answer.tid.as_deref(), p.mid.as_deref())
-        && kind.is_some_and(|k| k.carries_mac() || answer.reversal)
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let latency_ms = started.elapsed().as_millis() as u64;
+    if let Some(event) =
+        crate::alerting::stats_event(answer, kind, p.mid.as_deref(), at_ms, latency_ms)
     {
-        metrics.stats.record(&poskit_monitor::stats::Event {
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            tid,
-            mid,
-            pan_masked: answer.pan_masked.as_deref(),
-            amount_fen: answer.amount_fen.unwrap_or(0),
-            code: answer.code.as_str(),
-            reversal: answer.reversal,
-        });
+        metrics.stats.record(&event);
     }
     if let Some(why) = answer.stranger {
         metrics.stranger(why.slug());
@@ -840,6 +825,7 @@ fn admit_by_answer(
 pub(crate) fn writer_gone(kept: &Pending) -> Answer {
     let p = &kept.peek;
     Answer {
+        settled: None,
         frame: None,
         reply: None,
         code: poskit_domain::ResponseCode::SYSTEM_MALFUNCTION,

@@ -34,6 +34,13 @@ pub struct Facts {
     pub fleet_timeout_rate: Option<f64>,
     /// Open reconciliation breaks where the switch charged a failure (class C).
     pub charged_but_failed: u64,
+    /// A terminal silent since then, in hours it usually works.
+    pub silent_since_ms: Option<i64>,
+    /// The terminal's settlement totals did not agree with the host's.
+    pub unbalanced_settlements: bool,
+    /// Reversals the host refused (answered other than 00) that the answers above do not
+    /// show (a refusal after a storage failure is recorded nowhere).
+    pub reversals_refused: u64,
 }
 
 /// A likely cause.
@@ -69,6 +76,32 @@ pub fn diagnose(f: &Facts, lang: Lang) -> Vec<Cause> {
     keys_evidence(f, &first_at, &mut by_cat);
     network_evidence(f, &mut by_cat);
     merchant_evidence(f, &mut by_cat);
+    if f.reversals_refused > 0 {
+        let e = by_cat.entry(Category::HostSystem).or_default();
+        e.0 += f.reversals_refused as f64;
+        e.1.push(format!(
+            "{} reversals refused by the host: the terminals retry them, and until one is \
+             accepted its customer stays charged",
+            f.reversals_refused
+        ));
+    }
+    if f.unbalanced_settlements {
+        let e = by_cat.entry(Category::Terminal).or_default();
+        e.0 += 1.0;
+        e.1.push(
+            "the terminal's settlement totals differ from the host's: a transaction the terminal \
+             counted and the host did not (or the reverse) — its batch upload shows which"
+                .to_owned(),
+        );
+    }
+    if let Some(since) = f.silent_since_ms {
+        let e = by_cat.entry(Category::Communication).or_default();
+        e.0 += 1.0;
+        e.1.push(format!(
+            "no request since {}, in hours it usually works: its power, its network link or the terminal itself",
+            clock(since, f.utc_offset_minutes)
+        ));
+    }
     if f.charged_but_failed > 0 {
         let e = by_cat.entry(Category::Issuer).or_default();
         e.0 += f.charged_but_failed as f64;
@@ -186,6 +219,17 @@ fn merchant_evidence(f: &Facts, by_cat: &mut Scores) {
 }
 
 fn default_steps(cat: Category, lang: Lang) -> Vec<String> {
+    if cat == Category::Terminal {
+        // Evidence of the terminal with no code of its own: its settlement did not balance.
+        return poskit_codes::advice::break_advice("batch_total")
+            .map(|b| {
+                vec![match lang {
+                    Lang::Zh => b.action_zh.clone(),
+                    Lang::En => b.action_en.clone(),
+                }]
+            })
+            .unwrap_or_default();
+    }
     let code = match cat {
         Category::Communication => "98",
         Category::MerchantSetup => "03",

@@ -5,8 +5,10 @@
 //! computes statistics in the host's writer. No metric has a per-terminal, per-merchant or
 //! per-card label (cardinality): those figures belong to statistics.
 
+pub mod alerts;
 pub mod diagnose;
 pub mod stats;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -161,7 +163,7 @@ impl Metrics {
             )?,
             alerts_firing: IntGaugeVec::new(
                 Opts::new("poskit_alerts_firing", "Alerts firing now, by rule."),
-                &["rule"],
+                &["rule", "severity"],
             )?,
             registry,
         };
@@ -299,6 +301,16 @@ impl Metrics {
             self.recon_breaks.with_label_values(&[class]).set(*n);
         }
         self.recon_last_success.set(last_success_unix_s);
+    }
+
+    /// The alerts firing now: (rule, severity, how many).
+    pub fn alerts_firing(&self, by_rule: &[(String, String, i64)]) {
+        self.alerts_firing.reset();
+        for (rule, severity, n) in by_rule {
+            self.alerts_firing
+                .with_label_values(&[rule.as_str(), severity.as_str()])
+                .set(*n);
+        }
     }
 
     /// The text exposition format 0.0.4 of every metric.

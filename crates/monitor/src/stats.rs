@@ -20,6 +20,11 @@ const DECLINES_PER_TERMINAL_MAX: usize = 8;
 const TERMINALS_MAX: usize = 200_000;
 /// Buckets held between two flushes at most (a flood of strangers cannot grow it).
 const PENDING_MAX: usize = 100_000;
+/// An answer slower than this misses the latency objective (what the burn-rate alerts
+/// count).
+pub const SLOW_ANSWER_MS: u64 = 1_000;
+/// The version of `stats.db`'s tables this code writes.
+const SCHEMA_VERSION: i64 = 1;
 
 /// One answer, as statistics see it.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +38,10 @@ pub struct Event<'a> {
     pub code: &'a str,
     /// A reversal (counted as such, not as an attempt).
     pub reversal: bool,
+    /// A settlement (counted as such, not as an attempt): whether its totals agreed.
+    pub settled: Option<bool>,
+    /// From the request's arrival to its answer.
+    pub latency_ms: u64,
 }
 
 /// One scope's minute, as recorded.
@@ -45,6 +54,11 @@ pub struct Bucket {
     timeouts: u64,
     reversals: u64,
     mac_errors: u64,
+    /// Reversals answered other than 00.
+    reversal_failures: u64,
+    /// Answers slower than [`SLOW_ANSWER_MS`].
+    slow: u64,
+    unbalanced_settlements: u64,
     last_seen_ms: i64,
     by_code: HashMap<String, u64>,
 }
@@ -70,7 +84,7 @@ impl Recorder {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let first = !e.reversal && inner.first_attempt(e);
+        let first = !e.reversal && e.settled.is_none() && inner.first_attempt(e);
         let minute = e.at_ms.div_euclid(60_000);
         let bin = e
             .pan_masked
@@ -132,8 +146,14 @@ impl Inner {
 
 fn add(b: &mut Bucket, e: &Event<'_>, first: bool) {
     b.last_seen_ms = b.last_seen_ms.max(e.at_ms);
+    b.slow += u64::from(e.latency_ms > SLOW_ANSWER_MS);
+    if let Some(balanced) = e.settled {
+        b.unbalanced_settlements += u64::from(!balanced);
+        return;
+    }
     if e.reversal {
         b.reversals += 1;
+        b.reversal_failures += u64::from(e.code != "00");
         return;
     }
     let approved = e.code == "00";
@@ -146,7 +166,9 @@ fn add(b: &mut Bucket, e: &Event<'_>, first: bool) {
     *b.by_code.entry(e.code.to_owned()).or_default() += 1;
 }
 
-/// Creates the statistics tables of `stats.db`.
+/// Creates (or brings up to date) the tables of `stats.db`: the minutes, their codes, the
+/// hours each terminal was seen in (for telling its usual hours), reconciliation's open
+/// breaks and the alerts.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -163,23 +185,64 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              count INTEGER NOT NULL,
              PRIMARY KEY (scope, id, minute, code)
          ) STRICT, WITHOUT ROWID;",
-    )
+    )?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE minutes ADD COLUMN reversal_failures INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE minutes ADD COLUMN slow INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE minutes ADD COLUMN unbalanced_settlements INTEGER NOT NULL DEFAULT 0;
+             CREATE INDEX minutes_by_minute ON minutes (scope, minute);
+             CREATE INDEX codes_by_minute ON codes (scope, minute, code);
+             CREATE TABLE terminal_hours (
+                 id TEXT NOT NULL, day INTEGER NOT NULL, hour INTEGER NOT NULL,
+                 PRIMARY KEY (hour, day, id)
+             ) STRICT, WITHOUT ROWID;
+             CREATE TABLE recon_found (
+                 class TEXT PRIMARY KEY, found INTEGER NOT NULL, day TEXT NOT NULL,
+                 run_ms INTEGER NOT NULL
+             ) STRICT;
+             COMMIT;",
+        )?;
+        crate::alerts::migrate(conn)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "stats.db is of version {version}, newer than this poskit's {SCHEMA_VERSION}"
+        )));
+    }
+    Ok(())
 }
 
-/// Adds drained minutes to `stats.db`, in one transaction.
-pub fn flush(conn: &mut Connection, drained: Vec<(Key, Bucket)>) -> rusqlite::Result<()> {
+/// Adds drained minutes to `stats.db`, in one transaction (the hours of terminals in local
+/// time, `utc_offset_minutes` east of UTC).
+pub fn flush(
+    conn: &mut Connection,
+    drained: Vec<(Key, Bucket)>,
+    utc_offset_minutes: i32,
+) -> rusqlite::Result<()> {
     if drained.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction()?;
     {
         let mut minute = tx.prepare_cached(
-            "INSERT INTO minutes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO minutes (scope, id, minute, attempts, approved, first_attempts,
+                 first_approved, timeouts, reversals, mac_errors, last_seen_ms,
+                 reversal_failures, slow, unbalanced_settlements)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (scope, id, minute) DO UPDATE SET
                  attempts = attempts + ?4, approved = approved + ?5,
                  first_attempts = first_attempts + ?6, first_approved = first_approved + ?7,
                  timeouts = timeouts + ?8, reversals = reversals + ?9,
-                 mac_errors = mac_errors + ?10, last_seen_ms = max(last_seen_ms, ?11)",
+                 mac_errors = mac_errors + ?10, last_seen_ms = max(last_seen_ms, ?11),
+                 reversal_failures = reversal_failures + ?12, slow = slow + ?13,
+                 unbalanced_settlements = unbalanced_settlements + ?14",
+        )?;
+        let mut hour = tx.prepare_cached(
+            "INSERT OR IGNORE INTO terminal_hours (id, day, hour) VALUES (?1, ?2, ?3)",
         )?;
         let mut code = tx.prepare_cached(
             "INSERT INTO codes VALUES (?1, ?2, ?3, ?4, ?5)
@@ -197,8 +260,15 @@ pub fn flush(conn: &mut Connection, drained: Vec<(Key, Bucket)>) -> rusqlite::Re
                 b.timeouts as i64,
                 b.reversals as i64,
                 b.mac_errors as i64,
-                b.last_seen_ms
+                b.last_seen_ms,
+                b.reversal_failures as i64,
+                b.slow as i64,
+                b.unbalanced_settlements as i64
             ])?;
+            if *scope == "terminal" {
+                let (day, h) = local_day_hour(*m, utc_offset_minutes);
+                hour.execute(params![id, day, h])?;
+            }
             for (c, n) in &b.by_code {
                 code.execute(params![scope, id, m, c, *n as i64])?;
             }
@@ -221,6 +291,8 @@ pub struct Window {
     pub timeouts: u64,
     pub reversals: u64,
     pub mac_errors: u64,
+    pub reversal_failures: u64,
+    pub unbalanced_settlements: u64,
     pub last_seen_ms: Option<i64>,
     pub by_code: std::collections::BTreeMap<String, u64>,
 }
@@ -238,7 +310,8 @@ pub fn window(
         "SELECT coalesce(sum(attempts), 0), coalesce(sum(approved), 0),
                 coalesce(sum(first_attempts), 0), coalesce(sum(first_approved), 0),
                 coalesce(sum(timeouts), 0), coalesce(sum(reversals), 0),
-                coalesce(sum(mac_errors), 0), max(last_seen_ms)
+                coalesce(sum(mac_errors), 0), max(last_seen_ms),
+                coalesce(sum(reversal_failures), 0), coalesce(sum(unbalanced_settlements), 0)
          FROM minutes WHERE scope = ?1 AND id = ?2 AND minute >= ?3",
         params![scope, id, since],
         |r| {
@@ -257,6 +330,8 @@ pub fn window(
                 timeouts: n(4)?,
                 reversals: n(5)?,
                 mac_errors: n(6)?,
+                reversal_failures: n(8)?,
+                unbalanced_settlements: n(9)?,
                 last_seen_ms: r.get(7)?,
                 by_code: Default::default(),
             })
@@ -273,6 +348,73 @@ pub fn window(
         w.by_code.insert(code, n.max(0) as u64);
     }
     Ok(w)
+}
+
+/// Per minute since `from_minute`, how often each of `codes` was answered to `scope`/`id`:
+/// (minute, code, count), oldest first.
+pub fn code_minutes(
+    conn: &Connection,
+    scope: &str,
+    id: &str,
+    from_minute: i64,
+    codes: &[String],
+) -> rusqlite::Result<Vec<(i64, String, u64)>> {
+    let codes = serde_json::to_string(codes).unwrap_or_default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT minute, code, count FROM codes
+         WHERE scope = ?1 AND id = ?2 AND minute >= ?3
+           AND code IN (SELECT value FROM json_each(?4))
+         ORDER BY minute",
+    )?;
+    let rows = stmt.query_map(params![scope, id, from_minute, codes], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+    })?;
+    rows.collect()
+}
+
+/// The local day (since the epoch) and hour of a minute since the epoch.
+pub fn local_day_hour(minute: i64, utc_offset_minutes: i32) -> (i64, i64) {
+    let local = minute + i64::from(utc_offset_minutes);
+    (local.div_euclid(1440), local.rem_euclid(1440) / 60)
+}
+
+/// Records the breaks a complete reconciliation run found on its day, by class, every
+/// class given (zeros too): what the alert on class C and the host's
+/// `poskit_recon_breaks` read.
+pub fn record_recon(
+    conn: &mut Connection,
+    day: &str,
+    found_by_class: &[(&str, u64)],
+    run_ms: i64,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM recon_found", [])?;
+    for (class, found) in found_by_class {
+        tx.execute(
+            "INSERT INTO recon_found (class, found, day, run_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![class, *found as i64, day, run_ms],
+        )?;
+    }
+    tx.commit()
+}
+
+/// Per class its breaks, and when the run was.
+pub type ReconFound = (Vec<(String, u64)>, Option<i64>);
+
+/// The breaks the last complete reconciliation run found, (class, breaks), and when it
+/// ran.
+pub fn recon_found(conn: &Connection) -> rusqlite::Result<ReconFound> {
+    let mut stmt = conn.prepare("SELECT class, found, run_ms FROM recon_found ORDER BY class")?;
+    let mut run = None;
+    let mut out = Vec::new();
+    for row in stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+    })? {
+        let (class, open, run_ms) = row?;
+        out.push((class, open.max(0) as u64));
+        run = Some(run_ms);
+    }
+    Ok((out, run))
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
@@ -296,6 +438,8 @@ mod tests {
             amount_fen: 5_000,
             code,
             reversal: false,
+            settled: None,
+            latency_ms: 5,
         }
     }
 
@@ -314,7 +458,7 @@ mod tests {
         });
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&conn).unwrap();
-        flush(&mut conn, rec.drain()).unwrap();
+        flush(&mut conn, rec.drain(), 480).unwrap();
         let w = window(&conn, "terminal", "10000001", 60, 150_000).unwrap();
         assert_eq!(
             (w.attempts, w.approved, w.first_attempts, w.reversals),
@@ -327,7 +471,7 @@ mod tests {
         assert_eq!(bin.attempts, 3);
         // Flushed twice: added, not replaced.
         rec.record(&sale(140_000, "00"));
-        flush(&mut conn, rec.drain()).unwrap();
+        flush(&mut conn, rec.drain(), 480).unwrap();
         assert_eq!(window(&conn, "all", "", 60, 150_000).unwrap().attempts, 4);
         // Outside the window: nothing.
         assert_eq!(

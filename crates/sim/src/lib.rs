@@ -9,6 +9,7 @@ mod node;
 pub mod proxy;
 mod reconcile;
 pub mod report;
+mod watch;
 pub mod workload;
 pub mod world;
 

@@ -31,6 +31,10 @@ pub struct Report {
     /// The clearing day's reconciliation against the switch's files: matched, breaks by
     /// class, divergences injected, credit adjustments posted.
     pub recon: Option<Value>,
+    /// The alerts the host's rules fired during the run, by rule.
+    pub alerts: BTreeMap<String, u64>,
+    /// The first alert of each rule: its subject, what held and its most likely cause.
+    pub alert_examples: Vec<Value>,
     pub elapsed_ms: u64,
 }
 
@@ -61,6 +65,7 @@ impl Report {
             "breaks": self.breaks,
             "violations": self.violations,
             "recon": self.recon,
+            "alerts": {"fired": self.alerts, "examples": self.alert_examples},
             "elapsed_ms": self.elapsed_ms,
         })
     }

@@ -187,6 +187,8 @@ pub struct World {
     recovering: bool,
     /// Requests that reached the switch with a divergence drawn for them.
     pub(crate) diverged: Vec<Diverged>,
+    /// The host's alerts, as its rules see the run.
+    watch: crate::watch::Watch,
     pub report: Report,
 }
 
@@ -266,6 +268,7 @@ impl World {
             links: vec![Link::default(); terminals as usize],
             recovering: false,
             diverged: Vec::new(),
+            watch: crate::watch::Watch::new()?,
             report: Report::new(seed),
         };
         world.report.terminals = u64::from(terminals);
@@ -391,6 +394,23 @@ impl World {
         );
         crate::check::check(&mut self);
         crate::reconcile::check(&mut self);
+        // Reconciliation's breaks reach the rules as a run of `poskit recon` leaves them.
+        let end_ms = DAY_START_UNIX_MS + self.now_ms;
+        let found: Vec<(String, u64)> = self
+            .report
+            .recon
+            .as_ref()
+            .and_then(|r| r["breaks"].as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(class, n)| (class.clone(), n.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.watch.reconciled(&found, end_ms);
+        self.watch.tick(self.host.connection(), end_ms, true);
+        self.report.alerts = self.watch.by_rule();
+        self.report.alert_examples = self.watch.examples();
         self.report.elapsed_ms = started.elapsed().as_millis() as u64;
         self.report
     }
@@ -645,6 +665,9 @@ impl World {
                 .entry(answer.code.as_str().to_owned())
                 .or_default() += 1;
         }
+        self.watch
+            .record(&answers, SIM_MID, now.unix_ms, HOST_GROUP_WINDOW_MS as u64);
+        self.watch.tick(self.host.connection(), now.unix_ms, false);
         if crash {
             // Crash after the commit: the answers are lost.
             self.host_restart(false);

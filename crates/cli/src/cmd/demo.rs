@@ -172,8 +172,40 @@ fn print_report(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
     print_checker(r, lang)?;
     print_recon(r, lang)?;
     print_stats(r, lang)?;
+    print_alerts(r, lang)?;
     Ok(())
 }
+
+/// The alerts the host's rules raised during the run, each with its likely cause.
+fn print_alerts(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
+    let path = r.host_dir.join(poskit_host::run::STATS_FILE);
+    let Ok(conn) = rusqlite::Connection::open(&path) else {
+        return Ok(());
+    };
+    let Ok(fired) = poskit_monitor::alerts::list(&conn, Some(0), DEMO_ALERTS_SHOWN_MAX) else {
+        return Ok(());
+    };
+    outln!()?;
+    outln!(
+        "{}",
+        tr(
+            lang,
+            "== Alerts the host raised (poskit alerts) ==",
+            "== 主机发出的告警（poskit alerts） =="
+        )
+    )?;
+    if fired.is_empty() {
+        outln!("  {}", tr(lang, "none", "无"))?;
+    }
+    for a in &fired {
+        crate::cmd::alerts::print_alert(a, lang)?;
+    }
+    outln!("  poskit alerts --data {} list --all", r.host_dir.display())?;
+    Ok(())
+}
+
+/// Alerts the demo's report shows at most (newest first).
+const DEMO_ALERTS_SHOWN_MAX: usize = 10;
 
 /// What the host's statistics counted (`poskit stats`), and where to look further.
 fn print_stats(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {

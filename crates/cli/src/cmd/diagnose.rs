@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use poskit_host::clock::UTC_OFFSET_MINUTES_DEFAULT;
-use poskit_host::store::lookup;
-use poskit_monitor::diagnose::{Facts, Seen, diagnose};
+use poskit_host::diagnosis::{Subject, facts};
+use poskit_monitor::diagnose::diagnose;
 use serde_json::json;
 
 use crate::cmd::locale::{self, tr};
@@ -48,14 +48,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let conn = crate::cmd::host::existing_data_dir(&args.data)?.open_store()?;
     let now_ms = poskit_host::clock::HostTime::now(UTC_OFFSET_MINUTES_DEFAULT, 0).unix_ms;
     let since_ms = now_ms - i64::from(args.hours) * 3_600_000;
-    let mut facts = Facts {
-        now_ms,
-        utc_offset_minutes: UTC_OFFSET_MINUTES_DEFAULT,
-        fleet_timeout_rate: Some(lookup::timeout_rate_since(&conn, since_ms)?),
-        ..Facts::default()
+    let subject = match (&args.terminal, &args.merchant, &args.rrn) {
+        (Some(t), _, _) => Subject::Terminal(t),
+        (_, Some(m), _) => Subject::Merchant(m),
+        (_, _, Some(rrn)) => Subject::Rrn(
+            rrn.trim()
+                .parse()
+                .map_err(|_| usage(format!("--rrn {rrn}: twelve digits")))?,
+        ),
+        _ => return Err(usage("--terminal, --merchant or --rrn")),
     };
-    let scope = gather(&conn, &args, since_ms, &mut facts)?;
-    let Some(scope) = scope else {
+    let gathered = facts(&conn, subject, since_ms, now_ms, UTC_OFFSET_MINUTES_DEFAULT)?;
+    let Some((scope, facts)) = gathered else {
         outln!(
             "{}",
             tr(
@@ -97,54 +101,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The answers and facts of the scope; its name, or `None` when the host knows nothing of it.
-fn gather(
-    conn: &rusqlite::Connection,
-    args: &Args,
-    since_ms: i64,
-    facts: &mut Facts,
-) -> anyhow::Result<Option<String>> {
-    let seen = |rows: Vec<lookup::Answered>| -> Vec<Seen> {
-        rows.into_iter()
-            .map(|(at_ms, code, reversal_reason)| Seen {
-                at_ms,
-                code,
-                reversal_reason,
-            })
-            .collect()
-    };
-    let tid = match (&args.terminal, &args.rrn) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(rrn)) => {
-            let id: i64 = rrn
-                .trim()
-                .parse()
-                .map_err(|_| usage(format!("--rrn {rrn}: twelve digits")))?;
-            lookup::by_id(conn, id)?.and_then(|t| t.tid)
-        }
-        (None, None) => None,
-    };
-    if let Some(tid) = tid {
-        let Some((mid, status, signed_in_ms, merchant_status)) =
-            lookup::terminal_facts(conn, &tid)?
-        else {
-            return Ok(None);
-        };
-        facts.seen = seen(lookup::answers_of_terminal(conn, &tid, since_ms)?);
-        facts.signed_in_ms = signed_in_ms;
-        facts.terminal_status = Some(status);
-        facts.merchant_status = Some(merchant_status);
-        return Ok(Some(format!("terminal {tid} (merchant {mid})")));
-    }
-    let Some(mid) = &args.merchant else {
-        return Ok(None);
-    };
-    let Some(status) = lookup::merchant_status(conn, mid)? else {
-        return Ok(None);
-    };
-    facts.seen = seen(lookup::answers_of_merchant(conn, mid, since_ms)?);
-    facts.merchant_status = Some(status);
-    Ok(Some(format!("merchant {mid}")))
 }

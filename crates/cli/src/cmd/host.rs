@@ -47,6 +47,14 @@ struct ServeArgs {
     /// Default 127.0.0.1:9464, skipped with a warning when another process has it.
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
+    /// Alert rules (TOML) over the shipped ones: a rule of the same name replaces it,
+    /// `enabled = false` turns it off (`poskit alerts rules` prints the shipped file).
+    #[arg(long, value_name = "FILE")]
+    alert_rules: Option<PathBuf>,
+    /// POST each alert (firing and resolved) as JSON to this http:// or https:// URL,
+    /// retried with backoff.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
     /// Shift the host's clock by whole days (for testing next-day refunds and cross-day
     /// reversals).
     #[arg(
@@ -166,6 +174,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => HostConfig::default(),
     };
     config.clock_offset_days = args.clock_offset_days;
+    if let Some(path) = &args.alert_rules {
+        config
+            .alerts
+            .with_rules_file(path)
+            .map_err(|e| usage(format!("--alert-rules {e}")))?;
+    }
+    if let Some(url) = &args.alert_webhook {
+        poskit_monitor::webhook::check_url(url)
+            .map_err(|e| usage(format!("--alert-webhook {e}")))?;
+        config.alerts.webhook = Some(url.clone());
+    }
     config.admin_required = args.admin_listen.is_some();
     config.admin_listen = match args.admin_listen.as_deref().unwrap_or(ADMIN_LISTEN_DEFAULT) {
         "off" => None,

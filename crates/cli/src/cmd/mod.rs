@@ -1,5 +1,6 @@
 //! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 
+pub mod alerts;
 pub mod bench;
 pub mod clearing;
 pub mod decode;

@@ -10,6 +10,7 @@ use poskit_codes::Lang;
 use poskit_codes::advice::break_advice;
 use poskit_domain::calendar::{ClearingCut, day_of_yyyymmdd};
 use poskit_host::config::parse_hhmm;
+use poskit_recon::model::Class;
 use poskit_recon::run::{Options, ReconError, Report, run as reconcile};
 
 use crate::cmd::locale;
@@ -90,12 +91,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.csv {
         write_csv(path, &report)?;
     }
+    if report.status == "complete" {
+        publish(&args.data, &report, opts.now_ms);
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         summary(&report, lang)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the run found, by class, for the host's alerts and metrics (`stats.db`); a host
+/// that never ran has none, and reconciliation does not need one.
+fn publish(data: &std::path::Path, report: &Report, now_ms: i64) {
+    let path = data.join(poskit_host::run::STATS_FILE);
+    let found: Vec<(&str, u64)> = Class::ALL
+        .iter()
+        .map(|c| {
+            let n = report
+                .breaks
+                .iter()
+                .filter(|b| b.class == *c && b.found_on == report.date)
+                .count();
+            (c.as_str(), n as u64)
+        })
+        .collect();
+    let kept = rusqlite::Connection::open(&path).and_then(|mut conn| {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        poskit_monitor::stats::migrate(&conn)?;
+        poskit_monitor::stats::record_recon(&mut conn, &report.date, &found, now_ms)
+    });
+    if let Err(e) = kept {
+        eprintln!(
+            "poskit recon: {}: {e} (alerts will not see this run)",
+            path.display()
+        );
+    }
 }
 
 fn now_ms() -> i64 {

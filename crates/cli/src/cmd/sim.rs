@@ -106,6 +106,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 recon["verdicts_of_reported_failures"]
             )?;
         }
+        let alerts: Vec<String> = report
+            .alerts
+            .iter()
+            .map(|(rule, n)| format!("{rule} ×{n}"))
+            .collect();
+        outln!(
+            "  alerts the host's rules raised: {}",
+            if alerts.is_empty() {
+                "none".to_owned()
+            } else {
+                alerts.join(", ")
+            }
+        )?;
         if report.ok() {
             outln!(
                 "  no violations: no customer charged for a reported failure, no double posting, ledger balanced"

@@ -303,6 +303,15 @@ pub fn answers_of_merchant(
     )
 }
 
+/// Every terminal's answers since `since_ms`, oldest first (the newest [`ANSWERS_MAX`]).
+pub fn answers_since(conn: &Connection, since_ms: i64) -> StoreResult<Vec<Answered>> {
+    answered(
+        conn,
+        &format!("created_ms >= ?1 AND {FINANCIAL}"),
+        params![since_ms],
+    )
+}
+
 /// Reversals for a timeout (the terminal's reason 98) per request, over every terminal
 /// since `since_ms`.
 pub fn timeout_rate_since(conn: &Connection, since_ms: i64) -> StoreResult<f64> {
