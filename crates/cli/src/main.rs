@@ -69,6 +69,10 @@ enum Command {
     Stats(cmd::stats::Args),
     /// The alerts a host raised, each with its likely causes; acknowledge one; the rules.
     Alerts(cmd::alerts::Args),
+    /// The console's users: add (password on standard input), list, remove, API tokens.
+    Users(cmd::users::Args),
+    /// Serve the HTTP API against a host's data directory.
+    Console(cmd::console::Args),
     /// Measure: `bench host` gives durable sales per second and their latency.
     Bench(cmd::bench::Args),
     /// Clearing files of the switch (ACOMN, ACOMA, AERRA): parse them; `export` writes one day's.
@@ -96,6 +100,8 @@ fn main() -> ExitCode {
         Command::Diagnose(args) => cmd::diagnose::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Alerts(args) => cmd::alerts::run(args),
+        Command::Users(args) => cmd::users::run(args),
+        Command::Console(args) => cmd::console::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Clearing(args) => cmd::clearing::run(args),
     };

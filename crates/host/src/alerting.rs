@@ -107,7 +107,8 @@ pub fn cycle(
     Ok(changes)
 }
 
-/// What the host does with one evaluation's changes: the log, the webhook, the metrics.
+/// What the host does with one evaluation's changes: the log, the webhook, the metrics
+/// (`poskit_recon_breaks` is read from `recon.db` at each scrape, `admin.rs`).
 pub fn publish(
     changes: &Changes,
     stats: &Connection,
@@ -138,10 +139,6 @@ pub fn publish(
     match alerts::firing_by_rule(stats) {
         Ok(by_rule) => metrics.alerts_firing(&by_rule),
         Err(e) => tracing::warn!(error = %e, "alerts firing not counted"),
-    }
-    if let Ok((found, Some(run_ms))) = poskit_monitor::stats::recon_found(stats) {
-        let found: Vec<(&str, i64)> = found.iter().map(|(c, n)| (c.as_str(), *n as i64)).collect();
-        metrics.reconciled(&found, run_ms / 1000);
     }
 }
 

@@ -47,6 +47,13 @@ struct ServeArgs {
     /// Default 127.0.0.1:9464, skipped with a warning when another process has it.
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
+    /// Serve the HTTP API (`/api/v1/`, `/openapi.json`) beside the terminal port, HOST:PORT
+    /// (users: `poskit users`).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Serve `--http` in plain HTTP on an address other than loopback.
+    #[arg(long)]
+    http_allow_plain: bool,
     /// Alert rules (TOML) over the shipped ones: a rule of the same name replaces it,
     /// `enabled = false` turns it off (`poskit alerts rules` prints the shipped file).
     #[arg(long, value_name = "FILE")]
@@ -199,29 +206,45 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .thread_name("poskit-host")
         .build()
         .context("cannot start the async runtime")?;
+    let http = args
+        .http
+        .as_deref()
+        .map(|at| crate::cmd::console::http_addr(at, args.http_allow_plain))
+        .transpose()?;
     let listen = args.listen.clone();
     let data_shown = data.display().to_string();
     runtime
         .block_on(async move {
-            run::run(
-                &dir,
-                config,
-                &listen,
-                args.demo,
-                shutdown_signal(),
-                |running| {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(
-                        out,
-                        "poskit host: listening on {} (data {data_shown})",
-                        running.addr
-                    );
-                    if let Some(admin) = running.admin_addr {
-                        let _ = writeln!(out, "poskit host: metrics on http://{admin}/metrics");
-                    }
-                    let _ = out.flush();
-                },
-            )
+            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let mut console = None;
+            if let Some(addr) = http {
+                let (listener, state) = crate::cmd::console::bind(&dir.path, addr)
+                    .await
+                    .map_err(|e| HostError::Config(e.to_string()))?;
+                console = listener.local_addr().ok();
+                tokio::spawn(poskit_web::serve(listener, state, async move {
+                    let _ = stop_rx.changed().await;
+                }));
+            }
+            let stop = async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            };
+            run::run(&dir, config, &listen, args.demo, stop, |running| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "poskit host: listening on {} (data {data_shown})",
+                    running.addr
+                );
+                if let Some(admin) = running.admin_addr {
+                    let _ = writeln!(out, "poskit host: metrics on http://{admin}/metrics");
+                }
+                if let Some(at) = console {
+                    let _ = writeln!(out, "poskit host: API on http://{at}/api/v1/");
+                }
+                let _ = out.flush();
+            })
             .await
         })
         .map_err(|e| match e {

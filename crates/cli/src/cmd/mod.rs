@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod bench;
 pub mod clearing;
+pub mod console;
 pub mod decode;
 pub mod demo;
 pub mod diagnose;
@@ -18,3 +19,4 @@ pub mod pos;
 pub mod recon;
 pub mod sim;
 pub mod stats;
+pub mod users;

@@ -346,3 +346,65 @@ pub fn merchant_status(conn: &Connection, mid: &str) -> StoreResult<Option<Strin
         .query_row([mid], |r| r.get(0))
         .optional()?)
 }
+
+/// A terminal as the console lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TerminalRow {
+    pub tid: String,
+    pub mid: String,
+    pub status: String,
+    pub batch: i64,
+    pub signed_in_ms: Option<i64>,
+}
+
+/// Terminals, of one merchant or all, by TID; `limit` at most.
+pub fn terminals(
+    conn: &Connection,
+    mid: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<TerminalRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tid, mid, status, batch, signed_in_ms FROM terminals
+         WHERE ?1 IS NULL OR mid = ?1 ORDER BY tid LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![mid, limit as i64], |r| {
+        Ok(TerminalRow {
+            tid: r.get(0)?,
+            mid: r.get(1)?,
+            status: r.get(2)?,
+            batch: r.get(3)?,
+            signed_in_ms: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A merchant as the console lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MerchantRow {
+    pub mid: String,
+    pub name: String,
+    pub mcc: String,
+    pub status: String,
+}
+
+/// Merchants, one or all, by MID; `limit` at most.
+pub fn merchants(
+    conn: &Connection,
+    mid: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<MerchantRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT mid, name, mcc, status FROM merchants
+         WHERE ?1 IS NULL OR mid = ?1 ORDER BY mid LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![mid, limit as i64], |r| {
+        Ok(MerchantRow {
+            mid: r.get(0)?,
+            name: r.get(1)?,
+            mcc: r.get(2)?,
+            status: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,480 @@
+//! The routes of `/api/v1/` and `/openapi.json`. Each asks the host's store, `recon`,
+//! `monitor` or the catalog; a merchant user sees only its own merchant's terminals,
+//! transactions, alerts and disputes (another merchant's is answered 404, as if it did not
+//! exist); writes are audited.
+
+use std::collections::HashSet;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use poskit_codes::{Catalog, Lang, Table};
+use poskit_domain::AmountFen;
+use poskit_domain::calendar::day_of_yyyymmdd;
+use poskit_host::store::lookup;
+use poskit_monitor::alerts;
+use poskit_recon::lookup::{CardQuery, Query as Lookup};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+use crate::auth::{self, Caller};
+use crate::users;
+use crate::{ApiError, AppState, BODY_BYTES_MAX};
+
+/// Rows a list answers at most.
+const LIST_MAX: usize = 1_000;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "poskit API",
+        description = "Was the customer charged? What does a code mean? How is a terminal doing? Alerts, disputes."
+    ),
+    paths(
+        auth::login,
+        auth::logout,
+        me,
+        explain,
+        lookup_txn,
+        terminals,
+        terminal,
+        merchants,
+        stats,
+        alerts_list,
+        alert_ack,
+        disputes,
+        audit_trail
+    ),
+    components(schemas(auth::Login, users::User, users::Role, users::Audited))
+)]
+struct ApiDoc;
+
+/// Every route, with the body limit.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/explain/{code}", get(explain))
+        .route("/api/v1/lookup", get(lookup_txn))
+        .route("/api/v1/terminals", get(terminals))
+        .route("/api/v1/terminals/{tid}", get(terminal))
+        .route("/api/v1/merchants", get(merchants))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/alerts", get(alerts_list))
+        .route("/api/v1/alerts/{id}/ack", post(alert_ack))
+        .route("/api/v1/disputes", get(disputes))
+        .route("/api/v1/audit", get(audit_trail))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+async fn openapi() -> Json<Value> {
+    Json(serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
+}
+
+/// Runs `f` on the blocking pool with the ledger (`host.sqlite`) opened.
+async fn with_ledger<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let data = state.data.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = poskit_host::store::sqlite::open(&data).map_err(ApiError::internal)?;
+        f(&conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Runs `f` on the blocking pool with `stats.db` (alerts, statistics) opened.
+async fn with_stats<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let path = state.data.join(poskit_host::run::STATS_FILE);
+    tokio::task::spawn_blocking(move || {
+        let conn = Connection::open(&path).map_err(ApiError::internal)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(ApiError::internal)?;
+        poskit_monitor::stats::migrate(&conn).map_err(ApiError::internal)?;
+        f(&conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// The caller.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = users::User)))]
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({"user": caller.user}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+fn lang_of(lang: Option<&str>) -> Result<Lang, ApiError> {
+    match lang.unwrap_or("zh") {
+        "zh" => Ok(Lang::Zh),
+        "en" => Ok(Lang::En),
+        other => Err(ApiError::bad_request(format!(
+            "lang: zh or en, not {other:?}"
+        ))),
+    }
+}
+
+/// A response code of the CUP table: meaning, class, whether money moved, causes, steps,
+/// words for the customer.
+#[utoipa::path(get, path = "/api/v1/explain/{code}",
+    params(("code" = String, Path, description = "two characters, e.g. 25"),
+           ("lang" = Option<String>, Query, description = "zh (default) or en")),
+    responses((status = 200, description = "the catalog's entry"), (status = 404, description = "not a code")))]
+async fn explain(
+    _caller: Caller,
+    Path(code): Path<String>,
+    q: Result<Query<LangQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let lang = lang_of(query(q)?.lang.as_deref())?;
+    let code = code.to_ascii_uppercase();
+    let entry = Catalog::builtin()
+        .lookup(Table::CupPos, &code)
+        .ok_or_else(|| ApiError::not_found(format!("{code} is not a code of the CUP table")))?;
+    Ok(Json(json!({
+        "code": entry.code(),
+        "class": entry.class().as_str(),
+        "money_moved": entry.money_moved().as_str(),
+        "meaning_zh": entry.meaning(Lang::Zh),
+        "meaning_en": entry.meaning(Lang::En),
+        "category": entry.category().as_str(),
+        "actor": entry.actor().as_str(),
+        "retry": entry.retry().as_str(),
+        "causes": entry.causes(lang),
+        "steps": entry.steps(lang),
+        "customer": entry.customer(lang),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LookupQuery {
+    rrn: Option<String>,
+    tid: Option<String>,
+    trace: Option<u32>,
+    auth_code: Option<String>,
+    last4: Option<String>,
+    /// Yuan, as printed on the slip: 12.30.
+    amount: Option<String>,
+    /// YYYYMMDD.
+    date: Option<String>,
+}
+
+fn lookup_of(q: LookupQuery, mid: Option<&str>) -> Result<Lookup, ApiError> {
+    let card = match (&q.last4, &q.amount, &q.date) {
+        (Some(last4), Some(amount), Some(date)) => {
+            if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::bad_request("last4: four digits"));
+            }
+            let amount = AmountFen::parse_yuan(amount)
+                .map_err(|e| ApiError::bad_request(format!("amount: {e}")))?;
+            let day =
+                day_of_yyyymmdd(date).ok_or_else(|| ApiError::bad_request("date: YYYYMMDD"))?;
+            Some(CardQuery {
+                last4: last4.clone(),
+                amount_fen: amount.fen(),
+                day,
+                from_minute: None,
+                to_minute: None,
+            })
+        }
+        (None, None, None) => None,
+        _ => return Err(ApiError::bad_request("last4, amount and date go together")),
+    };
+    let l = Lookup {
+        rrn: q.rrn,
+        tid_trace: q.tid.zip(q.trace),
+        auth_code: q.auth_code,
+        card,
+        mid: mid.map(str::to_owned),
+    };
+    if l.rrn.is_none() && l.tid_trace.is_none() && l.auth_code.is_none() && l.card.is_none() {
+        return Err(ApiError::bad_request(
+            "give rrn, tid with trace, auth_code, or last4 with amount and date",
+        ));
+    }
+    Ok(l)
+}
+
+/// Was the customer charged? Transactions matching what the slip or the card says, each
+/// with its chain and the verdict.
+#[utoipa::path(get, path = "/api/v1/lookup",
+    params(("rrn" = Option<String>, Query), ("tid" = Option<String>, Query), ("trace" = Option<u32>, Query),
+           ("auth_code" = Option<String>, Query), ("last4" = Option<String>, Query),
+           ("amount" = Option<String>, Query, description = "yuan"), ("date" = Option<String>, Query, description = "YYYYMMDD")),
+    responses((status = 200, description = "{matches: [{transaction, chain, verdict}]}")))]
+async fn lookup_txn(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<LookupQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = lookup_of(query(q)?, caller.merchant())?;
+    let recon = state.data.join("recon.db");
+    let matches = with_ledger(&state, move |conn| {
+        let state_db = recon
+            .is_file()
+            .then(|| Connection::open(&recon))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        poskit_recon::lookup::lookup(conn, state_db.as_ref(), &q).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(json!({"matches": matches})))
+}
+
+/// Terminals (a merchant user: its own).
+#[utoipa::path(get, path = "/api/v1/terminals", responses((status = 200, description = "{terminals: [...]}")))]
+async fn terminals(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mid = caller.merchant().map(str::to_owned);
+    let rows = with_ledger(&state, move |conn| {
+        lookup::terminals(conn, mid.as_deref(), LIST_MAX).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(json!({"terminals": rows})))
+}
+
+/// One terminal: its state at the host, its figures over the last hour and day, and its
+/// alerts.
+#[utoipa::path(get, path = "/api/v1/terminals/{tid}",
+    params(("tid" = String, Path)),
+    responses((status = 200, description = "terminal, last_hour, last_day"), (status = 404, description = "no such terminal (or not yours)")))]
+async fn terminal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = tid.clone();
+    let row = with_ledger(&state, move |conn| {
+        let all = lookup::terminals(conn, None, usize::MAX).map_err(ApiError::internal)?;
+        Ok(all.into_iter().find(|t| t.tid == key))
+    })
+    .await?
+    .filter(|t| caller.may_see(Some(&t.mid)))
+    .ok_or_else(|| ApiError::not_found(format!("no terminal {tid}")))?;
+    let now_ms = now_ms();
+    let tid2 = tid.clone();
+    let (hour, day) = with_stats(&state, move |conn| {
+        let w = |m| poskit_monitor::stats::window(conn, "terminal", &tid2, m, now_ms);
+        Ok((
+            w(60).map_err(ApiError::internal)?,
+            w(1440).map_err(ApiError::internal)?,
+        ))
+    })
+    .await?;
+    Ok(Json(
+        json!({"terminal": row, "last_hour": hour, "last_day": day}),
+    ))
+}
+
+/// Merchants (a merchant user: its own).
+#[utoipa::path(get, path = "/api/v1/merchants", responses((status = 200, description = "{merchants: [...]}")))]
+async fn merchants(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mid = caller.merchant().map(str::to_owned);
+    let rows = with_ledger(&state, move |conn| {
+        lookup::merchants(conn, mid.as_deref(), LIST_MAX).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(json!({"merchants": rows})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    terminal: Option<String>,
+    merchant: Option<String>,
+    /// 1 to 44 640 (31 days); default 60.
+    window_minutes: Option<i64>,
+}
+
+/// Figures of a terminal, a merchant or (operators) the whole host over a window.
+#[utoipa::path(get, path = "/api/v1/stats",
+    params(("terminal" = Option<String>, Query), ("merchant" = Option<String>, Query), ("window_minutes" = Option<i64>, Query)),
+    responses((status = 200, description = "attempts, approved, approval_rate, first_attempt_approval_rate, by_code, ...")))]
+async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let minutes = q.window_minutes.unwrap_or(60);
+    if !(1..=31 * 1440).contains(&minutes) {
+        return Err(ApiError::bad_request("window_minutes: 1 to 44640"));
+    }
+    let (scope, id) = match (q.terminal, q.merchant) {
+        (Some(t), None) => {
+            let visible = visible_terminals(&state, &caller).await?;
+            if visible.as_ref().is_some_and(|v| !v.contains(&t)) {
+                return Err(ApiError::not_found(format!("no terminal {t}")));
+            }
+            ("terminal", t)
+        }
+        (None, Some(m)) if caller.may_see(Some(&m)) => ("merchant", m),
+        (None, Some(m)) => return Err(ApiError::not_found(format!("no merchant {m}"))),
+        (None, None) => {
+            caller.operator()?;
+            ("all", String::new())
+        }
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("terminal or merchant, not both")),
+    };
+    let now_ms = now_ms();
+    let w = with_stats(&state, move |conn| {
+        poskit_monitor::stats::window(conn, scope, &id, minutes, now_ms).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(w).map_err(ApiError::internal)?))
+}
+
+/// The terminals a merchant user may see (`None`: all).
+async fn visible_terminals(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Option<HashSet<String>>, ApiError> {
+    let Some(mid) = caller.merchant().map(str::to_owned) else {
+        return Ok(None);
+    };
+    let rows = with_ledger(state, move |conn| {
+        lookup::terminals(conn, Some(&mid), usize::MAX).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Some(rows.into_iter().map(|t| t.tid).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    /// Also those resolved in the last 24 hours.
+    all: Option<bool>,
+}
+
+/// Alerts firing (and, with `all`, resolved in the last day), each with its diagnosis; a
+/// merchant user sees those of its merchant and its terminals.
+#[utoipa::path(get, path = "/api/v1/alerts", params(("all" = Option<bool>, Query)),
+    responses((status = 200, description = "{alerts: [...]}")))]
+async fn alerts_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AlertsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let all = query(q)?.all.unwrap_or(false);
+    let visible = visible_terminals(&state, &caller).await?;
+    let mid = caller.merchant().map(str::to_owned);
+    let now = now_ms();
+    let found = with_stats(&state, move |conn| {
+        alerts::list(conn, all.then_some(now - 86_400_000), LIST_MAX).map_err(ApiError::internal)
+    })
+    .await?;
+    let found: Vec<_> = found
+        .into_iter()
+        .filter(|a| match (&visible, &mid) {
+            (Some(tids), Some(mid)) => {
+                (a.scope == "terminal" && tids.contains(&a.subject))
+                    || (a.scope == "merchant" && &a.subject == mid)
+            }
+            _ => true,
+        })
+        .collect();
+    Ok(Json(json!({"alerts": found})))
+}
+
+/// Acknowledges an alert (operators and admins); audited.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", params(("id" = i64, Path)),
+    responses((status = 200, description = "the alert"), (status = 403, description = "merchants may not"), (status = 404, description = "no such alert")))]
+async fn alert_ack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.operator()?;
+    // No body is needed; one that is sent must be JSON that reads.
+    if let Err(e) = body
+        && !matches!(e, JsonRejection::MissingJsonContentType(_))
+    {
+        return Err(ApiError::of_json(e));
+    }
+    let (name, from) = (caller.user.name.clone(), caller.from_addr.clone());
+    let data = state.data.clone();
+    let alert = with_stats(&state, move |conn| {
+        if !alerts::ack(conn, id, &name, now_ms()).map_err(ApiError::internal)? {
+            return Err(ApiError::not_found(format!("no alert {id}")));
+        }
+        let console = users::open(&data).map_err(ApiError::internal)?;
+        users::audit(
+            &console,
+            &name,
+            "alert-ack",
+            &format!("alert {id}"),
+            &from,
+            "",
+        )
+        .map_err(ApiError::internal)?;
+        alerts::by_id(conn, id).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(json!({"alert": alert})))
+}
+
+/// Disputes, soonest due first (a merchant user: those of its transactions).
+#[utoipa::path(get, path = "/api/v1/disputes", responses((status = 200, description = "{disputes: [...]}")))]
+async fn disputes(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mid = caller.merchant().map(str::to_owned);
+    let now = now_ms();
+    let list = with_ledger(&state, move |conn| {
+        let all = poskit_recon::disputes::list(conn, None, now).map_err(ApiError::internal)?;
+        let mut out = Vec::new();
+        for d in all.into_iter().take(LIST_MAX) {
+            let txn = lookup::by_id(conn, d.txn_id).map_err(ApiError::internal)?;
+            if mid.is_none() || txn.and_then(|t| t.mid) == mid {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(json!({"disputes": list})))
+}
+
+/// The audit trail, newest first (admins).
+#[utoipa::path(get, path = "/api/v1/audit", responses((status = 200, description = "{audit: [...]}")))]
+async fn audit_trail(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.admin()?;
+    let data = state.data.clone();
+    let trail = tokio::task::spawn_blocking(move || {
+        let conn = users::open(&data)?;
+        users::audit_trail(&conn, LIST_MAX)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(json!({"audit": trail})))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
