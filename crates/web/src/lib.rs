@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod tls;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -107,17 +108,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Serves the API on `listener` until `stop` resolves.
+/// Serves the API on `listener` until `stop` resolves: over TLS with `tls`, else plain.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(config) => {
+            use axum::serve::ListenerExt;
+            // `tap_io` (doing nothing) is what gives a listener of our own the peer address
+            // for `ConnectInfo`.
+            let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
 }

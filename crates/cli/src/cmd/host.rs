@@ -51,9 +51,8 @@ struct ServeArgs {
     /// (users: `poskit users`).
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
-    /// Serve `--http` in plain HTTP on an address other than loopback.
-    #[arg(long)]
-    http_allow_plain: bool,
+    #[command(flatten)]
+    tls: crate::cmd::console::TlsArgs,
     /// Alert rules (TOML) over the shipped ones: a rule of the same name replaces it,
     /// `enabled = false` turns it off (`poskit alerts rules` prints the shipped file).
     #[arg(long, value_name = "FILE")]
@@ -209,7 +208,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let http = args
         .http
         .as_deref()
-        .map(|at| crate::cmd::console::http_addr(at, args.http_allow_plain))
+        .map(|at| args.tls.http(at))
         .transpose()?;
     let listen = args.listen.clone();
     let data_shown = data.display().to_string();
@@ -217,12 +216,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .block_on(async move {
             let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
             let mut console = None;
-            if let Some(addr) = http {
-                let (listener, state) = crate::cmd::console::bind(&dir.path, addr)
+            if let Some(http) = http {
+                let (listener, state) = crate::cmd::console::bind(&dir.path, &http)
                     .await
                     .map_err(|e| HostError::Config(e.to_string()))?;
-                console = listener.local_addr().ok();
-                tokio::spawn(poskit_web::serve(listener, state, async move {
+                console = listener
+                    .local_addr()
+                    .ok()
+                    .map(|a| format!("{}://{a}", http.scheme()));
+                tokio::spawn(poskit_web::serve(listener, state, http.tls, async move {
                     let _ = stop_rx.changed().await;
                 }));
             }
@@ -240,8 +242,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 if let Some(admin) = running.admin_addr {
                     let _ = writeln!(out, "poskit host: metrics on http://{admin}/metrics");
                 }
-                if let Some(at) = console {
-                    let _ = writeln!(out, "poskit host: API on http://{at}/api/v1/");
+                if let Some(at) = &console {
+                    let _ = writeln!(out, "poskit host: API on {at}/api/v1/");
                 }
                 let _ = out.flush();
             })
