@@ -57,6 +57,23 @@ fn the_demo_trades_settles_checks_and_says_where_its_data_is() {
         "{text}"
     );
     assert!(text.contains("== Statistics (poskit stats) =="), "{text}");
+    // The alerts the host's rules raised, and the API's address with a login per role
+    // (whose passwords work: the users are in the host's console.db).
+    assert!(
+        text.contains("== Alerts the host raised (poskit alerts) =="),
+        "{text}"
+    );
+    assert!(
+        text.contains("API while it runs: http://127.0.0.1:"),
+        "{text}"
+    );
+    let password = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("demo-operator (operator): "))
+        .expect("a login for the operator");
+    let conn = poskit_web::users::open(&data.join("host")).unwrap();
+    let user = poskit_web::users::verify(&conn, "demo-operator", password).unwrap();
+    assert!(user.is_some(), "the printed password logs in");
     let recon_line = text
         .lines()
         .find(|l| l.contains("poskit recon --data"))

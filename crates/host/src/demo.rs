@@ -61,7 +61,8 @@ pub fn demo_pan(bin: &str, serial: u32) -> String {
     format!("{body}{check}")
 }
 
-const MID_MAIN: &str = "898310048160001";
+/// The demo's main merchant (its fleet of terminals 10100001.. is there).
+pub const MID_MAIN: &str = "898310048160001";
 const MID_INACTIVE: &str = "898310048160002";
 const MID_BLACKLISTED: &str = "898310048160003";
 const MID_LIMITED: &str = "898310048160004";

@@ -237,6 +237,11 @@ fn random_secret() -> Result<String, UserError> {
     Ok(hex::encode(bytes))
 }
 
+/// A password for a made-up user (the demo's): 16 random hex digits.
+pub fn random_password() -> Result<String, UserError> {
+    Ok(random_secret()?[..16].to_owned())
+}
+
 fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

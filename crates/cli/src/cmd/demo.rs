@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use poskit_codes::{Catalog, Category, Class, Entry, Lang, Table};
 use poskit_sim::live::{self, LiveReport, Progress};
+use poskit_web::users::{self, Role};
 
 use crate::cmd::locale::{self, tr};
 use crate::cmd::pos::yuan;
@@ -34,6 +35,33 @@ pub struct Args {
     /// Language of the report: zh or en (default: the locale).
     #[arg(long, value_name = "LANG")]
     lang: Option<String>,
+    /// Keep the API (and its logins) serving the run's data after the report, until Ctrl-C.
+    #[arg(long)]
+    keep_serving: bool,
+}
+
+/// The demo's API users: (name, role, merchant).
+const DEMO_USERS: [(&str, Role, Option<&str>); 3] = [
+    ("demo-admin", Role::Admin, None),
+    ("demo-operator", Role::Operator, None),
+    (
+        "demo-merchant",
+        Role::Merchant,
+        Some(poskit_host::demo::MID_MAIN),
+    ),
+];
+
+/// Makes the demo's users (a fresh password each) in the host's directory.
+fn demo_users(host_dir: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    std::fs::create_dir_all(host_dir)?;
+    let conn = users::open(host_dir)?;
+    let mut out = Vec::new();
+    for (name, role, merchant) in DEMO_USERS {
+        let password = users::random_password()?;
+        users::add(&conn, name, role, merchant, &password)?;
+        out.push((format!("{name} ({})", role.as_str()), password));
+    }
+    Ok(out)
 }
 
 /// How often a progress line is printed when the output is not a terminal (CI, `| tee`).
@@ -108,6 +136,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let host_dir = data.join("host");
+    let logins = demo_users(&host_dir)?;
+    let api = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let api_addr = api.local_addr()?;
+    runtime.spawn(poskit_web::serve(
+        api,
+        poskit_web::AppState::new(host_dir, false),
+        None,
+        std::future::pending(),
+    ));
+    outln!(
+        "{} http://{api_addr}/api/v1/ (/openapi.json)",
+        tr(lang, "API while it runs:", "运行期间的 API：")
+    )?;
+    for (who, password) in &logins {
+        outln!("  {who}: {password}")?;
+    }
     let ticking = bar.clone();
     // Without a terminal the bar is not drawn: a plain line every few seconds instead.
     let plain = !std::io::stdout().is_terminal();
@@ -139,6 +184,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!(e))?;
     bar.finish_and_clear();
     print_report(&report, lang)?;
+    if args.keep_serving {
+        outln!(
+            "{} http://{api_addr}/api/v1/ — Ctrl-C {}",
+            tr(
+                lang,
+                "The API keeps serving this run's data:",
+                "API 继续提供本次运行的数据："
+            ),
+            tr(lang, "to stop", "停止")
+        )?;
+        crate::out::flush()?;
+        let _ = runtime.block_on(tokio::signal::ctrl_c());
+    }
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
