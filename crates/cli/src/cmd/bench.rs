@@ -19,6 +19,7 @@ use poskit_host::{DataDir, demo, run};
 
 use crate::fail::usage;
 
+mod api;
 mod day;
 mod lookup;
 mod recon;
@@ -38,6 +39,9 @@ enum What {
     Recon(recon::ReconArgs),
     /// How long `poskit lookup` takes on a generated ledger, each way in.
     Lookup(lookup::LookupArgs),
+    /// Lookups through the HTTP API by many clients at once on a generated ledger, while a
+    /// host on it serves terminals: p50/p99 of both.
+    Api(api::ApiArgs),
     /// The timed run of `bench recon` on its generated day (run by it, in a child process).
     #[command(hide = true)]
     ReconRun(recon::ReconRunArgs),
@@ -72,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Host(a) => run_host(a),
         What::Lookup(a) => lookup::run(a),
         What::Recon(a) => recon::run(a),
+        What::Api(a) => api::run(a),
         What::ReconRun(a) => recon::run_generated(a),
     }
 }
