@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::auth::{self, Caller};
+use crate::conns::{self, File};
 use crate::users;
 use crate::{ApiError, AppState, BODY_BYTES_MAX};
 
@@ -78,35 +79,26 @@ async fn openapi() -> Json<Value> {
     Json(serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
 }
 
-/// Runs `f` on the blocking pool with the ledger (`host.sqlite`) opened.
+/// Runs `f` on the blocking pool with the ledger (`host.sqlite`).
 async fn with_ledger<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let data = state.data.clone();
-    tokio::task::spawn_blocking(move || {
-        let conn = poskit_host::store::sqlite::open(&data).map_err(ApiError::internal)?;
-        f(&conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
+    tokio::task::spawn_blocking(move || conns::with(File::Ledger, &data, f))
+        .await
+        .map_err(ApiError::internal)?
 }
 
-/// Runs `f` on the blocking pool with `stats.db` (alerts, statistics) opened.
+/// Runs `f` on the blocking pool with `stats.db` (alerts, statistics).
 async fn with_stats<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let path = state.data.join(poskit_host::run::STATS_FILE);
-    tokio::task::spawn_blocking(move || {
-        let conn = Connection::open(&path).map_err(ApiError::internal)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(ApiError::internal)?;
-        poskit_monitor::stats::migrate(&conn).map_err(ApiError::internal)?;
-        f(&conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
+    let data = state.data.clone();
+    tokio::task::spawn_blocking(move || conns::with(File::Stats, &data, f))
+        .await
+        .map_err(ApiError::internal)?
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -419,16 +411,17 @@ async fn alert_ack(
         if !alerts::ack(conn, id, &name, now_ms()).map_err(ApiError::internal)? {
             return Err(ApiError::not_found(format!("no alert {id}")));
         }
-        let console = users::open(&data).map_err(ApiError::internal)?;
-        users::audit(
-            &console,
-            &name,
-            "alert-ack",
-            &format!("alert {id}"),
-            &from,
-            "",
-        )
-        .map_err(ApiError::internal)?;
+        conns::with(File::Console, &data, |console| {
+            users::audit(
+                console,
+                &name,
+                "alert-ack",
+                &format!("alert {id}"),
+                &from,
+                "",
+            )
+            .map_err(ApiError::internal)
+        })?;
         alerts::by_id(conn, id).map_err(ApiError::internal)
     })
     .await?;
@@ -464,12 +457,12 @@ async fn audit_trail(
     caller.admin()?;
     let data = state.data.clone();
     let trail = tokio::task::spawn_blocking(move || {
-        let conn = users::open(&data)?;
-        users::audit_trail(&conn, LIST_MAX)
+        conns::with(File::Console, &data, |conn| {
+            users::audit_trail(conn, LIST_MAX).map_err(ApiError::internal)
+        })
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::internal)??;
     Ok(Json(json!({"audit": trail})))
 }
 

@@ -16,6 +16,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::conns::{self, File};
 use crate::users::{self, Role, User};
 use crate::{ApiError, AppState};
 
@@ -93,20 +94,21 @@ impl FromRequestParts<AppState> for Caller {
         let writes = !matches!(parts.method, Method::GET | Method::HEAD);
         let data = state.data.clone();
         let found = tokio::task::spawn_blocking(move || {
-            let conn = users::open(&data)?;
-            match (bearer, session) {
-                (Some(token), _) => {
-                    Ok(users::resolve(&conn, &token, "token")?.map(|(u, _)| (u, None)))
-                }
-                (None, Some(id)) => {
-                    Ok(users::resolve(&conn, &id, "session")?.map(|(u, c)| (u, Some(c))))
-                }
-                (None, None) => Ok::<_, users::UserError>(None),
-            }
+            conns::with(File::Console, &data, |conn| {
+                let found = match (bearer, session) {
+                    (Some(token), _) => {
+                        users::resolve(conn, &token, "token").map(|f| f.map(|(u, _)| (u, None)))
+                    }
+                    (None, Some(id)) => {
+                        users::resolve(conn, &id, "session").map(|f| f.map(|(u, c)| (u, Some(c))))
+                    }
+                    (None, None) => Ok(None),
+                };
+                found.map_err(ApiError::internal)
+            })
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)??;
         let Some((user, csrf)) = found else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
