@@ -85,6 +85,7 @@ async fn with_ledger<T: Send + 'static>(
     f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let data = state.data.clone();
+    let _permit = state.readers.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || conns::with(File::Ledger, &data, f))
         .await
         .map_err(ApiError::internal)?
@@ -96,6 +97,7 @@ async fn with_stats<T: Send + 'static>(
     f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let data = state.data.clone();
+    let _permit = state.readers.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || conns::with(File::Stats, &data, f))
         .await
         .map_err(ApiError::internal)?

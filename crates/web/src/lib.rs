@@ -34,14 +34,19 @@ pub struct AppState {
     pub logins: Arc<auth::LoginLimiter>,
     /// Cookies get `Secure` (served over TLS, or not on loopback).
     pub secure_cookies: bool,
+    /// Requests reading the files at once: one core fewer than the machine has (at least
+    /// one), so that API clients, however many, leave the host's writer a core.
+    pub readers: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(data: PathBuf, secure_cookies: bool) -> AppState {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         AppState {
             data,
             logins: Arc::new(auth::LoginLimiter::default()),
             secure_cookies,
+            readers: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
         }
     }
 }
