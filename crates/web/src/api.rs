@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/ack", post(alert_ack))
         .route("/api/v1/disputes", get(disputes))
         .route("/api/v1/audit", get(audit_trail))
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
