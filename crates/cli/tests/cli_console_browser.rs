@@ -20,7 +20,7 @@ use poskit_host::demo;
 use serde_json::{Value, json};
 use support::{
     EXPIRY, HostProcess, MID, OTHER_TID, add_user, call, fleet_terminal, free_port, get,
-    has_chinese, password_of, raise_alert,
+    has_chinese, password_of, poskit, raise_alert,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -456,6 +456,7 @@ fn explain_in_both_languages(ops: &Browser, http: &str, token: &str) {
     ops.click_to_page("#explain-submit");
     let shown = ops.wait("#search-hits .hit");
     assert!(shown.contains(first), "{shown} (the API: {hits})");
+    ops.screenshot("explain-search-en");
 }
 
 /// The terminal page draws its code chart: a bar for each code answered (`codes`).
@@ -498,6 +499,32 @@ fn ack_alert(ops: &Browser, base: &str, id: i64) {
     assert!(!has_chinese(&diagnosis), "{diagnosis}");
     assert_eq!(ops.count(&button), 0);
     ops.screenshot("alerts-acked");
+}
+
+/// A chargeback opened on the sale (as `poskit disputes open` does) is listed with its due
+/// date and the days left.
+fn dispute_is_listed_with_its_due_date(ops: &Browser, base: &str, data: &str, rrn: &str) {
+    let out = poskit(&[
+        "disputes",
+        "open",
+        "--data",
+        data,
+        "--rrn",
+        rrn,
+        "--type",
+        "chargeback",
+        "--reason",
+        "4515",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    ops.goto(&format!("{base}/#/disputes"));
+    let row = ops.wait("#disputes tbody tr[data-dispute]");
+    assert!(row.contains("days left") && row.contains("4515"), "{row}");
+    ops.screenshot("disputes-en");
+    // Its transaction links to the lookup, which now tells of the chargeback.
+    ops.click_to_page("#disputes tbody tr[data-dispute] a");
+    let chain = ops.wait("ol.chain");
+    assert!(chain.contains("chargeback"), "{chain}");
 }
 
 /// A merchant user sees its own terminals, not the other merchant's; its alert without an
@@ -565,6 +592,7 @@ fn the_console_in_a_real_browser() {
     explain_in_both_languages(&ops, &http, &ops_token);
     terminal_chart(&ops, &base, &tid, &["00", &declined]);
     ack_alert(&ops, &base, alert);
+    dispute_is_listed_with_its_due_date(&ops, &base, &data, &rrn);
     let errors = ops.page_errors();
     assert!(errors.is_empty(), "{errors:#?}");
     ops.click("#logout");

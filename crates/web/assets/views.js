@@ -457,14 +457,15 @@ export async function disputesView() {
         "tr",
         { "data-dispute": d.id },
         dueCell(d.due_ms),
-        el("td", {}, d.txn_id),
+        // The ledger's id is the transaction's RRN: its lookup shows the chain.
+        el("td", {}, el("a", { href: `#/lookup?rrn=${encodeURIComponent(d.txn_id)}` }, d.txn_id)),
         el("td", {}, d.kind),
         el("td", {}, d.e_code),
         el("td", {}, d.reason_code),
         el("td", {}, d.state),
         el("td", {}, yuan(d.amount_fen)),
         el("td", {}, when(d.opened_ms)),
-        el("td", {}, (d.allowed || []).join(", ")),
+        el("td", { class: "wrap" }, (d.allowed || []).join(", ")),
       ),
     );
     const head = el("tr", {}, heads.map((h) => el("th", {}, h)));
