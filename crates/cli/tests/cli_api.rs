@@ -5,114 +5,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use poskit_host::demo;
 use serde_json::{Value, json};
-use support::{EXPIRY, HostProcess, MID, fleet_terminal, poskit};
-
-/// The other merchant of the demo data (its terminal 10000005).
-const OTHER_MID: &str = "898310048160004";
-
-struct Reply {
-    status: u16,
-    headers: String,
-    body: Value,
-}
-
-/// One HTTP/1.0 request (the server closes after it).
-fn call(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut text = Vec::new();
-    let _ = s.read_to_end(&mut text);
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    Reply {
-        status,
-        headers: head.to_owned(),
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-    }
-}
-
-fn get(addr: &str, token: &str, path: &str) -> Reply {
-    call(
-        addr,
-        "GET",
-        path,
-        &[("authorization", &format!("Bearer {token}"))],
-        b"",
-    )
-}
-
-fn add_user(data: &str, name: &str, role: &str, merchant: Option<&str>) -> String {
-    let mut args = vec![
-        "users",
-        "--data",
-        data,
-        "add",
-        name,
-        "--role",
-        role,
-        "--password-stdin",
-    ];
-    if let Some(m) = merchant {
-        args.extend(["--merchant", m]);
-    }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{name} has a long password\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let out = poskit(&["users", "--data", data, "token", name]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-/// An alert on a terminal of the first merchant, as the host's rules would raise it.
-fn raise_alert(data: &std::path::Path, tid: &str) -> i64 {
-    let mut conn = rusqlite::Connection::open(data.join("stats.db")).unwrap();
-    poskit_monitor::stats::migrate(&conn).unwrap();
-    let rules = poskit_monitor::alerts::Rules::builtin();
-    let finding = poskit_monitor::alerts::Finding {
-        rule: "mac-errors-on-terminal".into(),
-        subject: tid.into(),
-        value: 5.0,
-        detail: "5 × A0 in 5 minutes".into(),
-    };
-    let changes =
-        poskit_monitor::alerts::apply(&mut conn, &rules, &[finding], 1_796_000_000_000).unwrap();
-    changes.fired[0].id
-}
+use support::{
+    EXPIRY, HostProcess, MID, OTHER_MID, add_user, call, fleet_terminal, free_port, get, poskit,
+    raise_alert,
+};
 
 #[test]
 fn each_role_sees_what_it_may_and_a_merchant_only_its_own() {

@@ -47,7 +47,9 @@ const LIST_MAX: usize = 1_000;
         alerts_list,
         alert_ack,
         disputes,
-        audit_trail
+        audit_trail,
+        crate::console::search,
+        crate::console::labels
     ),
     components(schemas(auth::Login, users::User, users::Role, users::Audited))
 )]
@@ -70,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/ack", post(alert_ack))
         .route("/api/v1/disputes", get(disputes))
         .route("/api/v1/audit", get(audit_trail))
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
@@ -120,7 +123,8 @@ struct LangQuery {
     lang: Option<String>,
 }
 
-fn lang_of(lang: Option<&str>) -> Result<Lang, ApiError> {
+/// `lang=zh|en` (zh when absent).
+pub(crate) fn lang_of(lang: Option<&str>) -> Result<Lang, ApiError> {
     match lang.unwrap_or("zh") {
         "zh" => Ok(Lang::Zh),
         "en" => Ok(Lang::En),

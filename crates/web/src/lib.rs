@@ -6,10 +6,12 @@
 //! - [`users`]: users, sessions, tokens, the audit trail.
 //! - [`auth`]: who is calling (a bearer token, or a session cookie with its CSRF token).
 //! - [`api`]: the routes.
+//! - [`console`]: the web console's pages (`/`, `/login`) and assets.
 
 pub mod api;
 pub mod auth;
 pub mod conns;
+pub mod console;
 pub mod tls;
 pub mod users;
 

@@ -1,9 +1,11 @@
-//! Helpers the end-to-end tests of `poskit pos`, the walk-through of the README and the
-//! demo share: the built binary, a host process on loopback, a virtual terminal.
+//! Helpers the end-to-end tests of `poskit pos`, the walk-through of the README, the demo and
+//! the HTTP API share: the built binary, a host process on loopback, a virtual terminal,
+//! requests to the API and its users.
 //! Each test binary uses a part of them.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -284,4 +286,138 @@ pub fn has_chinese(text: &str) -> bool {
 /// Fen as the yuan `--amount` takes.
 pub fn yuan(fen: u64) -> String {
     format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+/// The other merchant of the demo data (its terminal [`OTHER_TID`]), beside [`MID`].
+pub const OTHER_MID: &str = "898310048160004";
+pub const OTHER_TID: &str = "10000005";
+
+// ---- The HTTP API (`poskit host --http`) ----
+
+/// An answer of the API: its status, its head, its body as JSON (Null when not JSON) and as
+/// text.
+pub struct Reply {
+    pub status: u16,
+    pub headers: String,
+    pub body: Value,
+    pub text: String,
+}
+
+/// One HTTP/1.0 request (the server closes after it).
+pub fn call(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut text = Vec::new();
+    let _ = s.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Reply {
+        status,
+        headers: head.to_owned(),
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+        text: body.to_owned(),
+    }
+}
+
+pub fn get(addr: &str, token: &str, path: &str) -> Reply {
+    call(
+        addr,
+        "GET",
+        path,
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+/// Adds a user with `poskit users add` (its password: [`password_of`]); answers a bearer
+/// token of it.
+pub fn add_user(data: &str, name: &str, role: &str, merchant: Option<&str>) -> String {
+    let mut args = vec![
+        "users",
+        "--data",
+        data,
+        "add",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+    ];
+    if let Some(m) = merchant {
+        args.extend(["--merchant", m]);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", password_of(name)).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = poskit(&["users", "--data", data, "token", name]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A loopback address nothing listens on right now.
+pub fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// An alert on a terminal of the first merchant, as the host's rules would raise it, with
+/// the diagnosis the host would attach (from the five A0 answers it counts).
+pub fn raise_alert(data: &std::path::Path, tid: &str) -> i64 {
+    use poskit_monitor::diagnose::{Facts, Seen, diagnose};
+    const AT_MS: i64 = 1_796_000_000_000;
+    let mut conn = rusqlite::Connection::open(data.join("stats.db")).unwrap();
+    poskit_monitor::stats::migrate(&conn).unwrap();
+    let rules = poskit_monitor::alerts::Rules::builtin();
+    let finding = poskit_monitor::alerts::Finding {
+        rule: "mac-errors-on-terminal".into(),
+        subject: tid.into(),
+        value: 5.0,
+        detail: "5 × A0 in 5 minutes".into(),
+    };
+    let changes = poskit_monitor::alerts::apply(&mut conn, &rules, &[finding], AT_MS).unwrap();
+    let id = changes.fired[0].id;
+    let facts = Facts {
+        now_ms: AT_MS,
+        seen: (0..5)
+            .map(|i| Seen {
+                at_ms: AT_MS - i * 60_000,
+                code: "A0".into(),
+                reversal_reason: None,
+            })
+            .collect(),
+        ..Facts::default()
+    };
+    let diagnosis = serde_json::json!({
+        "zh": diagnose(&facts, poskit_codes::Lang::Zh),
+        "en": diagnose(&facts, poskit_codes::Lang::En),
+    });
+    poskit_monitor::alerts::set_diagnosis(&conn, id, &diagnosis, AT_MS).unwrap();
+    id
+}
+
+/// The password [`add_user`] gives `name`.
+pub fn password_of(name: &str) -> String {
+    format!("{name} has a long password")
 }
