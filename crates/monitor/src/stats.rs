@@ -72,9 +72,16 @@ pub struct Recorder {
     inner: Mutex<Inner>,
 }
 
+/// The scopes a minute is counted in, in the order of `Inner::pending`.
+const SCOPES: [&str; 4] = ["terminal", "merchant", "bin", "all"];
+
 #[derive(Default)]
 struct Inner {
-    pending: HashMap<Key, Bucket>,
+    /// Per scope (as [`SCOPES`]), per id, per minute. Nested so that an answer finds its
+    /// buckets by `&str` and allocates only for a new id, minute or code.
+    pending: [HashMap<String, HashMap<i64, Bucket>>; 4],
+    /// Buckets in `pending`.
+    buckets: usize,
     /// Per terminal, its last declines: (card, amount, at).
     declines: HashMap<String, VecDeque<(String, u64, i64)>>,
 }
@@ -90,44 +97,61 @@ impl Recorder {
             .pan_masked
             .and_then(|p| p.get(..6))
             .filter(|b| b.bytes().all(|c| c.is_ascii_digit()));
-        let scopes = [
-            ("terminal", Some(e.tid)),
-            ("merchant", Some(e.mid)),
-            ("bin", bin),
-            ("all", Some("")),
-        ];
-        for (scope, id) in scopes {
-            let Some(id) = id else { continue };
-            if inner.pending.len() >= PENDING_MAX
-                && !inner.pending.contains_key(&(scope, id.to_owned(), minute))
-            {
-                continue;
+        let ids = [Some(e.tid), Some(e.mid), bin, Some("")];
+        for (scope, id) in ids.into_iter().enumerate() {
+            if let Some(b) = id.and_then(|id| inner.bucket(scope, id, minute)) {
+                add(b, e, first);
             }
-            let b = inner
-                .pending
-                .entry((scope, id.to_owned(), minute))
-                .or_default();
-            add(b, e, first);
         }
     }
 
     /// Takes what was recorded since the last call.
     pub fn drain(&self) -> Vec<(Key, Bucket)> {
-        match self.inner.lock() {
-            Ok(mut inner) => inner.pending.drain().collect(),
-            Err(_) => Vec::new(),
+        let Ok(mut inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        inner.buckets = 0;
+        let mut out = Vec::new();
+        for (scope, map) in SCOPES.iter().zip(inner.pending.iter_mut()) {
+            for (id, minutes) in map.drain() {
+                for (minute, b) in minutes {
+                    out.push(((*scope, id.clone(), minute), b));
+                }
+            }
         }
+        out
     }
 }
 
 impl Inner {
+    /// The bucket of `id` in scope number `scope` for `minute`; `None` when a new one would
+    /// pass [`PENDING_MAX`] (a flood of strangers cannot grow it).
+    fn bucket(&mut self, scope: usize, id: &str, minute: i64) -> Option<&mut Bucket> {
+        let full = self.buckets >= PENDING_MAX;
+        let map = &mut self.pending[scope];
+        if !map.contains_key(id) {
+            if full {
+                return None;
+            }
+            map.insert(id.to_owned(), HashMap::new());
+        }
+        let minutes = map.get_mut(id)?;
+        if !minutes.contains_key(&minute) {
+            if full {
+                return None;
+            }
+            self.buckets += 1;
+        }
+        Some(minutes.entry(minute).or_default())
+    }
+
     /// Whether `e` is a first attempt (not the retry of a decline), and remembers it when
     /// declined.
     fn first_attempt(&mut self, e: &Event<'_>) -> bool {
-        let card = e.pan_masked.unwrap_or("").to_owned();
+        let card = e.pan_masked.unwrap_or("");
         let recent = self.declines.get(e.tid).is_some_and(|list| {
             list.iter().any(|(c, a, at)| {
-                *c == card && *a == e.amount_fen && e.at_ms - at <= RETRY_WINDOW_MS
+                c == card && *a == e.amount_fen && e.at_ms - at <= RETRY_WINDOW_MS
             })
         });
         if e.code != "00" {
@@ -138,7 +162,7 @@ impl Inner {
             if list.len() >= DECLINES_PER_TERMINAL_MAX {
                 list.pop_front();
             }
-            list.push_back((card, e.amount_fen, e.at_ms));
+            list.push_back((card.to_owned(), e.amount_fen, e.at_ms));
         }
         !recent
     }
@@ -163,7 +187,12 @@ fn add(b: &mut Bucket, e: &Event<'_>, first: bool) {
     b.first_approved += u64::from(first && approved);
     b.timeouts += u64::from(e.code == "98");
     b.mac_errors += u64::from(e.code == "A0");
-    *b.by_code.entry(e.code.to_owned()).or_default() += 1;
+    match b.by_code.get_mut(e.code) {
+        Some(n) => *n += 1,
+        None => {
+            b.by_code.insert(e.code.to_owned(), 1);
+        }
+    }
 }
 
 /// Creates (or brings up to date) the tables of `stats.db`: the minutes, their codes, the
