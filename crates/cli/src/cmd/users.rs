@@ -23,6 +23,7 @@ pub struct Args {
 enum What {
     /// Add a user.
     Add {
+        /// The user's name (1 to 64 letters, digits, - _ . @).
         name: String,
         /// merchant (its own merchant's data only), operator (reads everything, acks
         /// alerts, works disputes) or admin (users, fault plan, master data besides).
@@ -37,13 +38,20 @@ enum What {
     },
     /// Every user, with role and merchant.
     List {
+        /// Print JSON: [{name, role, merchant, created_ms}].
         #[arg(long)]
         json: bool,
     },
     /// Remove a user, with every session and token of theirs.
-    Remove { name: String },
+    Remove {
+        /// The user's name.
+        name: String,
+    },
     /// Print a new bearer token for the API (shown once; `Authorization: Bearer TOKEN`).
-    Token { name: String },
+    Token {
+        /// The user's name.
+        name: String,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
