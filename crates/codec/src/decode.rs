@@ -2,22 +2,8 @@
 
 use crate::digits::Digits;
 use crate::error::{DecodeError, DecodeErrorKind as Kind, Part};
-use crate::spec::{
-    BinaryEncoding, BitmapEncoding, Charset, Content, FieldOp, FieldSpec, LengthKind,
-    NumberEncoding, Prefix, Profile,
-};
+use crate::spec::{BitmapEncoding, Content, FieldOp, FieldSpec, NumberEncoding, Prefix, Profile};
 use crate::{MESSAGE_BYTES_MAX, Mti};
-
-/// Where a field's content lies in the input.
-#[derive(Clone, Copy, Debug, Default)]
-struct Span {
-    /// Offset of the content.
-    start: u16,
-    /// Offset one past the content.
-    end: u16,
-    /// Length in logical units (digits, characters or bytes).
-    len: u16,
-}
 
 /// A decoded message. Field values borrow the input; nothing is allocated.
 #[derive(Clone, Debug)]
@@ -27,14 +13,17 @@ pub struct Message<'a> {
     mti: Mti,
     /// Bit `n` (1..=128) set when field `n` is present; bit 1 is the secondary bitmap.
     bitmap: [u64; 2],
-    spans: [Span; 129],
+    /// Where the content of each present field starts in `input`, by number. Its length
+    /// is read again from its prefix when the field is asked for: two bytes a field keep
+    /// the message small to create and to return.
+    starts: [u16; 129],
 }
 
 /// One field of a decoded message.
 #[derive(Clone, Copy, Debug)]
 pub struct Field<'a> {
     spec: &'static FieldSpec,
-    profile: &'static Profile,
+    content: Content,
     wire: &'a [u8],
     len: usize,
 }
@@ -158,9 +147,33 @@ fn all_bcd_u64(word: u64) -> bool {
     (((word & LANES) + SIX) | (((word >> 4) & LANES) + SIX)) & SIXTEEN == 0
 }
 
-/// Checks that every value nibble of a packed numeric field is a decimal digit. The pad
-/// nibble of an odd-length value is not looked at.
+/// Whether every nibble of the packed bytes `input[start..end]` is a decimal digit, pad
+/// nibbles included, eight bytes at a time: the bytes of the message around the field make
+/// up whole words (the last word ends at `end`, overlapping the one before, or masked when
+/// the field is shorter), so that a short field costs one load.
 #[inline(always)]
+fn packed_all_digits(input: &[u8], start: usize, end: usize) -> bool {
+    let Some(last) = end.checked_sub(8).and_then(|at| input.get(at..end)) else {
+        // Not eight bytes before the end (never so after an MTI and a bitmap).
+        let bytes = input.get(start..end).unwrap_or(&[]);
+        return bytes.iter().all(|&b| all_bcd_u64(u64::from(b)));
+    };
+    let last = u64::from_be_bytes(last.try_into().unwrap_or([0xFF; 8]));
+    let len = end.saturating_sub(start);
+    if len <= 8 {
+        let mask = u64::MAX.checked_shr(64 - 8 * len as u32).unwrap_or(0);
+        return all_bcd_u64(last & mask);
+    }
+    let (words, _) = input.get(start..end).unwrap_or(&[]).as_chunks::<8>();
+    let whole = words
+        .iter()
+        .fold(true, |ok, w| ok & all_bcd_u64(u64::from_be_bytes(*w)));
+    whole & all_bcd_u64(last)
+}
+
+/// Checks that every value nibble of a packed numeric field is a decimal digit, allowing
+/// the pad nibble of an odd-length value: for when [`packed_all_digits`] said no.
+#[cold]
 fn check_packed_digits<R: Report>(
     wire: &[u8],
     pad_first: bool,
@@ -169,23 +182,6 @@ fn check_packed_digits<R: Report>(
     offset: usize,
 ) -> Result<(), R::Error> {
     let pad_last = len % 2 == 1 && !pad_first;
-    let mut fast = true;
-    let mut chunks = wire.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        fast &= all_bcd_u64(u64::from_be_bytes(word));
-    }
-    // The last 0..=7 bytes go into one word (zero bytes are valid BCD).
-    let mut word = 0u64;
-    for &b in chunks.remainder() {
-        word = word << 8 | u64::from(b);
-    }
-    fast &= all_bcd_u64(word);
-    if fast {
-        return Ok(());
-    }
-    // Slow path: find the offending byte, allowing the pad nibble.
     let last = wire.len().saturating_sub(1);
     for (i, &b) in wire.iter().enumerate() {
         let hi_ok = b >> 4 <= 9 || (pad_first && i == 0);
@@ -207,18 +203,39 @@ impl<'a> Message<'a> {
     /// Every failure is a [`DecodeError`] naming the part, the offset and the reason; no
     /// input can make this panic, and nothing is allocated.
     pub fn decode(profile: &'static Profile, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-        match Self::decode_with::<Quiet>(profile, input) {
-            Ok(message) => Ok(message),
+        // Filled in place: the message is returned without a copy.
+        let mut message = Message::empty(profile, input);
+        match message.read::<Quiet>() {
+            Ok(()) => Ok(message),
             // The same code again, this time saying where and why.
-            Err(()) => Self::decode_with::<Detailed>(profile, input),
+            Err(()) => Self::decode_detailed(profile, input),
         }
     }
 
-    #[inline(always)]
-    fn decode_with<R: Report>(
+    fn empty(profile: &'static Profile, input: &'a [u8]) -> Message<'a> {
+        Message {
+            profile,
+            input,
+            mti: Mti(*b"0000"),
+            bitmap: [0; 2],
+            starts: [0; 129],
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decode_detailed(
         profile: &'static Profile,
         input: &'a [u8],
-    ) -> Result<Message<'a>, R::Error> {
+    ) -> Result<Message<'a>, DecodeError> {
+        let mut message = Message::empty(profile, input);
+        message.read::<Detailed>().map(|()| message)
+    }
+
+    /// Reads the MTI, the bitmaps and where each field starts into `self`.
+    #[inline(always)]
+    fn read<R: Report>(&mut self) -> Result<(), R::Error> {
+        let (profile, input) = (self.profile, self.input);
         if input.len() > MESSAGE_BYTES_MAX {
             return Err(R::error(
                 Part::Mti,
@@ -231,7 +248,7 @@ impl<'a> Message<'a> {
         }
         let mut cur = Cursor { input, at: 0 };
 
-        let mti = match profile.mti {
+        self.mti = match profile.mti {
             NumberEncoding::Bcd => {
                 let b = cur.take::<R>(2, Part::Mti)?;
                 bcd_value::<R>(b, Part::Mti, 0)?;
@@ -249,7 +266,7 @@ impl<'a> Message<'a> {
             }
         };
 
-        let mut bitmap = [0u64; 2];
+        let bitmap = &mut self.bitmap;
         bitmap[0] = read_bitmap::<R>(profile, &mut cur)?;
         if bitmap[0] >> 63 == 1 {
             if !profile.secondary_bitmap {
@@ -265,7 +282,6 @@ impl<'a> Message<'a> {
             return Err(R::error(Part::Bitmap, cur.at, Kind::EmptyBitmap));
         }
 
-        let mut spans = [Span::default(); 129];
         for (word_index, &word) in bitmap.iter().enumerate() {
             // Bit 1 announces the secondary bitmap, not a field.
             let mut bits = if word_index == 0 {
@@ -277,8 +293,8 @@ impl<'a> Message<'a> {
                 let zeros = bits.leading_zeros();
                 bits &= !(1u64 << (63 - zeros));
                 let number = (word_index as u32 * 64 + zeros + 1) as u8;
-                spans[number as usize] =
-                    read_field::<R>(profile.ops[number as usize], number, &mut cur)?;
+                let op = profile.ops[usize::from(number)];
+                self.starts[usize::from(number)] = read_field::<R>(op, number, &mut cur)?;
             }
         }
         if cur.at != input.len() {
@@ -290,13 +306,7 @@ impl<'a> Message<'a> {
                 },
             ));
         }
-        Ok(Message {
-            profile,
-            input,
-            mti,
-            bitmap,
-            spans,
-        })
+        Ok(())
     }
 
     /// The fields of a message that does not decode, as far as they can be read: the
@@ -326,17 +336,17 @@ impl<'a> Message<'a> {
         let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
         // Only the primary bitmap's fields: a secondary bitmap is not looked for.
         let mut read = [0u64; 2];
-        let mut spans = [Span::default(); 129];
+        let mut starts = [0u16; 129];
         let mut bits = primary & !(1 << 63);
         while bits != 0 {
             let zeros = bits.leading_zeros();
             bits &= !(1u64 << (63 - zeros));
             let number = (zeros + 1) as u8;
-            let Ok(span) = read_field::<Quiet>(profile.ops[number as usize], number, &mut cur)
-            else {
+            let op = profile.ops[usize::from(number)];
+            let Ok(start) = read_field::<Quiet>(op, number, &mut cur) else {
                 break;
             };
-            spans[number as usize] = span;
+            starts[usize::from(number)] = start;
             read[0] |= 1u64 << (63 - zeros);
         }
         Some(Message {
@@ -344,7 +354,7 @@ impl<'a> Message<'a> {
             input,
             mti,
             bitmap: read,
-            spans,
+            starts,
         })
     }
 
@@ -383,13 +393,33 @@ impl<'a> Message<'a> {
         if number < 2 || !self.has(number) {
             return None;
         }
-        let spec = self.profile.field(number)?;
-        let span = self.spans[number as usize];
+        self.present_field(number)
+    }
+
+    /// Field `number`, known to be present.
+    #[inline]
+    fn present_field(&self, number: u8) -> Option<Field<'a>> {
+        let op = self.profile.ops.get(usize::from(number))?;
+        let start = usize::from(*self.starts.get(usize::from(number))?);
+        let units = match op.prefix {
+            Prefix::None => usize::from(op.units_max),
+            prefix => {
+                let bytes = self.input.get(start.checked_sub(prefix.bytes())?..start)?;
+                prefix_value::<Quiet>(prefix, bytes, Part::Field(number), 0).ok()?
+            }
+        };
+        let len = if op.content == Content::Hex {
+            units / 2
+        } else {
+            units
+        };
         Some(Field {
-            spec,
-            profile: self.profile,
-            wire: &self.input[span.start as usize..span.end as usize],
-            len: span.len as usize,
+            spec: self.profile.field(number)?,
+            content: op.content,
+            wire: self
+                .input
+                .get(start..start + op.content.wire_bytes(units))?,
+            len,
         })
     }
 
@@ -403,7 +433,7 @@ impl<'a> Message<'a> {
             words[word_index] &= !(1u64 << (63 - zeros));
             Some((word_index as u32 * 64 + zeros + 1) as u8)
         })
-        .filter_map(move |n| self.field(n))
+        .filter_map(move |n| self.present_field(n))
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the
@@ -413,17 +443,9 @@ impl<'a> Message<'a> {
         if !self.has(mac_field) {
             return None;
         }
-        let spec = self.profile.field(mac_field)?;
-        let prefix_bytes = match (spec.length, self.profile.numbers) {
-            (LengthKind::Fixed, _) => 0,
-            (LengthKind::LlVar, NumberEncoding::Bcd) => 1,
-            (LengthKind::LllVar, NumberEncoding::Bcd)
-            | (LengthKind::LlVar, NumberEncoding::Ascii) => 2,
-            (LengthKind::LllVar, NumberEncoding::Ascii) => 3,
-        };
-        let span = self.spans[mac_field as usize];
-        self.input
-            .get(..(span.start as usize).checked_sub(prefix_bytes)?)
+        let prefix_bytes = self.profile.ops.get(usize::from(mac_field))?.prefix.bytes();
+        let start = usize::from(*self.starts.get(usize::from(mac_field))?);
+        self.input.get(..start.checked_sub(prefix_bytes)?)
     }
 }
 
@@ -457,16 +479,32 @@ fn read_bitmap<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64
     }
 }
 
+/// The length a prefix announces, in its own units.
 #[inline(always)]
-fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, R::Error> {
+fn prefix_value<R: Report>(
+    prefix: Prefix,
+    bytes: &[u8],
+    part: Part,
+    offset: usize,
+) -> Result<usize, R::Error> {
+    match prefix {
+        Prefix::None => Ok(0),
+        Prefix::Bcd1 | Prefix::Bcd2 => bcd_value::<R>(bytes, part, offset),
+        Prefix::Ascii2 | Prefix::Ascii3 => ascii_value::<R>(bytes, part, offset),
+    }
+}
+
+/// Reads one field at the cursor and returns where its content starts.
+#[inline(always)]
+fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<u16, R::Error> {
     let part = Part::Field(number);
     let prefix_start = cur.at;
     let len_units = match op.prefix {
         Prefix::None => op.units_max as usize,
-        Prefix::Bcd1 => bcd_value::<R>(cur.take::<R>(1, part)?, part, prefix_start)?,
-        Prefix::Bcd2 => bcd_value::<R>(cur.take::<R>(2, part)?, part, prefix_start)?,
-        Prefix::Ascii2 => ascii_value::<R>(cur.take::<R>(2, part)?, part, prefix_start)?,
-        Prefix::Ascii3 => ascii_value::<R>(cur.take::<R>(3, part)?, part, prefix_start)?,
+        prefix => {
+            let bytes = cur.take::<R>(prefix.bytes(), part)?;
+            prefix_value::<R>(prefix, bytes, part, prefix_start)?
+        }
     };
     if len_units > op.units_max as usize {
         return Err(R::error(
@@ -479,32 +517,21 @@ fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Resul
         ));
     }
     let start = cur.at;
-    let len = match op.content {
+    let wire = cur.take::<R>(op.content.wire_bytes(len_units), part)?;
+    match op.content {
         Content::PackedDigits | Content::PackedDigitsPadFirst => {
-            let wire = cur.take::<R>(len_units.div_ceil(2), part)?;
-            let pad_first = op.content == Content::PackedDigitsPadFirst;
-            check_packed_digits::<R>(wire, pad_first, len_units, part, start)?;
-            len_units
+            if !packed_all_digits(cur.input, start, cur.at) {
+                let pad_first = op.content == Content::PackedDigitsPadFirst;
+                check_packed_digits::<R>(wire, pad_first, len_units, part, start)?;
+            }
         }
-        Content::PackedTrack => {
-            cur.take::<R>(len_units.div_ceil(2), part)?;
-            len_units
-        }
-        Content::AsciiDigits => {
-            ascii_value_check::<R>(cur.take::<R>(len_units, part)?, part, start)?;
-            len_units
-        }
+        Content::AsciiDigits => ascii_value_check::<R>(wire, part, start)?,
         Content::AsciiTrack => {
-            let wire = cur.take::<R>(len_units, part)?;
             if let Some(i) = wire.iter().position(|&b| !is_track_char(b)) {
                 return Err(R::error(part, start + i, Kind::NotDigit { byte: wire[i] }));
             }
-            len_units
         }
-        Content::Raw => {
-            cur.take::<R>(len_units, part)?;
-            len_units
-        }
+        Content::PackedTrack | Content::Text | Content::Bytes => {}
         Content::Hex => {
             if len_units % 2 == 1 {
                 return Err(R::error(
@@ -513,19 +540,14 @@ fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Resul
                     Kind::OddHexLength { len: len_units },
                 ));
             }
-            check_hex::<R>(cur.take::<R>(len_units, part)?, part, start)?;
-            len_units / 2
+            check_hex::<R>(wire, part, start)?;
         }
         Content::Undefined => {
             return Err(R::error(part, prefix_start, Kind::UndefinedField));
         }
-    };
+    }
     debug_assert!(cur.at <= MESSAGE_BYTES_MAX);
-    Ok(Span {
-        start: start as u16,
-        end: cur.at as u16,
-        len: len as u16,
-    })
+    Ok(start as u16)
 }
 
 #[inline]
@@ -564,34 +586,32 @@ impl<'a> Field<'a> {
     }
 
     /// The value in its logical form.
+    #[inline]
     pub fn value(&self) -> Value<'a> {
-        match self.spec.charset {
-            Charset::N | Charset::Z => Value::Digits(self.digits_unchecked()),
-            Charset::An | Charset::Ans => Value::Text(self.wire),
-            Charset::B => match self.profile.binary {
-                BinaryEncoding::Raw => Value::Bytes(self.wire),
-                BinaryEncoding::HexAscii => Value::Hex(self.wire),
-            },
-        }
-    }
-
-    fn digits_unchecked(&self) -> Digits<'a> {
-        if self.profile.numbers == NumberEncoding::Bcd {
-            let pad_first = self.len % 2 == 1 && self.spec.align == crate::spec::Align::Right;
-            Digits::packed(self.wire, pad_first as usize, self.len)
-        } else {
-            Digits::ascii(self.wire)
+        let (wire, len) = (self.wire, self.len);
+        match self.content {
+            Content::PackedDigits | Content::PackedTrack => {
+                Value::Digits(Digits::packed(wire, 0, len))
+            }
+            Content::PackedDigitsPadFirst => Value::Digits(Digits::packed(wire, 1, len)),
+            Content::AsciiDigits | Content::AsciiTrack => Value::Digits(Digits::ascii(wire)),
+            Content::Text => Value::Text(wire),
+            Content::Bytes | Content::Undefined => Value::Bytes(wire),
+            Content::Hex => Value::Hex(wire),
         }
     }
 
     /// The digits of an `n` or `z` field.
     pub fn digits(&self) -> Option<Digits<'a>> {
-        self.spec.is_digits().then(|| self.digits_unchecked())
+        match self.value() {
+            Value::Digits(d) => Some(d),
+            _ => None,
+        }
     }
 
     /// The text of an `an` or `ans` field.
     pub fn text(&self) -> Option<&'a [u8]> {
-        matches!(self.spec.charset, Charset::An | Charset::Ans).then_some(self.wire)
+        (self.content == Content::Text).then_some(self.wire)
     }
 
     /// The bytes of a `b` field sent raw (hexadecimal ASCII fields need [`Field::write_bytes`]).

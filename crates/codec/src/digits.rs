@@ -94,6 +94,7 @@ impl<'a> Digits<'a> {
     /// Writes the characters into `out`, as many as fit, and returns them.
     /// Whole bytes at a time: a per-digit [`Digits::get`] was most of the cost of reading
     /// a message's values.
+    #[inline]
     pub fn unpack_into<'o>(&self, out: &'o mut [u8]) -> &'o [u8] {
         let n = self.len.min(out.len());
         let out = &mut out[..n];
@@ -103,23 +104,19 @@ impl<'a> Digits<'a> {
                 bytes,
                 nibble_first,
             } => {
-                // An odd first nibble is the low half of its byte.
-                let odd_first = nibble_first % 2 == 1 && n > 0;
-                let first_byte = nibble_first / 2;
-                if odd_first && let Some(&byte) = bytes.get(first_byte) {
-                    out[0] = NIBBLE_CHARS[usize::from(byte & 0x0F)];
-                }
-                let rest = &mut out[usize::from(odd_first)..];
-                let packed = bytes
-                    .get(first_byte + usize::from(odd_first)..)
-                    .unwrap_or(&[]);
-                let whole = rest.len() / 2;
-                let (pairs, last) = rest.as_chunks_mut::<2>();
-                for (pair, &byte) in pairs.iter_mut().zip(packed) {
-                    *pair = BYTE_CHARS[usize::from(byte)];
-                }
-                if let ([last], Some(&byte)) = (last, packed.get(whole)) {
-                    *last = NIBBLE_CHARS[usize::from(byte >> 4)];
+                let packed = bytes.get(nibble_first / 2..).unwrap_or(&[]);
+                match (
+                    nibble_first % 2 == 1,
+                    out.split_first_mut(),
+                    packed.split_first(),
+                ) {
+                    // An odd first nibble is the low half of its byte.
+                    (true, Some((first, out)), Some((&byte, packed))) => {
+                        *first = NIBBLE_CHARS[usize::from(byte & 0x0F)];
+                        unpack_pairs(packed, out);
+                    }
+                    (true, _, _) => {}
+                    (false, _, _) => unpack_pairs(packed, out),
                 }
             }
         }
@@ -191,6 +188,19 @@ impl<'a> Digits<'a> {
             Repr::Ascii(bytes) => Some(bytes),
             Repr::Packed { .. } => None,
         }
+    }
+}
+
+/// Fills `out` with the characters of the packed bytes, two a byte (a last odd character
+/// is the high nibble of the byte after the pairs).
+#[inline(always)]
+fn unpack_pairs(packed: &[u8], out: &mut [u8]) {
+    let (pairs, last) = out.as_chunks_mut::<2>();
+    for (pair, &byte) in pairs.iter_mut().zip(packed) {
+        *pair = BYTE_CHARS[usize::from(byte)];
+    }
+    if let ([last], Some(&byte)) = (last, packed.get(pairs.len())) {
+        *last = NIBBLE_CHARS[usize::from(byte >> 4)];
     }
 }
 

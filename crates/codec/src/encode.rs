@@ -446,7 +446,7 @@ fn write_field(op: FieldOp, value: &[u8], w: &mut Writer<'_>) {
                 pair.copy_from_slice(&hex_pair(b));
             }
         }
-        Content::AsciiDigits | Content::AsciiTrack | Content::Raw => w.put(value),
+        Content::AsciiDigits | Content::AsciiTrack | Content::Text | Content::Bytes => w.put(value),
         Content::Undefined => unreachable!("values are only set on defined fields"),
     }
 }

@@ -142,6 +142,48 @@ fn a_length_running_past_the_end_names_the_field_and_offset() {
     );
 }
 
+/// Every nibble of every `n` field of the sale, set to `A` in turn: a value nibble is an
+/// error at its byte, a pad nibble is not looked at (the check reads eight bytes at a
+/// time, across field boundaries: this pins it to the field's own nibbles).
+#[test]
+fn a_non_digit_nibble_is_an_error_at_its_byte_and_a_pad_nibble_is_ignored() {
+    let bytes = cup_sale_bytes();
+    let message = Message::decode(&CUP_POS, &bytes).unwrap();
+    let mut checked = 0;
+    for field in message.fields() {
+        if field.spec().charset != crate::spec::Charset::N {
+            continue;
+        }
+        let start = field.wire().as_ptr() as usize - bytes.as_ptr() as usize;
+        let wire_len = field.wire().len();
+        let pad_first = field.len() % 2 == 1 && field.spec().align == crate::spec::Align::Right;
+        let pad_last = field.len() % 2 == 1 && !pad_first;
+        for i in start..start + wire_len {
+            for high in [true, false] {
+                let pad = (high && pad_first && i == start)
+                    || (!high && pad_last && i == start + wire_len - 1);
+                let mut mutated = bytes.clone();
+                mutated[i] = if high {
+                    0xA0 | (bytes[i] & 0x0F)
+                } else {
+                    (bytes[i] & 0xF0) | 0x0A
+                };
+                let result = Message::decode(&CUP_POS, &mutated);
+                if pad {
+                    assert!(result.is_ok(), "field {} pad at {i}", field.number());
+                } else {
+                    let e = result.unwrap_err();
+                    assert_eq!(e.part, Part::Field(field.number()));
+                    assert_eq!(e.offset, i, "field {}", field.number());
+                    assert!(matches!(e.kind, DecodeErrorKind::NotBcd { .. }));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 80, "{checked}");
+}
+
 #[test]
 fn a_non_digit_in_a_bcd_field_is_an_error() {
     let mut bytes = cup_sale_bytes();

@@ -5,7 +5,7 @@
 use crate::spec::Charset::{An, Ans, B, N, Z};
 use crate::spec::{
     Align, BinaryEncoding, BitmapEncoding, FieldSpec, Framing, NumberEncoding, Profile, fixed,
-    index_of, lllvar, llvar, ops_of,
+    lllvar, llvar, ops_of, specs_of,
 };
 
 /// Field 22 is the one fixed numeric field written left-aligned (`021` → `02 10`).
@@ -125,6 +125,6 @@ pub static CUP_POS: Profile = Profile {
     mac_field: Some(64),
     mac_algorithm: Some("cup-ecb"),
     fields: FIELDS,
-    index: index_of(FIELDS),
+    specs: specs_of(FIELDS),
     ops: ops_of(FIELDS, NUMBERS, BINARY),
 };

@@ -5,8 +5,8 @@
 
 use crate::spec::Charset::{An, Ans, B, N, Z};
 use crate::spec::{
-    BinaryEncoding, BitmapEncoding, FieldSpec, Framing, NumberEncoding, Profile, fixed, index_of,
-    lllvar, llvar, ops_of,
+    BinaryEncoding, BitmapEncoding, FieldSpec, Framing, NumberEncoding, Profile, fixed, lllvar,
+    llvar, ops_of, specs_of,
 };
 
 static FIELDS: &[FieldSpec] = &[
@@ -263,6 +263,6 @@ pub static ISO87_ASCII: Profile = Profile {
     mac_field: None,
     mac_algorithm: None,
     fields: FIELDS,
-    index: index_of(FIELDS),
+    specs: specs_of(FIELDS),
     ops: ops_of(FIELDS, NUMBERS, BINARY),
 };
