@@ -1,5 +1,6 @@
 //! Zero-copy, allocation-free, bounded decoding of one message (MTI onward).
 
+use crate::chars::{all_ascii_digits, all_track_chars, is_track_char};
 use crate::digits::Digits;
 use crate::error::{DecodeError, DecodeErrorKind as Kind, Part};
 use crate::spec::{BitmapEncoding, Content, FieldOp, FieldSpec, NumberEncoding, Prefix, Profile};
@@ -92,6 +93,13 @@ impl<'a> Cursor<'a> {
         let bytes = &self.input[self.at..self.at + n];
         self.at += n;
         Ok(bytes)
+    }
+
+    /// The next `N` bytes, as an array.
+    #[inline(always)]
+    fn take_array<R: Report, const N: usize>(&mut self, part: Part) -> Result<[u8; N], R::Error> {
+        let bytes = self.take::<R>(N, part)?;
+        Ok(bytes.first_chunk().copied().unwrap_or([0; N]))
     }
 }
 
@@ -193,10 +201,6 @@ fn check_packed_digits<R: Report>(
     Ok(())
 }
 
-fn is_track_char(b: u8) -> bool {
-    b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b)
-}
-
 impl<'a> Message<'a> {
     /// Decodes one message (MTI, bitmap, fields) that fills `input` exactly.
     ///
@@ -235,6 +239,32 @@ impl<'a> Message<'a> {
     /// Reads the MTI, the bitmaps and where each field starts into `self`.
     #[inline(always)]
     fn read<R: Report>(&mut self) -> Result<(), R::Error> {
+        let mut cur = self.read_head::<R>()?;
+        let (profile, bitmap) = (self.profile, self.bitmap);
+        for number in field_numbers(bitmap) {
+            // Numbers are at most 128: `min` spares a bounds check.
+            let index = usize::from(number.min(128));
+            let start = cur.at;
+            let (content_start, end) =
+                read_field::<R>(profile.ops[index], number, cur.input, start)?;
+            self.starts[index] = content_start as u16;
+            cur.at = end;
+        }
+        if cur.at != self.input.len() {
+            return Err(R::error(
+                Part::End,
+                cur.at,
+                Kind::TrailingBytes {
+                    count: self.input.len() - cur.at,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the MTI and the bitmaps into `self`; returns the cursor on the first field.
+    #[inline(always)]
+    fn read_head<R: Report>(&mut self) -> Result<Cursor<'a>, R::Error> {
         let (profile, input) = (self.profile, self.input);
         if input.len() > MESSAGE_BYTES_MAX {
             return Err(R::error(
@@ -247,25 +277,7 @@ impl<'a> Message<'a> {
             ));
         }
         let mut cur = Cursor { input, at: 0 };
-
-        self.mti = match profile.mti {
-            NumberEncoding::Bcd => {
-                let b = cur.take::<R>(2, Part::Mti)?;
-                bcd_value::<R>(b, Part::Mti, 0)?;
-                Mti([
-                    b'0' + (b[0] >> 4),
-                    b'0' + (b[0] & 15),
-                    b'0' + (b[1] >> 4),
-                    b'0' + (b[1] & 15),
-                ])
-            }
-            NumberEncoding::Ascii => {
-                let b = cur.take::<R>(4, Part::Mti)?;
-                ascii_value::<R>(b, Part::Mti, 0)?;
-                Mti([b[0], b[1], b[2], b[3]])
-            }
-        };
-
+        self.mti = read_mti::<R>(profile, &mut cur)?;
         let bitmap = &mut self.bitmap;
         bitmap[0] = read_bitmap::<R>(profile, &mut cur)?;
         if bitmap[0] >> 63 == 1 {
@@ -281,32 +293,7 @@ impl<'a> Message<'a> {
         if bitmap[0] << 1 == 0 && bitmap[1] == 0 {
             return Err(R::error(Part::Bitmap, cur.at, Kind::EmptyBitmap));
         }
-
-        for (word_index, &word) in bitmap.iter().enumerate() {
-            // Bit 1 announces the secondary bitmap, not a field.
-            let mut bits = if word_index == 0 {
-                word & !(1 << 63)
-            } else {
-                word
-            };
-            while bits != 0 {
-                let zeros = bits.leading_zeros();
-                bits &= !(1u64 << (63 - zeros));
-                let number = (word_index as u32 * 64 + zeros + 1) as u8;
-                let op = profile.ops[usize::from(number)];
-                self.starts[usize::from(number)] = read_field::<R>(op, number, &mut cur)?;
-            }
-        }
-        if cur.at != input.len() {
-            return Err(R::error(
-                Part::End,
-                cur.at,
-                Kind::TrailingBytes {
-                    count: input.len() - cur.at,
-                },
-            ));
-        }
-        Ok(())
+        Ok(cur)
     }
 
     /// The fields of a message that does not decode, as far as they can be read: the
@@ -317,22 +304,7 @@ impl<'a> Message<'a> {
     pub fn decode_readable(profile: &'static Profile, input: &'a [u8]) -> Option<Message<'a>> {
         let input = input.get(..input.len().min(MESSAGE_BYTES_MAX))?;
         let mut cur = Cursor { input, at: 0 };
-        let mti_bytes = match profile.mti {
-            NumberEncoding::Bcd => 2,
-            NumberEncoding::Ascii => 4,
-        };
-        let mti_wire = cur.take::<Quiet>(mti_bytes, Part::Mti).ok()?;
-        let mti = match profile.mti {
-            NumberEncoding::Bcd => {
-                bcd_value::<Quiet>(mti_wire, Part::Mti, 0).ok()?;
-                let digit = |i: usize| b'0' + (mti_wire[i / 2] >> (4 * (1 - i % 2)) & 15);
-                Mti([digit(0), digit(1), digit(2), digit(3)])
-            }
-            NumberEncoding::Ascii => {
-                ascii_value::<Quiet>(mti_wire, Part::Mti, 0).ok()?;
-                Mti([mti_wire[0], mti_wire[1], mti_wire[2], mti_wire[3]])
-            }
-        };
+        let mti = read_mti::<Quiet>(profile, &mut cur).ok()?;
         let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
         // Only the primary bitmap's fields: a secondary bitmap is not looked for.
         let mut read = [0u64; 2];
@@ -343,10 +315,11 @@ impl<'a> Message<'a> {
             bits &= !(1u64 << (63 - zeros));
             let number = (zeros + 1) as u8;
             let op = profile.ops[usize::from(number)];
-            let Ok(start) = read_field::<Quiet>(op, number, &mut cur) else {
+            let Ok((start, end)) = read_field::<Quiet>(op, number, input, cur.at) else {
                 break;
             };
-            starts[usize::from(number)] = start;
+            starts[usize::from(number)] = start as u16;
+            cur.at = end;
             read[0] |= 1u64 << (63 - zeros);
         }
         Some(Message {
@@ -397,17 +370,15 @@ impl<'a> Message<'a> {
     }
 
     /// Field `number`, known to be present.
-    #[inline]
+    #[inline(always)]
     fn present_field(&self, number: u8) -> Option<Field<'a>> {
         let op = self.profile.ops.get(usize::from(number))?;
         let start = usize::from(*self.starts.get(usize::from(number))?);
-        let units = match op.prefix {
-            Prefix::None => usize::from(op.units_max),
-            prefix => {
-                let bytes = self.input.get(start.checked_sub(prefix.bytes())?..start)?;
-                prefix_value::<Quiet>(prefix, bytes, Part::Field(number), 0).ok()?
-            }
+        let mut cur = Cursor {
+            input: self.input,
+            at: start.checked_sub(op.prefix.bytes())?,
         };
+        let units = read_prefix::<Quiet>(*op, Part::Field(number), &mut cur).ok()?;
         let len = if op.content == Content::Hex {
             units / 2
         } else {
@@ -425,15 +396,10 @@ impl<'a> Message<'a> {
 
     /// Every present field, in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        // The bitmap's set bits, not every number from 2 to 128.
-        let mut words = [self.bitmap[0] & !(1 << 63), self.bitmap[1]];
-        std::iter::from_fn(move || {
-            let word_index = words.iter().position(|&w| w != 0)?;
-            let zeros = words[word_index].leading_zeros();
-            words[word_index] &= !(1u64 << (63 - zeros));
-            Some((word_index as u32 * 64 + zeros + 1) as u8)
-        })
-        .filter_map(move |n| self.present_field(n))
+        Fields {
+            message: self,
+            numbers: field_numbers(self.bitmap),
+        }
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the
@@ -446,6 +412,67 @@ impl<'a> Message<'a> {
         let prefix_bytes = self.profile.ops.get(usize::from(mac_field))?.prefix.bytes();
         let start = usize::from(*self.starts.get(usize::from(mac_field))?);
         self.input.get(..start.checked_sub(prefix_bytes)?)
+    }
+}
+
+/// The numbers of the fields a bitmap announces, ascending: its set bits, not every number
+/// from 2 to 128 (bit 1, the secondary bitmap's flag, is not a field).
+#[inline(always)]
+pub(crate) fn field_numbers(bitmap: [u64; 2]) -> FieldNumbers {
+    FieldNumbers {
+        // Bit 1 counts as read: the first field is then the next bit set.
+        bits: bitmap[0] << 1,
+        next_word: bitmap[1],
+        number: 1,
+    }
+}
+
+/// See [`field_numbers`].
+pub(crate) struct FieldNumbers {
+    /// The bits after `number`'s, shifted up to the top.
+    bits: u64,
+    /// The secondary bitmap, while the primary is being read.
+    next_word: u64,
+    number: u32,
+}
+
+impl Iterator for FieldNumbers {
+    type Item = u8;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<u8> {
+        if self.bits == 0 {
+            if self.next_word == 0 {
+                return None;
+            }
+            // Field 65 is the secondary bitmap's first bit: as if bit 64 had just been read.
+            (self.bits, self.next_word, self.number) = (self.next_word, 0, 64);
+        }
+        let zeros = self.bits.leading_zeros();
+        self.number += zeros + 1;
+        // In two steps: a shift by 64 would overflow.
+        self.bits = self.bits << zeros << 1;
+        Some(self.number as u8)
+    }
+}
+
+/// The present fields of a message, ascending ([`Message::fields`]).
+struct Fields<'m, 'a> {
+    message: &'m Message<'a>,
+    numbers: FieldNumbers,
+}
+
+impl<'a> Iterator for Fields<'_, 'a> {
+    type Item = Field<'a>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Field<'a>> {
+        loop {
+            let number = self.numbers.next()?;
+            if let Some(field) = self.message.present_field(number) {
+                return Some(field);
+            }
+        }
     }
 }
 
@@ -479,75 +506,112 @@ fn read_bitmap<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64
     }
 }
 
-/// The length a prefix announces, in its own units.
+/// Reads the MTI.
 #[inline(always)]
-fn prefix_value<R: Report>(
-    prefix: Prefix,
-    bytes: &[u8],
-    part: Part,
-    offset: usize,
-) -> Result<usize, R::Error> {
-    match prefix {
-        Prefix::None => Ok(0),
-        Prefix::Bcd1 | Prefix::Bcd2 => bcd_value::<R>(bytes, part, offset),
-        Prefix::Ascii2 | Prefix::Ascii3 => ascii_value::<R>(bytes, part, offset),
+fn read_mti<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<Mti, R::Error> {
+    match profile.mti {
+        NumberEncoding::Bcd => {
+            let b = cur.take_array::<R, 2>(Part::Mti)?;
+            bcd_value::<R>(&b, Part::Mti, 0)?;
+            let digit = |i: usize| b'0' + (b[i / 2] >> (4 * (1 - i % 2)) & 15);
+            Ok(Mti([digit(0), digit(1), digit(2), digit(3)]))
+        }
+        NumberEncoding::Ascii => {
+            let b = cur.take_array::<R, 4>(Part::Mti)?;
+            ascii_value::<R>(&b, Part::Mti, 0)?;
+            Ok(Mti(b))
+        }
     }
 }
 
-/// Reads one field at the cursor and returns where its content starts.
+/// Reads a field's length prefix (nothing for a fixed field): its length in the prefix's
+/// units.
 #[inline(always)]
-fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<u16, R::Error> {
+fn read_prefix<R: Report>(
+    op: FieldOp,
+    part: Part,
+    cur: &mut Cursor<'_>,
+) -> Result<usize, R::Error> {
+    let at = cur.at;
+    match op.prefix {
+        Prefix::None => Ok(usize::from(op.units_max)),
+        Prefix::Bcd1 => bcd_value::<R>(&cur.take_array::<R, 1>(part)?, part, at),
+        Prefix::Bcd2 => bcd_value::<R>(&cur.take_array::<R, 2>(part)?, part, at),
+        Prefix::Ascii2 => ascii_value::<R>(&cur.take_array::<R, 2>(part)?, part, at),
+        Prefix::Ascii3 => ascii_value::<R>(&cur.take_array::<R, 3>(part)?, part, at),
+    }
+}
+
+/// Reads the field at `at` of `input`: where its content starts and where it ends.
+#[inline(always)]
+fn read_field<R: Report>(
+    op: FieldOp,
+    number: u8,
+    input: &[u8],
+    at: usize,
+) -> Result<(usize, usize), R::Error> {
     let part = Part::Field(number);
-    let prefix_start = cur.at;
-    let len_units = match op.prefix {
-        Prefix::None => op.units_max as usize,
-        prefix => {
-            let bytes = cur.take::<R>(prefix.bytes(), part)?;
-            prefix_value::<R>(prefix, bytes, part, prefix_start)?
-        }
-    };
-    if len_units > op.units_max as usize {
+    let mut cur = Cursor { input, at };
+    let units = read_prefix::<R>(op, part, &mut cur)?;
+    if units > usize::from(op.units_max) {
         return Err(R::error(
             part,
-            prefix_start,
+            at,
             Kind::LengthOverMax {
-                len: len_units,
-                len_max: op.units_max as usize,
+                len: units,
+                len_max: usize::from(op.units_max),
             },
         ));
     }
     let start = cur.at;
-    let wire = cur.take::<R>(op.content.wire_bytes(len_units), part)?;
+    let wire_bytes = match op.prefix {
+        Prefix::None => usize::from(op.width),
+        _ => op.content.wire_bytes(units),
+    };
+    let wire = cur.take::<R>(wire_bytes, part)?;
+    let end = cur.at;
+    let ok = match op.content {
+        Content::PackedDigits | Content::PackedDigitsPadFirst => {
+            packed_all_digits(input, start, end)
+        }
+        Content::AsciiDigits => all_ascii_digits(wire),
+        Content::AsciiTrack => all_track_chars(wire),
+        Content::PackedTrack | Content::Text | Content::Bytes => true,
+        Content::Hex | Content::Undefined => false,
+    };
+    if !ok {
+        check_content::<R>(op, part, at, wire, units, start)?;
+    }
+    Ok((start, end))
+}
+
+/// Says what is wrong with a field's content when the fast checks of [`read_field`] said
+/// something is (or did not look: hexadecimal, undefined fields).
+fn check_content<R: Report>(
+    op: FieldOp,
+    part: Part,
+    at: usize,
+    wire: &[u8],
+    units: usize,
+    start: usize,
+) -> Result<(), R::Error> {
     match op.content {
         Content::PackedDigits | Content::PackedDigitsPadFirst => {
-            if !packed_all_digits(cur.input, start, cur.at) {
-                let pad_first = op.content == Content::PackedDigitsPadFirst;
-                check_packed_digits::<R>(wire, pad_first, len_units, part, start)?;
-            }
+            let pad_first = op.content == Content::PackedDigitsPadFirst;
+            check_packed_digits::<R>(wire, pad_first, units, part, start)
         }
-        Content::AsciiDigits => ascii_value_check::<R>(wire, part, start)?,
-        Content::AsciiTrack => {
-            if let Some(i) = wire.iter().position(|&b| !is_track_char(b)) {
-                return Err(R::error(part, start + i, Kind::NotDigit { byte: wire[i] }));
-            }
+        Content::AsciiDigits => ascii_value_check::<R>(wire, part, start),
+        Content::AsciiTrack => match wire.iter().position(|&b| !is_track_char(b)) {
+            Some(i) => Err(R::error(part, start + i, Kind::NotDigit { byte: wire[i] })),
+            None => Ok(()),
+        },
+        Content::Hex if units % 2 == 1 => {
+            Err(R::error(part, at, Kind::OddHexLength { len: units }))
         }
-        Content::PackedTrack | Content::Text | Content::Bytes => {}
-        Content::Hex => {
-            if len_units % 2 == 1 {
-                return Err(R::error(
-                    part,
-                    prefix_start,
-                    Kind::OddHexLength { len: len_units },
-                ));
-            }
-            check_hex::<R>(wire, part, start)?;
-        }
-        Content::Undefined => {
-            return Err(R::error(part, prefix_start, Kind::UndefinedField));
-        }
+        Content::Hex => check_hex::<R>(wire, part, start),
+        Content::Undefined => Err(R::error(part, at, Kind::UndefinedField)),
+        Content::PackedTrack | Content::Text | Content::Bytes => Ok(()),
     }
-    debug_assert!(cur.at <= MESSAGE_BYTES_MAX);
-    Ok(start as u16)
 }
 
 #[inline]

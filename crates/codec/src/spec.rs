@@ -216,12 +216,29 @@ pub(crate) struct FieldOp {
     pub(crate) prefix: Prefix,
     pub(crate) content: Content,
     pub(crate) units_max: u16,
+    /// Bytes on the wire: all of them for a fixed field, the prefix's for a variable one.
+    pub(crate) width: u16,
+    /// The largest (or, fixed, the exact) length of a value in logical units.
+    pub(crate) len_max: u16,
+}
+
+impl FieldOp {
+    /// Bytes a value of `len` logical units takes on the wire, prefix included.
+    #[inline(always)]
+    pub(crate) const fn value_wire_bytes(self, len: usize) -> usize {
+        match self.prefix {
+            Prefix::None => self.width as usize,
+            _ => self.width as usize + self.content.wire_bytes(self.content.units(len)),
+        }
+    }
 }
 
 const UNDEFINED_OP: FieldOp = FieldOp {
     prefix: Prefix::None,
     content: Content::Undefined,
     units_max: 0,
+    width: 0,
+    len_max: 0,
 };
 
 /// Indexes a profile's field table by number at compile time, and checks that the table
@@ -244,14 +261,16 @@ pub(crate) const fn specs_of(fields: &'static [FieldSpec]) -> [Option<&'static F
 }
 
 /// Works out every field's [`FieldOp`] for a profile at compile time.
+/// A field past 64 is left undefined when the profile has no secondary bitmap.
 pub(crate) const fn ops_of(
     fields: &[FieldSpec],
     numbers: NumberEncoding,
     binary: BinaryEncoding,
+    secondary_bitmap: bool,
 ) -> [FieldOp; 129] {
     let mut ops = [UNDEFINED_OP; 129];
     let mut i = 0;
-    while i < fields.len() {
+    while i < fields.len() && (secondary_bitmap || fields[i].number <= 64) {
         let f = &fields[i];
         let bcd = matches!(numbers, NumberEncoding::Bcd);
         let prefix = match (f.length, bcd) {
@@ -276,10 +295,18 @@ pub(crate) const fn ops_of(
             (Charset::B, _) => Content::Bytes,
             (Charset::An | Charset::Ans, _) => Content::Text,
         };
+        let units_max = content.units(f.len_max as usize);
+        assert!(units_max <= 999, "a length prefix has three digits at most");
+        let width = match prefix {
+            Prefix::None => content.wire_bytes(units_max),
+            _ => prefix.bytes(),
+        };
         ops[f.number as usize] = FieldOp {
             prefix,
             content,
-            units_max: content.units(f.len_max as usize) as u16,
+            units_max: units_max as u16,
+            width: width as u16,
+            len_max: f.len_max,
         };
         i += 1;
     }
