@@ -3,7 +3,9 @@
 use crate::chars::{all_ascii_digits, all_track_chars, is_track_char};
 use crate::digits::Digits;
 use crate::error::{DecodeError, DecodeErrorKind as Kind, Part};
-use crate::spec::{BitmapEncoding, Content, FieldOp, FieldSpec, NumberEncoding, Prefix, Profile};
+use crate::spec::{
+    BitmapEncoding, Content, FieldOp, FieldSpec, NumberEncoding, Prefix, Profile, field_index,
+};
 use crate::{MESSAGE_BYTES_MAX, Mti};
 
 /// A decoded message. Field values borrow the input; nothing is allocated.
@@ -17,7 +19,7 @@ pub struct Message<'a> {
     /// Where the content of each present field starts in `input`, by number. Its length
     /// is read again from its prefix when the field is asked for: two bytes a field keep
     /// the message small to create and to return.
-    starts: [u16; 129],
+    starts: [u16; 128],
 }
 
 /// One field of a decoded message.
@@ -26,7 +28,8 @@ pub struct Field<'a> {
     spec: &'static FieldSpec,
     content: Content,
     wire: &'a [u8],
-    len: usize,
+    /// The length in the prefix's units (characters for hexadecimal binary).
+    units: usize,
 }
 
 /// A field value in its logical form.
@@ -79,8 +82,9 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     #[inline(always)]
     fn take<R: Report>(&mut self, n: usize, part: Part) -> Result<&'a [u8], R::Error> {
-        let available = self.input.len() - self.at;
-        if n > available {
+        let bytes = self.input.get(self.at..).and_then(|rest| rest.get(..n));
+        let Some(bytes) = bytes else {
+            let available = self.input.len().saturating_sub(self.at);
             return Err(R::error(
                 part,
                 self.at,
@@ -89,8 +93,7 @@ impl<'a> Cursor<'a> {
                     available,
                 },
             ));
-        }
-        let bytes = &self.input[self.at..self.at + n];
+        };
         self.at += n;
         Ok(bytes)
     }
@@ -169,8 +172,10 @@ fn packed_all_digits(input: &[u8], start: usize, end: usize) -> bool {
     let last = u64::from_be_bytes(last.try_into().unwrap_or([0xFF; 8]));
     let len = end.saturating_sub(start);
     if len <= 8 {
-        let mask = u64::MAX.checked_shr(64 - 8 * len as u32).unwrap_or(0);
-        return all_bcd_u64(last & mask);
+        // The field's bytes are the low ones: shifted out, the others are not looked at
+        // (an empty field shifts by 64, that is not at all: a false alarm the slow path
+        // clears).
+        return all_bcd_u64(last.wrapping_shl(8 * (8 - len) as u32));
     }
     let (words, _) = input.get(start..end).unwrap_or(&[]).as_chunks::<8>();
     let whole = words
@@ -207,13 +212,15 @@ impl<'a> Message<'a> {
     /// Every failure is a [`DecodeError`] naming the part, the offset and the reason; no
     /// input can make this panic, and nothing is allocated.
     pub fn decode(profile: &'static Profile, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-        // Filled in place: the message is returned without a copy.
-        let mut message = Message::empty(profile, input);
-        match message.read::<Quiet>() {
-            Ok(()) => Ok(message),
+        // Filled in place, in the result: the message is returned without a copy.
+        let mut result = Ok(Message::empty(profile, input));
+        if let Ok(message) = &mut result
+            && message.read::<Quiet>().is_err()
+        {
             // The same code again, this time saying where and why.
-            Err(()) => Self::decode_detailed(profile, input),
+            result = Self::decode_detailed(profile, input);
         }
+        result
     }
 
     fn empty(profile: &'static Profile, input: &'a [u8]) -> Message<'a> {
@@ -222,7 +229,7 @@ impl<'a> Message<'a> {
             input,
             mti: Mti(*b"0000"),
             bitmap: [0; 2],
-            starts: [0; 129],
+            starts: [0; 128],
         }
     }
 
@@ -242,8 +249,7 @@ impl<'a> Message<'a> {
         let mut cur = self.read_head::<R>()?;
         let (profile, bitmap) = (self.profile, self.bitmap);
         for number in field_numbers(bitmap) {
-            // Numbers are at most 128: `min` spares a bounds check.
-            let index = usize::from(number.min(128));
+            let index = field_index(number);
             let start = cur.at;
             let (content_start, end) =
                 read_field::<R>(profile.ops[index], number, cur.input, start)?;
@@ -308,17 +314,18 @@ impl<'a> Message<'a> {
         let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
         // Only the primary bitmap's fields: a secondary bitmap is not looked for.
         let mut read = [0u64; 2];
-        let mut starts = [0u16; 129];
+        let mut starts = [0u16; 128];
         let mut bits = primary & !(1 << 63);
         while bits != 0 {
             let zeros = bits.leading_zeros();
             bits &= !(1u64 << (63 - zeros));
             let number = (zeros + 1) as u8;
-            let op = profile.ops[usize::from(number)];
-            let Ok((start, end)) = read_field::<Quiet>(op, number, input, cur.at) else {
+            let index = field_index(number);
+            let Ok((start, end)) = read_field::<Quiet>(profile.ops[index], number, input, cur.at)
+            else {
                 break;
             };
-            starts[usize::from(number)] = start as u16;
+            starts[index] = start as u16;
             cur.at = end;
             read[0] |= 1u64 << (63 - zeros);
         }
@@ -372,25 +379,24 @@ impl<'a> Message<'a> {
     /// Field `number`, known to be present.
     #[inline(always)]
     fn present_field(&self, number: u8) -> Option<Field<'a>> {
-        let op = self.profile.ops.get(usize::from(number))?;
-        let start = usize::from(*self.starts.get(usize::from(number))?);
-        let mut cur = Cursor {
-            input: self.input,
-            at: start.checked_sub(op.prefix.bytes())?,
-        };
-        let units = read_prefix::<Quiet>(*op, Part::Field(number), &mut cur).ok()?;
-        let len = if op.content == Content::Hex {
-            units / 2
+        let index = field_index(number);
+        let op = self.profile.ops[index];
+        let start = usize::from(self.starts[index]);
+        let (units, wire_bytes) = if op.prefix == Prefix::None {
+            (usize::from(op.units_max), usize::from(op.width))
         } else {
-            units
+            let mut cur = Cursor {
+                input: self.input,
+                at: start.checked_sub(op.prefix.bytes())?,
+            };
+            let units = read_prefix::<Quiet>(op, Part::Field(number), &mut cur).ok()?;
+            (units, op.content.wire_bytes(units))
         };
         Some(Field {
             spec: self.profile.field(number)?,
             content: op.content,
-            wire: self
-                .input
-                .get(start..start + op.content.wire_bytes(units))?,
-            len,
+            wire: self.input.get(start..start + wire_bytes)?,
+            units,
         })
     }
 
@@ -409,8 +415,8 @@ impl<'a> Message<'a> {
         if !self.has(mac_field) {
             return None;
         }
-        let prefix_bytes = self.profile.ops.get(usize::from(mac_field))?.prefix.bytes();
-        let start = usize::from(*self.starts.get(usize::from(mac_field))?);
+        let prefix_bytes = self.profile.op(mac_field).prefix.bytes();
+        let start = usize::from(self.starts[field_index(mac_field)]);
         self.input.get(..start.checked_sub(prefix_bytes)?)
     }
 }
@@ -552,31 +558,33 @@ fn read_field<R: Report>(
 ) -> Result<(usize, usize), R::Error> {
     let part = Part::Field(number);
     let mut cur = Cursor { input, at };
-    let units = read_prefix::<R>(op, part, &mut cur)?;
-    if units > usize::from(op.units_max) {
-        return Err(R::error(
-            part,
-            at,
-            Kind::LengthOverMax {
-                len: units,
-                len_max: usize::from(op.units_max),
-            },
-        ));
-    }
-    let start = cur.at;
-    let wire_bytes = match op.prefix {
-        Prefix::None => usize::from(op.width),
-        _ => op.content.wire_bytes(units),
+    // A fixed field (the usual case) is a comparison away, not a jump through a table.
+    let (units, wire_bytes) = if op.prefix == Prefix::None {
+        (usize::from(op.units_max), usize::from(op.width))
+    } else {
+        let units = read_prefix::<R>(op, part, &mut cur)?;
+        if units > usize::from(op.units_max) {
+            return Err(R::error(
+                part,
+                at,
+                Kind::LengthOverMax {
+                    len: units,
+                    len_max: usize::from(op.units_max),
+                },
+            ));
+        }
+        (units, op.content.wire_bytes(units))
     };
+    let start = cur.at;
     let wire = cur.take::<R>(wire_bytes, part)?;
     let end = cur.at;
     let ok = match op.content {
         Content::PackedDigits | Content::PackedDigitsPadFirst => {
             packed_all_digits(input, start, end)
         }
+        Content::PackedTrack | Content::Text | Content::Bytes => true,
         Content::AsciiDigits => all_ascii_digits(wire),
         Content::AsciiTrack => all_track_chars(wire),
-        Content::PackedTrack | Content::Text | Content::Bytes => true,
         Content::Hex | Content::Undefined => false,
     };
     if !ok {
@@ -642,17 +650,20 @@ impl<'a> Field<'a> {
 
     /// Length in logical units: digits, characters or bytes.
     pub fn len(&self) -> usize {
-        self.len
+        match self.content {
+            Content::Hex => self.units / 2,
+            _ => self.units,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.units == 0
     }
 
     /// The value in its logical form.
     #[inline]
     pub fn value(&self) -> Value<'a> {
-        let (wire, len) = (self.wire, self.len);
+        let (wire, len) = (self.wire, self.units);
         match self.content {
             Content::PackedDigits | Content::PackedTrack => {
                 Value::Digits(Digits::packed(wire, 0, len))

@@ -4,7 +4,9 @@
 use crate::chars::{all_ascii_digits, all_track_chars, is_track_char};
 use crate::decode::field_numbers;
 use crate::error::EncodeError;
-use crate::spec::{BitmapEncoding, Charset, Content, FieldOp, NumberEncoding, Prefix, Profile};
+use crate::spec::{
+    BitmapEncoding, Charset, Content, FieldOp, NumberEncoding, Prefix, Profile, field_index,
+};
 use crate::{MESSAGE_BYTES_MAX, Mti};
 
 /// A message under construction. Values borrow the caller's data and are in their logical
@@ -72,10 +74,10 @@ impl<'v> MessageBuilder<'v> {
     /// Sets field `number` after checking the value against the field's spec.
     #[inline]
     pub fn set(&mut self, number: u8, value: &'v [u8]) -> Result<&mut Self, EncodeError> {
-        let op = match self.profile.ops.get(usize::from(number)) {
-            Some(&op) if op.content != Content::Undefined => op,
-            _ => return Err(undefined(self.profile, number)),
-        };
+        let op = self.profile.op(number);
+        if op.content == Content::Undefined {
+            return Err(undefined(self.profile, number));
+        }
         if !value_fits(op, value) {
             return Err(value_error(self.profile, op, number, value));
         }
@@ -158,7 +160,7 @@ impl<'v> MessageBuilder<'v> {
         else {
             return self;
         };
-        let op = self.profile.ops[usize::from(number)];
+        let op = self.profile.op(number);
         self.fields_bytes -= op.value_wire_bytes(self.value(at).len());
         // The last value moves into the place of the one removed.
         let last = self.len - 1;
@@ -342,7 +344,7 @@ fn write_head(profile: &Profile, mti: Mti, bitmap: [u64; 2], buf: &mut [u8]) -> 
 /// Writes field `number` (prefix and content) at `at` in `buf`; returns where it ends.
 #[inline(always)]
 fn write_field(profile: &Profile, number: u8, value: &[u8], buf: &mut [u8], at: usize) -> usize {
-    let op = profile.ops[usize::from(number.min(128))];
+    let op = profile.ops[field_index(number)];
     let end = at + op.value_wire_bytes(value.len());
     let Some(dst) = buf.get_mut(at..end) else {
         return end;

@@ -139,9 +139,10 @@ pub struct Profile {
     pub(crate) fields: &'static [FieldSpec],
     /// Each field's spec, by number.
     pub(crate) specs: [Option<&'static FieldSpec>; 129],
-    /// How to read and write each field, by number, worked out at compile time from the
-    /// specs and encodings (four bytes a field, so that reading one is one load).
-    pub(crate) ops: [FieldOp; 129],
+    /// How to read and write each field, worked out at compile time from the specs and
+    /// encodings (eight bytes a field, so that reading one is one load), at
+    /// [`field_index`].
+    pub(crate) ops: [FieldOp; 128],
 }
 
 /// A field's length prefix as this profile writes it.
@@ -177,12 +178,12 @@ pub(crate) enum Content {
     PackedDigitsPadFirst,
     /// Packed track data: any nibble.
     PackedTrack,
-    AsciiDigits,
-    AsciiTrack,
     /// `an` and `ans` characters as they are.
     Text,
     /// Raw binary.
     Bytes,
+    AsciiDigits,
+    AsciiTrack,
     /// Binary as hexadecimal ASCII; the prefix counts characters.
     Hex,
 }
@@ -267,8 +268,8 @@ pub(crate) const fn ops_of(
     numbers: NumberEncoding,
     binary: BinaryEncoding,
     secondary_bitmap: bool,
-) -> [FieldOp; 129] {
-    let mut ops = [UNDEFINED_OP; 129];
+) -> [FieldOp; 128] {
+    let mut ops = [UNDEFINED_OP; 128];
     let mut i = 0;
     while i < fields.len() && (secondary_bitmap || fields[i].number <= 64) {
         let f = &fields[i];
@@ -301,7 +302,7 @@ pub(crate) const fn ops_of(
             Prefix::None => content.wire_bytes(units_max),
             _ => prefix.bytes(),
         };
-        ops[f.number as usize] = FieldOp {
+        ops[field_index(f.number)] = FieldOp {
             prefix,
             content,
             units_max: units_max as u16,
@@ -313,7 +314,24 @@ pub(crate) const fn ops_of(
     ops
 }
 
+/// Where field `number` (1..=128) is in a table of 128: at its number, but field 128 at 0
+/// (no field is numbered 0). A number from a bitmap needs no bounds check this way.
+#[inline(always)]
+pub(crate) const fn field_index(number: u8) -> usize {
+    (number % 128) as usize
+}
+
 impl Profile {
+    /// How to read and write field `number`; undefined outside 1..=128.
+    #[inline(always)]
+    pub(crate) fn op(&self, number: u8) -> FieldOp {
+        if number.wrapping_sub(1) < 128 {
+            self.ops[field_index(number)]
+        } else {
+            UNDEFINED_OP
+        }
+    }
+
     /// The spec of field `number`, if the profile defines it.
     #[inline]
     pub fn field(&self, number: u8) -> Option<&'static FieldSpec> {
