@@ -385,11 +385,19 @@ impl<'a> Message<'a> {
         let (units, wire_bytes) = if op.prefix == Prefix::None {
             (usize::from(op.units_max), usize::from(op.width))
         } else {
-            let mut cur = Cursor {
-                input: self.input,
-                at: start.checked_sub(op.prefix.bytes())?,
+            // Checked when decoded: read again without checks or a jump through a table.
+            let prefix = self
+                .input
+                .get(start.checked_sub(op.prefix.bytes())?..start)?;
+            let units = if matches!(op.prefix, Prefix::Bcd1 | Prefix::Bcd2) {
+                prefix.iter().fold(0, |units, &b| {
+                    units * 100 + usize::from(b >> 4) * 10 + usize::from(b & 15)
+                })
+            } else {
+                prefix.iter().fold(0, |units, &b| {
+                    units * 10 + usize::from(b.wrapping_sub(b'0'))
+                })
             };
-            let units = read_prefix::<Quiet>(op, Part::Field(number), &mut cur).ok()?;
             (units, op.content.wire_bytes(units))
         };
         Some(Field {
