@@ -28,6 +28,8 @@ pub struct Field<'a> {
     spec: &'static FieldSpec,
     content: Content,
     wire: &'a [u8],
+    /// The message from the content on (digits are unpacked a word at a time).
+    rest: &'a [u8],
     /// The length in the prefix's units (characters for hexadecimal binary).
     units: usize,
 }
@@ -400,10 +402,12 @@ impl<'a> Message<'a> {
             };
             (units, op.content.wire_bytes(units))
         };
+        let rest = self.input.get(start..)?;
         Some(Field {
             spec: self.profile.field(number)?,
             content: op.content,
-            wire: self.input.get(start..start + wire_bytes)?,
+            wire: rest.get(..wire_bytes)?,
+            rest,
             units,
         })
     }
@@ -674,9 +678,9 @@ impl<'a> Field<'a> {
         let (wire, len) = (self.wire, self.units);
         match self.content {
             Content::PackedDigits | Content::PackedTrack => {
-                Value::Digits(Digits::packed(wire, 0, len))
+                Value::Digits(Digits::packed(self.rest, 0, len))
             }
-            Content::PackedDigitsPadFirst => Value::Digits(Digits::packed(wire, 1, len)),
+            Content::PackedDigitsPadFirst => Value::Digits(Digits::packed(self.rest, 1, len)),
             Content::AsciiDigits | Content::AsciiTrack => Value::Digits(Digits::ascii(wire)),
             Content::Text => Value::Text(wire),
             Content::Bytes | Content::Undefined => Value::Bytes(wire),
