@@ -16,10 +16,10 @@ use crate::{MESSAGE_BYTES_MAX, Mti};
 pub struct MessageBuilder<'v> {
     profile: &'static Profile,
     mti: Mti,
-    /// Where each field's value is, by number: its index among the values + 1, or 0 when
-    /// the field is not set. (Values themselves by number would be 129 slices: more to
+    /// Where each field's value is, at [`field_index`]: its index among the values + 1,
+    /// or 0 when the field is not set. (Values themselves by number would be 129 slices: more to
     /// create and to move than the rest of building a message.)
-    slots: [u8; 129],
+    slots: [u8; 128],
     /// Fields set, in the order they were first set: the first [`FIELDS_INLINE_MAX`] here
     /// (numbers and values), the values of the others (ISO 8583:1987 with many secondary
     /// fields) in `spilled`.
@@ -27,8 +27,10 @@ pub struct MessageBuilder<'v> {
     numbers: [u8; FIELDS_INLINE_MAX],
     inline: [Option<&'v [u8]>; FIELDS_INLINE_MAX],
     spilled: Vec<&'v [u8]>,
-    /// Whether the fields were first set in ascending order (as they are written).
+    /// Whether the fields were first set in ascending order (as they are written), and
+    /// the last one first set.
     ascending: bool,
+    last_number: u8,
     /// Bit `n` set when field `n` is set (bit 1 of word 0 is the secondary-bitmap flag and
     /// is worked out when encoding).
     present: [u64; 2],
@@ -47,12 +49,13 @@ impl<'v> MessageBuilder<'v> {
         MessageBuilder {
             profile,
             mti,
-            slots: [0; 129],
+            slots: [0; 128],
             len: 0,
             numbers: [0; FIELDS_INLINE_MAX],
             inline: [None; FIELDS_INLINE_MAX],
             spilled: Vec::new(),
             ascending: true,
+            last_number: 0,
             present: [0; 2],
             fields_bytes: 0,
         }
@@ -81,7 +84,7 @@ impl<'v> MessageBuilder<'v> {
         if !value_fits(op, value) {
             return Err(value_error(self.profile, op, number, value));
         }
-        let slot = self.slots.get(usize::from(number)).copied().unwrap_or(0);
+        let slot = self.slots[field_index(number)];
         let previous = match slot.checked_sub(1) {
             Some(at) => op.value_wire_bytes(self.value(at).len()),
             None => 0,
@@ -131,17 +134,16 @@ impl<'v> MessageBuilder<'v> {
     #[inline(always)]
     fn push(&mut self, number: u8, value: &'v [u8]) {
         let at = usize::from(self.len);
-        match (self.inline.get_mut(at), self.numbers.get_mut(at)) {
-            (Some(slot), Some(n)) => (*slot, *n) = (Some(value), number),
-            _ => self.spilled.push(value),
+        if at < FIELDS_INLINE_MAX {
+            (self.inline[at], self.numbers[at]) = (Some(value), number);
+        } else {
+            self.spilled.push(value);
         }
-        let last = at.checked_sub(1).and_then(|i| self.numbers.get(i));
-        self.ascending &= last.is_none_or(|&last| last < number);
+        self.ascending &= self.last_number < number;
+        self.last_number = number;
         // At most 127 fields (2..=128): the count and the slots fit a byte.
         self.len += 1;
-        if let Some(slot) = self.slots.get_mut(usize::from(number)) {
-            *slot = self.len;
-        }
+        self.slots[field_index(number)] = self.len;
         let (word, bit) = bit_of(number);
         self.present[word] |= bit;
     }
@@ -153,11 +155,7 @@ impl<'v> MessageBuilder<'v> {
 
     /// Removes field `number`.
     pub fn remove(&mut self, number: u8) -> &mut Self {
-        let Some(at) = self
-            .slots
-            .get(usize::from(number))
-            .and_then(|slot| slot.checked_sub(1))
-        else {
+        let Some(at) = self.slot(number) else {
             return self;
         };
         let op = self.profile.op(number);
@@ -166,10 +164,11 @@ impl<'v> MessageBuilder<'v> {
         let last = self.len - 1;
         let moved = self.value(last);
         self.put(at, moved);
-        if let Some(moved_number) = self.slots.iter().position(|&slot| slot == last + 1) {
-            self.slots[moved_number] = at + 1;
+        if let Some(moved) = self.slots.iter().position(|&slot| slot == last + 1) {
+            self.slots[moved] = at + 1;
             if let Some(n) = self.numbers.get_mut(usize::from(at)) {
-                *n = moved_number as u8;
+                // Field 128 is at index 0.
+                *n = if moved == 0 { 128 } else { moved as u8 };
             }
         }
         if usize::from(last) >= FIELDS_INLINE_MAX {
@@ -177,7 +176,7 @@ impl<'v> MessageBuilder<'v> {
         }
         self.len = last;
         self.ascending = false;
-        self.slots[usize::from(number)] = 0;
+        self.slots[field_index(number)] = 0;
         let (word, bit) = bit_of(number);
         self.present[word] &= !bit;
         self
@@ -185,8 +184,15 @@ impl<'v> MessageBuilder<'v> {
 
     /// The value of field `number`, if set.
     pub fn get(&self, number: u8) -> Option<&'v [u8]> {
-        let at = self.slots.get(usize::from(number))?.checked_sub(1)?;
-        Some(self.value(at))
+        Some(self.value(self.slot(number)?))
+    }
+
+    /// The index among the values of field `number`, if set.
+    fn slot(&self, number: u8) -> Option<u8> {
+        let slot = self.slots.get(field_index(number))?;
+        (number.wrapping_sub(1) < 128)
+            .then_some(*slot)?
+            .checked_sub(1)
     }
 
     /// Present fields and their values, ascending.

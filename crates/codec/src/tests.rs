@@ -446,6 +446,33 @@ fn the_builder_gives_the_same_message_whatever_the_order_fields_are_set_in() {
     assert_eq!(sale.iter().count(), sample::SALE_FIELDS.len());
 }
 
+/// Field 128 is kept at index 0 of the tables by number (`field_index`): it must not
+/// meet a number that is not a field (0, 129, 130 would alias 128, 1, 2).
+#[test]
+fn field_128_and_numbers_past_it_keep_to_themselves() {
+    let mut m = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+    m.set(2, b"4111111111111111").unwrap();
+    m.set(128, b"12345678").unwrap();
+    m.set(3, b"000000").unwrap();
+    for number in [0, 1, 129, 130, 255] {
+        assert_eq!(m.get(number), None, "{number}");
+        assert!(m.set(number, b"00").is_err(), "{number}");
+        m.remove(number);
+    }
+    assert_eq!(m.get(128), Some(&b"12345678"[..]));
+    assert_eq!(m.get(2), Some(&b"4111111111111111"[..]));
+    let bytes = m.encode();
+    let decoded = Message::decode(&ISO87_ASCII, &bytes).unwrap();
+    assert_eq!(decoded.field(128).unwrap().wire(), b"3132333435363738");
+    assert!(decoded.field(0).is_none() && decoded.field(129).is_none());
+    m.remove(128);
+    m.remove(2);
+    assert_eq!(m.iter().map(|(n, _)| n).collect::<Vec<_>>(), vec![3]);
+    let mut again = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+    again.set(3, b"000000").unwrap();
+    assert_eq!(m.encode(), again.encode());
+}
+
 #[test]
 fn the_builder_refuses_every_non_digit_in_a_numeric_field_wherever_it_is() {
     // Field 4 is n12: each position, each byte that is not a digit.
