@@ -16,17 +16,14 @@ use crate::{MESSAGE_BYTES_MAX, Mti};
 pub struct MessageBuilder<'v> {
     profile: &'static Profile,
     mti: Mti,
-    /// Where each field's value is, at [`field_index`]: its index among the values + 1,
-    /// or 0 when the field is not set. (Values themselves by number would be 129 slices: more to
-    /// create and to move than the rest of building a message.)
-    slots: [u8; 128],
     /// Fields set, in the order they were first set: the first [`FIELDS_INLINE_MAX`] here
-    /// (numbers and values), the values of the others (ISO 8583:1987 with many secondary
-    /// fields) in `spilled`.
+    /// (numbers and values), the others (ISO 8583:1987 with many secondary fields) in
+    /// `spilled`. (A slot per number would be 129 slices: more to create and to move than
+    /// the rest of building a message.)
     len: u8,
     numbers: [u8; FIELDS_INLINE_MAX],
     inline: [Option<&'v [u8]>; FIELDS_INLINE_MAX],
-    spilled: Vec<&'v [u8]>,
+    spilled: Vec<(u8, &'v [u8])>,
     /// Whether the fields were first set in ascending order (as they are written), and
     /// the last one first set.
     ascending: bool,
@@ -38,8 +35,9 @@ pub struct MessageBuilder<'v> {
     fields_bytes: usize,
 }
 
-/// Fields a builder holds without allocating: more than a CUP POS message has in practice.
-pub(crate) const FIELDS_INLINE_MAX: usize = 32;
+/// Fields a builder holds without allocating: more than a CUP POS message has in practice
+/// (a sale's response has 22).
+pub(crate) const FIELDS_INLINE_MAX: usize = 24;
 
 /// Bytes the MTI and the bitmaps can take at most; kept out of the field budget.
 const MTI_AND_BITMAPS_BYTES_MAX: usize = 4 + 32;
@@ -49,7 +47,6 @@ impl<'v> MessageBuilder<'v> {
         MessageBuilder {
             profile,
             mti,
-            slots: [0; 128],
             len: 0,
             numbers: [0; FIELDS_INLINE_MAX],
             inline: [None; FIELDS_INLINE_MAX],
@@ -84,11 +81,14 @@ impl<'v> MessageBuilder<'v> {
         if !value_fits(op, value) {
             return Err(value_error(self.profile, op, number, value));
         }
-        let slot = self.slots[field_index(number)];
-        let previous = match slot.checked_sub(1) {
-            Some(at) => op.value_wire_bytes(self.value(at).len()),
-            None => 0,
+        let (word, bit) = bit_of(number);
+        // Set before (rare): its value is replaced.
+        let at = if self.present[word] & bit != 0 {
+            self.index(number)
+        } else {
+            None
         };
+        let previous = at.map_or(0, |at| op.value_wire_bytes(self.value(at).len()));
         let fields_bytes = self.fields_bytes - previous + op.value_wire_bytes(value.len());
         if fields_bytes + MTI_AND_BITMAPS_BYTES_MAX > MESSAGE_BYTES_MAX {
             return Err(EncodeError::MessageTooLarge {
@@ -96,20 +96,29 @@ impl<'v> MessageBuilder<'v> {
             });
         }
         self.fields_bytes = fields_bytes;
-        match slot.checked_sub(1) {
-            Some(at) => self.put(at, value),
+        match at {
+            Some(at) => self.put(at, number, value),
             None => self.push(number, value),
         }
+        self.present[word] |= bit;
         Ok(self)
     }
 
-    /// The value at index `at` among those set.
+    /// Where field `number` is among the fields set.
+    fn index(&self, number: u8) -> Option<usize> {
+        let inline = &self.numbers[..usize::from(self.len).min(FIELDS_INLINE_MAX)];
+        match inline.iter().position(|&n| n == number) {
+            Some(at) => Some(at),
+            None => Some(FIELDS_INLINE_MAX + self.spilled.iter().position(|&(n, _)| n == number)?),
+        }
+    }
+
+    /// The number and the value at index `at` among the fields set.
     #[inline(always)]
-    fn value(&self, at: u8) -> &'v [u8] {
-        let at = usize::from(at);
-        match self.inline.get(at) {
-            Some(value) => value.unwrap_or_default(),
-            None => self
+    fn entry(&self, at: usize) -> (u8, &'v [u8]) {
+        match (self.numbers.get(at), self.inline.get(at)) {
+            (Some(&number), Some(value)) => (number, value.unwrap_or_default()),
+            _ => self
                 .spilled
                 .get(at - FIELDS_INLINE_MAX)
                 .copied()
@@ -117,35 +126,35 @@ impl<'v> MessageBuilder<'v> {
         }
     }
 
-    /// Replaces the value at index `at`.
-    fn put(&mut self, at: u8, value: &'v [u8]) {
-        let at = usize::from(at);
-        match self.inline.get_mut(at) {
-            Some(slot) => *slot = Some(value),
-            None => {
-                if let Some(slot) = self.spilled.get_mut(at - FIELDS_INLINE_MAX) {
-                    *slot = value;
+    fn value(&self, at: usize) -> &'v [u8] {
+        self.entry(at).1
+    }
+
+    /// Puts a field at index `at` (replacing what is there).
+    fn put(&mut self, at: usize, number: u8, value: &'v [u8]) {
+        match (self.numbers.get_mut(at), self.inline.get_mut(at)) {
+            (Some(n), Some(slot)) => (*n, *slot) = (number, Some(value)),
+            _ => {
+                if let Some(entry) = self.spilled.get_mut(at - FIELDS_INLINE_MAX) {
+                    *entry = (number, value);
                 }
             }
         }
     }
 
-    /// Adds the value of a field not set before.
+    /// Adds a field not set before.
     #[inline(always)]
     fn push(&mut self, number: u8, value: &'v [u8]) {
         let at = usize::from(self.len);
         if at < FIELDS_INLINE_MAX {
-            (self.inline[at], self.numbers[at]) = (Some(value), number);
+            (self.numbers[at], self.inline[at]) = (number, Some(value));
         } else {
-            self.spilled.push(value);
+            self.spilled.push((number, value));
         }
         self.ascending &= self.last_number < number;
         self.last_number = number;
-        // At most 127 fields (2..=128): the count and the slots fit a byte.
+        // At most 127 fields (2..=128): the count fits a byte.
         self.len += 1;
-        self.slots[field_index(number)] = self.len;
-        let (word, bit) = bit_of(number);
-        self.present[word] |= bit;
     }
 
     /// Sets a field from text.
@@ -155,28 +164,23 @@ impl<'v> MessageBuilder<'v> {
 
     /// Removes field `number`.
     pub fn remove(&mut self, number: u8) -> &mut Self {
-        let Some(at) = self.slot(number) else {
+        if number.wrapping_sub(1) >= 128 {
+            return self;
+        }
+        let Some(at) = self.index(number) else {
             return self;
         };
         let op = self.profile.op(number);
         self.fields_bytes -= op.value_wire_bytes(self.value(at).len());
-        // The last value moves into the place of the one removed.
-        let last = self.len - 1;
-        let moved = self.value(last);
-        self.put(at, moved);
-        if let Some(moved) = self.slots.iter().position(|&slot| slot == last + 1) {
-            self.slots[moved] = at + 1;
-            if let Some(n) = self.numbers.get_mut(usize::from(at)) {
-                // Field 128 is at index 0.
-                *n = if moved == 0 { 128 } else { moved as u8 };
-            }
-        }
-        if usize::from(last) >= FIELDS_INLINE_MAX {
+        // The last field moves into the place of the one removed.
+        let last = usize::from(self.len) - 1;
+        let (moved_number, moved) = self.entry(last);
+        self.put(at, moved_number, moved);
+        if last >= FIELDS_INLINE_MAX {
             self.spilled.pop();
         }
-        self.len = last;
+        self.len -= 1;
         self.ascending = false;
-        self.slots[field_index(number)] = 0;
         let (word, bit) = bit_of(number);
         self.present[word] &= !bit;
         self
@@ -184,20 +188,21 @@ impl<'v> MessageBuilder<'v> {
 
     /// The value of field `number`, if set.
     pub fn get(&self, number: u8) -> Option<&'v [u8]> {
-        Some(self.value(self.slot(number)?))
-    }
-
-    /// The index among the values of field `number`, if set.
-    fn slot(&self, number: u8) -> Option<u8> {
-        let slot = self.slots.get(field_index(number))?;
-        (number.wrapping_sub(1) < 128)
-            .then_some(*slot)?
-            .checked_sub(1)
+        let (word, bit) = bit_of(number);
+        let set = number.wrapping_sub(1) < 128 && self.present[word] & bit != 0;
+        set.then(|| self.index(number))?.map(|at| self.value(at))
     }
 
     /// Present fields and their values, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'v [u8])> + '_ {
-        field_numbers(self.present).filter_map(|number| Some((number, self.get(number)?)))
+        // Where each field is, by number (`field_index`): worked out here rather than kept
+        // up to date by every `set`.
+        let mut order = [0u8; 128];
+        for at in 0..usize::from(self.len) {
+            order[field_index(self.entry(at).0)] = at as u8;
+        }
+        field_numbers(self.present)
+            .map(move |number| (number, self.value(usize::from(order[field_index(number)]))))
     }
 
     fn bitmap(&self) -> [u64; 2] {
