@@ -388,9 +388,12 @@ fn write_field(profile: &Profile, number: u8, value: &[u8], buf: &mut [u8], at: 
 
 /// Writes the length prefix of a value of `units` (at most 999: the profile tables are
 /// checked for it) at the start of `dst`; returns the rest.
-#[inline(never)]
+#[inline(always)]
 fn write_prefix(prefix: Prefix, units: usize, dst: &mut [u8]) -> &mut [u8] {
-    let (hundreds, rest) = ((units / 100) as u8, units % 100);
+    // units / 100 for units < 1000, without a division.
+    let hundreds = (units.min(999) * 41) >> 12;
+    let rest = (units - hundreds * 100).min(99);
+    let hundreds = hundreds as u8;
     match prefix {
         Prefix::None => dst,
         Prefix::Bcd1 => put_prefix(dst, [BCD_BYTES[rest]]),
