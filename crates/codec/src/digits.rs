@@ -96,7 +96,7 @@ impl<'a> Digits<'a> {
     /// enough: digits read from a decoded message are unpacked sixteen at a time, with a
     /// fixed number of steps (a per-digit [`Digits::get`] was most of the cost of reading
     /// a message's values, then loops whose length changed from field to field).
-    #[inline]
+    #[inline(always)]
     pub fn unpack_into<'o>(&self, out: &'o mut [u8]) -> &'o [u8] {
         let n = self.len.min(out.len());
         if let Repr::Packed {
@@ -109,9 +109,15 @@ impl<'a> Digits<'a> {
         {
             return &out[..n];
         }
-        let out = &mut out[..n];
+        self.unpack_rest(&mut out[..n])
+    }
+
+    /// [`Digits::unpack_into`] when whole words do not do: ASCII, an odd first nibble, a
+    /// buffer or bytes too short for them.
+    #[inline(never)]
+    fn unpack_rest<'o>(&self, out: &'o mut [u8]) -> &'o [u8] {
         match self.repr {
-            Repr::Ascii(bytes) => out.copy_from_slice(&bytes[..n]),
+            Repr::Ascii(bytes) => out.copy_from_slice(&bytes[..out.len()]),
             Repr::Packed {
                 bytes,
                 nibble_first,
