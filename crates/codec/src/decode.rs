@@ -16,11 +16,17 @@ pub struct Message<'a> {
     mti: Mti,
     /// Bit `n` (1..=128) set when field `n` is present; bit 1 is the secondary bitmap.
     bitmap: [u64; 2],
-    /// Where the content of each present field starts in `input`, by number. Its length
-    /// is read again from its prefix when the field is asked for: two bytes a field keep
-    /// the message small to create and to return.
-    starts: [u16; 128],
+    /// Where the content of each of the first [`STARTS_MAX`] present fields starts in
+    /// `input`, in order; the fields after them are found from the last of these. A
+    /// field's length is read again from its prefix when it is asked for. (A message is
+    /// returned by value and moved: a start for each of the 128 numbers made it 300
+    /// bytes, and the copy of bytes just written stalls.)
+    starts: [u16; STARTS_MAX],
 }
+
+/// Fields whose start a message keeps: more than a CUP POS message has; the fields past
+/// them (ISO 8583:1987 with many secondary fields) are found by walking from the last.
+const STARTS_MAX: usize = 24;
 
 /// One field of a decoded message.
 #[derive(Clone, Copy, Debug)]
@@ -231,7 +237,7 @@ impl<'a> Message<'a> {
             input,
             mti: Mti(*b"0000"),
             bitmap: [0; 2],
-            starts: [0; 128],
+            starts: [0; STARTS_MAX],
         }
     }
 
@@ -250,12 +256,12 @@ impl<'a> Message<'a> {
     fn read<R: Report>(&mut self) -> Result<(), R::Error> {
         let mut cur = self.read_head::<R>()?;
         let (profile, bitmap) = (self.profile, self.bitmap);
-        for number in field_numbers(bitmap) {
-            let index = field_index(number);
-            let start = cur.at;
-            let (content_start, end) =
-                read_field::<R>(profile.ops[index], number, cur.input, start)?;
-            self.starts[index] = content_start as u16;
+        for (rank, number) in field_numbers(bitmap).enumerate() {
+            let op = profile.ops[field_index(number)];
+            let (content_start, end) = read_field::<R>(op, number, cur.input, cur.at)?;
+            if let Some(start) = self.starts.get_mut(rank) {
+                *start = content_start as u16;
+            }
             cur.at = end;
         }
         if cur.at != self.input.len() {
@@ -316,20 +322,17 @@ impl<'a> Message<'a> {
         let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
         // Only the primary bitmap's fields: a secondary bitmap is not looked for.
         let mut read = [0u64; 2];
-        let mut starts = [0u16; 128];
-        let mut bits = primary & !(1 << 63);
-        while bits != 0 {
-            let zeros = bits.leading_zeros();
-            bits &= !(1u64 << (63 - zeros));
-            let number = (zeros + 1) as u8;
-            let index = field_index(number);
-            let Ok((start, end)) = read_field::<Quiet>(profile.ops[index], number, input, cur.at)
-            else {
+        let mut starts = [0u16; STARTS_MAX];
+        for (rank, number) in field_numbers([primary, 0]).enumerate() {
+            let op = profile.ops[field_index(number)];
+            let Ok((start, end)) = read_field::<Quiet>(op, number, input, cur.at) else {
                 break;
             };
-            starts[index] = start as u16;
+            if let Some(slot) = starts.get_mut(rank) {
+                *slot = start as u16;
+            }
             cur.at = end;
-            read[0] |= 1u64 << (63 - zeros);
+            read[0] |= (1 << 63) >> (number - 1);
         }
         Some(Message {
             profile,
@@ -379,18 +382,46 @@ impl<'a> Message<'a> {
     }
 
     /// Field `number`, known to be present.
-    #[inline(always)]
     fn present_field(&self, number: u8) -> Option<Field<'a>> {
-        let index = field_index(number);
-        let op = self.profile.ops[index];
-        let start = usize::from(self.starts[index]);
-        let (units, wire_bytes) = if op.prefix == Prefix::None {
-            (usize::from(op.units_max), usize::from(op.width))
+        Some(self.field_at(number, self.prefix_at(number)?)?.0)
+    }
+
+    /// Where present field `number` begins (its length prefix, if any).
+    fn prefix_at(&self, number: u8) -> Option<usize> {
+        // Its rank: the present fields before it.
+        let n = u32::from(number);
+        let top = |word: u64, bits: u32| word.checked_shr(64 - bits).unwrap_or(0).count_ones();
+        let primary = self.bitmap[0] & !(1 << 63);
+        let rank = if n <= 64 {
+            top(primary, n - 1)
+        } else {
+            primary.count_ones() + top(self.bitmap[1], n - 65)
+        };
+        if let Some(&start) = self.starts.get(rank as usize) {
+            return usize::from(start).checked_sub(self.profile.op(number).prefix_bytes());
+        }
+        // Past the starts kept: walk.
+        let mut fields = self.fields_from();
+        while let Some((n, at)) = fields.next_at() {
+            if n == number {
+                return Some(at);
+            }
+            fields.at = self.field_at(n, at)?.1;
+        }
+        None
+    }
+
+    /// The present field `number` whose length prefix (if any) is at `at`, and where it
+    /// ends.
+    #[inline(always)]
+    fn field_at(&self, number: u8, at: usize) -> Option<(Field<'a>, usize)> {
+        let op = self.profile.ops[field_index(number)];
+        let (start, units, wire_bytes) = if op.prefix == Prefix::None {
+            (at, usize::from(op.units_max), usize::from(op.width))
         } else {
             // Checked when decoded: read again without checks or a jump through a table.
-            let prefix = self
-                .input
-                .get(start.checked_sub(op.prefix.bytes())?..start)?;
+            let start = at + usize::from(op.width);
+            let prefix = self.input.get(at..start)?;
             let units = if matches!(op.prefix, Prefix::Bcd1 | Prefix::Bcd2) {
                 prefix.iter().fold(0, |units, &b| {
                     units * 100 + usize::from(b >> 4) * 10 + usize::from(b & 15)
@@ -400,24 +431,40 @@ impl<'a> Message<'a> {
                     units * 10 + usize::from(b.wrapping_sub(b'0'))
                 })
             };
-            (units, op.content.wire_bytes(units))
+            (start, units, op.content.wire_bytes(units))
         };
         let rest = self.input.get(start..)?;
-        Some(Field {
+        let field = Field {
             spec: self.profile.field(number)?,
             content: op.content,
             wire: rest.get(..wire_bytes)?,
             rest,
             units,
-        })
+        };
+        Some((field, start + wire_bytes))
+    }
+
+    /// The present fields from the first, walking the input.
+    fn fields_from(&self) -> Fields<'_, 'a> {
+        let mut numbers = field_numbers(self.bitmap);
+        // The first field's prefix: its content's start less the prefix.
+        let first = numbers.clone().next();
+        let at = first.and_then(|number| {
+            usize::from(self.starts[0]).checked_sub(self.profile.op(number).prefix_bytes())
+        });
+        if at.is_none() {
+            numbers = field_numbers([0; 2]);
+        }
+        Fields {
+            message: self,
+            numbers,
+            at: at.unwrap_or(0),
+        }
     }
 
     /// Every present field, in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        Fields {
-            message: self,
-            numbers: field_numbers(self.bitmap),
-        }
+        self.fields_from()
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the
@@ -427,9 +474,7 @@ impl<'a> Message<'a> {
         if !self.has(mac_field) {
             return None;
         }
-        let prefix_bytes = self.profile.op(mac_field).prefix.bytes();
-        let start = usize::from(self.starts[field_index(mac_field)]);
-        self.input.get(..start.checked_sub(prefix_bytes)?)
+        self.input.get(..self.prefix_at(mac_field)?)
     }
 }
 
@@ -446,6 +491,7 @@ pub(crate) fn field_numbers(bitmap: [u64; 2]) -> FieldNumbers {
 }
 
 /// See [`field_numbers`].
+#[derive(Clone)]
 pub(crate) struct FieldNumbers {
     /// The bits after `number`'s, shifted up to the top.
     bits: u64,
@@ -474,10 +520,20 @@ impl Iterator for FieldNumbers {
     }
 }
 
-/// The present fields of a message, ascending ([`Message::fields`]).
+/// The present fields of a message, ascending ([`Message::fields`]): each begins where the
+/// one before ends.
 struct Fields<'m, 'a> {
     message: &'m Message<'a>,
     numbers: FieldNumbers,
+    /// Where the next field begins.
+    at: usize,
+}
+
+impl Fields<'_, '_> {
+    /// The next field's number and where it begins.
+    fn next_at(&mut self) -> Option<(u8, usize)> {
+        Some((self.numbers.next()?, self.at))
+    }
 }
 
 impl<'a> Iterator for Fields<'_, 'a> {
@@ -485,12 +541,10 @@ impl<'a> Iterator for Fields<'_, 'a> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<Field<'a>> {
-        loop {
-            let number = self.numbers.next()?;
-            if let Some(field) = self.message.present_field(number) {
-                return Some(field);
-            }
-        }
+        let number = self.numbers.next()?;
+        let (field, end) = self.message.field_at(number, self.at)?;
+        self.at = end;
+        Some(field)
     }
 }
 

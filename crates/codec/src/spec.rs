@@ -224,6 +224,15 @@ pub(crate) struct FieldOp {
 }
 
 impl FieldOp {
+    /// Bytes of the length prefix.
+    #[inline(always)]
+    pub(crate) const fn prefix_bytes(self) -> usize {
+        match self.prefix {
+            Prefix::None => 0,
+            _ => self.width as usize,
+        }
+    }
+
     /// Bytes a value of `len` logical units takes on the wire, prefix included.
     #[inline(always)]
     pub(crate) const fn value_wire_bytes(self, len: usize) -> usize {

@@ -427,6 +427,14 @@ fn the_builder_gives_the_same_message_whatever_the_order_fields_are_set_in() {
     let decoded_bytes = ascending.encode();
     let decoded = Message::decode(&ISO87_ASCII, &decoded_bytes).unwrap();
     assert_eq!(decoded.fields().count(), values.len());
+    // Past the starts a message keeps, a field asked for is found by walking: the same
+    // field as the one iterated to.
+    for field in decoded.fields() {
+        let asked = decoded.field(field.number()).unwrap();
+        assert_eq!(asked.wire().as_ptr(), field.wire().as_ptr());
+        assert_eq!(asked.wire(), field.wire());
+        assert_eq!(asked.len(), field.len());
+    }
     for (n, v) in &values {
         assert_eq!(ascending.get(*n), Some(v.as_slice()), "field {n}");
     }
