@@ -9,8 +9,8 @@ The work, on both sides (issue 18):
   * build + encode: build the message from its field values (pyiso8583: a new dict;
     poskit: a MessageBuilder, each value checked) and encode it (poskit: into a reused
     buffer).
-pyiso8583 (installed from PyPI if missing) is timed with `timeit`; poskit with
-`cargo bench -p poskit-codec --bench codec` (criterion), read back from
+pyiso8583 (4.0.1, installed from PyPI if missing: run this in a venv) is timed with
+`timeit`; poskit with `cargo bench -p poskit-codec --bench codec` (criterion), read from
 `target/criterion/*/new/estimates.json`. Prints nanoseconds per operation and the ratios,
 then the CUP POS figures against the 150 ns goal.
 
@@ -28,6 +28,8 @@ import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The version the README's ratios were measured against.
+PYISO8583 = "pyiso8583==4.0.1"
 MESSAGE = (ROOT / "crates/codec/testdata/iso87-sale-pyiso8583.txt").read_text().strip().encode()
 
 
@@ -35,7 +37,7 @@ def ensure_pyiso8583():
     try:
         import iso8583  # noqa: F401
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "pyiso8583"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PYISO8583], check=True)
 
 
 def time_pyiso8583(repeat: int, number: int):

@@ -1,23 +1,12 @@
 //! Zero-copy, allocation-free, bounded decoding of one message (MTI onward).
 
+use crate::chars::{all_ascii_digits, all_track_chars, is_track_char};
 use crate::digits::Digits;
 use crate::error::{DecodeError, DecodeErrorKind as Kind, Part};
 use crate::spec::{
-    BinaryEncoding, BitmapEncoding, Charset, Content, FieldOp, FieldSpec, LengthKind,
-    NumberEncoding, Prefix, Profile,
+    BitmapEncoding, Content, FieldOp, FieldSpec, NumberEncoding, Prefix, Profile, field_index,
 };
 use crate::{MESSAGE_BYTES_MAX, Mti};
-
-/// Where a field's content lies in the input.
-#[derive(Clone, Copy, Debug, Default)]
-struct Span {
-    /// Offset of the content.
-    start: u16,
-    /// Offset one past the content.
-    end: u16,
-    /// Length in logical units (digits, characters or bytes).
-    len: u16,
-}
 
 /// A decoded message. Field values borrow the input; nothing is allocated.
 #[derive(Clone, Debug)]
@@ -27,16 +16,28 @@ pub struct Message<'a> {
     mti: Mti,
     /// Bit `n` (1..=128) set when field `n` is present; bit 1 is the secondary bitmap.
     bitmap: [u64; 2],
-    spans: [Span; 129],
+    /// Where the content of each of the first [`STARTS_MAX`] present fields starts in
+    /// `input`, in order; the fields after them are found from the last of these. A
+    /// field's length is read again from its prefix when it is asked for. (A message is
+    /// returned by value and moved: a start for each of the 128 numbers made it 300
+    /// bytes, and the copy of bytes just written stalls.)
+    starts: [u16; STARTS_MAX],
 }
+
+/// Fields whose start a message keeps: more than a CUP POS message has; the fields past
+/// them (ISO 8583:1987 with many secondary fields) are found by walking from the last.
+const STARTS_MAX: usize = 24;
 
 /// One field of a decoded message.
 #[derive(Clone, Copy, Debug)]
 pub struct Field<'a> {
     spec: &'static FieldSpec,
-    profile: &'static Profile,
+    content: Content,
     wire: &'a [u8],
-    len: usize,
+    /// The message from the content on (digits are unpacked a word at a time).
+    rest: &'a [u8],
+    /// The length in the prefix's units (characters for hexadecimal binary).
+    units: usize,
 }
 
 /// A field value in its logical form.
@@ -89,8 +90,9 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     #[inline(always)]
     fn take<R: Report>(&mut self, n: usize, part: Part) -> Result<&'a [u8], R::Error> {
-        let available = self.input.len() - self.at;
-        if n > available {
+        let bytes = self.input.get(self.at..).and_then(|rest| rest.get(..n));
+        let Some(bytes) = bytes else {
+            let available = self.input.len().saturating_sub(self.at);
             return Err(R::error(
                 part,
                 self.at,
@@ -99,10 +101,16 @@ impl<'a> Cursor<'a> {
                     available,
                 },
             ));
-        }
-        let bytes = &self.input[self.at..self.at + n];
+        };
         self.at += n;
         Ok(bytes)
+    }
+
+    /// The next `N` bytes, as an array.
+    #[inline(always)]
+    fn take_array<R: Report, const N: usize>(&mut self, part: Part) -> Result<[u8; N], R::Error> {
+        let bytes = self.take::<R>(N, part)?;
+        Ok(bytes.first_chunk().copied().unwrap_or([0; N]))
     }
 }
 
@@ -158,9 +166,35 @@ fn all_bcd_u64(word: u64) -> bool {
     (((word & LANES) + SIX) | (((word >> 4) & LANES) + SIX)) & SIXTEEN == 0
 }
 
-/// Checks that every value nibble of a packed numeric field is a decimal digit. The pad
-/// nibble of an odd-length value is not looked at.
+/// Whether every nibble of the packed bytes `input[start..end]` is a decimal digit, pad
+/// nibbles included, eight bytes at a time: the bytes of the message around the field make
+/// up whole words (the last word ends at `end`, overlapping the one before, or masked when
+/// the field is shorter), so that a short field costs one load.
 #[inline(always)]
+fn packed_all_digits(input: &[u8], start: usize, end: usize) -> bool {
+    let Some(last) = end.checked_sub(8).and_then(|at| input.get(at..end)) else {
+        // Not eight bytes before the end (never so after an MTI and a bitmap).
+        let bytes = input.get(start..end).unwrap_or(&[]);
+        return bytes.iter().all(|&b| all_bcd_u64(u64::from(b)));
+    };
+    let last = u64::from_be_bytes(last.try_into().unwrap_or([0xFF; 8]));
+    let len = end.saturating_sub(start);
+    if len <= 8 {
+        // The field's bytes are the low ones: shifted out, the others are not looked at
+        // (an empty field shifts by 64, that is not at all: a false alarm the slow path
+        // clears).
+        return all_bcd_u64(last.wrapping_shl(8 * (8 - len) as u32));
+    }
+    let (words, _) = input.get(start..end).unwrap_or(&[]).as_chunks::<8>();
+    let whole = words
+        .iter()
+        .fold(true, |ok, w| ok & all_bcd_u64(u64::from_be_bytes(*w)));
+    whole & all_bcd_u64(last)
+}
+
+/// Checks that every value nibble of a packed numeric field is a decimal digit, allowing
+/// the pad nibble of an odd-length value: for when [`packed_all_digits`] said no.
+#[cold]
 fn check_packed_digits<R: Report>(
     wire: &[u8],
     pad_first: bool,
@@ -169,23 +203,6 @@ fn check_packed_digits<R: Report>(
     offset: usize,
 ) -> Result<(), R::Error> {
     let pad_last = len % 2 == 1 && !pad_first;
-    let mut fast = true;
-    let mut chunks = wire.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        fast &= all_bcd_u64(u64::from_be_bytes(word));
-    }
-    // The last 0..=7 bytes go into one word (zero bytes are valid BCD).
-    let mut word = 0u64;
-    for &b in chunks.remainder() {
-        word = word << 8 | u64::from(b);
-    }
-    fast &= all_bcd_u64(word);
-    if fast {
-        return Ok(());
-    }
-    // Slow path: find the offending byte, allowing the pad nibble.
     let last = wire.len().saturating_sub(1);
     for (i, &b) in wire.iter().enumerate() {
         let hi_ok = b >> 4 <= 9 || (pad_first && i == 0);
@@ -197,28 +214,72 @@ fn check_packed_digits<R: Report>(
     Ok(())
 }
 
-fn is_track_char(b: u8) -> bool {
-    b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b)
-}
-
 impl<'a> Message<'a> {
     /// Decodes one message (MTI, bitmap, fields) that fills `input` exactly.
     ///
     /// Every failure is a [`DecodeError`] naming the part, the offset and the reason; no
     /// input can make this panic, and nothing is allocated.
     pub fn decode(profile: &'static Profile, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-        match Self::decode_with::<Quiet>(profile, input) {
-            Ok(message) => Ok(message),
+        // Filled in place, in the result: the message is returned without a copy.
+        let mut result = Ok(Message::empty(profile, input));
+        if let Ok(message) = &mut result
+            && message.read::<Quiet>().is_err()
+        {
             // The same code again, this time saying where and why.
-            Err(()) => Self::decode_with::<Detailed>(profile, input),
+            result = Self::decode_detailed(profile, input);
+        }
+        result
+    }
+
+    fn empty(profile: &'static Profile, input: &'a [u8]) -> Message<'a> {
+        Message {
+            profile,
+            input,
+            mti: Mti(*b"0000"),
+            bitmap: [0; 2],
+            starts: [0; STARTS_MAX],
         }
     }
 
-    #[inline(always)]
-    fn decode_with<R: Report>(
+    #[cold]
+    #[inline(never)]
+    fn decode_detailed(
         profile: &'static Profile,
         input: &'a [u8],
-    ) -> Result<Message<'a>, R::Error> {
+    ) -> Result<Message<'a>, DecodeError> {
+        let mut message = Message::empty(profile, input);
+        message.read::<Detailed>().map(|()| message)
+    }
+
+    /// Reads the MTI, the bitmaps and where each field starts into `self`.
+    #[inline(always)]
+    fn read<R: Report>(&mut self) -> Result<(), R::Error> {
+        let mut cur = self.read_head::<R>()?;
+        let (profile, bitmap) = (self.profile, self.bitmap);
+        for (rank, number) in field_numbers(bitmap).enumerate() {
+            let op = profile.ops[field_index(number)];
+            let (content_start, end) = read_field::<R>(op, number, cur.input, cur.at)?;
+            if let Some(start) = self.starts.get_mut(rank) {
+                *start = content_start as u16;
+            }
+            cur.at = end;
+        }
+        if cur.at != self.input.len() {
+            return Err(R::error(
+                Part::End,
+                cur.at,
+                Kind::TrailingBytes {
+                    count: self.input.len() - cur.at,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the MTI and the bitmaps into `self`; returns the cursor on the first field.
+    #[inline(always)]
+    fn read_head<R: Report>(&mut self) -> Result<Cursor<'a>, R::Error> {
+        let (profile, input) = (self.profile, self.input);
         if input.len() > MESSAGE_BYTES_MAX {
             return Err(R::error(
                 Part::Mti,
@@ -230,26 +291,8 @@ impl<'a> Message<'a> {
             ));
         }
         let mut cur = Cursor { input, at: 0 };
-
-        let mti = match profile.mti {
-            NumberEncoding::Bcd => {
-                let b = cur.take::<R>(2, Part::Mti)?;
-                bcd_value::<R>(b, Part::Mti, 0)?;
-                Mti([
-                    b'0' + (b[0] >> 4),
-                    b'0' + (b[0] & 15),
-                    b'0' + (b[1] >> 4),
-                    b'0' + (b[1] & 15),
-                ])
-            }
-            NumberEncoding::Ascii => {
-                let b = cur.take::<R>(4, Part::Mti)?;
-                ascii_value::<R>(b, Part::Mti, 0)?;
-                Mti([b[0], b[1], b[2], b[3]])
-            }
-        };
-
-        let mut bitmap = [0u64; 2];
+        self.mti = read_mti::<R>(profile, &mut cur)?;
+        let bitmap = &mut self.bitmap;
         bitmap[0] = read_bitmap::<R>(profile, &mut cur)?;
         if bitmap[0] >> 63 == 1 {
             if !profile.secondary_bitmap {
@@ -264,39 +307,7 @@ impl<'a> Message<'a> {
         if bitmap[0] << 1 == 0 && bitmap[1] == 0 {
             return Err(R::error(Part::Bitmap, cur.at, Kind::EmptyBitmap));
         }
-
-        let mut spans = [Span::default(); 129];
-        for (word_index, &word) in bitmap.iter().enumerate() {
-            // Bit 1 announces the secondary bitmap, not a field.
-            let mut bits = if word_index == 0 {
-                word & !(1 << 63)
-            } else {
-                word
-            };
-            while bits != 0 {
-                let zeros = bits.leading_zeros();
-                bits &= !(1u64 << (63 - zeros));
-                let number = (word_index as u32 * 64 + zeros + 1) as u8;
-                spans[number as usize] =
-                    read_field::<R>(profile.ops[number as usize], number, &mut cur)?;
-            }
-        }
-        if cur.at != input.len() {
-            return Err(R::error(
-                Part::End,
-                cur.at,
-                Kind::TrailingBytes {
-                    count: input.len() - cur.at,
-                },
-            ));
-        }
-        Ok(Message {
-            profile,
-            input,
-            mti,
-            bitmap,
-            spans,
-        })
+        Ok(cur)
     }
 
     /// The fields of a message that does not decode, as far as they can be read: the
@@ -307,44 +318,28 @@ impl<'a> Message<'a> {
     pub fn decode_readable(profile: &'static Profile, input: &'a [u8]) -> Option<Message<'a>> {
         let input = input.get(..input.len().min(MESSAGE_BYTES_MAX))?;
         let mut cur = Cursor { input, at: 0 };
-        let mti_bytes = match profile.mti {
-            NumberEncoding::Bcd => 2,
-            NumberEncoding::Ascii => 4,
-        };
-        let mti_wire = cur.take::<Quiet>(mti_bytes, Part::Mti).ok()?;
-        let mti = match profile.mti {
-            NumberEncoding::Bcd => {
-                bcd_value::<Quiet>(mti_wire, Part::Mti, 0).ok()?;
-                let digit = |i: usize| b'0' + (mti_wire[i / 2] >> (4 * (1 - i % 2)) & 15);
-                Mti([digit(0), digit(1), digit(2), digit(3)])
-            }
-            NumberEncoding::Ascii => {
-                ascii_value::<Quiet>(mti_wire, Part::Mti, 0).ok()?;
-                Mti([mti_wire[0], mti_wire[1], mti_wire[2], mti_wire[3]])
-            }
-        };
+        let mti = read_mti::<Quiet>(profile, &mut cur).ok()?;
         let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
         // Only the primary bitmap's fields: a secondary bitmap is not looked for.
         let mut read = [0u64; 2];
-        let mut spans = [Span::default(); 129];
-        let mut bits = primary & !(1 << 63);
-        while bits != 0 {
-            let zeros = bits.leading_zeros();
-            bits &= !(1u64 << (63 - zeros));
-            let number = (zeros + 1) as u8;
-            let Ok(span) = read_field::<Quiet>(profile.ops[number as usize], number, &mut cur)
-            else {
+        let mut starts = [0u16; STARTS_MAX];
+        for (rank, number) in field_numbers([primary, 0]).enumerate() {
+            let op = profile.ops[field_index(number)];
+            let Ok((start, end)) = read_field::<Quiet>(op, number, input, cur.at) else {
                 break;
             };
-            spans[number as usize] = span;
-            read[0] |= 1u64 << (63 - zeros);
+            if let Some(slot) = starts.get_mut(rank) {
+                *slot = start as u16;
+            }
+            cur.at = end;
+            read[0] |= (1 << 63) >> (number - 1);
         }
         Some(Message {
             profile,
             input,
             mti,
             bitmap: read,
-            spans,
+            starts,
         })
     }
 
@@ -383,27 +378,93 @@ impl<'a> Message<'a> {
         if number < 2 || !self.has(number) {
             return None;
         }
-        let spec = self.profile.field(number)?;
-        let span = self.spans[number as usize];
-        Some(Field {
-            spec,
-            profile: self.profile,
-            wire: &self.input[span.start as usize..span.end as usize],
-            len: span.len as usize,
-        })
+        self.present_field(number)
+    }
+
+    /// Field `number`, known to be present.
+    fn present_field(&self, number: u8) -> Option<Field<'a>> {
+        Some(self.field_at(number, self.prefix_at(number)?)?.0)
+    }
+
+    /// Where present field `number` begins (its length prefix, if any).
+    fn prefix_at(&self, number: u8) -> Option<usize> {
+        // Its rank: the present fields before it.
+        let n = u32::from(number);
+        let top = |word: u64, bits: u32| word.checked_shr(64 - bits).unwrap_or(0).count_ones();
+        let primary = self.bitmap[0] & !(1 << 63);
+        let rank = if n <= 64 {
+            top(primary, n - 1)
+        } else {
+            primary.count_ones() + top(self.bitmap[1], n - 65)
+        };
+        if let Some(&start) = self.starts.get(rank as usize) {
+            return usize::from(start).checked_sub(self.profile.op(number).prefix_bytes());
+        }
+        // Past the starts kept: walk.
+        let mut fields = self.fields_from();
+        while let Some((n, at)) = fields.next_at() {
+            if n == number {
+                return Some(at);
+            }
+            fields.at = self.field_at(n, at)?.1;
+        }
+        None
+    }
+
+    /// The present field `number` whose length prefix (if any) is at `at`, and where it
+    /// ends.
+    #[inline(always)]
+    fn field_at(&self, number: u8, at: usize) -> Option<(Field<'a>, usize)> {
+        let op = self.profile.ops[field_index(number)];
+        let (start, units, wire_bytes) = if op.prefix == Prefix::None {
+            (at, usize::from(op.units_max), usize::from(op.width))
+        } else {
+            // Checked when decoded: read again without checks or a jump through a table.
+            let start = at + usize::from(op.width);
+            let prefix = self.input.get(at..start)?;
+            let units = if matches!(op.prefix, Prefix::Bcd1 | Prefix::Bcd2) {
+                prefix.iter().fold(0, |units, &b| {
+                    units * 100 + usize::from(b >> 4) * 10 + usize::from(b & 15)
+                })
+            } else {
+                prefix.iter().fold(0, |units, &b| {
+                    units * 10 + usize::from(b.wrapping_sub(b'0'))
+                })
+            };
+            (start, units, op.content.wire_bytes(units))
+        };
+        let rest = self.input.get(start..)?;
+        let field = Field {
+            spec: self.profile.field(number)?,
+            content: op.content,
+            wire: rest.get(..wire_bytes)?,
+            rest,
+            units,
+        };
+        Some((field, start + wire_bytes))
+    }
+
+    /// The present fields from the first, walking the input.
+    fn fields_from(&self) -> Fields<'_, 'a> {
+        let mut numbers = field_numbers(self.bitmap);
+        // The first field's prefix: its content's start less the prefix.
+        let first = numbers.clone().next();
+        let at = first.and_then(|number| {
+            usize::from(self.starts[0]).checked_sub(self.profile.op(number).prefix_bytes())
+        });
+        if at.is_none() {
+            numbers = field_numbers([0; 2]);
+        }
+        Fields {
+            message: self,
+            numbers,
+            at: at.unwrap_or(0),
+        }
     }
 
     /// Every present field, in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        // The bitmap's set bits, not every number from 2 to 128.
-        let mut words = [self.bitmap[0] & !(1 << 63), self.bitmap[1]];
-        std::iter::from_fn(move || {
-            let word_index = words.iter().position(|&w| w != 0)?;
-            let zeros = words[word_index].leading_zeros();
-            words[word_index] &= !(1u64 << (63 - zeros));
-            Some((word_index as u32 * 64 + zeros + 1) as u8)
-        })
-        .filter_map(move |n| self.field(n))
+        self.fields_from()
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the
@@ -413,17 +474,77 @@ impl<'a> Message<'a> {
         if !self.has(mac_field) {
             return None;
         }
-        let spec = self.profile.field(mac_field)?;
-        let prefix_bytes = match (spec.length, self.profile.numbers) {
-            (LengthKind::Fixed, _) => 0,
-            (LengthKind::LlVar, NumberEncoding::Bcd) => 1,
-            (LengthKind::LllVar, NumberEncoding::Bcd)
-            | (LengthKind::LlVar, NumberEncoding::Ascii) => 2,
-            (LengthKind::LllVar, NumberEncoding::Ascii) => 3,
-        };
-        let span = self.spans[mac_field as usize];
-        self.input
-            .get(..(span.start as usize).checked_sub(prefix_bytes)?)
+        self.input.get(..self.prefix_at(mac_field)?)
+    }
+}
+
+/// The numbers of the fields a bitmap announces, ascending: its set bits, not every number
+/// from 2 to 128 (bit 1, the secondary bitmap's flag, is not a field).
+#[inline(always)]
+pub(crate) fn field_numbers(bitmap: [u64; 2]) -> FieldNumbers {
+    FieldNumbers {
+        // Bit 1 counts as read: the first field is then the next bit set.
+        bits: bitmap[0] << 1,
+        next_word: bitmap[1],
+        number: 1,
+    }
+}
+
+/// See [`field_numbers`].
+#[derive(Clone)]
+pub(crate) struct FieldNumbers {
+    /// The bits after `number`'s, shifted up to the top.
+    bits: u64,
+    /// The secondary bitmap, while the primary is being read.
+    next_word: u64,
+    number: u32,
+}
+
+impl Iterator for FieldNumbers {
+    type Item = u8;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<u8> {
+        if self.bits == 0 {
+            if self.next_word == 0 {
+                return None;
+            }
+            // Field 65 is the secondary bitmap's first bit: as if bit 64 had just been read.
+            (self.bits, self.next_word, self.number) = (self.next_word, 0, 64);
+        }
+        let zeros = self.bits.leading_zeros();
+        self.number += zeros + 1;
+        // In two steps: a shift by 64 would overflow.
+        self.bits = self.bits << zeros << 1;
+        Some(self.number as u8)
+    }
+}
+
+/// The present fields of a message, ascending ([`Message::fields`]): each begins where the
+/// one before ends.
+struct Fields<'m, 'a> {
+    message: &'m Message<'a>,
+    numbers: FieldNumbers,
+    /// Where the next field begins.
+    at: usize,
+}
+
+impl Fields<'_, '_> {
+    /// The next field's number and where it begins.
+    fn next_at(&mut self) -> Option<(u8, usize)> {
+        Some((self.numbers.next()?, self.at))
+    }
+}
+
+impl<'a> Iterator for Fields<'_, 'a> {
+    type Item = Field<'a>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Field<'a>> {
+        let number = self.numbers.next()?;
+        let (field, end) = self.message.field_at(number, self.at)?;
+        self.at = end;
+        Some(field)
     }
 }
 
@@ -457,75 +578,114 @@ fn read_bitmap<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<u64
     }
 }
 
+/// Reads the MTI.
 #[inline(always)]
-fn read_field<R: Report>(op: FieldOp, number: u8, cur: &mut Cursor<'_>) -> Result<Span, R::Error> {
-    let part = Part::Field(number);
-    let prefix_start = cur.at;
-    let len_units = match op.prefix {
-        Prefix::None => op.units_max as usize,
-        Prefix::Bcd1 => bcd_value::<R>(cur.take::<R>(1, part)?, part, prefix_start)?,
-        Prefix::Bcd2 => bcd_value::<R>(cur.take::<R>(2, part)?, part, prefix_start)?,
-        Prefix::Ascii2 => ascii_value::<R>(cur.take::<R>(2, part)?, part, prefix_start)?,
-        Prefix::Ascii3 => ascii_value::<R>(cur.take::<R>(3, part)?, part, prefix_start)?,
-    };
-    if len_units > op.units_max as usize {
-        return Err(R::error(
-            part,
-            prefix_start,
-            Kind::LengthOverMax {
-                len: len_units,
-                len_max: op.units_max as usize,
-            },
-        ));
+fn read_mti<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<Mti, R::Error> {
+    match profile.mti {
+        NumberEncoding::Bcd => {
+            let b = cur.take_array::<R, 2>(Part::Mti)?;
+            bcd_value::<R>(&b, Part::Mti, 0)?;
+            let digit = |i: usize| b'0' + (b[i / 2] >> (4 * (1 - i % 2)) & 15);
+            Ok(Mti([digit(0), digit(1), digit(2), digit(3)]))
+        }
+        NumberEncoding::Ascii => {
+            let b = cur.take_array::<R, 4>(Part::Mti)?;
+            ascii_value::<R>(&b, Part::Mti, 0)?;
+            Ok(Mti(b))
+        }
     }
-    let start = cur.at;
-    let len = match op.content {
-        Content::PackedDigits | Content::PackedDigitsPadFirst => {
-            let wire = cur.take::<R>(len_units.div_ceil(2), part)?;
-            let pad_first = op.content == Content::PackedDigitsPadFirst;
-            check_packed_digits::<R>(wire, pad_first, len_units, part, start)?;
-            len_units
+}
+
+/// Reads a field's length prefix (nothing for a fixed field): its length in the prefix's
+/// units.
+#[inline(always)]
+fn read_prefix<R: Report>(
+    op: FieldOp,
+    part: Part,
+    cur: &mut Cursor<'_>,
+) -> Result<usize, R::Error> {
+    let at = cur.at;
+    match op.prefix {
+        Prefix::None => Ok(usize::from(op.units_max)),
+        Prefix::Bcd1 => bcd_value::<R>(&cur.take_array::<R, 1>(part)?, part, at),
+        Prefix::Bcd2 => bcd_value::<R>(&cur.take_array::<R, 2>(part)?, part, at),
+        Prefix::Ascii2 => ascii_value::<R>(&cur.take_array::<R, 2>(part)?, part, at),
+        Prefix::Ascii3 => ascii_value::<R>(&cur.take_array::<R, 3>(part)?, part, at),
+    }
+}
+
+/// Reads the field at `at` of `input`: where its content starts and where it ends.
+#[inline(always)]
+fn read_field<R: Report>(
+    op: FieldOp,
+    number: u8,
+    input: &[u8],
+    at: usize,
+) -> Result<(usize, usize), R::Error> {
+    let part = Part::Field(number);
+    let mut cur = Cursor { input, at };
+    // A fixed field (the usual case) is a comparison away, not a jump through a table.
+    let (units, wire_bytes) = if op.prefix == Prefix::None {
+        (usize::from(op.units_max), usize::from(op.width))
+    } else {
+        let units = read_prefix::<R>(op, part, &mut cur)?;
+        if units > usize::from(op.units_max) {
+            return Err(R::error(
+                part,
+                at,
+                Kind::LengthOverMax {
+                    len: units,
+                    len_max: usize::from(op.units_max),
+                },
+            ));
         }
-        Content::PackedTrack => {
-            cur.take::<R>(len_units.div_ceil(2), part)?;
-            len_units
-        }
-        Content::AsciiDigits => {
-            ascii_value_check::<R>(cur.take::<R>(len_units, part)?, part, start)?;
-            len_units
-        }
-        Content::AsciiTrack => {
-            let wire = cur.take::<R>(len_units, part)?;
-            if let Some(i) = wire.iter().position(|&b| !is_track_char(b)) {
-                return Err(R::error(part, start + i, Kind::NotDigit { byte: wire[i] }));
-            }
-            len_units
-        }
-        Content::Raw => {
-            cur.take::<R>(len_units, part)?;
-            len_units
-        }
-        Content::Hex => {
-            if len_units % 2 == 1 {
-                return Err(R::error(
-                    part,
-                    prefix_start,
-                    Kind::OddHexLength { len: len_units },
-                ));
-            }
-            check_hex::<R>(cur.take::<R>(len_units, part)?, part, start)?;
-            len_units / 2
-        }
-        Content::Undefined => {
-            return Err(R::error(part, prefix_start, Kind::UndefinedField));
-        }
+        (units, op.content.wire_bytes(units))
     };
-    debug_assert!(cur.at <= MESSAGE_BYTES_MAX);
-    Ok(Span {
-        start: start as u16,
-        end: cur.at as u16,
-        len: len as u16,
-    })
+    let start = cur.at;
+    let wire = cur.take::<R>(wire_bytes, part)?;
+    let end = cur.at;
+    let ok = match op.content {
+        Content::PackedDigits | Content::PackedDigitsPadFirst => {
+            packed_all_digits(input, start, end)
+        }
+        Content::PackedTrack | Content::Text | Content::Bytes => true,
+        Content::AsciiDigits => all_ascii_digits(wire),
+        Content::AsciiTrack => all_track_chars(wire),
+        Content::Hex | Content::Undefined => false,
+    };
+    if !ok {
+        check_content::<R>(op, part, at, wire, units, start)?;
+    }
+    Ok((start, end))
+}
+
+/// Says what is wrong with a field's content when the fast checks of [`read_field`] said
+/// something is (or did not look: hexadecimal, undefined fields).
+fn check_content<R: Report>(
+    op: FieldOp,
+    part: Part,
+    at: usize,
+    wire: &[u8],
+    units: usize,
+    start: usize,
+) -> Result<(), R::Error> {
+    match op.content {
+        Content::PackedDigits | Content::PackedDigitsPadFirst => {
+            let pad_first = op.content == Content::PackedDigitsPadFirst;
+            check_packed_digits::<R>(wire, pad_first, units, part, start)
+        }
+        Content::AsciiDigits => ascii_value_check::<R>(wire, part, start),
+        Content::AsciiTrack => match wire.iter().position(|&b| !is_track_char(b)) {
+            Some(i) => Err(R::error(part, start + i, Kind::NotDigit { byte: wire[i] })),
+            None => Ok(()),
+        },
+        Content::Hex if units % 2 == 1 => {
+            Err(R::error(part, at, Kind::OddHexLength { len: units }))
+        }
+        Content::Hex => check_hex::<R>(wire, part, start),
+        Content::Undefined => Err(R::error(part, at, Kind::UndefinedField)),
+        Content::PackedTrack | Content::Text | Content::Bytes => Ok(()),
+    }
 }
 
 #[inline]
@@ -556,42 +716,43 @@ impl<'a> Field<'a> {
 
     /// Length in logical units: digits, characters or bytes.
     pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The value in its logical form.
-    pub fn value(&self) -> Value<'a> {
-        match self.spec.charset {
-            Charset::N | Charset::Z => Value::Digits(self.digits_unchecked()),
-            Charset::An | Charset::Ans => Value::Text(self.wire),
-            Charset::B => match self.profile.binary {
-                BinaryEncoding::Raw => Value::Bytes(self.wire),
-                BinaryEncoding::HexAscii => Value::Hex(self.wire),
-            },
+        match self.content {
+            Content::Hex => self.units / 2,
+            _ => self.units,
         }
     }
 
-    fn digits_unchecked(&self) -> Digits<'a> {
-        if self.profile.numbers == NumberEncoding::Bcd {
-            let pad_first = self.len % 2 == 1 && self.spec.align == crate::spec::Align::Right;
-            Digits::packed(self.wire, pad_first as usize, self.len)
-        } else {
-            Digits::ascii(self.wire)
+    pub fn is_empty(&self) -> bool {
+        self.units == 0
+    }
+
+    /// The value in its logical form.
+    #[inline]
+    pub fn value(&self) -> Value<'a> {
+        let (wire, len) = (self.wire, self.units);
+        match self.content {
+            Content::PackedDigits | Content::PackedTrack => {
+                Value::Digits(Digits::packed(self.rest, 0, len))
+            }
+            Content::PackedDigitsPadFirst => Value::Digits(Digits::packed(self.rest, 1, len)),
+            Content::AsciiDigits | Content::AsciiTrack => Value::Digits(Digits::ascii(wire)),
+            Content::Text => Value::Text(wire),
+            Content::Bytes | Content::Undefined => Value::Bytes(wire),
+            Content::Hex => Value::Hex(wire),
         }
     }
 
     /// The digits of an `n` or `z` field.
     pub fn digits(&self) -> Option<Digits<'a>> {
-        self.spec.is_digits().then(|| self.digits_unchecked())
+        match self.value() {
+            Value::Digits(d) => Some(d),
+            _ => None,
+        }
     }
 
     /// The text of an `an` or `ans` field.
     pub fn text(&self) -> Option<&'a [u8]> {
-        matches!(self.spec.charset, Charset::An | Charset::Ans).then_some(self.wire)
+        (self.content == Content::Text).then_some(self.wire)
     }
 
     /// The bytes of a `b` field sent raw (hexadecimal ASCII fields need [`Field::write_bytes`]).

@@ -1,10 +1,11 @@
 //! Encoding: a builder that checks each value when it is set, so that writing the message
 //! into a (reusable) buffer cannot fail.
 
+use crate::chars::{all_ascii_digits, all_track_chars, is_track_char};
+use crate::decode::field_numbers;
 use crate::error::EncodeError;
 use crate::spec::{
-    BinaryEncoding, BitmapEncoding, Charset, Content, FieldOp, FieldSpec, LengthKind,
-    NumberEncoding, Prefix, Profile,
+    BitmapEncoding, Charset, Content, FieldOp, NumberEncoding, Prefix, Profile, field_index,
 };
 use crate::{MESSAGE_BYTES_MAX, Mti};
 
@@ -15,14 +16,18 @@ use crate::{MESSAGE_BYTES_MAX, Mti};
 pub struct MessageBuilder<'v> {
     profile: &'static Profile,
     mti: Mti,
-    /// The fields set, ascending by number: `inline_len` of them in `inline_numbers` and
-    /// `inline_values` — or, once more than [`FIELDS_INLINE_MAX`] are set, all of them in
-    /// `spilled`. (129 slots, one per number, cost more to create and to move than the rest
-    /// of building a message.)
-    inline_len: usize,
-    inline_numbers: [u8; FIELDS_INLINE_MAX],
-    inline_values: [&'v [u8]; FIELDS_INLINE_MAX],
+    /// Fields set, in the order they were first set: the first [`FIELDS_INLINE_MAX`] here
+    /// (numbers and values), the others (ISO 8583:1987 with many secondary fields) in
+    /// `spilled`. (A slot per number would be 129 slices: more to create and to move than
+    /// the rest of building a message.)
+    len: u8,
+    numbers: [u8; FIELDS_INLINE_MAX],
+    inline: [Option<&'v [u8]>; FIELDS_INLINE_MAX],
     spilled: Vec<(u8, &'v [u8])>,
+    /// Whether the fields were first set in ascending order (as they are written), and
+    /// the last one first set.
+    ascending: bool,
+    last_number: u8,
     /// Bit `n` set when field `n` is set (bit 1 of word 0 is the secondary-bitmap flag and
     /// is worked out when encoding).
     present: [u64; 2],
@@ -30,9 +35,9 @@ pub struct MessageBuilder<'v> {
     fields_bytes: usize,
 }
 
-/// Fields a builder holds without allocating: more than a CUP POS message has in practice;
-/// beyond them (ISO 8583:1987 with many secondary fields) they move to the heap.
-pub const FIELDS_INLINE_MAX: usize = 32;
+/// Fields a builder holds without allocating: more than a CUP POS message has in practice
+/// (a sale's response has 22).
+pub(crate) const FIELDS_INLINE_MAX: usize = 24;
 
 /// Bytes the MTI and the bitmaps can take at most; kept out of the field budget.
 const MTI_AND_BITMAPS_BYTES_MAX: usize = 4 + 32;
@@ -42,10 +47,12 @@ impl<'v> MessageBuilder<'v> {
         MessageBuilder {
             profile,
             mti,
-            inline_len: 0,
-            inline_numbers: [0; FIELDS_INLINE_MAX],
-            inline_values: [&[]; FIELDS_INLINE_MAX],
+            len: 0,
+            numbers: [0; FIELDS_INLINE_MAX],
+            inline: [None; FIELDS_INLINE_MAX],
             spilled: Vec::new(),
+            ascending: true,
+            last_number: 0,
             present: [0; 2],
             fields_bytes: 0,
         }
@@ -65,83 +72,89 @@ impl<'v> MessageBuilder<'v> {
     }
 
     /// Sets field `number` after checking the value against the field's spec.
+    #[inline]
     pub fn set(&mut self, number: u8, value: &'v [u8]) -> Result<&mut Self, EncodeError> {
-        let profile = self.profile;
-        let spec = profile
-            .field(number)
-            .filter(|s| s.number <= profile.field_number_max())
-            .ok_or(EncodeError::UndefinedField {
-                field: number,
-                profile: profile.name,
-            })?;
-        check_value(spec, value)?;
-        let bytes = wire_bytes(profile, spec, value.len());
-        let at = self.position(number);
-        let previous = at
-            .ok()
-            .map_or(0, |i| wire_bytes(profile, spec, self.value_at(i).len()));
-        let fields_bytes = self.fields_bytes - previous + bytes;
+        let op = self.profile.op(number);
+        if op.content == Content::Undefined {
+            return Err(undefined(self.profile, number));
+        }
+        if !value_fits(op, value) {
+            return Err(value_error(self.profile, op, number, value));
+        }
+        let (word, bit) = bit_of(number);
+        // Set before (rare): its value is replaced.
+        let at = if self.present[word] & bit != 0 {
+            self.index(number)
+        } else {
+            None
+        };
+        let previous = at.map_or(0, |at| op.value_wire_bytes(self.value(at).len()));
+        let fields_bytes = self.fields_bytes - previous + op.value_wire_bytes(value.len());
         if fields_bytes + MTI_AND_BITMAPS_BYTES_MAX > MESSAGE_BYTES_MAX {
             return Err(EncodeError::MessageTooLarge {
                 len_max: MESSAGE_BYTES_MAX,
             });
         }
         self.fields_bytes = fields_bytes;
-        self.put(at, number, value);
-        let (word, bit) = bit_of(number);
+        match at {
+            Some(at) => self.put(at, number, value),
+            None => self.push(number, value),
+        }
         self.present[word] |= bit;
         Ok(self)
     }
 
-    /// Where field `number` is among the fields set (`Ok`), or where it would go (`Err`).
-    fn position(&self, number: u8) -> Result<usize, usize> {
-        if self.spilled.is_empty() {
-            let numbers = &self.inline_numbers[..self.inline_len];
-            // Fields are usually set in ascending order: then the answer is the end.
-            match numbers.last() {
-                Some(&last) if last < number => Err(numbers.len()),
-                None => Err(0),
-                Some(_) => numbers.binary_search(&number),
-            }
-        } else {
-            self.spilled.binary_search_by_key(&number, |&(n, _)| n)
+    /// Where field `number` is among the fields set.
+    fn index(&self, number: u8) -> Option<usize> {
+        let inline = &self.numbers[..usize::from(self.len).min(FIELDS_INLINE_MAX)];
+        match inline.iter().position(|&n| n == number) {
+            Some(at) => Some(at),
+            None => Some(FIELDS_INLINE_MAX + self.spilled.iter().position(|&(n, _)| n == number)?),
         }
     }
 
-    /// The value of the field at `at` ([`MessageBuilder::position`]).
-    fn value_at(&self, at: usize) -> &'v [u8] {
-        if self.spilled.is_empty() {
-            self.inline_values[at]
-        } else {
-            self.spilled[at].1
+    /// The number and the value at index `at` among the fields set.
+    #[inline(always)]
+    fn entry(&self, at: usize) -> (u8, &'v [u8]) {
+        match (self.numbers.get(at), self.inline.get(at)) {
+            (Some(&number), Some(value)) => (number, value.unwrap_or_default()),
+            _ => self
+                .spilled
+                .get(at - FIELDS_INLINE_MAX)
+                .copied()
+                .unwrap_or_default(),
         }
     }
 
-    /// Stores a value where [`MessageBuilder::position`] said, keeping the fields in
-    /// ascending order.
-    fn put(&mut self, position: Result<usize, usize>, number: u8, value: &'v [u8]) {
-        match (position, self.spilled.is_empty()) {
-            (Ok(at), true) => self.inline_values[at] = value,
-            (Ok(at), false) => self.spilled[at].1 = value,
-            (Err(at), true) if self.inline_len < FIELDS_INLINE_MAX => {
-                let end = self.inline_len + 1;
-                // Appending (the usual order) moves nothing.
-                if at + 1 < end {
-                    self.inline_numbers[at..end].rotate_right(1);
-                    self.inline_values[at..end].rotate_right(1);
+    fn value(&self, at: usize) -> &'v [u8] {
+        self.entry(at).1
+    }
+
+    /// Puts a field at index `at` (replacing what is there).
+    fn put(&mut self, at: usize, number: u8, value: &'v [u8]) {
+        match (self.numbers.get_mut(at), self.inline.get_mut(at)) {
+            (Some(n), Some(slot)) => (*n, *slot) = (number, Some(value)),
+            _ => {
+                if let Some(entry) = self.spilled.get_mut(at - FIELDS_INLINE_MAX) {
+                    *entry = (number, value);
                 }
-                self.inline_numbers[at] = number;
-                self.inline_values[at] = value;
-                self.inline_len = end;
             }
-            (Err(at), true) => {
-                self.spilled = self.entries().collect();
-                self.inline_len = 0;
-                self.spilled.insert(at, (number, value));
-            }
-            (Err(at), false) => self.spilled.insert(at, (number, value)),
         }
-        assert!(self.inline_len <= FIELDS_INLINE_MAX);
+    }
+
+    /// Adds a field not set before.
+    #[inline(always)]
+    fn push(&mut self, number: u8, value: &'v [u8]) {
+        let at = usize::from(self.len);
+        if at < FIELDS_INLINE_MAX {
+            (self.numbers[at], self.inline[at]) = (number, Some(value));
+        } else {
+            self.spilled.push((number, value));
+        }
+        self.ascending &= self.last_number < number;
+        self.last_number = number;
+        // At most 127 fields (2..=128): the count fits a byte.
+        self.len += 1;
     }
 
     /// Sets a field from text.
@@ -151,19 +164,23 @@ impl<'v> MessageBuilder<'v> {
 
     /// Removes field `number`.
     pub fn remove(&mut self, number: u8) -> &mut Self {
-        let (Some(spec), Ok(at)) = (self.profile.field(number), self.position(number)) else {
+        if number.wrapping_sub(1) >= 128 {
+            return self;
+        }
+        let Some(at) = self.index(number) else {
             return self;
         };
-        let value = if self.spilled.is_empty() {
-            let value = self.inline_values[at];
-            self.inline_numbers[at..self.inline_len].rotate_left(1);
-            self.inline_values[at..self.inline_len].rotate_left(1);
-            self.inline_len -= 1;
-            value
-        } else {
-            self.spilled.remove(at).1
-        };
-        self.fields_bytes -= wire_bytes(self.profile, spec, value.len());
+        let op = self.profile.op(number);
+        self.fields_bytes -= op.value_wire_bytes(self.value(at).len());
+        // The last field moves into the place of the one removed.
+        let last = usize::from(self.len) - 1;
+        let (moved_number, moved) = self.entry(last);
+        self.put(at, moved_number, moved);
+        if last >= FIELDS_INLINE_MAX {
+            self.spilled.pop();
+        }
+        self.len -= 1;
+        self.ascending = false;
         let (word, bit) = bit_of(number);
         self.present[word] &= !bit;
         self
@@ -171,20 +188,21 @@ impl<'v> MessageBuilder<'v> {
 
     /// The value of field `number`, if set.
     pub fn get(&self, number: u8) -> Option<&'v [u8]> {
-        self.position(number).ok().map(|at| self.value_at(at))
+        let (word, bit) = bit_of(number);
+        let set = number.wrapping_sub(1) < 128 && self.present[word] & bit != 0;
+        set.then(|| self.index(number))?.map(|at| self.value(at))
     }
 
     /// Present fields and their values, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'v [u8])> + '_ {
-        self.entries()
-    }
-
-    fn entries(&self) -> impl Iterator<Item = (u8, &'v [u8])> + '_ {
-        let inline = self.inline_numbers[..self.inline_len]
-            .iter()
-            .copied()
-            .zip(self.inline_values[..self.inline_len].iter().copied());
-        inline.chain(self.spilled.iter().copied())
+        // Where each field is, by number (`field_index`): worked out here rather than kept
+        // up to date by every `set`.
+        let mut order = [0u8; 128];
+        for at in 0..usize::from(self.len) {
+            order[field_index(self.entry(at).0)] = at as u8;
+        }
+        field_numbers(self.present)
+            .map(move |number| (number, self.value(usize::from(order[field_index(number)]))))
     }
 
     fn bitmap(&self) -> [u64; 2] {
@@ -213,31 +231,24 @@ impl<'v> MessageBuilder<'v> {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let profile = self.profile;
         let start = out.len();
-        let len = self.encoded_len();
-        debug_assert!(len <= MESSAGE_BYTES_MAX);
-        out.resize(start + len, 0);
-        let mut w = Writer {
-            buf: &mut out[start..],
-            at: 0,
-        };
-        match profile.mti {
-            NumberEncoding::Bcd => {
-                let m = self.mti.0.map(|d| d - b'0');
-                w.put(&[m[0] << 4 | m[1], m[2] << 4 | m[3]]);
-            }
-            NumberEncoding::Ascii => w.put(&self.mti.0),
-        }
-        let bitmap = self.bitmap();
-        write_bitmap(profile, bitmap[0], &mut w);
-        if bitmap[1] != 0 {
-            write_bitmap(profile, bitmap[1], &mut w);
-        }
+        let encoded = self.encoded_len();
+        debug_assert!(encoded <= MESSAGE_BYTES_MAX);
+        out.resize(start + encoded, 0);
+        let buf = &mut out[start..];
+        let mut at = write_head(profile, self.mti, self.bitmap(), buf);
         // Ascending by number: the order of the bitmap.
-        for (number, value) in self.entries() {
-            write_field(profile.ops[number as usize], value, &mut w);
+        let len = usize::from(self.len);
+        if self.ascending && len <= FIELDS_INLINE_MAX {
+            for (&number, value) in self.numbers.iter().zip(&self.inline).take(len) {
+                at = write_field(profile, number, value.unwrap_or_default(), buf, at);
+            }
+        } else {
+            for (number, value) in self.iter() {
+                at = write_field(profile, number, value, buf, at);
+            }
         }
         // The size worked out when values were set is the size written.
-        assert_eq!(w.at, len);
+        assert_eq!(at, encoded);
     }
 
     /// Encodes into a new vector.
@@ -248,205 +259,293 @@ impl<'v> MessageBuilder<'v> {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn undefined(profile: &Profile, field: u8) -> EncodeError {
+    EncodeError::UndefinedField {
+        field,
+        profile: profile.name,
+    }
+}
+
 /// The bitmap word and bit of field `number` (1..=128).
-fn bit_of(number: u8) -> (usize, u64) {
-    let n = u32::from(number);
-    if n <= 64 {
-        (0, 1 << (64 - n))
-    } else {
-        (1, 1 << (128 - n))
-    }
-}
-
-fn check_value(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeError> {
-    let field = spec.number;
-    let len_max = spec.len_max as usize;
-    match spec.length {
-        LengthKind::Fixed if value.len() != len_max => {
-            return Err(EncodeError::WrongLength {
-                field,
-                len: len_max,
-                got: value.len(),
-            });
-        }
-        LengthKind::LlVar | LengthKind::LllVar if value.len() > len_max => {
-            return Err(EncodeError::TooLong {
-                field,
-                len_max,
-                got: value.len(),
-            });
-        }
-        _ => {}
-    }
-    // One loop per charset, with the test inlined (a function pointer called per byte was
-    // most of the builder's time), and without an early exit, so that it vectorises; the
-    // position of a bad byte is looked for only when there is one.
-    let bad = match spec.charset {
-        Charset::N if !all_ascii_digits(value) => value.iter().position(|b| !b.is_ascii_digit()),
-        Charset::Z if !value.iter().fold(true, |ok, &b| ok & is_track_char(b)) => {
-            value.iter().position(|&b| !is_track_char(b))
-        }
-        Charset::N | Charset::Z | Charset::An | Charset::Ans | Charset::B => None,
-    };
-    match bad {
-        None => Ok(()),
-        Some(position) => Err(EncodeError::BadCharacter {
-            field,
-            charset: spec.charset.as_str(),
-            what: value[position] as char,
-            position,
-        }),
-    }
-}
-
-/// Whether every byte is an ASCII digit, eight bytes at a time: a lane `b` is a digit when
-/// its high bit is clear, `(b | 0x80) - 0x30` keeps the high bit (b ≥ 0x30) and `b + 0x46`
-/// does not reach it (b ≤ 0x39); lanes cannot carry into each other.
-fn all_ascii_digits(value: &[u8]) -> bool {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let (words, rest) = value.as_chunks::<8>();
-    let words_ok = words.iter().fold(true, |ok, word| {
-        let w = u64::from_le_bytes(*word);
-        let at_least_0 = (w | HIGH).wrapping_sub(0x3030_3030_3030_3030) & HIGH == HIGH;
-        let at_most_9 = w.wrapping_add(0x4646_4646_4646_4646) & HIGH == 0;
-        ok & (w & HIGH == 0) & at_least_0 & at_most_9
-    });
-    words_ok & rest.iter().fold(true, |ok, b| ok & b.is_ascii_digit())
-}
-
-/// A character of `z` (track) data: a digit, the separator `=`, or a hex letter of
-/// encrypted track data.
-#[inline]
-fn is_track_char(b: u8) -> bool {
-    b.is_ascii_digit() || b == b'=' || (b'A'..=b'F').contains(&b)
-}
-
-/// Bytes a value of `len` logical units takes on the wire, prefix included.
-fn wire_bytes(profile: &Profile, spec: &FieldSpec, len: usize) -> usize {
-    let hex_binary = spec.charset == Charset::B && profile.binary == BinaryEncoding::HexAscii;
-    let packed = spec.is_digits() && profile.numbers == NumberEncoding::Bcd;
-    let prefix = match (spec.length, profile.numbers) {
-        (LengthKind::Fixed, _) => 0,
-        (LengthKind::LlVar, NumberEncoding::Bcd) => 1,
-        (LengthKind::LllVar, NumberEncoding::Bcd) => 2,
-        (LengthKind::LlVar, NumberEncoding::Ascii) => 2,
-        (LengthKind::LllVar, NumberEncoding::Ascii) => 3,
-    };
-    let content = if packed {
-        len.div_ceil(2)
-    } else if hex_binary {
-        len * 2
-    } else {
-        len
-    };
-    prefix + content
-}
-
-/// Writes into a buffer sized beforehand by [`MessageBuilder::encoded_len`].
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    at: usize,
-}
-
-impl Writer<'_> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
-        self.at += bytes.len();
-    }
-
-    #[inline]
-    fn byte(&mut self, b: u8) {
-        self.buf[self.at] = b;
-        self.at += 1;
-    }
-
-    /// The next `n` bytes, to fill in place.
-    #[inline]
-    fn take(&mut self, n: usize) -> &mut [u8] {
-        let at = self.at;
-        self.at += n;
-        &mut self.buf[at..at + n]
-    }
-}
-
-fn write_bitmap(profile: &Profile, word: u64, w: &mut Writer<'_>) {
-    match profile.bitmap {
-        BitmapEncoding::Binary => w.put(&word.to_be_bytes()),
-        BitmapEncoding::HexAscii => {
-            for (pair, b) in w.take(16).chunks_exact_mut(2).zip(word.to_be_bytes()) {
-                pair.copy_from_slice(&hex_pair(b));
-            }
-        }
-    }
-}
-
-#[inline]
-fn hex_pair(b: u8) -> [u8; 2] {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
-}
-
-/// The nibble of a checked `n`/`z` character: digits and `=` (0x3D) carry it in their low
-/// four bits; the hex letters of encrypted track data are the rare case.
-#[inline]
-fn nibble(c: u8) -> u8 {
-    if c >= b'A' { c - b'A' + 10 } else { c & 0x0F }
-}
-
 #[inline(always)]
-fn write_field(op: FieldOp, value: &[u8], w: &mut Writer<'_>) {
-    let prefix_len = if op.content == Content::Hex {
-        value.len() * 2
+fn bit_of(number: u8) -> (usize, u64) {
+    let i = number.wrapping_sub(1);
+    (usize::from(i >> 6 & 1), (1 << 63) >> (i & 63))
+}
+
+/// Whether a value fits its field: its length and its characters.
+#[inline(always)]
+fn value_fits(op: FieldOp, value: &[u8]) -> bool {
+    let len_max = usize::from(op.len_max);
+    let len_ok = if op.prefix == Prefix::None {
+        value.len() == len_max
     } else {
-        value.len()
+        value.len() <= len_max
     };
-    match op.prefix {
-        Prefix::None => {}
-        Prefix::Bcd1 => w.byte((((prefix_len / 10) << 4) | (prefix_len % 10)) as u8),
-        Prefix::Bcd2 => w.put(&[
-            (prefix_len / 100) as u8,
-            ((((prefix_len / 10) % 10) << 4) | (prefix_len % 10)) as u8,
-        ]),
-        Prefix::Ascii2 => w.put(&[
-            b'0' + (prefix_len / 10) as u8,
-            b'0' + (prefix_len % 10) as u8,
-        ]),
-        Prefix::Ascii3 => w.put(&[
-            b'0' + (prefix_len / 100) as u8,
-            b'0' + ((prefix_len / 10) % 10) as u8,
-            b'0' + (prefix_len % 10) as u8,
-        ]),
+    len_ok
+        && match op.content {
+            Content::PackedDigits | Content::PackedDigitsPadFirst | Content::AsciiDigits => {
+                all_ascii_digits(value)
+            }
+            Content::PackedTrack | Content::AsciiTrack => all_track_chars(value),
+            Content::Text | Content::Bytes | Content::Hex | Content::Undefined => true,
+        }
+}
+
+/// Why [`value_fits`] refused a value.
+#[cold]
+#[inline(never)]
+fn value_error(profile: &Profile, op: FieldOp, field: u8, value: &[u8]) -> EncodeError {
+    let (len, got) = (usize::from(op.len_max), value.len());
+    if op.prefix == Prefix::None && got != len {
+        return EncodeError::WrongLength { field, len, got };
     }
+    if got > len {
+        return EncodeError::TooLong {
+            field,
+            len_max: len,
+            got,
+        };
+    }
+    let charset = profile.field(field).map_or(Charset::B, |spec| spec.charset);
+    let position = match charset {
+        Charset::N => value.iter().position(|b| !b.is_ascii_digit()),
+        Charset::Z => value.iter().position(|&b| !is_track_char(b)),
+        Charset::An | Charset::Ans | Charset::B => None,
+    }
+    .unwrap_or(0);
+    EncodeError::BadCharacter {
+        field,
+        charset: charset.as_str(),
+        what: char::from(value.get(position).copied().unwrap_or(0)),
+        position,
+    }
+}
+
+/// Writes the MTI and the bitmaps at the start of `buf`; returns the bytes written.
+fn write_head(profile: &Profile, mti: Mti, bitmap: [u64; 2], buf: &mut [u8]) -> usize {
+    let mut at = match (profile.mti, buf.first_chunk_mut::<4>()) {
+        (NumberEncoding::Bcd, Some(head)) => {
+            let m = mti.0.map(|d| d.wrapping_sub(b'0') & 0x0F);
+            head[..2].copy_from_slice(&[m[0] << 4 | m[1], m[2] << 4 | m[3]]);
+            2
+        }
+        (NumberEncoding::Ascii, Some(head)) => {
+            *head = mti.0;
+            4
+        }
+        (_, None) => return 0,
+    };
+    for word in [bitmap[0], bitmap[1]]
+        .into_iter()
+        .take(1 + usize::from(bitmap[1] != 0))
+    {
+        let bytes = word.to_be_bytes();
+        at += match (profile.bitmap, buf.get_mut(at..)) {
+            (BitmapEncoding::Binary, Some(dst)) => copy_small(&bytes, dst),
+            (BitmapEncoding::HexAscii, Some(dst)) => write_hex(&bytes, dst),
+            (_, None) => 0,
+        };
+    }
+    at
+}
+
+/// Writes field `number` (prefix and content) at `at` in `buf`; returns where it ends.
+#[inline(always)]
+fn write_field(profile: &Profile, number: u8, value: &[u8], buf: &mut [u8], at: usize) -> usize {
+    let op = profile.ops[field_index(number)];
+    let end = at + op.value_wire_bytes(value.len());
+    let Some(dst) = buf.get_mut(at..end) else {
+        return end;
+    };
+    let content = match op.prefix {
+        Prefix::None => dst,
+        prefix => write_prefix(prefix, op.content.units(value.len()), dst),
+    };
     match op.content {
-        Content::PackedDigits | Content::PackedDigitsPadFirst | Content::PackedTrack => {
-            let mut digits = value;
-            if op.content == Content::PackedDigitsPadFirst {
-                w.byte(nibble(value[0]));
-                digits = &value[1..];
-            }
-            let dst = w.take(digits.len().div_ceil(2));
-            let (pairs, odd) = digits.as_chunks::<2>();
-            if op.content == Content::PackedTrack {
-                for (d, [high, low]) in dst.iter_mut().zip(pairs) {
-                    *d = nibble(*high) << 4 | nibble(*low);
-                }
-            } else {
-                // Checked digits: the low four bits are the value.
-                for (d, [high, low]) in dst.iter_mut().zip(pairs) {
-                    *d = (high & 0x0F) << 4 | (low & 0x0F);
-                }
-            }
-            if let ([last], Some(d)) = (odd, dst.last_mut()) {
-                *d = nibble(*last) << 4;
+        Content::PackedDigits | Content::PackedTrack => pack_digits(value, content),
+        Content::PackedDigitsPadFirst => {
+            // The pad nibble first: the first digit alone in the first byte.
+            if let (Some((&first, digits)), Some((byte, content))) =
+                (value.split_first(), content.split_first_mut())
+            {
+                *byte = nibbles(u64::from(first)) as u8;
+                pack_digits(digits, content);
             }
         }
         Content::Hex => {
-            for (pair, &b) in w.take(value.len() * 2).chunks_exact_mut(2).zip(value) {
-                pair.copy_from_slice(&hex_pair(b));
+            write_hex(value, content);
+        }
+        Content::AsciiDigits | Content::AsciiTrack | Content::Text | Content::Bytes => {
+            copy_small(value, content);
+        }
+        Content::Undefined => {}
+    }
+    end
+}
+
+/// Writes the length prefix of a value of `units` (at most 999: the profile tables are
+/// checked for it) at the start of `dst`; returns the rest.
+#[inline(always)]
+fn write_prefix(prefix: Prefix, units: usize, dst: &mut [u8]) -> &mut [u8] {
+    // units / 100 for units < 1000, without a division.
+    let hundreds = (units.min(999) * 41) >> 12;
+    let rest = (units - hundreds * 100).min(99);
+    let hundreds = hundreds as u8;
+    match prefix {
+        Prefix::None => dst,
+        Prefix::Bcd1 => put_prefix(dst, [BCD_BYTES[rest]]),
+        Prefix::Bcd2 => put_prefix(dst, [hundreds, BCD_BYTES[rest]]),
+        Prefix::Ascii2 => put_prefix(dst, DECIMAL_PAIRS[rest]),
+        Prefix::Ascii3 => {
+            let [tens, ones] = DECIMAL_PAIRS[rest];
+            put_prefix(dst, [b'0' + hundreds, tens, ones])
+        }
+    }
+}
+
+/// Writes a length prefix at the start of `dst`; returns the rest.
+#[inline(always)]
+fn put_prefix<const N: usize>(dst: &mut [u8], prefix: [u8; N]) -> &mut [u8] {
+    match dst.split_first_chunk_mut::<N>() {
+        Some((head, rest)) => {
+            *head = prefix;
+            rest
+        }
+        None => &mut [],
+    }
+}
+
+/// The packed BCD byte of 0..=99.
+static BCD_BYTES: [u8; 100] = {
+    let mut table = [0u8; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = (((i / 10) << 4) | (i % 10)) as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The two ASCII digits of 0..=99.
+static DECIMAL_PAIRS: [[u8; 2]; 100] = {
+    let mut table = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    table
+};
+
+/// Copies `src` to the start of `dst` (as much as fits) and returns the bytes copied.
+/// Values are short: up to sixteen bytes move as two overlapping words, without a call to
+/// `memcpy`.
+#[inline(always)]
+fn copy_small(src: &[u8], dst: &mut [u8]) -> usize {
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    match n {
+        0..=3 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
             }
         }
-        Content::AsciiDigits | Content::AsciiTrack | Content::Raw => w.put(value),
-        Content::Undefined => unreachable!("values are only set on defined fields"),
+        4..=7 => copy_ends::<4>(src, dst),
+        8..=16 => copy_ends::<8>(src, dst),
+        _ => dst.copy_from_slice(src),
+    }
+    n
+}
+
+/// Copies the first and the last `N` bytes of `src` (at least `N` long) to `dst` (as long).
+#[inline(always)]
+fn copy_ends<const N: usize>(src: &[u8], dst: &mut [u8]) {
+    if let (Some(s), Some(d)) = (src.first_chunk::<N>(), dst.first_chunk_mut::<N>()) {
+        *d = *s;
+    }
+    if let (Some(s), Some(d)) = (src.last_chunk::<N>(), dst.last_chunk_mut::<N>()) {
+        *d = *s;
+    }
+}
+
+/// Writes `bytes` as uppercase hexadecimal into `dst`; returns the characters written.
+fn write_hex(bytes: &[u8], dst: &mut [u8]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let (pairs, _) = dst.as_chunks_mut::<2>();
+    for (pair, &b) in pairs.iter_mut().zip(bytes) {
+        *pair = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+    }
+    2 * pairs.len().min(bytes.len())
+}
+
+/// The nibbles of (up to eight) checked `n`/`z` characters, one a lane: digits and `=`
+/// (0x3D) carry it in their low four bits; the hex letters of encrypted track data (bit
+/// 0x40 set) are nine more than theirs.
+#[inline(always)]
+fn nibbles(chars: u64) -> u64 {
+    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    (chars & LOW) + ((chars >> 6) & ONES) * 9
+}
+
+/// Packs eight characters (little-endian lanes) into four bytes, two nibbles a byte.
+#[inline(always)]
+fn pack8(chars: [u8; 8]) -> [u8; 4] {
+    let n = nibbles(u64::from_le_bytes(chars));
+    // Lane i: nibble i high, nibble i + 1 low; the even lanes are the bytes.
+    let pairs = (n << 4 | n >> 8) & 0x00FF_00FF_00FF_00FF;
+    let pairs = (pairs | pairs >> 8) & 0x0000_FFFF_0000_FFFF;
+    ((pairs | pairs >> 16) as u32).to_le_bytes()
+}
+
+/// Packs four characters into two bytes.
+#[inline(always)]
+fn pack4(chars: [u8; 4]) -> [u8; 2] {
+    let n = nibbles(u64::from(u32::from_le_bytes(chars)));
+    let pairs = (n << 4 | n >> 8) & 0x00FF_00FF;
+    ((pairs | pairs >> 8) as u16).to_le_bytes()
+}
+
+/// Packs checked `n`/`z` characters into `dst` (`digits.len().div_ceil(2)` bytes), two a
+/// byte, an odd last one in the high nibble. Eight (or four) at a time, the last ones
+/// overlapping those before (they write the same bytes again).
+#[inline(always)]
+fn pack_digits(digits: &[u8], dst: &mut [u8]) {
+    let whole = digits.len() / 2 * 2;
+    let Some((paired, odd)) = digits.split_at_checked(whole) else {
+        return;
+    };
+    let dst_paired = dst.get_mut(..whole / 2).unwrap_or_default();
+    match whole {
+        0 => {}
+        2 => {
+            if let (Some(d), Some(&pair)) = (dst_paired.first_mut(), paired.first_chunk::<2>()) {
+                let n = nibbles(u64::from(u16::from_le_bytes(pair)));
+                *d = (n << 4 | n >> 8) as u8;
+            }
+        }
+        4 | 6 => {
+            if let (Some(d), Some(&s)) = (dst_paired.first_chunk_mut(), paired.first_chunk()) {
+                *d = pack4(s);
+            }
+            if let (Some(d), Some(&s)) = (dst_paired.last_chunk_mut(), paired.last_chunk()) {
+                *d = pack4(s);
+            }
+        }
+        _ => {
+            let (dst_chunks, _) = dst_paired.as_chunks_mut::<4>();
+            for (d, s) in dst_chunks.iter_mut().zip(paired.as_chunks::<8>().0) {
+                *d = pack8(*s);
+            }
+            if let (Some(d), Some(&s)) = (dst_paired.last_chunk_mut(), paired.last_chunk()) {
+                *d = pack8(s);
+            }
+        }
+    }
+    if let ([last], Some(d)) = (odd, dst.last_mut()) {
+        *d = (nibbles(u64::from(*last)) << 4) as u8;
     }
 }

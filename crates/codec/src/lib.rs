@@ -13,6 +13,7 @@
 //! The codec does no I/O and knows nothing of keys: the MAC is computed by
 //! `poskit-security` over [`Message::mac_input`].
 
+mod chars;
 mod decode;
 pub mod describe;
 mod digits;

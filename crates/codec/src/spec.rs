@@ -137,9 +137,12 @@ pub struct Profile {
     /// (`cup-ecb`, `cup-ecb-sm4`, `x919`). Acquirers differ: a setting, not code.
     pub mac_algorithm: Option<&'static str>,
     pub(crate) fields: &'static [FieldSpec],
-    pub(crate) index: [u8; 129],
-    /// How to read each field, worked out at compile time from the specs and encodings.
-    pub(crate) ops: [FieldOp; 129],
+    /// Each field's spec, by number.
+    pub(crate) specs: [Option<&'static FieldSpec>; 129],
+    /// How to read and write each field, worked out at compile time from the specs and
+    /// encodings (eight bytes a field, so that reading one is one load), at
+    /// [`field_index`].
+    pub(crate) ops: [FieldOp; 128],
 }
 
 /// A field's length prefix as this profile writes it.
@@ -150,6 +153,18 @@ pub(crate) enum Prefix {
     Bcd2,
     Ascii2,
     Ascii3,
+}
+
+impl Prefix {
+    /// Bytes the prefix takes on the wire.
+    pub(crate) const fn bytes(self) -> usize {
+        match self {
+            Prefix::None => 0,
+            Prefix::Bcd1 => 1,
+            Prefix::Bcd2 | Prefix::Ascii2 => 2,
+            Prefix::Ascii3 => 3,
+        }
+    }
 }
 
 /// A field's content as this profile writes it.
@@ -163,38 +178,109 @@ pub(crate) enum Content {
     PackedDigitsPadFirst,
     /// Packed track data: any nibble.
     PackedTrack,
+    /// `an` and `ans` characters as they are.
+    Text,
+    /// Raw binary.
+    Bytes,
     AsciiDigits,
     AsciiTrack,
-    /// Bytes as they are (`an`, `ans`, raw `b`).
-    Raw,
     /// Binary as hexadecimal ASCII; the prefix counts characters.
     Hex,
 }
 
-/// How to read one field: prefix, content and the largest length the prefix may announce
-/// (in the prefix's own units).
+impl Content {
+    /// Bytes a content of `units` (the prefix's units) takes on the wire.
+    #[inline(always)]
+    pub(crate) const fn wire_bytes(self, units: usize) -> usize {
+        match self {
+            Content::PackedDigits | Content::PackedDigitsPadFirst | Content::PackedTrack => {
+                units.div_ceil(2)
+            }
+            _ => units,
+        }
+    }
+
+    /// The prefix's units of a value of `len` logical units (hexadecimal counts characters).
+    #[inline(always)]
+    pub(crate) const fn units(self, len: usize) -> usize {
+        match self {
+            Content::Hex => len * 2,
+            _ => len,
+        }
+    }
+}
+
+/// How to read and write one field: its prefix, content and the largest length the prefix
+/// may announce (or the fixed length), in the prefix's own units.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FieldOp {
     pub(crate) prefix: Prefix,
     pub(crate) content: Content,
     pub(crate) units_max: u16,
+    /// Bytes on the wire: all of them for a fixed field, the prefix's for a variable one.
+    pub(crate) width: u16,
+    /// The largest (or, fixed, the exact) length of a value in logical units.
+    pub(crate) len_max: u16,
+}
+
+impl FieldOp {
+    /// Bytes of the length prefix.
+    #[inline(always)]
+    pub(crate) const fn prefix_bytes(self) -> usize {
+        match self.prefix {
+            Prefix::None => 0,
+            _ => self.width as usize,
+        }
+    }
+
+    /// Bytes a value of `len` logical units takes on the wire, prefix included.
+    #[inline(always)]
+    pub(crate) const fn value_wire_bytes(self, len: usize) -> usize {
+        match self.prefix {
+            Prefix::None => self.width as usize,
+            _ => self.width as usize + self.content.wire_bytes(self.content.units(len)),
+        }
+    }
 }
 
 const UNDEFINED_OP: FieldOp = FieldOp {
     prefix: Prefix::None,
     content: Content::Undefined,
     units_max: 0,
+    width: 0,
+    len_max: 0,
 };
 
+/// Indexes a profile's field table by number at compile time, and checks that the table
+/// is sorted, numbered 2..=128 and sane.
+pub(crate) const fn specs_of(fields: &'static [FieldSpec]) -> [Option<&'static FieldSpec>; 129] {
+    let mut specs = [None; 129];
+    let mut i = 0;
+    let mut previous = 1u8;
+    while i < fields.len() {
+        let f = &fields[i];
+        assert!(f.number > previous, "field table must be sorted, from 2");
+        assert!(f.number <= 128);
+        assert!(f.len_max > 0 && f.len_max <= 999);
+        assert!(!matches!(f.length, LengthKind::LlVar) || f.len_max <= 99);
+        specs[f.number as usize] = Some(f);
+        previous = f.number;
+        i += 1;
+    }
+    specs
+}
+
 /// Works out every field's [`FieldOp`] for a profile at compile time.
+/// A field past 64 is left undefined when the profile has no secondary bitmap.
 pub(crate) const fn ops_of(
     fields: &[FieldSpec],
     numbers: NumberEncoding,
     binary: BinaryEncoding,
-) -> [FieldOp; 129] {
-    let mut ops = [UNDEFINED_OP; 129];
+    secondary_bitmap: bool,
+) -> [FieldOp; 128] {
+    let mut ops = [UNDEFINED_OP; 128];
     let mut i = 0;
-    while i < fields.len() {
+    while i < fields.len() && (secondary_bitmap || fields[i].number <= 64) {
         let f = &fields[i];
         let bcd = matches!(numbers, NumberEncoding::Bcd);
         let prefix = match (f.length, bcd) {
@@ -206,6 +292,8 @@ pub(crate) const fn ops_of(
         };
         let fixed = matches!(f.length, LengthKind::Fixed);
         let pad_first = fixed && f.len_max % 2 == 1 && matches!(f.align, Align::Right);
+        // Track data is written pad last: a fixed odd track field would need its own case.
+        assert!(!(pad_first && bcd && matches!(f.charset, Charset::Z)));
         let hex = matches!(binary, BinaryEncoding::HexAscii);
         let content = match (f.charset, bcd) {
             (Charset::N, true) if pad_first => Content::PackedDigitsPadFirst,
@@ -214,32 +302,49 @@ pub(crate) const fn ops_of(
             (Charset::N, false) => Content::AsciiDigits,
             (Charset::Z, false) => Content::AsciiTrack,
             (Charset::B, _) if hex => Content::Hex,
-            _ => Content::Raw,
+            (Charset::B, _) => Content::Bytes,
+            (Charset::An | Charset::Ans, _) => Content::Text,
         };
-        let units_max = if matches!(content, Content::Hex) {
-            f.len_max * 2
-        } else {
-            f.len_max
+        let units_max = content.units(f.len_max as usize);
+        assert!(units_max <= 999, "a length prefix has three digits at most");
+        let width = match prefix {
+            Prefix::None => content.wire_bytes(units_max),
+            _ => prefix.bytes(),
         };
-        ops[f.number as usize] = FieldOp {
+        ops[field_index(f.number)] = FieldOp {
             prefix,
             content,
-            units_max,
+            units_max: units_max as u16,
+            width: width as u16,
+            len_max: f.len_max,
         };
         i += 1;
     }
     ops
 }
 
+/// Where field `number` (1..=128) is in a table of 128: at its number, but field 128 at 0
+/// (no field is numbered 0). A number from a bitmap needs no bounds check this way.
+#[inline(always)]
+pub(crate) const fn field_index(number: u8) -> usize {
+    (number % 128) as usize
+}
+
 impl Profile {
+    /// How to read and write field `number`; undefined outside 1..=128.
+    #[inline(always)]
+    pub(crate) fn op(&self, number: u8) -> FieldOp {
+        if number.wrapping_sub(1) < 128 {
+            self.ops[field_index(number)]
+        } else {
+            UNDEFINED_OP
+        }
+    }
+
     /// The spec of field `number`, if the profile defines it.
     #[inline]
     pub fn field(&self, number: u8) -> Option<&'static FieldSpec> {
-        let slot = *self.index.get(number as usize)?;
-        if slot == 0 {
-            return None;
-        }
-        self.fields.get(slot as usize - 1)
+        *self.specs.get(number as usize)?
     }
 
     /// Every field the profile defines, in ascending order.
@@ -260,28 +365,6 @@ impl Profile {
 
 /// Every profile poskit ships.
 pub static PROFILES: &[&Profile] = &[&crate::profile::CUP_POS, &crate::profile::ISO87_ASCII];
-
-/// Builds the number → position index of a field table at compile time, and checks that
-/// the table is sorted, numbered 2..=128 and sane.
-pub(crate) const fn index_of(fields: &[FieldSpec]) -> [u8; 129] {
-    let mut index = [0u8; 129];
-    let mut i = 0;
-    let mut previous = 1u8;
-    while i < fields.len() {
-        let f = &fields[i];
-        assert!(
-            f.number > previous,
-            "field table must be sorted and start at 2"
-        );
-        assert!(f.number <= 128);
-        assert!(f.len_max > 0 && f.len_max <= 999);
-        assert!(!matches!(f.length, LengthKind::LlVar) || f.len_max <= 99);
-        index[f.number as usize] = (i + 1) as u8;
-        previous = f.number;
-        i += 1;
-    }
-    index
-}
 
 /// Shorthand constructors used by the profile tables.
 pub(crate) const fn fixed(

@@ -142,6 +142,48 @@ fn a_length_running_past_the_end_names_the_field_and_offset() {
     );
 }
 
+/// Every nibble of every `n` field of the sale, set to `A` in turn: a value nibble is an
+/// error at its byte, a pad nibble is not looked at (the check reads eight bytes at a
+/// time, across field boundaries: this pins it to the field's own nibbles).
+#[test]
+fn a_non_digit_nibble_is_an_error_at_its_byte_and_a_pad_nibble_is_ignored() {
+    let bytes = cup_sale_bytes();
+    let message = Message::decode(&CUP_POS, &bytes).unwrap();
+    let mut checked = 0;
+    for field in message.fields() {
+        if field.spec().charset != crate::spec::Charset::N {
+            continue;
+        }
+        let start = field.wire().as_ptr() as usize - bytes.as_ptr() as usize;
+        let wire_len = field.wire().len();
+        let pad_first = field.len() % 2 == 1 && field.spec().align == crate::spec::Align::Right;
+        let pad_last = field.len() % 2 == 1 && !pad_first;
+        for i in start..start + wire_len {
+            for high in [true, false] {
+                let pad = (high && pad_first && i == start)
+                    || (!high && pad_last && i == start + wire_len - 1);
+                let mut mutated = bytes.clone();
+                mutated[i] = if high {
+                    0xA0 | (bytes[i] & 0x0F)
+                } else {
+                    (bytes[i] & 0xF0) | 0x0A
+                };
+                let result = Message::decode(&CUP_POS, &mutated);
+                if pad {
+                    assert!(result.is_ok(), "field {} pad at {i}", field.number());
+                } else {
+                    let e = result.unwrap_err();
+                    assert_eq!(e.part, Part::Field(field.number()));
+                    assert_eq!(e.offset, i, "field {}", field.number());
+                    assert!(matches!(e.kind, DecodeErrorKind::NotBcd { .. }));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 80, "{checked}");
+}
+
 #[test]
 fn a_non_digit_in_a_bcd_field_is_an_error() {
     let mut bytes = cup_sale_bytes();
@@ -385,6 +427,14 @@ fn the_builder_gives_the_same_message_whatever_the_order_fields_are_set_in() {
     let decoded_bytes = ascending.encode();
     let decoded = Message::decode(&ISO87_ASCII, &decoded_bytes).unwrap();
     assert_eq!(decoded.fields().count(), values.len());
+    // Past the starts a message keeps, a field asked for is found by walking: the same
+    // field as the one iterated to.
+    for field in decoded.fields() {
+        let asked = decoded.field(field.number()).unwrap();
+        assert_eq!(asked.wire().as_ptr(), field.wire().as_ptr());
+        assert_eq!(asked.wire(), field.wire());
+        assert_eq!(asked.len(), field.len());
+    }
     for (n, v) in &values {
         assert_eq!(ascending.get(*n), Some(v.as_slice()), "field {n}");
     }
@@ -402,6 +452,33 @@ fn the_builder_gives_the_same_message_whatever_the_order_fields_are_set_in() {
     sale.set(3, b"000000").unwrap();
     assert_eq!(sale.encode(), sample::cup_sale().encode());
     assert_eq!(sale.iter().count(), sample::SALE_FIELDS.len());
+}
+
+/// Field 128 is kept at index 0 of the tables by number (`field_index`): it must not
+/// meet a number that is not a field (0, 129, 130 would alias 128, 1, 2).
+#[test]
+fn field_128_and_numbers_past_it_keep_to_themselves() {
+    let mut m = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+    m.set(2, b"4111111111111111").unwrap();
+    m.set(128, b"12345678").unwrap();
+    m.set(3, b"000000").unwrap();
+    for number in [0, 1, 129, 130, 255] {
+        assert_eq!(m.get(number), None, "{number}");
+        assert!(m.set(number, b"00").is_err(), "{number}");
+        m.remove(number);
+    }
+    assert_eq!(m.get(128), Some(&b"12345678"[..]));
+    assert_eq!(m.get(2), Some(&b"4111111111111111"[..]));
+    let bytes = m.encode();
+    let decoded = Message::decode(&ISO87_ASCII, &bytes).unwrap();
+    assert_eq!(decoded.field(128).unwrap().wire(), b"3132333435363738");
+    assert!(decoded.field(0).is_none() && decoded.field(129).is_none());
+    m.remove(128);
+    m.remove(2);
+    assert_eq!(m.iter().map(|(n, _)| n).collect::<Vec<_>>(), vec![3]);
+    let mut again = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+    again.set(3, b"000000").unwrap();
+    assert_eq!(m.encode(), again.encode());
 }
 
 #[test]

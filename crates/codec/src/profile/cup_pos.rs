@@ -5,7 +5,7 @@
 use crate::spec::Charset::{An, Ans, B, N, Z};
 use crate::spec::{
     Align, BinaryEncoding, BitmapEncoding, FieldSpec, Framing, NumberEncoding, Profile, fixed,
-    index_of, lllvar, llvar, ops_of,
+    lllvar, llvar, ops_of, specs_of,
 };
 
 /// Field 22 is the one fixed numeric field written left-aligned (`021` → `02 10`).
@@ -109,6 +109,7 @@ static FIELDS: &[FieldSpec] = &[
     fixed(64, B, 8, "Message authentication code", "报文鉴别码"),
 ];
 
+const SECONDARY_BITMAP: bool = false;
 const NUMBERS: NumberEncoding = NumberEncoding::Bcd;
 const BINARY: BinaryEncoding = BinaryEncoding::Raw;
 
@@ -120,11 +121,11 @@ pub static CUP_POS: Profile = Profile {
     numbers: NUMBERS,
     binary: BINARY,
     bitmap: BitmapEncoding::Binary,
-    secondary_bitmap: false,
+    secondary_bitmap: SECONDARY_BITMAP,
     framing: Framing::CupPos,
     mac_field: Some(64),
     mac_algorithm: Some("cup-ecb"),
     fields: FIELDS,
-    index: index_of(FIELDS),
-    ops: ops_of(FIELDS, NUMBERS, BINARY),
+    specs: specs_of(FIELDS),
+    ops: ops_of(FIELDS, NUMBERS, BINARY, SECONDARY_BITMAP),
 };

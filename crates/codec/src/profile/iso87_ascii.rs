@@ -5,8 +5,8 @@
 
 use crate::spec::Charset::{An, Ans, B, N, Z};
 use crate::spec::{
-    BinaryEncoding, BitmapEncoding, FieldSpec, Framing, NumberEncoding, Profile, fixed, index_of,
-    lllvar, llvar, ops_of,
+    BinaryEncoding, BitmapEncoding, FieldSpec, Framing, NumberEncoding, Profile, fixed, lllvar,
+    llvar, ops_of, specs_of,
 };
 
 static FIELDS: &[FieldSpec] = &[
@@ -247,6 +247,7 @@ static FIELDS: &[FieldSpec] = &[
     fixed(128, B, 8, "MAC", "报文鉴别码"),
 ];
 
+const SECONDARY_BITMAP: bool = true;
 const NUMBERS: NumberEncoding = NumberEncoding::Ascii;
 const BINARY: BinaryEncoding = BinaryEncoding::HexAscii;
 
@@ -258,11 +259,11 @@ pub static ISO87_ASCII: Profile = Profile {
     numbers: NUMBERS,
     binary: BINARY,
     bitmap: BitmapEncoding::HexAscii,
-    secondary_bitmap: true,
+    secondary_bitmap: SECONDARY_BITMAP,
     framing: Framing::None,
     mac_field: None,
     mac_algorithm: None,
     fields: FIELDS,
-    index: index_of(FIELDS),
-    ops: ops_of(FIELDS, NUMBERS, BINARY),
+    specs: specs_of(FIELDS),
+    ops: ops_of(FIELDS, NUMBERS, BINARY, SECONDARY_BITMAP),
 };
