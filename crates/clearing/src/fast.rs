@@ -81,12 +81,26 @@ pub fn for_each_txn_key_in_chunk<'a>(
     first_line: u64,
     mut each: impl FnMut(&KeyView<'a>),
 ) -> Result<u64, ParseError> {
+    for_each_txn_record_in_chunk(bytes, profile, date, first_line, |raw| {
+        each(&KeyView::of(raw));
+    })
+}
+
+/// [`for_each_txn_key_in_chunk`] with the checked records themselves, for a reader that
+/// takes a few fields by [`RawRecord::key`] rather than all of [`KeyView`]'s.
+pub fn for_each_txn_record_in_chunk<'a>(
+    bytes: &'a [u8],
+    profile: &'a Profile,
+    date: Option<ClearingDate>,
+    first_line: u64,
+    mut each: impl FnMut(RawRecord<'a>),
+) -> Result<u64, ParseError> {
     if !profile.kind().holds_transactions() {
         return Err(ParseError::wrong_records(profile.kind(), "transactions"));
     }
     let mut count = 0;
     for raw in RecordReader::new(bytes, profile, first_line, date) {
-        each(&KeyView::of(raw?));
+        each(raw?);
         count += 1;
     }
     Ok(count)
@@ -164,6 +178,20 @@ pub fn for_each_txn_key_in_file(
     chunk_bytes: usize,
     mut each: impl FnMut(&KeyView<'_>),
 ) -> Result<u64, ParseError> {
+    for_each_txn_record_in_file(path, profile, date, chunk_bytes, |raw| {
+        each(&KeyView::of(raw));
+    })
+}
+
+/// [`for_each_txn_key_in_file`] with the checked records themselves (see
+/// [`for_each_txn_record_in_chunk`]).
+pub fn for_each_txn_record_in_file(
+    path: &Path,
+    profile: &Profile,
+    date: Option<ClearingDate>,
+    chunk_bytes: usize,
+    mut each: impl FnMut(RawRecord<'_>),
+) -> Result<u64, ParseError> {
     let read_error = |source| ParseError::Read {
         path: path.to_owned(),
         source,
@@ -184,7 +212,7 @@ pub fn for_each_txn_key_in_file(
             continue;
         };
         lines_before +=
-            for_each_txn_key_in_chunk(&buf[..end], profile, date, lines_before + 1, &mut each)?;
+            for_each_txn_record_in_chunk(&buf[..end], profile, date, lines_before + 1, &mut each)?;
         buf.copy_within(end..filled, 0);
         filled -= end;
         if at_end {

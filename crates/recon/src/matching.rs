@@ -5,10 +5,14 @@
 //! host's totals.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 use poskit_domain::Tid;
 use serde_json::{Value, json};
 
+use crate::merchants::Merchants;
 use crate::model::{
     Action, Advice, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement,
     Status, SwitchKey, SwitchTxn,
@@ -31,6 +35,8 @@ pub struct Day {
     pub awaited: Vec<(String, HostTxn)>,
     pub switch: Vec<SwitchTxn>,
     pub settlements: Vec<Settlement>,
+    /// The merchant ids the host's and the switch's records refer to.
+    pub merchants: Arc<Merchants>,
     /// Keep each matched pair's (host transaction, key) in [`Found::matched_pairs`].
     pub keep_matched: bool,
 }
@@ -231,7 +237,7 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
                 host.unwrap_or_else(|| unreachable!()),
                 s.unwrap_or_else(|| unreachable!()),
             );
-            let differing = differing(h, s);
+            let differing = differing(&day.merchants, h, s);
             if differing.is_empty() {
                 matched(day, found, Some(h), s.key);
                 return;
@@ -300,7 +306,7 @@ fn matched(day: &Day, found: &mut Found, host: Option<&HostTxn>, key: SwitchKey)
 }
 
 /// The fields of a pair that differ, named as in the files.
-fn differing(h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
+fn differing(merchants: &Merchants, h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
     let mut out = Vec::new();
     if h.amount != s.amount {
         out.push(format!(
@@ -322,8 +328,8 @@ fn differing(h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
     if h.mid != s.mid {
         out.push(format!(
             "mid: host {} switch {}",
-            h.mid.as_str(),
-            s.mid.as_str()
+            merchants.mid(h.mid).as_str(),
+            merchants.mid(s.mid).as_str()
         ));
     }
     if h.direction != s.direction {
@@ -360,8 +366,8 @@ fn new_break(
         fields_differing,
         records: Records {
             terminal: None,
-            host: host.map(host_json),
-            switch: switch.map(switch_json),
+            host: host.map(|h| host_json(&day.merchants, h)),
+            switch: switch.map(|s| switch_json(&day.merchants, s)),
         },
         action,
         resolution: None,
@@ -375,28 +381,30 @@ pub fn priority_of(class: Class) -> u8 {
     poskit_codes::advice::break_advice(class.as_str()).map_or(2, |a| a.priority)
 }
 
-pub fn host_json(h: &HostTxn) -> Value {
+/// The host's record of a break; its `rrn` null, for the caller to read back from the
+/// ledger (a [`HostTxn`] does not hold it).
+pub fn host_json(merchants: &Merchants, h: &HostTxn) -> Value {
     json!({
         "id": h.id,
         "key": h.key.map(|k| k.text()),
         "tid": h.tid.as_str(),
-        "mid": h.mid.as_str(),
+        "mid": merchants.mid(h.mid).as_str(),
         "batch": h.batch,
         "stan": h.stan,
         "amount_fen": h.amount.fen(),
         "pan": h.pan.to_string(),
-        "rrn": h.rrn.as_str(),
+        "rrn": null,
         "code": h.code.as_str(),
         "state": h.state,
     })
 }
 
-fn switch_json(s: &SwitchTxn) -> Value {
+fn switch_json(merchants: &Merchants, s: &SwitchTxn) -> Value {
     json!({
         "line": s.line,
         "key": s.key.text(),
         "tid": s.tid.as_str(),
-        "mid": s.mid.as_str(),
+        "mid": merchants.mid(s.mid).as_str(),
         "amount_fen": s.amount.fen(),
         "pan": s.pan.to_string(),
         "rrn": s.rrn.as_str(),
@@ -409,22 +417,26 @@ fn switch_json(s: &SwitchTxn) -> Value {
 /// (terminal, batch, STAN, amount in fen) of a host transaction.
 type UploadKey = (Tid, u32, u32, u64);
 
-/// The host's transactions that uploaded details may name: those of the batches whose
-/// settlement breaks and carries uploads (one pass over the host, not one per detail).
-fn uploads_on_host(day: &Day) -> HashSet<UploadKey> {
-    let batches: HashSet<(Tid, u32)> = day
+/// The details uploaded with a breaking settlement that the host has as sent (one pass
+/// over the host, looking each transaction up among the few details).
+fn uploads_on_host(day: &Day) -> HashSet<UploadKey, RandomState> {
+    let uploaded: HashSet<UploadKey, RandomState> = day
         .settlements
         .iter()
-        .filter(|s| !s.uploads.is_empty() && settlement_differs(s))
-        .map(|s| (s.tid, s.batch))
+        .filter(|s| settlement_differs(s))
+        .flat_map(|s| {
+            s.uploads
+                .iter()
+                .map(|u| (s.tid, s.batch, u.stan, u.amount_fen))
+        })
         .collect();
-    if batches.is_empty() {
-        return HashSet::new();
+    if uploaded.is_empty() {
+        return HashSet::default();
     }
     day.host
         .iter()
-        .filter(|x| batches.contains(&(x.tid, x.batch)))
         .map(|x| (x.tid, x.batch, x.stan, x.amount.fen()))
+        .filter(|k| uploaded.contains(k))
         .collect()
 }
 
@@ -436,7 +448,11 @@ fn settlement_differs(s: &Settlement) -> bool {
 
 /// A settlement whose terminal totals are not the host's (or that the host did not find
 /// balanced): one break, with the uploaded details the host does not have as sent.
-fn settlement_break(date: &str, s: &Settlement, on_host: &HashSet<UploadKey>) -> Option<Break> {
+fn settlement_break(
+    date: &str,
+    s: &Settlement,
+    on_host: &HashSet<UploadKey, RandomState>,
+) -> Option<Break> {
     let (t, h) = (&s.terminal, &s.host);
     let mut differing = Vec::new();
     for (name, a, b) in [
