@@ -40,35 +40,57 @@ fn char_len(bytes: &[u8]) -> Result<usize, bool> {
     }
 }
 
-/// The field without its space padding and without a character cut at its end; `None`
-/// when the bytes are not GBK.
-fn content(field: &[u8]) -> Option<&[u8]> {
+/// What the shape scan finds of a field.
+struct Content<'a> {
+    /// The field without its space padding and without a character cut at its end.
+    bytes: &'a [u8],
+    /// It holds a four-byte sequence (whose value the decoder must check).
+    four_byte: bool,
+}
+
+/// The field's [`Content`]; `None` when the bytes are not GBK.
+fn content(field: &[u8]) -> Option<Content<'_>> {
     let end = field.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     let field = &field[..end];
-    let mut at = 0;
+    let (mut at, mut four_byte) = (0, false);
     while at < field.len() {
         match char_len(&field[at..]) {
-            Ok(len) => at += len,
-            Err(true) => return Some(&field[..at]),
+            Ok(len) => {
+                four_byte |= len == 4;
+                at += len;
+            }
+            Err(true) => {
+                return Some(Content {
+                    bytes: &field[..at],
+                    four_byte,
+                });
+            }
             Err(false) => return None,
         }
     }
-    Some(field)
+    Some(Content {
+        bytes: field,
+        four_byte,
+    })
 }
 
 /// The text of a `text` field: GBK decoded, padding and a cut last character dropped.
 pub(crate) fn decode(field: &[u8]) -> Option<Cow<'_, str>> {
-    let content = content(field)?;
-    GBK.decode_without_bom_handling_and_without_replacement(content)
+    GBK.decode_without_bom_handling_and_without_replacement(content(field)?.bytes)
 }
 
-/// Whether a `text` field decodes (as [`decode`] would), without allocating: ASCII is
-/// checked by shape; anything else is decoded into a buffer on the stack.
+/// Whether a `text` field decodes (as [`decode`] would), without allocating: one- and
+/// two-byte characters are checked by shape (every two-byte pair of the right shape
+/// decodes, see the tests); four-byte sequences are decoded into a buffer on the stack.
 pub(crate) fn is_valid(field: &[u8]) -> bool {
-    let Some(content) = content(field) else {
+    let Some(Content {
+        bytes: content,
+        four_byte,
+    }) = content(field)
+    else {
         return false;
     };
-    if content.is_ascii() {
+    if !four_byte {
         return true;
     }
     let mut decoder = GBK.new_decoder_without_bom_handling();
@@ -145,6 +167,23 @@ mod tests {
         cut.extend_from_slice(b"   ");
         assert_eq!(decode(&cut).unwrap(), "便利");
         assert!(is_valid(&cut));
+    }
+
+    #[test]
+    fn four_byte_sequences_are_checked_by_the_decoder() {
+        let (bytes, _, had_errors) = encoding_rs::GB18030.encode("a😀");
+        assert!(
+            !had_errors && bytes.len() == 5,
+            "a GB18030 four-byte sequence"
+        );
+        assert!(is_valid(&bytes));
+        // 0x84 0x31 0xA5 0x30 is past the last four-byte pointer WHATWG GBK maps.
+        let unmapped = [0x84, 0x31, 0xA5, 0x30];
+        assert!(
+            GBK.decode_without_bom_handling_and_without_replacement(&unmapped)
+                .is_none()
+        );
+        assert!(!is_valid(&unmapped));
     }
 
     #[test]

@@ -30,11 +30,12 @@ mod write;
 pub use error::ParseError;
 pub use fast::{
     FILE_CHUNK_BYTES, KeyView, for_each_txn_key, for_each_txn_key_in_chunk,
-    for_each_txn_key_in_file, par_fold_txn_keys,
+    for_each_txn_key_in_file, for_each_txn_record_in_chunk, for_each_txn_record_in_file,
+    par_fold_txn_keys,
 };
 pub use kind::{ClearingDate, FileKind, detect, file_name};
 pub use parse::{ParsedFile, detect_path, parse_bytes, parse_file, parse_records};
-pub use profile::{Field, FieldKind, FieldRef, Profile, ProfileError};
+pub use profile::{Field, FieldKind, FieldRef, Key, Profile, ProfileError};
 pub use reader::{RawRecord, RecordReader, digits_u64, fee_i64, split_at_lines};
 pub use record::{ClearingRecord, DisputeRecord, Records, TxnRecord};
 pub use write::{WriteError, mask_pan, write_file, write_file_with, write_records};

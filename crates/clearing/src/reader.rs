@@ -68,7 +68,10 @@ impl<'a> RawRecord<'a> {
         self.profile
     }
 
-    pub(crate) fn key(&self, key: Key) -> Option<&'a [u8]> {
+    /// The bytes of a key field, padding included; `None` when the profile has no such
+    /// field. Those of a key read as text but for the merchant's name (identifiers, codes,
+    /// times, the masked card number) are ASCII: their kind is `n` or `an`, checked.
+    pub fn key(&self, key: Key) -> Option<&'a [u8]> {
         self.profile.key(key).map(|index| self.field(index))
     }
 
@@ -82,7 +85,8 @@ impl<'a> RawRecord<'a> {
         std::str::from_utf8(&bytes[..end]).unwrap_or_default()
     }
 
-    pub(crate) fn key_u64(&self, key: Key) -> u64 {
+    /// The value of a numeric key field (0 when the profile has none).
+    pub fn key_u64(&self, key: Key) -> u64 {
         self.key(key).and_then(digits_u64).unwrap_or(0)
     }
 
@@ -90,7 +94,8 @@ impl<'a> RawRecord<'a> {
         self.key(key).and_then(fee_i64).unwrap_or(0)
     }
 
-    pub(crate) fn key_flag(&self, key: Key) -> bool {
+    /// A flag key field is set (not blank).
+    pub fn key_flag(&self, key: Key) -> bool {
         self.key(key).is_some_and(|b| b != b" ")
     }
 }

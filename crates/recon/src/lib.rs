@@ -8,11 +8,14 @@
 pub mod disputes;
 pub mod lookup;
 pub mod matching;
+pub mod merchants;
 pub mod model;
 pub mod run;
+mod sort;
 pub mod state;
 
 pub use matching::{Day, Found, compare};
+pub use merchants::{MerchantRef, Merchants};
 pub use model::{
     Action, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement, Status,
     SwitchKey, SwitchTxn, Totals, Upload,

@@ -5,14 +5,19 @@
 //! host's totals.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 use poskit_domain::Tid;
 use serde_json::{Value, json};
 
+use crate::merchants::Merchants;
 use crate::model::{
     Action, Advice, Break, Class, Direction, HostState, HostTxn, MaskedPan, Records, Settlement,
     Status, SwitchKey, SwitchTxn,
 };
+use crate::sort::sort_nearly_sorted;
 
 /// One clearing day's three sides.
 #[derive(Debug, Default)]
@@ -31,6 +36,8 @@ pub struct Day {
     pub awaited: Vec<(String, HostTxn)>,
     pub switch: Vec<SwitchTxn>,
     pub settlements: Vec<Settlement>,
+    /// The merchant ids the host's and the switch's records refer to.
+    pub merchants: Arc<Merchants>,
     /// Keep each matched pair's (host transaction, key) in [`Found::matched_pairs`].
     pub keep_matched: bool,
 }
@@ -71,24 +78,34 @@ pub fn compare(mut day: Day) -> Found {
     found
 }
 
-/// Sorts both sides in place (on two threads), each by key with what has none (on-us
-/// transactions, reversal records) after; returns how many of each have one: the host's
-/// forwarded transactions and the switch's originals, in key order (originals of one key in
-/// file order).
+/// Sorts both sides in place (on two threads); returns how many of each have a key.
 fn sort_sides(day: &mut Day) -> (usize, usize) {
     let (host, switch) = (&mut day.host, &mut day.switch);
     std::thread::scope(|scope| {
-        let sorting = scope.spawn(|| {
-            switch.sort_unstable_by_key(|s| (s.is_reversal, s.key, s.line));
-            switch.partition_point(|s| !s.is_reversal)
-        });
-        host.sort_unstable_by_key(|h| (h.key.is_none(), h.key));
-        let host_len = host.partition_point(|h| h.key.is_some());
+        let sorting = scope.spawn(|| sort_switch(switch));
+        let host_len = sort_host(host);
         let switch_len = sorting
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (host_len, switch_len)
     })
+}
+
+/// Sorts the host's transactions by key, those without one (on-us) after, in id order
+/// among equals; returns how many have one. Quick when they are in order already (a
+/// reader may sort them while the other side is still being read).
+pub fn sort_host(host: &mut [HostTxn]) -> usize {
+    sort_nearly_sorted(host, |h| {
+        (h.key.is_none(), h.key.map_or(0, |k| k.ordinal()), h.id)
+    });
+    host.partition_point(|h| h.key.is_some())
+}
+
+/// Sorts the switch's records by key, reversal records after, originals of one key in
+/// file order; returns how many originals. Quick when they are in order already.
+pub fn sort_switch(switch: &mut [SwitchTxn]) -> usize {
+    sort_nearly_sorted(switch, |s| (s.is_reversal, s.key.ordinal(), s.line));
+    switch.partition_point(|s| !s.is_reversal)
 }
 
 /// Host and switch, merged by key; duplicates, then one class per pair.
@@ -182,12 +199,15 @@ enum Stand {
 fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTxn]) {
     assert!(host.is_some() || !switch.is_empty(), "a pair has a side");
     // Copies the switch still charges beyond the first (copies it reversed moved nothing).
-    let charged: Vec<&SwitchTxn> = switch
-        .iter()
-        .filter(|s| s.code.is_approved() && !s.reversed)
-        .collect();
-    if charged.len() > 1 {
-        let extra = charged[1..].iter().map(|s| s.amount.fen()).sum();
+    let charging = |s: &&SwitchTxn| s.code.is_approved() && !s.reversed;
+    let charged_len = switch.iter().filter(charging).count();
+    if charged_len > 1 {
+        let extra = switch
+            .iter()
+            .filter(charging)
+            .skip(1)
+            .map(|s| s.amount.fen())
+            .sum();
         found.breaks.push(new_break(
             day,
             Class::Duplicate,
@@ -195,7 +215,7 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
             vec![format!(
                 "records: {} ({} charged)",
                 switch.len(),
-                charged.len()
+                charged_len
             )],
             host,
             switch.first(),
@@ -231,7 +251,7 @@ fn pair(day: &Day, found: &mut Found, host: Option<&HostTxn>, switch: &[SwitchTx
                 host.unwrap_or_else(|| unreachable!()),
                 s.unwrap_or_else(|| unreachable!()),
             );
-            let differing = differing(h, s);
+            let differing = differing(&day.merchants, h, s);
             if differing.is_empty() {
                 matched(day, found, Some(h), s.key);
                 return;
@@ -300,7 +320,7 @@ fn matched(day: &Day, found: &mut Found, host: Option<&HostTxn>, key: SwitchKey)
 }
 
 /// The fields of a pair that differ, named as in the files.
-fn differing(h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
+fn differing(merchants: &Merchants, h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
     let mut out = Vec::new();
     if h.amount != s.amount {
         out.push(format!(
@@ -322,8 +342,8 @@ fn differing(h: &HostTxn, s: &SwitchTxn) -> Vec<String> {
     if h.mid != s.mid {
         out.push(format!(
             "mid: host {} switch {}",
-            h.mid.as_str(),
-            s.mid.as_str()
+            merchants.mid(h.mid).as_str(),
+            merchants.mid(s.mid).as_str()
         ));
     }
     if h.direction != s.direction {
@@ -360,8 +380,8 @@ fn new_break(
         fields_differing,
         records: Records {
             terminal: None,
-            host: host.map(host_json),
-            switch: switch.map(switch_json),
+            host: host.map(|h| host_json(&day.merchants, h)),
+            switch: switch.map(|s| switch_json(&day.merchants, s)),
         },
         action,
         resolution: None,
@@ -375,28 +395,30 @@ pub fn priority_of(class: Class) -> u8 {
     poskit_codes::advice::break_advice(class.as_str()).map_or(2, |a| a.priority)
 }
 
-pub fn host_json(h: &HostTxn) -> Value {
+/// The host's record of a break; its `rrn` null, for the caller to read back from the
+/// ledger (a [`HostTxn`] does not hold it).
+pub fn host_json(merchants: &Merchants, h: &HostTxn) -> Value {
     json!({
         "id": h.id,
         "key": h.key.map(|k| k.text()),
         "tid": h.tid.as_str(),
-        "mid": h.mid.as_str(),
+        "mid": merchants.mid(h.mid).as_str(),
         "batch": h.batch,
         "stan": h.stan,
         "amount_fen": h.amount.fen(),
         "pan": h.pan.to_string(),
-        "rrn": h.rrn.as_str(),
+        "rrn": null,
         "code": h.code.as_str(),
         "state": h.state,
     })
 }
 
-fn switch_json(s: &SwitchTxn) -> Value {
+fn switch_json(merchants: &Merchants, s: &SwitchTxn) -> Value {
     json!({
         "line": s.line,
         "key": s.key.text(),
         "tid": s.tid.as_str(),
-        "mid": s.mid.as_str(),
+        "mid": merchants.mid(s.mid).as_str(),
         "amount_fen": s.amount.fen(),
         "pan": s.pan.to_string(),
         "rrn": s.rrn.as_str(),
@@ -409,22 +431,26 @@ fn switch_json(s: &SwitchTxn) -> Value {
 /// (terminal, batch, STAN, amount in fen) of a host transaction.
 type UploadKey = (Tid, u32, u32, u64);
 
-/// The host's transactions that uploaded details may name: those of the batches whose
-/// settlement breaks and carries uploads (one pass over the host, not one per detail).
-fn uploads_on_host(day: &Day) -> HashSet<UploadKey> {
-    let batches: HashSet<(Tid, u32)> = day
+/// The details uploaded with a breaking settlement that the host has as sent (one pass
+/// over the host, looking each transaction up among the few details).
+fn uploads_on_host(day: &Day) -> HashSet<UploadKey, RandomState> {
+    let uploaded: HashSet<UploadKey, RandomState> = day
         .settlements
         .iter()
-        .filter(|s| !s.uploads.is_empty() && settlement_differs(s))
-        .map(|s| (s.tid, s.batch))
+        .filter(|s| settlement_differs(s))
+        .flat_map(|s| {
+            s.uploads
+                .iter()
+                .map(|u| (s.tid, s.batch, u.stan, u.amount_fen))
+        })
         .collect();
-    if batches.is_empty() {
-        return HashSet::new();
+    if uploaded.is_empty() {
+        return HashSet::default();
     }
     day.host
         .iter()
-        .filter(|x| batches.contains(&(x.tid, x.batch)))
         .map(|x| (x.tid, x.batch, x.stan, x.amount.fen()))
+        .filter(|k| uploaded.contains(k))
         .collect()
 }
 
@@ -436,7 +462,11 @@ fn settlement_differs(s: &Settlement) -> bool {
 
 /// A settlement whose terminal totals are not the host's (or that the host did not find
 /// balanced): one break, with the uploaded details the host does not have as sent.
-fn settlement_break(date: &str, s: &Settlement, on_host: &HashSet<UploadKey>) -> Option<Break> {
+fn settlement_break(
+    date: &str,
+    s: &Settlement,
+    on_host: &HashSet<UploadKey, RandomState>,
+) -> Option<Break> {
     let (t, h) = (&s.terminal, &s.host);
     let mut differing = Vec::new();
     for (name, a, b) in [

@@ -10,9 +10,11 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use poskit_clearing::{FileKind, KeyView, Profile};
+use foldhash::fast::RandomState;
+use poskit_clearing::{FileKind, Key, Profile, RawRecord};
 use poskit_domain::calendar::{ClearingCut, yyyymmdd};
 use poskit_domain::{AmountFen, Mid, ResponseCode, Rrn, Tid, TransactionKind};
 use poskit_host::clock::HostTime;
@@ -21,7 +23,8 @@ use poskit_host::store::books::{self, CreditAdjustment, LedgerTxn, LedgerTxnRef}
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::matching::{Day, Found, compare};
+use crate::matching::{Day, Found, compare, sort_host, sort_switch};
+use crate::merchants::Merchants;
 use crate::model::{
     Action, Break, Class, Direction, HostState, HostTxn, MaskedPan, Settlement, Status, SwitchKey,
     SwitchTxn, Totals, Upload,
@@ -110,11 +113,18 @@ pub fn run_timed(
     let ms_since = |at: Instant| at.elapsed().as_millis() as u64;
     let mut timings = Timings::default();
     let started = Instant::now();
-    let (switch, id_hi, (host_txns, settlements)) = read_sides(host, state, opts)?;
+    let Sides {
+        switch,
+        id_hi,
+        host: host_txns,
+        settlements,
+        mut merchants,
+    } = read_sides(host, state, opts)?;
     let mut reasons = incomplete_reasons(opts, switch.is_none(), &host_txns, &settlements);
-    let awaited = awaited(host, state, opts)?;
+    let awaited = awaited(host, state, opts, &mut merchants)?;
     timings.read_ms = ms_since(started);
     let started = Instant::now();
+    let merchants = Arc::new(merchants);
     let mut found = compare(Day {
         date: yyyymmdd(opts.day),
         end_ms: opts.cut.start_ms(opts.day + 1),
@@ -123,9 +133,11 @@ pub fn run_timed(
         awaited,
         switch: switch.unwrap_or_default(),
         settlements,
+        merchants: Arc::clone(&merchants),
         keep_matched: opts.keep_matched,
     });
-    cleared_late(host, opts, &mut found)?;
+    cleared_late(host, opts, &merchants, &mut found)?;
+    host_rrns(host, &mut found.breaks)?;
     let mut breaks = state::merge(state, opts.day, found.breaks, &found.resolved)?;
     timings.compare_ms = ms_since(started);
     let started = Instant::now();
@@ -154,16 +166,21 @@ pub fn run_timed(
     Ok((report, timings))
 }
 
-type HostSide = (Vec<HostTxn>, Vec<Settlement>);
+/// The day's sides as read, their merchant ids in one table.
+struct Sides {
+    /// `None`: no ACOMA file.
+    switch: Option<Vec<SwitchTxn>>,
+    /// The last transaction id on file when the ledger was read.
+    id_hi: i64,
+    host: Vec<HostTxn>,
+    settlements: Vec<Settlement>,
+    merchants: Merchants,
+}
 
 /// The switch's file parsed on a thread of its own while this one reads the ledger; the
 /// last transaction id on file is taken before the ledger is read (where a complete run
 /// closes the day).
-fn read_sides(
-    host: &Connection,
-    state: &Connection,
-    opts: &Options,
-) -> Result<(Option<Vec<SwitchTxn>>, i64, HostSide), ReconError> {
+fn read_sides(host: &Connection, state: &Connection, opts: &Options) -> Result<Sides, ReconError> {
     std::thread::scope(|scope| {
         let switch = scope.spawn(|| read_switch(&opts.clearing_dir, opts.day));
         let host_side = (|| -> Result<_, ReconError> {
@@ -174,15 +191,29 @@ fn read_sides(
         let switch = switch
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        let (id_hi, host_side) = host_side?;
-        Ok((switch, id_hi, host_side))
+        let (id_hi, (host_txns, mut merchants)) = host_side?;
+        let switch = switch.map(|(mut txns, of_file)| {
+            let renumbering = merchants.absorb(&of_file);
+            for s in &mut txns {
+                s.mid = renumbering.of(s.mid);
+            }
+            txns
+        });
+        let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
+        Ok(Sides {
+            switch,
+            id_hi,
+            host: host_txns,
+            settlements: settlements(host, from, to)?,
+            merchants,
+        })
     })
 }
 
 /// The switch's transactions of the day, from its ACOMA file (read in chunks, each record
-/// straight into a [`SwitchTxn`]); `None` when there is none. All or nothing: the first bad
-/// line of the file is the error.
-fn read_switch(dir: &Path, day: i64) -> Result<Option<Vec<SwitchTxn>>, ReconError> {
+/// straight into a [`SwitchTxn`]), with the merchant ids they refer to; `None` when there
+/// is no file. All or nothing: the first bad line of the file is the error.
+fn read_switch(dir: &Path, day: i64) -> Result<Option<(Vec<SwitchTxn>, Merchants)>, ReconError> {
     let date = clearing_date(day)?;
     let path = dir.join(poskit_clearing::file_name(FileKind::Acoma, date));
     if !path.exists() {
@@ -192,16 +223,17 @@ fn read_switch(dir: &Path, day: i64) -> Result<Option<Vec<SwitchTxn>>, ReconErro
     let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     let record_bytes = profile.record_len() as u64 + 1;
     let mut txns = Vec::with_capacity((file_bytes / record_bytes) as usize);
+    let mut merchants = Merchants::default();
     let mut unreadable_line = None;
-    poskit_clearing::for_each_txn_key_in_file(
+    poskit_clearing::for_each_txn_record_in_file(
         &path,
         profile,
         Some(date),
         poskit_clearing::FILE_CHUNK_BYTES,
-        |key| match switch_txn(key) {
+        |raw| match switch_txn(&raw, &mut merchants) {
             Some(t) => txns.push(t),
             None => {
-                unreadable_line.get_or_insert(key.line());
+                unreadable_line.get_or_insert(raw.line());
             }
         },
     )
@@ -212,7 +244,9 @@ fn read_switch(dir: &Path, day: i64) -> Result<Option<Vec<SwitchTxn>>, ReconErro
             path.display()
         )));
     }
-    Ok(Some(txns))
+    // Sorted here, while the ledger may still be read: the comparison finds them in order.
+    sort_switch(&mut txns);
+    Ok(Some((txns, merchants)))
 }
 
 /// The file date of a clearing day.
@@ -222,118 +256,159 @@ pub fn clearing_date(day: i64) -> Result<poskit_clearing::ClearingDate, ReconErr
         .ok_or_else(|| ReconError::Input(format!("{text}: no clearing file can name this date")))
 }
 
-fn switch_txn(k: &KeyView<'_>) -> Option<SwitchTxn> {
+/// A record of the file as reconciliation compares it (read from its bytes: the fields
+/// it takes are ASCII, see [`RawRecord::key`]), its merchant id in `merchants`.
+fn switch_txn(raw: &RawRecord<'_>, merchants: &mut Merchants) -> Option<SwitchTxn> {
+    // A field without its padding.
+    let text = |key| {
+        let bytes = raw.key(key).unwrap_or_default();
+        &bytes[..bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1)]
+    };
+    let str_of = |key| std::str::from_utf8(text(key).trim_ascii()).ok();
+    let time = text(Key::TransmissionTime);
     Some(SwitchTxn {
-        line: u32::try_from(k.line()).ok()?,
-        key: SwitchKey::parse(k.acquirer_inst, k.stan, k.transmission_time)?,
-        direction: if k.processing_code.starts_with("20") {
+        line: u32::try_from(raw.line()).ok()?,
+        key: SwitchKey::of_digits(
+            text(Key::AcquirerInst).trim_ascii(),
+            raw.key_u64(Key::Stan) as u32,
+            [time, b""],
+        )?,
+        direction: if text(Key::ProcessingCode).starts_with(b"20") {
             Direction::Credit
         } else {
             Direction::Debit
         },
-        amount: AmountFen::new(k.amount_fen).ok()?,
-        pan: MaskedPan::parse(k.pan_masked)?,
-        tid: Tid::parse(k.tid.trim()).ok()?,
-        mid: Mid::parse(k.mid.trim()).ok()?,
-        rrn: Rrn::parse(k.rrn.trim()).ok()?,
-        code: ResponseCode::parse(k.response_code)?,
-        is_reversal: k.mti.starts_with("04"),
-        reversed: k.reversal,
-        voided: k.voided,
+        amount: AmountFen::new(raw.key_u64(Key::AmountFen)).ok()?,
+        pan: MaskedPan::of_bytes(text(Key::PanMasked).trim_ascii())?,
+        tid: Tid::parse(str_of(Key::Tid)?).ok()?,
+        mid: merchants.intern(raw.key(Key::Mid).unwrap_or_default(), |padded| {
+            Mid::parse(std::str::from_utf8(padded).ok()?.trim()).ok()
+        })?,
+        rrn: Rrn::parse(str_of(Key::Rrn)?).ok()?,
+        code: ResponseCode::parse(std::str::from_utf8(text(Key::ResponseCode)).ok()?)?,
+        is_reversal: text(Key::Mti).starts_with(b"04"),
+        reversed: raw.key_flag(Key::ReversalFlag),
+        voided: raw.key_flag(Key::VoidFlag),
     })
 }
 
-/// Host transactions gathered in blocks of this many: a day of millions never grows one
-/// vector (which would hold the old and the new allocation at once).
-const HOST_BLOCK_LEN: usize = 1 << 16;
 /// Readers of the ledger at once (with the file's, one thread per core of the machine the
 /// target was set on).
 const HOST_READERS: usize = 2;
 
 /// The host's money-moving transactions of the day (and those written after an earlier
-/// day closed, which belong here), and the settlements received in it.
+/// day closed, which belong here), with the merchant ids they refer to.
 fn read_host(
     host: &Connection,
     state: &Connection,
     opts: &Options,
-) -> Result<(Vec<HostTxn>, Vec<Settlement>), ReconError> {
-    let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
-    let mut blocks = match books::txn_ids_created(host, from, to)? {
-        Some((lo, hi)) => read_day_in_parts(host, opts, (from, to), (lo, hi))?,
-        None => Vec::new(),
-    };
-    // Late writes of the closed days just before this one.
+) -> Result<(Vec<HostTxn>, Merchants), ReconError> {
+    let mut merchants = Merchants::default();
+    // Late writes of the closed days just before this one (a few), read first: the day's
+    // vector is then allocated once with room for them.
+    let mut late = Vec::new();
     let mut day = opts.day - 1;
     while let Some(id_hi) = state::closed_id_hi(state, day)? {
         let (from, to) = (opts.cut.start_ms(day), opts.cut.start_ms(day + 1));
         if let Some((lo, hi)) = books::txn_ids_created(host, from, to)? {
-            let mut late = Vec::new();
             books::for_each_money_txn(host, from, to, lo.max(id_hi + 1)..=hi, |r| {
-                late.extend(host_txn_of(r, &opts.acquirer));
+                late.extend(host_txn_of(r, &opts.acquirer, &mut merchants));
             })?;
-            blocks.push(late);
         }
         day -= 1;
     }
-    let mut txns = Vec::with_capacity(blocks.iter().map(Vec::len).sum());
-    for block in blocks {
-        txns.extend(block);
-    }
-    Ok((txns, settlements(host, from, to)?))
+    let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
+    let mut txns = match books::txn_ids_created(host, from, to)? {
+        Some(ids) => read_day_in_parts(host, opts, ids, late, &mut merchants)?,
+        None => late,
+    };
+    // Sorted here, while the file may still be parsed: the comparison finds them in order.
+    sort_host(&mut txns);
+    Ok((txns, merchants))
 }
 
-/// The day's id range cut in [`HOST_READERS`] parts read at once, the first on `host`, the
-/// others on read-only connections of their own to the same database (one part when it has
-/// no file); the transactions in blocks of [`HOST_BLOCK_LEN`], in id order.
+/// The day's transactions, then `late`: the day's id range (`lo..=hi`) cut in
+/// [`HOST_READERS`] parts read at once, the first on `host`, the others on read-only
+/// connections of their own to the same database (one part when it has no file). One
+/// vector holds them all, allocated once: a slot per id, each part filling its own, the
+/// gaps closed after.
 fn read_day_in_parts(
     host: &Connection,
     opts: &Options,
-    (from, to): (i64, i64),
     (lo, hi): (i64, i64),
-) -> Result<Vec<Vec<HostTxn>>, ReconError> {
+    late: Vec<HostTxn>,
+    merchants: &mut Merchants,
+) -> Result<Vec<HostTxn>, ReconError> {
     let path = host.path().filter(|p| !p.is_empty()).map(PathBuf::from);
-    let parts = if path.is_some() {
-        HOST_READERS as i64
-    } else {
-        1
-    };
-    let part_len = (hi - lo) / parts + 1;
-    let part = |i: i64| lo + i * part_len..=(lo + (i + 1) * part_len - 1).min(hi);
-    let read = |conn: &Connection, ids| -> Result<Vec<Vec<HostTxn>>, ReconError> {
-        let mut blocks: Vec<Vec<HostTxn>> = Vec::new();
-        books::for_each_money_txn(conn, from, to, ids, |r| {
-            let Some(h) = host_txn_of(r, &opts.acquirer) else {
-                return;
-            };
-            if blocks.last().is_none_or(|b| b.len() == HOST_BLOCK_LEN) {
-                blocks.push(Vec::with_capacity(HOST_BLOCK_LEN));
-            }
-            if let Some(block) = blocks.last_mut() {
-                block.push(h);
-            }
-        })?;
-        Ok(blocks)
-    };
-    std::thread::scope(|scope| {
-        let others: Vec<_> = (1..parts)
-            .map(|i| {
-                let (path, read, part) = (path.clone(), &read, &part);
-                scope.spawn(move || {
-                    let path = path.unwrap_or_default();
+    let parts = if path.is_some() { HOST_READERS } else { 1 };
+    let ids_len = (hi - lo + 1) as usize;
+    let part_len = ids_len.div_ceil(parts);
+    let mut txns = Vec::with_capacity(ids_len + late.len());
+    txns.resize(ids_len, HostTxn::placeholder());
+    let (first_len, parts_read) = std::thread::scope(|scope| -> Result<_, ReconError> {
+        let mut slots = txns.chunks_mut(part_len).enumerate();
+        let (_, first) = slots
+            .next()
+            .unwrap_or_else(|| unreachable!("a day has an id"));
+        let others: Vec<_> = slots
+            .map(|(i, slots)| {
+                let path = path.clone().unwrap_or_default();
+                let ids = lo + (i * part_len) as i64..=hi.min(lo + ((i + 1) * part_len) as i64 - 1);
+                scope.spawn(move || -> Result<_, ReconError> {
                     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                    read(&Connection::open_with_flags(path, flags)?, part(i))
+                    let conn = Connection::open_with_flags(path, flags)?;
+                    let mut merchants = Merchants::default();
+                    let n = fill_part(&conn, opts, ids, slots, &mut merchants)?;
+                    Ok((n, merchants))
                 })
             })
             .collect();
-        let mut blocks = read(host, part(0))?;
+        let ids = lo..=hi.min(lo + part_len as i64 - 1);
+        let first_len = fill_part(host, opts, ids, first, merchants)?;
+        let mut read = Vec::new();
         for other in others {
-            let more = other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            blocks.extend(more);
+            read.push(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            );
         }
-        Ok(blocks)
-    })
+        Ok((first_len, read))
+    })?;
+    let mut end = first_len;
+    for (i, (len, of_part)) in parts_read.into_iter().enumerate() {
+        let start = (i + 1) * part_len;
+        let renumbering = merchants.absorb(&of_part);
+        for h in &mut txns[start..start + len] {
+            h.mid = renumbering.of(h.mid);
+        }
+        txns.copy_within(start..start + len, end);
+        end += len;
+    }
+    txns.truncate(end);
+    txns.extend(late);
+    Ok(txns)
+}
+
+/// Reads the money-moving transactions of the day with an id in `ids` into `slots` (one
+/// per id); how many.
+fn fill_part(
+    conn: &Connection,
+    opts: &Options,
+    ids: std::ops::RangeInclusive<i64>,
+    slots: &mut [HostTxn],
+    merchants: &mut Merchants,
+) -> Result<usize, ReconError> {
+    let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
+    let mut filled = 0;
+    books::for_each_money_txn(conn, from, to, ids, |r| {
+        if let Some(h) = host_txn_of(r, &opts.acquirer, merchants) {
+            // An id is one row at most: the part has a slot for each of its rows.
+            slots[filled] = h;
+            filled += 1;
+        }
+    })?;
+    Ok(filled)
 }
 
 /// The settlements received in `[from_ms, to_ms)`.
@@ -368,13 +443,17 @@ fn settlements(host: &Connection, from_ms: i64, to_ms: i64) -> Result<Vec<Settle
         .collect())
 }
 
-/// A ledger row as reconciliation compares it.
-pub fn host_txn(r: &LedgerTxn, acquirer: &str) -> Option<HostTxn> {
-    host_txn_of(&r.as_ref(), acquirer)
+/// A ledger row as reconciliation compares it, its merchant id in `merchants`.
+pub fn host_txn(r: &LedgerTxn, acquirer: &str, merchants: &mut Merchants) -> Option<HostTxn> {
+    host_txn_of(&r.as_ref(), acquirer, merchants)
 }
 
 /// [`host_txn`] of a row as [`books::for_each_money_txn`] reads it.
-pub fn host_txn_of(r: &LedgerTxnRef<'_>, acquirer: &str) -> Option<HostTxn> {
+pub fn host_txn_of(
+    r: &LedgerTxnRef<'_>,
+    acquirer: &str,
+    merchants: &mut Merchants,
+) -> Option<HostTxn> {
     use TransactionKind as K;
     let direction = match r.kind {
         K::Sale | K::PreAuthCompletion => Direction::Debit,
@@ -398,12 +477,11 @@ pub fn host_txn_of(r: &LedgerTxnRef<'_>, acquirer: &str) -> Option<HostTxn> {
         },
         direction,
         tid: Tid::parse(r.tid).ok()?,
-        mid: Mid::parse(r.mid).ok()?,
+        mid: merchants.intern(r.mid.as_bytes(), |_| Mid::parse(r.mid).ok())?,
         batch: r.batch,
         stan: r.stan,
         amount: AmountFen::new(r.amount_fen).ok()?,
         pan: MaskedPan::parse(r.pan_masked)?,
-        rrn: Rrn::parse(r.rrn).unwrap_or(Rrn::parse("000000000000").ok()?),
         code: ResponseCode::parse(r.code).unwrap_or(ResponseCode::SYSTEM_MALFUNCTION),
         state,
         created_ms: r.created_ms,
@@ -437,12 +515,12 @@ fn incomplete_reasons(
             opts.clearing_dir.display()
         ));
     }
-    let closed: HashSet<(Tid, u32)> = settlements
+    let closed: HashSet<(Tid, u32), RandomState> = settlements
         .iter()
         .filter(|s| s.closed)
         .map(|s| (s.tid, s.batch))
         .collect();
-    let batches: HashSet<(Tid, u32)> = host
+    let batches: HashSet<(Tid, u32), RandomState> = host
         .iter()
         .filter(|h| h.state == HostState::Approved)
         .map(|h| (h.tid, h.batch))
@@ -471,10 +549,12 @@ fn awaited(
     host: &Connection,
     state: &Connection,
     opts: &Options,
+    merchants: &mut Merchants,
 ) -> Result<Vec<(String, HostTxn)>, ReconError> {
     let mut out = Vec::new();
     for (id, txn_id) in state::awaiting(state, opts.day)? {
-        if let Some(h) = books::money_txn(host, txn_id)?.and_then(|r| host_txn(&r, &opts.acquirer))
+        if let Some(h) =
+            books::money_txn(host, txn_id)?.and_then(|r| host_txn(&r, &opts.acquirer, merchants))
         {
             out.push((id, h));
         }
@@ -485,18 +565,29 @@ fn awaited(
 /// Switch records alone on this day (class B) whose host transaction is of an earlier day
 /// (the switch cleared it late; named by its RRN, the host's row id): compared with it
 /// instead. Only the few records alone are looked up.
-fn cleared_late(host: &Connection, opts: &Options, found: &mut Found) -> Result<(), ReconError> {
+fn cleared_late(
+    host: &Connection,
+    opts: &Options,
+    merchants: &Merchants,
+    found: &mut Found,
+) -> Result<(), ReconError> {
     let day_start_ms = opts.cut.start_ms(opts.day);
     for s in std::mem::take(&mut found.alone_at_switch) {
         let Ok(id) = s.rrn.as_str().parse::<i64>() else {
             continue;
         };
+        // The pair's merchant ids in a table of their own.
+        let mut of_pair = Merchants::default();
         let Some(h) = books::money_txn(host, id)?
             .filter(|r| r.created_ms < day_start_ms)
-            .and_then(|r| host_txn(&r, &opts.acquirer))
+            .and_then(|r| host_txn(&r, &opts.acquirer, &mut of_pair))
             .filter(|h| h.key == Some(s.key))
         else {
             continue;
+        };
+        let s = SwitchTxn {
+            mid: of_pair.add(merchants.mid(s.mid)),
+            ..s
         };
         found.breaks.retain(|b| {
             !(b.class == Class::B
@@ -511,10 +602,27 @@ fn cleared_late(host: &Connection, opts: &Options, found: &mut Found) -> Result<
             near_cut_ms: opts.near_cut_ms,
             host: vec![h],
             switch: vec![s],
+            merchants: Arc::new(of_pair),
             ..Day::default()
         });
         found.matched += pair.matched;
         found.breaks.extend(pair.breaks);
+    }
+    Ok(())
+}
+
+/// The RRNs of the host's transactions in the breaks, read back from the ledger (a
+/// [`HostTxn`] does not hold one): as the ledger has it, twelve zeros when it has none.
+fn host_rrns(host: &Connection, breaks: &mut [Break]) -> Result<(), ReconError> {
+    for b in breaks {
+        let Some(record) = b.records.host.as_mut() else {
+            continue;
+        };
+        let Some(id) = record.get("rrn").and(record["id"].as_i64()) else {
+            continue;
+        };
+        let rrn = books::money_txn(host, id)?.and_then(|t| Rrn::parse(&t.rrn).ok());
+        record["rrn"] = rrn.as_ref().map_or("000000000000", Rrn::as_str).into();
     }
     Ok(())
 }

@@ -9,18 +9,24 @@ fn key(stan: u32) -> SwitchKey {
     SwitchKey::parse("08010000", stan, "1204103000").unwrap()
 }
 
+/// The one merchant of these records, in a table of its own.
+fn merchants() -> (Merchants, MerchantRef) {
+    let mut merchants = Merchants::default();
+    let mid = merchants.add(Mid::parse("898310048160001").unwrap());
+    (merchants, mid)
+}
+
 fn host(stan: u32, state: HostState, code: &str) -> HostTxn {
     HostTxn {
         id: i64::from(stan),
         key: Some(key(stan)),
         direction: Direction::Debit,
         tid: Tid::parse("10000001").unwrap(),
-        mid: Mid::parse("898310048160001").unwrap(),
+        mid: merchants().1,
         batch: 1,
         stan: stan + 100,
         amount: AmountFen::new(5_000).unwrap(),
         pan: MaskedPan::parse("6222020000000001").unwrap(),
-        rrn: Rrn::parse(&format!("{stan:012}")).unwrap(),
         code: ResponseCode::parse(code).unwrap_or(ResponseCode(*b"  ")),
         state,
         created_ms: 0,
@@ -37,7 +43,7 @@ fn switch(stan: u32, line: u32) -> SwitchTxn {
         pan: h.pan,
         tid: h.tid,
         mid: h.mid,
-        rrn: h.rrn,
+        rrn: Rrn::parse(&format!("{stan:012}")).unwrap(),
         code: ResponseCode::APPROVED,
         is_reversal: false,
         reversed: false,
@@ -52,6 +58,7 @@ fn day(host: Vec<HostTxn>, switch: Vec<SwitchTxn>) -> Day {
         near_cut_ms: 600_000,
         host,
         switch,
+        merchants: std::sync::Arc::new(merchants().0),
         ..Day::default()
     }
 }

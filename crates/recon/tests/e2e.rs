@@ -105,6 +105,12 @@ fn every_injected_divergence_is_found_as_its_class_and_adjusted_once() {
         report.matched, 2,
         "terminal 6, and the first copy of the duplicate"
     );
+    // The host's records carry the RRN the terminal was given (read back from the ledger).
+    for b in &report.breaks {
+        let h = b.records.host.as_ref().unwrap();
+        let id = h["id"].as_i64().unwrap();
+        assert_eq!(h["rrn"], poskit_host::engine::rrn_of(id), "{}", b.id);
+    }
     let adjustments = |db: &rusqlite::Connection| -> (i64, i64) {
         let n = |sql| db.query_row(sql, [], |r| r.get(0)).unwrap();
         (

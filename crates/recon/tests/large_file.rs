@@ -53,7 +53,7 @@ fn a_bad_line_in_a_later_chunk_names_its_line_and_nothing_is_kept() {
     let path = write_file(data.path(), FileKind::Acoma, date, &records).unwrap();
     let opts = options(data.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    // The second chunk starts near record 8812; damage one well inside it.
+    // The second chunk starts near record FILE_CHUNK_BYTES / 952; damage one well past it.
     let bad_line = FILE_CHUNK_BYTES / 952 + 2_000;
     let profile = poskit_clearing::Profile::builtin(FileKind::Acoma);
     let stan = &profile.fields()[profile.index_of("stan").unwrap()];
