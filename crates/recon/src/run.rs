@@ -304,18 +304,22 @@ fn read_host(
     opts: &Options,
 ) -> Result<(Vec<HostTxn>, Merchants), ReconError> {
     let mut merchants = Merchants::default();
-    // Late writes of the closed days just before this one (a few), read first: the day's
-    // vector is then allocated once with room for them.
+    // Late writes, read first (the day's vector is then allocated once with room for them):
+    // rows with a time in the closed days just before this one, written after the last of
+    // them closed. The run that closed that day took every late row written before it
+    // closed (its id_hi is the ledger's last id then), so one pass over the ids since then
+    // finds them all, once, however long the chain of closed days.
     let mut late = Vec::new();
-    let mut day = opts.day - 1;
-    while let Some(id_hi) = state::closed_id_hi(state, day)? {
-        let (from, to) = (opts.cut.start_ms(day), opts.cut.start_ms(day + 1));
-        if let Some((lo, hi)) = books::txn_ids_created(host, from, to)? {
-            books::for_each_money_txn(host, from, to, lo.max(id_hi + 1)..=hi, |r| {
-                late.extend(host_txn_of(r, &opts.acquirer, &mut merchants));
-            })?;
+    if let Some(id_hi) = state::closed_id_hi(state, opts.day - 1)? {
+        let mut oldest = opts.day - 1;
+        while state::closed_id_hi(state, oldest - 1)?.is_some() {
+            oldest -= 1;
         }
-        day -= 1;
+        let (from, to) = (opts.cut.start_ms(oldest), opts.cut.start_ms(opts.day));
+        let last = books::last_txn_id(host)?;
+        books::for_each_money_txn(host, from, to, id_hi + 1..=last, |r| {
+            late.extend(host_txn_of(r, &opts.acquirer, &mut merchants));
+        })?;
     }
     let (from, to) = (opts.cut.start_ms(opts.day), opts.cut.start_ms(opts.day + 1));
     let mut txns = match books::txn_ids_created(host, from, to)? {
@@ -662,4 +666,76 @@ fn resolve(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::params;
+
+    /// A sale at the demo's main merchant created at `created_ms`, row `id`.
+    fn insert(host: &Connection, id: i64, created_ms: i64) {
+        host.execute(
+            "INSERT INTO transactions (id, kind, reversal, mti, tid, mid, batch, stan, idem,
+                 amount_fen, pan_masked, rrn, auth_code, day, mmdd, hhmmss, created_ms, code,
+                 reason, state, fwd)
+             VALUES (?1, 'sale', 0, '0200', '10000001', '898310048160001', 1, ?1, 1, 100,
+                 '622202******0018', printf('%012d', ?1), '000001', 0, '1201', '120000', ?2,
+                 '00', '', 'approved', 1)",
+            params![id, created_ms],
+        )
+        .unwrap();
+    }
+
+    fn ids(txns: &[HostTxn]) -> Vec<i64> {
+        let mut ids: Vec<i64> = txns.iter().map(|t| t.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn a_late_write_of_a_closed_day_is_read_once_by_the_next_open_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = poskit_host::store::sqlite::open(dir.path()).unwrap();
+        let state = Connection::open_in_memory().unwrap();
+        state::migrate(&state).unwrap();
+        let cut = ClearingCut::default();
+        let day = 20_400; // any day
+        let mid_of = |d: i64| cut.start_ms(d) + 3_600_000;
+        let opts = |d: i64| Options {
+            day: d,
+            clearing_dir: dir.path().into(),
+            cut,
+            acquirer: "08010000".into(),
+            near_cut_ms: 0,
+            keep_matched: false,
+            now_ms: cut.start_ms(d + 2),
+        };
+        let close = |d: i64, id_hi: i64| {
+            state
+                .execute(
+                    "INSERT INTO recon_days (day, closed, id_hi, report, run_ms) VALUES (?1, 1, ?2, '{}', 0)",
+                    params![d, id_hi],
+                )
+                .unwrap();
+        };
+        // Day d-2 closed at id 2; a row with its time written after (id 3); day d-1 closed
+        // at id 4, which took id 3 as its late write; then ids 5 (d-2's time) and 6
+        // (d-1's time) written after d-1 closed; id 7 is day d's own.
+        insert(&host, 1, mid_of(day - 2));
+        insert(&host, 2, mid_of(day - 2));
+        close(day - 2, 2);
+        insert(&host, 3, mid_of(day - 2));
+        insert(&host, 4, mid_of(day - 1));
+        close(day - 1, 4);
+        insert(&host, 5, mid_of(day - 2));
+        insert(&host, 6, mid_of(day - 1));
+        insert(&host, 7, mid_of(day));
+        let (txns, _) = read_host(&host, &state, &opts(day)).unwrap();
+        // 3 was d-1's late write: not again. 5 and 6 are late writes of this day.
+        assert_eq!(ids(&txns), [5, 6, 7]);
+        // A day after an open one takes no late writes: they wait for it.
+        let (txns, _) = read_host(&host, &state, &opts(day + 1)).unwrap();
+        assert_eq!(ids(&txns), Vec::<i64>::new());
+    }
 }
