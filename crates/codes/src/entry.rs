@@ -3,7 +3,7 @@
 //! They are read from the TOML files under `data/` (shapes in `data/SCHEMA.md`) and
 //! checked by `load`; once built they are immutable, so the accessors hand out borrows.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kinds::{Actor, Category, Class, Lang, MoneyMoved, Operation, Retry, Table};
 
@@ -123,6 +123,25 @@ impl Entry {
     /// What to say to the cardholder.
     pub fn customer(&self, lang: Lang) -> &str {
         pick(lang, &self.customer_zh, &self.customer_en)
+    }
+
+    /// What every reader of an entry is given (`poskit explain --json`, the HTTP API):
+    /// meanings and words for the customer in both languages, causes and steps in `lang`.
+    pub fn summary(&self, lang: Lang) -> EntrySummary<'_> {
+        EntrySummary {
+            code: self.code(),
+            class: self.class().as_str(),
+            money_moved: self.money_moved().as_str(),
+            meaning_zh: self.meaning(Lang::Zh),
+            meaning_en: self.meaning(Lang::En),
+            category: self.category().as_str(),
+            actor: self.actor().as_str(),
+            retry: self.retry().as_str(),
+            causes: self.causes(lang),
+            steps: self.steps(lang),
+            customer_zh: self.customer(Lang::Zh),
+            customer_en: self.customer(Lang::En),
+        }
     }
 
     /// Other codes (field 39 or local) worth reading next.
@@ -309,4 +328,21 @@ impl From<RawLocal> for Entry {
             for_operation: raw.for_operation,
         }
     }
+}
+
+/// An entry as its readers are given it ([`Entry::summary`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct EntrySummary<'a> {
+    pub code: &'a str,
+    pub class: &'static str,
+    pub money_moved: &'static str,
+    pub meaning_zh: &'a str,
+    pub meaning_en: &'a str,
+    pub category: &'static str,
+    pub actor: &'static str,
+    pub retry: &'static str,
+    pub causes: &'a [String],
+    pub steps: &'a [String],
+    pub customer_zh: &'a str,
+    pub customer_en: &'a str,
 }

@@ -37,7 +37,7 @@ pub use catalog::{
     CATALOG_VERSION, Catalog, UNKNOWN_CODE_CLASS, UNKNOWN_CODE_DISPLAY, UNKNOWN_CODE_MONEY_MOVED,
     UNKNOWN_CODE_RETRY, UNKNOWN_CODE_SYMPTOM,
 };
-pub use entry::{Entry, OperationSteps, Symptom, VendorCode};
+pub use entry::{Entry, EntrySummary, OperationSteps, Symptom, VendorCode};
 pub use kinds::{Actor, Category, Class, Lang, MoneyMoved, Operation, Retry, Table, UnknownName};
 pub use load::CatalogError;
 pub use question::code_in_question;

@@ -150,19 +150,11 @@ async fn explain(
     let entry = Catalog::builtin()
         .lookup(Table::CupPos, &code)
         .ok_or_else(|| ApiError::not_found(format!("{code} is not a code of the CUP table")))?;
-    Ok(Json(json!({
-        "code": entry.code(),
-        "class": entry.class().as_str(),
-        "money_moved": entry.money_moved().as_str(),
-        "meaning_zh": entry.meaning(Lang::Zh),
-        "meaning_en": entry.meaning(Lang::En),
-        "category": entry.category().as_str(),
-        "actor": entry.actor().as_str(),
-        "retry": entry.retry().as_str(),
-        "causes": entry.causes(lang),
-        "steps": entry.steps(lang),
-        "customer": entry.customer(lang),
-    })))
+    // The summary `poskit explain --json` starts from, and the words for the customer in
+    // the language asked for.
+    let mut body = json!(entry.summary(lang));
+    body["customer"] = json!(entry.customer(lang));
+    Ok(Json(body))
 }
 
 #[derive(Deserialize, Default)]

@@ -291,23 +291,10 @@ impl Out<'_> {
 
     /// The full entry. A local code has no `table`, `tables` or `conflicts`.
     fn entry_json(&self, entry: &Entry) -> Value {
-        let mut body = json!({
-            "code": entry.code(),
-            "class": entry.class().as_str(),
-            "money_moved": entry.money_moved().as_str(),
-            "meaning_zh": entry.meaning(Lang::Zh),
-            "meaning_en": entry.meaning(Lang::En),
-            "category": entry.category().as_str(),
-            "actor": entry.actor().as_str(),
-            "retry": entry.retry().as_str(),
-            "causes": entry.causes(self.lang),
-            "steps": entry.steps(self.lang),
-            "customer_zh": entry.customer(Lang::Zh),
-            "customer_en": entry.customer(Lang::En),
-            "display": entry.display(),
-            "related": entry.related(),
-            "source": entry.source(),
-        });
+        let mut body = json!(entry.summary(self.lang));
+        body["display"] = json!(entry.display());
+        body["related"] = json!(entry.related());
+        body["source"] = json!(entry.source());
         if !entry.is_local() {
             let table = entry_table(entry, self.table);
             body["table"] = json!(table.as_str());
