@@ -256,8 +256,7 @@ async fn terminal(
 ) -> Result<Json<Value>, ApiError> {
     let key = tid.clone();
     let row = with_ledger(&state, move |conn| {
-        let all = lookup::terminals(conn, None, usize::MAX).map_err(ApiError::internal)?;
-        Ok(all.into_iter().find(|t| t.tid == key))
+        lookup::terminal(conn, &key).map_err(ApiError::internal)
     })
     .await?
     .filter(|t| caller.may_see(Some(&t.mid)))

@@ -357,6 +357,26 @@ pub struct TerminalRow {
     pub signed_in_ms: Option<i64>,
 }
 
+/// One terminal by its TID.
+pub fn terminal(conn: &Connection, tid: &str) -> StoreResult<Option<TerminalRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT tid, mid, status, batch, signed_in_ms FROM terminals WHERE tid = ?1",
+        )?
+        .query_row([tid], terminal_row)
+        .optional()?)
+}
+
+fn terminal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TerminalRow> {
+    Ok(TerminalRow {
+        tid: r.get(0)?,
+        mid: r.get(1)?,
+        status: r.get(2)?,
+        batch: r.get(3)?,
+        signed_in_ms: r.get(4)?,
+    })
+}
+
 /// Terminals, of one merchant or all, by TID; `limit` at most.
 pub fn terminals(
     conn: &Connection,
@@ -367,15 +387,7 @@ pub fn terminals(
         "SELECT tid, mid, status, batch, signed_in_ms FROM terminals
          WHERE ?1 IS NULL OR mid = ?1 ORDER BY tid LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![mid, limit as i64], |r| {
-        Ok(TerminalRow {
-            tid: r.get(0)?,
-            mid: r.get(1)?,
-            status: r.get(2)?,
-            batch: r.get(3)?,
-            signed_in_ms: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![mid, limit as i64], terminal_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -17,7 +17,7 @@ use poskit_host::config::HostConfig;
 use poskit_host::{DataDir, demo, run};
 use serde_json::json;
 
-use super::day::{self, Plan};
+use super::day;
 use crate::fail::usage;
 
 #[derive(Debug, clap::Args)]
@@ -63,21 +63,7 @@ pub fn run(a: ApiArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let temp = tempfile::tempdir().context("temporary directory")?;
-    let dir = match &a.dir {
-        Some(d) => d.clone(),
-        None => {
-            let dir = temp.path().join("host");
-            std::fs::create_dir_all(&dir).context("data directory")?;
-            let started = Instant::now();
-            day::generate_ledger(&Plan::new(a.rows, 1), &dir)?;
-            eprintln!(
-                "generated {} rows in {:.1} s",
-                a.rows,
-                started.elapsed().as_secs_f64()
-            );
-            dir
-        }
-    };
+    let dir = day::ledger_dir(a.dir.as_ref(), a.rows, temp.path())?;
     let conn = poskit_web::users::open(&dir)?;
     let name = format!("bench-{}", std::process::id());
     let password = poskit_web::users::random_password()?;

@@ -370,3 +370,24 @@ fn insert_settlements(tx: &Connection, plan: &Plan, totals: &BatchTotals) -> any
     }
     Ok(())
 }
+
+/// The data directory a benchmark reads: `given` (generated before and kept), or a ledger
+/// of `rows` transactions generated now under `temp`.
+pub fn ledger_dir(
+    given: Option<&std::path::PathBuf>,
+    rows: u64,
+    temp: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir.clone());
+    }
+    let dir = temp.join("host");
+    std::fs::create_dir_all(&dir).context("data directory")?;
+    let started = std::time::Instant::now();
+    generate_ledger(&Plan::new(rows, 1), &dir)?;
+    eprintln!(
+        "generated {rows} rows in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(dir)
+}

@@ -13,7 +13,7 @@ use poskit_host::store::lookup::by_id;
 use poskit_recon::lookup::{CardQuery, Query, lookup};
 use serde_json::json;
 
-use super::day::{self, Plan};
+use super::day;
 use crate::fail::usage;
 
 #[derive(Debug, clap::Args)]
@@ -39,23 +39,8 @@ pub fn run(a: LookupArgs) -> anyhow::Result<ExitCode> {
     if !(1_000..=50_000_000).contains(&a.rows) || a.samples == 0 || a.samples > 100_000 {
         return Err(usage("--rows: 1000 to 50000000; --samples: 1 to 100000"));
     }
-    let plan = Plan::new(a.rows, 1);
     let temp = tempfile::tempdir().context("temporary directory")?;
-    let dir = match &a.dir {
-        Some(d) => d.clone(),
-        None => {
-            let dir = temp.path().join("host");
-            std::fs::create_dir_all(&dir).context("data directory")?;
-            let started = Instant::now();
-            day::generate_ledger(&plan, &dir)?;
-            eprintln!(
-                "generated {} rows in {:.1} s",
-                a.rows,
-                started.elapsed().as_secs_f64()
-            );
-            dir
-        }
-    };
+    let dir = day::ledger_dir(a.dir.as_ref(), a.rows, temp.path())?;
     let conn = poskit_host::store::sqlite::open(&dir).context("host database")?;
     let mut rng = SplitMix64::new(20_261_204);
     let mut results = Vec::new();
