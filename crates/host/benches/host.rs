@@ -21,7 +21,7 @@ use poskit_host::config::HostConfig;
 use poskit_host::engine::{
     self, Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
 };
-use poskit_host::pinhash::PinHasher;
+use poskit_host::store::atrest::AtRest;
 use poskit_host::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
 use poskit_host::{DataDir, demo, run};
 use poskit_security::MacAlgorithm;
@@ -41,7 +41,7 @@ struct Rig {
     _temp: tempfile::TempDir,
     conn: Connection,
     cache: WriterCache,
-    pins: PinHasher,
+    keys: Arc<AtRest>,
     cfg: EngineConfig,
     terminals: Vec<LoadTerminal>,
     next: usize,
@@ -52,9 +52,8 @@ impl Rig {
         let temp = tempfile::tempdir().unwrap();
         let dir = DataDir::create(temp.path()).unwrap();
         run::load_demo(&dir, &HostConfig::default()).unwrap();
-        let conn = dir.open_store().unwrap();
+        let (conn, keys) = dir.open_keys().unwrap();
         conn.pragma_update(None, "synchronous", "OFF").unwrap();
-        let pins = dir.pin_hasher().unwrap();
         let cfg = EngineConfig::default();
         let mut terminals = Vec::new();
         let mut cache = WriterCache::default();
@@ -68,8 +67,9 @@ impl Rig {
             let answer = {
                 let tx = conn.unchecked_transaction().unwrap();
                 let a = {
-                    let mut ledger = SqliteLedger::cached(&tx, &mut cache);
-                    engine::process(&mut ledger, &cfg, &pins, &input(&frame, None, None)).unwrap()
+                    let mut ledger = SqliteLedger::cached(&tx, &mut cache).with_keys(&keys);
+                    engine::process(&mut ledger, &cfg, keys.pins(), &input(&frame, None, None))
+                        .unwrap()
                 };
                 cache.write_back(&tx).unwrap();
                 tx.commit().unwrap();
@@ -90,7 +90,7 @@ impl Rig {
             _temp: temp,
             conn,
             cache,
-            pins,
+            keys,
             cfg,
             terminals,
             next: 0,
@@ -103,11 +103,11 @@ impl Rig {
         let (frame, keys) = self.next_sale();
         let tx = self.conn.unchecked_transaction().unwrap();
         let answer = {
-            let mut ledger = SqliteLedger::cached(&tx, &mut self.cache);
+            let mut ledger = SqliteLedger::cached(&tx, &mut self.cache).with_keys(&self.keys);
             engine::process(
                 &mut ledger,
                 &self.cfg,
-                &self.pins,
+                self.keys.pins(),
                 &input(&frame, None, None),
             )
             .unwrap()
@@ -133,9 +133,13 @@ impl Rig {
             .map(|_| {
                 let (frame, keys) = self.next_sale();
                 let parsed = Parsed::of(&frame).unwrap();
-                let precheck =
-                    Precheck::compute(&parsed, MacAlgorithm::CupEcb, |_| Some(keys), &self.pins)
-                        .unwrap();
+                let precheck = Precheck::compute(
+                    &parsed,
+                    MacAlgorithm::CupEcb,
+                    |_| Some(keys),
+                    self.keys.pins(),
+                )
+                .unwrap();
                 (frame, parsed, precheck)
             })
             .collect()
@@ -179,7 +183,7 @@ fn writer_group(rig: &mut Rig, group: &[(Vec<u8>, Parsed, Precheck)]) {
     let Rig {
         conn,
         cache,
-        pins,
+        keys: at_rest,
         cfg,
         ..
     } = rig;
@@ -189,11 +193,11 @@ fn writer_group(rig: &mut Rig, group: &[(Vec<u8>, Parsed, Precheck)]) {
     let mut hot = HotStatements::prepare(conn).unwrap();
     for (frame, parsed, precheck) in group {
         let answer = {
-            let mut ledger = SqliteLedger::hot(conn, cache, &mut hot);
+            let mut ledger = SqliteLedger::hot(conn, cache, &mut hot).with_keys(at_rest);
             engine::process(
                 &mut ledger,
                 cfg,
-                pins,
+                at_rest.pins(),
                 &input(frame, Some(parsed), Some(precheck)),
             )
             .unwrap()
@@ -218,7 +222,7 @@ fn connection(c: &mut Criterion) {
                     &parsed,
                     MacAlgorithm::CupEcb,
                     |_| Some(keys),
-                    &rig.borrow().pins,
+                    rig.borrow().keys.pins(),
                 )
                 .unwrap();
                 (parsed, precheck)
@@ -297,7 +301,7 @@ fn connection_work(rig: &Rig, sales: Vec<(Vec<u8>, Arc<TerminalKeys>, Answer)>) 
             &parsed,
             MacAlgorithm::CupEcb,
             |_| Some(keys.clone()),
-            &rig.pins,
+            rig.keys.pins(),
         )
         .unwrap();
         assert_eq!(precheck.mac_verified(), Some(true));

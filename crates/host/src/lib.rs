@@ -40,8 +40,14 @@ pub mod switch;
 pub mod writer;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// The data directory's PIN verification key file.
+use poskit_keystore::KekSource;
+
+use crate::store::atrest::{self, AtRest};
+
+/// The file earlier versions kept the PIN verification key in, in clear; a keyed open
+/// moves it into the ledger, wrapped, and removes the file.
 pub const PVK_FILE: &str = "pin-verification.key";
 
 /// Why the host could not do what was asked (outside request processing, where every
@@ -65,10 +71,11 @@ pub enum HostError {
     Busy { path: String, holder: String },
 }
 
-/// A data directory: the database and the PIN verification key.
+/// A data directory: the database, and where its key-encryption key comes from.
 #[derive(Clone, Debug)]
 pub struct DataDir {
     pub path: PathBuf,
+    kek: Arc<KekSource>,
 }
 
 impl DataDir {
@@ -79,15 +86,67 @@ impl DataDir {
             path: path.display().to_string(),
             source: e,
         })?;
-        Ok(DataDir { path })
+        let kek = Arc::new(KekSource::resolve(None, &path));
+        Ok(DataDir { path, kek })
     }
 
-    pub fn pin_hasher(&self) -> Result<pinhash::PinHasher, HostError> {
-        pinhash::PinHasher::load_or_create(&self.path.join(PVK_FILE))
+    /// A directory that exists (nothing is created).
+    pub fn existing(path: impl Into<PathBuf>) -> DataDir {
+        let path = path.into();
+        let kek = Arc::new(KekSource::resolve(None, &path));
+        DataDir { path, kek }
     }
 
+    /// This directory with its key-encryption key taken from `source` (a `--kek-file`, an
+    /// HSM) instead of `POSKIT_KEK` or the directory's own `kek` file.
+    pub fn with_kek(mut self, source: KekSource) -> DataDir {
+        self.kek = Arc::new(source);
+        self
+    }
+
+    pub fn kek_source(&self) -> &KekSource {
+        &self.kek
+    }
+
+    /// The database, without its secrets: for reading transactions, totals and the like.
     pub fn open_store(&self) -> Result<rusqlite::Connection, HostError> {
         Ok(store::sqlite::open(&self.path)?)
+    }
+
+    /// The database with its secrets opened ([`AtRest`]): for the host, imports and
+    /// anything that reads terminal keys or cards. A ledger never opened with keys gets
+    /// them now — its clear keys and card numbers are sealed in place — and a data
+    /// directory with no KEK given gets one of its own (0600), with a warning. A KEK that
+    /// is not the ledger's is refused before anything is written.
+    pub fn open_keys(&self) -> Result<(rusqlite::Connection, Arc<AtRest>), HostError> {
+        let conn = self.open_store()?;
+        let never_wrapped = atrest::wrapped_under(&conn)?.is_none();
+        let opened = poskit_keystore::open(&self.kek, never_wrapped)
+            .map_err(|e| HostError::Config(e.to_string()))?;
+        if let Some(created) = &opened.created {
+            tracing::warn!(
+                "created a key-encryption key in {} (mode 0600); production keeps it elsewhere: --kek-file, POSKIT_KEK_FILE, POSKIT_KEK or an HSM",
+                created.display()
+            );
+        }
+        let pvk_file = self.path.join(PVK_FILE);
+        let keys = Arc::new(atrest::load(&conn, opened.store, &pvk_file)?);
+        store::sqlite::migrate_keyed(&conn, &keys)?;
+        atrest::register_functions(&conn, &keys)?;
+        match std::fs::remove_file(&pvk_file) {
+            Ok(()) => tracing::info!(
+                "the PIN verification key now lives wrapped in the ledger; removed {}",
+                pvk_file.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(HostError::Io {
+                    path: pvk_file.display().to_string(),
+                    source: e,
+                });
+            }
+        }
+        Ok((conn, keys))
     }
 
     /// Takes the directory for this host process: an exclusive lock on its lock file,

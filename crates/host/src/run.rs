@@ -23,7 +23,7 @@ const DEMO_LOADED: &str = "demo_loaded";
 
 /// Loads the demo data set into a data directory unless it is there already.
 pub fn load_demo(dir: &DataDir, config: &HostConfig) -> Result<bool, HostError> {
-    let mut conn = dir.open_store()?;
+    let (mut conn, keys) = dir.open_keys()?;
     let loaded: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",
@@ -34,10 +34,9 @@ pub fn load_demo(dir: &DataDir, config: &HostConfig) -> Result<bool, HostError> 
     if loaded.is_some() {
         return Ok(false);
     }
-    let hasher = dir.pin_hasher()?;
-    let set = demo::data_set(&hasher);
+    let set = demo::data_set(keys.pins());
     let now = HostTime::now(config.utc_offset_minutes, config.clock_offset_days);
-    sqlite::import(&mut conn, &set, &now)?;
+    sqlite::import(&mut conn, &keys, &set, &now)?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)",
         [DEMO_LOADED, &now.date_iso()],
@@ -79,8 +78,8 @@ pub async fn run(
     if demo_data {
         load_demo(dir, &config)?;
     }
-    let conn = dir.open_store()?;
-    let pins = Arc::new(dir.pin_hasher()?);
+    let (conn, keys) = dir.open_keys()?;
+    let pins = keys.pins().clone();
     let shared = Arc::new(Shared::default());
     let metrics = match config.metrics {
         true => Some(Arc::new(
@@ -101,7 +100,7 @@ pub async fn run(
             clearing_cut: config.clearing_cut(),
             metrics: metrics.clone(),
         },
-        pins.clone(),
+        keys.clone(),
         shared.clone(),
         queue_rx,
     )

@@ -20,9 +20,9 @@ use crate::engine::{
 use crate::faults::{FaultPlan, FaultState};
 use crate::logbudget::LogBudget;
 use crate::model::ExternalIssuer;
-use crate::pinhash::PinHasher;
 use crate::server::{Outgoing, Pending};
 use crate::store::StoreError;
+use crate::store::atrest::AtRest;
 use crate::store::sqlite::{HotStatements, SqliteLedger, WriterCache};
 use crate::switch::{self, Divergence};
 use poskit_domain::calendar::ClearingCut;
@@ -182,7 +182,7 @@ pub struct WriterSettings {
 pub fn spawn(
     conn: Connection,
     settings: WriterSettings,
-    pins: Arc<PinHasher>,
+    keys: Arc<AtRest>,
     shared: Arc<Shared>,
     queue: mpsc::Receiver<Work>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -206,7 +206,7 @@ pub fn spawn(
         .spawn(move || {
             // Whether the writer returns or panics, the checkpoint thread ends after it.
             let _ending = Ending(writing);
-            run(conn, settings, pins, shared, queue);
+            run(conn, settings, keys, shared, queue);
         })
 }
 
@@ -257,12 +257,12 @@ fn checkpoints(path: &str, writing: &std::sync::atomic::AtomicBool) {
 fn run(
     conn: Connection,
     settings: WriterSettings,
-    pins: Arc<PinHasher>,
+    keys: Arc<AtRest>,
     shared: Arc<Shared>,
     mut queue: mpsc::Receiver<Work>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(settings.group_commit_max);
-    let mut writer = GroupWriter::new(conn, settings.engine.clone(), pins, settings.clearing_cut);
+    let mut writer = GroupWriter::new(conn, settings.engine.clone(), keys, settings.clearing_cut);
     while let Some(work) = queue.blocking_recv() {
         match work {
             Work::Refresh => {
@@ -320,7 +320,8 @@ pub struct GroupWriter {
     conn: Connection,
     cache: WriterCache,
     engine: EngineConfig,
-    pins: Arc<PinHasher>,
+    /// The ledger's secrets: terminal keys, cards, the PIN key.
+    keys: Arc<AtRest>,
     /// The switch's clearing day cut-off (its record of forwarded messages).
     cut: ClearingCut,
     /// Storage failures repeat for every group while they last (a full disk): logged
@@ -336,14 +337,14 @@ impl GroupWriter {
     pub fn new(
         conn: Connection,
         engine: EngineConfig,
-        pins: Arc<PinHasher>,
+        keys: Arc<AtRest>,
         cut: ClearingCut,
     ) -> GroupWriter {
         GroupWriter {
             conn,
             cache: WriterCache::default(),
             engine,
-            pins,
+            keys,
             cut,
             log: LogBudget::new(STORAGE_LOG_INTERVAL_MS, STORAGE_LOG_LINES_MAX),
         }
@@ -358,7 +359,7 @@ impl GroupWriter {
         // request by request.
         let ctx = Decide {
             cfg: &self.engine,
-            pins: &self.pins,
+            keys: &self.keys,
             cut: &self.cut,
         };
         let whole = commit_whole(&mut self.conn, &mut self.cache, &ctx, inputs);
@@ -403,7 +404,7 @@ fn log_storage(log: &mut LogBudget, e: &StoreError, requests: usize, what: &str)
 /// What deciding a request takes besides the ledger.
 struct Decide<'a> {
     cfg: &'a EngineConfig,
-    pins: &'a PinHasher,
+    keys: &'a AtRest,
     cut: &'a ClearingCut,
 }
 
@@ -416,7 +417,7 @@ impl Decide<'_> {
         ledger: &mut SqliteLedger<'_, '_>,
         input: &Input<'_>,
     ) -> Result<Answer, StoreError> {
-        let answer = engine::process(ledger, self.cfg, self.pins, input)?;
+        let answer = engine::process(ledger, self.cfg, self.keys.pins(), input)?;
         if let Some(forwarded) = &answer.forwarded {
             switch::record(conn, forwarded, input.divergence, self.cut)?;
         }
@@ -437,7 +438,7 @@ fn commit_whole(
     {
         let mut hot = HotStatements::prepare(&tx)?;
         for input in inputs {
-            let mut ledger = SqliteLedger::hot(&tx, cache, &mut hot);
+            let mut ledger = SqliteLedger::hot(&tx, cache, &mut hot).with_keys(ctx.keys);
             answers.push(ctx.process(&tx, &mut ledger, input)?);
         }
     }
@@ -473,7 +474,7 @@ fn commit_each(
             Err(e) => Err(StoreError::from(e)),
             Ok(mut sp) => {
                 let result = {
-                    let mut ledger = SqliteLedger::new(&sp);
+                    let mut ledger = SqliteLedger::new(&sp).with_keys(ctx.keys);
                     ctx.process(&sp, &mut ledger, input)
                 };
                 match result {
@@ -662,9 +663,9 @@ mod tests {
             run::load_demo(&dir, &HostConfig::default()).unwrap();
             let mut rig = Rig {
                 writer: GroupWriter::new(
-                    dir.open_store().unwrap(),
+                    dir.open_keys().unwrap().0,
                     EngineConfig::default(),
-                    Arc::new(dir.pin_hasher().unwrap()),
+                    dir.open_keys().unwrap().1,
                     ClearingCut::default(),
                 ),
                 terminal: TestTerminal::offline(

@@ -18,7 +18,10 @@ fn a_card_reported_lost_beside_the_running_host_is_refused_on_its_next_sale() {
     // As `poskit host import` or an operator's SQL would: another connection commits.
     let changed = host
         .db()
-        .execute("UPDATE cards SET status = 'lost' WHERE pan = ?1", [&s.pan])
+        .execute(
+            "UPDATE cards SET status = 'lost' WHERE pan_hash = pan_hash(?1)",
+            [&s.pan],
+        )
         .unwrap();
     assert_eq!(changed, 1);
 
@@ -77,7 +80,10 @@ fn a_wrong_pin_counts_at_once_even_with_the_card_kept_in_memory() {
     let host = TestHost::start();
     let s = fleet(53);
     let mut t = host.signed_in(&s);
-    let tries_max = host.query_i64("SELECT pin_tries_max FROM cards WHERE pan = ?1", [&s.pan]);
+    let tries_max = host.query_i64(
+        "SELECT pin_tries_max FROM cards WHERE pan_hash = pan_hash(?1)",
+        [&s.pan],
+    );
     assert_code(&host, &t.send(&sale(&s, 100)).unwrap(), "00");
     let mut wrong = sale(&s, 100);
     wrong.pin = Some(poskit_security::Pin::new("000000").unwrap());

@@ -124,7 +124,10 @@ fn a_luhn_valid_card_number_of_the_own_bin_without_a_card_record_gets_14_saying_
     assert_reason(&host, &r, &["no record of card"]);
     assert!(!host.reason_of(&r).contains(&pan));
     assert_eq!(
-        host.query_i64("SELECT count(*) FROM cards WHERE pan = ?1", [&pan]),
+        host.query_i64(
+            "SELECT count(*) FROM cards WHERE pan_hash = pan_hash(?1)",
+            [&pan]
+        ),
         0,
         "no card was made up for it"
     );

@@ -159,7 +159,7 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
     let held: i64 = host
         .db()
         .query_row(
-            "SELECT a.held_fen FROM accounts a JOIN cards c ON c.account = a.id WHERE c.pan = ?1",
+            "SELECT a.held_fen FROM accounts a JOIN cards c ON c.account = a.id WHERE c.pan_hash = pan_hash(?1)",
             [&s.pan],
             |r| r.get(0),
         )
@@ -193,7 +193,7 @@ fn a_database_of_schema_1_is_upgraded_with_its_open_holds_and_day_totals_counted
             [&s.mid],
         ),
         host.query_i64(
-            "SELECT d.debit_count FROM card_days d JOIN cards c ON c.id = d.card_id WHERE c.pan = ?1",
+            "SELECT d.debit_count FROM card_days d JOIN cards c ON c.id = d.card_id WHERE c.pan_hash = pan_hash(?1)",
             [&s.pan],
         ),
     );

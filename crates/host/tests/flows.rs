@@ -558,7 +558,7 @@ fn the_amount_on_hold_kept_beside_the_balance_is_checked_against_the_open_holds(
     let held = |host: &TestHost| -> i64 {
         host.db()
             .query_row(
-                "SELECT a.held_fen FROM accounts a JOIN cards c ON c.account = a.id WHERE c.pan = ?1",
+                "SELECT a.held_fen FROM accounts a JOIN cards c ON c.account = a.id WHERE c.pan_hash = pan_hash(?1)",
                 [&s.pan],
                 |r| r.get(0),
             )
@@ -569,14 +569,14 @@ fn the_amount_on_hold_kept_beside_the_balance_is_checked_against_the_open_holds(
     // A held amount that is not the sum of the open holds is a problem `check` names.
     host.db()
         .execute(
-            "UPDATE accounts SET held_fen = held_fen + 1 WHERE id = (SELECT account FROM cards WHERE pan = ?1)",
+            "UPDATE accounts SET held_fen = held_fen + 1 WHERE id = (SELECT account FROM cards WHERE pan_hash = pan_hash(?1))",
             [&s.pan],
         )
         .unwrap();
     host.assert_check_names("on hold");
     host.db()
         .execute(
-            "UPDATE accounts SET held_fen = held_fen - 1 WHERE id = (SELECT account FROM cards WHERE pan = ?1)",
+            "UPDATE accounts SET held_fen = held_fen - 1 WHERE id = (SELECT account FROM cards WHERE pan_hash = pan_hash(?1))",
             [&s.pan],
         )
         .unwrap();
@@ -652,7 +652,10 @@ fn three_wrong_pins_lock_the_card_and_then_even_the_right_pin_gets_75() {
     assert_code(&host, &right, "75");
     assert_eq!(host.card_balance(&s.pan), OPENING_FEN);
     assert_eq!(
-        host.query_i64("SELECT pin_tries_used FROM cards WHERE pan = ?1", [&s.pan]),
+        host.query_i64(
+            "SELECT pin_tries_used FROM cards WHERE pan_hash = pan_hash(?1)",
+            [&s.pan]
+        ),
         3
     );
     host.assert_balanced();
@@ -668,7 +671,10 @@ fn a_right_pin_after_a_wrong_one_is_approved_and_resets_the_count() {
     assert_code(&host, &t.send(&wrong).unwrap(), "55");
     assert_code(&host, &t.send(&sale(&s, 1_000)).unwrap(), "00");
     assert_eq!(
-        host.query_i64("SELECT pin_tries_used FROM cards WHERE pan = ?1", [&s.pan]),
+        host.query_i64(
+            "SELECT pin_tries_used FROM cards WHERE pan_hash = pan_hash(?1)",
+            [&s.pan]
+        ),
         0
     );
     assert_code(&host, &t.send(&wrong).unwrap(), "55");

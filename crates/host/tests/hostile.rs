@@ -9,27 +9,27 @@ use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
-use poskit_host::pinhash::PinHasher;
+use poskit_host::store::atrest::AtRest;
 use poskit_host::store::sqlite::{self, SqliteLedger};
 use poskit_host::{DataDir, demo, run};
 
 struct Bench {
     _temp: tempfile::TempDir,
     conn: Connection,
-    pins: PinHasher,
+    keys: std::sync::Arc<AtRest>,
     sale: Vec<u8>,
     void: Vec<u8>,
 }
 
-fn process(conn: &mut Connection, pins: &PinHasher, frame: &[u8]) -> engine::Answer {
-    process_as(conn, pins, frame, false)
+fn process(conn: &mut Connection, keys: &AtRest, frame: &[u8]) -> engine::Answer {
+    process_as(conn, keys, frame, false)
 }
 
 /// With `read_before`, the frame is read as the server reads it, off the writer
 /// ([`engine::Parsed`]); the engine must answer the same either way.
 fn process_as(
     conn: &mut Connection,
-    pins: &PinHasher,
+    keys: &AtRest,
     frame: &[u8],
     read_before: bool,
 ) -> engine::Answer {
@@ -38,7 +38,7 @@ fn process_as(
         .flatten();
     let tx = conn.transaction().unwrap();
     let answer = {
-        let mut ledger = SqliteLedger::new(&tx);
+        let mut ledger = SqliteLedger::new(&tx).with_keys(keys);
         let input = Input {
             frame,
             now: HostTime::now(480, 0),
@@ -49,7 +49,7 @@ fn process_as(
             mac_later: false,
             divergence: Default::default(),
         };
-        engine::process(&mut ledger, &EngineConfig::default(), pins, &input).unwrap()
+        engine::process(&mut ledger, &EngineConfig::default(), keys.pins(), &input).unwrap()
     };
     tx.commit().unwrap();
     answer
@@ -59,14 +59,13 @@ fn bench() -> Bench {
     let temp = tempfile::tempdir().unwrap();
     let dir = DataDir::create(temp.path()).unwrap();
     run::load_demo(&dir, &HostConfig::default()).unwrap();
-    let mut conn = dir.open_store().unwrap();
-    let pins = dir.pin_hasher().unwrap();
+    let (mut conn, keys) = dir.open_keys().unwrap();
     let mut t =
         TestTerminal::offline(&demo::fleet_tid(0), "898310048160001", demo::DEMO_TMK).unwrap();
     let mut sign_in = RequestSpec::new(TransactionKind::SignIn);
     sign_in.network_code = Some("003".into());
     let (frame, _) = t.build(&sign_in).unwrap();
-    let answer = process(&mut conn, &pins, &frame);
+    let answer = process(&mut conn, &keys, &frame);
     t.adopt_sign_in(&t.parse(answer.frame.unwrap()).unwrap())
         .unwrap();
     let card = CardData::Track2(format!("{}=30121010000000000", demo::fleet_pan(0)));
@@ -82,7 +81,7 @@ fn bench() -> Bench {
     Bench {
         _temp: temp,
         conn,
-        pins,
+        keys,
         sale,
         void,
     }
@@ -120,9 +119,9 @@ proptest! {
             if let Some(cut) = cut {
                 frame.truncate(cut % (frame.len() + 1));
             }
-            let Bench { conn, pins, .. } = b;
-            check_answer(&process_as(conn, pins, &frame, which == 1));
-            check_answer(&process_as(conn, pins, &random, which == 0));
+            let Bench { conn, keys, .. } = b;
+            check_answer(&process_as(conn, keys, &frame, which == 1));
+            check_answer(&process_as(conn, keys, &random, which == 0));
             let report = sqlite::check(conn).unwrap();
             prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
             Ok(())
@@ -133,8 +132,8 @@ proptest! {
 #[test]
 fn the_unmutated_requests_of_the_bench_are_approved() {
     let mut b = bench();
-    let sale = process(&mut b.conn, &b.pins, &b.sale.clone());
+    let sale = process(&mut b.conn, &b.keys, &b.sale.clone());
     assert_eq!(sale.code.as_str(), "00", "{}", sale.reason);
-    let void = process(&mut b.conn, &b.pins, &b.void.clone());
+    let void = process(&mut b.conn, &b.keys, &b.void.clone());
     assert_eq!(void.code.as_str(), "00", "{}", void.reason);
 }

@@ -13,7 +13,7 @@ use poskit_host::config::HostConfig;
 use poskit_host::engine::{
     self, Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys,
 };
-use poskit_host::pinhash::PinHasher;
+use poskit_host::store::atrest::AtRest;
 use poskit_host::store::sqlite::{self, SqliteLedger};
 use poskit_host::{DataDir, demo, run};
 use poskit_security::MacAlgorithm;
@@ -23,19 +23,18 @@ type Keys = Arc<TerminalKeys>;
 struct World {
     _temp: tempfile::TempDir,
     conn: Connection,
-    pins: PinHasher,
+    keys: Arc<AtRest>,
 }
 
 fn world() -> World {
     let temp = tempfile::tempdir().unwrap();
     let dir = DataDir::create(temp.path()).unwrap();
     run::load_demo(&dir, &HostConfig::default()).unwrap();
-    let conn = dir.open_store().unwrap();
-    let pins = dir.pin_hasher().unwrap();
+    let (conn, keys) = dir.open_keys().unwrap();
     World {
         _temp: temp,
         conn,
-        pins,
+        keys,
     }
 }
 
@@ -52,7 +51,7 @@ fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
     );
     let tx = w.conn.transaction().unwrap();
     let mut answer = {
-        let mut ledger = SqliteLedger::new(&tx);
+        let mut ledger = SqliteLedger::new(&tx).with_keys(&w.keys);
         let input = Input {
             frame,
             now: HostTime::now(480, 0),
@@ -64,7 +63,7 @@ fn process(w: &mut World, frame: &[u8], keys: Option<&Keys>) -> Answer {
             divergence: Default::default(),
             precheck: precheck.as_ref(),
         };
-        engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
+        engine::process(&mut ledger, &EngineConfig::default(), w.keys.pins(), &input).unwrap()
     };
     tx.commit().unwrap();
     answer.seal(MacAlgorithm::CupEcb);
@@ -77,7 +76,7 @@ fn precheck(w: &World, frame: &[u8], keys: &Keys) -> Option<Precheck> {
         &Parsed::of(frame).ok()?,
         MacAlgorithm::CupEcb,
         |_| Some(keys.clone()),
-        &w.pins,
+        w.keys.pins(),
     )
 }
 
@@ -106,7 +105,7 @@ fn card(i: u32) -> CardData {
 fn balance(w: &World, i: u32) -> i64 {
     w.conn
         .query_row(
-            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
+            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan_hash = pan_hash(?1)",
             [demo::fleet_pan(i)],
             |r| r.get(0),
         )
@@ -258,7 +257,7 @@ fn a_pin_checked_in_advance_with_the_right_pik_counts_wrong_tries_as_the_engine_
     let tries_max: i64 = w
         .conn
         .query_row(
-            "SELECT pin_tries_max FROM cards WHERE pan = ?1",
+            "SELECT pin_tries_max FROM cards WHERE pan_hash = pan_hash(?1)",
             [demo::fleet_pan(3)],
             |r| r.get(0),
         )

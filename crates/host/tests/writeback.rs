@@ -11,7 +11,7 @@ use poskit_host::client::{CardData, RequestSpec, Response, TestTerminal};
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::engine::{self, Answer, EngineConfig, Input, IssuerVerdict};
-use poskit_host::pinhash::PinHasher;
+use poskit_host::store::atrest::AtRest;
 use poskit_host::store::sqlite::{self, HotStatements, SqliteLedger, WriterCache};
 use poskit_host::{DataDir, demo, run};
 
@@ -28,7 +28,7 @@ enum Mode {
 struct World {
     _temp: tempfile::TempDir,
     conn: Connection,
-    pins: PinHasher,
+    keys: std::sync::Arc<AtRest>,
     mode: Mode,
     cache: WriterCache,
     /// Requests processed in the open transaction (cached mode).
@@ -42,12 +42,11 @@ impl World {
         let temp = tempfile::tempdir().unwrap();
         let dir = DataDir::create(temp.path()).unwrap();
         run::load_demo(&dir, &HostConfig::default()).unwrap();
-        let conn = dir.open_store().unwrap();
-        let pins = dir.pin_hasher().unwrap();
+        let (conn, keys) = dir.open_keys().unwrap();
         World {
             _temp: temp,
             conn,
-            pins,
+            keys,
             mode,
             cache: WriterCache::default(),
             open: 0,
@@ -73,8 +72,9 @@ impl World {
             Mode::Plain => {
                 let tx = self.conn.transaction().unwrap();
                 let answer = {
-                    let mut ledger = SqliteLedger::new(&tx);
-                    engine::process(&mut ledger, &cfg, &self.pins, &World::input(frame)).unwrap()
+                    let mut ledger = SqliteLedger::new(&tx).with_keys(&self.keys);
+                    engine::process(&mut ledger, &cfg, self.keys.pins(), &World::input(frame))
+                        .unwrap()
                 };
                 tx.commit().unwrap();
                 answer
@@ -87,8 +87,10 @@ impl World {
                 // With the statements the writer prepares per group (here per request).
                 let answer = {
                     let mut hot = HotStatements::prepare(&self.conn).unwrap();
-                    let mut ledger = SqliteLedger::hot(&self.conn, &mut self.cache, &mut hot);
-                    engine::process(&mut ledger, &cfg, &self.pins, &World::input(frame)).unwrap()
+                    let mut ledger = SqliteLedger::hot(&self.conn, &mut self.cache, &mut hot)
+                        .with_keys(&self.keys);
+                    engine::process(&mut ledger, &cfg, self.keys.pins(), &World::input(frame))
+                        .unwrap()
                 };
                 self.open += 1;
                 if self.open == REQUESTS_PER_TRANSACTION {
@@ -115,11 +117,12 @@ impl World {
         self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         self.cache.revalidate(&self.conn).unwrap();
         {
-            let mut ledger = SqliteLedger::cached(&self.conn, &mut self.cache);
+            let mut ledger =
+                SqliteLedger::cached(&self.conn, &mut self.cache).with_keys(&self.keys);
             engine::process(
                 &mut ledger,
                 &EngineConfig::default(),
-                &self.pins,
+                self.keys.pins(),
                 &World::input(frame),
             )
             .unwrap();

@@ -19,6 +19,7 @@
 //! four digits. Rotating the KEK re-wraps the data keys, not every card.
 
 pub mod envelope;
+pub mod files;
 pub mod local;
 pub mod source;
 pub mod vault;

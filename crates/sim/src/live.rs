@@ -492,9 +492,7 @@ pub async fn run_network(
     proxy.heal();
     let (balanced, unbalanced, failures) =
         settle_all(&mut journals, &proxy.addr, &progress).await?;
-    let store = DataDir {
-        path: host_data.to_path_buf(),
-    };
+    let store = DataDir::existing(host_data);
     let conn = store.open_store().map_err(|e| e.to_string())?;
     let faults = proxy.faults.lock().map(|f| f.clone()).unwrap_or_default();
     let settled = (balanced, unbalanced, failures);

@@ -17,9 +17,10 @@ use rusqlite::Connection;
 
 use poskit_host::clock::HostTime;
 use poskit_host::engine::{Answer, EngineConfig, Injected, Input, IssuerVerdict, Parsed, Precheck};
-use poskit_host::pinhash::PinHasher;
-use poskit_host::store::sqlite;
+use poskit_host::pinhash::{PVK_BYTES, PinHasher};
+use poskit_host::store::atrest::AtRest;
 use poskit_host::writer::{GroupWriter, Shared};
+use poskit_host::{DataDir, PVK_FILE};
 
 /// A disk that can lose power, as only a test VFS can simulate (`poskit-crashvfs`).
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,8 @@ pub(crate) struct Node {
     writer: Option<GroupWriter>,
     engine: EngineConfig,
     pins: Arc<PinHasher>,
+    /// The host's secrets (opened once; a restart reopens the database, not the keys).
+    at_rest: Arc<AtRest>,
     /// The working keys committed answers left, as a server keeps them for its
     /// connections' prechecks (empty again after a restart).
     keys: Shared,
@@ -61,9 +64,9 @@ pub(crate) struct Node {
 impl Node {
     /// A node on a new directory; `load` puts master data in before the writer starts.
     pub fn open(
-        pins: PinHasher,
+        pin_key: &[u8; PVK_BYTES],
         power_cut: Option<PowerCut>,
-        load: impl FnOnce(&mut Connection, &PinHasher) -> Result<(), String>,
+        load: impl FnOnce(&mut Connection, &AtRest) -> Result<(), String>,
     ) -> Result<Node, String> {
         // On tmpfs where the machine has one: the simulation checks what the writer does,
         // not how fast a disk syncs (a power cut comes from the crash VFS, not the disk).
@@ -76,25 +79,30 @@ impl Node {
             builder.tempdir()
         }
         .map_err(|e| format!("no directory for the simulated host: {e}"))?;
-        let mut conn = sqlite::open(dir.path()).map_err(|e| e.to_string())?;
-        load(&mut conn, &pins)?;
+        // The PIN key the run was seeded with, where a ledger of an earlier version kept
+        // it: the keyed open wraps it into the ledger (and removes the file).
+        let data = DataDir::existing(dir.path());
+        std::fs::write(dir.path().join(PVK_FILE), pin_key)
+            .map_err(|e| format!("the simulated host's PIN key: {e}"))?;
+        let (mut conn, keys) = data.open_keys().map_err(|e| e.to_string())?;
+        load(&mut conn, &keys)?;
         let page_count_max = conn
             .query_row("PRAGMA max_page_count", [], |r| r.get(0))
             .map_err(|e| e.to_string())?;
         let commit_failures = Arc::new(AtomicU32::new(0));
         let engine = EngineConfig::default();
-        let pins = Arc::new(pins);
         hook_commits(&conn, &commit_failures);
         Ok(Node {
             writer: Some(GroupWriter::new(
                 conn,
                 engine.clone(),
-                pins.clone(),
+                keys.clone(),
                 ClearingCut::default(),
             )),
             dir,
             engine,
-            pins,
+            pins: keys.pins().clone(),
+            at_rest: keys,
             keys: Shared::default(),
             commit_failures,
             page_count_max,
@@ -191,12 +199,14 @@ impl Node {
         if power_lost && let Some(disk) = self.power_cut {
             (disk.cut)(self.dir.path());
         }
-        let conn = sqlite::open(self.dir.path()).map_err(|e| e.to_string())?;
+        let (conn, _) = DataDir::existing(self.dir.path())
+            .open_keys()
+            .map_err(|e| e.to_string())?;
         hook_commits(&conn, &self.commit_failures);
         self.writer = Some(GroupWriter::new(
             conn,
             self.engine.clone(),
-            self.pins.clone(),
+            self.at_rest.clone(),
             ClearingCut::default(),
         ));
         self.keys = Shared::default();

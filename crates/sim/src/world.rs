@@ -14,6 +14,7 @@ use poskit_host::demo;
 use poskit_host::engine::IssuerVerdict;
 use poskit_host::model::{Card, CardStatus, DataSet, Terminal as HostTerminal, TerminalStatus};
 use poskit_host::pinhash::{PVK_BYTES, PinHasher};
+use poskit_host::store::atrest::AtRest;
 use poskit_host::store::sqlite;
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{
@@ -98,10 +99,10 @@ fn sim_data_set(terminals: u32, pins: &PinHasher) -> Result<DataSet, String> {
 }
 
 /// The demo data, then the fleet's, into the host's database.
-fn load_host(conn: &mut Connection, fleet: &DataSet, pins: &PinHasher) -> Result<(), String> {
+fn load_host(conn: &mut Connection, fleet: &DataSet, keys: &AtRest) -> Result<(), String> {
     let now = HostTime::at(DAY_START_UNIX_MS, 480);
-    sqlite::import(conn, &demo::data_set(pins), &now).map_err(|e| e.to_string())?;
-    sqlite::import(conn, fleet, &now).map_err(|e| e.to_string())?;
+    sqlite::import(conn, keys, &demo::data_set(keys.pins()), &now).map_err(|e| e.to_string())?;
+    sqlite::import(conn, keys, fleet, &now).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -226,9 +227,12 @@ impl World {
             chunk.copy_from_slice(&key_rng.next_u64().to_le_bytes());
         }
         let pins = PinHasher::from_key(pin_key);
-        pin_key.zeroize();
         let set = sim_data_set(terminals, &pins)?;
-        let host = Node::open(pins, power_cut, |conn, pins| load_host(conn, &set, pins))?;
+        let host = Node::open(&pin_key, power_cut, |conn, keys| {
+            load_host(conn, &set, keys)
+        });
+        pin_key.zeroize();
+        let host = host?;
         let tmk = SecretKey::from_hex(demo::DEMO_TMK).map_err(|e| e.to_string())?;
         let per_terminal = transactions / u64::from(terminals.max(1));
         let extra = transactions % u64::from(terminals.max(1));

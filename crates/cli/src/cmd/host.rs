@@ -162,9 +162,7 @@ pub(crate) fn existing_data_dir(path: &Path) -> anyhow::Result<DataDir> {
             path.display()
         )));
     }
-    Ok(DataDir {
-        path: path.to_path_buf(),
-    })
+    Ok(DataDir::existing(path))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -310,20 +308,20 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     crate::input::create_dir("--data", &args.data)?;
     let dir =
         DataDir::create(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
-    let hasher = dir.pin_hasher()?;
+    let (mut conn, keys) = dir.open_keys()?;
+    let hasher = keys.pins();
     let is_csv = args
         .file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let set = if is_csv {
-        dataset::parse_csv(&text, &hasher)
+        dataset::parse_csv(&text, hasher)
     } else {
-        dataset::parse_toml(&text, &hasher)
+        dataset::parse_toml(&text, hasher)
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let mut conn = dir.open_store()?;
     let now = HostTime::now(poskit_host::clock::UTC_OFFSET_MINUTES_DEFAULT, 0);
-    let counts = sqlite::import(&mut conn, &set, &now)
+    let counts = sqlite::import(&mut conn, &keys, &set, &now)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     outln!(
         "imported {}: {} institutions, {} merchants, {} terminals, {} new cards, {} cards updated (balances of existing cards unchanged)",

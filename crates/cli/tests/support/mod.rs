@@ -89,14 +89,18 @@ impl HostProcess {
     }
 
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.data.join("host.sqlite")).unwrap()
+        // Opened with the ledger's keys: `pan_hash(?)` finds a card by its number.
+        poskit_host::DataDir::existing(&self.data)
+            .open_keys()
+            .unwrap()
+            .0
     }
 
     /// The balance of the account behind card `pan`, in fen.
     pub fn balance(&self, pan: &str) -> i64 {
         self.db()
             .query_row(
-                "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
+                "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan_hash = pan_hash(?1)",
                 [pan],
                 |r| r.get(0),
             )

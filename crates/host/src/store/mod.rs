@@ -5,6 +5,7 @@
 //! always inside a transaction the caller opened; the caller commits (group commit) and
 //! only then are responses written.
 
+pub mod atrest;
 pub mod books;
 pub mod lookup;
 pub mod postings;
@@ -30,6 +31,9 @@ pub enum StoreError {
     /// SQLite did not confirm a setting the ledger's durability relies on.
     #[error("the database is not set up as the ledger needs: {0}")]
     Settings(String),
+    /// The key store refused or could not be reached (answered 96 on the request path).
+    #[error("{0}")]
+    Keys(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -15,6 +15,7 @@ use poskit_security::SecretKey;
 
 use crate::clock::HostTime;
 
+use super::atrest::{self, AtRest, KeyRole};
 use super::traces::{TRACE_LOAD_ROWS_MAX, Trace, TraceFilter};
 use super::{
     CardState, InstitutionState, Ledger, MerchantState, NewTxn, RetainedCard, StoreError,
@@ -54,6 +55,9 @@ macro_rules! card_days_summed {
 enum Migration {
     Sql(&'static str),
     Rust(fn(&Connection) -> StoreResult<()>),
+    /// A step that seals secrets: it needs the key store when there are rows to seal, and a
+    /// connection opened without one stops before it (the host's keyed open finishes it).
+    Keyed(fn(&Connection, Option<&AtRest>) -> StoreResult<()>),
 }
 
 /// Each migration takes the schema from version `index` to `index + 1`.
@@ -418,7 +422,29 @@ CREATE TABLE dispute_events (
 CREATE INDEX disputes_due ON disputes (state, due_ms);
 "#,
     ),
+    // Issue 24: no card number, expiry or key in clear. Cards are found by keyed hash; the
+    // terminals' keys are wrapped under the key-encryption key.
+    Migration::Keyed(seal_at_rest),
 ];
+
+fn seal_at_rest(conn: &Connection, keys: Option<&AtRest>) -> StoreResult<()> {
+    // Freed pages are overwritten, so the old clear values do not stay in the file.
+    conn.pragma_update(None, "secure_delete", true)?;
+    atrest::seal_cards(conn, keys)?;
+    if let Some(keys) = keys {
+        atrest::wrap_clear_terminal_keys(conn, keys)?;
+    }
+    Ok(())
+}
+
+/// Whether the keyed step has rows to seal (and so needs the key store).
+fn sealing_needs_keys(conn: &Connection) -> StoreResult<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM cards) OR EXISTS (SELECT 1 FROM terminals)",
+        [],
+        |r| r.get(0),
+    )?)
+}
 
 /// Whether a transaction counts toward its merchant's debits of the day (daily limit):
 /// approved sales and completions, not reversals.
@@ -494,7 +520,10 @@ const STATEMENT_CACHE_MAX: usize = 128;
 /// locking: the connection is refused if SQLite does not confirm all three, since a commit
 /// must be on disk before any answer that depends on it leaves the host.
 pub fn open(dir: &Path) -> StoreResult<Connection> {
-    let conn = Connection::open(dir.join(DB_FILE))?;
+    let path = dir.join(DB_FILE);
+    poskit_keystore::files::private_database(&path)
+        .map_err(|e| StoreError::Settings(format!("{}: {e}", path.display())))?;
+    let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -507,8 +536,18 @@ pub fn open(dir: &Path) -> StoreResult<Connection> {
     // than the set one authorization walks through).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_MAX);
     check_durable(&conn)?;
-    migrate(&conn)?;
+    migrate(&conn, None)?;
     Ok(conn)
+}
+
+/// Finishes the migrations a connection opened without the key store had to leave (the
+/// keyed ones), then makes sure no clear key is left: for the host's keyed open.
+pub fn migrate_keyed(conn: &Connection, keys: &AtRest) -> StoreResult<()> {
+    migrate(conn, Some(keys))?;
+    if atrest::wrap_clear_terminal_keys(conn, keys)? > 0 {
+        tracing::warn!("terminal keys found in clear were wrapped under the key-encryption key");
+    }
+    Ok(())
 }
 
 /// `synchronous = FULL` as SQLite reports it.
@@ -533,7 +572,7 @@ fn check_durable(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn migrate(conn: &Connection) -> StoreResult<()> {
+fn migrate(conn: &Connection, keys: Option<&AtRest>) -> StoreResult<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
     if version > SCHEMA_VERSION {
@@ -557,6 +596,18 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
                 tx.commit()?;
                 Ok(())
             })?,
+            Migration::Keyed(_) if keys.is_none() && sealing_needs_keys(conn)? => break,
+            Migration::Keyed(run) => {
+                without_foreign_keys(conn, |conn| {
+                    let tx = conn.unchecked_transaction()?;
+                    run(&tx, keys)?;
+                    tx.pragma_update(None, "user_version", version_after)?;
+                    tx.commit()?;
+                    Ok(())
+                })?;
+                // The old pages leave the write-ahead log too.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            }
         }
     }
     Ok(())
@@ -629,6 +680,52 @@ fn make_strict(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
+/// Adds or updates a terminal of an import. Its working keys stay only when its master
+/// key is the one on file (compared unwrapped: wrapped values differ every time).
+fn import_terminal(tx: &Connection, keys: &AtRest, t: &crate::model::Terminal) -> StoreResult<()> {
+    let on_file: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT tmk FROM terminals WHERE tid = ?1",
+            [t.tid.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let same_tmk = match on_file {
+        Some(blob) => keys.unwrap_key(KeyRole::Tmk, t.tid.as_str(), &blob)? == t.tmk,
+        None => false,
+    };
+    let limit = t.txn_limit_fen.map(|a| a.fen() as i64);
+    if same_tmk {
+        tx.execute(
+            "UPDATE terminals SET mid = ?2, status = ?3, txn_limit_fen = ?4, permitted = ?5
+             WHERE tid = ?1",
+            params![
+                t.tid.as_str(),
+                t.mid.as_str(),
+                t.status.as_str(),
+                limit,
+                kinds_to_text(&t.permitted)
+            ],
+        )?;
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO terminals (tid, mid, status, tmk, txn_limit_fen, permitted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tid) DO UPDATE SET mid = ?2, status = ?3, pik = NULL, mak = NULL,
+             tmk = ?4, txn_limit_fen = ?5, permitted = ?6",
+        params![
+            t.tid.as_str(),
+            t.mid.as_str(),
+            t.status.as_str(),
+            keys.wrap_key(KeyRole::Tmk, t.tid.as_str(), &t.tmk)?,
+            limit,
+            kinds_to_text(&t.permitted)
+        ],
+    )?;
+    Ok(())
+}
+
 /// What an import changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportCounts {
@@ -652,7 +749,12 @@ pub(crate) fn account(conn: &Connection, kind: &str, name: &str) -> StoreResult<
 /// Loads master data in one transaction. New cards get their opening balance as a
 /// balanced entry from their issuer's funding account; existing cards keep their ledger
 /// balance (their other attributes are updated).
-pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResult<ImportCounts> {
+pub fn import(
+    conn: &mut Connection,
+    keys: &AtRest,
+    set: &DataSet,
+    now: &HostTime,
+) -> StoreResult<ImportCounts> {
     let (day, mmdd, hhmmss, now_ms) = (now.day, now.mmdd(), now.hhmmss(), now.unix_ms);
     let tx = conn.transaction()?;
     let mut counts = ImportCounts::default();
@@ -713,39 +815,26 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
                 t.tid, t.mid
             )));
         }
-        tx.execute(
-            "INSERT INTO terminals (tid, mid, status, tmk, txn_limit_fen, permitted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (tid) DO UPDATE SET mid = ?2, status = ?3,
-                 pik = CASE WHEN tmk = ?4 THEN pik END, mak = CASE WHEN tmk = ?4 THEN mak END,
-                 tmk = ?4, txn_limit_fen = ?5, permitted = ?6",
-            params![
-                t.tid.as_str(),
-                t.mid.as_str(),
-                t.status.as_str(),
-                t.tmk.dangerous_expose(),
-                t.txn_limit_fen.map(|a| a.fen() as i64),
-                kinds_to_text(&t.permitted)
-            ],
-        )?;
+        import_terminal(&tx, keys, t)?;
         counts.terminals += 1;
     }
     for c in &set.cards {
+        let sealed = keys.seal_card(c.pan.digits(), &c.expiry)?;
         let existing: Option<i64> = tx
             .query_row(
-                "SELECT id FROM cards WHERE pan = ?1",
-                [c.pan.digits()],
+                "SELECT id FROM cards WHERE pan_hash = ?1",
+                [&sealed.hash],
                 |r| r.get(0),
             )
             .optional()?;
         if let Some(id) = existing {
             tx.execute(
-                "UPDATE cards SET expiry = ?2, status = ?3, pin_hash = ?4, pin_tries_max = ?5,
+                "UPDATE cards SET sealed = ?2, status = ?3, pin_hash = ?4, pin_tries_max = ?5,
                      pin_tries_used = ?6, daily_count_max = ?7, permitted = ?8, label = ?9,
                      card_type = ?10 WHERE id = ?1",
                 params![
                     id,
-                    c.expiry,
+                    sealed.sealed,
                     c.status.as_str(),
                     c.pin_hash,
                     c.pin_tries_max,
@@ -776,12 +865,12 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
         // Card accounts are named by the card's row id, never by its number.
         let acct = account(&tx, "card", "card:new")?;
         tx.execute(
-            "INSERT INTO cards (pan, expiry, status, pin_hash, pin_tries_max, pin_tries_used,
-                 daily_count_max, permitted, label, account, card_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO cards (pan_hash, pan_last4, sealed, status, pin_hash, pin_tries_max,
+                 pin_tries_used, daily_count_max, permitted, label, account, card_type)
+             VALUES (?1, ?12, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
-                c.pan.digits(),
-                c.expiry,
+                sealed.hash,
+                sealed.sealed,
                 c.status.as_str(),
                 c.pin_hash,
                 c.pin_tries_max,
@@ -790,7 +879,8 @@ pub fn import(conn: &mut Connection, set: &DataSet, now: &HostTime) -> StoreResu
                 kinds_to_text(&c.permitted),
                 c.label,
                 acct,
-                c.card_type.as_str()
+                c.card_type.as_str(),
+                sealed.last4
             ],
         )?;
         let card_id = tx.last_insert_rowid();
@@ -1205,6 +1295,8 @@ pub struct SqliteLedger<'c, 'h> {
     /// write to transactions.
     reversal_seen: Option<(TraceKey, Option<TxnRecord>)>,
     pending: Option<PendingTxn>,
+    /// The secrets at rest, for terminal keys and cards (absent: those reads fail).
+    keys: Option<&'h AtRest>,
 }
 
 /// The postings one transaction makes at most (a void of a completion undoes two).
@@ -1293,6 +1385,7 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
             hot: None,
             reversal_seen: None,
             pending: None,
+            keys: None,
         }
     }
 
@@ -1306,6 +1399,7 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
             hot: None,
             reversal_seen: None,
             pending: None,
+            keys: None,
         }
     }
 
@@ -1322,7 +1416,19 @@ impl<'c, 'h> SqliteLedger<'c, 'h> {
             hot: Some(hot),
             reversal_seen: None,
             pending: None,
+            keys: None,
         }
+    }
+
+    /// This ledger, reading and writing terminal keys and cards with `keys`.
+    pub fn with_keys(mut self, keys: &'h AtRest) -> SqliteLedger<'c, 'h> {
+        self.keys = Some(keys);
+        self
+    }
+
+    fn keys(&self) -> StoreResult<&'h AtRest> {
+        self.keys
+            .ok_or_else(|| StoreError::Keys("this ledger was opened without its key store".into()))
     }
 
     /// The connection, once the pending row (if any) is written: for any statement that
@@ -1769,10 +1875,6 @@ fn txn_row(r: &Row<'_>) -> rusqlite::Result<TxnRecord> {
     })
 }
 
-fn key_of(bytes: Option<Vec<u8>>) -> Option<SecretKey> {
-    bytes.and_then(|b| SecretKey::from_bytes(&zeroize::Zeroizing::new(b)).ok())
-}
-
 fn kind_list(kinds: &[TransactionKind]) -> String {
     kinds
         .iter()
@@ -1805,12 +1907,18 @@ impl SqliteLedger<'_, '_> {
             return Ok(None);
         };
         let corrupt = |what: &str| StoreError::Corrupt(format!("terminal {tid}: {what}"));
+        let at_rest = self.keys()?;
+        let unwrap = |role, blob: Option<Vec<u8>>| {
+            blob.map(|b| at_rest.unwrap_key(role, tid.as_str(), &zeroize::Zeroizing::new(b)))
+                .transpose()
+        };
+        let working = unwrap(KeyRole::Pik, pik)?.zip(unwrap(KeyRole::Mak, mak)?);
         Ok(Some(TerminalState {
             tid: *tid,
             mid: Mid::parse(&mid).map_err(|_| corrupt("merchant ID"))?,
             status: TerminalStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-            tmk: key_of(Some(tmk)).ok_or_else(|| corrupt("TMK"))?,
-            keys: key_of(pik).zip(key_of(mak)),
+            tmk: at_rest.unwrap_key(KeyRole::Tmk, tid.as_str(), &tmk)?,
+            keys: working,
             batch: Batch::new(batch).map_err(|_| corrupt("batch"))?,
             txn_limit_fen: limit.map(|l| l as u64),
             permitted: kinds_from_text(permitted.as_deref())
@@ -1857,13 +1965,13 @@ impl SqliteLedger<'_, '_> {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT id, expiry, status, pin_hash, pin_tries_max, pin_tries_used, daily_count_max,
-                        permitted, account FROM cards WHERE pan = ?1",
+                "SELECT id, sealed, status, pin_hash, pin_tries_max, pin_tries_used, daily_count_max,
+                        permitted, account FROM cards WHERE pan_hash = ?1",
             )?
-            .query_row([pan.digits()], |r| {
+            .query_row([self.keys()?.pan_hash(pan.digits())], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, u8>(4)?,
@@ -1876,7 +1984,7 @@ impl SqliteLedger<'_, '_> {
             .optional()?;
         let Some((
             id,
-            expiry,
+            sealed,
             status,
             pin_hash,
             tries_max,
@@ -1889,6 +1997,10 @@ impl SqliteLedger<'_, '_> {
             return Ok(None);
         };
         let corrupt = |what: &str| StoreError::Corrupt(format!("card {pan}: {what}"));
+        let (stored_pan, expiry) = self.keys()?.open_card(&sealed)?;
+        if stored_pan.as_str() != pan.digits() {
+            return Err(corrupt("its sealed number is another card's"));
+        }
         Ok(Some(CardState {
             id,
             pan: pan.clone(),
@@ -2051,16 +2163,14 @@ impl Ledger for SqliteLedger<'_, '_> {
         mak: &SecretKey,
         now_ms: i64,
     ) -> StoreResult<()> {
+        let keys = self.keys()?;
+        let pik = keys.wrap_key(KeyRole::Pik, tid.as_str(), pik)?;
+        let mak = keys.wrap_key(KeyRole::Mak, tid.as_str(), mak)?;
         self.conn
             .prepare_cached(
                 "UPDATE terminals SET pik = ?2, mak = ?3, signed_in_ms = ?4 WHERE tid = ?1",
             )?
-            .execute(params![
-                tid.as_str(),
-                pik.dangerous_expose(),
-                mak.dangerous_expose(),
-                now_ms
-            ])?;
+            .execute(params![tid.as_str(), pik, mak, now_ms])?;
         self.forget_terminal(tid);
         Ok(())
     }

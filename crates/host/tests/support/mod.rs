@@ -98,7 +98,11 @@ impl TestHost {
     }
 
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.join(store::sqlite::DB_FILE)).unwrap()
+        // Opened with the ledger's keys: `pan_hash(?)` finds a card by its number.
+        poskit_host::DataDir::existing(&self.dir)
+            .open_keys()
+            .unwrap()
+            .0
     }
 
     /// The ledger balances: sum of postings zero, every account its postings' sum.
@@ -122,7 +126,7 @@ impl TestHost {
     pub fn card_balance(&self, pan: &str) -> i64 {
         self.db()
             .query_row(
-                "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
+                "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan_hash = pan_hash(?1)",
                 [pan],
                 |r| r.get(0),
             )
@@ -247,7 +251,7 @@ impl TestHost {
         self.query_i64(
             "SELECT count(*) FROM postings p JOIN cards c ON c.account = p.account
              JOIN transactions t ON t.id = p.txn_id
-             WHERE c.pan = ?1 AND t.mti != 'load'",
+             WHERE c.pan_hash = pan_hash(?1) AND t.mti != 'load'",
             [pan],
         )
     }

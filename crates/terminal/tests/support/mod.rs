@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use poskit_host::clock::HostTime;
 use poskit_host::config::HostConfig;
 use poskit_host::engine::{self, EngineConfig, Input, IssuerVerdict};
-use poskit_host::pinhash::PinHasher;
+use poskit_host::store::atrest::AtRest;
 use poskit_host::store::sqlite::SqliteLedger;
 use poskit_host::{DataDir, demo, run};
 use poskit_security::SecretKey;
@@ -23,7 +23,7 @@ pub struct World {
     _host_dir: tempfile::TempDir,
     _term_dir: tempfile::TempDir,
     pub host: Connection,
-    pub pins: PinHasher,
+    pub keys: std::sync::Arc<AtRest>,
     pub journal: Journal,
     pub now_ms: i64,
 }
@@ -34,8 +34,7 @@ pub fn world(reversal_attempts_max: u32) -> World {
     let host_dir = tempfile::tempdir().unwrap();
     let dir = DataDir::create(host_dir.path()).unwrap();
     run::load_demo(&dir, &HostConfig::default()).unwrap();
-    let host = dir.open_store().unwrap();
-    let pins = dir.pin_hasher().unwrap();
+    let (host, keys) = dir.open_keys().unwrap();
     let term_dir = tempfile::tempdir().unwrap();
     let cfg = Config {
         tid: demo::fleet_tid(0),
@@ -50,7 +49,7 @@ pub fn world(reversal_attempts_max: u32) -> World {
         _host_dir: host_dir,
         _term_dir: term_dir,
         host,
-        pins,
+        keys,
         journal,
         now_ms: 1,
     }
@@ -60,7 +59,7 @@ pub fn world(reversal_attempts_max: u32) -> World {
 pub fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
     let tx = w.host.transaction().unwrap();
     let answer = {
-        let mut ledger = SqliteLedger::new(&tx);
+        let mut ledger = SqliteLedger::new(&tx).with_keys(&w.keys);
         let input = Input {
             frame,
             now: HostTime::now(480, 0),
@@ -71,7 +70,7 @@ pub fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
             mac_later: false,
             divergence: Default::default(),
         };
-        engine::process(&mut ledger, &EngineConfig::default(), &w.pins, &input).unwrap()
+        engine::process(&mut ledger, &EngineConfig::default(), w.keys.pins(), &input).unwrap()
     };
     tx.commit().unwrap();
     answer.frame
@@ -81,7 +80,7 @@ pub fn host_answer(w: &mut World, frame: &[u8]) -> Option<Vec<u8>> {
 pub fn balance(w: &World, pan: &str) -> i64 {
     w.host
         .query_row(
-            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan = ?1",
+            "SELECT a.balance_fen FROM cards c JOIN accounts a ON a.id = c.account WHERE c.pan_hash = pan_hash(?1)",
             [pan],
             |r| r.get(0),
         )

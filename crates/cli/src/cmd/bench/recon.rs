@@ -177,9 +177,7 @@ fn print_summary(s: &Value) -> anyhow::Result<()> {
 /// `bench recon-run`: the production run on a generated day, as JSON (times, peak memory,
 /// counts per class).
 pub fn run_generated(a: ReconRunArgs) -> anyhow::Result<ExitCode> {
-    let dir = DataDir {
-        path: a.data.clone(),
-    };
+    let dir = DataDir::existing(&a.data);
     let started = Instant::now();
     let mut host = dir.open_store()?;
     let state = rusqlite::Connection::open(a.data.join("recon.db"))?;
