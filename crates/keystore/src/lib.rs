@@ -20,6 +20,7 @@
 //! four digits. Rotating the KEK re-wraps the data keys, not every card.
 
 pub mod envelope;
+pub mod hsm_crypto;
 pub mod local;
 pub mod pkcs11;
 pub mod source;

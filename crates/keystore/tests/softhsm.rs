@@ -6,6 +6,10 @@
 //! directory of its own, with one token initialized by `softhsm2-util` before the child
 //! loads the module. No test shares a token, a login or a module instance with another.
 //!
+//! The last tests are phase B (`hsm_crypto`): the CUP MAC with the MAK inside the token,
+//! equal to `poskit_security`'s, and what SoftHSM refuses for CUP keys (single DES, DES
+//! wrap and unwrap), which is why the PIN check cannot run inside it.
+//!
 //! Without `softhsm2-util` or the module the tests fail and say to install softhsm2, unless
 //! `POSKIT_SKIP_SOFTHSM=1`, when they say they are skipped.
 
@@ -408,4 +412,202 @@ softhsm_test!(wrap_and_unwrap_latency_from_several_threads, || {
         );
     }
     assert!(each[rounds / 2] < Duration::from_millis(50));
+});
+
+// ---- Phase B: MAC and PIN checks with the working keys inside the token (hsm_crypto) ----
+
+mod inside {
+    use super::*;
+    use cryptoki::object::{KeyType, ObjectHandle};
+    use poskit_keystore::hsm_crypto::{self, DesKind, TokenKey};
+    use poskit_security::{MacAlgorithm, SecretKey};
+
+    /// MAKs of each length; the fourth has even-parity bytes (0x11, 0x22).
+    pub const KEYS: [&str; 5] = [
+        "0123456789ABCDEF",
+        "0123456789ABCDEFFEDCBA9876543210",
+        "0123456789ABCDEFFEDCBA987654321089ABCDEF01234567",
+        "11111111111111112222222222222222",
+        "1A2B3C4D5E6F7081",
+    ];
+
+    pub fn mak(session: &Session, kwk: ObjectHandle, hex_key: &str) -> TokenKey {
+        let clear = Zeroizing::new(hex::decode(hex_key).unwrap());
+        let (stored, kind) = hsm_crypto::provision_working_key(session, kwk, &clear).unwrap();
+        assert!(!stored.windows(8).any(|w| w == &clear[..8]));
+        assert_eq!(kind, DesKind::of_len(clear.len()).unwrap());
+        hsm_crypto::unwrap_mak(session, kwk, &stored, kind).unwrap()
+    }
+
+    pub fn software_mac(hex_key: &str, data: &[u8]) -> [u8; 8] {
+        let key = SecretKey::from_hex(hex_key).unwrap();
+        *poskit_security::compute_mac(MacAlgorithm::CupEcb, &key, data)
+            .unwrap()
+            .as_bytes()
+    }
+
+    /// An extractable secret of `kind` with `value`, a session object.
+    pub fn secret(session: &Session, kind: KeyType, value: &[u8]) -> ObjectHandle {
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(kind),
+                Attribute::Token(false),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(true),
+                Attribute::Value(value.to_vec()),
+            ])
+            .unwrap()
+    }
+
+    pub fn des_key(session: &Session, kind: KeyType, hex_key: &str) -> ObjectHandle {
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(kind),
+                Attribute::Token(false),
+                Attribute::Value(hex::decode(hex_key).unwrap()),
+                Attribute::Unwrap(true),
+                Attribute::Wrap(true),
+                Attribute::Decrypt(true),
+            ])
+            .unwrap()
+    }
+}
+
+softhsm_test!(a_mak_inside_the_token_macs_as_the_software_does, || {
+    use poskit_keystore::hsm_crypto;
+    let session = raw_session();
+    let kwk = hsm_crypto::create_wrapping_key(&session, "poskit-kwk").unwrap();
+    let data: Vec<u8> = (0u8..=200).map(|i| i.wrapping_mul(37) ^ 0x5c).collect();
+    for hex_key in inside::KEYS {
+        let mak = inside::mak(&session, kwk, hex_key);
+        for len in [0, 1, 7, 8, 9, 16, 17, 64, 100, 201] {
+            let token = hsm_crypto::cup_ecb_mac(&session, mak, &data[..len]).unwrap();
+            assert_eq!(
+                token,
+                inside::software_mac(hex_key, &data[..len]),
+                "{len} bytes"
+            );
+            assert!(hsm_crypto::verify_cup_ecb_mac(&session, mak, &data[..len], &token).unwrap());
+            let mut bent = token;
+            bent[0] ^= 1;
+            assert!(!hsm_crypto::verify_cup_ecb_mac(&session, mak, &data[..len], &bent).unwrap());
+        }
+        // Never readable, and it only encrypts.
+        let info = session
+            .get_attribute_info(mak.handle, &[AttributeType::Value])
+            .unwrap();
+        assert!(matches!(info[..], [AttributeInfo::Sensitive]), "{info:?}");
+        assert!(
+            session
+                .decrypt(&Mechanism::Des3Ecb, mak.handle, &[0; 8])
+                .is_err()
+        );
+    }
+    // The known answer of the security crate's vectors (key 0123456789ABCDEF, no data).
+    let mak = inside::mak(&session, kwk, inside::KEYS[0]);
+    assert_eq!(
+        &hsm_crypto::cup_ecb_mac(&session, mak, b"").unwrap(),
+        b"DFB656BD"
+    );
+
+    let started = Instant::now();
+    for _ in 0..1000 {
+        hsm_crypto::cup_ecb_mac(&session, mak, &data[..100]).unwrap();
+    }
+    println!(
+        "CUP ECB MAC of 100 bytes in the token: {:?} each",
+        started.elapsed() / 1000
+    );
+});
+
+softhsm_test!(what_softhsm_refuses_for_cup_keys, || {
+    use cryptoki::object::KeyType;
+    let session = raw_session();
+    let tmk = inside::des_key(&session, KeyType::DES2, inside::KEYS[3]);
+    let single = inside::des_key(&session, KeyType::DES, inside::KEYS[0]);
+    // Field 62's working key: 3DES-ECB under the TMK. No DES unwrap mechanism in SoftHSM.
+    let field62_key = hex::decode("7A2883A3162C014BA2AFCD72999CE5CD").unwrap();
+    let target = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::DES2),
+        Attribute::Token(false),
+    ];
+    // Single DES is listed but refused (OpenSSL 3 has it only in its legacy provider).
+    let e = session
+        .encrypt(&Mechanism::DesEcb, single, &[0; 8])
+        .unwrap_err();
+    println!("C_Encrypt DES-ECB: {}", pkcs11::describe_error(&e));
+    assert!(
+        pkcs11::describe_error(&e).contains("MECHANISM_INVALID"),
+        "{e}"
+    );
+    for (name, mechanism, key) in [
+        ("DES3-ECB", Mechanism::Des3Ecb, tmk),
+        ("DES3-CBC", Mechanism::Des3Cbc([0; 8]), tmk),
+        ("DES-ECB", Mechanism::DesEcb, single),
+    ] {
+        let e = session
+            .unwrap_key(&mechanism, key, &field62_key, &target)
+            .unwrap_err();
+        println!("C_UnwrapKey {name}: {}", pkcs11::describe_error(&e));
+        assert!(
+            pkcs11::describe_error(&e).contains("MECHANISM_INVALID"),
+            "{name}: {e}"
+        );
+    }
+    // The PIN check by E_PIK(reference) = field 52 needs the token to encrypt a secret
+    // object's value under a DES key: C_WrapKey. SoftHSM 2.6.1 flags DES-ECB, DES-CBC,
+    // DES-CBC-PAD and DES3-CBC with CKF_WRAP, but its C_WrapKey implements only AES key wrap
+    // (RFC 3394/5649): every DES wrap is refused, whatever the key or the object wrapped.
+    let pik = inside::des_key(&session, KeyType::DES2, inside::KEYS[1]);
+    let pik3 = inside::des_key(&session, KeyType::DES3, inside::KEYS[2]);
+    let block = inside::secret(&session, KeyType::GENERIC_SECRET, &[0x06; 8]);
+    let des2_object = inside::secret(&session, KeyType::DES2, &[0x5b; 16]);
+    for (name, mechanism, key, object) in [
+        (
+            "DES3-CBC, DES2 key, 8-byte secret",
+            Mechanism::Des3Cbc([0; 8]),
+            pik,
+            block,
+        ),
+        (
+            "DES3-CBC, DES3 key, 8-byte secret",
+            Mechanism::Des3Cbc([0; 8]),
+            pik3,
+            block,
+        ),
+        (
+            "DES3-CBC, DES2 key, DES2 key",
+            Mechanism::Des3Cbc([0; 8]),
+            pik,
+            des2_object,
+        ),
+        (
+            "DES3-ECB, DES2 key, 8-byte secret",
+            Mechanism::Des3Ecb,
+            pik,
+            block,
+        ),
+        (
+            "DES-ECB, DES key, 8-byte secret",
+            Mechanism::DesEcb,
+            single,
+            block,
+        ),
+        (
+            "DES-CBC, DES key, 8-byte secret",
+            Mechanism::DesCbc([0; 8]),
+            single,
+            block,
+        ),
+    ] {
+        let e = session.wrap_key(&mechanism, key, object).unwrap_err();
+        println!("C_WrapKey {name}: {}", pkcs11::describe_error(&e));
+        assert!(
+            pkcs11::describe_error(&e).contains("MECHANISM_INVALID"),
+            "{name}: {e}"
+        );
+    }
 });
