@@ -6,7 +6,8 @@
 //!
 //! - [`local::LocalKek`]: a 32-byte KEK read from a 0600 file (`--kek-file`,
 //!   `POSKIT_KEK_FILE`) or from the environment (`POSKIT_KEK`, 64 hex digits);
-//! - `pkcs11`: a non-extractable AES key inside a PKCS#11 token (an HSM; SoftHSM2 in tests).
+//! - [`pkcs11::Pkcs11Store`]: a non-extractable AES key inside a PKCS#11 token (an HSM;
+//!   SoftHSM2 in tests), which wraps and unwraps with AES-GCM run by the token.
 //!
 //! Both produce the same [`envelope`]: version, the KEK's id, a nonce, and AES-256-GCM
 //! ciphertext whose associated data names what the key is for (`tmk:10100001`), so a blob
@@ -20,7 +21,9 @@
 
 pub mod envelope;
 pub mod files;
+pub mod hsm_crypto;
 pub mod local;
+pub mod pkcs11;
 pub mod source;
 pub mod vault;
 
@@ -30,6 +33,7 @@ use zeroize::Zeroizing;
 
 pub use envelope::KekId;
 pub use local::LocalKek;
+pub use pkcs11::{PKCS11_PIN_ENV, Pkcs11Config, Pkcs11Store};
 pub use source::{KekSource, Opened, open};
 pub use vault::{CardVault, DataKeys, PanHash};
 

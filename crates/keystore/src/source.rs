@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::{KEK_ENV, KEK_FILE, KeyStore, KeyStoreError, LocalKek, Result};
+use crate::{
+    KEK_ENV, KEK_FILE, KeyStore, KeyStoreError, LocalKek, Pkcs11Config, Pkcs11Store, Result,
+};
 
 /// Where a process finds its KEK, in the order [`KekSource::resolve`] tries them.
 pub enum KekSource {
@@ -16,6 +18,8 @@ pub enum KekSource {
     /// The data directory's own `kek` file, created (0600) when absent and allowed — the
     /// demo's way; production keeps the KEK elsewhere.
     DataDir(PathBuf),
+    /// An AES key inside a PKCS#11 token (an HSM), generated there when absent and allowed.
+    Pkcs11(Pkcs11Config),
 }
 
 impl std::fmt::Debug for KekSource {
@@ -24,14 +28,28 @@ impl std::fmt::Debug for KekSource {
             KekSource::File(p) => write!(f, "File({})", p.display()),
             KekSource::Env(_) => f.write_str("Env(..)"),
             KekSource::DataDir(p) => write!(f, "DataDir({})", p.display()),
+            KekSource::Pkcs11(config) => write!(f, "Pkcs11({config:?})"),
         }
     }
 }
 
-/// An opened key store, and the KEK file it created, if it created one.
+/// An opened key store, and what opening it created: a KEK file, or a key in the HSM.
+#[derive(Debug)]
 pub struct Opened {
     pub store: Arc<dyn KeyStore>,
     pub created: Option<PathBuf>,
+    /// A new KEK was generated inside the PKCS#11 token (the caller may say so).
+    pub created_hsm_key: bool,
+}
+
+impl Opened {
+    fn existing(store: Arc<dyn KeyStore>) -> Opened {
+        Opened {
+            store,
+            created: None,
+            created_hsm_key: false,
+        }
+    }
 }
 
 impl KekSource {
@@ -59,32 +77,42 @@ impl KekSource {
 /// `create` is true (a new data directory), and is an error otherwise.
 pub fn open(source: &KekSource, create: bool) -> Result<Opened> {
     match source {
-        KekSource::File(path) => Ok(Opened {
-            store: Arc::new(LocalKek::load(path)?),
-            created: None,
-        }),
-        KekSource::Env(hex) => Ok(Opened {
-            store: Arc::new(LocalKek::from_hex(
-                hex,
-                format!("environment variable {KEK_ENV}"),
-            )?),
-            created: None,
-        }),
-        KekSource::DataDir(path) if path.exists() => Ok(Opened {
-            store: Arc::new(LocalKek::load(path)?),
-            created: None,
-        }),
+        KekSource::File(path) => Ok(Opened::existing(Arc::new(LocalKek::load(path)?))),
+        KekSource::Env(hex) => Ok(Opened::existing(Arc::new(LocalKek::from_hex(
+            hex,
+            format!("environment variable {KEK_ENV}"),
+        )?))),
+        KekSource::DataDir(path) if path.exists() => {
+            Ok(Opened::existing(Arc::new(LocalKek::load(path)?)))
+        }
         KekSource::DataDir(path) if create => {
             let (_, key) = LocalKek::generate("new")?;
             LocalKek::write_new(path, &key)?;
             Ok(Opened {
                 store: Arc::new(LocalKek::load(path)?),
                 created: Some(path.clone()),
+                created_hsm_key: false,
             })
         }
         KekSource::DataDir(path) => Err(KeyStoreError::Config(format!(
             "no key-encryption key: {} does not exist (give --kek-file, POSKIT_KEK_FILE or {KEK_ENV})",
             path.display()
         ))),
+        KekSource::Pkcs11(config) => open_pkcs11(config, create),
     }
+}
+
+/// The token's KEK; generated there when absent and `create` is true. Prints nothing.
+fn open_pkcs11(config: &Pkcs11Config, create: bool) -> Result<Opened> {
+    if let Some(store) = Pkcs11Store::open_if_present(config)? {
+        return Ok(Opened::existing(Arc::new(store)));
+    }
+    if !create {
+        return Err(crate::pkcs11::no_key(config));
+    }
+    Ok(Opened {
+        store: Arc::new(Pkcs11Store::create_key(config)?),
+        created: None,
+        created_hsm_key: true,
+    })
 }
