@@ -8,6 +8,7 @@ mod out;
 mod cmd;
 mod fail;
 mod input;
+mod kek_args;
 mod keys;
 mod message_json;
 
@@ -69,6 +70,9 @@ enum Command {
     Stats(cmd::stats::Args),
     /// The alerts a host raised, each with its likely causes; acknowledge one; the rules.
     Alerts(cmd::alerts::Args),
+    /// Keys at rest: make, inspect and rotate the key-encryption key a host's data directory
+    /// or a terminal's journal keeps its keys and card numbers under.
+    Keys(cmd::keys::Args),
     /// The console's users: add (password on standard input), list, remove, API tokens.
     Users(cmd::users::Args),
     /// Serve the HTTP API against a host's data directory.
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Diagnose(args) => cmd::diagnose::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Alerts(args) => cmd::alerts::run(args),
+        Command::Keys(args) => cmd::keys::run(args),
         Command::Users(args) => cmd::users::run(args),
         Command::Console(args) => cmd::console::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -39,20 +39,42 @@ pub enum CardData {
     Manual { pan: String, expiry: String },
     /// Swiped: track 2 (field 35), `PAN=YYMM...`.
     Track2(String),
+    /// The card as a terminal keeps it after authorization (track data is never kept,
+    /// DESIGN.md invariant 8): number and expiry, sent as fields 2 and 14 — the reversal of
+    /// a swiped sale keeps the original's entry mode (02x), anything else says 01x.
+    Kept {
+        pan: String,
+        expiry: String,
+        swiped: bool,
+    },
 }
 
 impl CardData {
     pub fn pan(&self) -> &str {
         match self {
-            CardData::Manual { pan, .. } => pan,
+            CardData::Manual { pan, .. } | CardData::Kept { pan, .. } => pan,
             CardData::Track2(t) => t.split('=').next().unwrap_or(""),
+        }
+    }
+
+    /// What may be kept of this card after authorization: no track data.
+    pub fn kept(&self) -> CardData {
+        CardData::Kept {
+            pan: self.pan().to_owned(),
+            expiry: self.expiry().unwrap_or("").to_owned(),
+            swiped: matches!(
+                self,
+                CardData::Track2(_) | CardData::Kept { swiped: true, .. }
+            ),
         }
     }
 
     /// YYMM, when the card data carries it.
     pub fn expiry(&self) -> Option<&str> {
         match self {
-            CardData::Manual { expiry, .. } => Some(expiry.as_str()).filter(|e| !e.is_empty()),
+            CardData::Manual { expiry, .. } | CardData::Kept { expiry, .. } => {
+                Some(expiry.as_str()).filter(|e| !e.is_empty())
+            }
             CardData::Track2(t) => t.split('=').nth(1).and_then(|rest| rest.get(..4)),
         }
     }
@@ -179,6 +201,26 @@ pub fn build_request(
                         b"022".to_vec()
                     },
                 );
+            }
+            CardData::Kept {
+                pan,
+                expiry,
+                swiped,
+            } => {
+                put(2, pan.clone().into_bytes());
+                if !expiry.is_empty() {
+                    put(14, expiry.clone().into_bytes());
+                }
+                // A reversal repeats its original's entry mode (§2.2: 22 = original); any
+                // other message built from a kept card sends the number the terminal keyed
+                // from its own records (01), since no track is kept to send as a swipe.
+                let mode: &[u8] = match (*swiped && reversal, with_pin) {
+                    (true, true) => b"021",
+                    (true, false) => b"022",
+                    (false, true) => b"011",
+                    (false, false) => b"012",
+                };
+                put(22, mode.to_vec());
             }
         }
     }

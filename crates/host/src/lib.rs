@@ -66,6 +66,9 @@ pub enum HostError {
     Store(#[from] store::StoreError),
     #[error("configuration: {0}")]
     Config(String),
+    /// The key-encryption key is not given, not the ledger's, or cannot be reached.
+    #[error("{0}")]
+    Keys(String),
     /// Another host process serves from the same data directory.
     #[error("{path} is in use by another poskit host ({holder}); stop it first")]
     Busy { path: String, holder: String },
@@ -120,9 +123,16 @@ impl DataDir {
     /// is not the ledger's is refused before anything is written.
     pub fn open_keys(&self) -> Result<(rusqlite::Connection, Arc<AtRest>), HostError> {
         let conn = self.open_store()?;
-        let never_wrapped = atrest::wrapped_under(&conn)?.is_none();
+        let wrapped_under = atrest::wrapped_under(&conn)?;
+        if let Some(id) = wrapped_under
+            && poskit_keystore::source::finish_rotation(&self.kek, id)
+                .map_err(|e| HostError::Keys(e.to_string()))?
+        {
+            tracing::warn!("completed a key-encryption key rotation that had stopped half-way");
+        }
+        let never_wrapped = wrapped_under.is_none();
         let opened = poskit_keystore::open(&self.kek, never_wrapped)
-            .map_err(|e| HostError::Config(e.to_string()))?;
+            .map_err(|e| HostError::Keys(e.to_string()))?;
         if let Some(created) = &opened.created {
             tracing::warn!(
                 "created a key-encryption key in {} (mode 0600); production keeps it elsewhere: --kek-file, POSKIT_KEK_FILE, POSKIT_KEK or an HSM",
@@ -130,7 +140,11 @@ impl DataDir {
             );
         }
         let pvk_file = self.path.join(PVK_FILE);
-        let keys = Arc::new(atrest::load(&conn, opened.store, &pvk_file)?);
+        let keys = atrest::load(&conn, opened.store, &pvk_file).map_err(|e| match e {
+            store::StoreError::Keys(why) => HostError::Keys(why),
+            other => HostError::Store(other),
+        })?;
+        let keys = Arc::new(keys);
         store::sqlite::migrate_keyed(&conn, &keys)?;
         atrest::register_functions(&conn, &keys)?;
         match std::fs::remove_file(&pvk_file) {

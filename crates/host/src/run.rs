@@ -268,7 +268,12 @@ async fn monitor(
 fn open_monitor_files(
     data: &std::path::Path,
 ) -> Result<(rusqlite::Connection, rusqlite::Connection), HostError> {
-    let stats = rusqlite::Connection::open(data.join(STATS_FILE))
+    let path = data.join(STATS_FILE);
+    poskit_keystore::files::private_database(&path).map_err(|e| HostError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let stats = rusqlite::Connection::open(&path)
         .and_then(|conn| poskit_monitor::stats::migrate(&conn).map(|()| conn))
         .map_err(|e| HostError::Data {
             what: format!("{STATS_FILE}: {e}"),

@@ -5,12 +5,23 @@ use std::path::Path;
 /// Makes `path` a file only its owner may read and write: creates it empty with mode 0600
 /// when absent (before SQLite opens it, so that its journal and WAL files get the same
 /// mode), and takes group and others' rights away from one that exists.
+///
+/// A file that exists is never opened here, only `chmod`ed: closing any descriptor of a
+/// database file drops every POSIX lock this process holds on it, SQLite's included, and
+/// another process could then take the write-ahead log away from a live connection.
 pub fn private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?;
+    if std::fs::symlink_metadata(path).is_err() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            // Made by another process since: restricted below like any other.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
     restrict(path)
 }
 

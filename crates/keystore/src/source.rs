@@ -53,9 +53,11 @@ impl Opened {
 }
 
 impl KekSource {
-    /// The explicit file when given, else `POSKIT_KEK` when set, else `data_dir/kek`.
+    /// The explicit file when given (or `POSKIT_KEK_FILE`), else `POSKIT_KEK` when set, else
+    /// `data_dir/kek`.
     pub fn resolve(file: Option<PathBuf>, data_dir: &Path) -> KekSource {
-        if let Some(file) = file {
+        let from_env = || std::env::var_os(crate::KEK_FILE_ENV).filter(|f| !f.is_empty());
+        if let Some(file) = file.or_else(|| from_env().map(PathBuf::from)) {
             return KekSource::File(file);
         }
         match std::env::var(KEK_ENV) {
@@ -115,4 +117,35 @@ fn open_pkcs11(config: &Pkcs11Config, create: bool) -> Result<Opened> {
         created: None,
         created_hsm_key: true,
     })
+}
+
+/// Where a rotation of a data directory's own KEK writes the new key before the data is
+/// re-wrapped under it (`kek.new` beside `kek`).
+pub fn pending_file(path: &Path) -> PathBuf {
+    path.with_extension("new")
+}
+
+/// Completes a rotation of a data directory's own KEK that stopped after the data was
+/// re-wrapped and before `kek.new` replaced `kek`: when `kek.new` is the KEK the data is
+/// wrapped under (`wrapped_under`), it becomes `kek`. True when it did.
+pub fn finish_rotation(source: &KekSource, wrapped_under: crate::KekId) -> Result<bool> {
+    let KekSource::DataDir(path) = source else {
+        return Ok(false);
+    };
+    let pending = pending_file(path);
+    if !pending.exists() {
+        return Ok(false);
+    }
+    let new = LocalKek::load(&pending)?;
+    if new.kek_id() != wrapped_under {
+        return Ok(false);
+    }
+    std::fs::rename(&pending, path).map_err(|e| {
+        KeyStoreError::Config(format!(
+            "cannot move {} to {}: {e}",
+            pending.display(),
+            path.display()
+        ))
+    })?;
+    Ok(true)
 }

@@ -10,8 +10,9 @@
 //! equal to `poskit_security`'s, and what SoftHSM refuses for CUP keys (single DES, DES
 //! wrap and unwrap), which is why the PIN check cannot run inside it.
 //!
-//! Without `softhsm2-util` or the module the tests fail and say to install softhsm2, unless
-//! `POSKIT_SKIP_SOFTHSM=1`, when they say they are skipped.
+//! Without `softhsm2-util` or the module the tests are skipped (with a line saying so),
+//! except under CI, where they fail and say to install softhsm2 (`.ci/run` does);
+//! `POSKIT_SKIP_SOFTHSM=1` skips them anywhere.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,9 +47,14 @@ fn softhsm_present(test: &str) -> bool {
     }
     let util = Command::new("softhsm2-util").arg("--version").output();
     if util.is_err() || !Path::new(MODULE).is_file() {
-        panic!(
+        // CI installs it (.ci/run) and must run these; a developer's machine without it
+        // skips them, as the browser test skips without Chromium.
+        assert!(
+            std::env::var_os("CI").is_none(),
             "SoftHSM2 is not installed (softhsm2-util or {MODULE} missing): install it (apt-get install softhsm2), or set {SKIP_ENV}=1 to skip the PKCS#11 tests"
         );
+        eprintln!("{test}: skipped: SoftHSM2 is not installed (apt-get install softhsm2)");
+        return false;
     }
     true
 }

@@ -174,6 +174,9 @@ pub async fn trade(
     let mut tasks = Vec::new();
     for i in 0..terminals {
         let dir = journals_dir.join(demo::fleet_tid(i));
+        // Each terminal its own key-encryption key, as `poskit pos` makes one (DIR/kek;
+        // POSKIT_KEK_FILE or POSKIT_KEK when set), so `poskit pos --terminal DIR` opens it.
+        let kek = poskit_keystore::KekSource::resolve(None, &dir);
         let cfg = Config {
             tid: demo::fleet_tid(i),
             mid: MID.into(),
@@ -182,7 +185,7 @@ pub async fn trade(
             reversal_attempts_max: 5,
             fail_after_approval: false,
         };
-        let mut journal = Journal::init(&dir, &cfg, addr).map_err(|e| e.to_string())?;
+        let mut journal = Journal::init(&dir, &kek, &cfg, addr).map_err(|e| e.to_string())?;
         let progress = progress.clone();
         let budget = budget.clone();
         let addr = addr.to_owned();

@@ -909,7 +909,13 @@ impl Terminal {
                 batch: txn.batch,
                 stan: txn.stan,
                 amount_fen: txn.amount_fen.unwrap_or(0),
-                card: txn.card.clone().unwrap_or(CardData::Track2(String::new())),
+                // As the journal keeps it (no track data), so that a resend after a
+                // restart is the same message as the first.
+                card: txn
+                    .card
+                    .as_ref()
+                    .map(CardData::kept)
+                    .unwrap_or(CardData::Track2(String::new())),
                 rrn: txn.original_rrn.clone().unwrap_or_default(),
                 original_date: txn.original_date.clone().unwrap_or_default(),
                 attempts: 0,
@@ -931,7 +937,9 @@ impl Terminal {
                 batch: txn.batch,
                 stan: txn.stan,
                 amount_fen: txn.amount_fen,
-                card: txn.card.clone(),
+                // As the journal keeps it: a reversal sent again after a restart must be
+                // the same message as the first (the host answers a changed one 94).
+                card: txn.card.as_ref().map(CardData::kept),
                 original_stan: txn.original_stan,
                 original_rrn: txn.original_rrn.clone(),
                 original_date: txn.original_date.clone(),

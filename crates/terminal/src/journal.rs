@@ -6,19 +6,21 @@
 //! reversal, the advice queue, the failure log and the maintenance log (seed 004), and the
 //! closed batches (archived, never deleted).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use poskit_domain::TransactionKind;
-use poskit_domain::message::CardData;
-use poskit_security::{SecretKey, WorkingKeys};
+
+use poskit_security::WorkingKeys;
 
 use crate::engine::{
     AMOUNT_FEN_MAX, Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot,
     Totals, Txn, TxnState,
 };
 use crate::note::Cause;
+use crate::sealed::{Role, Sealed};
+use poskit_keystore::KekSource;
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
@@ -30,6 +32,9 @@ pub enum JournalError {
     Missing { path: String, why: String },
     #[error("journal holds bad data: {0}")]
     Corrupt(String),
+    /// The key store refused (a wrong key-encryption key) or could not be reached.
+    #[error("journal keys: {0}")]
+    Keys(String),
 }
 
 pub type Result<T> = std::result::Result<T, JournalError>;
@@ -49,7 +54,8 @@ CREATE TABLE IF NOT EXISTS txns (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, batch INTEGER NOT NULL, stan INTEGER NOT NULL,
     amount_fen INTEGER, card_kind TEXT, card_data TEXT, rrn TEXT, auth_code TEXT, code TEXT,
     state TEXT NOT NULL, reversal TEXT NOT NULL, original_stan INTEGER, original_rrn TEXT,
-    original_date TEXT, host_date TEXT, host_time TEXT, time_ms INTEGER NOT NULL
+    original_date TEXT, host_date TEXT, host_time TEXT, time_ms INTEGER NOT NULL,
+    card_last4 TEXT, card_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS txns_trace ON txns (batch, stan);
 CREATE INDEX IF NOT EXISTS txns_kind ON txns (kind, batch, state);
@@ -105,14 +111,19 @@ pub struct Failure {
     pub cause: Cause,
 }
 
-fn write_txn(tx: &Connection, t: &Txn) -> rusqlite::Result<()> {
+fn write_txn(tx: &Connection, sealed: &Sealed, t: &Txn) -> Result<()> {
     // What the engine writes: a trace in range, an amount field 4 can carry.
     assert!((1..=999_999).contains(&t.stan), "trace {}", t.stan);
     assert!(t.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
-    let (ck, cd) = card_columns(&t.card);
+    let card = t.card.as_ref().map(|c| sealed.seal_card(c)).transpose()?;
+    let (ck, cd) = (
+        card.as_ref().map(|c| c.kind),
+        card.as_ref().map(|c| &c.data),
+    );
     tx.prepare_cached("INSERT INTO txns (id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
-                 state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms,
+                 card_last4, card_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
              ON CONFLICT (id) DO UPDATE SET batch = ?3, stan = ?4, rrn = ?8, auth_code = ?9, code = ?10,
                  state = ?11, reversal = ?12, host_date = ?16, host_time = ?17")?.execute(params![
                 t.id,
@@ -132,17 +143,20 @@ fn write_txn(tx: &Connection, t: &Txn) -> rusqlite::Result<()> {
                 t.original_date,
                 t.host_date,
                 t.host_time,
-                t.time_ms
+                t.time_ms,
+                card.as_ref().map(|c| &c.last4),
+                card.as_ref().map(|c| &c.hash)
             ],
         )?;
     Ok(())
 }
 
-fn write_reversal(tx: &Connection, r: &PendingReversal) -> rusqlite::Result<()> {
+fn write_reversal(tx: &Connection, sealed: &Sealed, r: &PendingReversal) -> Result<()> {
     // A reversal keeps its original's trace; it is only ever written for one that was sent.
     assert!((1..=999_999).contains(&r.stan), "trace {}", r.stan);
     assert!(r.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
-    let (ck, cd) = card_columns(&r.card);
+    let card = r.card.as_ref().map(|c| sealed.seal_card(c)).transpose()?;
+    let (ck, cd) = (card.as_ref().map(|c| c.kind), card.map(|c| c.data));
     tx.prepare_cached("INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
                  original_stan, original_rrn, original_date, auth_code, reason, attempts)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
@@ -169,10 +183,11 @@ fn write_reversal(tx: &Connection, r: &PendingReversal) -> rusqlite::Result<()> 
     Ok(())
 }
 
-fn write_advice(tx: &Connection, a: &Advice) -> rusqlite::Result<()> {
+fn write_advice(tx: &Connection, sealed: &Sealed, a: &Advice) -> Result<()> {
     assert!((1..=999_999).contains(&a.stan), "trace {}", a.stan);
     assert!(a.amount_fen <= AMOUNT_FEN_MAX);
-    let (ck, cd) = card_columns(&Some(a.card.clone()));
+    let card = sealed.seal_card(&a.card)?;
+    let (ck, cd) = (card.kind, card.data);
     tx.prepare_cached("INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (txn_id) DO UPDATE SET attempts = ?10")?.execute(params![
@@ -193,6 +208,10 @@ fn write_advice(tx: &Connection, a: &Advice) -> rusqlite::Result<()> {
 
 pub struct Journal {
     conn: Connection,
+    /// The key store and card vault: keys wrapped, card numbers encrypted.
+    sealed: Sealed,
+    /// The KEK file this open made (a terminal directory's own `kek`, first use).
+    created_kek: Option<PathBuf>,
     /// Held while the journal is open: one process per terminal at a time (two would hand
     /// out the same trace and overwrite each other's pending reversal).
     _lock: Option<std::fs::File>,
@@ -219,44 +238,29 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn card_columns(card: &Option<CardData>) -> (Option<&'static str>, Option<String>) {
-    match card {
-        None => (None, None),
-        Some(CardData::Manual { pan, expiry }) => (Some("manual"), Some(format!("{pan}={expiry}"))),
-        Some(CardData::Track2(t)) => (Some("track2"), Some(t.clone())),
-    }
-}
-
-fn card_of(kind: Option<String>, data: Option<String>) -> Option<CardData> {
-    let data = data?;
-    match kind.as_deref()? {
-        "manual" => {
-            let (pan, expiry) = data.split_once('=')?;
-            Some(CardData::Manual {
-                pan: pan.into(),
-                expiry: expiry.into(),
-            })
-        }
-        _ => Some(CardData::Track2(data)),
-    }
-}
-
 fn kind_of(text: &str) -> rusqlite::Result<TransactionKind> {
     TransactionKind::from_slug(text).ok_or(rusqlite::Error::InvalidQuery)
+}
+
+/// A failure of the card vault inside a row's conversion.
+fn vault_error(e: JournalError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Blob, Box::new(e))
 }
 
 const TXN_COLUMNS: &str =
     "id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, auth_code, code,
     state, reversal, original_stan, original_rrn, original_date, host_date, host_time, time_ms";
 
-fn txn_row(r: &Row<'_>) -> rusqlite::Result<Txn> {
+fn txn_row(sealed: &Sealed, r: &Row<'_>) -> rusqlite::Result<Txn> {
     Ok(Txn {
         id: r.get(0)?,
         kind: kind_of(&r.get::<_, String>(1)?)?,
         batch: r.get(2)?,
         stan: r.get(3)?,
         amount_fen: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
-        card: card_of(r.get(5)?, r.get(6)?),
+        card: sealed
+            .open_card(r.get(5)?, r.get(6)?)
+            .map_err(vault_error)?,
         rrn: r.get(7)?,
         auth_code: r.get(8)?,
         code: r.get(9)?,
@@ -272,24 +276,40 @@ fn txn_row(r: &Row<'_>) -> rusqlite::Result<Txn> {
 }
 
 impl Journal {
-    fn connect(dir: &Path) -> Result<Connection> {
-        let conn = Connection::open(dir.join(JOURNAL_FILE))?;
+    /// The journal file of `dir` (created 0600), and its secrets opened with `kek`: a
+    /// journal never opened with keys may get a new KEK file in `dir` (its path is
+    /// returned, for the caller to tell the operator) and is sealed in place.
+    fn connect(dir: &Path, kek: &KekSource) -> Result<(Connection, Sealed, Option<PathBuf>)> {
+        let path = dir.join(JOURNAL_FILE);
+        poskit_keystore::files::private_database(&path).map_err(|e| JournalError::Missing {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(conn)
+        if let Some(id) = Sealed::wrapped_under(&conn)? {
+            poskit_keystore::source::finish_rotation(kek, id)?;
+        }
+        let opened = poskit_keystore::open(kek, !Sealed::ever_wrapped(&conn)?)?;
+        let sealed = Sealed::load(&conn, opened.store)?;
+        sealed.seal_legacy(&conn)?;
+        Ok((conn, sealed, opened.created))
     }
 
     /// Creates (or re-initializes the configuration of) the journal in `dir`.
-    pub fn init(dir: &Path, cfg: &Config, host: &str) -> Result<Journal> {
+    pub fn init(dir: &Path, kek: &KekSource, cfg: &Config, host: &str) -> Result<Journal> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::Missing {
             path: dir.display().to_string(),
             why: e.to_string(),
         })?;
         let lock = lock(dir)?;
-        let mut journal = Self::configure(Self::connect(dir)?, cfg, host)?;
+        let (conn, sealed, created) = Self::connect(dir, kek)?;
+        let mut journal = Self::configure(conn, sealed, cfg, host)?;
         journal._lock = Some(lock);
+        journal.created_kek = created;
         Ok(journal)
     }
 
@@ -299,6 +319,7 @@ impl Journal {
     /// is initialized with `cfg`. Returns the new journal and where the old one was kept.
     pub fn replace(
         dir: &Path,
+        kek: &KekSource,
         cfg: &Config,
         host: &str,
         now_ms: u64,
@@ -325,8 +346,10 @@ impl Journal {
             None
         };
         assert!(!old.exists(), "the old journal is out of the way");
-        let mut journal = Self::configure(Self::connect(dir)?, cfg, host)?;
+        let (conn, sealed, created) = Self::connect(dir, kek)?;
+        let mut journal = Self::configure(conn, sealed, cfg, host)?;
         journal._lock = Some(lock);
+        journal.created_kek = created;
         Ok((journal, kept))
     }
 
@@ -339,10 +362,14 @@ impl Journal {
         let conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "journal_mode", "OFF")?;
         conn.execute_batch(SCHEMA)?;
-        Self::configure(conn, cfg, host)
+        // Nothing of it reaches a disk; its keys are sealed all the same, under a KEK
+        // that lives as long as the process.
+        let (kek, _) = poskit_keystore::LocalKek::generate("the memory of a simulated terminal")?;
+        let sealed = Sealed::load(&conn, std::sync::Arc::new(kek))?;
+        Self::configure(conn, sealed, cfg, host)
     }
 
-    fn configure(conn: Connection, cfg: &Config, host: &str) -> Result<Journal> {
+    fn configure(conn: Connection, sealed: Sealed, cfg: &Config, host: &str) -> Result<Journal> {
         // A terminal with a reversal or advices still waiting keeps its identity: they
         // must go out under the TID and MID they were made with.
         let identity: Option<(String, String)> = conn
@@ -372,7 +399,7 @@ impl Journal {
             params![
                 cfg.tid,
                 cfg.mid,
-                cfg.tmk.dangerous_expose(),
+                sealed.wrap(Role::Tmk, cfg.tmk.dangerous_expose())?,
                 host,
                 cfg.response_timeout_ms as i64,
                 cfg.reversal_attempts_max,
@@ -384,11 +411,16 @@ impl Journal {
             [],
         )?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Journal { conn, _lock: None })
+        Ok(Journal {
+            conn,
+            sealed,
+            created_kek: None,
+            _lock: None,
+        })
     }
 
     /// Opens an initialized journal.
-    pub fn open(dir: &Path) -> Result<Journal> {
+    pub fn open(dir: &Path, kek: &KekSource) -> Result<Journal> {
         if !dir.join(JOURNAL_FILE).is_file() {
             return Err(JournalError::Missing {
                 path: dir.display().to_string(),
@@ -397,10 +429,30 @@ impl Journal {
             });
         }
         let lock = lock(dir)?;
+        let (conn, sealed, created_kek) = Self::connect(dir, kek)?;
         Ok(Journal {
-            conn: Self::connect(dir)?,
+            conn,
+            sealed,
+            created_kek,
             _lock: Some(lock),
         })
+    }
+
+    /// Re-wraps this journal's keys under `to` (`poskit keys rotate --terminal`); the
+    /// journal must have been opened with the KEK it is wrapped under now.
+    pub fn rotate_kek(&self, to: &dyn poskit_keystore::KeyStore) -> Result<usize> {
+        crate::sealed::rotate(&self.conn, self.sealed.store(), to)
+    }
+
+    /// The KEK file opening this journal made, if it made one (the operator should know:
+    /// a real terminal keeps its KEK elsewhere).
+    pub fn created_kek(&self) -> Option<&Path> {
+        self.created_kek.as_deref()
+    }
+
+    /// The id of the KEK this journal's keys are wrapped under.
+    pub fn kek_id(&self) -> poskit_keystore::KekId {
+        self.sealed.store().kek_id()
     }
 
     /// `time_ms` (milliseconds since 1970, as the journal records times) as a local date
@@ -434,8 +486,7 @@ impl Journal {
             )
             .optional()?
             .ok_or_else(|| JournalError::Corrupt("no configuration".into()))?;
-        let tmk = SecretKey::from_bytes(&zeroize::Zeroizing::new(row.2))
-            .map_err(|e| JournalError::Corrupt(format!("TMK: {e}")))?;
+        let tmk = self.sealed.unwrap(Role::Tmk, &row.2)?;
         Ok((
             Config {
                 tid: row.0,
@@ -474,10 +525,8 @@ impl Journal {
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         let keys = match (pik, mak) {
             (Some(pik), Some(mak)) => Some(WorkingKeys {
-                pik: SecretKey::from_bytes(&zeroize::Zeroizing::new(pik))
-                    .map_err(|e| JournalError::Corrupt(e.to_string()))?,
-                mak: SecretKey::from_bytes(&zeroize::Zeroizing::new(mak))
-                    .map_err(|e| JournalError::Corrupt(e.to_string()))?,
+                pik: self.sealed.unwrap(Role::Pik, &pik)?,
+                mak: self.sealed.unwrap(Role::Mak, &mak)?,
                 tdk: None,
             }),
             _ => None,
@@ -495,7 +544,7 @@ impl Journal {
                         batch: r.get(2)?,
                         stan: r.get(3)?,
                         amount_fen: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
-                        card: card_of(r.get(5)?, r.get(6)?),
+                        card: self.sealed.open_card(r.get(5)?, r.get(6)?).map_err(vault_error)?,
                         original_stan: r.get(7)?,
                         original_rrn: r.get(8)?,
                         original_date: r.get(9)?,
@@ -518,7 +567,11 @@ impl Journal {
                     batch: r.get(2)?,
                     stan: r.get(3)?,
                     amount_fen: r.get::<_, i64>(4)? as u64,
-                    card: card_of(r.get(5)?, r.get(6)?).unwrap_or(CardData::Track2(String::new())),
+                    card: self
+                        .sealed
+                        .open_card(r.get(5)?, r.get(6)?)
+                        .map_err(vault_error)?
+                        .ok_or(rusqlite::Error::InvalidQuery)?,
                     rrn: r.get(7)?,
                     original_date: r.get(8)?,
                     attempts: r.get(9)?,
@@ -553,14 +606,17 @@ impl Journal {
         let tx = self.conn.transaction()?;
         for op in ops {
             match op {
-                JournalOp::Txn(t) => write_txn(&tx, t)?,
+                JournalOp::Txn(t) => write_txn(&tx, &self.sealed, t)?,
                 JournalOp::Counters { stan, batch } => {
                     tx.prepare_cached("UPDATE state SET stan = ?1, batch = ?2 WHERE id = 1")?
                         .execute(params![stan, batch])?;
                 }
                 JournalOp::Keys(keys) => {
                     let (pik, mak) = match keys {
-                        Some((p, m)) => (Some(p.as_slice()), Some(m.as_slice())),
+                        Some((p, m)) => (
+                            Some(self.sealed.wrap(Role::Pik, p)?),
+                            Some(self.sealed.wrap(Role::Mak, m)?),
+                        ),
                         None => (None, None),
                     };
                     tx.prepare_cached("UPDATE state SET pik = ?1, mak = ?2 WHERE id = 1")?
@@ -569,7 +625,7 @@ impl Journal {
                 JournalOp::Reversal(None) => {
                     tx.prepare_cached("DELETE FROM reversal")?.execute([])?;
                 }
-                JournalOp::Reversal(Some(r)) => write_reversal(&tx, r)?,
+                JournalOp::Reversal(Some(r)) => write_reversal(&tx, &self.sealed, r)?,
                 JournalOp::ReversalEnded { txn_id, state } => {
                     // A transaction still "sent" (the terminal crashed before its answer)
                     // ends failed: its answer never came.
@@ -590,7 +646,7 @@ impl Journal {
                     tx.prepare_cached("UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'")?.execute([auth_code],
                     )?;
                 }
-                JournalOp::AdviceQueued(a) => write_advice(&tx, a)?,
+                JournalOp::AdviceQueued(a) => write_advice(&tx, &self.sealed, a)?,
                 JournalOp::AdviceDone { txn_id } => {
                     tx.prepare_cached("DELETE FROM advices WHERE txn_id = ?1")?
                         .execute([txn_id])?;
@@ -643,7 +699,7 @@ impl Journal {
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row(params![batch, stan], txn_row)
+            .query_row(params![batch, stan], |r| txn_row(&self.sealed, r))
             .optional()?)
     }
 
@@ -655,7 +711,7 @@ impl Journal {
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row(params![kind.slug(), batch], txn_row)
+            .query_row(params![kind.slug(), batch], |r| txn_row(&self.sealed, r))
             .optional()?)
     }
 
@@ -665,7 +721,7 @@ impl Journal {
             format!("SELECT {TXN_COLUMNS} FROM txns WHERE (?1 IS NULL OR batch = ?1) ORDER BY id");
         let mut stmt = self.conn.prepare(&sql)?;
         Ok(stmt
-            .query_map([batch], txn_row)?
+            .query_map([batch], |r| txn_row(&self.sealed, r))?
             .collect::<rusqlite::Result<Vec<_>>>()?)
     }
 

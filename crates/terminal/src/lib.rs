@@ -15,4 +15,5 @@ pub mod driver;
 pub mod engine;
 pub mod journal;
 pub mod note;
+mod sealed;
 pub mod wire;

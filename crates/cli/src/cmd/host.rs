@@ -34,9 +34,12 @@ struct ServeArgs {
     /// Address to listen on, HOST:PORT (CUP POS framing over TCP).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5800", value_parser = listen_addr)]
     listen: String,
-    /// Data directory: the ledger database and the PIN verification key.
+    /// Data directory: the ledger database (its keys and card numbers sealed under the
+    /// key-encryption key).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    kek: crate::kek_args::KekArgs,
     /// Host configuration (TOML): limits, timeouts, acquirer code, fault plan.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -92,6 +95,8 @@ struct ImportArgs {
     /// Data directory of the host to load into (created when missing).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
+    #[command(flatten)]
+    kek: crate::kek_args::KekArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,7 +200,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         at => Some(listen_addr(at).map_err(|e| usage(format!("--admin-listen {at}: {e}")))?),
     };
     crate::input::create_dir("--data", &data)?;
-    let dir = DataDir::create(&data).with_context(|| format!("--data {}", data.display()))?;
+    let dir = DataDir::create(&data)
+        .with_context(|| format!("--data {}", data.display()))?
+        .with_kek(args.kek.source(&data)?);
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(poskit_host::run::connection_threads())
@@ -249,7 +256,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         })
         .map_err(|e| match e {
             // A second host on the same directory is a wrong argument, not a failure of it.
-            HostError::Busy { .. } => usage(e.to_string()),
+            HostError::Busy { .. } | HostError::Keys(_) => usage(e.to_string()),
             other => anyhow::Error::new(other),
         })?;
     // Standard output may be gone (a supervisor that only read the first line).
@@ -306,8 +313,9 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     crate::input::create_dir("--data", &args.data)?;
-    let dir =
-        DataDir::create(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
+    let dir = DataDir::create(&args.data)
+        .with_context(|| format!("--data {}", args.data.display()))?
+        .with_kek(args.kek.source(&args.data)?);
     let (mut conn, keys) = dir.open_keys()?;
     let hasher = keys.pins();
     let is_csv = args

@@ -11,6 +11,7 @@ pub mod disputes;
 pub mod encode;
 pub mod explain;
 pub mod host;
+pub mod keys;
 pub mod locale;
 pub mod lookup;
 pub mod mac;

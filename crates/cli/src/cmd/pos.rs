@@ -36,6 +36,9 @@ pub struct Args {
     /// Language of the text: zh or en (default: the locale).
     #[arg(long, global = true, value_name = "LANG")]
     lang: Option<String>,
+    /// Where the journal's key-encryption key comes from (default: DIR/kek).
+    #[command(flatten)]
+    kek: crate::kek_args::KekArgs,
     #[command(subcommand)]
     command: PosCommand,
 }
@@ -301,7 +304,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let PosCommand::Init { .. } = &args.command {
         return init_terminal(&args, lang);
     }
-    let journal = Journal::open(&args.terminal).map_err(|e| usage(e.to_string()))?;
+    let kek = args.kek.source(&args.terminal)?;
+    let journal = Journal::open(&args.terminal, &kek).map_err(|e| usage(e.to_string()))?;
     match &args.command {
         PosCommand::Status => return status(&journal, lang, args.json),
         PosCommand::Journal => return list_journal(&journal, lang, args.json),
@@ -362,15 +366,18 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
         fail_after_approval: false,
     };
     let dir = &args.terminal;
+    let kek = args.kek.source(dir)?;
     let kept = if *force {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        Journal::replace(dir, &cfg, host, now_ms).context("init")?.1
+        let (journal, kept) = Journal::replace(dir, &kek, &cfg, host, now_ms).context("init")?;
+        tell_created_kek(&journal, lang);
+        kept
     } else {
-        refuse_another_identity(dir, &cfg)?;
-        Journal::init(dir, &cfg, host).context("init")?;
+        refuse_another_identity(dir, &kek, &cfg)?;
+        tell_created_kek(&Journal::init(dir, &kek, &cfg, host).context("init")?, lang);
         None
     };
     if args.json {
@@ -400,14 +407,34 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Says on standard error where a new key-encryption key was made, and that a real
+/// terminal keeps it elsewhere.
+fn tell_created_kek(journal: &Journal, lang: Lang) {
+    if let Some(path) = journal.created_kek() {
+        let path = path.display();
+        match lang {
+            Lang::En => eprintln!(
+                "note: made this terminal's key-encryption key in {path} (mode 0600); a real terminal keeps it elsewhere (--kek-file, POSKIT_KEK_FILE or POSKIT_KEK)"
+            ),
+            Lang::Zh => eprintln!(
+                "提示：已在 {path} 生成本终端的密钥加密密钥（权限 0600）；真实终端应将其保存在别处（--kek-file、POSKIT_KEK_FILE 或 POSKIT_KEK）"
+            ),
+        }
+    }
+}
+
 /// A journal already in `dir` belongs to one terminal: `init` may point it at another host
 /// or change its timeouts, but a new TID, MID or master key needs `--force` (its batch,
 /// trace, keys and any pending reversal belong to the old identity).
-fn refuse_another_identity(dir: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
+fn refuse_another_identity(
+    dir: &std::path::Path,
+    kek: &poskit_keystore::KekSource,
+    cfg: &Config,
+) -> anyhow::Result<()> {
     if !dir.join(poskit_terminal::journal::JOURNAL_FILE).is_file() {
         return Ok(());
     }
-    let journal = Journal::open(dir).map_err(|e| usage(e.to_string()))?;
+    let journal = Journal::open(dir, kek).map_err(|e| usage(e.to_string()))?;
     let (old, _) = journal.config()?;
     if old.tid == cfg.tid && old.mid == cfg.mid && old.tmk == cfg.tmk {
         return Ok(());

@@ -39,6 +39,17 @@ impl HostProcess {
 
     /// A host whose log (at `level`) goes to `stderr`.
     pub fn start_logging(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> HostProcess {
+        HostProcess::start_env(data, extra, level, stderr, &[])
+    }
+
+    /// [`HostProcess::start_logging`] with environment variables of its own.
+    pub fn start_env(
+        data: &Path,
+        extra: &[&str],
+        level: &str,
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> HostProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_poskit"))
             .args([
                 "host",
@@ -51,6 +62,7 @@ impl HostProcess {
             .arg(data)
             .args(extra)
             .env("RUST_LOG", level)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -236,11 +236,20 @@ fn rewrite_terminal_keys(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (tid, tmk, pik, mak) in rows {
+        let was = (tmk.clone(), pik.clone(), mak.clone());
         let tmk = f(KeyRole::Tmk, &tid, tmk)?;
         let pik = pik.map(|v| f(KeyRole::Pik, &tid, v)).transpose()?;
         let mak = mak.map(|v| f(KeyRole::Mak, &tid, v)).transpose()?;
-        conn.prepare_cached("UPDATE terminals SET tmk = ?2, pik = ?3, mak = ?4 WHERE tid = ?1")?
-            .execute(params![tid, tmk, pik, mak])?;
+        if (&tmk, &pik, &mak) == (&was.0, &was.1, &was.2) {
+            continue;
+        }
+        // Only if the row is still what was read: a running host may have signed the
+        // terminal in since (its new keys are wrapped already).
+        conn.prepare_cached(
+            "UPDATE terminals SET tmk = ?2, pik = ?3, mak = ?4
+             WHERE tid = ?1 AND tmk = ?5 AND pik IS ?6 AND mak IS ?7",
+        )?
+        .execute(params![tid, tmk, pik, mak, was.0, was.1, was.2])?;
     }
     Ok(())
 }

@@ -44,7 +44,8 @@ pub fn world(reversal_attempts_max: u32) -> World {
         reversal_attempts_max,
         fail_after_approval: false,
     };
-    let journal = Journal::init(term_dir.path(), &cfg, "test").unwrap();
+    let kek = poskit_keystore::KekSource::resolve(None, term_dir.path());
+    let journal = Journal::init(term_dir.path(), &kek, &cfg, "test").unwrap();
     World {
         _host_dir: host_dir,
         _term_dir: term_dir,
