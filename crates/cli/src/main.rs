@@ -10,6 +10,7 @@ mod fail;
 mod input;
 mod keys;
 mod message_json;
+mod tls_args;
 
 use std::process::ExitCode;
 

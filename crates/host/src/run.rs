@@ -151,6 +151,7 @@ pub async fn run(
         mac_algorithm: config.engine.mac_algorithm,
         admission: Arc::new(Admission::new(&config.limits)),
         metrics: metrics.clone(),
+        tls: config.tls.clone().map(server::Tls::new),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     if let (Some((admin_listener, _)), Some(metrics)) = (admin, metrics.clone()) {

@@ -21,6 +21,7 @@
 pub mod envelope;
 pub mod local;
 pub mod source;
+pub mod tls;
 pub mod vault;
 
 use std::fmt;

@@ -22,6 +22,8 @@ use crate::note::Cause;
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
+mod tls;
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal: {0}")]
@@ -278,6 +280,7 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        tls::migrate(&conn)?;
         Ok(conn)
     }
 
@@ -339,6 +342,7 @@ impl Journal {
         let conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "journal_mode", "OFF")?;
         conn.execute_batch(SCHEMA)?;
+        tls::migrate(&conn)?;
         Self::configure(conn, cfg, host)
     }
 

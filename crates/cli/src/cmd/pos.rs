@@ -108,6 +108,8 @@ enum PosCommand {
         /// key: its journal is kept aside (journal-replaced-TIME.sqlite), not used again.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        tls: crate::tls_args::TerminalTls,
     },
     /// Sign in (签到): get working keys and the batch number.
     SignIn {
@@ -339,6 +341,7 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
         timeout_ms,
         reversal_attempts,
         force,
+        tls,
     } = &args.command
     else {
         unreachable!("init_terminal is called for init only")
@@ -353,6 +356,7 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
     if host.parse::<std::net::SocketAddr>().is_err() && !host.contains(':') {
         return Err(usage("--host: host:port"));
     }
+    let tls = tls.files(host)?;
     let cfg = Config {
         tid: tid.clone(),
         mid: mid.clone(),
@@ -367,10 +371,13 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        Journal::replace(dir, &cfg, host, now_ms).context("init")?.1
+        let (journal, kept) = Journal::replace(dir, &cfg, host, now_ms).context("init")?;
+        journal.set_tls(tls.as_ref()).context("init")?;
+        kept
     } else {
         refuse_another_identity(dir, &cfg)?;
-        Journal::init(dir, &cfg, host).context("init")?;
+        let journal = Journal::init(dir, &cfg, host).context("init")?;
+        journal.set_tls(tls.as_ref()).context("init")?;
         None
     };
     if args.json {
