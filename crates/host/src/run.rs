@@ -171,6 +171,9 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
+    if config.tls.is_some() {
+        tracing::info!(%addr, "terminals connect over TLS");
+    }
     let serving = tokio::spawn(server::serve(server, listener, stop_rx));
     stop.await;
     tracing::info!("stopping: draining in-flight requests");

@@ -140,24 +140,13 @@ pub async fn serve(
         if let Some(m) = &server.metrics {
             m.connection_accepted();
         }
-        let server = server.clone();
-        let mut stop = shutdown.clone();
-        connections.spawn(async move {
-            if server.tls.is_none() {
-                connection(
-                    server.clone(),
-                    stream.into_split(),
-                    peer,
-                    conn.clone(),
-                    stop,
-                )
-                .await;
-            } else if let Some(tls) = handshake(&server, stream, peer, &conn, &mut stop).await {
-                let halves = tokio::io::split(tls);
-                connection(server.clone(), halves, peer, conn.clone(), stop).await;
-            }
-            server.admission.release(&conn);
-        });
+        connections.spawn(serve_one(
+            server.clone(),
+            stream,
+            peer,
+            conn,
+            shutdown.clone(),
+        ));
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
@@ -176,6 +165,25 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// One admitted connection to its end, its TLS handshake first when the server has TLS;
+/// then its slot is given back.
+async fn serve_one(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Arc<Conn>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if server.tls.is_none() {
+        let halves = stream.into_split();
+        connection(server.clone(), halves, peer, conn.clone(), stop).await;
+    } else if let Some(tls) = handshake(&server, stream, peer, &conn, &mut stop).await {
+        let halves = tokio::io::split(tls);
+        connection(server.clone(), halves, peer, conn.clone(), stop).await;
+    }
+    server.admission.release(&conn);
 }
 
 /// What a connection's write task is handed.
