@@ -11,6 +11,7 @@ mod input;
 mod kek_args;
 mod keys;
 mod message_json;
+mod tls_args;
 
 use std::process::ExitCode;
 

@@ -32,11 +32,42 @@ pub enum ClientError {
     SignIn(String),
 }
 
+/// A test terminal's connection: plain TCP, or TLS over it.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<poskit_keystore::tls::StreamOwned<poskit_keystore::tls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.write(buf),
+            Link::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Link::Plain(s) => s.flush(),
+            Link::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A connected test terminal.
 pub struct TestTerminal {
     /// `None` for a terminal that only builds frames ([`TestTerminal::offline`]).
     /// Reads are buffered: answers to pipelined requests arrive together.
-    stream: Option<BufReader<TcpStream>>,
+    stream: Option<BufReader<Link>>,
     pub tid: String,
     pub mid: String,
     tmk: SecretKey,
@@ -55,12 +86,36 @@ impl TestTerminal {
         tmk_hex: &str,
         timeout: Duration,
     ) -> Result<TestTerminal, ClientError> {
+        TestTerminal::connect_with(addr, tid, mid, tmk_hex, timeout, None)
+    }
+
+    /// [`TestTerminal::connect`], over TLS with `tls` when given (the handshake is done on
+    /// the first write or read, within `timeout` as every read and write).
+    pub fn connect_with(
+        addr: &str,
+        tid: &str,
+        mid: &str,
+        tmk_hex: &str,
+        timeout: Duration,
+        tls: Option<&poskit_keystore::tls::Client>,
+    ) -> Result<TestTerminal, ClientError> {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
+        let link = match tls {
+            None => Link::Plain(stream),
+            Some(client) => {
+                let conn = client.connection().map_err(|e| {
+                    ClientError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                })?;
+                Link::Tls(Box::new(poskit_keystore::tls::StreamOwned::new(
+                    conn, stream,
+                )))
+            }
+        };
         let mut t = TestTerminal::offline(tid, mid, tmk_hex)?;
-        t.stream = Some(BufReader::with_capacity(frame::FRAME_BYTES_MAX, stream));
+        t.stream = Some(BufReader::with_capacity(frame::FRAME_BYTES_MAX, link));
         Ok(t)
     }
 
@@ -191,7 +246,10 @@ impl TestTerminal {
     }
 
     pub fn send_raw(&mut self, frame: &[u8]) -> Result<(), ClientError> {
-        self.connected()?.get_mut().write_all(frame)?;
+        let link = self.connected()?.get_mut();
+        link.write_all(frame)?;
+        // TLS: what rustls still holds goes out (nothing to do for TCP).
+        link.flush()?;
         Ok(())
     }
 
@@ -276,7 +334,7 @@ impl TestTerminal {
         Ok(buf)
     }
 
-    fn connected(&mut self) -> Result<&mut BufReader<TcpStream>, ClientError> {
+    fn connected(&mut self) -> Result<&mut BufReader<Link>, ClientError> {
         self.stream.as_mut().ok_or_else(|| {
             ClientError::Io(std::io::Error::new(
                 std::io::ErrorKind::NotConnected,

@@ -19,6 +19,10 @@
 //! issuer_timeout_ms = 2000
 //! queue_max = 8192
 //! group_commit_max = 512
+//! [tls]                      # the terminal port over TLS (plain TCP without it)
+//! cert = "host.crt"          # certificate chain, PEM
+//! key = "host.key"           # its private key, PEM
+//! client_ca = "terminals.pem"  # optional: mutual TLS, terminals' certificates from this CA
 //! [faults]
 //! seed = 1
 //! [[faults.rules]]
@@ -117,6 +121,8 @@ pub struct HostConfig {
     pub metrics: bool,
     /// Alert rules, where alerts are sent, how often the rules are evaluated.
     pub alerts: AlertConfig,
+    /// TLS on the terminal port (`[tls]`, `--tls-cert`); `None`: plain TCP, as on CUP lines.
+    pub tls: Option<std::sync::Arc<poskit_keystore::tls::ServerConfig>>,
 }
 
 impl HostConfig {
@@ -149,6 +155,7 @@ impl Default for HostConfig {
             admin_required: true,
             metrics: true,
             alerts: AlertConfig::default(),
+            tls: None,
         }
     }
 }
@@ -166,6 +173,23 @@ struct ConfigFile {
     limits: Limits,
     faults: Option<toml::Value>,
     alerts: Option<AlertsFile>,
+    tls: Option<TlsFile>,
+}
+
+/// `[tls]` of a host's config file: the terminal port over TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsFile {
+    fn load(self) -> Result<std::sync::Arc<poskit_keystore::tls::ServerConfig>, HostError> {
+        poskit_keystore::tls::server_config(&self.cert, &self.key, self.client_ca.as_deref())
+            .map_err(|e| HostError::Config(format!("tls: {e}")))
+    }
 }
 
 /// `[alerts]` of a host's config file.
@@ -288,6 +312,7 @@ impl HostConfig {
         if let Some(alerts) = file.alerts {
             cfg.alerts.apply(alerts)?;
         }
+        cfg.tls = file.tls.map(TlsFile::load).transpose()?;
         Ok(cfg)
     }
 }
@@ -317,6 +342,11 @@ mod tests {
             ("[limits]\nqueue_max = 0", "queue_max"),
             ("[limits]\nspeed = 3", "speed"),
             ("mac_algorithm = \"md5\"", "md5"),
+            (
+                "[tls]\ncert = \"/nonexistent.crt\"\nkey = \"k\"",
+                "nonexistent.crt",
+            ),
+            ("[tls]\ncert = \"c\"", "key"),
         ] {
             let err = HostConfig::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -150,6 +150,7 @@ pub async fn run(
         mac_algorithm: config.engine.mac_algorithm,
         admission: Arc::new(Admission::new(&config.limits)),
         metrics: metrics.clone(),
+        tls: config.tls.clone().map(server::Tls::new),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     if let (Some((admin_listener, _)), Some(metrics)) = (admin, metrics.clone()) {
@@ -168,6 +169,9 @@ pub async fn run(
             config.utc_offset_minutes,
             stop_rx.clone(),
         ));
+    }
+    if config.tls.is_some() {
+        tracing::info!(%addr, "terminals connect over TLS");
     }
     let serving = tokio::spawn(server::serve(server, listener, stop_rx));
     stop.await;

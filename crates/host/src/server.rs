@@ -1,13 +1,15 @@
 //! The TCP server: CUP framing (2-byte length, TPDU, header), many terminals at once,
 //! pipelined requests per connection, every wait bounded, faults applied, and a drain on
-//! shutdown that lets in-flight requests finish and be answered.
+//! shutdown that lets in-flight requests finish and be answered. With TLS (`Server::tls`)
+//! each connection does its handshake first (bounded; a failure is counted and logged at a
+//! bounded rate) and then runs the same reader and write tasks over the TLS stream.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
@@ -23,6 +25,7 @@ use poskit_security::MacAlgorithm;
 
 use crate::engine::{self, Answer, Injected, Input, IssuerVerdict, Parsed, Precheck, TerminalKeys};
 use crate::faults::{Decision, Target};
+use crate::logbudget::LogBudget;
 use crate::pinhash::PinHasher;
 use crate::store::StoreError;
 use crate::switch::Divergence;
@@ -37,6 +40,31 @@ pub struct Stats {
     pub dropped_by_faults: AtomicU64,
     /// Connections accepted and closed at once: no room, nothing to evict.
     pub refused: AtomicU64,
+    /// Connections closed because their TLS handshake failed or did not end in time.
+    pub tls_failed: AtomicU64,
+}
+
+/// Handshake failures logged per interval at most; the next line counts the rest.
+pub const TLS_LOG_LINES_PER_INTERVAL_MAX: u32 = 10;
+/// The interval of [`TLS_LOG_LINES_PER_INTERVAL_MAX`].
+pub const TLS_LOG_INTERVAL_MS: u64 = 10_000;
+
+/// TLS on the terminal port: the acceptor and the bounded log of failed handshakes.
+pub struct Tls {
+    acceptor: poskit_keystore::tls::TlsAcceptor,
+    log: Mutex<LogBudget>,
+}
+
+impl Tls {
+    pub fn new(config: Arc<poskit_keystore::tls::ServerConfig>) -> Tls {
+        Tls {
+            acceptor: poskit_keystore::tls::TlsAcceptor::from(config),
+            log: Mutex::new(LogBudget::new(
+                TLS_LOG_INTERVAL_MS,
+                TLS_LOG_LINES_PER_INTERVAL_MAX,
+            )),
+        }
+    }
 }
 
 pub struct Server {
@@ -52,6 +80,8 @@ pub struct Server {
     pub admission: Arc<Admission>,
     /// What `/metrics` exports; `None` with metrics off (`HostConfig::metrics`).
     pub metrics: Option<Arc<poskit_monitor::Metrics>>,
+    /// TLS on the terminal port; `None`: plain TCP.
+    pub tls: Option<Tls>,
 }
 
 /// Serves until `shutdown` turns true, then drains: no new connection or frame is taken,
@@ -110,12 +140,13 @@ pub async fn serve(
         if let Some(m) = &server.metrics {
             m.connection_accepted();
         }
-        let server = server.clone();
-        let stop = shutdown.clone();
-        connections.spawn(async move {
-            connection(server.clone(), stream, peer, conn.clone(), stop).await;
-            server.admission.release(&conn);
-        });
+        connections.spawn(serve_one(
+            server.clone(),
+            stream,
+            peer,
+            conn,
+            shutdown.clone(),
+        ));
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
@@ -134,6 +165,25 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// One admitted connection to its end, its TLS handshake first when the server has TLS;
+/// then its slot is given back.
+async fn serve_one(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Arc<Conn>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if server.tls.is_none() {
+        let halves = stream.into_split();
+        connection(server.clone(), halves, peer, conn.clone(), stop).await;
+    } else if let Some(tls) = handshake(&server, stream, peer, &conn, &mut stop).await {
+        let halves = tokio::io::split(tls);
+        connection(server.clone(), halves, peer, conn.clone(), stop).await;
+    }
+    server.admission.release(&conn);
 }
 
 /// What a connection's write task is handed.
@@ -181,6 +231,8 @@ enum Closed {
     Idle,
     Unreadable,
     ReadTimeout,
+    /// The TLS handshake failed or did not end in time.
+    TlsHandshake,
 }
 
 impl Closed {
@@ -193,21 +245,71 @@ impl Closed {
             Closed::Idle => "idle",
             Closed::Unreadable => "unreadable",
             Closed::ReadTimeout => "read_timeout",
+            Closed::TlsHandshake => "tls_handshake",
         }
     }
 }
 
-type Reader = tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>;
-
-async fn connection(
-    server: Arc<Server>,
+/// The TLS handshake of a connection just admitted, within the handshake timeout (and the
+/// first-frame timeout); `None` when it failed (counted, logged at a bounded rate, closed)
+/// or the connection was evicted or the server stops meanwhile.
+async fn handshake(
+    server: &Server,
     stream: TcpStream,
+    peer: SocketAddr,
+    conn: &Conn,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<poskit_keystore::tls::server::TlsStream<TcpStream>> {
+    let tls = server.tls.as_ref()?;
+    let limit = poskit_keystore::tls::HANDSHAKE_TIMEOUT
+        .min(Duration::from_millis(server.limits.first_frame_timeout_ms));
+    // Why it failed, or why the server closed it first.
+    let failed: Result<String, Closed> = tokio::select! {
+        done = tokio::time::timeout(limit, tls.acceptor.accept(stream)) => match done {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => Ok(e.to_string()),
+            Err(_) => Ok(format!("not done within {} ms", limit.as_millis())),
+        },
+        _ = shutdown.changed() => Err(Closed::Shutdown),
+        _ = conn.close.notified() => Err(Closed::Evicted),
+    };
+    let closed = failed
+        .as_ref()
+        .err()
+        .copied()
+        .unwrap_or(Closed::TlsHandshake);
+    if let Some(m) = &server.metrics {
+        m.connection_closed(closed.as_str());
+    }
+    let Ok(failed) = failed else {
+        return None;
+    };
+    server.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+    let _ = server.admission.bad_frame(conn, Instant::now());
+    let allowed = tls
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .allow(Instant::now());
+    if let Some(suppressed) = allowed {
+        tracing::warn!(%peer, reason = %failed, suppressed_before = suppressed, "TLS handshake failed; closing");
+    }
+    None
+}
+
+type Reader<R> = tokio::io::BufReader<R>;
+
+async fn connection<R, W>(
+    server: Arc<Server>,
+    (rd, wr): (R, W),
     peer: SocketAddr,
     conn: Arc<Conn>,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let limits = &server.limits;
-    let (rd, wr) = stream.into_split();
     // Pipelined requests arrive together: one read takes as many as are there.
     let mut rd = tokio::io::BufReader::with_capacity(FRAME_BYTES_MAX, rd);
     // Every message is a request in flight (its permit) or a close: twice the pipeline
@@ -264,8 +366,8 @@ async fn connection(
 }
 
 /// The next whole frame of a connection, or why it closes.
-async fn next_frame(
-    rd: &mut Reader,
+async fn next_frame<R: AsyncRead + Unpin>(
+    rd: &mut Reader<R>,
     limits: &Limits,
     conn: &Conn,
     peer: SocketAddr,
@@ -332,9 +434,9 @@ async fn next_frame(
 
 /// A connection's write task: answers ready together (a group commit answers many at
 /// once) go out in one write — one system call for the lot instead of one per answer.
-async fn write_answers(
+async fn write_answers<W: AsyncWrite + Unpin>(
     server: Arc<Server>,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: W,
     peer: SocketAddr,
     mut out_rx: mpsc::Receiver<Outgoing>,
     // For answers held back by a delay: the channel is open while they are in flight.

@@ -25,6 +25,7 @@ pub mod hsm_crypto;
 pub mod local;
 pub mod pkcs11;
 pub mod source;
+pub mod tls;
 pub mod vault;
 
 use std::fmt;

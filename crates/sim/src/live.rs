@@ -455,7 +455,7 @@ fn reconcile_today(dir: &DataDir) -> Result<poskit_recon::run::Report, String> {
 /// The real-network mode of `poskit sim`: fleet terminals over TCP through a fault proxy
 /// to a separate host process (started with `--demo`) whose data directory is `host_data`.
 pub async fn run_network(
-    host_addr: &str,
+    host: &crate::proxy::Upstream,
     host_data: &Path,
     journals_dir: &Path,
     terminals: u32,
@@ -466,7 +466,9 @@ pub async fn run_network(
     let terminals = terminals.clamp(1, TERMINALS_MAX);
     // A host that is not there is said at once, not found out by every terminal's
     // timeouts and reported as violations.
-    let connect = tokio::net::TcpStream::connect(host_addr);
+    // With TLS the probe does the handshake: a wrong CA or name is said here too.
+    let host_addr = &host.addr;
+    let connect = host.connect();
     match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await {
         Ok(Ok(_probe)) => {}
         Ok(Err(e)) => return Err(format!("cannot connect to {host_addr}: {e}")),
@@ -477,7 +479,7 @@ pub async fn run_network(
             ));
         }
     }
-    let proxy = crate::proxy::Proxy::start(host_addr.to_owned(), knobs.clone(), seed)
+    let proxy = crate::proxy::Proxy::start(host.clone(), knobs.clone(), seed)
         .await
         .map_err(|e| format!("fault proxy: {e}"))?;
     let started = Instant::now();

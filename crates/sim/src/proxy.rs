@@ -1,14 +1,15 @@
 //! A TCP fault proxy between terminals and a host: CUP frames pass through, and each one
 //! may be lost, delayed, duplicated or corrupted, or its connection reset — drawn from one
 //! seeded stream (the timing of a real network makes the run itself not repeatable).
+//! Terminals talk plain TCP to the proxy on loopback (it must read their frames to fault
+//! them); the proxy talks to the host over TLS when the host wants TLS ([`Upstream::tls`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -19,6 +20,29 @@ use crate::knobs::{self, Knobs, Rng};
 
 /// Frames one direction of a connection may have waiting.
 const QUEUE_MAX: usize = 64;
+
+/// The host behind the proxy: its address, and its TLS set-up when it wants TLS.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub addr: String,
+    pub tls: Option<poskit_keystore::tls::Client>,
+}
+
+impl Upstream {
+    /// A connection to the host, the TLS handshake done when it wants TLS.
+    pub async fn connect(&self) -> std::io::Result<Box<dyn HostLink>> {
+        let tcp = TcpStream::connect(&self.addr).await?;
+        let _ = tcp.set_nodelay(true);
+        Ok(match &self.tls {
+            None => Box::new(tcp),
+            Some(client) => Box::new(client.connect(tcp).await?),
+        })
+    }
+}
+
+/// A connection to the host: plain TCP or TLS over it.
+pub trait HostLink: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> HostLink for T {}
 
 /// The proxy's shared state: its knobs (cleared to heal the network), its random stream,
 /// and what it did.
@@ -32,7 +56,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Listens on loopback and forwards every connection to `upstream`.
-    pub async fn start(upstream: String, knobs: Knobs, seed: u64) -> std::io::Result<Arc<Proxy>> {
+    pub async fn start(upstream: Upstream, knobs: Knobs, seed: u64) -> std::io::Result<Arc<Proxy>> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let proxy = Arc::new(Proxy {
             addr: listener.local_addr()?.to_string(),
@@ -47,7 +71,7 @@ impl Proxy {
                 let p = p.clone();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    if let Ok(host) = TcpStream::connect(&upstream).await {
+                    if let Ok(host) = upstream.connect().await {
                         p.pipe(client, host).await;
                     }
                 });
@@ -72,11 +96,10 @@ impl Proxy {
         hit
     }
 
-    async fn pipe(self: Arc<Proxy>, client: TcpStream, host: TcpStream) {
+    async fn pipe(self: Arc<Proxy>, client: TcpStream, host: Box<dyn HostLink>) {
         let _ = client.set_nodelay(true);
-        let _ = host.set_nodelay(true);
         let (client_rd, client_wr) = client.into_split();
-        let (host_rd, host_wr) = host.into_split();
+        let (host_rd, host_wr) = tokio::io::split(host);
         let (to_host, host_queue) = mpsc::channel::<Vec<u8>>(QUEUE_MAX);
         let (to_client, client_queue) = mpsc::channel::<Vec<u8>>(QUEUE_MAX);
         let writers = [
@@ -102,7 +125,12 @@ impl Proxy {
     }
 
     /// Reads frames from `rd` and passes them on, with faults.
-    async fn forward(&self, mut rd: OwnedReadHalf, out: mpsc::Sender<Vec<u8>>, requests: bool) {
+    async fn forward<R: AsyncRead + Unpin>(
+        &self,
+        mut rd: R,
+        out: mpsc::Sender<Vec<u8>>,
+        requests: bool,
+    ) {
         let k = &self.knobs;
         loop {
             let Ok(frame) = read_frame(&mut rd).await else {
@@ -148,7 +176,7 @@ impl Proxy {
     }
 }
 
-async fn write_all(mut wr: OwnedWriteHalf, mut queue: mpsc::Receiver<Vec<u8>>) {
+async fn write_all<W: AsyncWrite + Unpin>(mut wr: W, mut queue: mpsc::Receiver<Vec<u8>>) {
     while let Some(frame) = queue.recv().await {
         if wr.write_all(&frame).await.is_err() {
             return;

@@ -1,15 +1,20 @@
 //! The tokio driver: runs one operation of the engine against a host over TCP. Each
 //! journal write is committed before the effects after it — so a request never leaves
 //! before its reversal record is on disk — and every wait is bounded by the engine's timer.
+//! A terminal whose journal names a TLS CA connects over TLS (`Journal::tls`): the handshake
+//! is part of connecting, and a failed one is a request not sent (L01), as is a host that
+//! answers a plain frame with TLS.
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use poskit_keystore::tls::{Client, is_handshake_refusal};
 
 use crate::engine::{Command, Config, Effect, Event, Outcome, Terminal};
 use crate::journal::{Journal, JournalError};
-use crate::wire::read_frame;
+use crate::wire::{is_tls_answer, read_frame};
 
 /// How long opening a connection may take.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
@@ -30,9 +35,38 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A connection to the host: plain TCP or TLS over it.
+trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Link for T {}
+type Stream = Box<dyn Link>;
+
+/// Connects to `host` within [`CONNECT_TIMEOUT_MS`], then does the TLS handshake when the
+/// terminal has TLS (`Err`: its set-up failed); the error is why, in one line.
+async fn open(host: &str, tls: Option<&Result<Client, String>>) -> Result<Stream, String> {
+    let connect = tokio::time::timeout(
+        Duration::from_millis(CONNECT_TIMEOUT_MS),
+        TcpStream::connect(host),
+    )
+    .await;
+    let tcp = match connect {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("{host}: {e}")),
+        Err(_) => return Err(format!("{host}: connect timed out")),
+    };
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(Err(why)) => Err(format!("TLS: {why}")),
+        Some(Ok(client)) => match client.connect(tcp).await {
+            Ok(s) => Ok(Box::new(s)),
+            Err(e) => Err(format!("{host}: {e}")),
+        },
+    }
+}
+
 /// Writes `frame` within [`WRITE_TIMEOUT_MS`]; false when it failed or took too long (then
 /// part of it may have left, and the connection is not to be used again).
-async fn write_within(stream: &mut TcpStream, frame: &[u8]) -> bool {
+async fn write_within(stream: &mut Stream, frame: &[u8]) -> bool {
     let write = stream.write_all(frame);
     matches!(
         tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), write).await,
@@ -60,8 +94,11 @@ pub async fn run_with_config(
     command: Command,
 ) -> Result<Outcome, DriverError> {
     let snapshot = journal.snapshot()?;
+    // The TLS set-up is read from its files once per operation; a file gone is said when
+    // the request cannot go out.
+    let tls = journal.tls()?.map(|files| Client::new(&files, host));
     let mut terminal = Terminal::new(cfg, snapshot);
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Stream> = None;
     let mut deadline: Option<(Instant, u64)> = None;
     let mut effects = terminal.handle(now_ms(), Event::Command(command));
     loop {
@@ -76,28 +113,9 @@ pub async fn run_with_config(
                 Effect::Journal(ops) => journal.apply(&ops, now_ms())?,
                 Effect::Send { frame, token } => {
                     if stream.is_none() {
-                        let connect = tokio::time::timeout(
-                            Duration::from_millis(CONNECT_TIMEOUT_MS),
-                            TcpStream::connect(host),
-                        )
-                        .await;
-                        match connect {
-                            Ok(Ok(s)) => {
-                                let _ = s.set_nodelay(true);
-                                stream = Some(s);
-                            }
-                            Ok(Err(e)) => {
-                                next = Some(Event::NotSent {
-                                    token,
-                                    why: format!("{host}: {e}"),
-                                })
-                            }
-                            Err(_) => {
-                                next = Some(Event::NotSent {
-                                    token,
-                                    why: format!("{host}: connect timed out"),
-                                })
-                            }
+                        match open(host, tls.as_ref()).await {
+                            Ok(s) => stream = Some(s),
+                            Err(why) => next = Some(Event::NotSent { token, why }),
                         }
                     }
                     if let Some(s) = &mut stream
@@ -137,6 +155,19 @@ pub async fn run_with_config(
                         tokio::select! {
                             read = read_frame(s) => match read {
                                 Ok(f) => Event::Response(f),
+                                // A TLS host took the plain frame for a bad TLS record:
+                                // it never read the request.
+                                Err(e) if is_tls_answer(&e) => {
+                                    stream = None;
+                                    Event::NotSent { token, why: format!("{host}: {e}") }
+                                }
+                                // The same for a TLS host that refused the handshake
+                                // (TLS 1.3: after the client's side of it ended).
+                                Err(e) if is_handshake_refusal(&e) => {
+                                    stream = None;
+                                    let why = format!("{host}: the host refused the TLS handshake: {e}");
+                                    Event::NotSent { token, why }
+                                }
                                 Err(_) => {
                                     // The connection broke: no answer can come on it.
                                     stream = None;

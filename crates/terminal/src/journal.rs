@@ -24,6 +24,8 @@ use poskit_keystore::KekSource;
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
+mod tls;
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal: {0}")]
@@ -290,6 +292,7 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        tls::migrate(&conn)?;
         if let Some(id) = Sealed::wrapped_under(&conn)? {
             poskit_keystore::source::finish_rotation(kek, id)?;
         }
@@ -362,6 +365,7 @@ impl Journal {
         let conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "journal_mode", "OFF")?;
         conn.execute_batch(SCHEMA)?;
+        tls::migrate(&conn)?;
         // Nothing of it reaches a disk; its keys are sealed all the same, under a KEK
         // that lives as long as the process.
         let (kek, _) = poskit_keystore::LocalKek::generate("the memory of a simulated terminal")?;

@@ -6,6 +6,18 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use poskit_codec::frame::{self, FRAME_BYTES_MAX, LENGTH_BYTES};
 
+/// What a TLS server answers a client that spoke plain CUP framing to it: a TLS record
+/// (an alert or a handshake, versions 3.x), read as a length prefix, then the connection
+/// closed before that many bytes came.
+#[derive(Debug, thiserror::Error)]
+#[error("the host answered with TLS, not a CUP frame: it expects TLS (give the terminal --tls-ca)")]
+pub struct TlsAnswer;
+
+/// Whether a read error is [`TlsAnswer`].
+pub fn is_tls_answer(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TlsAnswer>())
+}
+
 /// Reads one whole frame (length prefix included). An announced length over
 /// `FRAME_BYTES_MAX` is `InvalidData` before the body is read. No deadline of its own: the
 /// caller bounds the wait (a `select!` on its timer, a `timeout`).
@@ -21,7 +33,16 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result
     );
     let mut buf = vec![0u8; total];
     buf[..LENGTH_BYTES].copy_from_slice(&prefix);
-    reader.read_exact(&mut buf[LENGTH_BYTES..]).await?;
+    if let Err(e) = reader.read_exact(&mut buf[LENGTH_BYTES..]).await {
+        // A TLS record's type (alert 21, handshake 22) and major version 3, cut short.
+        if matches!(prefix, [0x15 | 0x16, 0x03]) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                TlsAnswer,
+            ));
+        }
+        return Err(e);
+    }
     Ok(buf)
 }
 
@@ -51,6 +72,15 @@ mod tests {
         let mut reader = bytes;
         let err = run(read_frame(&mut reader)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_tls_alert_is_told_apart() {
+        let bytes: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
+        let mut reader = bytes;
+        let err = run(read_frame(&mut reader)).unwrap_err();
+        assert!(is_tls_answer(&err), "{err}");
+        assert!(err.to_string().contains("--tls-ca"), "{err}");
     }
 
     #[test]

@@ -1,14 +1,12 @@
-//! The API over TLS (rustls): a certificate chain and its key from PEM files; handshakes
-//! run in tasks of their own (bounded in number and time), so that a slow or silent client
-//! holds up no other.
+//! The API over TLS (rustls): a certificate chain and its key from PEM files (read by
+//! `poskit_keystore::tls`); handshakes run in tasks of their own (bounded in number and
+//! time), so that a slow or silent client holds up no other.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -17,31 +15,16 @@ use tokio_rustls::server::TlsStream;
 pub use rustls::ServerConfig;
 
 /// A handshake must end within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = poskit_keystore::tls::HANDSHAKE_TIMEOUT;
 /// Handshakes under way at once at most; past it, connections wait in the kernel's backlog.
 const HANDSHAKES_MAX: usize = 256;
 /// Finished handshakes waiting for the server to take them.
 const READY_MAX: usize = 64;
 
-/// The server's TLS set-up from a PEM certificate chain and a PEM private key.
+/// The server's TLS set-up from a PEM certificate chain and a PEM private key (the one
+/// copy of it: `poskit_keystore::tls`).
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no certificate in it", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| format!("the certificate and the key do not go together: {e}"))?;
-    Ok(Arc::new(config))
+    poskit_keystore::tls::server_config(cert, key, None)
 }
 
 /// Connections whose TLS handshake is done, for `axum::serve`.

@@ -16,6 +16,7 @@ use poskit_host::client::{CardData, RequestSpec, TestTerminal};
 use poskit_host::config::HostConfig;
 use poskit_host::writer::Shared;
 use poskit_host::{DataDir, demo, run};
+use poskit_keystore::tls::ClientFiles;
 
 use crate::fail::usage;
 
@@ -66,6 +67,30 @@ struct HostArgs {
     /// Run the host without its metrics (to measure what they cost).
     #[arg(long)]
     no_metrics: bool,
+    /// Terminals over TLS (a throwaway self-signed certificate), to measure what it costs.
+    #[arg(long)]
+    tls: bool,
+}
+
+/// With `--tls`: the host's set-up from a self-signed certificate for `localhost` written
+/// into `dir`, and the client's that trusts it.
+fn bench_tls(
+    dir: &std::path::Path,
+) -> anyhow::Result<(Arc<poskit_keystore::tls::ServerConfig>, ClientFiles)> {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .context("a certificate for the benchmark")?;
+    let (cert, key) = (dir.join("bench.crt"), dir.join("bench.key"));
+    std::fs::write(&cert, made.cert.pem()).context("bench.crt")?;
+    std::fs::write(&key, made.signing_key.serialize_pem()).context("bench.key")?;
+    let server =
+        poskit_keystore::tls::server_config(&cert, &key, None).map_err(anyhow::Error::msg)?;
+    let client = ClientFiles {
+        ca: cert,
+        cert: None,
+        key: None,
+        name: Some("localhost".to_owned()),
+    };
+    Ok((server, client))
 }
 
 /// Requests one load terminal sends at most (its traces stay unique: field 11 has six digits).
@@ -94,6 +119,8 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
     let temp = tempfile::tempdir().context("temporary directory")?;
     let dir = DataDir::create(temp.path()).context("data directory")?;
     let no_metrics = a.no_metrics;
+    let tls = a.tls.then(|| bench_tls(temp.path())).transpose()?;
+    let server_tls = tls.as_ref().map(|(server, _)| server.clone());
     let (addr_tx, addr_rx) = std::sync::mpsc::channel::<(String, Arc<Shared>)>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let host = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -104,6 +131,7 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
             .build()?;
         let config = HostConfig {
             metrics: !no_metrics,
+            tls: server_tls,
             ..HostConfig::default()
         };
         rt.block_on(run::run(
@@ -137,20 +165,28 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
     let machine_before = machine_cpu_ticks();
     let groups_before = shared.groups_committed.load(Ordering::Relaxed);
     let requests_before = shared.requests_committed.load(Ordering::Relaxed);
+    let client = match &tls {
+        Some((_, files)) => {
+            Some(poskit_keystore::tls::Client::new(files, &addr).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let until = started + Duration::from_secs(a.seconds);
     let loaders: Vec<_> = (0..a.connections)
         .map(|i| {
             let addr = addr.clone();
             let depth = a.depth;
+            let client = client.clone();
             std::thread::spawn(move || -> anyhow::Result<(Vec<u32>, u64, u64)> {
                 let cpu_start_ns = own_cpu_ns().unwrap_or(0);
-                let mut t = TestTerminal::connect(
+                let mut t = TestTerminal::connect_with(
                     &addr,
                     &demo::fleet_tid(i),
                     "898310048160001",
                     demo::DEMO_TMK,
                     Duration::from_secs(30),
+                    client.as_ref(),
                 )?;
                 let signed = t.sign_in()?;
                 anyhow::ensure!(
@@ -254,7 +290,7 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
             "{}",
             json!({
                 "sales": latencies.len(), "declined": declined, "seconds": elapsed.as_secs_f64(),
-                "per_second": rate, "connections": a.connections, "depth": a.depth,
+                "per_second": rate, "connections": a.connections, "depth": a.depth, "tls": a.tls,
                 "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
                 "writer_cpu_us_per_request": writer_us, "group_commit_mean": group_mean,
                 "connections_cpu_us_per_request": connections_us,
@@ -265,10 +301,11 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
         )?;
     } else {
         outln!(
-            "{} durable sales in {:.1} s over {} connections × {} in flight: {:.0} per second",
+            "{} durable sales in {:.1} s over {} {}connections × {} in flight: {:.0} per second",
             latencies.len(),
             elapsed.as_secs_f64(),
             a.connections,
+            if a.tls { "TLS " } else { "" },
             a.depth,
             rate
         )?;

@@ -56,6 +56,8 @@ struct ServeArgs {
     http: Option<String>,
     #[command(flatten)]
     tls: crate::cmd::console::TlsArgs,
+    #[command(flatten)]
+    terminal_tls: crate::tls_args::HostTls,
     /// Alert rules (TOML) over the shipped ones: a rule of the same name replaces it,
     /// `enabled = false` turns it off (`poskit alerts rules` prints the shipped file).
     #[arg(long, value_name = "FILE")]
@@ -183,6 +185,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => HostConfig::default(),
     };
     config.clock_offset_days = args.clock_offset_days;
+    if let Some(tls) = args.terminal_tls.config()? {
+        config.tls = Some(tls);
+    }
     if let Some(path) = &args.alert_rules {
         config
             .alerts

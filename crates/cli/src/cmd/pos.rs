@@ -111,6 +111,8 @@ enum PosCommand {
         /// key: its journal is kept aside (journal-replaced-TIME.sqlite), not used again.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        tls: crate::tls_args::TerminalTls,
     },
     /// Sign in (签到): get working keys and the batch number.
     SignIn {
@@ -343,6 +345,7 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
         timeout_ms,
         reversal_attempts,
         force,
+        tls,
     } = &args.command
     else {
         unreachable!("init_terminal is called for init only")
@@ -357,6 +360,7 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
     if host.parse::<std::net::SocketAddr>().is_err() && !host.contains(':') {
         return Err(usage("--host: host:port"));
     }
+    let tls = tls.files(host)?;
     let cfg = Config {
         tid: tid.clone(),
         mid: mid.clone(),
@@ -373,11 +377,14 @@ fn init_terminal(args: &Args, lang: Lang) -> anyhow::Result<ExitCode> {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let (journal, kept) = Journal::replace(dir, &kek, &cfg, host, now_ms).context("init")?;
+        journal.set_tls(tls.as_ref()).context("init")?;
         tell_created_kek(&journal, lang);
         kept
     } else {
         refuse_another_identity(dir, &kek, &cfg)?;
-        tell_created_kek(&Journal::init(dir, &kek, &cfg, host).context("init")?, lang);
+        let journal = Journal::init(dir, &kek, &cfg, host).context("init")?;
+        journal.set_tls(tls.as_ref()).context("init")?;
+        tell_created_kek(&journal, lang);
         None
     };
     if args.json {

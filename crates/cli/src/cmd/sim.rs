@@ -34,6 +34,9 @@ pub struct Args {
     /// The data directory of that host (the checker reads its ledger).
     #[arg(long, value_name = "DIR", requires = "host")]
     host_data: Option<std::path::PathBuf>,
+    // With --host: the host's TLS (the fault proxy connects to it over TLS).
+    #[command(flatten)]
+    tls: crate::tls_args::TerminalTls,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +53,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )));
     }
     let knobs = Knobs::named_or_file(&args.faults).map_err(usage)?;
+    if args.host.is_none() && args.tls.tls_ca.is_some() {
+        return Err(usage("--tls-ca: only with --host (the real-network mode)"));
+    }
     if let (Some(host), Some(host_data)) = (&args.host, &args.host_data) {
         return network(&args, host, host_data, knobs);
     }
@@ -151,13 +157,17 @@ fn network(
             host_data.display()
         )));
     }
+    let upstream = poskit_sim::proxy::Upstream {
+        addr: host.to_owned(),
+        tls: args.tls.client(host)?,
+    };
     let journals = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let (report, faults) = runtime
         .block_on(poskit_sim::live::run_network(
-            host,
+            &upstream,
             host_data,
             journals.path(),
             args.terminals,
