@@ -27,6 +27,7 @@ pub mod diagnosis;
 pub mod engine;
 pub mod faults;
 pub mod fields;
+pub mod fuzzing;
 mod logbudget;
 pub mod model;
 pub mod pinhash;
