@@ -2594,7 +2594,12 @@ impl Ctx<'_, '_> {
     ) -> StoreResult<Answer> {
         let body = match &previous.answer {
             Some(StoredAnswer::Reply(stored)) => Reply::from_stored(stored)
-                .map(|reply| Body::Reply(Box::new(reply)))
+                .map(|mut reply| {
+                    if let Some(card) = &req.card {
+                        reply.restore_pan(card.pan.digits());
+                    }
+                    Body::Reply(Box::new(reply))
+                })
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "transaction {} has a stored answer that does not read",

@@ -102,7 +102,23 @@ const STORED_PACKED_MAX: u8 = 0xFE;
 /// A value kept as it is, whose length follows in two bytes (big-endian).
 const STORED_LONG: u8 = 0xFF;
 
+/// Field 2, the card number: never stored with a reply.
+const PAN_FIELD: u8 = 2;
+
 impl Reply {
+    /// Puts back the card number a stored reply left out ([`Reply::to_stored`]), from the
+    /// request it answers again (a retransmission carries the same card).
+    pub fn restore_pan(&mut self, pan: &str) {
+        if self.get(PAN_FIELD).is_some_and(<[u8]>::is_empty) {
+            self.set(PAN_FIELD, pan);
+        }
+    }
+
+    /// Whether field 2 holds a card number (a reply stored by a version that kept it).
+    pub fn keeps_pan(&self) -> bool {
+        self.get(PAN_FIELD).is_some_and(|v| !v.is_empty())
+    }
+
     /// The reply as its transaction keeps it, to send it again on a resend: a version
     /// byte, the TPDU, the header, the MTI, the number of fields (two bytes, big-endian),
     /// then each field as its number, a length byte and its value — digits two to a byte,
@@ -121,6 +137,12 @@ impl Reply {
         for (number, at) in &self.fields {
             let value = &self.values[at.clone()];
             out.push(*number);
+            if *number == PAN_FIELD {
+                // The card number is not kept (DESIGN.md, invariant 8): an empty value, which
+                // a resend fills from the retransmitted request ([`Reply::restore_pan`]).
+                out.push(0);
+                continue;
+            }
             let packable = value.len() <= usize::from(STORED_PACKED_MAX - STORED_PACKED)
                 && value.iter().all(u8::is_ascii_digit);
             if packable {
@@ -258,7 +280,13 @@ mod tests {
     fn a_stored_reply_gives_the_same_frame_again() {
         let reply = sale_answer();
         let stored = reply.to_stored();
-        let back = Reply::from_stored(&stored).expect("reads back");
+        let mut back = Reply::from_stored(&stored).expect("reads back");
+        // The card number is not kept: a resend puts back the request's.
+        assert_eq!(back.get(2), Some(b"".as_slice()));
+        assert!(!back.keeps_pan() && reply.keeps_pan());
+        let packed = [0x62, 0x22, 0x02, 0x12, 0x34, 0x56, 0x78, 0x90];
+        assert!(!stored.windows(packed.len()).any(|w| w == packed));
+        back.restore_pan("6222021234567890123");
         assert_eq!(back.encode(), reply.encode());
         assert_eq!(
             back.encode_with_mac_slot(true),
@@ -280,7 +308,8 @@ mod tests {
         // A value longer than a length byte holds, and one of odd digits.
         let mut long = reply;
         long.set(62, [b'x'; 300]).set(14, *b"301");
-        let back = Reply::from_stored(&long.to_stored()).expect("reads back");
+        let mut back = Reply::from_stored(&long.to_stored()).expect("reads back");
+        back.restore_pan("6222021234567890123");
         assert_eq!(back.get(62), Some([b'x'; 300].as_slice()));
         assert_eq!(back.get(14), Some(b"301".as_slice()));
         assert_eq!(back.encode(), long.encode());
@@ -319,7 +348,10 @@ mod tests {
             for (number, value) in &fields {
                 reply.set(*number, value);
             }
-            let back = Reply::from_stored(&reply.to_stored()).expect("reads back");
+            let mut back = Reply::from_stored(&reply.to_stored()).expect("reads back");
+            // Field 2 is stored empty (never the card number) and put back on a resend.
+            prop_assert_eq!(back.get(2), reply.get(2).map(|_| b"".as_slice()));
+            back.set(2, reply.get(2).unwrap_or_default());
             for number in 0..=u8::MAX {
                 prop_assert_eq!(back.get(number), reply.get(number));
             }

@@ -351,6 +351,37 @@ pub fn rotate(
     Ok(moved + 3)
 }
 
+/// Stored replies of an earlier version kept the card number (field 2, echoed to the
+/// terminal): stored again without it (a resend takes it from the request).
+pub fn forget_reply_pans(conn: &Connection) -> StoreResult<usize> {
+    /// Rows read at a time: a ledger of ten million rows is not read into memory at once.
+    const CHUNK_ROWS: i64 = 10_000;
+    let mut select = conn.prepare(
+        "SELECT id, reply FROM transactions WHERE id > ?1 AND reply IS NOT NULL
+         ORDER BY id LIMIT ?2",
+    )?;
+    let mut update = conn.prepare("UPDATE transactions SET reply = ?2 WHERE id = ?1")?;
+    let (mut after, mut forgotten) = (i64::MIN, 0);
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = select
+            .query_map(params![after, CHUNK_ROWS], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(forgotten);
+        };
+        after = last;
+        for (id, stored) in rows {
+            let Some(reply) = crate::response::Reply::from_stored(&stored) else {
+                continue;
+            };
+            if reply.keeps_pan() {
+                update.execute(params![id, reply.to_stored()])?;
+                forgotten += 1;
+            }
+        }
+    }
+}
+
 /// The card table as this version keeps it (schema 13): no card number, no expiry in
 /// clear.
 pub const SEALED_CARDS_SQL: &str = "CREATE TABLE cards_sealed (

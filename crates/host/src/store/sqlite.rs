@@ -431,6 +431,7 @@ fn seal_at_rest(conn: &Connection, keys: Option<&AtRest>) -> StoreResult<()> {
     // Freed pages are overwritten, so the old clear values do not stay in the file.
     conn.pragma_update(None, "secure_delete", true)?;
     atrest::seal_cards(conn, keys)?;
+    atrest::forget_reply_pans(conn)?;
     if let Some(keys) = keys {
         atrest::wrap_clear_terminal_keys(conn, keys)?;
     }
