@@ -32,34 +32,50 @@ fn without_faults_only_the_workloads_pin_mistakes_raise_alerts() {
 
 #[test]
 fn an_unreachable_issuer_failing_storage_and_late_approvals_raise_their_alerts_and_no_others() {
-    // Harsh faults, with an issuer that times out on one request in five.
+    // Harsh faults, with an issuer that times out on one request in five. A class C break
+    // (a late approval the terminal's reversal never undid) comes in about half the seeds,
+    // so a few are run: each must raise exactly its faults' alerts, the class C one exactly
+    // when reconciliation found class C, and one of them at least must find it.
     let knobs = Knobs {
         issuer_timeout: 0.2,
         ..Knobs::harsh()
     };
-    let report = simulate(16, 10_000, 1, knobs).unwrap();
-    assert!(report.ok(), "{:?}", &report.violations[..1]);
-    assert_eq!(
-        fired(&report),
-        BTreeSet::from([
-            "charged-but-failed",
+    let mut class_c_runs = 0;
+    for seed in 1..=4 {
+        let report = simulate(16, 10_000, seed, knobs.clone()).unwrap();
+        assert!(report.ok(), "seed {seed}: {:?}", &report.violations[..1]);
+        let class_c = report
+            .recon
+            .as_ref()
+            .and_then(|r| r["breaks"]["C"].as_u64())
+            .unwrap_or(0);
+        let mut expected = BTreeSet::from([
             "host-storage-error",
             "issuer-or-switch-down",
             "pin-errors-on-terminal",
             "reversal-failures",
-        ]),
-        "{:#?}",
-        report.alert_examples
-    );
-    // Each put down to its own cause: the 96s to the host, the 98s to the issuer, the
-    // reversals the host refused (after storage failures) to the host.
-    assert_eq!(cause_of(&report, "host-storage-error"), "host-system");
-    assert_eq!(cause_of(&report, "issuer-or-switch-down"), "issuer");
-    assert_eq!(cause_of(&report, "reversal-failures"), "host-system");
-    // The issuer's late approvals (the switch charged, the host had said 98) found by the
-    // day's reconciliation as class C.
-    assert_eq!(cause_of(&report, "charged-but-failed"), "issuer");
-    // Network losses, resets, crashes and corrupted MACs alone raise nothing: the
-    // terminals recover them (reversals answered 00).
-    assert!(!report.alerts.contains_key("mac-errors-on-terminal"));
+        ]);
+        if class_c > 0 {
+            class_c_runs += 1;
+            expected.insert("charged-but-failed");
+            // The issuer's late approvals (the switch charged, the host had said 98) found
+            // by the day's reconciliation as class C.
+            assert_eq!(cause_of(&report, "charged-but-failed"), "issuer");
+        }
+        assert_eq!(
+            fired(&report),
+            expected,
+            "seed {seed}: {:#?}",
+            report.alert_examples
+        );
+        // Each put down to its own cause: the 96s to the host, the 98s to the issuer, the
+        // reversals the host refused (after storage failures) to the host.
+        assert_eq!(cause_of(&report, "host-storage-error"), "host-system");
+        assert_eq!(cause_of(&report, "issuer-or-switch-down"), "issuer");
+        assert_eq!(cause_of(&report, "reversal-failures"), "host-system");
+        // Network losses, resets, crashes and corrupted MACs alone raise nothing: the
+        // terminals recover them (reversals answered 00).
+        assert!(!report.alerts.contains_key("mac-errors-on-terminal"));
+    }
+    assert!(class_c_runs > 0, "no seed of 1 to 4 gave a class C break");
 }
