@@ -9,7 +9,7 @@ use poskit_domain::calendar::{ClearingCut, yyyymmdd};
 use poskit_host::demo;
 use serde_json::{Value, json};
 use support::{
-    HostProcess, MID, OTHER_MID, add_user, call, fleet_terminal, free_port, get, poskit,
+    HostProcess, MID, OTHER_MID, OTHER_TID, add_user, call, fleet_terminal, free_port, get, poskit,
 };
 
 fn today() -> String {
@@ -87,6 +87,13 @@ fn runs_and_breaks_by_role_disputes_acted_on_and_pages_that_follow_each_other() 
     let card = demo::scenario("external_issuer").unwrap();
     let (_, v) = pos.sale("45.67", &card.pan, &card.expiry, demo::DEMO_PIN, &[]);
     rrns.push(v["rrn"].as_str().unwrap().to_owned());
+    // And one at the other merchant's terminal.
+    let theirs = support::Pos {
+        dir: temp.path().join("pos-other"),
+    };
+    theirs.init(OTHER_TID, OTHER_MID, &host.addr, &[]);
+    assert_eq!(theirs.sign_in()["code"], "00");
+    let their_rrn = faulty_sale(&host, &theirs, "switch-amount", "56.78");
 
     let (date, clearing) = (today(), temp.path().join("clearing"));
     let clearing = clearing.to_str().unwrap();
@@ -148,11 +155,15 @@ fn runs_and_breaks_by_role_disputes_acted_on_and_pages_that_follow_each_other() 
         ),
         "{own:?}"
     );
-    assert!(list(&get(&http, &other, &path), "breaks").is_empty());
-    let theirs = list(&get(&http, &other, "/api/v1/recon/runs"), "runs");
+    assert!(own.iter().all(|b| b["rrn"] != their_rrn.as_str()));
+    let seen_by_other = list(&get(&http, &other, &path), "breaks");
+    assert_eq!(seen_by_other.len(), 1, "{seen_by_other:?}");
+    assert_eq!(seen_by_other[0]["rrn"], their_rrn.as_str());
+    assert_eq!(own.len() + 1, all.len());
+    let their_runs = list(&get(&http, &other, "/api/v1/recon/runs"), "runs");
     assert_eq!(
-        (&theirs[0]["breaks"], &theirs[0]["counts"]),
-        (&json!(0), &json!({}))
+        their_runs[0]["breaks"], 1,
+        "their own counted only: {their_runs:?}"
     );
     assert_eq!(
         get(&http, &ops, "/api/v1/recon/breaks?day=20200101").status,
