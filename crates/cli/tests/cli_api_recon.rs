@@ -300,20 +300,71 @@ fn runs_and_breaks_by_role_disputes_acted_on_and_pages_that_follow_each_other() 
         "refusals change nothing"
     );
 
-    // Disputes and alerts page the same way.
-    let first = get(&http, &ops, "/api/v1/disputes?limit=1");
-    let second = get(
+    // A rule of the standard: a debit card's chargeback is not represented (409 `refused`),
+    // and representing needs evidence (400).
+    let (_, v) = pos.sale(
+        "9.99",
+        &demo::fleet_pan(62),
+        support::EXPIRY,
+        demo::DEMO_PIN,
+        &[],
+    );
+    let debit_rrn = v["rrn"].as_str().unwrap().to_owned();
+    ok(poskit(&[
+        "disputes",
+        "open",
+        "--data",
+        &data,
+        "--rrn",
+        &debit_rrn,
+        "--type",
+        "chargeback",
+        "--reason",
+        "4515",
+    ]));
+    let cases = list(&get(&http, &ops, "/api/v1/disputes"), "disputes");
+    let debit = cases
+        .iter()
+        .find(|c| format!("{:012}", c["txn_id"].as_i64().unwrap()) == debit_rrn)
+        .unwrap()["id"]
+        .clone();
+    let act = format!("/api/v1/disputes/{debit}/act");
+    let r = post(&http, &ops, &act, &json!({"step": "represent"}));
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = post(
         &http,
         &ops,
-        &format!(
-            "/api/v1/disputes?limit=1&after={}",
-            first.body["next"].as_str().unwrap()
-        ),
+        &act,
+        &json!({"step": "represent", "evidence": "slip"}),
     );
-    let (a, b) = (list(&first, "disputes"), list(&second, "disputes"));
-    assert_eq!((a.len(), b.len()), (1, 1));
-    assert_ne!(a[0]["id"], b[0]["id"]);
-    assert!(second.body["next"].is_null());
+    assert_eq!(
+        (r.status, &r.body["error"]["code"]),
+        (409, &json!("refused")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("debit"),
+        "{}",
+        r.text
+    );
+
+    // Disputes and alerts page the same way: three cases, one a page.
+    let mut pages = Vec::new();
+    let mut after = String::new();
+    loop {
+        let r = get(&http, &ops, &format!("/api/v1/disputes?limit=1{after}"));
+        pages.extend(list(&r, "disputes").iter().map(|d| d["id"].clone()));
+        match r.body["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    let ids: Vec<Value> = cases.iter().map(|d| d["id"].clone()).collect();
+    assert_eq!(pages, ids, "in the list's order, none twice");
     for tid in [demo::fleet_tid(1), demo::fleet_tid(2)] {
         support::raise_alert(&host.data, &tid);
     }
