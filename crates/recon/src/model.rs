@@ -367,3 +367,26 @@ pub struct Records {
 pub fn day_of_break(b: &Break) -> Option<i64> {
     poskit_domain::calendar::day_of_yyyymmdd(&b.found_on)
 }
+
+impl Break {
+    /// The merchant its records name (the host's, else the switch's); `None` for a batch
+    /// total, which names its terminal only.
+    pub fn mid(&self) -> Option<&str> {
+        [&self.records.host, &self.records.switch]
+            .into_iter()
+            .flatten()
+            .find_map(|r| r["mid"].as_str())
+    }
+
+    /// The terminal its records name.
+    pub fn tid(&self) -> Option<&str> {
+        [
+            &self.records.host,
+            &self.records.switch,
+            &self.records.terminal,
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|r| r["tid"].as_str())
+    }
+}

@@ -78,6 +78,26 @@ pub struct Report {
     pub matched_records: Vec<(i64, String)>,
 }
 
+impl Report {
+    /// Breaks of each class (classes with none left out), in the classes' order.
+    pub fn counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut by_class = std::collections::BTreeMap::new();
+        for b in &self.breaks {
+            *by_class.entry(b.class).or_insert(0) += 1;
+        }
+        by_class.into_iter().map(|(c, n)| (c.as_str(), n)).collect()
+    }
+
+    /// Balanced: the run completed and every break it lists is resolved.
+    pub fn balanced(&self) -> bool {
+        self.status == "complete"
+            && self
+                .breaks
+                .iter()
+                .all(|b| b.status == crate::model::Status::Resolved)
+    }
+}
+
 /// Where a run's time went, in ms (all zero for a closed day read back).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Timings {

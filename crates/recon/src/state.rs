@@ -170,3 +170,50 @@ pub fn keep(
     }
     tx.commit()
 }
+
+/// One day's last run as kept: when it ran, whether the day is closed, and its report.
+#[derive(Clone, Debug)]
+pub struct KeptRun {
+    pub day: i64,
+    pub closed: bool,
+    pub run_ms: i64,
+    pub report: Report,
+}
+
+/// The days on file, newest first, those before `before_day` when given, at most `limit`
+/// (a day keeps its last run only). Reads only.
+pub fn runs(
+    conn: &Connection,
+    before_day: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<KeptRun>> {
+    let mut stmt = conn.prepare(
+        "SELECT day, closed, run_ms, report FROM recon_days WHERE day < ?1
+         ORDER BY day DESC LIMIT ?2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![before_day.unwrap_or(i64::MAX), limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (day, closed, run_ms, text) = row?;
+        // A report that does not read (written by another version) is left out.
+        if let Ok(report) = serde_json::from_str(&text) {
+            out.push(KeptRun {
+                day,
+                closed,
+                run_ms,
+                report,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One day's last run, closed or not.
+pub fn run_of(conn: &Connection, day: i64) -> rusqlite::Result<Option<KeptRun>> {
+    Ok(runs(conn, day.checked_add(1), 1)?
+        .into_iter()
+        .find(|r| r.day == day))
+}

@@ -419,7 +419,7 @@ export async function alertsView(args, params, reload) {
     el("label", { class: "check" }, toggle, " ", t("show_resolved")),
   );
   try {
-    const alerts = (await api("GET", `/api/v1/alerts${all ? "?all=true" : ""}`)).alerts || [];
+    const alerts = (await api("GET", `/api/v1/alerts?limit=1000${all ? "&all=true" : ""}`)).alerts || [];
     if (alerts.length === 0) {
       page.append(el("p", {}, t("no_alerts")));
     }
@@ -446,7 +446,7 @@ function isoDay(ms) {
 export async function disputesView() {
   const page = el("section", { class: "page" }, el("h1", {}, t("disputes_title")));
   try {
-    const rows = (await api("GET", "/api/v1/disputes")).disputes || [];
+    const rows = (await api("GET", "/api/v1/disputes?limit=1000")).disputes || [];
     if (rows.length === 0) {
       page.append(el("p", {}, t("no_disputes")));
       return page;

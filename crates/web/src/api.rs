@@ -22,6 +22,7 @@ use utoipa::OpenApi;
 
 use crate::auth::{self, Caller};
 use crate::conns::{self, File};
+use crate::page::{Cursor, Page};
 use crate::users;
 use crate::{ApiError, AppState, BODY_BYTES_MAX};
 
@@ -47,11 +48,20 @@ const LIST_MAX: usize = 1_000;
         alerts_list,
         alert_ack,
         disputes,
+        crate::recon::dispute_act,
+        crate::recon::recon_runs,
+        crate::recon::recon_breaks,
         audit_trail,
         crate::console::search,
         crate::console::labels
     ),
-    components(schemas(auth::Login, users::User, users::Role, users::Audited))
+    components(schemas(
+        crate::recon::Act,
+        auth::Login,
+        users::User,
+        users::Role,
+        users::Audited
+    ))
 )]
 struct ApiDoc;
 
@@ -71,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts", get(alerts_list))
         .route("/api/v1/alerts/{id}/ack", post(alert_ack))
         .route("/api/v1/disputes", get(disputes))
+        .route("/api/v1/disputes/{id}/act", post(crate::recon::dispute_act))
+        .route("/api/v1/recon/runs", get(crate::recon::recon_runs))
+        .route("/api/v1/recon/breaks", get(crate::recon::recon_breaks))
         .route("/api/v1/audit", get(audit_trail))
         .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -106,7 +119,7 @@ async fn with_stats<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
@@ -335,7 +348,7 @@ async fn stats(
 }
 
 /// The terminals a merchant user may see (`None`: all).
-async fn visible_terminals(
+pub(crate) async fn visible_terminals(
     state: &AppState,
     caller: &Caller,
 ) -> Result<Option<HashSet<String>>, ApiError> {
@@ -354,36 +367,42 @@ async fn visible_terminals(
 struct AlertsQuery {
     /// Also those resolved in the last 24 hours.
     all: Option<bool>,
+    limit: Option<usize>,
+    after: Option<String>,
 }
 
 /// Alerts firing (and, with `all`, resolved in the last day), each with its diagnosis; a
 /// merchant user sees those of its merchant and its terminals.
-#[utoipa::path(get, path = "/api/v1/alerts", params(("all" = Option<bool>, Query)),
-    responses((status = 200, description = "{alerts: [...]}")))]
+#[utoipa::path(get, path = "/api/v1/alerts",
+    params(("all" = Option<bool>, Query),
+           ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+           ("after" = Option<String>, Query, description = "the `next` of the page before")),
+    responses((status = 200, description = "{alerts: [...] (newest first), next}")))]
 async fn alerts_list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let all = query(q)?.all.unwrap_or(false);
+    let q = query(q)?;
+    let page = Page::of(q.limit, q.after.as_deref())?;
+    let all = q.all.unwrap_or(false);
     let visible = visible_terminals(&state, &caller).await?;
     let mid = caller.merchant().map(str::to_owned);
     let now = now_ms();
     let found = with_stats(&state, move |conn| {
-        alerts::list(conn, all.then_some(now - 86_400_000), LIST_MAX).map_err(ApiError::internal)
+        alerts::list(conn, all.then_some(now - 86_400_000), usize::MAX).map_err(ApiError::internal)
     })
     .await?;
-    let found: Vec<_> = found
-        .into_iter()
-        .filter(|a| match (&visible, &mid) {
-            (Some(tids), Some(mid)) => {
-                (a.scope == "terminal" && tids.contains(&a.subject))
-                    || (a.scope == "merchant" && &a.subject == mid)
-            }
-            _ => true,
-        })
-        .collect();
-    Ok(Json(json!({"alerts": found})))
+    let found = found.into_iter().filter(|a| match (&visible, &mid) {
+        (Some(tids), Some(mid)) => {
+            (a.scope == "terminal" && tids.contains(&a.subject))
+                || (a.scope == "merchant" && &a.subject == mid)
+        }
+        _ => true,
+    });
+    // Newest first: the key is the id negated.
+    let (found, next) = page.take(found, |a| Cursor(-a.id, String::new()));
+    Ok(Json(json!({"alerts": found, "next": next})))
 }
 
 /// Acknowledges an alert (operators and admins); audited.
@@ -425,24 +444,46 @@ async fn alert_ack(
     Ok(Json(json!({"alert": alert})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
 /// Disputes, soonest due first (a merchant user: those of its transactions).
-#[utoipa::path(get, path = "/api/v1/disputes", responses((status = 200, description = "{disputes: [...]}")))]
-async fn disputes(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/disputes",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+           ("after" = Option<String>, Query, description = "the `next` of the page before")),
+    responses((status = 200, description = "{disputes: [...], next}")))]
+async fn disputes(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let page = Page::of(q.limit, q.after.as_deref())?;
     let mid = caller.merchant().map(str::to_owned);
     let now = now_ms();
-    let list = with_ledger(&state, move |conn| {
+    let (list, next) = with_ledger(&state, move |conn| {
         let all = poskit_recon::disputes::list(conn, None, now).map_err(ApiError::internal)?;
         let mut out = Vec::new();
-        for d in all.into_iter().take(LIST_MAX) {
-            let txn = lookup::by_id(conn, d.txn_id).map_err(ApiError::internal)?;
-            if mid.is_none() || txn.and_then(|t| t.mid) == mid {
+        for d in all {
+            // Only a merchant user's list needs each case's transaction read.
+            if mid.is_none()
+                || lookup::by_id(conn, d.txn_id)
+                    .map_err(ApiError::internal)?
+                    .and_then(|t| t.mid)
+                    == mid
+            {
                 out.push(d);
             }
         }
-        Ok(out)
+        // In the list's order: due, then id.
+        Ok(page.take(out, |d| Cursor(d.due_ms, format!("{:020}", d.id))))
     })
     .await?;
-    Ok(Json(json!({"disputes": list})))
+    Ok(Json(json!({"disputes": list, "next": next})))
 }
 
 /// The audit trail, newest first (admins).

@@ -6,12 +6,16 @@
 //! - [`users`]: users, sessions, tokens, the audit trail.
 //! - [`auth`]: who is calling (a bearer token, or a session cookie with its CSRF token).
 //! - [`api`]: the routes.
+//! - [`recon`]: reconciliation's runs and breaks, and the steps of a dispute.
+//! - [`page`]: `limit` and `after` of the list routes.
 //! - [`console`]: the web console's pages (`/`, `/login`) and assets.
 
 pub mod api;
 pub mod auth;
 pub mod conns;
 pub mod console;
+pub mod page;
+pub mod recon;
 pub mod tls;
 pub mod users;
 
@@ -58,7 +62,8 @@ impl AppState {
 pub struct ApiError {
     pub status: StatusCode,
     /// Stable: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `csrf`,
-    /// `too_many_attempts`, `too_large`, `unsupported_media_type`, `internal`.
+    /// `too_many_attempts`, `too_large`, `unsupported_media_type`, `conflict` (a step a
+    /// dispute cannot take now), `refused` (a rule of the standard refuses it), `internal`.
     pub code: &'static str,
     pub message: String,
 }
