@@ -33,6 +33,19 @@ impl fmt::Debug for KekId {
     }
 }
 
+impl KekId {
+    /// `Ok` when data wrapped under this KEK is opened with `given`; `WrongKek` otherwise.
+    pub fn must_be(self, given: KekId) -> Result<()> {
+        if self == given {
+            return Ok(());
+        }
+        Err(KeyStoreError::WrongKek {
+            given,
+            wrapped_under: self,
+        })
+    }
+}
+
 impl std::str::FromStr for KekId {
     type Err = KeyStoreError;
     fn from_str(s: &str) -> Result<KekId> {

@@ -132,12 +132,7 @@ impl KeyStore for LocalKek {
 
     fn unwrap(&self, context: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let parts = envelope::parse(context, wrapped)?;
-        if parts.kek_id != self.id {
-            return Err(KeyStoreError::WrongKek {
-                given: self.id,
-                wrapped_under: parts.kek_id,
-            });
-        }
+        parts.kek_id.must_be(self.id)?;
         self.aead
             .open(context, context.as_bytes(), &parts.nonce, parts.sealed)
     }

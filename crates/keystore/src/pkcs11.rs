@@ -599,12 +599,7 @@ impl KeyStore for Pkcs11Store {
 
     fn unwrap(&self, context: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let parts = envelope::parse(context, wrapped)?;
-        if parts.kek_id != self.id {
-            return Err(KeyStoreError::WrongKek {
-                given: self.id,
-                wrapped_under: parts.kek_id,
-            });
-        }
+        parts.kek_id.must_be(self.id)?;
         self.with_session(|live| decrypt_gcm(live, &parts.nonce, context, parts.sealed))
             .map(Zeroizing::new)
             .map_err(|fault| match fault {

@@ -76,14 +76,8 @@ impl Sealed {
             .optional()?;
         let keys = match row {
             Some((id, encryption, hash)) => {
-                let id: poskit_keystore::KekId = id.parse()?;
-                if id != store.kek_id() {
-                    return Err(KeyStoreError::WrongKek {
-                        given: store.kek_id(),
-                        wrapped_under: id,
-                    }
-                    .into());
-                }
+                id.parse::<poskit_keystore::KekId>()?
+                    .must_be(store.kek_id())?;
                 DataKeys { encryption, hash }
             }
             None => {
@@ -261,14 +255,8 @@ impl Sealed {
 /// master key, working keys and data keys; card numbers stay as they are.
 pub(crate) fn rotate(conn: &Connection, from: &dyn KeyStore, to: &dyn KeyStore) -> Result<usize> {
     let id: String = conn.query_row("SELECT kek_id FROM keys WHERE id = 1", [], |r| r.get(0))?;
-    let id: poskit_keystore::KekId = id.parse()?;
-    if id != from.kek_id() {
-        return Err(KeyStoreError::WrongKek {
-            given: from.kek_id(),
-            wrapped_under: id,
-        }
-        .into());
-    }
+    id.parse::<poskit_keystore::KekId>()?
+        .must_be(from.kek_id())?;
     let tx = conn.unchecked_transaction()?;
     let again = |role: Role, blob: Vec<u8>| -> Result<Vec<u8>> {
         Ok(poskit_keystore::rewrap(from, to, role.context(), &blob)?)

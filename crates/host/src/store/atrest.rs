@@ -174,14 +174,7 @@ pub fn wrapped_under(conn: &Connection) -> StoreResult<Option<KekId>> {
 /// is refused with nothing written.
 pub fn load(conn: &Connection, store: Arc<dyn KeyStore>, pvk_file: &Path) -> StoreResult<AtRest> {
     match wrapped_under(conn)? {
-        Some(id) if id != store.kek_id() => {
-            return Err(KeyStoreError::WrongKek {
-                given: store.kek_id(),
-                wrapped_under: id,
-            }
-            .into());
-        }
-        Some(_) => {}
+        Some(id) => id.must_be(store.kek_id())?,
         None => first_wrap(conn, store.as_ref(), pvk_file)?,
     }
     let keys = DataKeys {
@@ -311,14 +304,7 @@ pub fn rotate(
     now_ms: i64,
 ) -> StoreResult<usize> {
     match wrapped_under(conn)? {
-        Some(id) if id == from.kek_id() => {}
-        Some(id) => {
-            return Err(KeyStoreError::WrongKek {
-                given: from.kek_id(),
-                wrapped_under: id,
-            }
-            .into());
-        }
+        Some(id) => id.must_be(from.kek_id())?,
         None => {
             return Err(StoreError::Keys(
                 "the ledger's keys are not wrapped yet: start the host once first".into(),
