@@ -105,6 +105,9 @@ fn the_demo_trades_settles_checks_and_says_where_its_data_is() {
         data.join("host").to_str().unwrap(),
     ]);
     assert_eq!(check.status.code(), Some(0));
+    // Every database, journal and key-encryption key the run wrote is its owner's alone.
+    #[cfg(unix)]
+    assert_private(&data);
     // The journals stay for poskit pos.
     let journal = poskit(&[
         "pos",
@@ -277,5 +280,26 @@ fn bench_host_refuses_a_shape_it_cannot_run_with_exit_code_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}
+
+/// Databases, journals and KEK files under `dir` are mode 0600 (DESIGN.md, invariant 8).
+#[cfg(unix)]
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_private(&path);
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data_file = name == "kek" || name.contains(".sqlite") || name.contains(".db");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert!(
+            !data_file || mode == 0o600,
+            "{} is {mode:o}",
+            path.display()
+        );
     }
 }

@@ -9,6 +9,24 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::model::{Break, Status};
 use crate::run::Report;
 
+/// Reconciliation's record in a data directory.
+pub const STATE_FILE: &str = "recon.db";
+
+/// Opens (creating, mode 0600, when absent) reconciliation's record in `data` and brings
+/// its tables up to date.
+pub fn open(data: &std::path::Path) -> rusqlite::Result<Connection> {
+    let path = data.join(STATE_FILE);
+    poskit_keystore::files::private_database(&path).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("{}: {e}", path.display())),
+        )
+    })?;
+    let conn = Connection::open(&path)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;

@@ -439,7 +439,7 @@ fn reconcile_today(dir: &DataDir) -> Result<poskit_recon::run::Report, String> {
     let mut conn = dir.open_store().map_err(|e| e.to_string())?;
     let clearing = dir.path.join("clearing");
     poskit_host::switch::export_day(&conn, day, &clearing).map_err(|e| e.to_string())?;
-    let state = rusqlite::Connection::open(dir.path.join("recon.db")).map_err(|e| e.to_string())?;
+    let state = poskit_recon::state::open(&dir.path).map_err(|e| e.to_string())?;
     let opts = poskit_recon::run::Options {
         day,
         clearing_dir: clearing,

@@ -49,12 +49,13 @@ pub(crate) fn check(w: &mut World) {
     let reported_failed = reported_failed(w);
     let node = w.host_node();
     let clearing = node.dir().join("clearing");
-    let state_path = node.dir().join("recon.db");
+    let node_dir = node.dir().to_path_buf();
+    let node_dir = node_dir.as_path();
     let mut violations = Vec::new();
     let mut breaks: BTreeMap<String, Break> = BTreeMap::new();
     let mut matched = 0;
     let conn = node.connection_mut();
-    let state = match Connection::open(&state_path) {
+    let state = match poskit_recon::state::open(node_dir) {
         Ok(s) => s,
         Err(e) => {
             w.report.violations.push(format!("recon state: {e}"));

@@ -64,9 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let lang = locale::chosen(args.lang.as_deref())?;
     let dir = crate::cmd::host::existing_data_dir(&args.data)?;
     let mut host = dir.open_store()?;
-    let state_path = args.data.join("recon.db");
-    poskit_keystore::files::private_database(&state_path)?;
-    let state = rusqlite::Connection::open(&state_path)?;
+    let state = poskit_recon::state::open(&args.data)?;
     let opts = Options {
         day,
         clearing_dir: args
