@@ -646,6 +646,15 @@ fn print_checker(r: &LiveReport, lang: Lang) -> anyhow::Result<()> {
         outln!("  poskit pos --terminal {} journal", t.display())?;
         outln!("  poskit pos --terminal {} failures", t.display())?;
     }
+    outln!("  poskit keys status --data {}", r.host_dir.display())?;
+    outln!(
+        "{}",
+        tr(
+            lang,
+            "Keys and card numbers are sealed under key-encryption keys made for this demo (kek, 0600, in each directory); production keeps them elsewhere (--kek-file, POSKIT_KEK, an HSM).",
+            "密钥和卡号以本次演示生成的密钥加密密钥（各目录中的 kek，权限 0600）封存；生产环境应将其保存在别处（--kek-file、POSKIT_KEK 或 HSM）。"
+        )
+    )?;
     Ok(())
 }
 
