@@ -8,20 +8,21 @@ mod support;
 use poskit_host::demo;
 use serde_json::{Value, json};
 use support::{
-    EXPIRY, HostProcess, MID, OTHER_MID, add_user, call, fleet_terminal, free_port, get, poskit,
-    raise_alert,
+    ApiHost, EXPIRY, HostProcess, MID, OTHER_MID, add_user, call, fleet_terminal, free_port, get,
+    poskit, raise_alert,
 };
 
 #[test]
 fn each_role_sees_what_it_may_and_a_merchant_only_its_own() {
     let temp = tempfile::tempdir().unwrap();
-    let http = free_port();
-    let host = HostProcess::start(&temp.path().join("host"), &["--http", &http]);
-    let data = host.data().to_owned();
-    let admin = add_user(&data, "root", "admin", None);
-    let ops = add_user(&data, "ops", "operator", None);
-    let shop = add_user(&data, "shop1", "merchant", Some(MID));
-    let other = add_user(&data, "shop4", "merchant", Some(OTHER_MID));
+    let ApiHost {
+        host,
+        http,
+        admin,
+        ops,
+        shop,
+        other,
+    } = ApiHost::start(temp.path());
     // A real sale at the first merchant.
     let pos = fleet_terminal(temp.path(), 1, &host, &[]);
     let (_, sale) = pos.sale("12.30", &demo::fleet_pan(1), EXPIRY, demo::DEMO_PIN, &[]);

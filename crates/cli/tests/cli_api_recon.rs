@@ -8,9 +8,7 @@ mod support;
 use poskit_domain::calendar::{ClearingCut, yyyymmdd};
 use poskit_host::demo;
 use serde_json::{Value, json};
-use support::{
-    HostProcess, MID, OTHER_MID, OTHER_TID, add_user, call, fleet_terminal, free_port, get, poskit,
-};
+use support::{ApiHost, HostProcess, MID, OTHER_MID, OTHER_TID, call, fleet_terminal, get, poskit};
 
 fn today() -> String {
     let now_ms = std::time::SystemTime::now()
@@ -69,13 +67,15 @@ fn list(r: &support::Reply, field: &str) -> Vec<Value> {
 #[test]
 fn runs_and_breaks_by_role_disputes_acted_on_and_pages_that_follow_each_other() {
     let temp = tempfile::tempdir().unwrap();
-    let http = free_port();
-    let host = HostProcess::start(&temp.path().join("host"), &["--http", &http]);
+    let ApiHost {
+        host,
+        http,
+        admin,
+        ops,
+        shop,
+        other,
+    } = ApiHost::start(temp.path());
     let data = host.data().to_owned();
-    let admin = add_user(&data, "root", "admin", None);
-    let ops = add_user(&data, "ops", "operator", None);
-    let shop = add_user(&data, "shop1", "merchant", Some(MID));
-    let other = add_user(&data, "shop4", "merchant", Some(OTHER_MID));
 
     // Three sales the switch records wrongly (two amounts, a duplicate), one it records well.
     let pos = fleet_terminal(temp.path(), 1, &host, &[]);

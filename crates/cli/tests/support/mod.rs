@@ -356,6 +356,37 @@ pub fn get(addr: &str, token: &str, path: &str) -> Reply {
     )
 }
 
+/// A host process serving the API, with a user of each role and a merchant of each of the
+/// two demo merchants: their bearer tokens.
+pub struct ApiHost {
+    pub host: HostProcess,
+    /// The API's address (HOST:PORT).
+    pub http: String,
+    pub admin: String,
+    pub ops: String,
+    /// Merchant [`MID`]'s user.
+    pub shop: String,
+    /// Merchant [`OTHER_MID`]'s user.
+    pub other: String,
+}
+
+impl ApiHost {
+    /// The host's data in `root/host`.
+    pub fn start(root: &Path) -> ApiHost {
+        let http = free_port();
+        let host = HostProcess::start(&root.join("host"), &["--http", &http]);
+        let data = host.data().to_owned();
+        ApiHost {
+            admin: add_user(&data, "root", "admin", None),
+            ops: add_user(&data, "ops", "operator", None),
+            shop: add_user(&data, "shop1", "merchant", Some(MID)),
+            other: add_user(&data, "shop4", "merchant", Some(OTHER_MID)),
+            host,
+            http,
+        }
+    }
+}
+
 /// Adds a user with `poskit users add` (its password: [`password_of`]); answers a bearer
 /// token of it.
 pub fn add_user(data: &str, name: &str, role: &str, merchant: Option<&str>) -> String {
