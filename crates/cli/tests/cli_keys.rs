@@ -1,6 +1,7 @@
 //! Keys at rest from the command line (issue 24 §1): the data directory's own KEK, made
 //! 0600 on first start; `poskit keys status` and `rotate`; a wrong KEK refused with nothing
-//! written; the KEK in a real PKCS#11 token (SoftHSM2), and 96 while the token is gone.
+//! written; the KEK in a real PKCS#11 token (SoftHSM2), the terminals' MAC keys held and
+//! used by it, and 96 while the token is gone.
 
 mod support;
 
@@ -164,6 +165,16 @@ fn a_kek_in_softhsm_serves_and_a_lost_token_answers_96_to_what_needs_it() {
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["opens"], true, "{v}");
     assert!(v["from"].as_str().unwrap().contains("PKCS#11"), "{v}");
+    // The terminal's MAK is held by the token: the ledger keeps only the token's form.
+    assert_eq!(v["detail"]["terminal_maks_in_hsm"], 1, "{v}");
+    assert_eq!(v["detail"]["terminal_keys_clear"], 0, "{v}");
+    // A new host process has only that form: the MAC of the next sale is verified, and its
+    // answer sealed, by the token.
+    host.stop();
+    let log = std::fs::File::create(temp.path().join("host.log")).unwrap();
+    let host = HostProcess::start_env(&data, &hsm, "info", Stdio::from(log), &env);
+    first.init(&demo::fleet_tid(1), support::MID, &host.addr, &[]);
+    assert_eq!(sale_code(&first, 2), "00");
 
     // The token goes away: a terminal whose keys the host holds goes on; one that signs in
     // (its new keys must be wrapped) is answered 96, and the log says why.
@@ -177,5 +188,9 @@ fn a_kek_in_softhsm_serves_and_a_lost_token_answers_96_to_what_needs_it() {
     assert_eq!(signed["code"], "96", "{signed}");
     host.stop();
     let log = std::fs::read_to_string(temp.path().join("host.log")).unwrap();
+    assert!(
+        log.contains("MAC keys are held and used inside the HSM"),
+        "{log}"
+    );
     assert!(log.contains("key store unavailable"), "{log}");
 }

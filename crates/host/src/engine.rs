@@ -17,16 +17,16 @@ use poskit_domain::{
 };
 use poskit_security::{
     CipherFamily, CipherKey, EncryptedPinBlock, KeyLayout, Mac, MacAlgorithm, MakRule, Pin,
-    PinBlockFormat, SecretKey, WorkingKeys, build_field62, compute_mac, constant_time_eq,
-    decrypt_pin, verify_mac,
+    PinBlockFormat, SecretKey, WorkingKeys, build_field62, constant_time_eq, decrypt_pin,
 };
 
 use crate::clock::HostTime;
 use crate::fields;
+use crate::mackey::{MacFailure, MacKey};
 use crate::model::{CardStatus, MerchantStatus, TerminalStatus};
 use crate::pinhash::{PinHasher, PinTag};
 use crate::request::{self, Echo, FormatError, Request};
-use crate::response::{Reply, put_mac, remac};
+use crate::response::{Reply, put_mac};
 use crate::store::{
     CardState, Ledger, MerchantState, NewTxn, RetainedCard, StoreError, StoreResult, StoredAnswer,
     TerminalState, Totals, TxnKey, TxnRecord, TxnState, UploadedDetail,
@@ -154,7 +154,7 @@ impl Parsed {
 /// per PIN block (DES key schedules were a tenth of a connection task's work).
 pub struct TerminalKeys {
     pub pik: SecretKey,
-    pub mac: SecretKey,
+    pub mac: MacKey,
     /// The PIK for format 0 PIN blocks (DES family).
     pik_cipher: Option<CipherKey>,
     /// The MAC key for each family it suits (DES, and SM4 for a 16-byte key).
@@ -162,12 +162,15 @@ pub struct TerminalKeys {
 }
 
 impl TerminalKeys {
-    pub fn new(pik: SecretKey, mac: SecretKey) -> TerminalKeys {
+    pub fn new(pik: SecretKey, mac: MacKey) -> TerminalKeys {
         let pik_cipher = CipherKey::new(PinBlockFormat::Iso0.family(), &pik).ok();
-        let mac_ciphers = [CipherFamily::Des, CipherFamily::Sm4]
-            .into_iter()
-            .filter_map(|family| CipherKey::new(family, &mac).ok())
-            .collect();
+        let mac_ciphers = match mac.clear() {
+            Some(clear) => [CipherFamily::Des, CipherFamily::Sm4]
+                .into_iter()
+                .filter_map(|family| CipherKey::new(family, clear).ok())
+                .collect(),
+            None => Vec::new(),
+        };
         TerminalKeys {
             pik,
             mac,
@@ -177,12 +180,14 @@ impl TerminalKeys {
     }
 
     /// The MAC of `data` under the MAC key, with its prepared schedule when the algorithm
-    /// has one.
-    pub fn mac_of(&self, algorithm: MacAlgorithm, data: &[u8]) -> Option<Mac> {
+    /// has one (or by the HSM holding the key).
+    pub fn mac_of(&self, algorithm: MacAlgorithm, data: &[u8]) -> Result<Mac, MacFailure> {
         let family = algorithm.cipher_family();
         match self.mac_ciphers.iter().find(|c| Some(c.family()) == family) {
-            Some(cipher) => cipher.mac(algorithm, data).ok(),
-            None => compute_mac(algorithm, &self.mac, data).ok(),
+            Some(cipher) => cipher
+                .mac(algorithm, data)
+                .map_err(|e| MacFailure::Unusable(e.to_string())),
+            None => self.mac.mac(algorithm, data),
         }
     }
 
@@ -254,8 +259,10 @@ impl Precheck {
         let req = parsed.request()?;
         let keys = keys_of(&req.tid)?;
         let mac_ok = match (&parsed.mac_input, &parsed.mac_wire) {
+            // A MAC that cannot be computed here (an HSM down) is left to the engine.
             (Some(data), Some(wire)) => keys
                 .mac_of(mac_algorithm, data)
+                .ok()
                 .map(|mac| constant_time_eq(mac.as_bytes(), wire)),
             _ => None,
         };
@@ -322,10 +329,10 @@ pub struct Answer {
     pub tid: Option<String>,
     /// Field 64 still to be computed with this key (the request asked for
     /// [`Input::mac_later`]).
-    pub mac_pending: Option<SecretKey>,
+    pub mac_pending: Option<MacKey>,
     /// The terminal's working keys (PIK, MAC key) as this answer leaves them, when it
     /// learnt them: `Some(None)` after a sign-off. For [`Precheck`]s of later requests.
-    pub keys_after: Option<Option<(SecretKey, SecretKey)>>,
+    pub keys_after: Option<Option<(SecretKey, MacKey)>>,
     /// Set when the request did not prove itself (invariant 9): answered, not recorded.
     pub stranger: Option<Stranger>,
     /// The message the host sent the switch for it (a card of an external issuer), with
@@ -539,9 +546,15 @@ impl Answer {
             return;
         }
         let message = &mut frame[frame::PREFIX_BYTES..];
+        let txn = self.txn_id.unwrap_or(0);
+        let sealed = |mac: Result<Mac, MacFailure>| {
+            // Left unsealed, the answer fails the terminal's MAC check and it reverses.
+            mac.inspect_err(|e| tracing::error!(txn, "answer not sealed: {e}"))
+                .ok()
+        };
         match keys.filter(|k| k.mac == key) {
-            Some(keys) => put_mac(message, |data| keys.mac_of(algorithm, data)),
-            None => remac(message, algorithm, &key),
+            Some(keys) => put_mac(message, |data| sealed(keys.mac_of(algorithm, data))),
+            None => put_mac(message, |data| sealed(key.mac(algorithm, data))),
         }
     }
 }
@@ -746,7 +759,7 @@ struct Effect {
 struct Ctx<'l, 'c> {
     ledger: &'l mut dyn Ledger,
     /// The working keys a sign-in issued or a sign-off withdrew.
-    keys_after: Option<Option<(SecretKey, SecretKey)>>,
+    keys_after: Option<Option<(SecretKey, MacKey)>>,
     precheck: Option<&'c Precheck>,
     cfg: &'c EngineConfig,
     pins: &'c PinHasher,
@@ -755,7 +768,7 @@ struct Ctx<'l, 'c> {
     issuer: IssuerVerdict,
     injected: Option<Injected>,
     /// The terminal's PIK and the key its MACs are computed with, once it is known.
-    keys: Option<(SecretKey, SecretKey)>,
+    keys: Option<(SecretKey, MacKey)>,
     /// The external issuer (its institution code) the request is forwarded to through the
     /// switch, once the card's issuer is known to be one.
     forwarded_to: Option<String>,
@@ -799,7 +812,11 @@ impl Ctx<'_, '_> {
         ) else {
             return Ok(false);
         };
-        Ok(verify_mac(self.cfg.mac_algorithm, &key, data, wire) == Ok(true))
+        match key.verify(self.cfg.mac_algorithm, data, wire) {
+            Ok(verified) => Ok(verified),
+            Err(MacFailure::Unavailable(why)) => Err(StoreError::Keys(why)),
+            Err(MacFailure::Unusable(_)) => Ok(false),
+        }
     }
 
     /// Answers a refusal given before the request proved itself, without recording it
@@ -834,7 +851,7 @@ impl Ctx<'_, '_> {
     fn refused_acceptor(&mut self, req: &Request, d: Decision) -> StoreResult<Answer> {
         let proven = d.code != Rc::TERMINAL_NOT_REGISTERED
             && req.kind().carries_mac()
-            && self.verify_request_mac(req.tid).is_ok();
+            && self.verify_request_mac(req.tid)?.is_ok();
         if proven {
             self.record(req, d, Effect::default(), None)
         } else {
@@ -876,12 +893,10 @@ impl Ctx<'_, '_> {
                 format!("terminal {} is deactivated", req.tid),
             )));
         }
-        self.keys = terminal.keys.as_ref().map(|(pik, _)| {
-            (
-                pik.clone(),
-                self.mac_key(&terminal).unwrap_or_else(|| pik.clone()),
-            )
-        });
+        self.keys = terminal
+            .keys
+            .as_ref()
+            .map(|(pik, mak)| (pik.clone(), mak.as_used(self.cfg.mak_rule)));
         let Some(merchant) = self.ledger.merchant(&req.mid)? else {
             return Ok(Err(refuse(
                 Rc::INVALID_MERCHANT,
@@ -918,18 +933,16 @@ impl Ctx<'_, '_> {
         fields::check(req, &against).map_err(|(code, reason)| refuse(code, reason))
     }
 
-    fn mac_key(&self, terminal: &TerminalState) -> Option<SecretKey> {
-        terminal.keys.as_ref().map(|(pik, mak)| {
-            WorkingKeys {
-                pik: pik.clone(),
-                mak: mak.clone(),
-                tdk: None,
-            }
-            .mac_key_with(self.cfg.mak_rule)
-        })
+    fn mac_key(&self, terminal: &TerminalState) -> Option<MacKey> {
+        terminal
+            .keys
+            .as_ref()
+            .map(|(_, mak)| mak.as_used(self.cfg.mak_rule))
     }
 
-    fn verify_request_mac(&self, tid: Tid) -> Result<(), Decision> {
+    /// `Ok(Err(refusal))` when the request's MAC does not verify; `Err` when the HSM that
+    /// holds the MAK cannot be reached (the request is answered 96, nothing recorded).
+    fn verify_request_mac(&self, tid: Tid) -> StoreResult<Result<(), Decision>> {
         let not_signed_in = || Decision {
             require_sign_in: true,
             ..refuse(
@@ -939,13 +952,13 @@ impl Ctx<'_, '_> {
         };
         // The MAC key the acceptor worked out for this terminal.
         let Some((_, key)) = &self.keys else {
-            return Err(not_signed_in());
+            return Ok(Err(not_signed_in()));
         };
         let (Some(data), Some(wire)) = (&self.parsed.mac_input, &self.parsed.mac_wire) else {
-            return Err(refuse(
+            return Ok(Err(refuse(
                 Rc::FORMAT_ERROR,
                 "format error: field 64: MAC missing",
-            ));
+            )));
         };
         let checked = match self.precheck {
             Some(p)
@@ -957,9 +970,9 @@ impl Ctx<'_, '_> {
             {
                 Ok(p.mac_ok == Some(true))
             }
-            _ => verify_mac(self.cfg.mac_algorithm, key, data, wire),
+            _ => key.verify(self.cfg.mac_algorithm, data, wire),
         };
-        match checked {
+        Ok(match checked {
             Ok(true) => Ok(()),
             Ok(false) => Err(Decision {
                 require_sign_in: true,
@@ -970,14 +983,12 @@ impl Ctx<'_, '_> {
                     ),
                 )
             }),
-            Err(e) => Err(Decision {
+            Err(MacFailure::Unavailable(why)) => return Err(StoreError::Keys(why)),
+            Err(e @ MacFailure::Unusable(_)) => Err(Decision {
                 require_sign_in: true,
-                ..refuse(
-                    Rc::MAC_ERROR,
-                    format!("the terminal's MAK is unusable: {e}"),
-                )
+                ..refuse(Rc::MAC_ERROR, format!("terminal {tid}: {e}"))
             }),
-        }
+        })
     }
 
     // ---- financial -------------------------------------------------------------------
@@ -987,7 +998,7 @@ impl Ctx<'_, '_> {
             Ok(pair) => pair,
             Err(d) => return self.refused_acceptor(req, d),
         };
-        if let Err(d) = self.verify_request_mac(req.tid) {
+        if let Err(d) = self.verify_request_mac(req.tid)? {
             return self.unproven(req, d, Stranger::BadMac);
         }
         let key = TxnKey {
@@ -2121,8 +2132,13 @@ impl Ctx<'_, '_> {
                 return self.record(req, d, Effect::default(), None);
             }
         };
-        self.ledger
-            .set_working_keys(&req.tid, &keys.pik, &keys.mak, self.now.unix_ms)?;
+        let mac_key = self.ledger.set_working_keys(
+            &req.tid,
+            &keys.pik,
+            &keys.mak,
+            &mac_key,
+            self.now.unix_ms,
+        )?;
         self.keys_after = Some(Some((keys.pik.clone(), mac_key)));
         let reason = format!(
             "signed in: working keys issued (layout {}), batch {}",

@@ -28,13 +28,14 @@ use poskit_codec::frame::{self, Frame};
 use poskit_codec::{CUP_POS, MessageBuilder, Value};
 use poskit_domain::TransactionKind;
 use poskit_domain::calendar::ClearingCut;
-use poskit_security::{SecretKey, WorkingKeys, verify_mac};
+use poskit_security::SecretKey;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::client::{CardData, RequestSpec, Response, TestTerminal};
 use crate::clock::HostTime;
 use crate::engine::{Answer, EngineConfig, Input, IssuerVerdict, Parsed, Precheck};
-use crate::store::atrest::{AtRest, KeyRole};
+use crate::mackey::MacKey;
+use crate::store::atrest::AtRest;
 use crate::store::sqlite;
 use crate::writer::{GroupWriter, Shared};
 use crate::{DataDir, HostError, demo};
@@ -538,7 +539,7 @@ impl RequestPath {
     }
 
     /// The MAC key on file for each terminal the frames name (`None`: not signed in).
-    fn mac_keys_on_file(&self, frames: &[Vec<u8>]) -> HashMap<String, Option<SecretKey>> {
+    fn mac_keys_on_file(&self, frames: &[Vec<u8>]) -> HashMap<String, Option<MacKey>> {
         let mut keys = HashMap::new();
         for frame in frames {
             let Ok(decoded) = frame::decode_frame(&CUP_POS, frame) else {
@@ -555,36 +556,27 @@ impl RequestPath {
         keys
     }
 
-    fn mac_key_on_file(&self, tid: &str) -> Option<SecretKey> {
-        type Keys = (Option<Vec<u8>>, Option<Vec<u8>>);
-        let (pik, mak): Keys = self
+    fn mac_key_on_file(&self, tid: &str) -> Option<MacKey> {
+        let mak: Option<Vec<u8>> = self
             .writer
             .connection()
-            .query_row(
-                "SELECT pik, mak FROM terminals WHERE tid = ?1",
-                [tid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT mak FROM terminals WHERE tid = ?1", [tid], |r| {
+                r.get(0)
+            })
             .optional()
             .expect("terminals can be read")?;
-        let unwrap = |role, blob: Vec<u8>| {
-            self.keys
-                .unwrap_key(role, tid, &blob)
-                .unwrap_or_else(|e| panic!("terminal {tid}: a stored key does not unwrap: {e}"))
-        };
-        let keys = WorkingKeys {
-            pik: unwrap(KeyRole::Pik, pik?),
-            mak: unwrap(KeyRole::Mak, mak?),
-            tdk: None,
-        };
-        Some(keys.mac_key_with(self.engine.mak_rule))
+        let mak = self
+            .keys
+            .unwrap_mak(tid, &mak?)
+            .unwrap_or_else(|e| panic!("terminal {tid}: a stored MAK does not unwrap: {e}"))?;
+        Some(mak.as_used(self.engine.mak_rule))
     }
 }
 
 /// Whether a frame's field 64 is the MAC of its message under its terminal's key.
 fn mac_verifies(
     frame: &[u8],
-    keys: &HashMap<String, Option<SecretKey>>,
+    keys: &HashMap<String, Option<MacKey>>,
     engine: &EngineConfig,
 ) -> bool {
     let Ok(decoded) = frame::decode_frame(&CUP_POS, frame) else {
@@ -595,9 +587,9 @@ fn mac_verifies(
         .field(41)
         .and_then(|f| keys.get(&f.to_text()).cloned().flatten());
     match (key, m.mac_input(), m.field(64).and_then(|f| f.bytes())) {
-        (Some(key), Some(data), Some(wire)) => {
-            verify_mac(engine.mac_algorithm, &key, data, wire).unwrap_or(false)
-        }
+        (Some(key), Some(data), Some(wire)) => key
+            .verify(engine.mac_algorithm, data, wire)
+            .unwrap_or(false),
         _ => false,
     }
 }

@@ -29,6 +29,7 @@ pub mod faults;
 pub mod fields;
 pub mod fuzzing;
 mod logbudget;
+pub mod mackey;
 pub mod model;
 pub mod pinhash;
 pub mod request;

@@ -79,6 +79,15 @@ pub async fn run(
         load_demo(dir, &config)?;
     }
     let (conn, keys) = dir.open_keys()?;
+    if keys.macs_in_hsm() {
+        if config.engine.mac_algorithm != poskit_security::MacAlgorithm::CupEcb {
+            return Err(HostError::Config(format!(
+                "mac_algorithm {}: the PKCS#11 token computes the cup-ecb MAC only; use cup-ecb with an HSM, or a local KEK",
+                config.engine.mac_algorithm
+            )));
+        }
+        tracing::info!("terminals' MAC keys are held and used inside the HSM");
+    }
     let pins = keys.pins().clone();
     let shared = Arc::new(Shared::default());
     let metrics = match config.metrics {

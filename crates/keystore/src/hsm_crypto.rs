@@ -1,6 +1,6 @@
-//! Prototype (phase B): the CUP POS MAC run with its key held *inside* a PKCS#11 token,
-//! with only the standard mechanisms SoftHSM2 2.6 offers (no payment-HSM commands), and
-//! why the PIN check cannot be done there.
+//! The CUP POS MAC run with its key held *inside* a PKCS#11 token, with only the standard
+//! mechanisms SoftHSM2 2.6 offers (no payment-HSM commands) — the host's request path uses
+//! it through [`crate::hsm_mac::TokenMacs`] — and why the PIN check cannot be done there.
 //!
 //! What runs inside the token here, proven against SoftHSM2 2.6.1 in `tests/softhsm.rs`:
 //!
@@ -47,9 +47,10 @@
 //!   half: a separate `KL || KL` object would be needed beside the `KL || KR` one): not
 //!   done; SoftHSM has no SM4 at all.
 //!
-//! Session objects live as long as the session that made them: a pool of sessions would
-//! unwrap its MAKs per session (or keep them as private token objects).
+//! Session objects live as long as the session that made them: `TokenMacs` unwraps each
+//! MAK once in the session it is always computed on.
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -201,7 +202,18 @@ pub fn unwrap_mak(
 ) -> Result<TokenKey> {
     let handle = session
         .unwrap_key(&Mechanism::AesKeyWrapPad, kwk, wrapped, &mak_template(kind))
-        .map_err(|e| failed("unwrapping a working key into the token", &e))?;
+        .map_err(|e| match e {
+            // The wrapped bytes, not the token: altered, or wrapped under another key.
+            CkError::Pkcs11(
+                RvError::WrappedKeyInvalid
+                | RvError::WrappedKeyLenRange
+                | RvError::EncryptedDataInvalid,
+                _,
+            ) => KeyStoreError::Damaged {
+                context: "a working key wrapped by the token".into(),
+            },
+            e => failed("unwrapping a working key into the token", &e),
+        })?;
     Ok(TokenKey { handle, kind })
 }
 

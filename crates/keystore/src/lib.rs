@@ -22,6 +22,7 @@
 pub mod envelope;
 pub mod files;
 pub mod hsm_crypto;
+pub mod hsm_mac;
 pub mod local;
 pub mod pkcs11;
 pub mod source;
@@ -29,6 +30,7 @@ pub mod tls;
 pub mod vault;
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -78,6 +80,29 @@ pub trait KeyStore: Send + Sync {
     fn wrap(&self, context: &str, clear: &[u8]) -> Result<Vec<u8>>;
     /// The clear value of `wrapped`, when it was wrapped under this KEK for `context`.
     fn unwrap(&self, context: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// The device that holds terminals' MAC keys and computes MACs with them, when this
+    /// store has one (an HSM); `None` when MACs are computed in the process.
+    fn mac_device(&self) -> Result<Option<Arc<dyn MacDevice>>> {
+        Ok(None)
+    }
+}
+
+/// Holds MAC keys and computes the CUP ECB MAC (`spec/cup-pos.md` §3.3) with them; their
+/// clear value never comes back out ([`hsm_mac::TokenMacs`]).
+pub trait MacDevice: Send + Sync {
+    /// What it is, for people.
+    fn describe(&self) -> String;
+    /// The MAC key `clear` (8, 16 or 24 bytes, as MACs use it) put into the device: the
+    /// form to keep, from which the device finds the key again (not secret on its own).
+    fn provision(&self, clear: &[u8]) -> Result<Vec<u8>>;
+    /// Field 64 (8 uppercase hex characters) for `data` under the key `held`.
+    fn cup_ecb_mac(&self, held: &[u8], data: &[u8]) -> Result<[u8; hsm_crypto::BLOCK]>;
+}
+
+impl fmt::Debug for dyn MacDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MacDevice({})", self.describe())
+    }
 }
 
 impl fmt::Debug for dyn KeyStore {

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -34,12 +34,16 @@ use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
 use crate::envelope::{self, KekId, NONCE_BYTES, TAG_BYTES};
-use crate::{KEY_BYTES, KeyStore, KeyStoreError, Result, random};
+use crate::hsm_mac::TokenMacs;
+use crate::{KEY_BYTES, KeyStore, KeyStoreError, MacDevice, Result, random};
 
 /// Environment variable holding the token's user PIN.
 pub const PKCS11_PIN_ENV: &str = "POSKIT_PKCS11_PIN";
 /// Sessions a store keeps open at most (callers beyond that wait for one).
 pub const SESSIONS_MAX: usize = 4;
+/// `CKA_LABEL` of the AES key that wraps the MAKs a token holds ([`TokenMacs`]): one per
+/// token, kept through KEK rotations.
+pub const MAK_WRAP_LABEL: &str = "poskit.mak-wrap";
 /// Context of the round trip [`Pkcs11Store::open`] does to prove the key and mechanism work.
 const SELF_TEST_CONTEXT: &str = "poskit pkcs11 self-test";
 /// Context of the probe that tells a damaged blob from a failing token (a fixed nonce: the
@@ -160,11 +164,12 @@ fn is_session_fault(e: &CkError) -> bool {
 }
 
 /// A token found by label, with the PIN to log in to it.
-struct Token {
+#[derive(Clone)]
+pub(crate) struct Token {
     ctx: Pkcs11,
     slot: Slot,
     pin: Zeroizing<String>,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl Token {
@@ -200,7 +205,7 @@ impl Token {
 
     /// A new session, logged in as the user (already logged in counts: the login is the
     /// token's, shared by the process's sessions).
-    fn session(&self, read_write: bool) -> Result<Session> {
+    pub(crate) fn session(&self, read_write: bool) -> Result<Session> {
         let opened = if read_write {
             self.ctx.open_rw_session(self.slot)
         } else {
@@ -226,7 +231,7 @@ impl Token {
         }
     }
 
-    fn unavailable(&self, e: &CkError) -> KeyStoreError {
+    pub(crate) fn unavailable(&self, e: &CkError) -> KeyStoreError {
         KeyStoreError::Unavailable(format!("{}: {}", self.name, describe_error(e)))
     }
 }
@@ -390,6 +395,9 @@ pub struct Pkcs11Store {
     id: KekId,
     pool: Mutex<Pool>,
     freed: Condvar,
+    /// The terminals' MAC keys on the same token, opened on first use (under the lock, so
+    /// that two first uses do not make two key-wrapping keys).
+    macs: Mutex<Option<Arc<TokenMacs>>>,
 }
 
 impl fmt::Debug for Pkcs11Store {
@@ -478,6 +486,7 @@ impl Pkcs11Store {
                 open: 1,
             }),
             freed: Condvar::new(),
+            macs: Mutex::new(None),
         }
     }
 
@@ -608,5 +617,15 @@ impl KeyStore for Pkcs11Store {
                 },
                 fault => self.unavailable(fault),
             })
+    }
+
+    /// The token's [`TokenMacs`], under the key labelled [`MAK_WRAP_LABEL`].
+    fn mac_device(&self) -> Result<Option<Arc<dyn MacDevice>>> {
+        let mut macs = lock(&self.macs);
+        if macs.is_none() {
+            let opened = TokenMacs::open(self.token.clone(), MAK_WRAP_LABEL.to_owned())?;
+            *macs = Some(Arc::new(opened));
+        }
+        Ok(macs.clone().map(|m| m as Arc<dyn MacDevice>))
     }
 }

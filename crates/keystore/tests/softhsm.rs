@@ -617,3 +617,81 @@ softhsm_test!(what_softhsm_refuses_for_cup_keys, || {
         );
     }
 });
+
+softhsm_test!(
+    the_stores_mac_device_holds_maks_the_host_only_sees_wrapped,
+    || {
+        use poskit_keystore::hsm_mac;
+        let store = Pkcs11Store::create_key(&config(KEY)).unwrap();
+        let device = store.mac_device().unwrap().expect("a token MACs");
+        let data: Vec<u8> = (0u8..=99).collect();
+        let mut helds = Vec::new();
+        for hex_key in inside::KEYS {
+            let clear = Zeroizing::new(hex::decode(hex_key).unwrap());
+            let held = device.provision(&clear).unwrap();
+            assert!(hsm_mac::is_held(&held));
+            assert!(!held.windows(8).any(|w| w == &clear[..8]), "{hex_key}");
+            // The first MAC unwraps the key into its session, the second finds it there.
+            for _ in 0..2 {
+                assert_eq!(
+                    device.cup_ecb_mac(&held, &data).unwrap(),
+                    inside::software_mac(hex_key, &data),
+                    "{hex_key}"
+                );
+            }
+            helds.push(held);
+        }
+        // The same device again (one per store), and a new store on the same token finds
+        // the same MAK-wrapping key: what one host process provisioned, the next one MACs.
+        let again = store.mac_device().unwrap().unwrap();
+        assert_eq!(
+            again.cup_ecb_mac(&helds[1], &data).unwrap(),
+            inside::software_mac(inside::KEYS[1], &data)
+        );
+        drop(store);
+        let reopened = Pkcs11Store::open(&config(KEY)).unwrap();
+        let device = reopened.mac_device().unwrap().unwrap();
+        assert_eq!(
+            device.cup_ecb_mac(&helds[2], &data).unwrap(),
+            inside::software_mac(inside::KEYS[2], &data)
+        );
+        // A held MAK altered is damaged, not the token unavailable; the device goes on.
+        let mut bent = helds[0].clone();
+        *bent.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            device.cup_ecb_mac(&bent, &data),
+            Err(KeyStoreError::Damaged { .. })
+        ));
+        assert!(matches!(
+            device.cup_ecb_mac(&helds[0][..10], &data),
+            Err(KeyStoreError::Damaged { .. })
+        ));
+        assert_eq!(
+            device.cup_ecb_mac(&helds[0], &data).unwrap(),
+            inside::software_mac(inside::KEYS[0], &data)
+        );
+    }
+);
+
+softhsm_test!(
+    a_mac_device_that_lost_its_login_is_unavailable_once_and_recovers,
+    || {
+        let store = Pkcs11Store::create_key(&config(KEY)).unwrap();
+        let device = store.mac_device().unwrap().unwrap();
+        let held = device
+            .provision(&hex::decode(inside::KEYS[1]).unwrap())
+            .unwrap();
+        let data = b"a request".to_vec();
+        let want = inside::software_mac(inside::KEYS[1], &data);
+        assert_eq!(device.cup_ecb_mac(&held, &data).unwrap(), want);
+        // Logged out by another user of the module, as a token restart would: the MAK
+        // unwrapped in the session is private and can no longer be used.
+        let session = raw_session();
+        session.logout().unwrap();
+        drop(session);
+        let e = device.cup_ecb_mac(&held, &data).unwrap_err();
+        assert!(matches!(e, KeyStoreError::Unavailable(_)), "{e}");
+        // The next call opens a new session, logs in, unwraps the MAK again and MACs.
+        assert_eq!(device.cup_ecb_mac(&held, &data).unwrap(), want);
+    }
+);

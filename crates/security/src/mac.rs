@@ -87,6 +87,17 @@ pub struct Mac {
 }
 
 impl Mac {
+    /// A CUP ECB MAC computed elsewhere (by an HSM holding the MAK): `None` unless `wire` is
+    /// 8 uppercase hex characters, the only form that algorithm gives.
+    pub fn cup_ecb_from_wire(wire: [u8; MAC_BYTES]) -> Option<Mac> {
+        wire.iter()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+            .then_some(Mac {
+                algorithm: MacAlgorithm::CupEcb,
+                wire,
+            })
+    }
+
     /// The bytes that go into field 64: ASCII hex characters for the CUP ECB MACs,
     /// binary for X9.19.
     pub fn as_bytes(&self) -> &[u8; MAC_BYTES] {

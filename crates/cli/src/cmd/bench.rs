@@ -70,6 +70,10 @@ struct HostArgs {
     /// Terminals over TLS (a throwaway self-signed certificate), to measure what it costs.
     #[arg(long)]
     tls: bool,
+    /// Where the host's KEK is (a PKCS#11 token also holds the terminals' MAC keys and
+    /// computes every MAC): to measure what an HSM costs. Default: a throwaway local KEK.
+    #[command(flatten)]
+    kek: crate::kek_args::KekArgs,
 }
 
 /// With `--tls`: the host's set-up from a self-signed certificate for `localhost` written
@@ -117,7 +121,9 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
         return Err(usage("--depth: 1 to 32; --seconds: 1 to 600"));
     }
     let temp = tempfile::tempdir().context("temporary directory")?;
-    let dir = DataDir::create(temp.path()).context("data directory")?;
+    let dir = DataDir::create(temp.path())
+        .context("data directory")?
+        .with_kek(a.kek.source(temp.path())?);
     let no_metrics = a.no_metrics;
     let tls = a.tls.then(|| bench_tls(temp.path())).transpose()?;
     let server_tls = tls.as_ref().map(|(server, _)| server.clone());

@@ -143,6 +143,7 @@ fn status(target: &Target, kek: &KekArgs, json: bool) -> anyhow::Result<ExitCode
             let detail = json!({
                 "terminal_keys_wrapped": s.terminal_keys_wrapped,
                 "terminal_keys_clear": s.terminal_keys_clear,
+                "terminal_maks_in_hsm": s.terminal_maks_in_hsm,
                 "cards_encrypted": s.cards_encrypted,
                 "rotated_ms": s.rotated_ms,
             });

@@ -14,10 +14,13 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
-use poskit_keystore::{CardVault, DataKeys, KekId, KeyStore, KeyStoreError, envelope};
+use poskit_keystore::{
+    CardVault, DataKeys, KekId, KeyStore, KeyStoreError, MacDevice, envelope, hsm_mac,
+};
 use poskit_security::SecretKey;
 
 use super::{StoreError, StoreResult};
+use crate::mackey::{HeldMac, MacKey};
 use crate::pinhash::{PVK_BYTES, PinHasher};
 
 const META_KEK_ID: &str = "kek_id";
@@ -51,6 +54,8 @@ pub struct AtRest {
     store: Arc<dyn KeyStore>,
     vault: CardVault,
     pins: Arc<PinHasher>,
+    /// The HSM that holds the terminals' MAKs, when the key store has one.
+    macs: Option<Arc<dyn MacDevice>>,
 }
 
 impl std::fmt::Debug for AtRest {
@@ -94,6 +99,52 @@ impl AtRest {
         SecretKey::from_bytes(&clear).map_err(|_| {
             StoreError::Corrupt(format!("terminal {tid}: a wrapped key of bad length"))
         })
+    }
+
+    /// Terminal `tid`'s MAK as stored: the key as delivered, wrapped (`mak_delivered`) —
+    /// or, with an HSM, the key as MACs use it (`mac_key`) put into the HSM and the form it
+    /// gave wrapped. Returns the stored value and the key MACs are computed with.
+    pub fn wrap_mak(
+        &self,
+        tid: &str,
+        mak_delivered: &SecretKey,
+        mac_key: &SecretKey,
+    ) -> StoreResult<(Vec<u8>, MacKey)> {
+        let context = KeyRole::Mak.context(tid);
+        match &self.macs {
+            Some(device) => {
+                let held = device.provision(mac_key.dangerous_expose())?;
+                let stored = self.store.wrap(&context, &held)?;
+                Ok((stored, MacKey::Held(HeldMac::new(device.clone(), held))))
+            }
+            None => Ok((
+                self.store
+                    .wrap(&context, mak_delivered.dangerous_expose())?,
+                MacKey::Clear(mac_key.clone()),
+            )),
+        }
+    }
+
+    /// Terminal `tid`'s stored MAK ([`AtRest::wrap_mak`]): clear as delivered, or held by the
+    /// HSM. `None` for a MAK held by an HSM this host does not use (its keys moved out of
+    /// it): the terminal must sign in again.
+    pub fn unwrap_mak(&self, tid: &str, wrapped: &[u8]) -> StoreResult<Option<MacKey>> {
+        let clear = self.store.unwrap(&KeyRole::Mak.context(tid), wrapped)?;
+        if !hsm_mac::is_held(&clear) {
+            let key = SecretKey::from_bytes(&clear).map_err(|_| {
+                StoreError::Corrupt(format!("terminal {tid}: a wrapped MAK of bad length"))
+            })?;
+            return Ok(Some(MacKey::Clear(key)));
+        }
+        Ok(self
+            .macs
+            .as_ref()
+            .map(|device| MacKey::Held(HeldMac::new(device.clone(), clear.to_vec()))))
+    }
+
+    /// Whether the terminals' MAKs are held by an HSM.
+    pub fn macs_in_hsm(&self) -> bool {
+        self.macs.is_some()
     }
 
     /// The keyed hash a card is found by (hex).
@@ -187,7 +238,13 @@ pub fn load(conn: &Connection, store: Arc<dyn KeyStore>, pvk_file: &Path) -> Sto
         .try_into()
         .map_err(|_| StoreError::Corrupt("the PIN verification key has a bad length".into()))?;
     let pins = Arc::new(PinHasher::from_key(pin));
-    Ok(AtRest { store, vault, pins })
+    let macs = store.mac_device()?;
+    Ok(AtRest {
+        store,
+        vault,
+        pins,
+        macs,
+    })
 }
 
 fn first_wrap(conn: &Connection, store: &dyn KeyStore, pvk_file: &Path) -> StoreResult<()> {
@@ -271,7 +328,16 @@ pub struct Status {
     pub rotated_ms: Option<i64>,
     pub terminal_keys_wrapped: i64,
     pub terminal_keys_clear: i64,
+    /// Terminals whose MAK is held by an HSM (the ledger keeps only the HSM's form of it).
+    pub terminal_maks_in_hsm: i64,
     pub cards_encrypted: i64,
+}
+
+/// Bytes of a wrapped MAK in the form an HSM holds it, for a key of `key_bytes`: its
+/// length tells it from a clear key's (see `hsm_mac::is_held`).
+fn held_len(key_bytes: usize) -> i64 {
+    let envelope = 1 + 8 + envelope::NONCE_BYTES + envelope::TAG_BYTES;
+    (envelope + hsm_mac::held_bytes(key_bytes)) as i64
 }
 
 /// The ledger's key status, read without the KEK.
@@ -290,6 +356,11 @@ pub fn status(conn: &Connection) -> StoreResult<Status> {
         rotated_ms: meta(conn, META_ROTATED_MS)?.and_then(|t| t.parse().ok()),
         terminal_keys_wrapped: count(&keys_where(">="))?,
         terminal_keys_clear: count(&keys_where("<"))?,
+        terminal_maks_in_hsm: count(&format!(
+            "SELECT count(*) FROM terminals WHERE length(mak) IN ({}, {})",
+            held_len(8),
+            held_len(24)
+        ))?,
         cards_encrypted: count("SELECT count(*) FROM cards")?,
     })
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use poskit_domain::{Batch, Mid, Pan, Stan, Tid, TransactionKind};
 use poskit_security::SecretKey;
 
+use crate::mackey::MacKey;
 use crate::model::{CardStatus, ExternalIssuer, MerchantStatus, TerminalStatus};
 
 /// A storage failure: the host answers 96 and posts nothing.
@@ -45,8 +46,9 @@ pub struct TerminalState {
     pub mid: Mid,
     pub status: TerminalStatus,
     pub tmk: SecretKey,
-    /// PIK, MAK (as delivered) and the key layout code, after a sign-in.
-    pub keys: Option<(SecretKey, SecretKey)>,
+    /// PIK and MAK after a sign-in: the MAK as delivered, or held by an HSM
+    /// ([`MacKey::as_used`] gives the key MACs are computed with).
+    pub keys: Option<(SecretKey, MacKey)>,
     pub batch: Batch,
     pub txn_limit_fen: Option<u64>,
     pub permitted: Option<Vec<TransactionKind>>,
@@ -249,13 +251,17 @@ pub trait Ledger {
     fn card(&mut self, pan: &Pan) -> StoreResult<Option<Arc<CardState>>>;
     /// The institution whose BIN is the longest prefix of `pan`.
     fn institution_for(&mut self, pan: &Pan) -> StoreResult<Option<Arc<InstitutionState>>>;
+    /// Stores the working keys a sign-in issued: the PIK, the MAK as delivered and the key
+    /// MACs are computed with (`mac_key`, by the MAK rule). Returns the MAC key to use from
+    /// now on: `mac_key` itself, or the same key held by an HSM.
     fn set_working_keys(
         &mut self,
         tid: &Tid,
         pik: &SecretKey,
         mak: &SecretKey,
+        mac_key: &SecretKey,
         now_ms: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<MacKey>;
     fn clear_working_keys(&mut self, tid: &Tid) -> StoreResult<()>;
     fn set_terminal_batch(&mut self, tid: &Tid, batch: Batch) -> StoreResult<()>;
     fn set_pin_tries(&mut self, card_id: i64, tries_used: u8) -> StoreResult<()>;

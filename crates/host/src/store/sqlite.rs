@@ -14,6 +14,7 @@ use poskit_domain::{Batch, Mid, Pan, Stan, Tid, TransactionKind};
 use poskit_security::SecretKey;
 
 use crate::clock::HostTime;
+use crate::mackey::MacKey;
 
 use super::atrest::{self, AtRest, KeyRole};
 use super::traces::{TRACE_LOAD_ROWS_MAX, Trace, TraceFilter};
@@ -1913,7 +1914,11 @@ impl SqliteLedger<'_, '_> {
             blob.map(|b| at_rest.unwrap_key(role, tid.as_str(), &zeroize::Zeroizing::new(b)))
                 .transpose()
         };
-        let working = unwrap(KeyRole::Pik, pik)?.zip(unwrap(KeyRole::Mak, mak)?);
+        let mak = match mak {
+            Some(blob) => at_rest.unwrap_mak(tid.as_str(), &zeroize::Zeroizing::new(blob))?,
+            None => None,
+        };
+        let working = unwrap(KeyRole::Pik, pik)?.zip(mak);
         Ok(Some(TerminalState {
             tid: *tid,
             mid: Mid::parse(&mid).map_err(|_| corrupt("merchant ID"))?,
@@ -2162,18 +2167,19 @@ impl Ledger for SqliteLedger<'_, '_> {
         tid: &Tid,
         pik: &SecretKey,
         mak: &SecretKey,
+        mac_key: &SecretKey,
         now_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<MacKey> {
         let keys = self.keys()?;
         let pik = keys.wrap_key(KeyRole::Pik, tid.as_str(), pik)?;
-        let mak = keys.wrap_key(KeyRole::Mak, tid.as_str(), mak)?;
+        let (mak, in_use) = keys.wrap_mak(tid.as_str(), mak, mac_key)?;
         self.conn
             .prepare_cached(
                 "UPDATE terminals SET pik = ?2, mak = ?3, signed_in_ms = ?4 WHERE tid = ?1",
             )?
             .execute(params![tid.as_str(), pik, mak, now_ms])?;
         self.forget_terminal(tid);
-        Ok(())
+        Ok(in_use)
     }
 
     fn clear_working_keys(&mut self, tid: &Tid) -> StoreResult<()> {
