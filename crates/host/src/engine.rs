@@ -43,6 +43,25 @@ pub struct EngineConfig {
     pub mak_rule: MakRule,
     /// A completion may exceed its pre-authorization by this many percent.
     pub completion_over_percent_max: u64,
+    /// Where the working keys a sign-in issues come from (the engine reads no randomness
+    /// of its own).
+    pub key_source: Arc<dyn KeySource>,
+}
+
+/// Random bytes for new working keys.
+pub trait KeySource: Send + Sync + std::fmt::Debug {
+    /// Fills `out` with key material, or says why it cannot.
+    fn fill(&self, out: &mut [u8]) -> Result<(), String>;
+}
+
+/// The operating system's random source (`getrandom`).
+#[derive(Debug)]
+pub struct SystemKeys;
+
+impl KeySource for SystemKeys {
+    fn fill(&self, out: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(out).map_err(|e| format!("the system gave no randomness: {e}"))
+    }
 }
 
 impl Default for EngineConfig {
@@ -52,6 +71,7 @@ impl Default for EngineConfig {
             mac_algorithm: MacAlgorithm::CupEcb,
             mak_rule: MakRule::default(),
             completion_over_percent_max: 15,
+            key_source: Arc::new(SystemKeys),
         }
     }
 }
@@ -2098,27 +2118,16 @@ impl Ctx<'_, '_> {
             );
             return self.record(req, d, Effect::default(), None);
         };
-        let fresh = |len: usize| -> StoreResult<SecretKey> {
-            let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
-            getrandom::fill(&mut bytes)
-                .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
-            SecretKey::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+        let keys = match new_working_keys(self.cfg.key_source.as_ref(), layout) {
+            Ok(keys) => keys,
+            Err(why) => {
+                let d = refuse(
+                    Rc::SYSTEM_MALFUNCTION,
+                    format!("cannot make new working keys: {why}"),
+                );
+                return self.record(req, d, Effect::default(), None);
+            }
         };
-        let key_bytes = layout.key_bytes();
-        let pik = fresh(key_bytes)?;
-        // §3.2: the MAK of 003/004 is single-length in practice — K‖0 MACs the same
-        // under every MAK rule terminals use.
-        let mak = {
-            let k = fresh(8)?;
-            let mut bytes = zeroize::Zeroizing::new(vec![0u8; key_bytes]);
-            bytes[..8].copy_from_slice(k.dangerous_expose());
-            SecretKey::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?
-        };
-        let tdk = match layout {
-            KeyLayout::DoubleWithTrack => Some(fresh(16)?),
-            _ => None,
-        };
-        let keys = WorkingKeys { pik, mak, tdk };
         let mac_key = keys.mac_key_with(self.cfg.mak_rule);
         let field62 = match build_field62(layout, &terminal.tmk, &keys)
             .and_then(|f| with_mak_check_value_as_used(layout, f, &mac_key))
@@ -2642,6 +2651,32 @@ impl Ctx<'_, '_> {
         answer.mac_pending = mac_pending;
         Ok(answer)
     }
+}
+
+/// New working keys for `layout` from `source`. §3.2: the MAK of 003/004 is single-length
+/// in practice — K‖0 MACs the same under every MAK rule terminals use.
+fn new_working_keys(source: &dyn KeySource, layout: KeyLayout) -> Result<WorkingKeys, String> {
+    let key_bytes = layout.key_bytes();
+    assert!(key_bytes >= 8, "a working key has at least one DES block");
+    let fresh = |len: usize, single: bool| -> Result<SecretKey, String> {
+        let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
+        let random = if single {
+            &mut bytes[..8]
+        } else {
+            &mut bytes[..]
+        };
+        source.fill(random)?;
+        SecretKey::from_bytes(&bytes).map_err(|e| e.to_string())
+    };
+    let tdk = match layout {
+        KeyLayout::DoubleWithTrack => Some(fresh(16, false)?),
+        _ => None,
+    };
+    Ok(WorkingKeys {
+        pik: fresh(key_bytes, false)?,
+        mak: fresh(key_bytes, true)?,
+        tdk,
+    })
 }
 
 /// §3.2: the MAK's check value in field 62 is that of the key as MACs use it — for a

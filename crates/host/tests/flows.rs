@@ -889,3 +889,36 @@ fn a_code_fault_answers_its_code_with_a_reason_naming_the_rule() {
     assert_eq!(host.card_balance(&s.pan), OPENING_FEN - 9_000);
     host.assert_balanced();
 }
+
+/// A key source whose randomness ran out (the system's random device failing).
+#[derive(Debug)]
+struct NoRandomness;
+
+impl poskit_host::engine::KeySource for NoRandomness {
+    fn fill(&self, _out: &mut [u8]) -> Result<(), String> {
+        Err("the system gave no randomness: device unavailable".into())
+    }
+}
+
+#[test]
+fn a_sign_in_without_randomness_for_its_keys_is_answered_96_and_issues_nothing() {
+    let s = fleet(1);
+    let mut config = poskit_host::config::HostConfig::default();
+    config.engine.key_source = std::sync::Arc::new(NoRandomness);
+    let host = TestHost::start_with(config);
+    let mut t = host.terminal(&s.tid, &s.mid);
+    let refused = t.sign_in().unwrap();
+    assert_eq!(refused.code(), "96", "{:?}", refused.fields);
+    assert!(refused.field(62).is_none(), "no keys in the answer");
+    let reason = host.reason_of(&refused);
+    assert!(
+        reason.contains("cannot make new working keys: the system gave no randomness"),
+        "{reason}"
+    );
+    let issued = host.query_i64(
+        "SELECT count(*) FROM terminals WHERE tid = ?1 AND (pik IS NOT NULL OR mak IS NOT NULL)",
+        [&s.tid],
+    );
+    assert_eq!(issued, 0, "no working keys stored");
+    host.assert_balanced();
+}

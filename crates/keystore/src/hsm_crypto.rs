@@ -54,6 +54,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::pkcs11::describe_error;
@@ -257,11 +258,6 @@ pub fn cup_ecb_mac(session: &Session, mak: TokenKey, data: &[u8]) -> Result<[u8;
     Ok(mac)
 }
 
-/// Constant-time equality of two byte strings (length is not secret).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Whether `wire` (field 64 as received) is the CUP ECB MAC of `data` under the MAK.
 pub fn verify_cup_ecb_mac(
     session: &Session,
@@ -269,5 +265,5 @@ pub fn verify_cup_ecb_mac(
     data: &[u8],
     wire: &[u8],
 ) -> Result<bool> {
-    Ok(same(&cup_ecb_mac(session, mak, data)?, wire))
+    Ok(bool::from(cup_ecb_mac(session, mak, data)?[..].ct_eq(wire)))
 }
