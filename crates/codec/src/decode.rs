@@ -16,28 +16,53 @@ pub struct Message<'a> {
     mti: Mti,
     /// Bit `n` (1..=128) set when field `n` is present; bit 1 is the secondary bitmap.
     bitmap: [u64; 2],
-    /// Where the content of each of the first [`STARTS_MAX`] present fields starts in
-    /// `input`, in order; the fields after them are found from the last of these. A
-    /// field's length is read again from its prefix when it is asked for. (A message is
-    /// returned by value and moved: a start for each of the 128 numbers made it 300
-    /// bytes, and the copy of bytes just written stalls.)
-    starts: [u16; STARTS_MAX],
+    /// Where the content of each of the first [`SPANS_MAX`] present fields starts in
+    /// `input` and its length, in order: reading a field is then a look-up, not a second
+    /// reading of its length prefix. (A message is returned by value and moved: a span
+    /// for each of the 128 numbers made it 600 bytes, and the copy of bytes just written
+    /// stalls.)
+    spans: [Span; SPANS_MAX],
+    /// Where the field after the first [`SPANS_MAX`] begins (its length prefix): the
+    /// fields past the spans (ISO 8583:1987 with many secondary fields) are found by
+    /// walking from there.
+    walk_from: u16,
 }
 
-/// Fields whose start a message keeps: more than a CUP POS message has; the fields past
-/// them (ISO 8583:1987 with many secondary fields) are found by walking from the last.
-const STARTS_MAX: usize = 24;
+/// Fields whose span a message keeps: more than a CUP POS message has; the fields past
+/// them are found by walking.
+const SPANS_MAX: usize = 24;
+
+/// Where a field's content starts in the input, and its length in the prefix's units
+/// (characters for hexadecimal binary), as the decoder checked them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: u16,
+    units: u16,
+}
+
+/// What [`Field::spec`] gives for a field the profile does not define (a decoded message
+/// has none).
+static UNDEFINED_SPEC: FieldSpec = FieldSpec {
+    number: 0,
+    name_en: "undefined",
+    name_zh: "未定义",
+    charset: crate::spec::Charset::B,
+    length: crate::spec::LengthKind::Fixed,
+    len_max: 0,
+    align: crate::spec::Align::Right,
+};
 
 /// One field of a decoded message.
 #[derive(Clone, Copy, Debug)]
 pub struct Field<'a> {
-    spec: &'static FieldSpec,
-    content: Content,
-    wire: &'a [u8],
-    /// The message from the content on (digits are unpacked a word at a time).
+    profile: &'static Profile,
+    /// The message from the field's content on (digits are unpacked a word at a time,
+    /// so they may read past the field's end).
     rest: &'a [u8],
     /// The length in the prefix's units (characters for hexadecimal binary).
-    units: usize,
+    units: u16,
+    number: u8,
+    content: Content,
 }
 
 /// A field value in its logical form.
@@ -167,29 +192,33 @@ fn all_bcd_u64(word: u64) -> bool {
 }
 
 /// Whether every nibble of the packed bytes `input[start..end]` is a decimal digit, pad
-/// nibbles included, eight bytes at a time: the bytes of the message around the field make
-/// up whole words (the last word ends at `end`, overlapping the one before, or masked when
-/// the field is shorter), so that a short field costs one load.
+/// nibbles included. A field of up to eight bytes (most) costs one load: the eight bytes of
+/// the message that end where it ends, shifted so that only its own are looked at.
 #[inline(always)]
 fn packed_all_digits(input: &[u8], start: usize, end: usize) -> bool {
-    let Some(last) = end.checked_sub(8).and_then(|at| input.get(at..end)) else {
-        // Not eight bytes before the end (never so after an MTI and a bitmap).
-        let bytes = input.get(start..end).unwrap_or(&[]);
-        return bytes.iter().all(|&b| all_bcd_u64(u64::from(b)));
-    };
-    let last = u64::from_be_bytes(last.try_into().unwrap_or([0xFF; 8]));
-    let len = end.saturating_sub(start);
-    if len <= 8 {
-        // The field's bytes are the low ones: shifted out, the others are not looked at
-        // (an empty field shifts by 64, that is not at all: a false alarm the slow path
-        // clears).
-        return all_bcd_u64(last.wrapping_shl(8 * (8 - len) as u32));
+    let len = end.wrapping_sub(start);
+    if let (1..=8, Some(at)) = (len, end.checked_sub(8))
+        && let Some(&last) = input.get(at..).and_then(|tail| tail.first_chunk::<8>())
+    {
+        return all_bcd_u64(u64::from_be_bytes(last) << (8 * (8 - len)));
     }
-    let (words, _) = input.get(start..end).unwrap_or(&[]).as_chunks::<8>();
+    packed_all_digits_long(input, start, end)
+}
+
+/// [`packed_all_digits`] of a field longer than eight bytes (or at the very start of the
+/// input, or empty): eight bytes at a time, the last eight overlapping those before.
+#[inline(never)]
+fn packed_all_digits_long(input: &[u8], start: usize, end: usize) -> bool {
+    let bytes = input.get(start..end).unwrap_or(&[]);
+    let (words, rest) = bytes.as_chunks::<8>();
     let whole = words
         .iter()
         .fold(true, |ok, w| ok & all_bcd_u64(u64::from_be_bytes(*w)));
-    whole & all_bcd_u64(last)
+    let last = match bytes.last_chunk::<8>() {
+        Some(&last) => all_bcd_u64(u64::from_be_bytes(last)),
+        None => rest.iter().all(|&b| all_bcd_u64(u64::from(b))),
+    };
+    whole & last
 }
 
 /// Checks that every value nibble of a packed numeric field is a decimal digit, allowing
@@ -237,7 +266,8 @@ impl<'a> Message<'a> {
             input,
             mti: Mti(*b"0000"),
             bitmap: [0; 2],
-            starts: [0; STARTS_MAX],
+            spans: [Span::default(); SPANS_MAX],
+            walk_from: 0,
         }
     }
 
@@ -251,29 +281,36 @@ impl<'a> Message<'a> {
         message.read::<Detailed>().map(|()| message)
     }
 
-    /// Reads the MTI, the bitmaps and where each field starts into `self`.
+    /// Reads the MTI, the bitmaps and each field's span into `self`.
     #[inline(always)]
     fn read<R: Report>(&mut self) -> Result<(), R::Error> {
-        let mut cur = self.read_head::<R>()?;
-        let (profile, bitmap) = (self.profile, self.bitmap);
-        for (rank, number) in field_numbers(bitmap).enumerate() {
-            let op = profile.ops[field_index(number)];
-            let (content_start, end) = read_field::<R>(op, number, cur.input, cur.at)?;
-            if let Some(start) = self.starts.get_mut(rank) {
-                *start = content_start as u16;
-            }
-            cur.at = end;
-        }
-        if cur.at != self.input.len() {
+        let cur = self.read_head::<R>()?;
+        let end = self.read_fields::<R>(cur.at)?;
+        if end != self.input.len() {
             return Err(R::error(
                 Part::End,
-                cur.at,
+                end,
                 Kind::TrailingBytes {
-                    count: self.input.len() - cur.at,
+                    count: self.input.len().saturating_sub(end),
                 },
             ));
         }
         Ok(())
+    }
+
+    /// Reads the fields from `at` on, keeping the spans of the first [`SPANS_MAX`]; returns
+    /// where the last ends.
+    #[inline(always)]
+    fn read_fields<R: Report>(&mut self, at: usize) -> Result<usize, R::Error> {
+        let (ops, input, bitmap) = (&self.profile.ops, self.input, self.bitmap);
+        let at = read_spans::<R>(ops, bitmap, input, at, &mut self.spans)?;
+        let fields = (bitmap[0] << 1).count_ones() + bitmap[1].count_ones();
+        if fields as usize <= SPANS_MAX {
+            return Ok(at);
+        }
+        self.walk_from = at as u16;
+        let past_spans = field_numbers(bitmap).skip(SPANS_MAX);
+        read_fields_past_spans::<R>(ops, past_spans, input, at)
     }
 
     /// Reads the MTI and the bitmaps into `self`; returns the cursor on the first field.
@@ -320,27 +357,24 @@ impl<'a> Message<'a> {
         let mut cur = Cursor { input, at: 0 };
         let mti = read_mti::<Quiet>(profile, &mut cur).ok()?;
         let primary = read_bitmap::<Quiet>(profile, &mut cur).ok()?;
-        // Only the primary bitmap's fields: a secondary bitmap is not looked for.
-        let mut read = [0u64; 2];
-        let mut starts = [0u16; STARTS_MAX];
+        // Only the primary bitmap's fields (at most 63: spans for all but a few): a
+        // secondary bitmap is not looked for.
+        let mut message = Message::empty(profile, input);
+        message.mti = mti;
         for (rank, number) in field_numbers([primary, 0]).enumerate() {
             let op = profile.ops[field_index(number)];
-            let Ok((start, end)) = read_field::<Quiet>(op, number, input, cur.at) else {
+            let Ok((span, end)) = read_field::<Quiet>(op, number, input, cur.at) else {
                 break;
             };
-            if let Some(slot) = starts.get_mut(rank) {
-                *slot = start as u16;
+            match message.spans.get_mut(rank) {
+                Some(slot) => *slot = span,
+                None if rank == SPANS_MAX => message.walk_from = cur.at as u16,
+                None => {}
             }
             cur.at = end;
-            read[0] |= (1 << 63) >> (number - 1);
+            message.bitmap[0] |= (1 << 63) >> (number - 1);
         }
-        Some(Message {
-            profile,
-            input,
-            mti,
-            bitmap: read,
-            starts,
-        })
+        Some(message)
     }
 
     pub fn profile(&self) -> &'static Profile {
@@ -383,12 +417,15 @@ impl<'a> Message<'a> {
 
     /// Field `number`, known to be present.
     fn present_field(&self, number: u8) -> Option<Field<'a>> {
-        Some(self.field_at(number, self.prefix_at(number)?)?.0)
+        let rank = self.rank(number);
+        match self.spans.get(rank) {
+            Some(&span) => self.field_of(number, span),
+            None => self.walk(number).map(|(field, _)| field),
+        }
     }
 
-    /// Where present field `number` begins (its length prefix, if any).
-    fn prefix_at(&self, number: u8) -> Option<usize> {
-        // Its rank: the present fields before it.
+    /// How many present fields come before present field `number`.
+    fn rank(&self, number: u8) -> usize {
         let n = u32::from(number);
         let top = |word: u64, bits: u32| word.checked_shr(64 - bits).unwrap_or(0).count_ones();
         let primary = self.bitmap[0] & !(1 << 63);
@@ -397,74 +434,75 @@ impl<'a> Message<'a> {
         } else {
             primary.count_ones() + top(self.bitmap[1], n - 65)
         };
-        if let Some(&start) = self.starts.get(rank as usize) {
-            return usize::from(start).checked_sub(self.profile.op(number).prefix_bytes());
-        }
-        // Past the starts kept: walk.
-        let mut fields = self.fields_from();
-        while let Some((n, at)) = fields.next_at() {
+        rank as usize
+    }
+
+    /// The present field `number` whose content is at `span`.
+    #[inline(always)]
+    fn field_of(&self, number: u8, span: Span) -> Option<Field<'a>> {
+        let op = self.profile.ops[field_index(number)];
+        Some(Field {
+            profile: self.profile,
+            rest: self.input.get(usize::from(span.start)..)?,
+            units: span.units,
+            number,
+            content: op.content,
+        })
+    }
+
+    /// Present field `number` past the spans kept, found by walking from the first of
+    /// them, and where its length prefix (if any) begins.
+    fn walk(&self, number: u8) -> Option<(Field<'a>, usize)> {
+        let mut at = usize::from(self.walk_from);
+        for n in field_numbers(self.bitmap).skip(SPANS_MAX) {
+            let (field, end) = self.field_at(n, at)?;
             if n == number {
-                return Some(at);
+                return Some((field, at));
             }
-            fields.at = self.field_at(n, at)?.1;
+            at = end;
         }
         None
     }
 
     /// The present field `number` whose length prefix (if any) is at `at`, and where it
     /// ends.
-    #[inline(always)]
     fn field_at(&self, number: u8, at: usize) -> Option<(Field<'a>, usize)> {
         let op = self.profile.ops[field_index(number)];
-        let (start, units, wire_bytes) = if op.prefix == Prefix::None {
-            (at, usize::from(op.units_max), usize::from(op.width))
+        let (start, units) = if op.prefix == Prefix::None {
+            (at, op.units_max)
         } else {
-            // Checked when decoded: read again without checks or a jump through a table.
+            // Checked when decoded: read again without checks.
             let start = at + usize::from(op.width);
             let prefix = self.input.get(at..start)?;
             let units = if matches!(op.prefix, Prefix::Bcd1 | Prefix::Bcd2) {
                 prefix.iter().fold(0, |units, &b| {
-                    units * 100 + usize::from(b >> 4) * 10 + usize::from(b & 15)
+                    units * 100 + u16::from(b >> 4) * 10 + u16::from(b & 15)
                 })
             } else {
-                prefix.iter().fold(0, |units, &b| {
-                    units * 10 + usize::from(b.wrapping_sub(b'0'))
-                })
+                prefix
+                    .iter()
+                    .fold(0, |units, &b| units * 10 + u16::from(b.wrapping_sub(b'0')))
             };
-            (start, units, op.content.wire_bytes(units))
+            (start, units)
         };
-        let rest = self.input.get(start..)?;
-        let field = Field {
-            spec: self.profile.field(number)?,
-            content: op.content,
-            wire: rest.get(..wire_bytes)?,
-            rest,
-            units,
-        };
-        Some((field, start + wire_bytes))
-    }
-
-    /// The present fields from the first, walking the input.
-    fn fields_from(&self) -> Fields<'_, 'a> {
-        let mut numbers = field_numbers(self.bitmap);
-        // The first field's prefix: its content's start less the prefix.
-        let first = numbers.clone().next();
-        let at = first.and_then(|number| {
-            usize::from(self.starts[0]).checked_sub(self.profile.op(number).prefix_bytes())
-        });
-        if at.is_none() {
-            numbers = field_numbers([0; 2]);
-        }
-        Fields {
-            message: self,
-            numbers,
-            at: at.unwrap_or(0),
-        }
+        let field = self.field_of(
+            number,
+            Span {
+                start: start as u16,
+                units,
+            },
+        )?;
+        Some((field, start + field.wire().len()))
     }
 
     /// Every present field, in ascending order.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        self.fields_from()
+        Fields {
+            message: self,
+            numbers: field_numbers(self.bitmap),
+            rank: 0,
+            at: usize::from(self.walk_from),
+        }
     }
 
     /// The bytes a MAC covers: from the MTI up to (not including) the MAC field, when the
@@ -474,7 +512,15 @@ impl<'a> Message<'a> {
         if !self.has(mac_field) {
             return None;
         }
-        self.input.get(..self.prefix_at(mac_field)?)
+        let rank = self.rank(mac_field);
+        let at = match self.spans.get(rank) {
+            Some(span) => {
+                let prefix_bytes = self.profile.op(mac_field).prefix_bytes();
+                usize::from(span.start).checked_sub(prefix_bytes)?
+            }
+            None => self.walk(mac_field)?.1,
+        };
+        self.input.get(..at)
     }
 }
 
@@ -483,21 +529,22 @@ impl<'a> Message<'a> {
 #[inline(always)]
 pub(crate) fn field_numbers(bitmap: [u64; 2]) -> FieldNumbers {
     FieldNumbers {
-        // Bit 1 counts as read: the first field is then the next bit set.
-        bits: bitmap[0] << 1,
-        next_word: bitmap[1],
-        number: 1,
+        // Field 1 first, in the lowest bit: each next field is the lowest bit set, found
+        // and cleared in two instructions. Bit 1 is not a field.
+        bits: bitmap[0].reverse_bits() & !1,
+        next_word: bitmap[1].reverse_bits(),
+        first: 1,
     }
 }
 
 /// See [`field_numbers`].
 #[derive(Clone)]
 pub(crate) struct FieldNumbers {
-    /// The bits after `number`'s, shifted up to the top.
+    /// The fields not yet given of the bitmap being read, field `first` in the lowest bit.
     bits: u64,
     /// The secondary bitmap, while the primary is being read.
     next_word: u64,
-    number: u32,
+    first: u8,
 }
 
 impl Iterator for FieldNumbers {
@@ -509,31 +556,22 @@ impl Iterator for FieldNumbers {
             if self.next_word == 0 {
                 return None;
             }
-            // Field 65 is the secondary bitmap's first bit: as if bit 64 had just been read.
-            (self.bits, self.next_word, self.number) = (self.next_word, 0, 64);
+            (self.bits, self.next_word, self.first) = (self.next_word, 0, 65);
         }
-        let zeros = self.bits.leading_zeros();
-        self.number += zeros + 1;
-        // In two steps: a shift by 64 would overflow.
-        self.bits = self.bits << zeros << 1;
-        Some(self.number as u8)
+        let number = self.first + self.bits.trailing_zeros() as u8;
+        self.bits &= self.bits - 1;
+        Some(number)
     }
 }
 
-/// The present fields of a message, ascending ([`Message::fields`]): each begins where the
-/// one before ends.
+/// The present fields of a message, ascending ([`Message::fields`]): the first
+/// [`SPANS_MAX`] from their spans, the others each where the one before ends.
 struct Fields<'m, 'a> {
     message: &'m Message<'a>,
     numbers: FieldNumbers,
-    /// Where the next field begins.
+    rank: usize,
+    /// Where the next field past the spans begins.
     at: usize,
-}
-
-impl Fields<'_, '_> {
-    /// The next field's number and where it begins.
-    fn next_at(&mut self) -> Option<(u8, usize)> {
-        Some((self.numbers.next()?, self.at))
-    }
 }
 
 impl<'a> Iterator for Fields<'_, 'a> {
@@ -542,9 +580,16 @@ impl<'a> Iterator for Fields<'_, 'a> {
     #[inline(always)]
     fn next(&mut self) -> Option<Field<'a>> {
         let number = self.numbers.next()?;
-        let (field, end) = self.message.field_at(number, self.at)?;
-        self.at = end;
-        Some(field)
+        let rank = self.rank;
+        self.rank += 1;
+        match self.message.spans.get(rank) {
+            Some(&span) => self.message.field_of(number, span),
+            None => {
+                let (field, end) = self.message.field_at(number, self.at)?;
+                self.at = end;
+                Some(field)
+            }
+        }
     }
 }
 
@@ -596,67 +641,152 @@ fn read_mti<R: Report>(profile: &Profile, cur: &mut Cursor<'_>) -> Result<Mti, R
     }
 }
 
-/// Reads a field's length prefix (nothing for a fixed field): its length in the prefix's
-/// units.
+/// Reads the fields from `at` on while there are spans to keep them in: a function of its
+/// own, so that its loop keeps what it needs in registers. Returns where the last field
+/// read ends.
+#[inline(never)]
+fn read_spans<R: Report>(
+    ops: &[FieldOp; 128],
+    bitmap: [u64; 2],
+    input: &[u8],
+    mut at: usize,
+    spans: &mut [Span; SPANS_MAX],
+) -> Result<usize, R::Error> {
+    for (slot, number) in spans.iter_mut().zip(field_numbers(bitmap)) {
+        let (span, end) = read_field::<R>(ops[field_index(number)], number, input, at)?;
+        *slot = span;
+        at = end;
+    }
+    Ok(at)
+}
+
+/// The fields past a message's spans (many fields: ISO 8583:1987 with secondary fields):
+/// reads each from `at` on; returns where the last ends.
+#[inline(never)]
+fn read_fields_past_spans<R: Report>(
+    ops: &[FieldOp; 128],
+    numbers: impl Iterator<Item = u8>,
+    input: &[u8],
+    mut at: usize,
+) -> Result<usize, R::Error> {
+    for number in numbers {
+        at = read_field::<R>(ops[field_index(number)], number, input, at)?.1;
+    }
+    Ok(at)
+}
+
+/// The value of each packed BCD byte (0..=99), or [`NOT_BCD`] when a nibble is above 9.
+static BCD_VALUES: [u8; 256] = {
+    let mut table = [NOT_BCD; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        if byte >> 4 <= 9 && byte & 15 <= 9 {
+            table[byte] = ((byte >> 4) * 10 + (byte & 15)) as u8;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// See [`BCD_VALUES`]: any value with the high bit set says "not BCD".
+const NOT_BCD: u8 = 0x80;
+
+/// Reads the length prefix of a variable field at `at`: its length in the prefix's
+/// units, checked against the field's maximum.
 #[inline(always)]
 fn read_prefix<R: Report>(
     op: FieldOp,
     part: Part,
-    cur: &mut Cursor<'_>,
+    input: &[u8],
+    at: usize,
 ) -> Result<usize, R::Error> {
-    let at = cur.at;
-    match op.prefix {
+    let mut cur = Cursor { input, at };
+    let units = match op.prefix {
         Prefix::None => Ok(usize::from(op.units_max)),
-        Prefix::Bcd1 => bcd_value::<R>(&cur.take_array::<R, 1>(part)?, part, at),
-        Prefix::Bcd2 => bcd_value::<R>(&cur.take_array::<R, 2>(part)?, part, at),
+        // A look-up a byte: a length that is not BCD reads as NOT_BCD's bit, then is
+        // looked at again to say where.
+        Prefix::Bcd1 => {
+            let [b] = cur.take_array::<R, 1>(part)?;
+            match BCD_VALUES[usize::from(b)] {
+                v if v & NOT_BCD == 0 => Ok(usize::from(v)),
+                _ => bcd_value::<R>(&[b], part, at),
+            }
+        }
+        Prefix::Bcd2 => {
+            let [b0, b1] = cur.take_array::<R, 2>(part)?;
+            let (v0, v1) = (BCD_VALUES[usize::from(b0)], BCD_VALUES[usize::from(b1)]);
+            match (v0 | v1) & NOT_BCD {
+                0 => Ok(usize::from(v0) * 100 + usize::from(v1)),
+                _ => bcd_value::<R>(&[b0, b1], part, at),
+            }
+        }
         Prefix::Ascii2 => ascii_value::<R>(&cur.take_array::<R, 2>(part)?, part, at),
         Prefix::Ascii3 => ascii_value::<R>(&cur.take_array::<R, 3>(part)?, part, at),
+    }?;
+    if units > usize::from(op.units_max) {
+        return Err(R::error(
+            part,
+            at,
+            Kind::LengthOverMax {
+                len: units,
+                len_max: usize::from(op.units_max),
+            },
+        ));
     }
+    Ok(units)
 }
 
-/// Reads the field at `at` of `input`: where its content starts and where it ends.
+/// Reads the field at `at` of `input`: its span and where it ends.
 #[inline(always)]
 fn read_field<R: Report>(
     op: FieldOp,
     number: u8,
     input: &[u8],
     at: usize,
-) -> Result<(usize, usize), R::Error> {
+) -> Result<(Span, usize), R::Error> {
     let part = Part::Field(number);
-    let mut cur = Cursor { input, at };
     // A fixed field (the usual case) is a comparison away, not a jump through a table.
-    let (units, wire_bytes) = if op.prefix == Prefix::None {
-        (usize::from(op.units_max), usize::from(op.width))
+    let (start, units, wire_bytes) = if op.prefix == Prefix::None {
+        (at, usize::from(op.units_max), usize::from(op.width))
     } else {
-        let units = read_prefix::<R>(op, part, &mut cur)?;
-        if units > usize::from(op.units_max) {
-            return Err(R::error(
-                part,
-                at,
-                Kind::LengthOverMax {
-                    len: units,
-                    len_max: usize::from(op.units_max),
-                },
-            ));
-        }
-        (units, op.content.wire_bytes(units))
+        let units = read_prefix::<R>(op, part, input, at)?;
+        (
+            at + usize::from(op.width),
+            units,
+            op.content.wire_bytes(units),
+        )
     };
-    let start = cur.at;
-    let wire = cur.take::<R>(wire_bytes, part)?;
-    let end = cur.at;
+    let end = start + wire_bytes;
+    let Some(wire) = input.get(start..end) else {
+        return Err(R::error(
+            part,
+            start,
+            Kind::Truncated {
+                needed: wire_bytes,
+                available: input.len().saturating_sub(start),
+            },
+        ));
+    };
+    // Text, binary and track data need no look (one comparison); packed digits (most of
+    // the rest) are told apart from the others by a second.
     let ok = match op.content {
+        content if !content.is_checked() => true,
         Content::PackedDigits | Content::PackedDigitsPadFirst => {
             packed_all_digits(input, start, end)
         }
-        Content::PackedTrack | Content::Text | Content::Bytes => true,
         Content::AsciiDigits => all_ascii_digits(wire),
         Content::AsciiTrack => all_track_chars(wire),
-        Content::Hex | Content::Undefined => false,
+        _ => false,
     };
     if !ok {
         check_content::<R>(op, part, at, wire, units, start)?;
     }
-    Ok((start, end))
+    // Both below MESSAGE_BYTES_MAX: the input is.
+    let span = Span {
+        start: start as u16,
+        units: units as u16,
+    };
+    Ok((span, end))
 }
 
 /// Says what is wrong with a field's content when the fast checks of [`read_field`] said
@@ -702,23 +832,26 @@ fn ascii_value_check<R: Report>(bytes: &[u8], part: Part, offset: usize) -> Resu
 
 impl<'a> Field<'a> {
     pub fn spec(&self) -> &'static FieldSpec {
-        self.spec
+        // A decoded field is one the profile defines.
+        self.profile.field(self.number).unwrap_or(&UNDEFINED_SPEC)
     }
 
     pub fn number(&self) -> u8 {
-        self.spec.number
+        self.number
     }
 
     /// The content bytes as they are on the wire (without the length prefix).
+    #[inline]
     pub fn wire(&self) -> &'a [u8] {
-        self.wire
+        let wire_bytes = self.content.wire_bytes(usize::from(self.units));
+        self.rest.get(..wire_bytes).unwrap_or(self.rest)
     }
 
     /// Length in logical units: digits, characters or bytes.
     pub fn len(&self) -> usize {
         match self.content {
-            Content::Hex => self.units / 2,
-            _ => self.units,
+            Content::Hex => usize::from(self.units / 2),
+            _ => usize::from(self.units),
         }
     }
 
@@ -729,16 +862,15 @@ impl<'a> Field<'a> {
     /// The value in its logical form.
     #[inline]
     pub fn value(&self) -> Value<'a> {
-        let (wire, len) = (self.wire, self.units);
+        let len = usize::from(self.units);
         match self.content {
-            Content::PackedDigits | Content::PackedTrack => {
-                Value::Digits(Digits::packed(self.rest, 0, len))
-            }
-            Content::PackedDigitsPadFirst => Value::Digits(Digits::packed(self.rest, 1, len)),
-            Content::AsciiDigits | Content::AsciiTrack => Value::Digits(Digits::ascii(wire)),
-            Content::Text => Value::Text(wire),
-            Content::Bytes | Content::Undefined => Value::Bytes(wire),
-            Content::Hex => Value::Hex(wire),
+            Content::PackedDigits => Value::Digits(Digits::packed(self.rest, 0, len, true)),
+            Content::PackedDigitsPadFirst => Value::Digits(Digits::packed(self.rest, 1, len, true)),
+            Content::PackedTrack => Value::Digits(Digits::packed(self.rest, 0, len, false)),
+            Content::AsciiDigits | Content::AsciiTrack => Value::Digits(Digits::ascii(self.wire())),
+            Content::Text => Value::Text(self.wire()),
+            Content::Bytes | Content::Undefined => Value::Bytes(self.wire()),
+            Content::Hex => Value::Hex(self.wire()),
         }
     }
 
@@ -752,7 +884,7 @@ impl<'a> Field<'a> {
 
     /// The text of an `an` or `ans` field.
     pub fn text(&self) -> Option<&'a [u8]> {
-        (self.content == Content::Text).then_some(self.wire)
+        (self.content == Content::Text).then(|| self.wire())
     }
 
     /// The bytes of a `b` field sent raw (hexadecimal ASCII fields need [`Field::write_bytes`]).

@@ -4,10 +4,12 @@ use std::fmt;
 
 #[derive(Clone, Copy, Debug)]
 enum Repr<'a> {
-    /// Packed nibbles; `nibble_first` is the index of the first value nibble.
+    /// Packed nibbles; `nibble_first` is the index of the first value nibble; `decimal`
+    /// when the decoder checked every value nibble is a decimal digit (`n` fields).
     Packed {
         bytes: &'a [u8],
         nibble_first: usize,
+        decimal: bool,
     },
     /// One ASCII character per digit.
     Ascii(&'a [u8]),
@@ -40,12 +42,13 @@ static BYTE_CHARS: [[u8; 2]; 256] = {
 const TEXT_ON_STACK_MAX: usize = 128;
 
 impl<'a> Digits<'a> {
-    pub(crate) fn packed(bytes: &'a [u8], nibble_first: usize, len: usize) -> Self {
+    pub(crate) fn packed(bytes: &'a [u8], nibble_first: usize, len: usize, decimal: bool) -> Self {
         debug_assert!((nibble_first + len).div_ceil(2) <= bytes.len());
         Digits {
             repr: Repr::Packed {
                 bytes,
                 nibble_first,
+                decimal,
             },
             len,
         }
@@ -77,6 +80,7 @@ impl<'a> Digits<'a> {
             Repr::Packed {
                 bytes,
                 nibble_first,
+                ..
             } => {
                 let nibble_index = nibble_first + index;
                 let byte = *bytes.get(nibble_index / 2)?;
@@ -102,25 +106,30 @@ impl<'a> Digits<'a> {
         if let Repr::Packed {
             bytes,
             nibble_first,
+            decimal,
         } = self.repr
             && nibble_first % 2 == 0
             && let Some(packed) = bytes.get(nibble_first / 2..)
-            && unpack_words(packed, n, out)
+            && unpack_words(packed, n, out, decimal)
         {
             return &out[..n];
         }
-        self.unpack_rest(&mut out[..n])
+        let out = &mut out[..n];
+        Digits::unpack_rest(*self, out);
+        out
     }
 
     /// [`Digits::unpack_into`] when whole words do not do: ASCII, an odd first nibble, a
     /// buffer or bytes too short for them.
+    /// (By value: the caller's copy is made on this path only.)
     #[inline(never)]
-    fn unpack_rest<'o>(&self, out: &'o mut [u8]) -> &'o [u8] {
+    fn unpack_rest(self, out: &mut [u8]) {
         match self.repr {
             Repr::Ascii(bytes) => out.copy_from_slice(&bytes[..out.len()]),
             Repr::Packed {
                 bytes,
                 nibble_first,
+                ..
             } => {
                 let packed = bytes.get(nibble_first / 2..).unwrap_or(&[]);
                 match (
@@ -138,7 +147,6 @@ impl<'a> Digits<'a> {
                 }
             }
         }
-        out
     }
 
     /// The sub-run `start..start + len`, clamped to what exists.
@@ -149,10 +157,12 @@ impl<'a> Digits<'a> {
             Repr::Packed {
                 bytes,
                 nibble_first,
+                decimal,
             } => Digits {
                 repr: Repr::Packed {
                     bytes,
                     nibble_first: nibble_first + start,
+                    decimal,
                 },
                 len,
             },
@@ -212,23 +222,54 @@ impl<'a> Digits<'a> {
 /// Unpacks `n` characters from whole eight-byte words of `packed` into whole sixteen-byte
 /// blocks of `out`, when both are long enough (`packed` may go on past the characters: a
 /// decoded field's bytes are followed by the rest of its message). Says whether it did.
+/// `decimal` when every nibble to unpack is a decimal digit (what is unpacked past the `n`
+/// characters may not be, and may come out as any byte).
 #[inline(always)]
-fn unpack_words(packed: &[u8], n: usize, out: &mut [u8]) -> bool {
+fn unpack_words(packed: &[u8], n: usize, out: &mut [u8], decimal: bool) -> bool {
     let words = n.div_ceil(16);
     let (Some(packed), Some(out)) = (packed.get(..words * 8), out.get_mut(..words * 16)) else {
         return false;
     };
-    for (chars, word) in out
+    let pairs = out
         .as_chunks_mut::<16>()
         .0
         .iter_mut()
-        .zip(packed.as_chunks::<8>().0)
-    {
-        for (pair, &byte) in chars.as_chunks_mut::<2>().0.iter_mut().zip(word) {
-            *pair = BYTE_CHARS[usize::from(byte)];
+        .zip(packed.as_chunks::<8>().0);
+    if decimal {
+        for (chars, word) in pairs {
+            *chars = unpack_decimal(word);
+        }
+    } else {
+        for (chars, word) in pairs {
+            *chars = unpack_any(word);
         }
     }
     true
+}
+
+/// The sixteen characters of eight packed bytes of decimal digits. Written lane by lane,
+/// as the compiler turns it into a few vector instructions.
+#[inline(always)]
+fn unpack_decimal(word: &[u8; 8]) -> [u8; 16] {
+    let mut chars = [0u8; 16];
+    for (pair, &byte) in chars.as_chunks_mut::<2>().0.iter_mut().zip(word) {
+        *pair = [byte >> 4 | b'0', byte & 0x0F | b'0'];
+    }
+    chars
+}
+
+/// The sixteen characters of eight packed bytes of any nibbles ([`NIBBLE_CHARS`]), in
+/// arithmetic rather than a look-up, so that it vectorises like [`unpack_decimal`].
+#[inline(always)]
+fn unpack_any(word: &[u8; 8]) -> [u8; 16] {
+    let mut nibbles = [0u8; 16];
+    for (pair, &byte) in nibbles.as_chunks_mut::<2>().0.iter_mut().zip(word) {
+        *pair = [byte >> 4, byte & 0x0F];
+    }
+    nibbles.map(|n| match n {
+        0xD => b'=',
+        _ => n + b'0' + if n > 9 { b'A' - b'0' - 10 } else { 0 },
+    })
 }
 
 /// Fills `out` with the characters of the packed bytes, two a byte (a last odd character
@@ -268,7 +309,7 @@ mod unpack_tests {
         let bytes = [0x12, 0x34, 0x5D, 0x78, 0x9A, 0xBC, 0xEF];
         for nibble_first in 0..4 {
             for len in 0..=(2 * bytes.len() - nibble_first) {
-                let digits = Digits::packed(&bytes, nibble_first, len);
+                let digits = Digits::packed(&bytes, nibble_first, len, false);
                 let expected: Vec<u8> = (0..len).filter_map(|i| digits.get(i)).collect();
                 assert_eq!(expected.len(), len);
                 let mut out = [0u8; 16];
@@ -288,7 +329,7 @@ mod unpack_tests {
         let message: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37)).collect();
         for nibble_first in 0..4 {
             for len in 0..=(2 * message.len() - nibble_first) {
-                let digits = Digits::packed(&message, nibble_first, len);
+                let digits = Digits::packed(&message, nibble_first, len, false);
                 let expected: Vec<u8> = (0..len).filter_map(|i| digits.get(i)).collect();
                 let mut out = [0u8; 96];
                 assert_eq!(digits.unpack_into(&mut out), expected.as_slice(), "{len}");

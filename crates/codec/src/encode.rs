@@ -12,35 +12,117 @@ use crate::{MESSAGE_BYTES_MAX, Mti};
 /// A message under construction. Values borrow the caller's data and are in their logical
 /// form: ASCII digits for `n`, digits and `=` for `z` track data, the characters for
 /// `an`/`ans`, the bytes themselves for `b`.
+///
+/// Each value is checked and written in its wire form (length prefix and content) as it is
+/// set, into bytes the builder keeps: encoding a message whose fields were set in
+/// ascending order, each once, is then one copy. A builder can be [`cleared`] and used
+/// again for the next message.
+///
+/// [`cleared`]: MessageBuilder::clear
 #[derive(Clone, Debug)]
 pub struct MessageBuilder<'v> {
     profile: &'static Profile,
     mti: Mti,
     /// Fields set, in the order they were first set: the first [`FIELDS_INLINE_MAX`] here
-    /// (numbers and values), the others (ISO 8583:1987 with many secondary fields) in
-    /// `spilled`. (A slot per number would be 129 slices: more to create and to move than
-    /// the rest of building a message.)
+    /// (numbers, values and where their wire form is in `wire`), the others (ISO
+    /// 8583:1987 with many secondary fields) in `spilled`. (A slot per number would be
+    /// 129 slices: more to create and to move than the rest of building a message.)
     len: u8,
     numbers: [u8; FIELDS_INLINE_MAX],
-    inline: [Option<&'v [u8]>; FIELDS_INLINE_MAX],
-    spilled: Vec<(u8, &'v [u8])>,
-    /// Whether the fields were first set in ascending order (as they are written), and
-    /// the last one first set.
-    ascending: bool,
+    values: [&'v [u8]; FIELDS_INLINE_MAX],
+    wire_starts: [u16; FIELDS_INLINE_MAX],
+    spilled: Vec<Slot<'v>>,
+    /// Whether `wire` holds exactly the fields, in ascending order: each first set after
+    /// the one before, none replaced nor removed.
+    wire_in_order: bool,
     last_number: u8,
     /// Bit `n` set when field `n` is set (bit 1 of word 0 is the secondary-bitmap flag and
     /// is worked out when encoding).
     present: [u64; 2],
     /// Bytes the fields take on the wire, length prefixes included.
     fields_bytes: usize,
+    /// The wire form of each value set, in the order set (a replaced or removed field's
+    /// bytes stay until the builder is cleared).
+    wire: Wire,
+}
+
+/// A field set past the inline ones.
+#[derive(Clone, Copy, Debug)]
+struct Slot<'v> {
+    number: u8,
+    value: &'v [u8],
+    wire_start: u16,
 }
 
 /// Fields a builder holds without allocating: more than a CUP POS message has in practice
 /// (a sale's response has 22).
 pub(crate) const FIELDS_INLINE_MAX: usize = 24;
 
+/// Bytes of wire form a builder holds without allocating: a CUP POS sale takes about 110,
+/// its response about 150.
+pub(crate) const WIRE_INLINE_BYTES: usize = 256;
+
 /// Bytes the MTI and the bitmaps can take at most; kept out of the field budget.
 const MTI_AND_BITMAPS_BYTES_MAX: usize = 4 + 32;
+
+/// The wire form of the values set: inline up to [`WIRE_INLINE_BYTES`], then on the heap.
+#[derive(Clone, Debug)]
+struct Wire {
+    inline: [u8; WIRE_INLINE_BYTES],
+    /// Bytes used, inline or on the heap.
+    len: usize,
+    /// Every byte, once they outgrow `inline`.
+    heap: Vec<u8>,
+}
+
+/// Bytes of wire form a builder keeps at most, replaced values included: past it, it is
+/// written again from the values set.
+pub(crate) const WIRE_BYTES_MAX: usize = 2 * MESSAGE_BYTES_MAX;
+
+impl Wire {
+    const fn new() -> Wire {
+        Wire {
+            inline: [0; WIRE_INLINE_BYTES],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self.heap.is_empty() {
+            true => self.inline.get(..self.len).unwrap_or_default(),
+            false => self.heap.get(..self.len).unwrap_or_default(),
+        }
+    }
+
+    /// Room for `n` more bytes, at the end: returns them and where they start.
+    #[inline(always)]
+    fn grow(&mut self, n: usize) -> (&mut [u8], usize) {
+        let start = self.len;
+        let end = start + n;
+        self.len = end;
+        if self.heap.is_empty() && end <= WIRE_INLINE_BYTES {
+            return (self.inline.get_mut(start..end).unwrap_or_default(), start);
+        }
+        (self.grow_on_heap(start, end), start)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_on_heap(&mut self, start: usize, end: usize) -> &mut [u8] {
+        if self.heap.is_empty() {
+            self.heap
+                .extend_from_slice(self.inline.get(..start).unwrap_or_default());
+        }
+        self.heap.resize(end, 0);
+        self.heap.get_mut(start..end).unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.heap.clear();
+    }
+}
 
 impl<'v> MessageBuilder<'v> {
     pub fn new(profile: &'static Profile, mti: Mti) -> Self {
@@ -49,13 +131,30 @@ impl<'v> MessageBuilder<'v> {
             mti,
             len: 0,
             numbers: [0; FIELDS_INLINE_MAX],
-            inline: [None; FIELDS_INLINE_MAX],
+            values: [&[]; FIELDS_INLINE_MAX],
+            wire_starts: [0; FIELDS_INLINE_MAX],
             spilled: Vec::new(),
-            ascending: true,
+            wire_in_order: true,
             last_number: 0,
             present: [0; 2],
             fields_bytes: 0,
+            wire: Wire::new(),
         }
+    }
+
+    /// Removes every field and sets the MTI, for building the next message in the same
+    /// builder (what it allocated for a large message, it keeps). The values may borrow
+    /// from anywhere that outlives the builder.
+    pub fn clear(&mut self, mti: Mti) -> &mut Self {
+        self.mti = mti;
+        self.len = 0;
+        self.spilled.clear();
+        self.wire_in_order = true;
+        self.last_number = 0;
+        self.present = [0; 2];
+        self.fields_bytes = 0;
+        self.wire.clear();
+        self
     }
 
     pub fn profile(&self) -> &'static Profile {
@@ -82,26 +181,60 @@ impl<'v> MessageBuilder<'v> {
             return Err(value_error(self.profile, op, number, value));
         }
         let (word, bit) = bit_of(number);
-        // Set before (rare): its value is replaced.
-        let at = if self.present[word] & bit != 0 {
-            self.index(number)
-        } else {
-            None
-        };
-        let previous = at.map_or(0, |at| op.value_wire_bytes(self.value(at).len()));
-        let fields_bytes = self.fields_bytes - previous + op.value_wire_bytes(value.len());
+        let wire_bytes = op.value_wire_bytes(value.len());
+        if self.present[word] & bit != 0 {
+            // Set before (rare): its value is replaced.
+            return self.replace(number, value);
+        }
+        let fields_bytes = self.fields_bytes + wire_bytes;
         if fields_bytes + MTI_AND_BITMAPS_BYTES_MAX > MESSAGE_BYTES_MAX {
-            return Err(EncodeError::MessageTooLarge {
-                len_max: MESSAGE_BYTES_MAX,
-            });
+            return Err(too_large());
         }
         self.fields_bytes = fields_bytes;
-        match at {
-            Some(at) => self.put(at, number, value),
-            None => self.push(number, value),
-        }
+        let (dst, wire_start) = self.wire.grow(wire_bytes);
+        write_value(op, value, dst);
+        self.push(number, value, wire_start as u16);
         self.present[word] |= bit;
         Ok(self)
+    }
+
+    /// [`MessageBuilder::set`] of a field set before.
+    #[cold]
+    #[inline(never)]
+    fn replace(&mut self, number: u8, value: &'v [u8]) -> Result<&mut Self, EncodeError> {
+        let op = self.profile.op(number);
+        let Some(at) = self.index(number) else {
+            return Ok(self);
+        };
+        let previous = op.value_wire_bytes(self.entry(at).value.len());
+        let fields_bytes = self.fields_bytes - previous + op.value_wire_bytes(value.len());
+        if fields_bytes + MTI_AND_BITMAPS_BYTES_MAX > MESSAGE_BYTES_MAX {
+            return Err(too_large());
+        }
+        self.fields_bytes = fields_bytes;
+        self.wire_in_order = false;
+        self.put(at, number, value, 0);
+        self.rewrite_wire_if_large();
+        let (dst, wire_start) = self.wire.grow(op.value_wire_bytes(value.len()));
+        write_value(op, value, dst);
+        self.put(at, number, value, wire_start as u16);
+        Ok(self)
+    }
+
+    /// Writes the wire form again from the values when replaced values have made it large,
+    /// so that it stays bounded however often fields are replaced.
+    fn rewrite_wire_if_large(&mut self) {
+        if self.wire.len + MESSAGE_BYTES_MAX <= WIRE_BYTES_MAX {
+            return;
+        }
+        self.wire.clear();
+        for at in 0..usize::from(self.len) {
+            let Slot { number, value, .. } = self.entry(at);
+            let op = self.profile.op(number);
+            let (dst, wire_start) = self.wire.grow(op.value_wire_bytes(value.len()));
+            write_value(op, value, dst);
+            self.put(at, number, value, wire_start as u16);
+        }
     }
 
     /// Where field `number` is among the fields set.
@@ -109,34 +242,50 @@ impl<'v> MessageBuilder<'v> {
         let inline = &self.numbers[..usize::from(self.len).min(FIELDS_INLINE_MAX)];
         match inline.iter().position(|&n| n == number) {
             Some(at) => Some(at),
-            None => Some(FIELDS_INLINE_MAX + self.spilled.iter().position(|&(n, _)| n == number)?),
+            None => Some(FIELDS_INLINE_MAX + self.spilled.iter().position(|s| s.number == number)?),
         }
     }
 
-    /// The number and the value at index `at` among the fields set.
+    /// The field at index `at` among the fields set.
     #[inline(always)]
-    fn entry(&self, at: usize) -> (u8, &'v [u8]) {
-        match (self.numbers.get(at), self.inline.get(at)) {
-            (Some(&number), Some(value)) => (number, value.unwrap_or_default()),
+    fn entry(&self, at: usize) -> Slot<'v> {
+        match (
+            self.numbers.get(at),
+            self.values.get(at),
+            self.wire_starts.get(at),
+        ) {
+            (Some(&number), Some(&value), Some(&wire_start)) => Slot {
+                number,
+                value,
+                wire_start,
+            },
             _ => self
                 .spilled
                 .get(at - FIELDS_INLINE_MAX)
                 .copied()
-                .unwrap_or_default(),
+                .unwrap_or(Slot {
+                    number: 0,
+                    value: &[],
+                    wire_start: 0,
+                }),
         }
     }
 
-    fn value(&self, at: usize) -> &'v [u8] {
-        self.entry(at).1
-    }
-
     /// Puts a field at index `at` (replacing what is there).
-    fn put(&mut self, at: usize, number: u8, value: &'v [u8]) {
-        match (self.numbers.get_mut(at), self.inline.get_mut(at)) {
-            (Some(n), Some(slot)) => (*n, *slot) = (number, Some(value)),
+    fn put(&mut self, at: usize, number: u8, value: &'v [u8], wire_start: u16) {
+        match (
+            self.numbers.get_mut(at),
+            self.values.get_mut(at),
+            self.wire_starts.get_mut(at),
+        ) {
+            (Some(n), Some(v), Some(w)) => (*n, *v, *w) = (number, value, wire_start),
             _ => {
-                if let Some(entry) = self.spilled.get_mut(at - FIELDS_INLINE_MAX) {
-                    *entry = (number, value);
+                if let Some(slot) = self.spilled.get_mut(at - FIELDS_INLINE_MAX) {
+                    *slot = Slot {
+                        number,
+                        value,
+                        wire_start,
+                    };
                 }
             }
         }
@@ -144,14 +293,22 @@ impl<'v> MessageBuilder<'v> {
 
     /// Adds a field not set before.
     #[inline(always)]
-    fn push(&mut self, number: u8, value: &'v [u8]) {
+    fn push(&mut self, number: u8, value: &'v [u8], wire_start: u16) {
         let at = usize::from(self.len);
-        if at < FIELDS_INLINE_MAX {
-            (self.numbers[at], self.inline[at]) = (number, Some(value));
+        if let (Some(n), Some(v), Some(w)) = (
+            self.numbers.get_mut(at),
+            self.values.get_mut(at),
+            self.wire_starts.get_mut(at),
+        ) {
+            (*n, *v, *w) = (number, value, wire_start);
         } else {
-            self.spilled.push((number, value));
+            self.spilled.push(Slot {
+                number,
+                value,
+                wire_start,
+            });
         }
-        self.ascending &= self.last_number < number;
+        self.wire_in_order &= self.last_number < number;
         self.last_number = number;
         // At most 127 fields (2..=128): the count fits a byte.
         self.len += 1;
@@ -171,16 +328,16 @@ impl<'v> MessageBuilder<'v> {
             return self;
         };
         let op = self.profile.op(number);
-        self.fields_bytes -= op.value_wire_bytes(self.value(at).len());
+        self.fields_bytes -= op.value_wire_bytes(self.entry(at).value.len());
         // The last field moves into the place of the one removed.
         let last = usize::from(self.len) - 1;
-        let (moved_number, moved) = self.entry(last);
-        self.put(at, moved_number, moved);
+        let moved = self.entry(last);
+        self.put(at, moved.number, moved.value, moved.wire_start);
         if last >= FIELDS_INLINE_MAX {
             self.spilled.pop();
         }
         self.len -= 1;
-        self.ascending = false;
+        self.wire_in_order = false;
         let (word, bit) = bit_of(number);
         self.present[word] &= !bit;
         self
@@ -190,19 +347,25 @@ impl<'v> MessageBuilder<'v> {
     pub fn get(&self, number: u8) -> Option<&'v [u8]> {
         let (word, bit) = bit_of(number);
         let set = number.wrapping_sub(1) < 128 && self.present[word] & bit != 0;
-        set.then(|| self.index(number))?.map(|at| self.value(at))
+        set.then(|| self.index(number))?
+            .map(|at| self.entry(at).value)
     }
 
     /// Present fields and their values, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'v [u8])> + '_ {
+        self.slots().map(|slot| (slot.number, slot.value))
+    }
+
+    /// Present fields, ascending.
+    fn slots(&self) -> impl Iterator<Item = Slot<'v>> + '_ {
         // Where each field is, by number (`field_index`): worked out here rather than kept
         // up to date by every `set`.
         let mut order = [0u8; 128];
         for at in 0..usize::from(self.len) {
-            order[field_index(self.entry(at).0)] = at as u8;
+            order[field_index(self.entry(at).number)] = at as u8;
         }
         field_numbers(self.present)
-            .map(move |number| (number, self.value(usize::from(order[field_index(number)]))))
+            .map(move |number| self.entry(usize::from(order[field_index(number)])))
     }
 
     fn bitmap(&self) -> [u64; 2] {
@@ -211,6 +374,12 @@ impl<'v> MessageBuilder<'v> {
             bitmap[0] |= 1 << 63;
         }
         bitmap
+    }
+
+    /// Bytes of wire form the builder keeps, replaced values included (for tests).
+    #[cfg(test)]
+    pub(crate) fn wire_bytes(&self) -> usize {
+        self.wire.len
     }
 
     /// Bytes the encoded message takes.
@@ -236,15 +405,25 @@ impl<'v> MessageBuilder<'v> {
         out.resize(start + encoded, 0);
         let buf = &mut out[start..];
         let mut at = write_head(profile, self.mti, self.bitmap(), buf);
-        // Ascending by number: the order of the bitmap.
-        let len = usize::from(self.len);
-        if self.ascending && len <= FIELDS_INLINE_MAX {
-            for (&number, value) in self.numbers.iter().zip(&self.inline).take(len) {
-                at = write_field(profile, number, value.unwrap_or_default(), buf, at);
+        let wire = self.wire.bytes();
+        if self.wire_in_order {
+            // The fields' wire form, in the order of the bitmap: one copy.
+            if let Some(dst) = buf.get_mut(at..at + wire.len()) {
+                dst.copy_from_slice(wire);
             }
+            at += wire.len();
         } else {
-            for (number, value) in self.iter() {
-                at = write_field(profile, number, value, buf, at);
+            for slot in self.slots() {
+                let op = profile.op(slot.number);
+                let wire_bytes = op.value_wire_bytes(slot.value.len());
+                let from = usize::from(slot.wire_start);
+                if let (Some(dst), Some(src)) = (
+                    buf.get_mut(at..at + wire_bytes),
+                    wire.get(from..from + wire_bytes),
+                ) {
+                    dst.copy_from_slice(src);
+                }
+                at += wire_bytes;
             }
         }
         // The size worked out when values were set is the size written.
@@ -256,6 +435,14 @@ impl<'v> MessageBuilder<'v> {
         let mut out = Vec::with_capacity(self.encoded_len());
         self.encode_into(&mut out);
         out
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn too_large() -> EncodeError {
+    EncodeError::MessageTooLarge {
+        len_max: MESSAGE_BYTES_MAX,
     }
 }
 
@@ -352,14 +539,10 @@ fn write_head(profile: &Profile, mti: Mti, bitmap: [u64; 2], buf: &mut [u8]) -> 
     at
 }
 
-/// Writes field `number` (prefix and content) at `at` in `buf`; returns where it ends.
+/// Writes a checked value's wire form (prefix and content) into `dst`, which is
+/// `op.value_wire_bytes(value.len())` long.
 #[inline(always)]
-fn write_field(profile: &Profile, number: u8, value: &[u8], buf: &mut [u8], at: usize) -> usize {
-    let op = profile.ops[field_index(number)];
-    let end = at + op.value_wire_bytes(value.len());
-    let Some(dst) = buf.get_mut(at..end) else {
-        return end;
-    };
+fn write_value(op: FieldOp, value: &[u8], dst: &mut [u8]) {
     let content = match op.prefix {
         Prefix::None => dst,
         prefix => write_prefix(prefix, op.content.units(value.len()), dst),
@@ -383,7 +566,6 @@ fn write_field(profile: &Profile, number: u8, value: &[u8], buf: &mut [u8], at: 
         }
         Content::Undefined => {}
     }
-    end
 }
 
 /// Writes the length prefix of a value of `units` (at most 999: the profile tables are

@@ -167,28 +167,37 @@ impl Prefix {
     }
 }
 
-/// A field's content as this profile writes it.
+/// A field's content as this profile writes it. The contents a decoder need not look at
+/// come first (see [`Content::is_checked`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Content {
-    /// The profile does not define the field.
-    Undefined,
-    /// Packed decimal digits, pad nibble (if any) last.
-    PackedDigits,
-    /// Packed decimal digits of a fixed odd length, pad nibble first.
-    PackedDigitsPadFirst,
-    /// Packed track data: any nibble.
-    PackedTrack,
     /// `an` and `ans` characters as they are.
     Text,
     /// Raw binary.
     Bytes,
+    /// Packed track data: any nibble.
+    PackedTrack,
+    /// Packed decimal digits, pad nibble (if any) last.
+    PackedDigits,
+    /// Packed decimal digits of a fixed odd length, pad nibble first.
+    PackedDigitsPadFirst,
     AsciiDigits,
     AsciiTrack,
     /// Binary as hexadecimal ASCII; the prefix counts characters.
     Hex,
+    /// The profile does not define the field.
+    Undefined,
 }
 
 impl Content {
+    /// Whether a decoder checks the content's bytes (any byte of text, binary and packed
+    /// track data will do): one comparison.
+    #[inline(always)]
+    pub(crate) const fn is_checked(self) -> bool {
+        self as u8 > Content::PackedTrack as u8
+    }
+
     /// Bytes a content of `units` (the prefix's units) takes on the wire.
     #[inline(always)]
     pub(crate) const fn wire_bytes(self, units: usize) -> usize {

@@ -499,3 +499,28 @@ fn the_builder_refuses_every_non_digit_in_a_numeric_field_wherever_it_is() {
     assert!(m.set(4, b"999999999999").is_ok());
     assert!(m.set(4, b"000000000000").is_ok());
 }
+
+#[test]
+fn a_field_replaced_many_times_keeps_the_builder_bounded_and_encodes_the_last_value() {
+    // Field 62 (b...512) set again and again: the wire form of the values replaced is
+    // dropped once it passes the builder's bound, and the message is the last value's.
+    let big: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 512]).collect();
+    let mut m = MessageBuilder::new(&CUP_POS, Mti(*b"0800"));
+    m.set(11, b"000001").unwrap();
+    for value in &big {
+        m.set(62, value).unwrap();
+        m.set(3, b"990000").unwrap();
+    }
+    let mut fresh = MessageBuilder::new(&CUP_POS, Mti(*b"0800"));
+    fresh.set(3, b"990000").unwrap();
+    fresh.set(11, b"000001").unwrap();
+    fresh.set(62, &big[63]).unwrap();
+    assert_eq!(m.encode(), fresh.encode());
+    assert!(m.wire_bytes() <= crate::encode::WIRE_BYTES_MAX);
+    // Cleared, it builds the next message as a new one does.
+    m.clear(Mti(*b"0200"));
+    for &(number, value) in sample::SALE_FIELDS {
+        m.set(number, value).unwrap();
+    }
+    assert_eq!(m.encode(), sample::cup_sale().encode());
+}

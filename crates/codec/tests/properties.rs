@@ -85,8 +85,93 @@ fn round_trip(
     Ok(())
 }
 
+/// Encodes `values` (ascending, each once) with a fresh builder.
+fn encode_fresh(profile: &'static Profile, values: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut builder = MessageBuilder::new(profile, Mti(*b"0200"));
+    for (number, value) in values {
+        builder.set(*number, value).unwrap();
+    }
+    builder.encode()
+}
+
+/// Sets, replaces and removes the fields of `first` and then of `values` in a scrambled
+/// order, clearing in between, and checks the builder encodes what a fresh one does.
+fn check_any_order_of_sets(
+    profile: &'static Profile,
+    first: &[(u8, Vec<u8>)],
+    values: &[(u8, Vec<u8>)],
+    order: &[prop::sample::Index],
+) -> Result<(), TestCaseError> {
+    let mut builder = MessageBuilder::new(profile, Mti(*b"0800"));
+    for (number, value) in first.iter().rev() {
+        let _ = builder.set(*number, value);
+    }
+    builder.clear(Mti(*b"0200"));
+    let mut kept: Vec<(u8, Vec<u8>)> = Vec::new();
+    for (i, at) in order.iter().enumerate() {
+        let Some((number, value)) = values.get(at.index(values.len().max(1))) else {
+            break;
+        };
+        // Every fourth operation removes the field, the others set it.
+        if i % 4 == 3 {
+            builder.remove(*number);
+            kept.retain(|(n, _)| n != number);
+        } else if builder.set(*number, value).is_ok() {
+            kept.retain(|(n, _)| n != number);
+            kept.push((*number, value.clone()));
+        }
+    }
+    kept.sort();
+    prop_assert_eq!(builder.encoded_len(), builder.encode().len());
+    if kept.is_empty() {
+        return Ok(());
+    }
+    prop_assert_eq!(builder.encode(), encode_fresh(profile, &kept));
+    for (number, value) in &kept {
+        prop_assert_eq!(builder.get(*number), Some(value.as_slice()));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_builder_encodes_the_same_whatever_the_order_of_sets_replacements_and_removals(
+        first in message_values(&CUP_POS),
+        values in message_values(&CUP_POS),
+        order in proptest::collection::vec(any::<prop::sample::Index>(), 0..80),
+    ) {
+        check_any_order_of_sets(&CUP_POS, &first, &values, &order)?;
+    }
+
+    #[test]
+    fn an_iso87_builder_encodes_the_same_whatever_the_order_of_sets(
+        first in message_values(&ISO87_ASCII),
+        values in message_values(&ISO87_ASCII),
+        order in proptest::collection::vec(any::<prop::sample::Index>(), 0..200),
+    ) {
+        check_any_order_of_sets(&ISO87_ASCII, &first, &values, &order)?;
+    }
+
+    #[test]
+    fn every_field_read_in_order_is_the_field_asked_for(values in message_values(&ISO87_ASCII)) {
+        let mut builder = MessageBuilder::new(&ISO87_ASCII, Mti(*b"0200"));
+        for (number, value) in &values {
+            let _ = builder.set(*number, value);
+        }
+        if builder.iter().next().is_none() {
+            return Ok(());
+        }
+        let bytes = builder.encode();
+        let decoded = Message::decode(&ISO87_ASCII, &bytes).unwrap();
+        for field in decoded.fields() {
+            let asked = decoded.field(field.number()).unwrap();
+            prop_assert_eq!(asked.wire(), field.wire());
+            prop_assert_eq!(asked.wire().as_ptr(), field.wire().as_ptr());
+            prop_assert_eq!(asked.len(), field.len());
+        }
+    }
 
     #[test]
     fn cup_pos_decode_of_encode_is_identity(values in message_values(&CUP_POS), mti in "0[1-8][0-3]0") {
