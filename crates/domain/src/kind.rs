@@ -331,9 +331,147 @@ impl Identified {
     }
 }
 
+/// A transaction of the CUP table (`spec/cup-pos.md` §2.2) that this host does not offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotOffered {
+    pub name_zh: &'static str,
+    pub name_en: &'static str,
+}
+
+/// The §2.2 rows poskit does not offer, identified as [`Identified::of`] does: MTI, the first
+/// two digits of field 3, field 25, 60.1 (`None`: any), 60.3 (`None`: any). They are
+/// answered 40 (function not supported), not 30: the message is well formed.
+#[allow(clippy::type_complexity)]
+static NOT_OFFERED: &[(
+    &[u8; 4],
+    Option<&[u8; 2]>,
+    Option<&[u8; 2]>,
+    Option<&[u8; 2]>,
+    Option<&[u8; 3]>,
+    NotOffered,
+)] = &[
+    (
+        b"0100",
+        Some(b"03"),
+        Some(b"60"),
+        Some(b"10"),
+        None,
+        NotOffered {
+            name_zh: "追加预授权",
+            name_en: "additional pre-authorization",
+        },
+    ),
+    (
+        b"0220",
+        Some(b"00"),
+        Some(b"00"),
+        Some(b"30"),
+        None,
+        NotOffered {
+            name_zh: "离线结算",
+            name_en: "offline sale",
+        },
+    ),
+    (
+        b"0220",
+        Some(b"00"),
+        Some(b"00"),
+        Some(b"32"),
+        None,
+        NotOffered {
+            name_zh: "结算调整",
+            name_en: "settlement adjustment",
+        },
+    ),
+    (
+        b"0220",
+        Some(b"00"),
+        Some(b"00"),
+        Some(b"34"),
+        None,
+        NotOffered {
+            name_zh: "追加小费",
+            name_en: "tip adjustment",
+        },
+    ),
+    (
+        b"0200",
+        Some(b"00"),
+        Some(b"00"),
+        Some(b"36"),
+        None,
+        NotOffered {
+            name_zh: "IC卡脱机消费上送",
+            name_en: "chip offline sale upload",
+        },
+    ),
+    (
+        b"0620",
+        None,
+        None,
+        None,
+        Some(b"951"),
+        NotOffered {
+            name_zh: "IC卡脚本结果通知",
+            name_en: "chip script result advice",
+        },
+    ),
+];
+
+impl NotOffered {
+    /// The §2.2 transaction a request is, when it is one this host does not offer (and so
+    /// not one [`Identified::of`] knows). Fields as [`Identified::of`] takes them.
+    pub fn of(
+        mti: &[u8; 4],
+        processing: Option<&[u8]>,
+        condition: Option<&[u8]>,
+        type_code: Option<&[u8]>,
+        network: Option<&[u8]>,
+    ) -> Option<NotOffered> {
+        let same = |want: Option<&[u8]>, got: Option<&[u8]>| want.is_none() || want == got;
+        NOT_OFFERED
+            .iter()
+            .find(|(m, p, c, t, n, _)| {
+                *m == mti
+                    && same(p.map(|p| &p[..]), processing.and_then(|p| p.get(..2)))
+                    && same(c.map(|c| &c[..]), condition)
+                    && same(t.map(|t| &t[..]), type_code)
+                    && same(n.map(|n| &n[..]), network)
+            })
+            .map(|row| row.5)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rows_not_offered_are_none_of_the_offered_ones() {
+        for (mti, p, c, t, n, not) in NOT_OFFERED {
+            let (p, c, t, n) = (
+                p.map(|p| &p[..]),
+                c.map(|c| &c[..]),
+                t.map(|t| &t[..]),
+                n.map(|n| &n[..]),
+            );
+            assert_eq!(Identified::of(mti, p, c, t, n), None, "{}", not.name_en);
+            assert_eq!(NotOffered::of(mti, p, c, t, n), Some(*not));
+        }
+        // An offered sale is not in it, nor a request of no row at all.
+        assert_eq!(
+            NotOffered::of(b"0200", Some(b"000000"), Some(b"00"), Some(b"22"), None),
+            None
+        );
+        assert_eq!(
+            NotOffered::of(b"0100", Some(b"030000"), Some(b"06"), Some(b"10"), None),
+            None
+        );
+        assert_eq!(
+            NotOffered::of(b"0220", Some(b"000000"), Some(b"00"), Some(b"31"), None),
+            None
+        );
+    }
 
     #[test]
     fn every_kind_is_identified_from_the_fields_it_sends() {

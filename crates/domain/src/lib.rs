@@ -17,5 +17,5 @@ pub use code::ResponseCode;
 pub use ids::{
     AuthCode, Batch, IdError, Mid, Pan, Rrn, Stan, Tid, digits_str, luhn_check_digit, zero_padded,
 };
-pub use kind::{Identified, TransactionKind};
+pub use kind::{Identified, NotOffered, TransactionKind};
 pub use money::{AmountFen, MoneyError};

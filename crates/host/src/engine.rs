@@ -624,14 +624,15 @@ fn undecodable(
         (Tpdu(tpdu), Header(header), mti),
         &echo,
         None,
-        reason,
+        (Rc::FORMAT_ERROR, reason),
     )?;
     answer.stranger = Some(Stranger::Undecodable);
     let _ = ledger;
     Ok(answer)
 }
 
-/// Records a format error (30) when given the ledger, and builds its answer, with whatever
+/// Records a request that is not read as one — a format error (30), or a transaction this
+/// host does not offer (40) — when given the ledger, and builds its answer, with whatever
 /// of the request could be read ([`Echo`]). Not recorded: no field 37 (there is no row).
 fn format_error_answer(
     ledger: Option<&mut dyn Ledger>,
@@ -640,17 +641,19 @@ fn format_error_answer(
     (tpdu, header, mti): (Tpdu, Header, Mti),
     echo: &Echo,
     request_hash: Option<&str>,
-    reason: String,
+    (code, reason): (Rc, String),
 ) -> StoreResult<Answer> {
+    assert!(!code.is_approved(), "a request not read is never approved");
     let (mmdd, hhmmss) = (now.mmdd(), now.hhmmss());
     let Some(ledger) = ledger else {
         let mut reply = Reply::to(&tpdu, &header, mti);
-        echo_fields(&mut reply, cfg, echo, &mmdd, &hhmmss);
+        echo_fields(&mut reply, cfg, echo, (&mmdd, &hhmmss), code);
         let (frame, _) = reply.encode();
         return Ok(Answer {
             settled: None,
             frame: Some(frame),
             tid: echo.tid.clone(),
+            code,
             ..Answer::unanswerable(reason)
         });
     };
@@ -672,14 +675,14 @@ fn format_error_answer(
         mmdd: &mmdd,
         hhmmss: &hhmmss,
         created_ms: now.unix_ms,
-        code: Rc::FORMAT_ERROR.as_str(),
+        code: code.as_str(),
         reason: &reason,
         state: TxnState::Declined,
         original_id: None,
         fwd: false,
     })?;
     let mut reply = Reply::to(&tpdu, &header, mti);
-    echo_fields(&mut reply, cfg, echo, &mmdd, &hhmmss);
+    echo_fields(&mut reply, cfg, echo, (&mmdd, &hhmmss), code);
     reply.set(37, rrn_of(id).into_bytes());
     ledger.set_txn_answer(id, &rrn_of(id), None, reply.to_stored())?;
     let (frame, _) = reply.encode();
@@ -688,19 +691,26 @@ fn format_error_answer(
         frame: Some(frame),
         txn_id: Some(id),
         tid: echo.tid.clone(),
+        code,
         ..Answer::unanswerable(reason)
     })
 }
 
-/// The fields of a 30: what could be read of the request, the time, the acquirer.
-fn echo_fields(reply: &mut Reply, cfg: &EngineConfig, echo: &Echo, mmdd: &str, hhmmss: &str) {
+/// The fields of a 30 (or 40): what could be read of the request, the time, the acquirer.
+fn echo_fields(
+    reply: &mut Reply,
+    cfg: &EngineConfig,
+    echo: &Echo,
+    (mmdd, hhmmss): (&str, &str),
+    code: Rc,
+) {
     if let Some(s) = &echo.stan {
         reply.set(11, s.clone().into_bytes());
     }
     reply.set(12, hhmmss.as_bytes());
     reply.set(13, mmdd.as_bytes());
     reply.set(32, cfg.acquirer_code.clone().into_bytes());
-    reply.set(39, Rc::FORMAT_ERROR.0);
+    reply.set(39, code.0);
     for (n, v) in [(41u8, &echo.tid), (42, &echo.mid)] {
         if let Some(v) = v {
             reply.set(n, v.clone().into_bytes());
@@ -798,6 +808,16 @@ impl Ctx<'_, '_> {
     fn format_error(&mut self, echo: &Echo, fe: &FormatError) -> StoreResult<Answer> {
         // Recorded only when its terminal is registered and its MAC verifies (invariant 9).
         let proven = self.echo_proven(echo)?;
+        let refusal = match fe.not_offered {
+            Some(t) => (
+                fields::FUNCTION_NOT_SUPPORTED,
+                format!(
+                    "function not supported: {} ({}) is not offered by this host",
+                    t.name_en, t.name_zh
+                ),
+            ),
+            None => (Rc::FORMAT_ERROR, format!("format error: {fe}")),
+        };
         let mut answer = format_error_answer(
             proven.then_some(&mut *self.ledger),
             self.cfg,
@@ -805,7 +825,7 @@ impl Ctx<'_, '_> {
             (self.parsed.tpdu, self.parsed.header, self.parsed.mti),
             echo,
             Some(&self.parsed.request_hash),
-            format!("format error: {fe}"),
+            refusal,
         )?;
         if !proven {
             answer.stranger = Some(Stranger::Undecodable);

@@ -4,7 +4,8 @@
 use poskit_codec::frame::Frame;
 use poskit_codec::{Message, Mti};
 use poskit_domain::{
-    AmountFen, AuthCode, Batch, Identified, Mid, Pan, ResponseCode, Rrn, Stan, Tid, TransactionKind,
+    AmountFen, AuthCode, Batch, Identified, Mid, NotOffered, Pan, ResponseCode, Rrn, Stan, Tid,
+    TransactionKind,
 };
 
 /// Why a request cannot be processed: the field and what is wrong with it.
@@ -12,6 +13,9 @@ use poskit_domain::{
 pub struct FormatError {
     pub field: u8,
     pub why: &'static str,
+    /// The request is a well-formed transaction of the CUP table that this host does not
+    /// offer: answered 40, not 30.
+    pub not_offered: Option<NotOffered>,
 }
 
 impl std::fmt::Display for FormatError {
@@ -178,7 +182,11 @@ fn digits(m: &Message<'_>, n: u8) -> Option<String> {
 }
 
 fn err(field: u8, why: &'static str) -> FormatError {
-    FormatError { field, why }
+    FormatError {
+        field,
+        why,
+        not_offered: None,
+    }
 }
 
 /// What of a request can be read even when it is malformed: enough to address a 30.
@@ -223,17 +231,19 @@ pub fn read(frame: &Frame<'_>) -> Result<Request, FormatError> {
     network_code.copy_from_slice(network.as_bytes());
     let f3 = digits(m, 3);
     let f25 = digits(m, 25);
-    let identified = Identified::of(
-        &mti.0,
+    let (p, c, t, n) = (
         f3.as_deref().map(str::as_bytes),
         f25.as_deref().map(str::as_bytes),
         Some(type_code.as_bytes()),
         Some(network.as_bytes()),
-    )
-    .ok_or(err(
-        3,
-        "no transaction of the CUP table has this MTI, 3, 25, 60.1 and 60.3",
-    ))?;
+    );
+    let identified = Identified::of(&mti.0, p, c, t, n).ok_or(FormatError {
+        not_offered: NotOffered::of(&mti.0, p, c, t, n),
+        ..err(
+            3,
+            "no transaction of the CUP table has this MTI, 3, 25, 60.1 and 60.3",
+        )
+    })?;
     let kind = match identified {
         Identified::Request(k) | Identified::Reversal(k) => k,
     };

@@ -1,6 +1,7 @@
 //! Conformance with `spec/cup-pos.md` as an independent client found it (issue 18): the
 //! echo test without field 11, field 44 in financial answers, the MAK check value of the
-//! key as used, and what a frame cut short is answered with.
+//! key as used, what a frame cut short is answered with, and 40 for the §2.2 transactions
+//! this host does not offer.
 
 mod support;
 
@@ -205,4 +206,75 @@ fn a_pin_sale_is_approved_under_every_key_layout() {
         let sale = t.send(&sale(&s, 1_000)).unwrap();
         assert_code(&host, &sale, "00");
     }
+}
+
+/// A request of `mti` with fields 3, 25 and 60 as given, MAC'd with the terminal's key.
+fn not_offered(t: &mut TestTerminal, s: &Scenario, mti: &[u8; 4], f3_25_60: [&[u8]; 3]) -> Vec<u8> {
+    let stan = format!("{:06}", t.take_stan());
+    let [f3, f25, f60] = f3_25_60;
+    let fields: [(u8, &[u8]); 10] = [
+        (2, s.pan.as_bytes()),
+        (3, f3),
+        (4, b"000000000100"),
+        (11, stan.as_bytes()),
+        (14, b"3012"),
+        (22, b"012"),
+        (25, f25),
+        (41, s.tid.as_bytes()),
+        (42, s.mid.as_bytes()),
+        (49, b"156"),
+    ];
+    let mut builder = MessageBuilder::new(&CUP_POS, Mti(*mti));
+    for (number, value) in fields.iter().chain(&[(60, f60), (64, &[0u8; 8][..])]) {
+        builder.set(*number, value).expect("a valid value");
+    }
+    let mut out = Vec::new();
+    let range = frame::encode_frame_into(&TPDU, &HEADER, &builder, &mut out);
+    let key = t.mac_key().expect("signed in");
+    poskit_host::response::remac(&mut out[range], poskit_security::MacAlgorithm::CupEcb, &key);
+    out
+}
+
+#[test]
+fn a_cup_transaction_the_host_does_not_offer_is_answered_40_not_30() {
+    let host = TestHost::start();
+    let s = fleet(3);
+    let mut t = host.signed_in(&s);
+    let tip = format!("34{:06}000", t.batch.value());
+    let script = format!("00{:06}951", t.batch.value());
+    for (mti, fields, name) in [
+        (
+            b"0100",
+            [&b"030000"[..], b"60", b"10000001000"],
+            "additional pre-authorization",
+        ),
+        (
+            b"0220",
+            [&b"000000"[..], b"00", tip.as_bytes()],
+            "tip adjustment",
+        ),
+        (
+            b"0620",
+            [&b"000000"[..], b"00", script.as_bytes()],
+            "chip script result advice",
+        ),
+    ] {
+        let frame = not_offered(&mut t, &s, mti, fields);
+        let answer = exchange(&mut t, &frame);
+        assert_eq!(answer.code(), "40", "{name}: {:?}", answer.fields);
+        assert!(answer.field(11).is_some(), "{name}: addressed by its trace");
+        let reason = host.reason_of(&answer);
+        assert!(
+            reason.contains(&format!("function not supported: {name}")),
+            "{name}: {reason}"
+        );
+    }
+    // A row of no transaction at all is still a format error.
+    let odd = format!("31{:06}000", t.batch.value());
+    let frame = not_offered(&mut t, &s, b"0220", [b"000000", b"00", odd.as_bytes()]);
+    assert_eq!(exchange(&mut t, &frame).code(), "30");
+    // And the terminal's sales go on.
+    let sale_answer = t.send(&sale(&s, 500)).unwrap();
+    assert_code(&host, &sale_answer, "00");
+    host.assert_balanced();
 }
