@@ -101,8 +101,15 @@ fn terminals_show_their_keys_age_and_failures_and_lists_come_in_pages() {
     assert!(never["terminal"]["keys"]["age_ms"].is_null(), "{never}");
     assert_eq!(never["recent_failures"], json!([]));
 
-    // The list: the same keys' age, and the last hour's failures by code once the host
-    // has written its figures (every second).
+    the_list_counts_the_failures(&api, &tid, &declined);
+    pages_of_terminals_merchants_and_audit(&api);
+    the_verdicts_reason_in_both_languages(&api, &sale, &wrong_pin);
+}
+
+/// The list: each terminal's keys' age, and the last hour's failures by code once the host
+/// has written its figures (every second).
+fn the_list_counts_the_failures(api: &ApiHost, tid: &str, declined: &str) {
+    let http = &api.http;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let list = ok(get(http, &api.shop, "/api/v1/terminals?limit=1000"));
@@ -110,20 +117,17 @@ fn terminals_show_their_keys_age_and_failures_and_lists_come_in_pages() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|t| t["tid"] == tid.as_str())
+            .find(|t| t["tid"] == tid)
             .unwrap()
             .clone();
         assert!(row["keys"]["age_ms"].as_i64().is_some(), "{row}");
-        if row["last_hour"]["failures"][&declined] == 1 {
+        if row["last_hour"]["failures"][declined] == 1 {
             assert!(row["last_hour"]["failures"].get("00").is_none(), "{row}");
             break;
         }
         assert!(Instant::now() < deadline, "no failures counted: {row}");
         std::thread::sleep(Duration::from_millis(300));
     }
-
-    pages_of_terminals_merchants_and_audit(&api);
-    the_verdicts_reason_in_both_languages(&api, &sale, &wrong_pin);
 }
 
 /// Terminals, merchants and the audit trail page by page: no row twice, none skipped, in
@@ -207,16 +211,10 @@ fn the_verdicts_reason_in_both_languages(api: &ApiHost, sale: &Value, declined: 
     assert!(en.starts_with(&format!("declined with {code} (")), "{en}");
 }
 
-#[test]
-fn live_activity_answers_what_is_new_after_an_id_each_merchant_its_own() {
-    let temp = tempfile::tempdir().unwrap();
-    let api = ApiHost::start(temp.path());
+/// The first poll: the newest first, the card masked, each code with its meaning in both
+/// languages and its kind's name; `next` is the newest id.
+fn first_poll(api: &ApiHost, first: &Value, pan: &str) -> i64 {
     let http = &api.http;
-    let pos = fleet_terminal(temp.path(), 2, &api.host, &[]);
-    let pan = demo::fleet_pan(2);
-    let (_, first) = pos.sale("1.23", &pan, EXPIRY, demo::DEMO_PIN, &[]);
-    assert_eq!(first["code"], "00", "{first}");
-
     // The newest first, the card masked, each code with its meaning in both languages.
     let polled = ok(get(http, &api.ops, "/api/v1/activity"));
     let events = polled["events"].as_array().unwrap();
@@ -234,10 +232,24 @@ fn live_activity_answers_what_is_new_after_an_id_each_merchant_its_own() {
     assert!(masked(sale["pan"].as_str().unwrap()), "{sale}");
     assert!(has_chinese(sale["code"]["meaning"]["zh"].as_str().unwrap()));
     assert!(
-        !polled.to_string().contains(&pan),
+        !polled.to_string().contains(pan),
         "a whole card number in {polled}"
     );
 
+    next
+}
+
+#[test]
+fn live_activity_answers_what_is_new_after_an_id_each_merchant_its_own() {
+    let temp = tempfile::tempdir().unwrap();
+    let api = ApiHost::start(temp.path());
+    let http = &api.http;
+    let pos = fleet_terminal(temp.path(), 2, &api.host, &[]);
+    let pan = demo::fleet_pan(2);
+    let (_, first) = pos.sale("1.23", &pan, EXPIRY, demo::DEMO_PIN, &[]);
+    assert_eq!(first["code"], "00", "{first}");
+
+    let next = first_poll(&api, &first, &pan);
     // Polled after `next`: nothing new, then exactly what came since.
     let again = ok(get(
         http,
@@ -282,7 +294,13 @@ fn live_activity_answers_what_is_new_after_an_id_each_merchant_its_own() {
             .all(|e| e["id"].as_i64().unwrap() > next)
     );
 
-    // Each merchant its own, from the start and after an id.
+    each_merchant_its_own_and_bad_polls_refused(&api, next);
+}
+
+/// Each merchant its own events, from the start and after an id; `limit`; 401 without a
+/// login; a bad `limit` or `after` is 400 naming it.
+fn each_merchant_its_own_and_bad_polls_refused(api: &ApiHost, next: i64) {
+    let http = &api.http;
     for (token, mid) in [(&api.shop, MID), (&api.other, OTHER_MID)] {
         for path in [
             "/api/v1/activity".to_owned(),

@@ -106,6 +106,11 @@ fn only_admins_may(api: &ApiHost) {
 /// a good one is applied by the running host (its next sale is answered 96); a card number
 /// in a rule is shown masked; clearing it ends the fault.
 fn fault_plan_through_the_api(api: &ApiHost, pos: &Pos) {
+    bad_plans_change_nothing(api);
+    a_plan_the_host_obeys(api, pos);
+}
+
+fn bad_plans_change_nothing(api: &ApiHost) {
     let (http, admin) = (&api.http, &api.admin);
     let before = get(http, admin, "/api/v1/faults").body;
     let bad = "[[rules]]\nname = \"slow\"\naction = \"delay\"\n";
@@ -131,7 +136,10 @@ fn fault_plan_through_the_api(api: &ApiHost, pos: &Pos) {
         before,
         "nothing changed"
     );
+}
 
+fn a_plan_the_host_obeys(api: &ApiHost, pos: &Pos) {
+    let (http, admin) = (&api.http, &api.admin);
     let tid = demo::fleet_tid(1);
     let pan = demo::fleet_pan(1);
     let plan = format!(
@@ -194,14 +202,24 @@ fn admins_change_the_fault_plan_master_data_and_users_and_nobody_else_may() {
 /// A merchant and a terminal added through the API are what a virtual POS then signs in
 /// and sells at; the merchant made inactive is refused (03); bad records are 400 with the
 /// field named; the terminal's master key is never shown or audited.
+const NEW_MID: &str = "898310048169999";
+const NEW_TID: &str = "20000009";
+
 fn master_data_through_the_api(api: &ApiHost, root: &std::path::Path) {
+    let merchant = json!({"mid": NEW_MID, "name": "night market", "mcc": "5812"});
+    merchant_added_or_refused(api, &merchant);
+    terminal_added_or_refused(api);
+    records_used_by_a_virtual_pos(api, root, &merchant);
+}
+
+/// A merchant added (409 the second time); a bad MCC and an unknown field are 400 naming
+/// them, and nothing is stored.
+fn merchant_added_or_refused(api: &ApiHost, merchant: &Value) {
     let (http, admin) = (&api.http, &api.admin);
-    let mid = "898310048169999";
-    let merchant = json!({"mid": mid, "name": "night market", "mcc": "5812"});
-    let r = send(http, admin, "POST", "/api/v1/merchants", &merchant);
+    let r = send(http, admin, "POST", "/api/v1/merchants", merchant);
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["merchant"]["status"], "active");
-    let r = send(http, admin, "POST", "/api/v1/merchants", &merchant);
+    let r = send(http, admin, "POST", "/api/v1/merchants", merchant);
     assert_eq!(error_of(&r).1, "conflict", "{}", r.text);
     let mut bad = merchant.clone();
     bad["mid"] = json!("898310048169998");
@@ -217,10 +235,13 @@ fn master_data_through_the_api(api: &ApiHost, root: &std::path::Path) {
         !r.text.contains("898310048169998"),
         "a refused record was stored"
     );
+}
 
-    let tid = "20000009";
-    let terminal =
-        json!({"tid": tid, "mid": mid, "tmk": demo::DEMO_TMK, "permitted": ["sale", "void"]});
+/// A terminal added (its master key never shown); one of a merchant not on file, with a bad
+/// key, or whose TID differs from the path's is 400; an unknown one's update 404.
+fn terminal_added_or_refused(api: &ApiHost) {
+    let (http, admin) = (&api.http, &api.admin);
+    let terminal = json!({"tid": NEW_TID, "mid": NEW_MID, "tmk": demo::DEMO_TMK, "permitted": ["sale", "void"]});
     let r = send(http, admin, "POST", "/api/v1/terminals", &terminal);
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["terminal"]["permitted"], json!(["sale", "void"]));
@@ -230,7 +251,7 @@ fn master_data_through_the_api(api: &ApiHost, root: &std::path::Path) {
     stray["mid"] = json!("898310048169997");
     let (status, _, message) = error_of(&send(http, admin, "POST", "/api/v1/terminals", &stray));
     assert!(status == 400 && message.starts_with("mid:"), "{message}");
-    stray["mid"] = json!(mid);
+    stray["mid"] = json!(NEW_MID);
     stray["tmk"] = json!("0123");
     let (status, _, message) = error_of(&send(http, admin, "POST", "/api/v1/terminals", &stray));
     assert!(status == 400 && message.contains("tmk"), "{message}");
@@ -240,8 +261,13 @@ fn master_data_through_the_api(api: &ApiHost, root: &std::path::Path) {
     unknown.as_object_mut().unwrap().remove("tid");
     let r = send(http, admin, "PUT", "/api/v1/terminals/20000007", &unknown);
     assert_eq!(r.status, 404, "{}", r.text);
+}
 
-    // A virtual POS at the new terminal: signs in and sells.
+/// A virtual POS at the new terminal signs in and sells; the merchant made inactive, its
+/// sale is refused (03). The other merchants' users do not see them; the audit trail has
+/// every write, without the master key.
+fn records_used_by_a_virtual_pos(api: &ApiHost, root: &std::path::Path, merchant: &Value) {
+    let (http, admin, mid, tid) = (&api.http, &api.admin, NEW_MID, NEW_TID);
     let pos = Pos {
         dir: root.join("pos-new"),
     };
