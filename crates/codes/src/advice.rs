@@ -80,18 +80,61 @@ pub struct Verdict {
     pub customer_en: String,
 }
 
+/// Why a verdict was reached: a template in each language whose `{name}` slots the caller
+/// fills from the transaction's chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Because {
+    pub id: String,
+    pub zh: String,
+    pub en: String,
+}
+
+impl Because {
+    pub fn template(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Zh => &self.zh,
+            Lang::En => &self.en,
+        }
+    }
+
+    /// The template in `lang` with each `{name}` of `slots` replaced by its value there.
+    pub fn fill(&self, lang: Lang, slots: &[(&str, &str)]) -> String {
+        let mut text = self.template(lang).to_owned();
+        for (name, value) in slots {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VerdictFile {
     verdict: Vec<Verdict>,
+    because: Vec<Because>,
+}
+
+fn verdict_file() -> &'static VerdictFile {
+    static FILE: OnceLock<VerdictFile> = OnceLock::new();
+    FILE.get_or_init(|| {
+        parse::<VerdictFile>("data/verdicts.toml", include_str!("../data/verdicts.toml"))
+    })
 }
 
 /// Every verdict of the catalog.
 pub fn verdicts() -> &'static [Verdict] {
-    static VERDICTS: OnceLock<Vec<Verdict>> = OnceLock::new();
-    VERDICTS.get_or_init(|| {
-        parse::<VerdictFile>("data/verdicts.toml", include_str!("../data/verdicts.toml")).verdict
-    })
+    &verdict_file().verdict
+}
+
+/// Every reason a verdict may give.
+pub fn becauses() -> &'static [Because] {
+    &verdict_file().because
+}
+
+/// The words of one reason; `None` for an id the catalog does not know.
+pub fn because(id: &str) -> Option<&'static Because> {
+    becauses().iter().find(|b| b.id == id)
 }
 
 /// The words of one verdict; `None` for a verdict the catalog does not know.
@@ -148,5 +191,38 @@ mod tests {
             }
         }
         assert_eq!(verdicts().len(), 5);
+    }
+
+    /// The `{name}` slots of a template, in order.
+    fn slots(text: &str) -> Vec<&str> {
+        text.split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect()
+    }
+
+    #[test]
+    fn every_reason_says_the_same_in_both_languages() {
+        assert!(becauses().len() >= 15);
+        for b in becauses() {
+            let mut zh = slots(&b.zh);
+            let mut en = slots(&b.en);
+            zh.sort_unstable();
+            en.sort_unstable();
+            assert_eq!(zh, en, "{}: the same slots in both", b.id);
+            if b.zh != "{why}" {
+                assert!(b.zh.chars().any(|c| c > '\u{2e80}'), "{}: {}", b.id, b.zh);
+            }
+            assert!(b.en.is_ascii(), "{}: {}", b.id, b.en);
+        }
+        let ids: std::collections::HashSet<_> = becauses().iter().map(|b| &b.id).collect();
+        assert_eq!(ids.len(), becauses().len(), "ids are unique");
+        let declined = because("declined").unwrap();
+        let slots = [("code", "51"), ("meaning", "余额不足"), ("reason", "x")];
+        assert_eq!(
+            declined.fill(Lang::Zh, &slots),
+            "主机以应答码 51（余额不足）拒绝；主机记录：x"
+        );
+        assert!(because("nothing").is_none());
     }
 }

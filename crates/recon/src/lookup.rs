@@ -7,7 +7,7 @@
 //! acquirer does not know what the network did with a request its issuer never answered,
 //! and says so (`unknown_until_clearing`).
 
-use poskit_codes::advice;
+use poskit_codes::{Lang, advice};
 use poskit_host::store::lookup::{self, TxnView};
 use poskit_host::switch::{self, SwitchMessage};
 use rusqlite::{Connection, OptionalExtension};
@@ -59,8 +59,9 @@ pub struct Match {
 pub struct Verdict {
     /// `charged`, `not_charged`, `refunded`, `refund_pending`, `unknown_until_clearing`.
     pub verdict: &'static str,
-    /// Why, from this transaction's chain.
-    pub because: String,
+    /// Why, from this transaction's chain, in both languages (the catalog's reasons,
+    /// `data/verdicts.toml`, with the chain's amounts, codes and the host's own record).
+    pub because: Texts,
     pub zh: String,
     pub en: String,
     pub next_step: Texts,
@@ -339,7 +340,7 @@ fn verdict(
     let text = |f: fn(&advice::Verdict) -> &String| words.map(f).cloned().unwrap_or_default();
     Verdict {
         verdict: name,
-        because,
+        because: because.texts(),
         zh: text(|v| &v.meaning_zh),
         en: text(|v| &v.meaning_en),
         next_step: Texts {
@@ -353,19 +354,75 @@ fn verdict(
     }
 }
 
+/// A reason of the catalog (`data/verdicts.toml`, `[[because]]`) with what fills its slots,
+/// in each language.
+struct Reason {
+    id: &'static str,
+    slots: Vec<(&'static str, Texts)>,
+}
+
+impl Reason {
+    fn new(id: &'static str) -> Reason {
+        Reason {
+            id,
+            slots: Vec::new(),
+        }
+    }
+
+    /// A slot whose value reads the same in both languages (a code, the host's record).
+    fn with(self, name: &'static str, value: &str) -> Reason {
+        self.with_texts(name, Texts::same(value))
+    }
+
+    fn with_texts(mut self, name: &'static str, value: Texts) -> Reason {
+        self.slots.push((name, value));
+        self
+    }
+
+    fn texts(&self) -> Texts {
+        let Some(words) = advice::because(self.id) else {
+            // Built-in data: every id named here is in the file (a test walks them).
+            debug_assert!(false, "no reason {} in verdicts.toml", self.id);
+            return Texts::same(self.id);
+        };
+        let fill = |lang: Lang| {
+            let slots: Vec<(&str, &str)> = self
+                .slots
+                .iter()
+                .map(|(name, v)| (*name, v.of(lang)))
+                .collect();
+            words.fill(lang, &slots)
+        };
+        Texts {
+            zh: fill(Lang::Zh),
+            en: fill(Lang::En),
+        }
+    }
+}
+
+impl Texts {
+    fn same(text: &str) -> Texts {
+        Texts {
+            zh: text.to_owned(),
+            en: text.to_owned(),
+        }
+    }
+
+    pub fn of(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Zh => &self.zh,
+            Lang::En => &self.en,
+        }
+    }
+}
+
 fn approved(t: &TxnView) -> bool {
     t.code == "00"
 }
 
-/// The verdict's name and the reason in this chain.
-fn decide(
-    root: &TxnView,
-    related: &[TxnView],
-    cleared: &[SwitchMessage],
-    breaks: &[Value],
-) -> (&'static str, String) {
-    // Money given back through the network: credit adjustments and chargebacks, less what
-    // representments took back.
+/// Money given back through the network: credit adjustments and chargebacks, less what
+/// representments took back.
+fn adjusted_fen(related: &[TxnView]) -> u64 {
     let through = |codes: &[&str]| -> u64 {
         related
             .iter()
@@ -373,8 +430,11 @@ fn decide(
             .filter_map(|r| r.amount_fen)
             .sum()
     };
-    let adjusted = (through(&["E32", "E23", "E25"])).saturating_sub(through(&["E24"]));
-    let refunded: u64 = related
+    through(&["E32", "E23", "E25"]).saturating_sub(through(&["E24"]))
+}
+
+fn refunded_fen(related: &[TxnView]) -> u64 {
+    related
         .iter()
         .filter(|r| {
             r.kind.as_deref() == Some("refund")
@@ -383,7 +443,18 @@ fn decide(
                 && r.state != "reversed"
         })
         .filter_map(|r| r.amount_fen)
-        .sum();
+        .sum()
+}
+
+/// The verdict's name and the reason in this chain.
+fn decide(
+    root: &TxnView,
+    related: &[TxnView],
+    cleared: &[SwitchMessage],
+    breaks: &[Value],
+) -> (&'static str, Reason) {
+    let adjusted = adjusted_fen(related);
+    let refunded = refunded_fen(related);
     let (host_charged, host_why) = host_charge(root, related);
     let switch_charged = cleared
         .iter()
@@ -392,46 +463,36 @@ fn decide(
         .iter()
         .any(|b| b["action"] == "credit_adjustment" && b["status"] != "resolved");
     if adjusted > 0 {
-        return (
-            "refunded",
-            format!(
-                "a credit adjustment (E32) of {} gave the card back what the switch charged",
-                yuan(adjusted)
-            ),
-        );
+        let why = Reason::new("credit_adjustment").with_texts("amount", yuan(adjusted));
+        return ("refunded", why);
     }
     if switch_charged && host_charged == 0 {
         let why = if pending_adjustment {
-            "the switch cleared it while the host did not approve it; reconciliation's credit adjustment (E32) is due".to_owned()
+            Reason::new("switch_charged_adjustment_due")
         } else {
-            format!(
-                "the switch cleared it while the host did not ({host_why}); the next reconciliation sends a credit adjustment (E32)"
-            )
+            Reason::new("switch_charged_host_not").with_texts("why", host_why.texts())
         };
         return ("refund_pending", why);
     }
     if host_charged > 0 && refunded >= host_charged {
-        return (
-            "refunded",
-            format!("refunded {} of {}", yuan(refunded), yuan(host_charged)),
-        );
+        let why = Reason::new("refunded")
+            .with_texts("refunded", yuan(refunded))
+            .with_texts("charged", yuan(host_charged));
+        return ("refunded", why);
     }
     if host_charged > 0 {
-        let part = if refunded > 0 {
-            format!(", {} of it refunded", yuan(refunded))
+        let why = if refunded > 0 {
+            Reason::new("charged_part_refunded")
+                .with_texts("why", host_why.texts())
+                .with_texts("refunded", yuan(refunded))
         } else {
-            String::new()
+            Reason::new("charged").with_texts("why", host_why.texts())
         };
-        return ("charged", format!("{host_why}{part}"));
+        return ("charged", why);
     }
     if root.fwd && uncertain(&root.code) && cleared.is_empty() {
-        return (
-            "unknown_until_clearing",
-            format!(
-                "the host answered {} without the issuer's final answer; the switch's clearing file for the day tells whether the issuer approved it",
-                root.code
-            ),
-        );
+        let why = Reason::new("unknown_until_clearing").with("code", &root.code);
+        return ("unknown_until_clearing", why);
     }
     ("not_charged", host_why)
 }
@@ -442,25 +503,41 @@ fn uncertain(code: &str) -> bool {
     matches!(code, "98" | "96" | "91" | "68")
 }
 
+/// The catalog's meaning of a code the host answered, in each language.
+fn meaning(code: &str) -> Texts {
+    let entry = poskit_codes::Catalog::builtin().lookup(poskit_codes::Table::CupPos, code);
+    match entry {
+        Some(e) => Texts {
+            zh: e.meaning(Lang::Zh).to_owned(),
+            en: e.meaning(Lang::En).to_owned(),
+        },
+        None => Texts::same(code),
+    }
+}
+
 /// What the host charged the card (fen) and why, from the root and its chain.
-fn host_charge(root: &TxnView, related: &[TxnView]) -> (u64, String) {
+fn host_charge(root: &TxnView, related: &[TxnView]) -> (u64, Reason) {
     let amount = root.amount_fen.unwrap_or(0);
     let kind = root.kind.as_deref().unwrap_or("");
     if !approved(root) {
-        return (0, format!("declined with {}: {}", root.code, root.reason));
+        let why = Reason::new("declined")
+            .with("code", &root.code)
+            .with_texts("meaning", meaning(&root.code))
+            .with("reason", &root.reason);
+        return (0, why);
     }
     if root.reversal {
         // A reversal that found no original (a tombstone): the sale never posted, and a
         // late copy of it cannot.
-        return (
-            0,
-            format!("only its reversal reached the host: {}", root.reason),
-        );
+        return (0, Reason::new("reversal_only").with("reason", &root.reason));
     }
     match (kind, root.state.as_str()) {
-        (_, "reversed") => (0, "reversed before settlement: nothing was taken".into()),
-        (_, "voided") => (0, "voided the same day: nothing was taken".into()),
-        ("sale" | "completion", _) => (amount, format!("approved for {}", yuan(amount))),
+        (_, "reversed") => (0, Reason::new("reversed")),
+        (_, "voided") => (0, Reason::new("voided")),
+        ("sale" | "completion", _) => (
+            amount,
+            Reason::new("approved").with_texts("amount", yuan(amount)),
+        ),
         ("pre-auth", _) => {
             let completed: u64 = related
                 .iter()
@@ -469,18 +546,177 @@ fn host_charge(root: &TxnView, related: &[TxnView]) -> (u64, String) {
                 .filter_map(|r| r.amount_fen)
                 .sum();
             if completed > 0 {
-                (
-                    completed,
-                    format!("pre-authorized, then completed for {}", yuan(completed)),
-                )
+                let why = Reason::new("pre_auth_completed").with_texts("amount", yuan(completed));
+                (completed, why)
             } else {
-                (0, "a pre-authorization holds the amount on the card; nothing is taken unless it is completed".into())
+                (0, Reason::new("pre_auth_held"))
             }
         }
-        _ => (0, format!("a {kind}: it takes no money")),
+        _ => (
+            0,
+            Reason::new("takes_no_money").with_texts("kind", kind_name(kind)),
+        ),
     }
 }
 
-fn yuan(fen: u64) -> String {
-    format!("{}.{:02} yuan", fen / 100, fen % 100)
+/// A kind's name in each language (its slug when the domain does not know it).
+fn kind_name(slug: &str) -> Texts {
+    match poskit_domain::TransactionKind::from_slug(slug) {
+        Some(k) => Texts {
+            zh: k.name_zh().to_owned(),
+            en: k.name_en().to_owned(),
+        },
+        None => Texts::same(slug),
+    }
+}
+
+fn yuan(fen: u64) -> Texts {
+    let figure = format!("{}.{:02}", fen / 100, fen % 100);
+    Texts {
+        zh: format!("{figure} 元"),
+        en: format!("{figure} yuan"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(id: i64, kind: &str, code: &str, state: &str, amount_fen: u64) -> TxnView {
+        TxnView {
+            id,
+            kind: Some(kind.to_owned()),
+            reversal: false,
+            mti: "0200".into(),
+            tid: Some("10100002".into()),
+            mid: Some("898310048160001".into()),
+            batch: Some(1),
+            stan: Some(id as u32),
+            amount_fen: Some(amount_fen),
+            pan_masked: Some("622202*********0017".into()),
+            rrn: None,
+            auth_code: None,
+            day: 20_000,
+            mmdd: "1205".into(),
+            hhmmss: "101010".into(),
+            created_ms: 0,
+            code: code.into(),
+            reason: format!("the host's record of {id}"),
+            state: state.into(),
+            original_id: None,
+            refunded_fen: 0,
+            fwd: false,
+        }
+    }
+
+    fn cleared(code: &str) -> SwitchMessage {
+        SwitchMessage {
+            id: 1,
+            clearing_day: 20_000,
+            fwd_stan: 1,
+            fwd_time: "1205101010".into(),
+            mti: "0210".into(),
+            processing_code: "000000".into(),
+            kind: None,
+            pan_masked: "621700*********0012".into(),
+            amount_fen: 1_230,
+            tid: "10100002".into(),
+            mid: "898310048160001".into(),
+            mcc: "5812".into(),
+            merchant_name: String::new(),
+            rrn: "000000000001".into(),
+            auth_code: String::new(),
+            code: code.into(),
+            condition_code: "00".into(),
+            entry_mode: "021".into(),
+            original: None,
+            issuer: String::new(),
+            acquirer: String::new(),
+            reversed: false,
+            voided: false,
+        }
+    }
+
+    /// The verdict of `root` with `related`, and its reason checked: in both languages,
+    /// every slot filled, the Chinese in Chinese.
+    fn check(root: &TxnView, related: &[TxnView], switch: &[SwitchMessage]) -> Verdict {
+        let v = verdict(root, related, switch, &[]);
+        for text in [&v.because.zh, &v.because.en] {
+            assert!(!text.is_empty() && !text.contains('{'), "{text}");
+        }
+        assert!(
+            v.because.zh.chars().any(|c| c > '\u{2e80}'),
+            "{}",
+            v.because.zh
+        );
+        assert!(v.because.en.is_ascii(), "{}", v.because.en);
+        v
+    }
+
+    #[test]
+    fn every_way_a_verdict_is_reached_says_why_in_both_languages() {
+        let sale = txn(1, "sale", "00", "approved", 1_230);
+        let v = check(&sale, &[], &[]);
+        assert_eq!(
+            (v.verdict, v.because.en.as_str()),
+            ("charged", "approved for 12.30 yuan")
+        );
+        assert_eq!(v.because.zh, "已批准 12.30 元");
+        let declined = txn(2, "sale", "51", "declined", 1_230);
+        let v = check(&declined, &[], &[]);
+        assert_eq!(v.verdict, "not_charged");
+        assert!(
+            v.because.zh.starts_with("主机以应答码 51（"),
+            "{}",
+            v.because.zh
+        );
+        assert!(
+            v.because.en.ends_with("the host's record of 2"),
+            "{}",
+            v.because.en
+        );
+        for state in ["reversed", "voided"] {
+            assert_eq!(
+                check(&txn(3, "sale", "00", state, 100), &[], &[]).verdict,
+                "not_charged"
+            );
+        }
+        let mut refund = txn(4, "refund", "00", "approved", 1_230);
+        refund.original_id = Some(1);
+        assert_eq!(
+            check(&sale, std::slice::from_ref(&refund), &[]).verdict,
+            "refunded"
+        );
+        refund.amount_fen = Some(230);
+        let v = check(&sale, &[refund], &[]);
+        assert_eq!(v.verdict, "charged");
+        assert!(
+            v.because.zh.contains("其中 2.30 元已退货"),
+            "{}",
+            v.because.zh
+        );
+        let preauth = txn(5, "pre-auth", "00", "approved", 5_000);
+        assert_eq!(check(&preauth, &[], &[]).verdict, "not_charged");
+        let completion = txn(6, "completion", "00", "approved", 4_000);
+        assert_eq!(check(&preauth, &[completion], &[]).verdict, "charged");
+        let v = check(&txn(7, "balance", "00", "approved", 0), &[], &[]);
+        assert!(v.because.zh.starts_with("余额查询"), "{}", v.because.zh);
+        let mut tombstone = txn(8, "sale", "00", "approved", 100);
+        tombstone.reversal = true;
+        assert_eq!(check(&tombstone, &[], &[]).verdict, "not_charged");
+        let mut adjustment = txn(9, "sale", "00", "approved", 1_230);
+        adjustment.mti = "E32".into();
+        let late = txn(10, "sale", "98", "declined", 1_230);
+        assert_eq!(check(&late, &[adjustment], &[]).verdict, "refunded");
+        assert_eq!(
+            check(&late, &[], &[cleared("00")]).verdict,
+            "refund_pending"
+        );
+        let mut forwarded = late.clone();
+        forwarded.fwd = true;
+        assert_eq!(
+            check(&forwarded, &[], &[]).verdict,
+            "unknown_until_clearing"
+        );
+    }
 }

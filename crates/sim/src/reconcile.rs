@@ -158,7 +158,7 @@ fn looked_up(
         if matches!(v, "charged" | "unknown_until_clearing") {
             violations.push(format!(
                 "lookup says {v} for {tid} trace {stan:06} of batch {batch:06}, which the terminal reported failed: {}",
-                m.verdict.because
+                m.verdict.because.en
             ));
         }
     }

@@ -3,7 +3,8 @@
 // Chinese unless English was chosen (kept in localStorage); the session's CSRF token from
 // the login answer is kept in sessionStorage and sent on every write.
 import { api, applyLabels, el, failure, hasCsrf, setCsrf, setLang, state, t, tv, ApiFailure } from "./core.js";
-import { alertsView, disputesView, explainView, lookupView, terminalView, terminalsView } from "./views.js";
+import { alertsView, explainView, lookupView, terminalView, terminalsView } from "./views.js";
+import { activityView, breaksView, disputesView } from "./ops.js";
 
 const ROUTES = {
   lookup: lookupView,
@@ -11,7 +12,9 @@ const ROUTES = {
   terminals: terminalsView,
   terminal: terminalView,
   alerts: alertsView,
+  breaks: breaksView,
   disputes: disputesView,
+  activity: activityView,
 };
 
 /** Renders done so far: an answer that arrives after a newer render started is dropped. */

@@ -43,6 +43,21 @@ export function tv(prefix, value) {
   return LABELS[state.lang][key] ?? String(value);
 }
 
+/** The steps of a dispute or of reconciliation a row of the ledger may be, by its E-code. */
+const E_STEPS = { E23: "chargeback", E24: "representment", E25: "second_chargeback", E32: "credit_adjustment" };
+
+/**
+ * A transaction's kind in the language in use: the API's words (from the domain's table),
+ * or the step its E-code is.
+ */
+export function kindName(ev) {
+  const named = (ev.kind_name || {})[state.lang];
+  if (named) {
+    return named;
+  }
+  return E_STEPS[ev.mti] ? tv("step", E_STEPS[ev.mti]) : ev.kind || ev.mti || "—";
+}
+
 /** Fills the elements marked `data-l` (the static parts of a page) with their labels. */
 export function applyLabels(root) {
   for (const node of root.querySelectorAll("[data-l]")) {
@@ -165,6 +180,21 @@ export function facts(rows, cls) {
     list.append(el("dt", {}, label), el("dd", {}, value));
   }
   return list;
+}
+
+/**
+ * A table that shows each row as a card on a phone's screen (console.css, `table.stack`):
+ * every cell is labelled with its column's heading. Called again after rows are added.
+ */
+export function stackTable(table) {
+  table.classList.add("stack");
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => {
+      cell.dataset.label = heads[i] || "";
+    });
+  }
+  return table;
 }
 
 /** A link to the explanation of `code`. */

@@ -1,7 +1,7 @@
 // The console's pages, one function each: given the hash route's arguments and query, they
 // ask the API and answer the page's content. A search puts its fields in the hash, so that
 // a reload, a language switch or a shared link shows the same answer.
-import { api, codeLink, day, el, facts, failure, percent, state, t, tv, when, yuan } from "./core.js";
+import { api, codeLink, day, el, facts, failure, kindName, percent, stackTable, state, t, tv, when, yuan } from "./core.js";
 import { codeChart } from "./chart.js";
 
 function go(route, params) {
@@ -122,7 +122,7 @@ function matchCard(match) {
       ],
       "compact",
     ),
-    el("details", {}, el("summary", {}, t("because")), el("p", {}, v.because || "")),
+    el("details", { class: "because" }, el("summary", {}, t("because")), el("p", { class: "because-text" }, (v.because || {})[lang] || "")),
     el("h3", {}, t("chain")),
     el("ol", { class: "chain" }, (match.chain || []).map(chainStep)),
   );
@@ -258,27 +258,71 @@ function hitsCard(hits) {
 
 // ---- Terminals --------------------------------------------------------------------------
 
-export async function terminalsView() {
+/** How long ago `ms` was, in the largest whole unit (minutes, hours or days). */
+export function age(ms) {
+  if (ms === undefined || ms === null) {
+    return "—";
+  }
+  const minutes = Math.floor(Number(ms) / 60_000);
+  if (minutes < 60) {
+    return t("age_minutes", { n: minutes });
+  }
+  const hours = Math.floor(minutes / 60);
+  return hours < 48 ? t("age_hours", { n: hours }) : t("age_days", { n: Math.floor(hours / 24) });
+}
+
+/** A terminal's keys: when they were last exchanged and how old they are. */
+function keysText(keys) {
+  if (!keys || !keys.exchanged_ms) {
+    return t("never");
+  }
+  return `${when(keys.exchanged_ms)} (${age(keys.age_ms)})`;
+}
+
+/** The codes of `failures` (`{code: n}`), each a link to its explanation. */
+function failureCodes(failures) {
+  const codes = Object.entries(failures || {}).sort((a, b) => b[1] - a[1]);
+  if (codes.length === 0) {
+    return el("span", { class: "muted" }, t("none"));
+  }
+  return el("span", { class: "codes" }, codes.map(([code, n]) => [codeLink(code), `×${n} `]));
+}
+
+const TERMINALS_PAGE = 100;
+
+export async function terminalsView(args, params) {
   const page = el("section", { class: "page" }, el("h1", {}, t("terminals_title")));
+  const after = params.get("after");
   try {
-    const rows = (await api("GET", "/api/v1/terminals")).terminals || [];
+    const query = new URLSearchParams({ limit: String(TERMINALS_PAGE) });
+    if (after) {
+      query.set("after", after);
+    }
+    const found = await api("GET", `/api/v1/terminals?${query}`);
+    const rows = found.terminals || [];
     if (rows.length === 0) {
       page.append(el("p", {}, t("no_terminals")));
       return page;
     }
-    const head = el("tr", {}, [t("tid"), t("merchant"), t("status"), t("batch"), t("signed_in")].map((h) => el("th", {}, h)));
+    const heads = [t("tid"), t("merchant"), t("status"), t("batch"), t("keys_exchanged"), t("failures_hour")];
     const body = rows.map((row) =>
       el(
         "tr",
         { "data-tid": row.tid },
         el("td", {}, el("a", { href: `#/terminal/${encodeURIComponent(row.tid)}`, class: "tid" }, row.tid)),
         el("td", {}, row.mid),
-        el("td", {}, row.status),
+        el("td", {}, tv("tstatus", row.status)),
         el("td", {}, row.batch),
-        el("td", {}, row.signed_in_ms ? when(row.signed_in_ms) : t("never")),
+        el("td", { class: "keys" }, keysText(row.keys)),
+        el("td", { class: "failures" }, failureCodes((row.last_hour || {}).failures)),
       ),
     );
-    page.append(el("div", { class: "table-wrap" }, el("table", { id: "terminals" }, el("thead", {}, head), el("tbody", {}, body))));
+    const head = el("tr", {}, heads.map((h) => el("th", {}, h)));
+    const table = el("table", { id: "terminals" }, el("thead", {}, head), el("tbody", {}, body));
+    page.append(el("div", { class: "table-wrap" }, stackTable(table)));
+    if (found.next) {
+      page.append(el("p", {}, el("a", { id: "terminals-next", href: `#/terminals?after=${encodeURIComponent(found.next)}` }, t("next_page"))));
+    }
   } catch (error) {
     page.append(failure(error));
   }
@@ -322,10 +366,11 @@ export async function terminalView(args) {
       el("h1", {}, `${t("tid")} ${row.tid}`),
       facts([
         [t("merchant"), row.mid],
-        [t("status"), row.status],
+        [t("status"), tv("tstatus", row.status)],
         [t("batch"), row.batch],
-        [t("signed_in"), row.signed_in_ms ? when(row.signed_in_ms) : t("never")],
+        [t("keys_exchanged"), el("span", { id: "keys-age" }, keysText(row.keys))],
       ]),
+      failuresCard(found.recent_failures || []),
       el(
         "div",
         { class: "windows" },
@@ -337,6 +382,33 @@ export async function terminalView(args) {
     page.append(failure(error));
   }
   return page;
+}
+
+/** A terminal's newest failures: when, what, the code and its meaning in this language. */
+function failuresCard(failures) {
+  const card = el("article", { class: "card", id: "recent-failures" }, el("h2", {}, t("recent_failures")));
+  if (failures.length === 0) {
+    card.append(el("p", { class: "muted" }, t("no_failures")));
+    return card;
+  }
+  card.append(
+    el(
+      "ol",
+      { class: "events" },
+      failures.map((f) =>
+        el(
+          "li",
+          { "data-code": f.code.code },
+          codeLink(f.code.code),
+          " ",
+          el("span", { class: "meaning" }, (f.code.meaning || {})[state.lang] || ""),
+          el("br"),
+          el("small", { class: "muted" }, [when(f.at_ms), kindName(f), f.reversal ? t("reversal") : "", yuan(f.amount_fen), f.pan || ""].filter(Boolean).join(" · ")),
+        ),
+      ),
+    ),
+  );
+  return card;
 }
 
 // ---- Alerts -----------------------------------------------------------------------------
@@ -424,52 +496,6 @@ export async function alertsView(args, params, reload) {
       page.append(el("p", {}, t("no_alerts")));
     }
     page.append(...alerts.map((a) => alertCard(a, reload)));
-  } catch (error) {
-    page.append(failure(error));
-  }
-  return page;
-}
-
-// ---- Disputes ---------------------------------------------------------------------------
-
-function dueCell(dueMs) {
-  const days = Math.ceil((dueMs - Date.now()) / 86_400_000);
-  const left = days < 0 ? t("overdue") : t("days_left", { n: days });
-  return el("td", { class: days < 0 ? "overdue" : days <= 3 ? "soon" : "" }, day(isoDay(dueMs)), el("br"), el("small", {}, left));
-}
-
-function isoDay(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, "0")}${String(d.getDate()).padStart(2, "0")}`;
-}
-
-export async function disputesView() {
-  const page = el("section", { class: "page" }, el("h1", {}, t("disputes_title")));
-  try {
-    const rows = (await api("GET", "/api/v1/disputes?limit=1000")).disputes || [];
-    if (rows.length === 0) {
-      page.append(el("p", {}, t("no_disputes")));
-      return page;
-    }
-    const heads = [t("due"), t("txn"), t("kind"), t("e_code"), t("reason_code"), t("state"), t("amount"), t("opened"), t("allowed")];
-    const body = rows.map((d) =>
-      el(
-        "tr",
-        { "data-dispute": d.id },
-        dueCell(d.due_ms),
-        // The ledger's id is the transaction's RRN: its lookup shows the chain.
-        el("td", {}, el("a", { href: `#/lookup?rrn=${encodeURIComponent(d.txn_id)}` }, d.txn_id)),
-        el("td", {}, d.kind),
-        el("td", {}, d.e_code),
-        el("td", {}, d.reason_code),
-        el("td", {}, d.state),
-        el("td", {}, yuan(d.amount_fen)),
-        el("td", {}, when(d.opened_ms)),
-        el("td", { class: "wrap" }, (d.allowed || []).join(", ")),
-      ),
-    );
-    const head = el("tr", {}, heads.map((h) => el("th", {}, h)));
-    page.append(el("div", { class: "table-wrap" }, el("table", { id: "disputes" }, el("thead", {}, head), el("tbody", {}, body))));
   } catch (error) {
     page.append(failure(error));
   }

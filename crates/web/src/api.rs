@@ -7,12 +7,12 @@ use std::collections::HashSet;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use poskit_codes::{Catalog, Lang, Table};
 use poskit_domain::AmountFen;
 use poskit_domain::calendar::day_of_yyyymmdd;
-use poskit_host::store::lookup;
+use poskit_host::store::lookup::{self, TerminalRow};
 use poskit_monitor::alerts;
 use poskit_recon::lookup::{CardQuery, Query as Lookup};
 use rusqlite::Connection;
@@ -25,9 +25,6 @@ use crate::conns::{self, File};
 use crate::page::{Cursor, Page};
 use crate::users;
 use crate::{ApiError, AppState, BODY_BYTES_MAX};
-
-/// Rows a list answers at most.
-const LIST_MAX: usize = 1_000;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,11 +49,26 @@ const LIST_MAX: usize = 1_000;
         crate::recon::recon_runs,
         crate::recon::recon_breaks,
         audit_trail,
+        crate::activity::activity,
+        crate::admin::faults_show,
+        crate::admin::faults_set,
+        crate::admin::faults_clear,
+        crate::admin::merchant_add,
+        crate::admin::merchant_update,
+        crate::admin::terminal_add,
+        crate::admin::terminal_update,
+        crate::admin::users_list,
+        crate::admin::user_add,
+        crate::admin::user_remove,
         crate::console::search,
         crate::console::labels
     ),
     components(schemas(
         crate::recon::Act,
+        crate::admin::PlanIn,
+        crate::admin::MerchantIn,
+        crate::admin::TerminalIn,
+        crate::admin::UserIn,
         auth::Login,
         users::User,
         users::Role,
@@ -74,9 +86,34 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(me))
         .route("/api/v1/explain/{code}", get(explain))
         .route("/api/v1/lookup", get(lookup_txn))
-        .route("/api/v1/terminals", get(terminals))
-        .route("/api/v1/terminals/{tid}", get(terminal))
-        .route("/api/v1/merchants", get(merchants))
+        .route(
+            "/api/v1/terminals",
+            get(terminals).post(crate::admin::terminal_add),
+        )
+        .route(
+            "/api/v1/terminals/{tid}",
+            get(terminal).put(crate::admin::terminal_update),
+        )
+        .route(
+            "/api/v1/merchants",
+            get(merchants).post(crate::admin::merchant_add),
+        )
+        .route(
+            "/api/v1/merchants/{mid}",
+            put(crate::admin::merchant_update),
+        )
+        .route(
+            "/api/v1/faults",
+            get(crate::admin::faults_show)
+                .put(crate::admin::faults_set)
+                .delete(crate::admin::faults_clear),
+        )
+        .route(
+            "/api/v1/users",
+            get(crate::admin::users_list).post(crate::admin::user_add),
+        )
+        .route("/api/v1/users/{name}", delete(crate::admin::user_remove))
+        .route("/api/v1/activity", get(crate::activity::activity))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/alerts", get(alerts_list))
         .route("/api/v1/alerts/{id}/ack", post(alert_ack))
@@ -96,7 +133,7 @@ async fn openapi() -> Json<Value> {
 }
 
 /// Runs `f` on the blocking pool with the ledger (`host.sqlite`).
-async fn with_ledger<T: Send + 'static>(
+pub(crate) async fn with_ledger<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -246,34 +283,101 @@ async fn lookup_txn(
     Ok(Json(json!({"matches": matches})))
 }
 
-/// Terminals (a merchant user: its own).
-#[utoipa::path(get, path = "/api/v1/terminals", responses((status = 200, description = "{terminals: [...]}")))]
-async fn terminals(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let mid = caller.merchant().map(str::to_owned);
-    let rows = with_ledger(&state, move |conn| {
-        lookup::terminals(conn, mid.as_deref(), LIST_MAX).map_err(ApiError::internal)
-    })
-    .await?;
-    Ok(Json(json!({"terminals": rows})))
+/// Failures a terminal's page lists at most.
+const FAILURES_MAX: usize = 20;
+
+/// A terminal with when its keys were last exchanged (its last sign-in) and their age.
+fn terminal_json(t: &TerminalRow, now_ms: i64) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or_default();
+    v["keys"] = json!({
+        "exchanged_ms": t.signed_in_ms,
+        "age_ms": t.signed_in_ms.map(|at| (now_ms - at).max(0)),
+    });
+    v
 }
 
-/// One terminal: its state at the host, its figures over the last hour and day, and its
-/// alerts.
+/// A window's answers other than approvals, by code: what went wrong lately.
+fn recent_json(w: &poskit_monitor::stats::Window) -> Value {
+    let failures: serde_json::Map<String, Value> = w
+        .by_code
+        .iter()
+        .filter(|(code, _)| code.as_str() != "00")
+        .map(|(code, n)| (code.clone(), json!(n)))
+        .collect();
+    json!({
+        "window_minutes": w.window_minutes,
+        "attempts": w.attempts,
+        "approved": w.approved,
+        "failures": failures,
+    })
+}
+
+/// Terminals by TID (a merchant user: its own), a page at a time, each with its keys' age
+/// and its answers of the last hour other than approvals, by code.
+#[utoipa::path(get, path = "/api/v1/terminals",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+           ("after" = Option<String>, Query, description = "the `next` of the page before")),
+    responses((status = 200, description = "{terminals: [{tid, mid, status, batch, signed_in_ms, txn_limit_fen, permitted, keys: {exchanged_ms, age_ms}, last_hour: {window_minutes, attempts, approved, failures: {code: n}}}], next}")))]
+async fn terminals(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let page = Page::of(q.limit, q.after.as_deref())?;
+    let mid = caller.merchant().map(str::to_owned);
+    let (after, limit) = (page.after.as_ref().map(|c| c.1.clone()), page.limit + 1);
+    let rows = with_ledger(&state, move |conn| {
+        lookup::terminals_after(conn, mid.as_deref(), after.as_deref(), limit)
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    let (rows, next) = page.take(rows, |t| Cursor(0, t.tid.clone()));
+    let now = now_ms();
+    let tids: Vec<String> = rows.iter().map(|t| t.tid.clone()).collect();
+    let hours = with_stats(&state, move |conn| {
+        tids.iter()
+            .map(|tid| poskit_monitor::stats::window(conn, "terminal", tid, 60, now))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    let rows: Vec<Value> = rows
+        .iter()
+        .zip(&hours)
+        .map(|(t, w)| {
+            let mut v = terminal_json(t, now);
+            v["last_hour"] = recent_json(w);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"terminals": rows, "next": next})))
+}
+
+/// One terminal: its state at the host, its keys' age, its newest failures (declines,
+/// errors, reversals; card numbers masked, codes with their meaning in both languages),
+/// and its figures over the last hour and day.
 #[utoipa::path(get, path = "/api/v1/terminals/{tid}",
     params(("tid" = String, Path)),
-    responses((status = 200, description = "terminal, last_hour, last_day"), (status = 404, description = "no such terminal (or not yours)")))]
+    responses((status = 200, description = "terminal (with keys: {exchanged_ms, age_ms}), recent_failures: [event as /api/v1/activity has it], last_hour, last_day"),
+              (status = 404, description = "no such terminal (or not yours)")))]
 async fn terminal(
     State(state): State<AppState>,
     caller: Caller,
     Path(tid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = tid.clone();
-    let row = with_ledger(&state, move |conn| {
-        lookup::terminal(conn, &key).map_err(ApiError::internal)
+    let (key, own) = (tid.clone(), caller.merchant().map(str::to_owned));
+    let found = with_ledger(&state, move |conn| {
+        let row = lookup::terminal(conn, &key).map_err(ApiError::internal)?;
+        let Some(row) = row.filter(|t| own.as_ref().is_none_or(|m| *m == t.mid)) else {
+            return Ok(None);
+        };
+        let failures = lookup::recent_failures(conn, &key, &row.mid, FAILURES_MAX)
+            .map_err(ApiError::internal)?;
+        Ok(Some((row, failures)))
     })
-    .await?
-    .filter(|t| caller.may_see(Some(&t.mid)))
-    .ok_or_else(|| ApiError::not_found(format!("no terminal {tid}")))?;
+    .await?;
+    let (row, failures) = found.ok_or_else(|| ApiError::not_found(format!("no terminal {tid}")))?;
     let now_ms = now_ms();
     let tid2 = tid.clone();
     let (hour, day) = with_stats(&state, move |conn| {
@@ -284,20 +388,36 @@ async fn terminal(
         ))
     })
     .await?;
-    Ok(Json(
-        json!({"terminal": row, "last_hour": hour, "last_day": day}),
-    ))
+    let failures: Vec<Value> = failures.iter().map(crate::activity::event_json).collect();
+    Ok(Json(json!({
+        "terminal": terminal_json(&row, now_ms),
+        "recent_failures": failures,
+        "last_hour": hour,
+        "last_day": day,
+    })))
 }
 
-/// Merchants (a merchant user: its own).
-#[utoipa::path(get, path = "/api/v1/merchants", responses((status = 200, description = "{merchants: [...]}")))]
-async fn merchants(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// Merchants by MID (a merchant user: its own), a page at a time.
+#[utoipa::path(get, path = "/api/v1/merchants",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+           ("after" = Option<String>, Query, description = "the `next` of the page before")),
+    responses((status = 200, description = "{merchants: [{mid, name, mcc, status, txn_limit_fen, daily_limit_fen}], next}")))]
+async fn merchants(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let page = Page::of(q.limit, q.after.as_deref())?;
     let mid = caller.merchant().map(str::to_owned);
+    let (after, limit) = (page.after.as_ref().map(|c| c.1.clone()), page.limit + 1);
     let rows = with_ledger(&state, move |conn| {
-        lookup::merchants(conn, mid.as_deref(), LIST_MAX).map_err(ApiError::internal)
+        lookup::merchants_after(conn, mid.as_deref(), after.as_deref(), limit)
+            .map_err(ApiError::internal)
     })
     .await?;
-    Ok(Json(json!({"merchants": rows})))
+    let (rows, next) = page.take(rows, |m| Cursor(0, m.mid.clone()));
+    Ok(Json(json!({"merchants": rows, "next": next})))
 }
 
 #[derive(Deserialize)]
@@ -486,22 +606,34 @@ async fn disputes(
     Ok(Json(json!({"disputes": list, "next": next})))
 }
 
-/// The audit trail, newest first (admins).
-#[utoipa::path(get, path = "/api/v1/audit", responses((status = 200, description = "{audit: [...]}")))]
+/// The audit trail, newest first (admins), a page at a time.
+#[utoipa::path(get, path = "/api/v1/audit",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+           ("after" = Option<String>, Query, description = "the `next` of the page before")),
+    responses((status = 200, body = [users::Audited], description = "{audit: [...], next}"), (status = 403, description = "admins only")))]
 async fn audit_trail(
     State(state): State<AppState>,
     caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.admin()?;
+    let q = query(q)?;
+    let page = Page::of(q.limit, q.after.as_deref())?;
+    // Newest first: the key is the id negated.
+    let (before, limit) = (
+        page.after.as_ref().map(|c| c.0.saturating_neg()),
+        page.limit + 1,
+    );
     let data = state.data.clone();
     let trail = tokio::task::spawn_blocking(move || {
         conns::with(File::Console, &data, |conn| {
-            users::audit_trail(conn, LIST_MAX).map_err(ApiError::internal)
+            users::audit_before(conn, before, limit).map_err(ApiError::internal)
         })
     })
     .await
     .map_err(ApiError::internal)??;
-    Ok(Json(json!({"audit": trail})))
+    let (trail, next) = page.take(trail, |a| Cursor(-a.id, String::new()));
+    Ok(Json(json!({"audit": trail, "next": next})))
 }
 
 fn now_ms() -> i64 {

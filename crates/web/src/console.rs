@@ -15,7 +15,8 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use poskit_codes::{Actor, Catalog, Category, Class, Found, MoneyMoved, Retry, Table};
+use poskit_codes::advice::{self, BreakAdvice};
+use poskit_codes::{Actor, Catalog, Category, Class, Found, Lang, MoneyMoved, Retry, Table};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,6 +44,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "views.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/views.js"),
+    ),
+    (
+        "ops.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/ops.js"),
     ),
     (
         "core.js",
@@ -140,10 +146,11 @@ fn labelled<T: Copy>(
 }
 
 /// The catalog's words, in `lang`, for the values of `/api/v1/explain`'s `class`,
-/// `money_moved`, `category`, `actor` and `retry`.
+/// `money_moved`, `category`, `actor` and `retry`; and for reconciliation's break classes
+/// (`data/breaks.toml`): each class's name and what to tell the customer.
 #[utoipa::path(get, path = "/api/v1/catalog/labels",
     params(("lang" = Option<String>, Query, description = "zh (default) or en")),
-    responses((status = 200, description = "{class, money_moved, category, actor, retry}: {value: label}")))]
+    responses((status = 200, description = "{class, money_moved, category, actor, retry, break_class, break_customer}: {value: label}")))]
 pub(crate) async fn labels(
     _caller: Caller,
     q: Result<Query<LabelsQuery>, QueryRejection>,
@@ -156,7 +163,21 @@ pub(crate) async fn labels(
         "category": labelled(&Category::ALL, Category::as_str, |v| v.label(lang)),
         "actor": labelled(&Actor::ALL, Actor::as_str, |v| v.label(lang)),
         "retry": labelled(&Retry::ALL, Retry::as_str, |v| v.label(lang)),
+        "break_class": break_words(|b| b.name(lang)),
+        "break_customer": break_words(|b| match lang {
+            Lang::Zh => &b.customer_zh,
+            Lang::En => &b.customer_en,
+        }),
     })))
+}
+
+/// `{class: words}` for every break class of the catalog.
+fn break_words(words: impl Fn(&'static BreakAdvice) -> &'static str) -> Value {
+    advice::break_classes()
+        .iter()
+        .map(|b| (b.class.clone(), Value::from(words(b))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 #[derive(Deserialize)]

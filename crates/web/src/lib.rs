@@ -8,8 +8,12 @@
 //! - [`api`]: the routes.
 //! - [`recon`]: reconciliation's runs and breaks, and the steps of a dispute.
 //! - [`page`]: `limit` and `after` of the list routes.
+//! - [`admin`]: the fault plan, master data and users (admins).
+//! - [`activity`]: the newest transactions, for the live page.
 //! - [`console`]: the web console's pages (`/`, `/login`) and assets.
 
+pub mod activity;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod conns;
@@ -37,6 +41,9 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 pub struct AppState {
     /// The host's data directory (`host.sqlite`, `stats.db`, `recon.db`, `console.db`).
     pub data: PathBuf,
+    /// The same directory with where its key-encryption key comes from: master data
+    /// writes (a terminal's master key is stored wrapped) open the ledger's secrets.
+    pub dir: poskit_host::DataDir,
     pub logins: Arc<auth::LoginLimiter>,
     /// Cookies get `Secure` (served over TLS, or not on loopback).
     pub secure_cookies: bool,
@@ -49,11 +56,20 @@ impl AppState {
     pub fn new(data: PathBuf, secure_cookies: bool) -> AppState {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         AppState {
+            dir: poskit_host::DataDir::existing(&data),
             data,
             logins: Arc::new(auth::LoginLimiter::default()),
             secure_cookies,
             readers: Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))),
         }
+    }
+
+    /// This state with the data directory's key-encryption key taken from `dir` (the
+    /// host's `--kek-file`, an HSM) instead of `POSKIT_KEK` or the directory's own `kek`.
+    pub fn with_dir(mut self, dir: poskit_host::DataDir) -> AppState {
+        assert_eq!(dir.path, self.data, "the same data directory");
+        self.dir = dir;
+        self
     }
 }
 
@@ -63,7 +79,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `csrf`,
     /// `too_many_attempts`, `too_large`, `unsupported_media_type`, `conflict` (a step a
-    /// dispute cannot take now), `refused` (a rule of the standard refuses it), `internal`.
+    /// dispute cannot take now; a user, merchant or terminal that exists already),
+    /// `refused` (a rule of the standard refuses it), `internal`.
     pub code: &'static str,
     pub message: String,
 }
@@ -87,6 +104,10 @@ impl ApiError {
 
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
     /// A body that could not be read as the route's JSON: 400 naming the field, 413 when too

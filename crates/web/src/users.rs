@@ -26,6 +26,9 @@ pub enum UserError {
     Invalid(String),
     #[error("console.db: {0}")]
     Store(#[from] rusqlite::Error),
+    /// The host's ledger could not say whether a merchant exists.
+    #[error("host.sqlite: {0}")]
+    Ledger(#[from] poskit_host::store::StoreError),
 }
 
 /// What a user may do.
@@ -133,12 +136,12 @@ pub fn add(
     match (role, merchant) {
         (Role::Merchant, None) => {
             return Err(UserError::Invalid(
-                "a merchant user needs --merchant MID".into(),
+                "merchant: a merchant user needs its merchant's MID (--merchant)".into(),
             ));
         }
         (Role::Operator | Role::Admin, Some(_)) => {
             return Err(UserError::Invalid(
-                "--merchant is for merchant users only".into(),
+                "merchant: only merchant users belong to a merchant (--merchant)".into(),
             ));
         }
         _ => {}
@@ -169,6 +172,25 @@ fn hash_password(password: &str) -> Result<String, UserError> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| UserError::Invalid(format!("hash: {e}")))
+}
+
+/// Refuses a merchant the host (its ledger, `ledger`) does not have: a merchant user of
+/// a merchant that does not exist would see nothing.
+pub fn check_merchant(ledger: &Connection, mid: &str) -> Result<(), UserError> {
+    match poskit_host::store::lookup::merchant_status(ledger, mid)? {
+        Some(_) => Ok(()),
+        None => Err(UserError::Invalid(format!(
+            "no merchant {mid} at this host"
+        ))),
+    }
+}
+
+/// Whether there is a user of this name.
+pub fn exists(conn: &Connection, name: &str) -> Result<bool, UserError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Every user, by name.
@@ -329,11 +351,22 @@ pub fn audit(
 
 /// The newest `limit` lines of the audit trail.
 pub fn audit_trail(conn: &Connection, limit: usize) -> Result<Vec<Audited>, UserError> {
-    let mut stmt = conn.prepare(
+    audit_before(conn, None, limit)
+}
+
+/// The newest `limit` lines of the audit trail older than line `before` (all when
+/// `None`), newest first.
+pub fn audit_before(
+    conn: &Connection,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Audited>, UserError> {
+    let mut stmt = conn.prepare_cached(
         "SELECT id, at_ms, user, action, target, from_addr, detail FROM audit
-         ORDER BY id DESC LIMIT ?1",
+         WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
     )?;
-    let rows = stmt.query_map([limit as i64], |r| {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![limit, before.unwrap_or(i64::MAX)], |r| {
         Ok(Audited {
             id: r.get(0)?,
             at_ms: r.get(1)?,

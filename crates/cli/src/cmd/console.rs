@@ -3,11 +3,12 @@
 //! another address needs `--http-allow-plain`, with a warning.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use poskit_host::DataDir;
 use poskit_web::AppState;
 
 use crate::fail::usage;
@@ -17,6 +18,10 @@ pub struct Args {
     /// The host's data directory.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
+    /// Where the data directory's key-encryption key is (admins' master data writes wrap a
+    /// terminal's master key under it).
+    #[command(flatten)]
+    kek: crate::kek_args::KekArgs,
     /// Where to serve the API, IP:PORT.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: String,
@@ -83,8 +88,12 @@ fn http_addr(text: &str, allowed: bool) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Binds the API's listener and its state.
-pub async fn bind(data: &Path, http: &Http) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
+/// Binds the API's listener and its state, for the data directory `dir` (with its
+/// key-encryption key's source).
+pub async fn bind(
+    dir: &DataDir,
+    http: &Http,
+) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let listener = tokio::net::TcpListener::bind(http.addr)
         .await
         .with_context(|| format!("--http {}", http.addr))?;
@@ -96,21 +105,20 @@ pub async fn bind(data: &Path, http: &Http) -> anyhow::Result<(tokio::net::TcpLi
     }
     // Cookies are marked Secure where the browser reaches the API by TLS; plain HTTP on
     // loopback keeps them usable.
-    Ok((
-        listener,
-        AppState::new(data.to_path_buf(), http.tls.is_some()),
-    ))
+    let state = AppState::new(dir.path.clone(), http.tls.is_some()).with_dir(dir.clone());
+    Ok((listener, state))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let http = args.tls.http(&args.http)?;
-    let dir = crate::cmd::host::existing_data_dir(&args.data)?;
+    let dir =
+        crate::cmd::host::existing_data_dir(&args.data)?.with_kek(args.kek.source(&args.data)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (listener, state) = bind(&dir.path, &http).await?;
+        let (listener, state) = bind(&dir, &http).await?;
         outln!(
             "poskit console: API on {}://{}/api/v1/ (data {})",
             http.scheme(),

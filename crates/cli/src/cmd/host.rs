@@ -227,7 +227,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
             let mut console = None;
             if let Some(http) = http {
-                let (listener, state) = crate::cmd::console::bind(&dir.path, &http)
+                let (listener, state) = crate::cmd::console::bind(&dir, &http)
                     .await
                     .map_err(|e| HostError::Config(e.to_string()))?;
                 console = listener

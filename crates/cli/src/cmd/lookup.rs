@@ -202,7 +202,8 @@ fn print_match(n: usize, m: &Match, lang: Lang) -> anyhow::Result<()> {
         v.verdict,
         if zh { &v.zh } else { &v.en }
     )?;
-    outln!("    {} {}", tr(lang, "Because:", "依据："), v.because)?;
+    let because = if zh { &v.because.zh } else { &v.because.en };
+    outln!("    {} {because}", tr(lang, "Because:", "依据："))?;
     let (next, say) = if zh {
         (&v.next_step.zh, &v.say_to_customer.zh)
     } else {

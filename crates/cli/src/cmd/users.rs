@@ -77,12 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let password = read_password()?;
             if let Some(mid) = &merchant {
-                let ledger = dir.open_store()?;
-                if poskit_host::store::lookup::merchant_status(&ledger, mid)?.is_none() {
-                    return Err(usage(format!(
-                        "--merchant {mid}: no such merchant at this host"
-                    )));
-                }
+                users::check_merchant(&dir.open_store()?, mid)
+                    .map_err(|e| usage(format!("--merchant {mid}: {e}")))?;
             }
             users::add(&conn, &name, role, merchant.as_deref(), &password)
                 .map_err(|e| usage(e.to_string()))?;

@@ -354,26 +354,40 @@ pub struct TerminalRow {
     pub mid: String,
     pub status: String,
     pub batch: i64,
+    /// When its working keys were last exchanged: its last sign-in.
     pub signed_in_ms: Option<i64>,
+    pub txn_limit_fen: Option<i64>,
+    /// The kinds it may do (`None`: all).
+    pub permitted: Option<Vec<String>>,
 }
+
+const TERMINAL_COLUMNS: &str = "tid, mid, status, batch, signed_in_ms, txn_limit_fen, permitted";
 
 /// One terminal by its TID.
 pub fn terminal(conn: &Connection, tid: &str) -> StoreResult<Option<TerminalRow>> {
+    let sql = format!("SELECT {TERMINAL_COLUMNS} FROM terminals WHERE tid = ?1");
     Ok(conn
-        .prepare_cached(
-            "SELECT tid, mid, status, batch, signed_in_ms FROM terminals WHERE tid = ?1",
-        )?
+        .prepare_cached(&sql)?
         .query_row([tid], terminal_row)
         .optional()?)
 }
 
 fn terminal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TerminalRow> {
+    let permitted: Option<String> = r.get(6)?;
     Ok(TerminalRow {
         tid: r.get(0)?,
         mid: r.get(1)?,
         status: r.get(2)?,
         batch: r.get(3)?,
         signed_in_ms: r.get(4)?,
+        txn_limit_fen: r.get(5)?,
+        permitted: permitted.map(|text| {
+            text.split([',', ';'])
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }),
     })
 }
 
@@ -383,11 +397,24 @@ pub fn terminals(
     mid: Option<&str>,
     limit: usize,
 ) -> StoreResult<Vec<TerminalRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT tid, mid, status, batch, signed_in_ms FROM terminals
-         WHERE ?1 IS NULL OR mid = ?1 ORDER BY tid LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![mid, limit as i64], terminal_row)?;
+    terminals_after(conn, mid, None, limit)
+}
+
+/// Terminals whose TID sorts after `after`, of one merchant or all, by TID; `limit` at
+/// most (the primary key is the order: a page is a seek and `limit` rows).
+pub fn terminals_after(
+    conn: &Connection,
+    mid: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<TerminalRow>> {
+    let sql = format!(
+        "SELECT {TERMINAL_COLUMNS} FROM terminals
+         WHERE tid > ?3 AND (?1 IS NULL OR mid = ?1) ORDER BY tid LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![mid, limit, after.unwrap_or("")], terminal_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -398,6 +425,8 @@ pub struct MerchantRow {
     pub name: String,
     pub mcc: String,
     pub status: String,
+    pub txn_limit_fen: Option<i64>,
+    pub daily_limit_fen: Option<i64>,
 }
 
 /// Merchants, one or all, by MID; `limit` at most.
@@ -406,17 +435,91 @@ pub fn merchants(
     mid: Option<&str>,
     limit: usize,
 ) -> StoreResult<Vec<MerchantRow>> {
+    merchants_after(conn, mid, None, limit)
+}
+
+/// Merchants whose MID sorts after `after` (one, or all), by MID; `limit` at most.
+pub fn merchants_after(
+    conn: &Connection,
+    mid: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<MerchantRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT mid, name, mcc, status FROM merchants
-         WHERE ?1 IS NULL OR mid = ?1 ORDER BY mid LIMIT ?2",
+        "SELECT mid, name, mcc, status, txn_limit_fen, daily_limit_fen FROM merchants
+         WHERE mid > ?3 AND (?1 IS NULL OR mid = ?1) ORDER BY mid LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![mid, limit as i64], |r| {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![mid, limit, after.unwrap_or("")], |r| {
         Ok(MerchantRow {
             mid: r.get(0)?,
             name: r.get(1)?,
             mcc: r.get(2)?,
             status: r.get(3)?,
+            txn_limit_fen: r.get(4)?,
+            daily_limit_fen: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A terminal's answers a look at its recent failures reads at most, newest first.
+pub const RECENT_ANSWERS_MAX: usize = 2_000;
+
+/// A terminal's recent failures at merchant `mid`: among its newest [`RECENT_ANSWERS_MAX`]
+/// requests under the idempotency key (`transactions_key`, read backwards from its newest
+/// batch and trace: the rows read are bounded whatever the terminal's history), those not
+/// approved, and reversals (a failure the terminal saw); newest first, `limit` at most.
+/// Refusals that claim no key (a deactivated terminal, an inactive merchant, a malformed
+/// field) have no such index and are not listed; the statistics count them.
+pub fn recent_failures(
+    conn: &Connection,
+    tid: &str,
+    mid: &str,
+    limit: usize,
+) -> StoreResult<Vec<TxnView>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions WHERE id IN (
+             SELECT id FROM transactions WHERE tid = ?1 AND mid = ?2 AND idem = 1
+             ORDER BY batch DESC, stan DESC LIMIT ?3)
+         AND (code <> '00' OR reversal = 1) ORDER BY id DESC LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let (scan, limit) = (RECENT_ANSWERS_MAX as i64, limit.min(ROWS_MAX) as i64);
+    Ok(stmt
+        .query_map(params![tid, mid, scan, limit], row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// The ledger's newest rows an activity poll reads at most: a poll that comes after more
+/// than this many new rows sees the newest of them.
+pub const ACTIVITY_SCAN_MAX: i64 = 10_000;
+
+/// The newest transactions of terminals after id `after` (of one merchant, or all; a
+/// dispute's or an adjustment's row names its transaction's terminal, an opening balance
+/// loaded by an import none), newest first, `limit` at most, from the newest
+/// [`ACTIVITY_SCAN_MAX`] rows; and the newest id read, where the next poll starts (rows
+/// written meanwhile come in that one).
+pub fn newest(
+    conn: &Connection,
+    after: i64,
+    mid: Option<&str>,
+    limit: usize,
+) -> StoreResult<(Vec<TxnView>, i64)> {
+    let last: i64 = conn
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM transactions")?
+        .query_row([], |r| r.get(0))?;
+    let from = after.max(last - ACTIVITY_SCAN_MAX);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions
+         WHERE id > ?1 AND id <= ?2 AND tid IS NOT NULL AND (?3 IS NULL OR mid = ?3)
+         ORDER BY id DESC LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let limit = limit.min(ROWS_MAX) as i64;
+    let rows = stmt
+        .query_map(params![from, last, mid, limit], row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    assert!(rows.iter().all(|r| r.id > after && r.id <= last));
+    Ok((rows, last.max(after)))
 }
