@@ -486,6 +486,24 @@ fn outcome(operation: &'static str, code: impl Into<Code>, notes: Vec<Note>) -> 
     }
 }
 
+/// A MAC (A0) or PIN block format (99) the host could not check: new keys fix it.
+fn keys_trouble(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::MAC_ERROR | ResponseCode::PIN_FORMAT_ERROR
+    )
+}
+
+/// The host or the issuer could not process the request now (96, 91, 98): nothing was done.
+fn host_unable_now(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::SYSTEM_MALFUNCTION
+            | ResponseCode::ISSUER_INOPERATIVE
+            | ResponseCode::ISSUER_TIMEOUT
+    )
+}
+
 fn class_of(code: ResponseCode) -> Class {
     Catalog::builtin().class_of(Table::CupPos, code.as_str())
 }
@@ -1549,26 +1567,20 @@ impl Terminal {
         // Keys problems only: a sign-in fixes them. A 77 is not retried: the reversal must
         // carry its original's batch, which no sign-in changes, and an original sent in a
         // batch the host no longer has was refused with 77 itself.
-        let keys_trouble = matches!(
-            code,
-            ResponseCode::MAC_ERROR | ResponseCode::PIN_FORMAT_ERROR
-        );
-        if keys_trouble && rev.attempts < self.cfg.reversal_attempts_max {
+        if keys_trouble(code) && rev.attempts < self.cfg.reversal_attempts_max {
             // The host could not check the reversal (keys or batch): sign in, send it again.
             self.notes.push(Note::ReversalResent { code });
             self.steps.push_front(Step::Reversal);
             self.steps.push_front(Step::SignIn);
             return;
         }
-        if matches!(
+        let not_now = matches!(
             code,
-            ResponseCode::SYSTEM_MALFUNCTION
-                | ResponseCode::ISSUER_INOPERATIVE
-                | ResponseCode::ISSUER_TIMEOUT
-                | ResponseCode::TERMINAL_NOT_REGISTERED
+            ResponseCode::TERMINAL_NOT_REGISTERED
                 | ResponseCode::INVALID_MERCHANT
                 | ResponseCode::FORMAT_ERROR
-        ) {
+        );
+        if host_unable_now(code) || not_now {
             // The host could not process it now (nothing was reversed): try again later.
             self.reversal_missed(Cause::HostAnswered { code }, false);
             return;
@@ -1687,17 +1699,8 @@ impl Terminal {
         if self.snap.advices.is_empty() {
             return;
         }
-        let keys_or_batch = matches!(
-            code,
-            ResponseCode::MAC_ERROR | ResponseCode::BATCH_MISMATCH | ResponseCode::PIN_FORMAT_ERROR
-        );
-        let not_now = matches!(
-            code,
-            ResponseCode::SYSTEM_MALFUNCTION
-                | ResponseCode::ISSUER_INOPERATIVE
-                | ResponseCode::ISSUER_TIMEOUT
-        );
-        if keys_or_batch || not_now {
+        let keys_or_batch = keys_trouble(code) || code == ResponseCode::BATCH_MISMATCH;
+        if keys_or_batch || host_unable_now(code) {
             // The host could not take it now: it stays stored (after a sign-in if the keys
             // or the batch were the trouble).
             self.advice_missed(Cause::HostAnswered { code }, code.into());
