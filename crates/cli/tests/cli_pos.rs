@@ -597,6 +597,19 @@ fn bad_pos_arguments_get_one_line_on_stderr_and_exit_2() {
             "--card",
             &pan,
         ],
+        // Twelve bytes, but a tab is not a character of an RRN: refused here, where the
+        // engine used to take it and fail the refund only when it could not build it.
+        vec![
+            "refund",
+            "--rrn",
+            "00000000000\t",
+            "--date",
+            "0101",
+            "--amount",
+            "1.00",
+            "--card",
+            &pan,
+        ],
         vec!["--lang", "fr", "status"],
     ] {
         let run = pos.run(&args);

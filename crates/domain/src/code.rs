@@ -11,6 +11,8 @@ impl ResponseCode {
     pub const APPROVED: ResponseCode = ResponseCode(*b"00");
     pub const INVALID_MERCHANT: ResponseCode = ResponseCode(*b"03");
     pub const PICK_UP: ResponseCode = ResponseCode(*b"04");
+    /// 06: error; as the field 39 of a reversal (0400), the reason "other".
+    pub const ERROR: ResponseCode = ResponseCode(*b"06");
     pub const INVALID_TRANSACTION: ResponseCode = ResponseCode(*b"12");
     pub const INVALID_AMOUNT: ResponseCode = ResponseCode(*b"13");
     pub const INVALID_CARD: ResponseCode = ResponseCode(*b"14");
@@ -35,6 +37,7 @@ impl ResponseCode {
     pub const SYSTEM_MALFUNCTION: ResponseCode = ResponseCode(*b"96");
     pub const TERMINAL_NOT_REGISTERED: ResponseCode = ResponseCode(*b"97");
     pub const ISSUER_TIMEOUT: ResponseCode = ResponseCode(*b"98");
+    pub const PIN_FORMAT_ERROR: ResponseCode = ResponseCode(*b"99");
     pub const MAC_ERROR: ResponseCode = ResponseCode(*b"A0");
 
     /// Two characters of field 39 (letters and digits).

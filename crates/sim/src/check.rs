@@ -109,12 +109,12 @@ pub fn compare<'j>(
                         if t.reversal == ReversalState::Failed {
                             breaks.push(format!(
                                 "{what}: the host holds it approved but the terminal reported {}; its reversal failed — the acquirer must reverse it",
-                                t.code.as_deref().unwrap_or("a failure")
+                                t.code.map_or("a failure".to_owned(), |c| c.to_string())
                             ));
                         } else {
                             violations.push(format!(
                                 "{what}: the terminal reported {} ({}), yet the host holds it approved: the customer is charged",
-                                t.code.as_deref().unwrap_or("?"),
+                                t.code.map_or("?".to_owned(), |c| c.to_string()),
                                 t.state.as_str()
                             ));
                         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use poskit_domain::TransactionKind;
+use poskit_domain::{AmountFen, TransactionKind};
 use poskit_host::config::HostConfig;
 use poskit_host::faults::FaultPlan;
 use poskit_host::{DataDir, demo, run, writer};
@@ -106,12 +106,24 @@ pub struct LiveReport {
     pub recon: Option<Result<poskit_recon::run::Report, String>>,
 }
 
+/// Adds `amount` to a fleet total. A total of amounts of twelve digits each passes a u64
+/// only after some ten million of them: an overflow is a bug, never wrapped.
+fn add_fen(total: &mut u64, amount: AmountFen) {
+    *total = total
+        .checked_add(amount.fen())
+        .unwrap_or_else(|| panic!("a fleet total passed u64: {total} + {amount}"));
+}
+
 fn record(p: &mut Progress, o: &Outcome, latency_ms: u64) {
-    let amount_fen = o.txn.as_ref().and_then(|t| t.amount_fen).unwrap_or(0);
+    let amount_fen = o
+        .txn
+        .as_ref()
+        .and_then(|t| t.amount_fen)
+        .unwrap_or(AmountFen::ZERO);
     match o.reversal {
         ReversalState::Done => {
             p.reversals_done += 1;
-            p.reversed_fen += amount_fen;
+            add_fen(&mut p.reversed_fen, amount_fen);
         }
         ReversalState::Pending => p.reversals_pending += 1,
         ReversalState::Failed => p.reversals_failed += 1,
@@ -129,19 +141,19 @@ fn record(p: &mut Progress, o: &Outcome, latency_ms: u64) {
         p.latencies_ms.push(latency_ms);
     }
     if !o.approved {
-        *p.declined.entry(o.code.clone()).or_default() += 1;
+        *p.declined.entry(o.code.to_string()).or_default() += 1;
         return;
     }
     p.approved += 1;
     match o.txn.as_ref().map(|t| t.kind) {
         Some(TransactionKind::Sale | TransactionKind::PreAuthCompletion) => {
-            p.approved_debit_fen += amount_fen
+            add_fen(&mut p.approved_debit_fen, amount_fen)
         }
         Some(
             TransactionKind::Void
             | TransactionKind::Refund
             | TransactionKind::PreAuthCompletionVoid,
-        ) => p.approved_credit_fen += amount_fen,
+        ) => add_fen(&mut p.approved_credit_fen, amount_fen),
         _ => {}
     }
 }
@@ -558,9 +570,9 @@ fn settled_batch(journal: &Journal) -> Option<Settled> {
     Some(Settled {
         tid: cfg.tid,
         debit_count: last.totals.debit_count,
-        debit_fen: last.totals.debit_fen,
+        debit_fen: last.totals.debit_fen.fen(),
         credit_count: last.totals.credit_count,
-        credit_fen: last.totals.credit_fen,
+        credit_fen: last.totals.credit_fen.fen(),
         balanced: last.balanced,
     })
 }

@@ -1,5 +1,6 @@
 //! A shop's day: what the virtual terminals are asked to do, simulated or live.
 
+use poskit_domain::AmountFen;
 use poskit_domain::TransactionKind as K;
 use poskit_domain::message::CardData;
 use poskit_host::demo;
@@ -18,6 +19,11 @@ pub struct Cards {
     pub external: Option<String>,
 }
 
+/// An amount the workload picks (at most 200.00 yuan).
+fn fen(value: u64) -> AmountFen {
+    AmountFen::new(value).unwrap_or_else(|_| unreachable!("{value} fen is a small amount"))
+}
+
 fn track(pan: &str) -> CardData {
     CardData::Track2(format!("{pan}=30121010000000000"))
 }
@@ -34,7 +40,7 @@ pub fn choose(rng: &mut Rng, cards: &Cards, last_approved: impl Fn(K) -> Option<
             .unwrap_or_else(|| track(&own_pan))
     };
     // Everyday amounts: 1.00 to 200.00 yuan.
-    let amount_fen = 100 + rng.below(19_900);
+    let amount_fen = fen(100 + rng.below(19_900));
     let own = track(&own_pan);
     let good = || pin(demo::DEMO_PIN);
     match rng.below(100) {
@@ -58,7 +64,7 @@ pub fn choose(rng: &mut Rng, cards: &Cards, last_approved: impl Fn(K) -> Option<
         },
         68..=69 => Command::Sale {
             card: scenario("insufficient_funds"),
-            amount_fen: 500,
+            amount_fen: fen(500),
             pin: good(),
         },
         70..=71 => Command::Sale {
@@ -82,13 +88,14 @@ pub fn choose(rng: &mut Rng, cards: &Cards, last_approved: impl Fn(K) -> Option<
             amount_fen,
             pin: good(),
         },
-        _ => match last_approved(K::PreAuth) {
-            Some(p) => Command::Complete {
+        _ => match last_approved(K::PreAuth).and_then(|p| Some((p.auth_code?, p))) {
+            Some((auth_code, p)) => Command::Complete {
                 card: p.card.clone().unwrap_or(own),
-                amount_fen: p.amount_fen.unwrap_or(100),
-                auth_code: p.auth_code.unwrap_or_default(),
+                amount_fen: p.amount_fen.unwrap_or(fen(100)),
+                auth_code,
                 date: p.host_date.unwrap_or_default(),
             },
+            // No pre-authorization to complete (or one approved without field 38).
             None => Command::Sale {
                 card: own,
                 amount_fen,

@@ -782,7 +782,7 @@ impl World {
             if outcome.approved {
                 r.approved += 1;
             } else {
-                *r.declined.entry(outcome.code.clone()).or_default() += 1;
+                *r.declined.entry(outcome.code.to_string()).or_default() += 1;
             }
         }
         match outcome.reversal {

@@ -139,11 +139,11 @@ pub async fn run_with_config(
                     return Ok(crate::engine::Outcome {
                         operation: "none",
                         approved: false,
-                        code: "L17".into(),
+                        code: crate::code::LocalCode::CANCELLED.into(),
                         txn: None,
                         reversal: crate::engine::ReversalState::None,
                         notes: vec![crate::note::Note::NothingDone],
-                        balance_fen: None,
+                        balance: None,
                         settlement: None,
                         institutions: None,
                     });

@@ -14,9 +14,12 @@ use poskit_domain::message::{
     BuildError, CardData, RequestSpec, Response, Session, build_request, parse_response,
     settlement_field48,
 };
-use poskit_domain::{Batch, Stan, TransactionKind as K};
+use poskit_domain::{
+    AmountFen, AuthCode, Batch, MoneyError, ResponseCode, Rrn, Stan, TransactionKind as K,
+};
 use poskit_security::{KeyLayout, MacAlgorithm, Pin, SecretKey, WorkingKeys, parse_field62};
 
+pub use crate::code::{Code, LocalCode};
 pub use crate::note::{Cause, Note};
 
 /// Settings of one terminal (kept in its journal).
@@ -39,11 +42,18 @@ pub const REVERSAL_ATTEMPTS_MAX_DEFAULT: u32 = 3;
 pub const RESPONSE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Details per batch-upload message (§4.4: N2 count ≤ 8).
 pub const UPLOAD_DETAILS_PER_MESSAGE_MAX: usize = 8;
-/// The largest amount field 4 carries: twelve digits of fen.
-pub const AMOUNT_FEN_MAX: u64 = 999_999_999_999;
 /// Transactions one batch may record: field 48 counts them in three digits (N3), so a
 /// fuller batch could not be settled with true totals.
 pub const BATCH_TXNS_MAX: u32 = 999;
+
+/// Field 39 of a reversal (0400), §1.3: no answer to the original.
+pub const REVERSAL_REASON_NO_ANSWER: ResponseCode = ResponseCode::ISSUER_TIMEOUT;
+/// Field 39 of a reversal: the approval's MAC did not verify.
+pub const REVERSAL_REASON_MAC_BAD: ResponseCode = ResponseCode::MAC_ERROR;
+/// Field 39 of a reversal: the terminal failed after the approval (printer).
+pub const REVERSAL_REASON_TERMINAL_FAILED: ResponseCode = ResponseCode::SYSTEM_MALFUNCTION;
+/// Field 39 of a reversal: other — an answer that leaves open whether money moved.
+pub const REVERSAL_REASON_OTHER: ResponseCode = ResponseCode::ERROR;
 
 /// What happened to a transaction, as the journal keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,16 +100,18 @@ pub struct Txn {
     pub kind: K,
     pub batch: u32,
     pub stan: u32,
-    pub amount_fen: Option<u64>,
+    pub amount_fen: Option<AmountFen>,
     pub card: Option<CardData>,
-    pub rrn: Option<String>,
-    pub auth_code: Option<String>,
+    /// Field 37 of the answer.
+    pub rrn: Option<Rrn>,
+    /// Field 38 of the answer (or, for a completion, cancellation or void, the original's).
+    pub auth_code: Option<AuthCode>,
     /// Field 39, or a local code (L03 ...) when the host's answer never came.
-    pub code: Option<String>,
+    pub code: Option<Code>,
     pub state: TxnState,
     pub reversal: ReversalState,
     pub original_stan: Option<u32>,
-    pub original_rrn: Option<String>,
+    pub original_rrn: Option<Rrn>,
     pub original_date: Option<String>,
     /// Fields 13 and 12 of the answer: the host's date (MMDD) and time.
     pub host_date: Option<String>,
@@ -114,14 +126,15 @@ pub struct PendingReversal {
     pub kind: K,
     pub batch: u32,
     pub stan: u32,
-    pub amount_fen: Option<u64>,
+    pub amount_fen: Option<AmountFen>,
     pub card: Option<CardData>,
     pub original_stan: Option<u32>,
-    pub original_rrn: Option<String>,
+    pub original_rrn: Option<Rrn>,
     pub original_date: Option<String>,
-    pub auth_code: Option<String>,
-    /// Field 39 of the 0400: 98 no answer, A0 bad MAC, 96 failure after approval, 06 other.
-    pub reason: String,
+    pub auth_code: Option<AuthCode>,
+    /// Field 39 of the 0400: 98 no answer, A0 bad MAC, 96 failure after approval, 06 other
+    /// (`REVERSAL_REASON_*`).
+    pub reason: ResponseCode,
     pub attempts: u32,
 }
 
@@ -132,9 +145,10 @@ pub struct Advice {
     pub kind: K,
     pub batch: u32,
     pub stan: u32,
-    pub amount_fen: u64,
+    pub amount_fen: AmountFen,
     pub card: CardData,
-    pub rrn: String,
+    /// The original's field 37.
+    pub rrn: Rrn,
     pub original_date: String,
     pub attempts: u32,
 }
@@ -156,8 +170,8 @@ pub enum JournalOp {
     },
     Failure {
         operation: String,
-        amount_fen: Option<u64>,
-        code: String,
+        amount_fen: Option<AmountFen>,
+        code: Code,
         cause: Cause,
     },
     Maintenance {
@@ -176,7 +190,7 @@ pub enum JournalOp {
     },
     /// A pre-authorization was completed or cancelled (by its authorization code).
     PreAuthClosed {
-        auth_code: String,
+        auth_code: AuthCode,
     },
     BatchClosed {
         batch: u32,
@@ -186,13 +200,36 @@ pub enum JournalOp {
     },
 }
 
-/// Settlement totals (§4.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Settlement totals (§4.4). Each total is at most twelve digits of fen (field 48).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Totals {
-    pub debit_fen: u64,
+    pub debit_fen: AmountFen,
     pub debit_count: u32,
-    pub credit_fen: u64,
+    pub credit_fen: AmountFen,
     pub credit_count: u32,
+}
+
+impl Totals {
+    pub const ZERO: Totals = Totals {
+        debit_fen: AmountFen::ZERO,
+        debit_count: 0,
+        credit_fen: AmountFen::ZERO,
+        credit_count: 0,
+    };
+
+    /// Counts a debit; `Err` when the debit total would pass twelve digits of fen.
+    pub fn add_debit(&mut self, amount: AmountFen) -> Result<(), MoneyError> {
+        self.debit_fen = self.debit_fen.checked_add(amount)?;
+        self.debit_count += 1;
+        Ok(())
+    }
+
+    /// Counts a credit; `Err` when the credit total would pass twelve digits of fen.
+    pub fn add_credit(&mut self, amount: AmountFen) -> Result<(), MoneyError> {
+        self.credit_fen = self.credit_fen.checked_add(amount)?;
+        self.credit_count += 1;
+        Ok(())
+    }
 }
 
 /// What the engine asks of its driver, in order.
@@ -218,7 +255,7 @@ pub enum Command {
     Echo,
     Sale {
         card: CardData,
-        amount_fen: u64,
+        amount_fen: AmountFen,
         pin: Option<Pin>,
     },
     Balance {
@@ -227,19 +264,19 @@ pub enum Command {
     },
     PreAuth {
         card: CardData,
-        amount_fen: u64,
+        amount_fen: AmountFen,
         pin: Option<Pin>,
     },
     PreAuthCancel {
         card: CardData,
-        amount_fen: u64,
-        auth_code: String,
+        amount_fen: AmountFen,
+        auth_code: AuthCode,
         date: String,
     },
     Complete {
         card: CardData,
-        amount_fen: u64,
-        auth_code: String,
+        amount_fen: AmountFen,
+        auth_code: AuthCode,
         date: String,
     },
     /// Void of a sale, or of a completion: the original from the journal.
@@ -248,8 +285,8 @@ pub enum Command {
     },
     Refund {
         card: CardData,
-        amount_fen: u64,
-        rrn: String,
+        amount_fen: AmountFen,
+        rrn: Rrn,
         date: String,
     },
     /// Settlement of the current batch: its totals and upload details from the journal.
@@ -287,17 +324,59 @@ pub struct Outcome {
     pub operation: &'static str,
     pub approved: bool,
     /// Field 39, or a local code (L01 ...) for what happened on the terminal.
-    pub code: String,
+    pub code: Code,
     pub txn: Option<Txn>,
     pub reversal: ReversalState,
     /// What else happened: a reversal sent first, a sign-in needed, advices sent ...
     pub notes: Vec<Note>,
-    /// A balance inquiry's field 54 (available, fen).
-    pub balance_fen: Option<i64>,
+    /// A balance inquiry's field 54 (available).
+    pub balance: Option<Balance>,
     /// A settlement: whether the host's totals agreed, and details uploaded.
     pub settlement: Option<(bool, u32)>,
     /// Field 44 of the answer: issuer and acquirer institution ids (发卡行, 收单行).
     pub institutions: Option<(String, String)>,
+}
+
+/// Field 54 of a balance inquiry's answer: the available balance, which an overdrawn
+/// account has on the debit side (sign `D`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    pub amount_fen: AmountFen,
+    pub overdrawn: bool,
+}
+
+impl Balance {
+    /// Reads field 54 (§2.3: account type 2, amount type 2, currency 3, sign C/D, 12
+    /// digits of fen); `None` when it does not have that shape.
+    pub fn of_field54(field: &str) -> Option<Balance> {
+        let overdrawn = match field.as_bytes().get(7)? {
+            b'C' => false,
+            b'D' => true,
+            _ => return None,
+        };
+        let digits = field.get(8..20)?;
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let amount_fen = AmountFen::new(digits.parse().ok()?).ok()?;
+        Some(Balance {
+            amount_fen,
+            overdrawn,
+        })
+    }
+
+    /// Fen, negative when overdrawn (as `poskit pos --json` shows it).
+    pub fn fen_signed(self) -> i64 {
+        // Twelve digits at most: well inside an i64.
+        let fen = i64::try_from(self.amount_fen.fen())
+            .unwrap_or_else(|_| unreachable!("an amount has at most twelve digits"));
+        if self.overdrawn { -fen } else { fen }
+    }
+}
+
+/// An identifier as `RequestSpec` (shared with the host's test client) carries it.
+fn wire_text(id: &impl std::fmt::Display) -> String {
+    id.to_string()
 }
 
 /// What the terminal remembers between operations (loaded from the journal).
@@ -342,9 +421,37 @@ struct InFlight {
     step: Step,
     mti: [u8; 4],
     stan: u32,
-    amount_fen: Option<u64>,
+    amount_fen: Option<AmountFen>,
     processing: Option<[u8; 6]>,
     mac: bool,
+}
+
+/// The fields of an answer the journal records, read into their types.
+struct Answer {
+    /// Field 39; `None` when absent or not two letters or digits.
+    code: Option<ResponseCode>,
+    /// Field 37.
+    rrn: Option<Rrn>,
+    /// Field 38.
+    auth_code: Option<AuthCode>,
+}
+
+impl Answer {
+    /// `Err(field)`: field 37 or 38 is there but is not a retrieval reference number (12
+    /// printable characters) or an authorization code (6).
+    fn read(r: &Response) -> Result<Answer, u8> {
+        let rrn = r.field(37).map(Rrn::parse).transpose().map_err(|_| 37)?;
+        let auth_code = r
+            .field(38)
+            .map(AuthCode::parse)
+            .transpose()
+            .map_err(|_| 38)?;
+        Ok(Answer {
+            code: r.code.as_deref().and_then(ResponseCode::parse),
+            rrn,
+            auth_code,
+        })
+    }
 }
 
 /// The terminal.
@@ -365,22 +472,40 @@ pub struct Terminal {
     effects: Vec<Effect>,
 }
 
-fn outcome(operation: &'static str, code: &str, notes: Vec<Note>) -> Outcome {
+fn outcome(operation: &'static str, code: impl Into<Code>, notes: Vec<Note>) -> Outcome {
     Outcome {
         operation,
         approved: false,
-        code: code.to_owned(),
+        code: code.into(),
         txn: None,
         reversal: ReversalState::None,
         notes,
-        balance_fen: None,
+        balance: None,
         settlement: None,
         institutions: None,
     }
 }
 
-fn class_of(code: &str) -> Class {
-    Catalog::builtin().class_of(Table::CupPos, code)
+/// A MAC (A0) or PIN block format (99) the host could not check: new keys fix it.
+fn keys_trouble(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::MAC_ERROR | ResponseCode::PIN_FORMAT_ERROR
+    )
+}
+
+/// The host or the issuer could not process the request now (96, 91, 98): nothing was done.
+fn host_unable_now(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::SYSTEM_MALFUNCTION
+            | ResponseCode::ISSUER_INOPERATIVE
+            | ResponseCode::ISSUER_TIMEOUT
+    )
+}
+
+fn class_of(code: ResponseCode) -> Class {
+    Catalog::builtin().class_of(Table::CupPos, code.as_str())
 }
 
 impl Terminal {
@@ -425,12 +550,12 @@ impl Terminal {
             Event::Response(frame) => self.response(frame),
             Event::Timeout { token } => {
                 if token == self.token && self.flight.is_some() {
-                    self.no_answer(Cause::Timeout, "L03", false);
+                    self.no_answer(Cause::Timeout, LocalCode::NO_ANSWER, false);
                 }
             }
             Event::NotSent { token, why } => {
                 if token == self.token && self.flight.is_some() {
-                    self.no_answer(Cause::NotSent { detail: why }, "L01", true);
+                    self.no_answer(Cause::NotSent { detail: why }, LocalCode::NOT_SENT, true);
                 }
             }
         }
@@ -465,7 +590,7 @@ impl Terminal {
         if self.is_busy() {
             self.effects.push(Effect::Done(Box::new(outcome(
                 "busy",
-                "L17",
+                LocalCode::CANCELLED,
                 vec![Note::Busy],
             ))));
             return;
@@ -478,7 +603,7 @@ impl Terminal {
         if !management && self.snap.keys.is_none() {
             self.effects.push(Effect::Done(Box::new(outcome(
                 "transaction",
-                "L06",
+                LocalCode::NOT_SIGNED_IN,
                 vec![Note::NotSignedIn],
             ))));
             return;
@@ -491,7 +616,7 @@ impl Terminal {
         if records && self.snap.batch_txns >= BATCH_TXNS_MAX {
             self.effects.push(Effect::Done(Box::new(outcome(
                 "transaction",
-                "L09",
+                LocalCode::BATCH_FULL,
                 vec![Note::BatchFull {
                     batch: self.snap.batch,
                     txns: self.snap.batch_txns,
@@ -553,8 +678,8 @@ impl Terminal {
                 };
                 let mut t = self.new_txn(kind, original.amount_fen, original.card.clone());
                 t.original_stan = Some(original.stan);
-                t.original_rrn = original.rrn.clone();
-                t.auth_code = original.auth_code.clone();
+                t.original_rrn = original.rrn;
+                t.auth_code = original.auth_code;
                 Step::Main(Box::new(t), None)
             }
             Command::Refund {
@@ -572,7 +697,7 @@ impl Terminal {
             Command::Flush => {
                 self.result = Some(Outcome {
                     approved: true,
-                    ..outcome("flush", "00", vec![Note::NothingWaiting])
+                    ..outcome("flush", ResponseCode::APPROVED, vec![Note::NothingWaiting])
                 });
                 self.steps.push_back(Step::Reversal);
                 self.steps.push_back(Step::Advices);
@@ -587,7 +712,7 @@ impl Terminal {
         self.steps.push_back(step);
     }
 
-    fn new_txn(&mut self, kind: K, amount_fen: Option<u64>, card: Option<CardData>) -> Txn {
+    fn new_txn(&mut self, kind: K, amount_fen: Option<AmountFen>, card: Option<CardData>) -> Txn {
         let id = self.snap.next_txn_id;
         self.snap.next_txn_id += 1;
         if kind != K::BalanceInquiry {
@@ -705,7 +830,10 @@ impl Terminal {
                         *spec.kind.mti()
                     },
                     stan,
-                    amount_fen: spec.amount_fen,
+                    // Built from an `AmountFen` (and field 4 took it): twelve digits at most.
+                    amount_fen: spec.amount_fen.map(|fen| {
+                        AmountFen::new(fen).unwrap_or_else(|_| unreachable!("field 4 took it"))
+                    }),
                     processing: spec.kind.processing_code(),
                     mac: spec.kind.carries_mac(),
                 });
@@ -727,21 +855,22 @@ impl Terminal {
                 {
                     self.snap.reversal = None;
                 }
+                let local = LocalCode::KEYS_OR_DATA;
                 txn.state = TxnState::Failed;
                 txn.reversal = ReversalState::None;
-                txn.code = Some("L07".into());
+                txn.code = Some(local.into());
                 self.journal(vec![
                     JournalOp::Txn((*txn).clone()),
                     JournalOp::Failure {
                         operation: txn.kind.slug().into(),
                         amount_fen: txn.amount_fen,
-                        code: "L07".into(),
+                        code: local.into(),
                         cause: why.clone(),
                     },
                 ]);
                 self.finish(Outcome {
                     txn: Some(*txn),
-                    ..outcome("transaction", "L07", vec![Note::Cause(why)])
+                    ..outcome("transaction", local, vec![Note::Cause(why)])
                 });
             }
             Step::Reversal => {
@@ -756,10 +885,11 @@ impl Terminal {
                 if self.snap.advices.is_empty() {
                     return;
                 }
+                let local = LocalCode::KEYS_OR_DATA;
                 let advice = self.snap.advices.remove(0);
                 let txn = Txn {
                     state: TxnState::Failed,
-                    code: Some("L07".into()),
+                    code: Some(local.into()),
                     ..self.txn_of_advice(&advice)
                 };
                 self.journal(vec![
@@ -770,14 +900,14 @@ impl Terminal {
                     JournalOp::Failure {
                         operation: advice.kind.slug().into(),
                         amount_fen: Some(advice.amount_fen),
-                        code: "L07".into(),
+                        code: local.into(),
                         cause: why.clone(),
                     },
                 ]);
                 if self.current_advice == Some(advice.txn_id) {
                     self.finish(Outcome {
                         txn: Some(txn),
-                        ..outcome(advice.kind.slug(), "L07", vec![Note::Cause(why)])
+                        ..outcome(advice.kind.slug(), local, vec![Note::Cause(why)])
                     });
                 } else if !self.snap.advices.is_empty() {
                     self.steps.push_front(Step::Advices);
@@ -788,20 +918,20 @@ impl Terminal {
                     Step::Settle { .. } | Step::Upload { .. } | Step::BatchEnd { .. } => "settle",
                     _ => "management",
                 };
-                self.finish(outcome(op, "L07", vec![Note::Cause(why)]));
+                self.finish(outcome(op, LocalCode::KEYS_OR_DATA, vec![Note::Cause(why)]));
             }
         }
     }
 
     fn spec_of(txn: &Txn) -> RequestSpec {
         RequestSpec {
-            amount_fen: txn.amount_fen,
+            amount_fen: txn.amount_fen.map(AmountFen::fen),
             card: txn.card.clone(),
             original_batch: txn.original_stan.map(|_| txn.batch),
             original_stan: txn.original_stan,
             original_date: txn.original_date.clone(),
-            rrn: txn.original_rrn.clone(),
-            auth_code: txn.auth_code.clone(),
+            rrn: txn.original_rrn.as_ref().map(wire_text),
+            auth_code: txn.auth_code.as_ref().map(wire_text),
             ..RequestSpec::new(txn.kind)
         }
     }
@@ -852,14 +982,14 @@ impl Terminal {
         rev.attempts += 1;
         self.snap.reversal = Some(rev.clone());
         let spec = RequestSpec {
-            amount_fen: rev.amount_fen,
+            amount_fen: rev.amount_fen.map(AmountFen::fen),
             card: rev.card.clone(),
             original_batch: rev.original_stan.map(|_| rev.batch),
             original_stan: rev.original_stan,
             original_date: rev.original_date.clone(),
-            rrn: rev.original_rrn.clone(),
-            auth_code: rev.auth_code.clone(),
-            reversal_reason: Some(rev.reason.clone()),
+            rrn: rev.original_rrn.as_ref().map(wire_text),
+            auth_code: rev.auth_code.as_ref().map(wire_text),
+            reversal_reason: Some(rev.reason.as_str().to_owned()),
             ..RequestSpec::new(rev.kind)
         };
         let stan = rev.stan;
@@ -879,9 +1009,9 @@ impl Terminal {
         advice.attempts += 1;
         self.snap.advices[0] = advice.clone();
         let spec = RequestSpec {
-            amount_fen: Some(advice.amount_fen),
+            amount_fen: Some(advice.amount_fen.fen()),
             card: Some(advice.card.clone()),
-            rrn: Some(advice.rrn.clone()),
+            rrn: Some(wire_text(&advice.rrn)),
             original_date: Some(advice.original_date.clone()),
             ..RequestSpec::new(advice.kind)
         };
@@ -901,31 +1031,7 @@ impl Terminal {
         txn.batch = self.snap.batch;
         let mut ops = vec![self.counters()];
         if txn.kind.is_advice() {
-            // Store-and-forward: durable first, then sent in turn with the others.
-            txn.state = TxnState::Queued;
-            let advice = Advice {
-                txn_id: txn.id,
-                kind: txn.kind,
-                batch: txn.batch,
-                stan: txn.stan,
-                amount_fen: txn.amount_fen.unwrap_or(0),
-                // As the journal keeps it (no track data), so that a resend after a
-                // restart is the same message as the first.
-                card: txn
-                    .card
-                    .as_ref()
-                    .map(CardData::kept)
-                    .unwrap_or(CardData::Track2(String::new())),
-                rrn: txn.original_rrn.clone().unwrap_or_default(),
-                original_date: txn.original_date.clone().unwrap_or_default(),
-                attempts: 0,
-            };
-            self.snap.advices.push(advice.clone());
-            ops.push(JournalOp::Txn(txn.clone()));
-            ops.push(JournalOp::AdviceQueued(advice));
-            self.journal(ops);
-            self.current_advice = Some(txn.id);
-            self.steps.push_front(Step::Advices);
+            self.queue_advice(txn, ops);
             return;
         }
         if txn.kind.reversible() {
@@ -941,20 +1047,20 @@ impl Terminal {
                 // the same message as the first (the host answers a changed one 94).
                 card: txn.card.as_ref().map(CardData::kept),
                 original_stan: txn.original_stan,
-                original_rrn: txn.original_rrn.clone(),
+                original_rrn: txn.original_rrn,
                 original_date: txn.original_date.clone(),
-                auth_code: txn.auth_code.clone(),
-                reason: "98".into(),
+                auth_code: txn.auth_code,
+                reason: REVERSAL_REASON_NO_ANSWER,
                 attempts: 0,
             };
             self.snap.reversal = Some(rev.clone());
             ops.push(JournalOp::Reversal(Some(rev)));
         }
         ops.push(JournalOp::Txn(txn.clone()));
-        // What the request relies on: a trace in range, an amount field 4 can carry, and
-        // for a reversible request its reversal record in this very journal write.
+        // What the request relies on: a trace in range, and for a reversible request its
+        // reversal record in this very journal write (the amount's type keeps it to what
+        // field 4 carries).
         assert!((1..=999_999).contains(&txn.stan), "trace {}", txn.stan);
-        assert!(txn.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
         assert_eq!(
             txn.kind.reversible(),
             ops.iter()
@@ -967,6 +1073,46 @@ impl Terminal {
         self.send(Step::Main(Box::new(txn), None), &spec, stan, ops);
     }
 
+    /// Store-and-forward: the advice (a refund) is durable first, then sent in turn with
+    /// the others. One without the amount or the original's RRN it must carry can never be
+    /// sent, and is given up at once.
+    fn queue_advice(&mut self, mut txn: Txn, mut ops: Vec<JournalOp>) {
+        assert!(txn.kind.is_advice());
+        let (Some(amount_fen), Some(rrn)) = (txn.amount_fen, txn.original_rrn) else {
+            self.journal(ops);
+            let detail = "an advice carries an amount and its original's RRN (fields 4, 37)";
+            let why = Cause::Unbuildable {
+                detail: detail.into(),
+            };
+            self.unbuildable(Step::Main(Box::new(txn), None), why);
+            return;
+        };
+        txn.state = TxnState::Queued;
+        let advice = Advice {
+            txn_id: txn.id,
+            kind: txn.kind,
+            batch: txn.batch,
+            stan: txn.stan,
+            amount_fen,
+            // As the journal keeps it (no track data), so that a resend after a restart is
+            // the same message as the first.
+            card: txn
+                .card
+                .as_ref()
+                .map(CardData::kept)
+                .unwrap_or(CardData::Track2(String::new())),
+            rrn,
+            original_date: txn.original_date.clone().unwrap_or_default(),
+            attempts: 0,
+        };
+        self.snap.advices.push(advice.clone());
+        ops.push(JournalOp::Txn(txn.clone()));
+        ops.push(JournalOp::AdviceQueued(advice));
+        self.journal(ops);
+        self.current_advice = Some(txn.id);
+        self.steps.push_front(Step::Advices);
+    }
+
     fn start_settle(&mut self, totals: Totals, details: Vec<Txn>) {
         // The journal's totals are those of the details it uploads when unbalanced.
         assert_eq!(
@@ -974,20 +1120,21 @@ impl Terminal {
             details.len() as u32,
             "every counted transaction is a detail"
         );
+        // Each total has at most twelve digits (its type), so their sum fits a u64; so does
+        // that of at most `BATCH_TXNS_MAX` details.
         debug_assert_eq!(
-            totals.debit_fen + totals.credit_fen,
-            details
-                .iter()
-                .map(|t| t.amount_fen.unwrap_or(0))
-                .sum::<u64>(),
+            Some(totals.debit_fen.fen() + totals.credit_fen.fen()),
+            details.iter().try_fold(0u64, |sum, t| {
+                sum.checked_add(t.amount_fen.map_or(0, AmountFen::fen))
+            }),
             "the totals add up to the details"
         );
         let mut spec = RequestSpec::new(K::Settlement);
         spec.network_code = Some("201".into());
         spec.field48 = Some(settlement_field48(
-            totals.debit_fen,
+            totals.debit_fen.fen(),
             totals.debit_count,
-            totals.credit_fen,
+            totals.credit_fen.fen(),
             totals.credit_count,
         ));
         let stan = self.next_stan();
@@ -1016,7 +1163,7 @@ impl Terminal {
                 "00{:06}{:0>20}{:012}",
                 t.stan,
                 pan,
-                t.amount_fen.unwrap_or(0)
+                t.amount_fen.map_or(0, AmountFen::fen)
             ));
         }
         let sent = sent + chunk.len() as u32;
@@ -1036,13 +1183,14 @@ impl Terminal {
     fn matches(&self, flight: &InFlight, r: &Response) -> bool {
         let mti = poskit_codec::Mti(flight.mti).response();
         let stan = format!("{:06}", flight.stan);
-        let approved = r.code() == "00" && matches!(&flight.mti, b"0100" | b"0200");
+        let approved = ResponseCode::parse(r.code()).is_some_and(ResponseCode::is_approved)
+            && matches!(&flight.mti, b"0100" | b"0200");
         r.mti == mti.as_str()
             && r.field(11) == Some(stan.as_str())
             && r.field(41) == Some(self.cfg.tid.as_str())
             && r.field(42) == Some(self.cfg.mid.as_str())
             && flight.amount_fen.is_none_or(|a| match r.field(4) {
-                Some(f) => f.parse::<u64>().ok() == Some(a),
+                Some(f) => f.parse::<u64>().ok() == Some(a.fen()),
                 None => !approved,
             })
             && flight.processing.is_none_or(|p| match r.field(3) {
@@ -1058,26 +1206,35 @@ impl Terminal {
             // Undecodable: as no answer; the timer still runs.
             return;
         };
-        if !self.matches(flight, &r) {
-            // Not the answer to this request: as no answer (the timer still runs). One that
-            // names this request but not its amount or processing code is worth a note: the
-            // failure that follows is then not only "no answer".
-            // Once per request: a host sending many such frames does not grow the notes.
-            let note = Note::AnswerIgnored { stan: flight.stan };
-            if r.field(11) == Some(format!("{:06}", flight.stan).as_str())
-                && r.field(41) == Some(self.cfg.tid.as_str())
-                && !self.notes.contains(&note)
-            {
-                self.notes.push(note);
+        let names_this = r.field(11) == Some(format!("{:06}", flight.stan).as_str())
+            && r.field(41) == Some(self.cfg.tid.as_str());
+        // Not the answer to this request, or one whose field 37 or 38 cannot be recorded:
+        // as no answer (the timer still runs). One that names this request is worth a note
+        // (once per request: a host sending many such frames does not grow the notes): the
+        // failure that follows is then not only "no answer".
+        let read = match self.matches(flight, &r) {
+            true => Answer::read(&r).map_err(|field| Note::AnswerMalformed {
+                stan: flight.stan,
+                field,
+            }),
+            false => Err(Note::AnswerIgnored { stan: flight.stan }),
+        };
+        let answer = match read {
+            Ok(answer) => answer,
+            Err(note) => {
+                if names_this && !self.notes.contains(&note) {
+                    self.notes.push(note);
+                }
+                return;
             }
-            return;
-        }
-        let answered = r.code().len() == 2 && r.code().bytes().all(|b| b.is_ascii_alphanumeric());
-        let settlement = matches!(flight.step, Step::Settle { .. });
-        if !answered && !settlement {
+        };
+        let code = match answer.code {
+            Some(code) => code,
+            // A settlement's answer is read for its field 48 even without a code.
+            None if matches!(flight.step, Step::Settle { .. }) => ResponseCode::FORMAT_ERROR,
             // No response code: nothing can be concluded from it (the timer still runs).
-            return;
-        }
+            None => return,
+        };
         let flight = self
             .flight
             .take()
@@ -1087,17 +1244,31 @@ impl Terminal {
             self.notes.push(Note::HostAsksSignIn);
             self.push_sign_in();
         }
-        let code = r.code().to_owned();
-        let mac_bad = flight.mac && code == "00" && r.mac_ok != Some(true);
-        match flight.step {
-            Step::Main(txn, _) => self.main_answered(*txn, &r, &code, mac_bad),
+        let mac_bad = flight.mac && code.is_approved() && r.mac_ok != Some(true);
+        self.answered(flight.step, &r, &answer, code, mac_bad);
+    }
+
+    /// The answer to the step in flight, with code `code` (`mac_bad`: an approval whose MAC
+    /// did not verify).
+    fn answered(
+        &mut self,
+        step: Step,
+        r: &Response,
+        a: &Answer,
+        code: ResponseCode,
+        mac_bad: bool,
+    ) {
+        match step {
+            Step::Main(txn, _) => self.main_answered(*txn, r, a, code, mac_bad),
             Step::Reversal if mac_bad => self.reversal_missed(Cause::AnswerMacBad, false),
-            Step::Reversal => self.reversal_answered(&code),
-            Step::Advices if mac_bad => self.advice_missed(Cause::AnswerMacBad, "L04"),
-            Step::Advices => self.advice_answered(&r, &code),
-            Step::SignIn => self.signed_in(&r, &code),
+            Step::Reversal => self.reversal_answered(code),
+            Step::Advices if mac_bad => {
+                self.advice_missed(Cause::AnswerMacBad, LocalCode::ANSWER_MAC_BAD.into())
+            }
+            Step::Advices => self.advice_answered(r, a, code),
+            Step::SignIn => self.signed_in(r, code),
             Step::SignOff => {
-                if code == "00" {
+                if code.is_approved() {
                     self.snap.keys = None;
                     self.journal(vec![
                         JournalOp::Keys(None),
@@ -1108,52 +1279,20 @@ impl Terminal {
                     ]);
                 }
                 self.result = Some(Outcome {
-                    approved: code == "00",
-                    ..outcome("sign-off", &code, vec![])
+                    approved: code.is_approved(),
+                    ..outcome("sign-off", code, vec![])
                 });
             }
             Step::Echo => {
                 self.result = Some(Outcome {
-                    approved: code == "00",
-                    ..outcome("echo", &code, vec![])
+                    approved: code.is_approved(),
+                    ..outcome("echo", code, vec![])
                 })
             }
-            Step::Settle { totals, details } => {
-                let f48 = r.field(48).unwrap_or("");
-                match f48.as_bytes().get(30) {
-                    Some(b'1') => self.steps.push_front(Step::BatchEnd {
-                        balanced: true,
-                        uploaded: 0,
-                        totals,
-                    }),
-                    Some(b'2') => {
-                        let number = |range: std::ops::Range<usize>| {
-                            f48.get(range).and_then(|a| a.parse::<u64>().ok())
-                        };
-                        self.notes.push(Note::HostTotalsDiffer {
-                            debit_count: number(12..15).map(|n| n as u32),
-                            debit_fen: number(0..12),
-                            credit_count: number(27..30).map(|n| n as u32),
-                            credit_fen: number(15..27),
-                        });
-                        let uploaded = details.len() as u32;
-                        self.steps.push_front(Step::BatchEnd {
-                            balanced: false,
-                            uploaded,
-                            totals,
-                        });
-                        self.steps.push_front(Step::Upload { details, sent: 0 });
-                    }
-                    _ => self.finish(outcome(
-                        "settle",
-                        if code.is_empty() { "30" } else { &code },
-                        vec![Note::SettlementWithoutCode],
-                    )),
-                }
-            }
+            Step::Settle { totals, details } => self.settle_answered(r, code, totals, details),
             Step::Upload { details, sent } => {
-                if code != "00" {
-                    self.finish(outcome("settle", &code, vec![Note::UploadRefused]));
+                if !code.is_approved() {
+                    self.finish(outcome("settle", code, vec![Note::UploadRefused]));
                 } else if (sent as usize) < details.len() {
                     self.steps.push_front(Step::Upload { details, sent });
                 }
@@ -1162,45 +1301,90 @@ impl Terminal {
                 balanced,
                 uploaded,
                 totals,
-            } => {
-                if code != "00" {
-                    self.finish(outcome("settle", &code, vec![Note::BatchEndRefused]));
-                    return;
-                }
-                let closed = self.snap.batch;
-                self.snap.batch = Batch::new(closed)
-                    .map(Batch::next)
-                    .map(Batch::value)
-                    .unwrap_or(1);
-                self.snap.batch_txns = 0;
-                self.journal(vec![
-                    JournalOp::BatchClosed {
-                        batch: closed,
-                        totals,
-                        balanced,
-                        uploaded,
-                    },
-                    self.counters(),
-                    JournalOp::Maintenance {
-                        event: "settlement".into(),
-                        detail: format!(
-                            "batch {closed:06} closed ({}); batch {:06} opened",
-                            if balanced {
-                                "balanced"
-                            } else {
-                                "unbalanced, uploaded"
-                            },
-                            self.snap.batch
-                        ),
-                    },
-                ]);
-                self.result = Some(Outcome {
-                    approved: true,
-                    settlement: Some((balanced, uploaded)),
-                    ..outcome("settle", "00", vec![Note::BatchSettled { batch: closed }])
-                });
-            }
+            } => self.batch_ended(code, balanced, uploaded, totals),
         }
+    }
+
+    /// Field 48 of the settlement's answer, position 31: 1 balanced (batch end), 2 not
+    /// (the host's totals are noted, the details uploaded, then batch end).
+    fn settle_answered(
+        &mut self,
+        r: &Response,
+        code: ResponseCode,
+        totals: Totals,
+        details: Vec<Txn>,
+    ) {
+        let f48 = r.field(48).unwrap_or("");
+        match f48.as_bytes().get(30) {
+            Some(b'1') => self.steps.push_front(Step::BatchEnd {
+                balanced: true,
+                uploaded: 0,
+                totals,
+            }),
+            Some(b'2') => {
+                let number = |range: std::ops::Range<usize>| {
+                    f48.get(range).and_then(|a| a.parse::<u64>().ok())
+                };
+                let amount = |range| number(range).and_then(|fen| AmountFen::new(fen).ok());
+                self.notes.push(Note::HostTotalsDiffer {
+                    debit_count: number(12..15).map(|n| n as u32),
+                    debit_fen: amount(0..12),
+                    credit_count: number(27..30).map(|n| n as u32),
+                    credit_fen: amount(15..27),
+                });
+                let uploaded = details.len() as u32;
+                self.steps.push_front(Step::BatchEnd {
+                    balanced: false,
+                    uploaded,
+                    totals,
+                });
+                self.steps.push_front(Step::Upload { details, sent: 0 });
+            }
+            _ => self.finish(outcome("settle", code, vec![Note::SettlementWithoutCode])),
+        }
+    }
+
+    fn batch_ended(&mut self, code: ResponseCode, balanced: bool, uploaded: u32, totals: Totals) {
+        if !code.is_approved() {
+            self.finish(outcome("settle", code, vec![Note::BatchEndRefused]));
+            return;
+        }
+        let closed = self.snap.batch;
+        self.snap.batch = Batch::new(closed)
+            .map(Batch::next)
+            .map(Batch::value)
+            .unwrap_or(1);
+        self.snap.batch_txns = 0;
+        self.journal(vec![
+            JournalOp::BatchClosed {
+                batch: closed,
+                totals,
+                balanced,
+                uploaded,
+            },
+            self.counters(),
+            JournalOp::Maintenance {
+                event: "settlement".into(),
+                detail: format!(
+                    "batch {closed:06} closed ({}); batch {:06} opened",
+                    if balanced {
+                        "balanced"
+                    } else {
+                        "unbalanced, uploaded"
+                    },
+                    self.snap.batch
+                ),
+            },
+        ]);
+        self.result = Some(Outcome {
+            approved: true,
+            settlement: Some((balanced, uploaded)),
+            ..outcome(
+                "settle",
+                ResponseCode::APPROVED,
+                vec![Note::BatchSettled { batch: closed }],
+            )
+        });
     }
 
     fn push_sign_in(&mut self) {
@@ -1209,100 +1393,113 @@ impl Terminal {
         }
     }
 
-    fn main_answered(&mut self, mut txn: Txn, r: &Response, code: &str, mac_bad: bool) {
-        txn.code = Some(code.to_owned());
-        txn.rrn = r.field(37).map(str::to_owned);
-        txn.auth_code = r.field(38).map(str::to_owned).or(txn.auth_code);
+    fn main_answered(
+        &mut self,
+        mut txn: Txn,
+        r: &Response,
+        a: &Answer,
+        code: ResponseCode,
+        mac_bad: bool,
+    ) {
+        txn.code = Some(code.into());
+        txn.rrn = a.rrn;
+        txn.auth_code = a.auth_code.or(txn.auth_code);
         txn.host_date = r.field(13).map(str::to_owned);
         txn.host_time = r.field(12).map(str::to_owned);
-        let op = txn.kind.slug();
-        let balance_fen = r.field(54).and_then(|b| {
-            let sign = if b.as_bytes().get(7) == Some(&b'D') {
-                -1
-            } else {
-                1
-            };
-            b.get(8..20)
-                .and_then(|a| a.parse::<i64>().ok())
-                .map(|a| sign * a)
-        });
-        let mut ops = Vec::new();
         // Field 44: issuer id AN11 then acquirer id AN11 (§2.3), spaces trimmed.
         let institutions = r.field(44).filter(|f| f.len() > 11).map(|f| {
             let (issuer, acquirer) = f.split_at(11);
             (issuer.trim_end().to_owned(), acquirer.trim_end().to_owned())
         });
-        let mut result = Outcome {
-            balance_fen,
+        let result = Outcome {
+            balance: r.field(54).and_then(Balance::of_field54),
             institutions,
-            ..outcome(op, code, vec![])
+            ..outcome(txn.kind.slug(), code, vec![])
         };
-        if code == "00" && (mac_bad || self.cfg.fail_after_approval) {
-            // Approved by the host but not by this terminal: reverse (§1.3 reasons).
-            let (reason, local, why) = if mac_bad {
-                ("A0", "L04", Cause::ApprovalMacBad)
-            } else {
-                ("96", "L11", Cause::PrinterFailed)
-            };
-            txn.state = TxnState::Failed;
-            txn.code = Some(local.into());
-            let ours = self
-                .snap
-                .reversal
-                .as_ref()
-                .is_some_and(|rev| rev.txn_id == txn.id);
-            if let Some(rev) = self.snap.reversal.as_mut().filter(|_| ours) {
-                rev.reason = reason.into();
-                // §4.1: the reversal carries the authorization code it received.
-                rev.auth_code = txn.auth_code.clone().or(rev.auth_code.take());
-                ops.push(JournalOp::Reversal(Some(rev.clone())));
-            }
-            ops.push(JournalOp::Txn(txn.clone()));
-            ops.push(JournalOp::Failure {
-                operation: op.into(),
-                amount_fen: txn.amount_fen,
-                code: local.into(),
-                cause: why.clone(),
-            });
-            self.journal(ops);
-            self.notes.push(Note::Cause(why));
-            self.notes.push(Note::Reversing {
-                stan: txn.stan,
-                reason: reason.into(),
-            });
-            result.code = local.into();
-            result.reversal = if ours {
-                ReversalState::Pending
-            } else {
-                ReversalState::None
-            };
-            result.txn = Some(txn);
-            self.steps.clear();
-            if mac_bad {
-                // New keys first, so that the reversal's own MAC verifies at the host.
-                self.steps.push_back(Step::SignIn);
-            }
-            if ours {
-                self.steps.push_back(Step::Reversal);
-            }
-            self.result = Some(result);
-            return;
+        if code.is_approved() && (mac_bad || self.cfg.fail_after_approval) {
+            self.approval_not_taken(txn, result, mac_bad);
+        } else {
+            self.main_settled(txn, result, code);
         }
-        // A valid answer settles the reversal (§4.1) — unless its code leaves open whether
-        // money moved (the catalog says "check": 06, 96, A0, unknown codes ...): then the
-        // terminal reverses with reason 06 to be sure. A 94 is never reversed: the trace
-        // belongs to another request the host already has.
-        let doubtful = code != "00"
-            && code != "94"
-            && Catalog::builtin().money_moved_of(Table::CupPos, code) != MoneyMoved::No;
+    }
+
+    /// Approved by the host but not by this terminal: reverse (§1.3 reasons).
+    fn approval_not_taken(&mut self, mut txn: Txn, mut result: Outcome, mac_bad: bool) {
+        let (reason, local, why) = if mac_bad {
+            (
+                REVERSAL_REASON_MAC_BAD,
+                LocalCode::ANSWER_MAC_BAD,
+                Cause::ApprovalMacBad,
+            )
+        } else {
+            (
+                REVERSAL_REASON_TERMINAL_FAILED,
+                LocalCode::PRINTER_FAILED,
+                Cause::PrinterFailed,
+            )
+        };
+        let mut ops = Vec::new();
+        txn.state = TxnState::Failed;
+        txn.code = Some(local.into());
+        let ours = self
+            .snap
+            .reversal
+            .as_ref()
+            .is_some_and(|rev| rev.txn_id == txn.id);
+        if let Some(rev) = self.snap.reversal.as_mut().filter(|_| ours) {
+            rev.reason = reason;
+            // §4.1: the reversal carries the authorization code it received.
+            rev.auth_code = txn.auth_code.or(rev.auth_code);
+            ops.push(JournalOp::Reversal(Some(rev.clone())));
+        }
+        ops.push(JournalOp::Txn(txn.clone()));
+        ops.push(JournalOp::Failure {
+            operation: txn.kind.slug().into(),
+            amount_fen: txn.amount_fen,
+            code: local.into(),
+            cause: why.clone(),
+        });
+        self.journal(ops);
+        self.notes.push(Note::Cause(why));
+        self.notes.push(Note::Reversing {
+            stan: txn.stan,
+            reason,
+        });
+        result.code = local.into();
+        result.reversal = if ours {
+            ReversalState::Pending
+        } else {
+            ReversalState::None
+        };
+        result.txn = Some(txn);
+        self.steps.clear();
+        if mac_bad {
+            // New keys first, so that the reversal's own MAC verifies at the host.
+            self.steps.push_back(Step::SignIn);
+        }
+        if ours {
+            self.steps.push_back(Step::Reversal);
+        }
+        self.result = Some(result);
+    }
+
+    /// A valid answer the terminal takes: it settles the reversal (§4.1) — unless its code
+    /// leaves open whether money moved (the catalog says "check": 06, 96, A0, unknown codes
+    /// ...): then the terminal reverses with reason 06 to be sure. A 94 is never reversed:
+    /// the trace belongs to another request the host already has.
+    fn main_settled(&mut self, mut txn: Txn, mut result: Outcome, code: ResponseCode) {
+        let mut ops = Vec::new();
+        let doubtful = !code.is_approved()
+            && code != ResponseCode::DUPLICATE
+            && Catalog::builtin().money_moved_of(Table::CupPos, code.as_str()) != MoneyMoved::No;
         if txn.reversal == ReversalState::Pending && doubtful {
             if let Some(rev) = &mut self.snap.reversal {
-                rev.reason = "06".into();
+                rev.reason = REVERSAL_REASON_OTHER;
                 ops.push(JournalOp::Reversal(Some(rev.clone())));
             }
             self.notes.push(Note::ReversingToBeSure {
                 stan: txn.stan,
-                code: code.to_owned(),
+                code,
             });
             self.steps.clear();
             self.steps.push_back(Step::Reversal);
@@ -1312,7 +1509,7 @@ impl Terminal {
             self.snap.reversal = None;
             ops.push(JournalOp::Reversal(None));
         }
-        if code == "00" {
+        if code.is_approved() {
             txn.state = TxnState::Approved;
             result.approved = true;
             if matches!(txn.kind, K::Void | K::PreAuthCompletionVoid)
@@ -1324,21 +1521,17 @@ impl Terminal {
                 });
             }
             if matches!(txn.kind, K::PreAuthCompletion | K::PreAuthCancel)
-                && let Some(auth_code) = &txn.auth_code
+                && let Some(auth_code) = txn.auth_code
             {
-                ops.push(JournalOp::PreAuthClosed {
-                    auth_code: auth_code.clone(),
-                });
+                ops.push(JournalOp::PreAuthClosed { auth_code });
             }
         } else {
             txn.state = TxnState::Declined;
             ops.push(JournalOp::Failure {
-                operation: op.into(),
+                operation: txn.kind.slug().into(),
                 amount_fen: txn.amount_fen,
-                code: code.to_owned(),
-                cause: Cause::Declined {
-                    code: code.to_owned(),
-                },
+                code: code.into(),
+                cause: Cause::Declined { code },
             });
             self.after_decline(code);
         }
@@ -1350,13 +1543,15 @@ impl Terminal {
 
     /// What a decline makes the terminal do by itself (catalog classes: C and D codes are
     /// never retried; keys and batch problems are fixed by signing in again).
-    fn after_decline(&mut self, code: &str) {
+    fn after_decline(&mut self, code: ResponseCode) {
         match code {
-            "77" | "A0" | "99" => {
+            ResponseCode::BATCH_MISMATCH
+            | ResponseCode::MAC_ERROR
+            | ResponseCode::PIN_FORMAT_ERROR => {
                 self.notes.push(Note::SigningInAgain);
                 self.push_sign_in();
             }
-            "94" => self.notes.push(Note::TraceAlreadyKnown),
+            ResponseCode::DUPLICATE => self.notes.push(Note::TraceAlreadyKnown),
             _ => {
                 if matches!(class_of(code), Class::C | Class::D | Class::E) {
                     self.notes.push(Note::NotRetried);
@@ -1365,34 +1560,33 @@ impl Terminal {
         }
     }
 
-    fn reversal_answered(&mut self, code: &str) {
+    fn reversal_answered(&mut self, code: ResponseCode) {
         let Some(rev) = self.snap.reversal.clone() else {
             return;
         };
         // Keys problems only: a sign-in fixes them. A 77 is not retried: the reversal must
         // carry its original's batch, which no sign-in changes, and an original sent in a
         // batch the host no longer has was refused with 77 itself.
-        if matches!(code, "A0" | "99") && rev.attempts < self.cfg.reversal_attempts_max {
+        if keys_trouble(code) && rev.attempts < self.cfg.reversal_attempts_max {
             // The host could not check the reversal (keys or batch): sign in, send it again.
-            self.notes.push(Note::ReversalResent {
-                code: code.to_owned(),
-            });
+            self.notes.push(Note::ReversalResent { code });
             self.steps.push_front(Step::Reversal);
             self.steps.push_front(Step::SignIn);
             return;
         }
-        if matches!(code, "96" | "91" | "98" | "97" | "03" | "30") {
+        let not_now = matches!(
+            code,
+            ResponseCode::TERMINAL_NOT_REGISTERED
+                | ResponseCode::INVALID_MERCHANT
+                | ResponseCode::FORMAT_ERROR
+        );
+        if host_unable_now(code) || not_now {
             // The host could not process it now (nothing was reversed): try again later.
-            self.reversal_missed(
-                Cause::HostAnswered {
-                    code: code.to_owned(),
-                },
-                false,
-            );
+            self.reversal_missed(Cause::HostAnswered { code }, false);
             return;
         }
         self.snap.reversal = None;
-        let state = if code == "00" {
+        let state = if code.is_approved() {
             ReversalState::Done
         } else {
             ReversalState::Failed
@@ -1408,10 +1602,10 @@ impl Terminal {
             ops.push(JournalOp::Failure {
                 operation: "reversal".into(),
                 amount_fen: rev.amount_fen,
-                code: "L14".into(),
+                code: LocalCode::REVERSAL_FAILED.into(),
                 cause: Cause::ReversalRefused {
                     stan: rev.stan,
-                    code: code.to_owned(),
+                    code,
                 },
             });
         }
@@ -1420,7 +1614,7 @@ impl Terminal {
             ReversalState::Done => Note::ReversalDone { stan: rev.stan },
             _ => Note::ReversalRefused {
                 stan: rev.stan,
-                code: code.to_owned(),
+                code,
             },
         });
         if let Some(result) = &mut self.result
@@ -1462,7 +1656,7 @@ impl Terminal {
         } else {
             self.finish(outcome(
                 "transaction",
-                "L08",
+                LocalCode::REVERSAL_WAITING,
                 vec![Note::ReversalWaiting {
                     stan: rev.stan,
                     cause: why,
@@ -1482,7 +1676,7 @@ impl Terminal {
             JournalOp::Failure {
                 operation: "reversal".into(),
                 amount_fen: rev.amount_fen,
-                code: "L14".into(),
+                code: LocalCode::REVERSAL_FAILED.into(),
                 cause: Cause::ReversalGaveUp {
                     stan: rev.stan,
                     attempts: rev.attempts,
@@ -1501,59 +1695,56 @@ impl Terminal {
         }
     }
 
-    fn advice_answered(&mut self, r: &Response, code: &str) {
+    fn advice_answered(&mut self, r: &Response, a: &Answer, code: ResponseCode) {
         if self.snap.advices.is_empty() {
             return;
         }
-        if matches!(code, "96" | "91" | "98" | "A0" | "77" | "99") {
+        let keys_or_batch = keys_trouble(code) || code == ResponseCode::BATCH_MISMATCH;
+        if keys_or_batch || host_unable_now(code) {
             // The host could not take it now: it stays stored (after a sign-in if the keys
             // or the batch were the trouble).
-            let why = Cause::HostAnswered {
-                code: code.to_owned(),
-            };
-            self.advice_missed(why, code);
-            if matches!(code, "A0" | "77" | "99") {
+            self.advice_missed(Cause::HostAnswered { code }, code.into());
+            if keys_or_batch {
                 self.push_sign_in();
             }
             return;
         }
         let advice = self.snap.advices.remove(0);
-        let mut txn = Txn {
-            code: Some(code.to_owned()),
-            rrn: r.field(37).map(str::to_owned),
+        let approved = code.is_approved();
+        let txn = Txn {
+            code: Some(code.into()),
+            rrn: a.rrn,
+            auth_code: a.auth_code,
             host_date: r.field(13).map(str::to_owned),
             host_time: r.field(12).map(str::to_owned),
-            state: if code == "00" {
+            state: if approved {
                 TxnState::Approved
             } else {
                 TxnState::Declined
             },
             ..self.txn_of_advice(&advice)
         };
-        txn.auth_code = r.field(38).map(str::to_owned);
         let mut ops = vec![
             JournalOp::AdviceDone {
                 txn_id: advice.txn_id,
             },
             JournalOp::Txn(txn.clone()),
         ];
-        if code != "00" {
+        if !approved {
             ops.push(JournalOp::Failure {
                 operation: advice.kind.slug().into(),
                 amount_fen: Some(advice.amount_fen),
-                code: code.to_owned(),
-                cause: Cause::AdviceDeclined {
-                    code: code.to_owned(),
-                },
+                code: code.into(),
+                cause: Cause::AdviceDeclined { code },
             });
         }
         self.journal(ops);
         if self.current_advice == Some(advice.txn_id) {
-            if code != "00" {
+            if !approved {
                 self.after_decline(code);
             }
             self.result = Some(Outcome {
-                approved: code == "00",
+                approved,
                 txn: Some(txn),
                 ..outcome(advice.kind.slug(), code, vec![])
             });
@@ -1561,7 +1752,7 @@ impl Terminal {
             self.notes.push(Note::AdviceDelivered {
                 kind: advice.kind,
                 stan: advice.stan,
-                code: code.to_owned(),
+                code,
             });
         }
         if !self.snap.advices.is_empty() {
@@ -1572,7 +1763,7 @@ impl Terminal {
     /// The first stored advice did not get through: it stays queued (its attempt counted).
     /// The refund this operation asked for is reported stored; a settlement stops (§4.4
     /// wants every advice delivered before the totals); other operations go on.
-    fn advice_missed(&mut self, why: Cause, local: &str) {
+    fn advice_missed(&mut self, why: Cause, code: Code) {
         self.notes.push(Note::AdviceNotDelivered { cause: why });
         let settling = self.flushing;
         if let Some(id) = self.current_advice {
@@ -1585,12 +1776,12 @@ impl Terminal {
             let op = txn.as_ref().map_or("refund", |t| t.kind.slug());
             self.finish(Outcome {
                 txn,
-                ..outcome(op, local, vec![Note::AdviceStored])
+                ..outcome(op, code, vec![Note::AdviceStored])
             });
         } else if settling {
             self.finish(outcome(
                 "settle",
-                local,
+                code,
                 vec![Note::AdvicesBeforeSettlement, Note::SettleAgain],
             ));
         }
@@ -1610,7 +1801,7 @@ impl Terminal {
             state: TxnState::Queued,
             reversal: ReversalState::None,
             original_stan: None,
-            original_rrn: Some(a.rrn.clone()),
+            original_rrn: Some(a.rrn),
             original_date: Some(a.original_date.clone()),
             host_date: None,
             host_time: None,
@@ -1618,8 +1809,8 @@ impl Terminal {
         }
     }
 
-    fn signed_in(&mut self, r: &Response, code: &str) {
-        if code != "00" {
+    fn signed_in(&mut self, r: &Response, code: ResponseCode) {
+        if !code.is_approved() {
             self.finish(outcome("sign-in", code, vec![Note::SignInRefused]));
             return;
         }
@@ -1635,7 +1826,7 @@ impl Terminal {
             Err(e) => {
                 self.finish(outcome(
                     "sign-in",
-                    "L07",
+                    LocalCode::KEYS_OR_DATA,
                     vec![Note::KeysUnloadable { detail: e }],
                 ));
                 return;
@@ -1668,7 +1859,7 @@ impl Terminal {
                 approved: true,
                 ..outcome(
                     "sign-in",
-                    "00",
+                    ResponseCode::APPROVED,
                     vec![Note::BatchOpen {
                         batch: self.snap.batch,
                     }],
@@ -1678,7 +1869,7 @@ impl Terminal {
     }
 
     /// The request in flight got no valid answer in time, or never left (`not_sent`).
-    fn no_answer(&mut self, why: Cause, local: &str, not_sent: bool) {
+    fn no_answer(&mut self, why: Cause, local: LocalCode, not_sent: bool) {
         let Some(flight) = self.flight.take() else {
             return;
         };
@@ -1698,7 +1889,7 @@ impl Terminal {
                     } else {
                         self.notes.push(Note::Reversing {
                             stan: txn.stan,
-                            reason: "98".into(),
+                            reason: REVERSAL_REASON_NO_ANSWER,
                         });
                         self.steps.push_back(Step::Reversal);
                         result.reversal = ReversalState::Pending;
@@ -1716,7 +1907,7 @@ impl Terminal {
                 self.result = Some(result);
             }
             Step::Reversal => self.reversal_missed(why, not_sent),
-            Step::Advices => self.advice_missed(why, local),
+            Step::Advices => self.advice_missed(why, local.into()),
             Step::SignIn => self.finish(outcome("sign-in", local, vec![Note::Cause(why)])),
             Step::SignOff => self.finish(outcome("sign-off", local, vec![Note::Cause(why)])),
             Step::Echo => self.finish(outcome("echo", local, vec![Note::Cause(why)])),
@@ -1724,5 +1915,50 @@ impl Terminal {
                 outcome("settle", local, vec![Note::Cause(why), Note::SettleAgain]),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_54_reads_as_a_balance_on_the_credit_or_the_debit_side() {
+        let credit = Balance::of_field54("1002156C000000012345").unwrap();
+        assert_eq!(credit.amount_fen, AmountFen::new(12345).unwrap());
+        assert_eq!(credit.fen_signed(), 12345);
+        let debit = Balance::of_field54("1002156D000000000100").unwrap();
+        assert!(debit.overdrawn);
+        assert_eq!(debit.fen_signed(), -100);
+        let largest = Balance::of_field54("1002156D999999999999").unwrap();
+        assert_eq!(largest.fen_signed(), -999_999_999_999);
+    }
+
+    #[test]
+    fn field_54_of_another_shape_is_no_balance() {
+        for bad in [
+            "",
+            "1002156C",
+            "1002156C00000001234",
+            "1002156X000000012345",
+            "1002156C00000001234x",
+            "1002156C-00000001234",
+        ] {
+            assert_eq!(Balance::of_field54(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn totals_refuse_to_pass_twelve_digits_of_fen() {
+        let mut totals = Totals::ZERO;
+        totals.add_debit(AmountFen::MAX).unwrap();
+        assert_eq!(
+            totals.add_debit(AmountFen::new(1).unwrap()),
+            Err(MoneyError::TooLarge)
+        );
+        assert_eq!(totals.debit_fen, AmountFen::MAX, "left as it was");
+        assert_eq!(totals.debit_count, 1, "nor counted");
+        totals.add_credit(AmountFen::new(5).unwrap()).unwrap();
+        assert_eq!((totals.credit_fen.fen(), totals.credit_count), (5, 1));
     }
 }

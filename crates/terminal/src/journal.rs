@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use poskit_domain::TransactionKind;
+use poskit_domain::{AmountFen, AuthCode, ResponseCode, Rrn, TransactionKind};
 
 use poskit_security::WorkingKeys;
 
+use crate::code::Code;
 use crate::engine::{
-    AMOUNT_FEN_MAX, Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot,
-    Totals, Txn, TxnState,
+    Advice, Command, Config, JournalOp, PendingReversal, ReversalState, Snapshot, Totals, Txn,
+    TxnState,
 };
 use crate::note::Cause;
 use crate::sealed::{Role, Sealed};
@@ -29,7 +30,7 @@ mod tls;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[source] rusqlite::Error),
     #[error("journal {path}: {why}")]
     Missing { path: String, why: String },
     #[error("journal holds bad data: {0}")]
@@ -37,6 +38,30 @@ pub enum JournalError {
     /// The key store refused (a wrong key-encryption key) or could not be reached.
     #[error("journal keys: {0}")]
     Keys(String),
+    /// The open batch's debits or credits add up to more than the twelve digits of fen a
+    /// settlement carries (field 48): it cannot be settled with true totals.
+    #[error(
+        "batch {batch:06}: its {side} total passes 9999999999.99, more than a settlement can carry (field 48)"
+    )]
+    TotalsTooLarge { batch: u32, side: &'static str },
+}
+
+impl From<rusqlite::Error> for JournalError {
+    /// A row conversion that failed on the journal's own terms (a column that does not
+    /// read as its type, a card the vault cannot open) is that error, not SQLite's.
+    fn from(e: rusqlite::Error) -> JournalError {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(column, kind, inner) => {
+                match inner.downcast::<JournalError>() {
+                    Ok(ours) => *ours,
+                    Err(inner) => JournalError::Db(rusqlite::Error::FromSqlConversionFailure(
+                        column, kind, inner,
+                    )),
+                }
+            }
+            e => JournalError::Db(e),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, JournalError>;
@@ -106,17 +131,82 @@ pub struct Failure {
     pub time_ms: i64,
     pub tid: String,
     pub operation: String,
-    pub amount_fen: Option<u64>,
-    pub code: String,
+    pub amount_fen: Option<AmountFen>,
+    pub code: Code,
     /// Kept as [`Cause::code`]; a line logged as English text by an earlier version reads
     /// back as [`Cause::Recorded`], so old journals need no migration.
     pub cause: Cause,
 }
 
+/// An amount as the journal stores it: INTEGER fen.
+fn fen_column(amount: AmountFen) -> i64 {
+    // At most twelve digits (the type's bound): well inside an i64.
+    i64::try_from(amount.fen()).unwrap_or_else(|_| unreachable!("twelve digits of fen"))
+}
+
+/// Bad data in column `column` (`what`: table and column): a journal error, not a panic.
+fn corrupt(column: usize, what: &str, why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        Box::new(JournalError::Corrupt(format!("{what}: {why}"))),
+    )
+}
+
+/// Column `column`'s text read by `parse` (NULL: `None`).
+fn parsed<T, E: std::fmt::Display>(
+    r: &Row<'_>,
+    column: usize,
+    what: &str,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
+) -> rusqlite::Result<Option<T>> {
+    let Some(text) = r.get::<_, Option<String>>(column)? else {
+        return Ok(None);
+    };
+    parse(&text)
+        .map(Some)
+        .map_err(|e| corrupt(column, what, e.to_string()))
+}
+
+/// Column `column`'s INTEGER fen as an amount (NULL: `None`).
+fn amount_at(r: &Row<'_>, column: usize, what: &str) -> rusqlite::Result<Option<AmountFen>> {
+    let Some(fen) = r.get::<_, Option<i64>>(column)? else {
+        return Ok(None);
+    };
+    u64::try_from(fen)
+        .ok()
+        .and_then(|fen| AmountFen::new(fen).ok())
+        .map(Some)
+        .ok_or_else(|| corrupt(column, what, format!("{fen} is not 0 to 12 digits of fen")))
+}
+
+/// A value a NOT NULL column must have.
+fn required<T>(value: Option<T>, column: usize, what: &str) -> rusqlite::Result<T> {
+    value.ok_or_else(|| corrupt(column, what, "missing".into()))
+}
+
+fn rrn_at(r: &Row<'_>, column: usize, what: &str) -> rusqlite::Result<Option<Rrn>> {
+    parsed(r, column, what, Rrn::parse)
+}
+
+fn auth_code_at(r: &Row<'_>, column: usize, what: &str) -> rusqlite::Result<Option<AuthCode>> {
+    parsed(r, column, what, AuthCode::parse)
+}
+
+fn code_at(r: &Row<'_>, column: usize, what: &str) -> rusqlite::Result<Option<Code>> {
+    parsed(r, column, what, Code::parse)
+}
+
+fn reason_at(r: &Row<'_>, column: usize, what: &str) -> rusqlite::Result<ResponseCode> {
+    let reason = parsed(r, column, what, |text| {
+        ResponseCode::parse(text).ok_or_else(|| format!("{text:?} is not a response code"))
+    })?;
+    required(reason, column, what)
+}
+
 fn write_txn(tx: &Connection, sealed: &Sealed, t: &Txn) -> Result<()> {
-    // What the engine writes: a trace in range, an amount field 4 can carry.
+    // What the engine writes: a trace in range (the amount's type bounds it to field 4).
     assert!((1..=999_999).contains(&t.stan), "trace {}", t.stan);
-    assert!(t.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
     let card = t.card.as_ref().map(|c| sealed.seal_card(c)).transpose()?;
     let (ck, cd) = (
         card.as_ref().map(|c| c.kind),
@@ -132,16 +222,16 @@ fn write_txn(tx: &Connection, sealed: &Sealed, t: &Txn) -> Result<()> {
                 t.kind.slug(),
                 t.batch,
                 t.stan,
-                t.amount_fen.map(|a| a as i64),
+                t.amount_fen.map(fen_column),
                 ck,
                 cd,
-                t.rrn,
-                t.auth_code,
-                t.code,
+                t.rrn.as_ref().map(Rrn::as_str),
+                t.auth_code.as_ref().map(AuthCode::as_str),
+                t.code.as_ref().map(Code::as_str),
                 t.state.as_str(),
                 t.reversal.as_str(),
                 t.original_stan,
-                t.original_rrn,
+                t.original_rrn.as_ref().map(Rrn::as_str),
                 t.original_date,
                 t.host_date,
                 t.host_time,
@@ -156,7 +246,6 @@ fn write_txn(tx: &Connection, sealed: &Sealed, t: &Txn) -> Result<()> {
 fn write_reversal(tx: &Connection, sealed: &Sealed, r: &PendingReversal) -> Result<()> {
     // A reversal keeps its original's trace; it is only ever written for one that was sent.
     assert!((1..=999_999).contains(&r.stan), "trace {}", r.stan);
-    assert!(r.amount_fen.is_none_or(|a| a <= AMOUNT_FEN_MAX));
     let card = r.card.as_ref().map(|c| sealed.seal_card(c)).transpose()?;
     let (ck, cd) = (card.as_ref().map(|c| c.kind), card.map(|c| c.data));
     tx.prepare_cached("INSERT INTO reversal (id, txn_id, kind, batch, stan, amount_fen, card_kind, card_data,
@@ -169,14 +258,14 @@ fn write_reversal(tx: &Connection, sealed: &Sealed, r: &PendingReversal) -> Resu
                 r.kind.slug(),
                 r.batch,
                 r.stan,
-                r.amount_fen.map(|a| a as i64),
+                r.amount_fen.map(fen_column),
                 ck,
                 cd,
                 r.original_stan,
-                r.original_rrn,
+                r.original_rrn.as_ref().map(Rrn::as_str),
                 r.original_date,
-                r.auth_code,
-                r.reason,
+                r.auth_code.as_ref().map(AuthCode::as_str),
+                r.reason.as_str(),
                 r.attempts
             ],
         )?;
@@ -187,7 +276,6 @@ fn write_reversal(tx: &Connection, sealed: &Sealed, r: &PendingReversal) -> Resu
 
 fn write_advice(tx: &Connection, sealed: &Sealed, a: &Advice) -> Result<()> {
     assert!((1..=999_999).contains(&a.stan), "trace {}", a.stan);
-    assert!(a.amount_fen <= AMOUNT_FEN_MAX);
     let card = sealed.seal_card(&a.card)?;
     let (ck, cd) = (card.kind, card.data);
     tx.prepare_cached("INSERT INTO advices (txn_id, kind, batch, stan, amount_fen, card_kind, card_data, rrn, original_date, attempts)
@@ -197,10 +285,10 @@ fn write_advice(tx: &Connection, sealed: &Sealed, a: &Advice) -> Result<()> {
                 a.kind.slug(),
                 a.batch,
                 a.stan,
-                a.amount_fen as i64,
+                fen_column(a.amount_fen),
                 ck,
                 cd,
-                a.rrn,
+                a.rrn.as_str(),
                 a.original_date,
                 a.attempts
             ],
@@ -259,17 +347,17 @@ fn txn_row(sealed: &Sealed, r: &Row<'_>) -> rusqlite::Result<Txn> {
         kind: kind_of(&r.get::<_, String>(1)?)?,
         batch: r.get(2)?,
         stan: r.get(3)?,
-        amount_fen: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
+        amount_fen: amount_at(r, 4, "txns.amount_fen")?,
         card: sealed
             .open_card(r.get(5)?, r.get(6)?)
             .map_err(vault_error)?,
-        rrn: r.get(7)?,
-        auth_code: r.get(8)?,
-        code: r.get(9)?,
+        rrn: rrn_at(r, 7, "txns.rrn")?,
+        auth_code: auth_code_at(r, 8, "txns.auth_code")?,
+        code: code_at(r, 9, "txns.code")?,
         state: TxnState::parse(&r.get::<_, String>(10)?).unwrap_or(TxnState::Failed),
         reversal: ReversalState::parse(&r.get::<_, String>(11)?).unwrap_or(ReversalState::None),
         original_stan: r.get(12)?,
-        original_rrn: r.get(13)?,
+        original_rrn: rrn_at(r, 13, "txns.original_rrn")?,
         original_date: r.get(14)?,
         host_date: r.get(15)?,
         host_time: r.get(16)?,
@@ -547,13 +635,13 @@ impl Journal {
                         kind: kind_of(&r.get::<_, String>(1)?)?,
                         batch: r.get(2)?,
                         stan: r.get(3)?,
-                        amount_fen: r.get::<_, Option<i64>>(4)?.map(|a| a as u64),
+                        amount_fen: amount_at(r, 4, "reversal.amount_fen")?,
                         card: self.sealed.open_card(r.get(5)?, r.get(6)?).map_err(vault_error)?,
                         original_stan: r.get(7)?,
-                        original_rrn: r.get(8)?,
+                        original_rrn: rrn_at(r, 8, "reversal.original_rrn")?,
                         original_date: r.get(9)?,
-                        auth_code: r.get(10)?,
-                        reason: r.get(11)?,
+                        auth_code: auth_code_at(r, 10, "reversal.auth_code")?,
+                        reason: reason_at(r, 11, "reversal.reason")?,
                         attempts: r.get(12)?,
                     })
                 },
@@ -570,13 +658,17 @@ impl Journal {
                     kind: kind_of(&r.get::<_, String>(1)?)?,
                     batch: r.get(2)?,
                     stan: r.get(3)?,
-                    amount_fen: r.get::<_, i64>(4)? as u64,
+                    amount_fen: required(
+                        amount_at(r, 4, "advices.amount_fen")?,
+                        4,
+                        "advices.amount_fen",
+                    )?,
                     card: self
                         .sealed
                         .open_card(r.get(5)?, r.get(6)?)
                         .map_err(vault_error)?
                         .ok_or(rusqlite::Error::InvalidQuery)?,
-                    rrn: r.get(7)?,
+                    rrn: required(rrn_at(r, 7, "advices.rrn")?, 7, "advices.rrn")?,
                     original_date: r.get(8)?,
                     attempts: r.get(9)?,
                 })
@@ -647,7 +739,7 @@ impl Journal {
                     )?;
                 }
                 JournalOp::PreAuthClosed { auth_code } => {
-                    tx.prepare_cached("UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'")?.execute([auth_code],
+                    tx.prepare_cached("UPDATE txns SET state = 'closed' WHERE kind = 'pre-auth' AND auth_code = ?1 AND state = 'approved'")?.execute([auth_code.as_str()],
                     )?;
                 }
                 JournalOp::AdviceQueued(a) => write_advice(&tx, &self.sealed, a)?,
@@ -661,7 +753,7 @@ impl Journal {
                     code,
                     cause,
                 } => {
-                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(|a| a as i64), code, cause.code()],
+                    tx.prepare_cached("INSERT INTO failures (time_ms, tid, operation, amount_fen, code, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![now_ms, tid, operation, amount_fen.map(fen_column), code.as_str(), cause.code()],
                     )?;
                 }
                 JournalOp::Maintenance { event, detail } => {
@@ -680,9 +772,9 @@ impl Journal {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(params![
                             batch,
                             now_ms,
-                            totals.debit_fen as i64,
+                            fen_column(totals.debit_fen),
                             totals.debit_count,
-                            totals.credit_fen as i64,
+                            fen_column(totals.credit_fen),
                             totals.credit_count,
                             balanced,
                             uploaded
@@ -739,8 +831,8 @@ impl Journal {
                     time_ms: r.get(0)?,
                     tid: r.get(1)?,
                     operation: r.get(2)?,
-                    amount_fen: r.get::<_, Option<i64>>(3)?.map(|a| a as u64),
-                    code: r.get(4)?,
+                    amount_fen: amount_at(r, 3, "failures.amount_fen")?,
+                    code: required(code_at(r, 4, "failures.code")?, 4, "failures.code")?,
                     cause: Cause::parse(&r.get::<_, String>(5)?),
                 })
             })?
@@ -762,10 +854,14 @@ impl Journal {
     /// voids and completion voids; transactions the terminal reported failed count nowhere.
     pub fn settle_command(&self) -> Result<Command> {
         let snap = self.snapshot()?;
-        let mut totals = Totals::default();
+        let mut totals = Totals::ZERO;
         let mut details = Vec::new();
+        let too_large = |side| JournalError::TotalsTooLarge {
+            batch: snap.batch,
+            side,
+        };
         for t in self.txns(Some(snap.batch))? {
-            let amount = t.amount_fen.unwrap_or(0);
+            let amount = t.amount_fen.unwrap_or(AmountFen::ZERO);
             let debit = matches!(
                 t.kind,
                 TransactionKind::Sale | TransactionKind::PreAuthCompletion
@@ -777,12 +873,10 @@ impl Journal {
                     | TransactionKind::PreAuthCompletionVoid
             ) && t.state == TxnState::Approved;
             if debit {
-                totals.debit_fen += amount;
-                totals.debit_count += 1;
+                totals.add_debit(amount).map_err(|_| too_large("debit"))?;
             }
             if credit {
-                totals.credit_fen += amount;
-                totals.credit_count += 1;
+                totals.add_credit(amount).map_err(|_| too_large("credit"))?;
             }
             if debit || credit {
                 details.push(t);
@@ -802,9 +896,17 @@ impl Journal {
                     batch: r.get(0)?,
                     closed_ms: r.get(1)?,
                     totals: Totals {
-                        debit_fen: r.get::<_, i64>(2)? as u64,
+                        debit_fen: required(
+                            amount_at(r, 2, "batches.debit_fen")?,
+                            2,
+                            "batches.debit_fen",
+                        )?,
                         debit_count: r.get(3)?,
-                        credit_fen: r.get::<_, i64>(4)? as u64,
+                        credit_fen: required(
+                            amount_at(r, 4, "batches.credit_fen")?,
+                            4,
+                            "batches.credit_fen",
+                        )?,
                         credit_count: r.get(5)?,
                     },
                     balanced: r.get(6)?,

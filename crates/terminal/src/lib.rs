@@ -8,9 +8,11 @@
 //!   closed batches).
 //! - [`driver`]: runs one operation against a host over TCP, making each journal write
 //!   durable before the request that depends on it is sent.
+//! - [`code`]: the code an operation ends with, the host's field 39 or a local one.
 //! - [`note`]: what an outcome says besides its code, and a failure's cause, as data.
 //! - [`wire`]: reading a CUP frame from a byte stream (the driver's and the fault proxy's).
 
+pub mod code;
 pub mod driver;
 pub mod engine;
 pub mod journal;

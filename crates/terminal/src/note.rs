@@ -2,7 +2,9 @@
 //! operator's language, the simulation counts it, the journal keeps a failure's cause as a
 //! stable code ([`Cause::code`]) that no language change rewrites.
 
-use poskit_domain::TransactionKind as K;
+use poskit_domain::{AmountFen, ResponseCode, TransactionKind as K};
+
+use crate::code::Code;
 
 /// Why a request (or a reversal, or a stored advice) failed: the failure log's cause.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,17 +21,17 @@ pub enum Cause {
     /// The printer failed after an approval (the terminal reverses it with reason 96).
     PrinterFailed,
     /// The host answered `code`, which means it could not process the request now.
-    HostAnswered { code: String },
+    HostAnswered { code: ResponseCode },
     /// The host declined the request with `code`.
-    Declined { code: String },
+    Declined { code: ResponseCode },
     /// The host declined a stored advice with `code`.
-    AdviceDeclined { code: String },
+    AdviceDeclined { code: ResponseCode },
     /// The request could not be built from its data (`detail`: the builder's error).
     Unbuildable { detail: String },
     /// A stored advice was given up (it can never be sent): contact the acquirer.
     AdviceGivenUp { last: Box<Cause> },
     /// The host refused the reversal of trace `stan` with `code`: contact the acquirer.
-    ReversalRefused { stan: u32, code: String },
+    ReversalRefused { stan: u32, code: ResponseCode },
     /// Every attempt of the reversal of trace `stan` failed: contact the acquirer.
     ReversalGaveUp {
         stan: u32,
@@ -56,21 +58,21 @@ pub enum Note {
     /// The driver ran out of things to do without an outcome.
     NothingDone,
     /// A step after the operation's own result ended with `code` (a sign-in after a bad MAC).
-    StepEnded {
-        operation: &'static str,
-        code: String,
-    },
+    StepEnded { operation: &'static str, code: Code },
     /// An answer naming trace `stan` was ignored: its amount or processing code was wrong.
     AnswerIgnored { stan: u32 },
+    /// An answer to trace `stan` was ignored: its `field` (37 or 38) is not a retrieval
+    /// reference number (12 characters) or an authorization code (6).
+    AnswerMalformed { stan: u32, field: u8 },
     /// The host asked for a new sign-in (header processing requirement 3).
     HostAsksSignIn,
     /// The host's settlement totals differ from the terminal's (field 48 of its answer;
     /// `None` where the answer's digits could not be read).
     HostTotalsDiffer {
         debit_count: Option<u32>,
-        debit_fen: Option<u64>,
+        debit_fen: Option<AmountFen>,
         credit_count: Option<u32>,
-        credit_fen: Option<u64>,
+        credit_fen: Option<AmountFen>,
     },
     /// The settlement answer had no reconciliation code in field 48.
     SettlementWithoutCode,
@@ -83,9 +85,9 @@ pub enum Note {
     /// Batch `batch` is settled and closed.
     BatchSettled { batch: u32 },
     /// Trace `stan` is being reversed with field 39 `reason` (the note before says why).
-    Reversing { stan: u32, reason: String },
+    Reversing { stan: u32, reason: ResponseCode },
     /// The answer `code` leaves open whether money moved: trace `stan` is reversed to be sure.
-    ReversingToBeSure { stan: u32, code: String },
+    ReversingToBeSure { stan: u32, code: ResponseCode },
     /// Keys or batch trouble: the terminal signs in again; then the operator may retry.
     SigningInAgain,
     /// 94: the host already has this trace.
@@ -93,11 +95,11 @@ pub enum Note {
     /// A decline that is not retried automatically.
     NotRetried,
     /// The host answered the reversal `code`: sign in, then send it again.
-    ReversalResent { code: String },
+    ReversalResent { code: ResponseCode },
     /// The reversal of trace `stan` is done: the customer is not charged.
     ReversalDone { stan: u32 },
     /// The host refused the reversal of trace `stan` with `code`: contact the acquirer.
-    ReversalRefused { stan: u32, code: String },
+    ReversalRefused { stan: u32, code: ResponseCode },
     /// This operation's reversal did not get through; it goes out before the next one.
     ReversalNotThrough { cause: Cause },
     /// An earlier transaction's reversal (trace `stan`) has not reached the host; new
@@ -106,7 +108,11 @@ pub enum Note {
     /// The reversal of trace `stan` failed on every attempt: contact the acquirer.
     ReversalGaveUp { stan: u32 },
     /// A stored advice (`kind`, trace `stan`) reached the host, which answered `code`.
-    AdviceDelivered { kind: K, stan: u32, code: String },
+    AdviceDelivered {
+        kind: K,
+        stan: u32,
+        code: ResponseCode,
+    },
     /// A stored advice did not get through; it stays queued.
     AdviceNotDelivered { cause: Cause },
     /// This operation's advice is stored: it goes out before the next transaction and
@@ -157,15 +163,16 @@ impl Cause {
     fn parse_code(text: &str) -> Option<Cause> {
         let (key, rest) = text.split_once(':').unwrap_or((text, ""));
         let owned = || rest.to_owned();
+        let code = || ResponseCode::parse(rest);
         let cause = match key {
             "timeout" => Cause::Timeout,
             "not-sent" => Cause::NotSent { detail: owned() },
             "answer-mac-bad" => Cause::AnswerMacBad,
             "approval-mac-bad" => Cause::ApprovalMacBad,
             "printer-failed" => Cause::PrinterFailed,
-            "host-answered" => Cause::HostAnswered { code: owned() },
-            "declined" => Cause::Declined { code: owned() },
-            "advice-declined" => Cause::AdviceDeclined { code: owned() },
+            "host-answered" => Cause::HostAnswered { code: code()? },
+            "declined" => Cause::Declined { code: code()? },
+            "advice-declined" => Cause::AdviceDeclined { code: code()? },
             "unbuildable" => Cause::Unbuildable { detail: owned() },
             "advice-given-up" => Cause::AdviceGivenUp {
                 last: Box::new(Cause::parse_code(rest)?),
@@ -174,7 +181,7 @@ impl Cause {
                 let (stan, code) = rest.split_once(':')?;
                 Cause::ReversalRefused {
                     stan: stan.parse().ok()?,
-                    code: code.to_owned(),
+                    code: ResponseCode::parse(code)?,
                 }
             }
             "reversal-gave-up" => {
@@ -205,9 +212,15 @@ mod tests {
             Cause::AnswerMacBad,
             Cause::ApprovalMacBad,
             Cause::PrinterFailed,
-            Cause::HostAnswered { code: "96".into() },
-            Cause::Declined { code: "51".into() },
-            Cause::AdviceDeclined { code: "25".into() },
+            Cause::HostAnswered {
+                code: ResponseCode::SYSTEM_MALFUNCTION,
+            },
+            Cause::Declined {
+                code: ResponseCode::INSUFFICIENT_FUNDS,
+            },
+            Cause::AdviceDeclined {
+                code: ResponseCode::ORIGINAL_NOT_FOUND,
+            },
             Cause::Unbuildable {
                 detail: "field 2: not digits".into(),
             },
@@ -218,7 +231,7 @@ mod tests {
             },
             Cause::ReversalRefused {
                 stan: 12,
-                code: "05".into(),
+                code: ResponseCode(*b"05"),
             },
             Cause::ReversalGaveUp {
                 stan: 999_999,
@@ -246,5 +259,17 @@ mod tests {
             Cause::Recorded("reversal-refused:x:05".into()),
             "a code with bad data is not guessed at"
         );
+        for bad in [
+            "declined:5",
+            "declined:051",
+            "host-answered:",
+            "reversal-refused:000012:L03",
+        ] {
+            assert_eq!(
+                Cause::parse(bad),
+                Cause::Recorded(bad.into()),
+                "a cause whose response code is not two letters or digits is not guessed at"
+            );
+        }
     }
 }

@@ -12,13 +12,14 @@ mod support;
 use support::*;
 
 use poskit_codec::{CUP_POS, MessageBuilder, Value, frame};
-use poskit_domain::TransactionKind;
 use poskit_domain::message::{CardData, Response, parse_response};
+use poskit_domain::{AmountFen, TransactionKind};
 use poskit_host::demo;
 use poskit_security::{MAC_BYTES, MacAlgorithm, Pin, SecretKey, compute_mac};
 use poskit_terminal::engine::{
     BATCH_TXNS_MAX, Command, Effect, Event, Outcome, ReversalState, Terminal, TxnState,
 };
+use poskit_terminal::note::Note;
 
 const AMOUNT_FEN: u64 = 1234;
 
@@ -144,7 +145,7 @@ fn card(pan: &str) -> CardData {
 fn sale(pan: &str, pin: &str) -> Command {
     Command::Sale {
         card: card(pan),
-        amount_fen: AMOUNT_FEN,
+        amount_fen: AmountFen::new(AMOUNT_FEN).unwrap(),
         pin: Some(Pin::new(pin).unwrap()),
     }
 }
@@ -201,9 +202,73 @@ fn approved_sale() -> Sent {
     }
 }
 
+/// `answer` re-encoded with field `n`'s bytes replaced by `bytes` (as long as the field's
+/// fixed length; the builder would refuse them, so they are written into the frame), and
+/// field 64 computed again under `mak`, so the MAC verifies.
+fn with_bytes(answer: &[u8], n: u8, bytes: &[u8], mak: &SecretKey) -> Vec<u8> {
+    let placeholder = vec![b'Q'; bytes.len()];
+    let decoded = frame::decode_frame(&CUP_POS, answer).unwrap();
+    let m = &decoded.message;
+    assert!(m.fields().all(|f| !f.to_text().contains('Q')), "Q is free");
+    let mut builder = MessageBuilder::new(&CUP_POS, m.mti());
+    let values: Vec<(u8, Vec<u8>)> = m
+        .fields()
+        .filter(|f| f.number() != 64)
+        .map(|f| match (f.number() == n, f.value()) {
+            (true, _) => (n, placeholder.clone()),
+            (false, Value::Digits(d)) => (f.number(), d.to_string().into_bytes()),
+            (false, Value::Text(t)) => (f.number(), t.to_vec()),
+            (false, Value::Bytes(b)) => (f.number(), b.to_vec()),
+            (false, Value::Hex(_)) => {
+                let mut out = Vec::new();
+                f.write_bytes(&mut out);
+                (f.number(), out)
+            }
+        })
+        .collect();
+    assert!(
+        values.iter().any(|(f, _)| *f == n),
+        "the answer has field {n}"
+    );
+    for (f, v) in &values {
+        builder.set(*f, v).unwrap();
+    }
+    builder.set(64, &[b'0'; MAC_BYTES]).unwrap();
+    let mut out = Vec::new();
+    let range = frame::encode_frame_into(&decoded.tpdu, &decoded.header, &builder, &mut out);
+    let message = &mut out[range];
+    let at = message
+        .windows(bytes.len())
+        .position(|w| w == placeholder.as_slice())
+        .expect("the placeholder is in the frame");
+    message[at..at + bytes.len()].copy_from_slice(bytes);
+    let split = message.len() - MAC_BYTES;
+    let mac = compute_mac(MacAlgorithm::CupEcb, mak, &message[..split]).unwrap();
+    message[split..].copy_from_slice(mac.as_bytes());
+    let r = read(&out, mak);
+    assert_eq!(r.mac_ok, Some(true), "the MAC verifies");
+    assert_eq!(r.code(), "00", "still an approval");
+    out
+}
+
 /// An approval without `drop` is no answer: nothing happens until the timer, then the sale
 /// fails (L03) and is reversed with reason 98, which the host honours.
 fn an_approval_without_is_not_taken(drop: &[u8]) {
+    let sent = approved_sale();
+    let stripped = without(&sent.approval, drop, &mak(&sent.t));
+    let ignored = |n: &Note| matches!(n, Note::AnswerIgnored { .. });
+    the_sale_is_reversed_after(
+        sent,
+        stripped,
+        &format!("without field(s) {drop:?}"),
+        ignored,
+    );
+}
+
+/// `answer`, a changed approval of the sale `sent`, is no answer: nothing happens until
+/// the timer, then the sale fails (L03), with a note `noted` says is the right one, and is
+/// reversed with reason 98, which the host honours.
+fn the_sale_is_reversed_after(sent: Sent, answer: Vec<u8>, what: &str, noted: fn(&Note) -> bool) {
     let Sent {
         mut w,
         mut t,
@@ -211,14 +276,12 @@ fn an_approval_without_is_not_taken(drop: &[u8]) {
         opening,
         sale,
         token,
-        approval,
-    } = approved_sale();
-    let stripped = without(&approval, drop, &mak(&t));
-
-    let did = feed(&mut w, &mut t, Event::Response(stripped));
+        ..
+    } = sent;
+    let did = feed(&mut w, &mut t, Event::Response(answer));
     assert!(
         did.done.is_none(),
-        "an approval without field(s) {drop:?} must not end the sale: {:?}",
+        "an approval {what} must not end the sale: {:?}",
         did.done
     );
     assert!(did.sent.is_empty() && did.timers.is_empty() && did.journal_writes == 0);
@@ -239,7 +302,7 @@ fn an_approval_without_is_not_taken(drop: &[u8]) {
     assert_eq!(rev.field(11), request.field(11), "the sale's trace");
     assert_eq!(rev.field(4), request.field(4), "the sale's amount");
     let pending = w.journal.snapshot().unwrap().reversal.expect("pending");
-    assert_eq!(pending.reason, "98");
+    assert_eq!(pending.reason.as_str(), "98");
 
     let answer = host_answer(&mut w, &reversal).expect("the host answers");
     let r = read(&answer, &mak(&t));
@@ -249,10 +312,7 @@ fn an_approval_without_is_not_taken(drop: &[u8]) {
     assert!(!outcome.approved, "{outcome:?}");
     assert_eq!(outcome.code, "L03", "{outcome:?}");
     assert!(
-        outcome
-            .notes
-            .iter()
-            .any(|n| matches!(n, poskit_terminal::note::Note::AnswerIgnored { .. })),
+        outcome.notes.iter().any(noted),
         "the ignored answer is named, not only 'no answer': {:?}",
         outcome.notes
     );
@@ -282,6 +342,65 @@ fn an_approval_without_field_3_is_not_taken_and_the_sale_is_reversed_after_the_t
 #[test]
 fn an_approval_without_fields_3_and_4_is_not_taken_and_the_sale_is_reversed_after_the_timeout() {
     an_approval_without_is_not_taken(&[3, 4]);
+}
+
+#[test]
+fn an_approval_whose_field_37_is_not_a_retrieval_reference_number_is_not_taken() {
+    let sent = approved_sale();
+    // Twelve bytes on the wire, but a control character is not part of an RRN.
+    let bad = with_bytes(&sent.approval, 37, b"00000000001\x07", &mak(&sent.t));
+    let malformed = |n: &Note| matches!(n, Note::AnswerMalformed { field: 37, .. });
+    the_sale_is_reversed_after(sent, bad, "with a bad field 37", malformed);
+}
+
+#[test]
+fn an_approval_whose_field_38_is_not_six_characters_is_not_taken() {
+    let sent = approved_sale();
+    // Six bytes on the wire, but the last two are not text: read as five characters (the
+    // last one U+FFFD), seven bytes, which no authorization code is.
+    let bad = with_bytes(&sent.approval, 38, b"1234\xe5\x90", &mak(&sent.t));
+    assert_eq!(
+        read(&bad, &mak(&sent.t))
+            .field(38)
+            .map(|f| f.chars().count()),
+        Some(5)
+    );
+    let malformed = |n: &Note| matches!(n, Note::AnswerMalformed { field: 38, .. });
+    the_sale_is_reversed_after(sent, bad, "with a bad field 38", malformed);
+}
+
+/// The control of the two tests above: the same rewriting with a good RRN and a good
+/// authorization code gives an approval the terminal takes and journals them as sent.
+#[test]
+fn an_approval_rewritten_with_a_good_rrn_and_auth_code_is_taken() {
+    let Sent {
+        mut w,
+        mut t,
+        pan,
+        opening,
+        approval,
+        ..
+    } = approved_sale();
+    let rrn = with_bytes(&approval, 37, b"RRN000000042", &mak(&t));
+    let good = with_bytes(&rrn, 38, b"AUTH42", &mak(&t));
+    let did = feed(&mut w, &mut t, Event::Response(good));
+    let outcome = did.done.expect("the sale is over");
+    assert!(outcome.approved, "{outcome:?}");
+    let txn = outcome.txn.expect("the sale");
+    assert_eq!(
+        txn.rrn.map(|r| r.to_string()).as_deref(),
+        Some("RRN000000042")
+    );
+    assert_eq!(
+        txn.auth_code.map(|a| a.to_string()).as_deref(),
+        Some("AUTH42")
+    );
+    let journaled = w.journal.txns(None).unwrap().pop().unwrap();
+    assert_eq!(
+        (journaled.rrn, journaled.auth_code),
+        (txn.rrn, txn.auth_code)
+    );
+    assert_eq!(balance(&w, &pan), opening - AMOUNT_FEN as i64);
 }
 
 /// The control of the tests above: the same re-encoding, leaving nothing out, gives an
@@ -359,7 +478,7 @@ fn a_decline_without_fields_3_and_4_is_still_taken() {
     assert!(did.sent.is_empty(), "nothing to reverse: {:?}", did.sent);
     let txn = outcome.txn.expect("the sale");
     assert_eq!(txn.state, TxnState::Declined);
-    assert_eq!(txn.code.as_deref(), Some("55"));
+    assert!(txn.code.is_some_and(|c| c == "55"), "{txn:?}");
     assert!(!t.is_busy());
     assert!(w.journal.snapshot().unwrap().reversal.is_none());
     let journaled = w.journal.txns(None).unwrap().pop().unwrap();
@@ -389,7 +508,7 @@ fn a_batch_of_999_transactions_takes_no_more_until_it_is_settled() {
     // One fen each: the card's funds outlast a full batch.
     let small_sale = |pan: &str| Command::Sale {
         card: card(pan),
-        amount_fen: 1,
+        amount_fen: AmountFen::new(1).unwrap(),
         pin: Some(Pin::new(demo::DEMO_PIN).unwrap()),
     };
     for n in 0..BATCH_TXNS_MAX {

@@ -10,8 +10,8 @@ use support::*;
 
 use proptest::prelude::*;
 
-use poskit_domain::TransactionKind;
 use poskit_domain::message::CardData;
+use poskit_domain::{AmountFen, TransactionKind};
 use poskit_host::demo;
 use poskit_host::store::sqlite;
 use poskit_security::Pin;
@@ -126,7 +126,7 @@ proptest! {
         for op in ops {
             w.journal.set_fail_after_approval(matches!(op, Op::SaleThenPrinterJam(_))).unwrap();
             let command = match op {
-                Op::Sale(amount_fen) | Op::SaleThenPrinterJam(amount_fen) => Command::Sale { card: card.clone(), amount_fen, pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
+                Op::Sale(amount_fen) | Op::SaleThenPrinterJam(amount_fen) => Command::Sale { card: card.clone(), amount_fen: AmountFen::new(amount_fen).unwrap(), pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
                 Op::Balance => Command::Balance { card: card.clone(), pin: Some(Pin::new(demo::DEMO_PIN).unwrap()) },
                 Op::VoidLast => {
                     let last = w.journal.txns(None).unwrap().into_iter().rev()
@@ -154,7 +154,7 @@ proptest! {
             prop_assert!(t.reversal != ReversalState::Failed, "reversal gave up: {t:?}");
             prop_assert!(t.reversal != ReversalState::Pending, "reversal left pending: {t:?}");
             match (t.kind, t.state) {
-                (TransactionKind::Sale, TxnState::Approved) => charged += t.amount_fen.unwrap_or(0) as i64,
+                (TransactionKind::Sale, TxnState::Approved) => charged += t.amount_fen.map_or(0, AmountFen::fen) as i64,
                 (TransactionKind::Sale, TxnState::Voided) => {}
                 (TransactionKind::Sale, _) | (TransactionKind::Void, _) | (TransactionKind::BalanceInquiry, _) => {}
                 other => prop_assert!(false, "unexpected transaction {other:?}"),
@@ -183,9 +183,9 @@ fn a_not_sent_for_an_earlier_request_does_not_fail_the_one_in_flight() {
     let card = CardData::Track2(format!("{pan}=30121010000000000"));
     let opening = balance(&w, &pan);
     let mut t = terminal(&w);
-    let sale = |amount_fen| Command::Sale {
+    let sale = |fen| Command::Sale {
         card: card.clone(),
-        amount_fen,
+        amount_fen: AmountFen::new(fen).unwrap(),
         pin: Some(Pin::new(demo::DEMO_PIN).unwrap()),
     };
     // Sends the frames of `effects` to the host; returns the token of the request sent.

@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 
 use poskit_codes::{Catalog, Lang, Operation, Table};
 use poskit_domain::message::CardData;
-use poskit_domain::{AmountFen, TransactionKind};
+use poskit_domain::{AmountFen, AuthCode, Rrn, TransactionKind};
 use poskit_security::{Pin, SecretKey};
 use poskit_terminal::engine::{
-    Command, Config, Note, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT, REVERSAL_ATTEMPTS_MAX_DEFAULT,
-    ReversalState, Txn, TxnState,
+    Balance, Command, Config, Note, Outcome, RESPONSE_TIMEOUT_MS_DEFAULT,
+    REVERSAL_ATTEMPTS_MAX_DEFAULT, ReversalState, Txn, TxnState,
 };
 use poskit_terminal::journal::Journal;
 
@@ -241,12 +241,12 @@ enum PosCommand {
     Failures,
 }
 
-fn amount(a: &AmountArgs) -> anyhow::Result<u64> {
+fn amount(a: &AmountArgs) -> anyhow::Result<AmountFen> {
     let fen = AmountFen::parse_yuan(&a.amount).map_err(|e| usage(format!("--amount: {e}")))?;
-    if fen.fen() == 0 {
+    if fen == AmountFen::ZERO {
         return Err(usage("--amount: must be more than 0.00"));
     }
-    Ok(fen.fen())
+    Ok(fen)
 }
 
 fn card(c: &CardArgs) -> anyhow::Result<CardData> {
@@ -279,14 +279,16 @@ fn pin(p: &Option<String>) -> anyhow::Result<Option<Pin>> {
         .transpose()
 }
 
-fn auth_code_arg(text: &str) -> anyhow::Result<String> {
-    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(text.to_owned())
-    } else {
-        Err(usage(format!(
+fn auth_code_arg(text: &str) -> anyhow::Result<AuthCode> {
+    let bad = || {
+        usage(format!(
             "--auth-code {text:?}: six letters or digits (field 38)"
-        )))
+        ))
+    };
+    if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(bad());
     }
+    AuthCode::parse(text).map_err(|_| bad())
 }
 
 fn mmdd(text: &str) -> anyhow::Result<String> {
@@ -627,13 +629,11 @@ fn reference_request(command: &PosCommand) -> anyhow::Result<(Command, Wait)> {
             card: c,
             switches,
         } => {
-            if rrn.len() != 12 {
-                return Err(usage("--rrn: 12 characters"));
-            }
+            let rrn = Rrn::parse(rrn).map_err(|_| usage("--rrn: 12 characters"))?;
             let refund = Command::Refund {
                 card: card(c)?,
                 amount_fen: amount(a)?,
-                rrn: rrn.clone(),
+                rrn,
                 date: mmdd(date)?,
             };
             (refund, switches.into())
@@ -756,24 +756,24 @@ fn masked(card: &Option<CardData>) -> String {
 }
 
 fn outcome_json(o: &Outcome, operation: Option<Operation>, lang: Lang) -> Value {
-    let e = explain(&o.code, operation, lang);
+    let e = explain(o.code.as_str(), operation, lang);
     let t = o.txn.as_ref();
     json!({
         "operation": o.operation,
         "approved": o.approved,
-        "code": o.code,
+        "code": o.code.as_str(),
         "local_code": e.local,
         "meaning": e.meaning,
         "display": e.display,
         "next_step": e.step,
         "trace": t.map(|t| format!("{:06}", t.stan)),
         "batch": t.map(|t| format!("{:06}", t.batch)),
-        "rrn": t.and_then(|t| t.rrn.clone()),
-        "auth_code": t.and_then(|t| t.auth_code.clone()),
-        "amount_fen": t.and_then(|t| t.amount_fen),
+        "rrn": t.and_then(|t| t.rrn).map(|r| r.to_string()),
+        "auth_code": t.and_then(|t| t.auth_code).map(|a| a.to_string()),
+        "amount_fen": t.and_then(|t| t.amount_fen).map(AmountFen::fen),
         "card": t.map(|t| masked(&t.card)),
         "reversal": o.reversal.as_str(),
-        "balance_fen": o.balance_fen,
+        "balance_fen": o.balance.map(Balance::fen_signed),
         "issuer": o.institutions.as_ref().map(|(issuer, _)| issuer),
         "acquirer": o.institutions.as_ref().map(|(_, acquirer)| acquirer),
         "settlement": o.settlement.map(|(balanced, uploaded)| json!({"balanced": balanced, "uploaded": uploaded})),
@@ -793,7 +793,7 @@ fn print_outcome(
         outln!("{}", outcome_json(o, operation, lang))?;
         return Ok(());
     }
-    let e = explain(&o.code, operation, lang);
+    let e = explain(o.code.as_str(), operation, lang);
     let verdict = match o.approved {
         true => tr(lang, "APPROVED", "交易成功"),
         false => tr(lang, "DECLINED", "交易失败"),
@@ -811,10 +811,10 @@ fn print_outcome(
         outln!("  · {}", notes::note_text(n, lang))?;
     }
     print_reversal(o.reversal, lang)?;
-    if let Some(b) = o.balance_fen {
-        let sign = if b < 0 { "-" } else { "" };
+    if let Some(b) = o.balance {
+        let sign = if b.fen_signed() < 0 { "-" } else { "" };
         let label = tr(lang, "available balance", "可用余额");
-        outln!("  {label}: {sign}{}", yuan(b.unsigned_abs()))?;
+        outln!("  {label}: {sign}{}", b.amount_fen)?;
     }
     if let Some((balanced, uploaded)) = o.settlement {
         match (balanced, lang) {
@@ -897,11 +897,11 @@ fn print_slip(
         kind: t.kind,
         batch: t.batch,
         trace: t.stan,
-        rrn: t.rrn.as_deref(),
-        auth_code: t.auth_code.as_deref(),
+        rrn: t.rrn.as_ref().map(Rrn::as_str),
+        auth_code: t.auth_code.as_ref().map(AuthCode::as_str),
         date_time: format!("{} {}", date.unwrap_or_default(), time.unwrap_or_default()),
         institutions,
-        amount_fen: t.amount_fen,
+        amount_fen: t.amount_fen.map(AmountFen::fen),
     };
     for line in slip.lines(lang) {
         outln!("{line}")?;
@@ -974,15 +974,15 @@ fn txn_json(t: &Txn, time: Option<String>) -> Value {
         "kind": t.kind.slug(),
         "batch": format!("{:06}", t.batch),
         "trace": format!("{:06}", t.stan),
-        "amount_fen": t.amount_fen,
+        "amount_fen": t.amount_fen.map(AmountFen::fen),
         "card": masked(&t.card),
-        "rrn": t.rrn,
-        "auth_code": t.auth_code,
-        "code": t.code,
+        "rrn": t.rrn.as_ref().map(Rrn::as_str),
+        "auth_code": t.auth_code.as_ref().map(AuthCode::as_str),
+        "code": t.code.as_ref().map(|c| c.as_str()),
         "state": t.state.as_str(),
         "reversal": t.reversal.as_str(),
         "original_trace": t.original_stan.map(|s| format!("{s:06}")),
-        "original_rrn": t.original_rrn,
+        "original_rrn": t.original_rrn.as_ref().map(Rrn::as_str),
         "time": time,
         "time_ms": t.time_ms,
     })
@@ -992,12 +992,12 @@ fn status(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<ExitCo
     let (cfg, host) = journal.config()?;
     let snap = journal.snapshot()?;
     let reversal = snap.reversal.as_ref().map(|r| {
-        json!({"trace": format!("{:06}", r.stan), "kind": r.kind.slug(), "amount_fen": r.amount_fen, "reason": r.reason, "attempts": r.attempts})
+        json!({"trace": format!("{:06}", r.stan), "kind": r.kind.slug(), "amount_fen": r.amount_fen.map(AmountFen::fen), "reason": r.reason.as_str(), "attempts": r.attempts})
     });
     let advices: Vec<Value> = snap
         .advices
         .iter()
-        .map(|a| json!({"trace": format!("{:06}", a.stan), "kind": a.kind.slug(), "amount_fen": a.amount_fen, "attempts": a.attempts}))
+        .map(|a| json!({"trace": format!("{:06}", a.stan), "kind": a.kind.slug(), "amount_fen": a.amount_fen.fen(), "attempts": a.attempts}))
         .collect();
     if as_json {
         outln!(
@@ -1045,7 +1045,7 @@ fn print_status(
             "  pending reversal: trace {:06} ({}, {}), reason {}, {} attempts",
             r.stan,
             r.kind.name_en(),
-            r.amount_fen.map(yuan).unwrap_or_default(),
+            r.amount_fen.map(|a| a.to_string()).unwrap_or_default(),
             r.reason,
             r.attempts
         ),
@@ -1053,7 +1053,7 @@ fn print_status(
             "  待发冲正：凭证号 {:06}（{}，{}），原因 {}，已尝试 {} 次",
             r.stan,
             r.kind.name_zh(),
-            r.amount_fen.map(yuan).unwrap_or_default(),
+            r.amount_fen.map(|a| a.to_string()).unwrap_or_default(),
             r.reason,
             r.attempts
         ),
@@ -1066,7 +1066,7 @@ fn print_status(
     }?;
     for b in journal.batches()? {
         let t = b.totals;
-        let (debits, credits) = (yuan(t.debit_fen), yuan(t.credit_fen));
+        let (debits, credits) = (t.debit_fen, t.credit_fen);
         let (dn, cn, batch) = (t.debit_count, t.credit_count, b.batch);
         match (lang, b.balanced) {
             (Lang::En, true) => outln!(
@@ -1123,10 +1123,13 @@ fn list_journal(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<
             format!("{:06}", t.batch),
             format!("{:06}", t.stan),
             kind.to_owned(),
-            format!("{:>10}", t.amount_fen.map(yuan).unwrap_or_default()),
+            format!(
+                "{:>10}",
+                t.amount_fen.map(|a| a.to_string()).unwrap_or_default()
+            ),
             masked(&t.card),
-            t.rrn.clone().unwrap_or("-".into()),
-            t.code.clone().unwrap_or("-".into()),
+            t.rrn.map_or("-".into(), |r| r.to_string()),
+            t.code.map_or("-".into(), |c| c.to_string()),
             state_text(t.state, lang).to_owned(),
             reversal_text(t.reversal, lang).to_owned(),
         ])?;
@@ -1169,7 +1172,7 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
         let mut v = Vec::new();
         for f in &list {
             let time = journal.local_time(f.time_ms)?;
-            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen, "code": f.code, "cause": notes::cause_text(&f.cause, lang), "cause_code": f.cause.code()}));
+            v.push(json!({"time": time, "time_ms": f.time_ms, "tid": f.tid, "operation": f.operation, "amount_fen": f.amount_fen.map(AmountFen::fen), "code": f.code.as_str(), "cause": notes::cause_text(&f.cause, lang), "cause_code": f.cause.code()}));
         }
         outln!("{}", Value::Array(v))?;
         return Ok(ExitCode::SUCCESS);
@@ -1194,8 +1197,11 @@ fn failures(journal: &Journal, lang: Lang, as_json: bool) -> anyhow::Result<Exit
             journal.local_time(f.time_ms)?,
             f.tid.clone(),
             f.operation.clone(),
-            format!("{:>10}", f.amount_fen.map(yuan).unwrap_or_default()),
-            f.code.clone(),
+            format!(
+                "{:>10}",
+                f.amount_fen.map(|a| a.to_string()).unwrap_or_default()
+            ),
+            f.code.to_string(),
             notes::cause_text(&f.cause, lang),
         ])?;
     }

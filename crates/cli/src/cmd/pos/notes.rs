@@ -2,6 +2,7 @@
 //! gives them as data ([`Note`], [`Cause`]), the words live here, at the edge.
 
 use poskit_codes::{Catalog, Lang, Table};
+use poskit_domain::AmountFen;
 use poskit_terminal::note::{Cause, Note};
 
 use crate::cmd::locale::tr;
@@ -58,8 +59,8 @@ pub(crate) fn cause_text(cause: &Cause, lang: Lang) -> String {
         ),
         Cause::Declined { code } => say(
             lang,
-            format!("declined by the host ({})", meaning(code, lang)),
-            format!("主机拒绝（{}）", meaning(code, lang)),
+            format!("declined by the host ({})", meaning(code.as_str(), lang)),
+            format!("主机拒绝（{}）", meaning(code.as_str(), lang)),
         ),
         Cause::AdviceDeclined { code } => say(
             lang,
@@ -203,7 +204,8 @@ fn advice_or_session_text(note: &Note, lang: Lang) -> String {
             credit_fen,
         } => {
             let n = |v: Option<u32>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:03}"));
-            let f = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            let f =
+                |v: Option<AmountFen>| v.map_or_else(|| "?".to_owned(), |v| v.fen().to_string());
             let (dc, df, cc, cf) = (
                 n(*debit_count),
                 f(*debit_fen),
@@ -239,6 +241,20 @@ fn advice_or_session_text(note: &Note, lang: Lang) -> String {
             ),
             format!("流水号 {stan:06} 的一个应答被忽略：其金额或处理码缺失或与请求不符"),
         ),
+        Note::AnswerMalformed { stan, field } => {
+            let (en, zh) = match field {
+                37 => (
+                    "a retrieval reference number (12 characters)",
+                    "检索参考号（12 位）",
+                ),
+                _ => ("an authorization code (6 characters)", "授权码（6 位）"),
+            };
+            say(
+                lang,
+                format!("an answer to trace {stan:06} was ignored: its field {field} is not {en}"),
+                format!("流水号 {stan:06} 的一个应答被忽略：其第 {field} 域不是{zh}"),
+            )
+        }
         Note::BatchSettled { batch } => say(
             lang,
             format!("batch {batch:06} settled"),
@@ -303,17 +319,23 @@ fn fixed_text(note: &Note, lang: Lang) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poskit_domain::ResponseCode;
     use poskit_domain::TransactionKind;
+    use poskit_terminal::code::LocalCode;
 
     fn every_note() -> Vec<Note> {
         let cause = Cause::ReversalGaveUp {
             stan: 7,
             attempts: 3,
-            last: Box::new(Cause::HostAnswered { code: "96".into() }),
+            last: Box::new(Cause::HostAnswered {
+                code: ResponseCode::SYSTEM_MALFUNCTION,
+            }),
         };
         vec![
             Note::Cause(cause.clone()),
-            Note::Cause(Cause::Declined { code: "51".into() }),
+            Note::Cause(Cause::Declined {
+                code: ResponseCode::INSUFFICIENT_FUNDS,
+            }),
             Note::Cause(Cause::AdviceGivenUp {
                 last: Box::new(Cause::Timeout),
             }),
@@ -327,15 +349,17 @@ mod tests {
             Note::NothingDone,
             Note::StepEnded {
                 operation: "sign-in",
-                code: "L03".into(),
+                code: LocalCode::NO_ANSWER.into(),
             },
             Note::AnswerIgnored { stan: 3 },
+            Note::AnswerMalformed { stan: 3, field: 37 },
+            Note::AnswerMalformed { stan: 3, field: 38 },
             Note::HostAsksSignIn,
             Note::HostTotalsDiffer {
                 debit_count: Some(2),
-                debit_fen: Some(2800),
+                debit_fen: Some(AmountFen::new(2800).unwrap()),
                 credit_count: None,
-                credit_fen: Some(0),
+                credit_fen: Some(AmountFen::ZERO),
             },
             Note::SettlementWithoutCode,
             Note::UploadRefused,
@@ -344,20 +368,22 @@ mod tests {
             Note::BatchSettled { batch: 2 },
             Note::Reversing {
                 stan: 4,
-                reason: "98".into(),
+                reason: ResponseCode::ISSUER_TIMEOUT,
             },
             Note::ReversingToBeSure {
                 stan: 4,
-                code: "06".into(),
+                code: ResponseCode::ERROR,
             },
             Note::SigningInAgain,
             Note::TraceAlreadyKnown,
             Note::NotRetried,
-            Note::ReversalResent { code: "A0".into() },
+            Note::ReversalResent {
+                code: ResponseCode::MAC_ERROR,
+            },
             Note::ReversalDone { stan: 5 },
             Note::ReversalRefused {
                 stan: 5,
-                code: "12".into(),
+                code: ResponseCode::INVALID_TRANSACTION,
             },
             Note::ReversalNotThrough {
                 cause: Cause::Timeout,
@@ -367,7 +393,7 @@ mod tests {
             Note::AdviceDelivered {
                 kind: TransactionKind::Refund,
                 stan: 8,
-                code: "00".into(),
+                code: ResponseCode::APPROVED,
             },
             Note::AdviceNotDelivered {
                 cause: Cause::AnswerMacBad,
@@ -418,7 +444,9 @@ mod tests {
 
     #[test]
     fn a_decline_is_explained_with_the_catalogs_meaning_in_the_language() {
-        let cause = Cause::Declined { code: "51".into() };
+        let cause = Cause::Declined {
+            code: ResponseCode::INSUFFICIENT_FUNDS,
+        };
         let entry = Catalog::builtin().lookup(Table::CupPos, "51").expect("51");
         assert!(cause_text(&cause, Lang::En).contains(entry.meaning(Lang::En)));
         assert!(cause_text(&cause, Lang::Zh).contains(entry.meaning(Lang::Zh)));
