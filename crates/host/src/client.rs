@@ -63,6 +63,31 @@ impl Write for Link {
     }
 }
 
+/// A connection to `addr`, every read and write within `timeout`; over TLS with `tls`
+/// when given (the handshake is done on the first write or read).
+fn dial(
+    addr: &str,
+    timeout: Duration,
+    tls: Option<&poskit_keystore::tls::Client>,
+) -> Result<BufReader<Link>, ClientError> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)?;
+    let link = match tls {
+        None => Link::Plain(stream),
+        Some(client) => {
+            let conn = client.connection().map_err(|e| {
+                ClientError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            })?;
+            Link::Tls(Box::new(poskit_keystore::tls::StreamOwned::new(
+                conn, stream,
+            )))
+        }
+    };
+    Ok(BufReader::with_capacity(frame::FRAME_BYTES_MAX, link))
+}
+
 /// A connected test terminal.
 pub struct TestTerminal {
     /// `None` for a terminal that only builds frames ([`TestTerminal::offline`]).
@@ -99,24 +124,17 @@ impl TestTerminal {
         timeout: Duration,
         tls: Option<&poskit_keystore::tls::Client>,
     ) -> Result<TestTerminal, ClientError> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
-        let link = match tls {
-            None => Link::Plain(stream),
-            Some(client) => {
-                let conn = client.connection().map_err(|e| {
-                    ClientError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-                })?;
-                Link::Tls(Box::new(poskit_keystore::tls::StreamOwned::new(
-                    conn, stream,
-                )))
-            }
-        };
         let mut t = TestTerminal::offline(tid, mid, tmk_hex)?;
-        t.stream = Some(BufReader::with_capacity(frame::FRAME_BYTES_MAX, link));
+        t.stream = Some(dial(addr, timeout, tls)?);
         Ok(t)
+    }
+
+    /// Closes this terminal's connection and opens a new one (plain TCP) to `addr`,
+    /// keeping its keys, batch and trace: a terminal that dials for each transaction.
+    pub fn reconnect(&mut self, addr: &str, timeout: Duration) -> Result<(), ClientError> {
+        self.stream = None;
+        self.stream = Some(dial(addr, timeout, None)?);
+        Ok(())
     }
 
     /// A terminal with no connection: it builds frames and reads answers handed to it

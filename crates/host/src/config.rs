@@ -10,6 +10,7 @@
 //! first_frame_timeout_ms = 10000
 //! bad_frames_per_connection_max = 3
 //! bad_frames_per_address_per_minute_max = 600
+//! tarpit_hold_ms = 5000     # past that budget a junk connection is held this long; 0: closed
 //! listen_backlog_max = 4096
 //! pipeline_depth_max = 32
 //! read_timeout_ms = 10000
@@ -42,6 +43,9 @@ use crate::clock::UTC_OFFSET_MINUTES_DEFAULT;
 use crate::engine::EngineConfig;
 use crate::faults::FaultPlan;
 
+/// The longest `tarpit_hold_ms`: a held connection keeps a descriptor and an unproven slot.
+pub const TARPIT_HOLD_MS_MAX: u64 = 60_000;
+
 /// The bounds the server keeps.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -58,8 +62,14 @@ pub struct Limits {
     /// (undecodable, unknown terminal, bad MAC).
     pub bad_frames_per_connection_max: u32,
     /// Past this many such frames from one address within a minute, each further one
-    /// closes its connection.
+    /// closes its connection — after `tarpit_hold_ms`.
     pub bad_frames_per_address_per_minute_max: u32,
+    /// The tarpit: a connection whose bad frame is past its address's budget is answered,
+    /// then held this long — nothing more read from it, still one of its address's unproven
+    /// connections and the first evicted — before it is closed. A flood that reconnects
+    /// when closed then costs a connection per hold, not one per frame. 0: closed at once.
+    /// At most [`TARPIT_HOLD_MS_MAX`].
+    pub tarpit_hold_ms: u64,
     /// The listen backlog (the kernel caps it at `net.core.somaxconn`).
     pub listen_backlog_max: u32,
     /// Requests of one connection in flight at once (pipelining).
@@ -87,6 +97,7 @@ impl Default for Limits {
             first_frame_timeout_ms: 10_000,
             bad_frames_per_connection_max: 3,
             bad_frames_per_address_per_minute_max: 600,
+            tarpit_hold_ms: 5_000,
             listen_backlog_max: 4096,
             pipeline_depth_max: 32,
             read_timeout_ms: 10_000,
@@ -305,6 +316,12 @@ impl HostConfig {
                 )));
             }
         }
+        if l.tarpit_hold_ms > TARPIT_HOLD_MS_MAX {
+            return Err(HostError::Config(format!(
+                "limits.tarpit_hold_ms {}: at most {TARPIT_HOLD_MS_MAX}",
+                l.tarpit_hold_ms
+            )));
+        }
         cfg.limits = file.limits;
         if let Some(faults) = file.faults {
             cfg.faults = FaultPlan::from_toml_value(faults)?;
@@ -341,6 +358,7 @@ mod tests {
             ("acquirer_code = \"12\"", "8 digits"),
             ("[limits]\nqueue_max = 0", "queue_max"),
             ("[limits]\nspeed = 3", "speed"),
+            ("[limits]\ntarpit_hold_ms = 60001", "tarpit_hold_ms"),
             ("mac_algorithm = \"md5\"", "md5"),
             (
                 "[tls]\ncert = \"/nonexistent.crt\"\nkey = \"k\"",

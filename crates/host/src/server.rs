@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
-use crate::admission::{Admission, Admit, Conn};
+use crate::admission::{Admission, Admit, BadFrame, Conn};
 use tokio::task::JoinSet;
 
 use poskit_codec::CUP_POS;
@@ -233,6 +233,17 @@ enum Closed {
     ReadTimeout,
     /// The TLS handshake failed or did not end in time.
     TlsHandshake,
+    /// Held by the tarpit, then closed: a bad frame past its address's budget.
+    Held,
+}
+
+/// How a connection's write task ended, for its reader.
+enum Ending {
+    /// The write side is closed.
+    Closed,
+    /// The last answer is written and the write half is kept open: the connection is held
+    /// ([`BadFrame::Hold`]).
+    Hold,
 }
 
 impl Closed {
@@ -246,6 +257,7 @@ impl Closed {
             Closed::Unreadable => "unreadable",
             Closed::ReadTimeout => "read_timeout",
             Closed::TlsHandshake => "tls_handshake",
+            Closed::Held => "held",
         }
     }
 }
@@ -315,7 +327,7 @@ async fn connection<R, W>(
     // Every message is a request in flight (its permit) or a close: twice the pipeline
     // depth never fills, so the writer thread's `try_send` always finds room.
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(limits.pipeline_depth_max * 2);
-    let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
+    let (closed_tx, mut closed_rx) = oneshot::channel::<Ending>();
     let writer = tokio::spawn(write_answers(
         server.clone(),
         wr,
@@ -336,24 +348,13 @@ async fn connection<R, W>(
             break Closed::Shutdown;
         };
         let ready = read_request(&server, buf, peer, &conn, permit);
-        if ready.wait.is_none() {
-            // Nothing to wait for before the writer: straight to it from here; the answer
-            // comes back to the write task.
-            to_writer(&server, ready, out_tx.clone()).await;
-        } else {
-            // An issuer to wait for first: a task of its own, so that the requests behind
-            // it go on.
-            let server = server.clone();
-            let out = out_tx.clone();
-            tasks.spawn(Box::pin(
-                async move { to_writer(&server, ready, out).await },
-            ));
-        }
+        dispatch(&server, ready, &out_tx, &mut tasks).await;
         while tasks.try_join_next().is_some() {}
+        if conn.is_evicted() {
+            // At most one frame is read after an eviction.
+            break Closed::Evicted;
+        }
     };
-    if let Some(m) = &server.metrics {
-        m.connection_closed(closed.as_str());
-    }
     // Answer what was read before closing: the waiting tasks end, then every request in
     // flight gives its permit back once its answer is written (or the write task is gone,
     // which drops what it held).
@@ -362,7 +363,70 @@ async fn connection<R, W>(
     let _ = in_flight
         .acquire_many(u32::try_from(limits.pipeline_depth_max).unwrap_or(u32::MAX))
         .await;
-    let _ = writer.await;
+    if let Ok(Some(wr)) = writer.await {
+        // The write task handed its half back: the connection is held, then closed.
+        drop(rd);
+        hold(&server, &conn, closed, &mut shutdown, wr).await;
+    }
+    if let Some(m) = &server.metrics {
+        m.connection_closed(closed.as_str());
+    }
+}
+
+/// Where a request read goes: its answer comes back to the connection's write task.
+async fn dispatch(
+    server: &Arc<Server>,
+    ready: Ready,
+    out_tx: &mpsc::Sender<Outgoing>,
+    tasks: &mut JoinSet<()>,
+) {
+    // A MAC that verifies with its terminal's keys proves the connection now, not only once
+    // the answer is recorded: a terminal whose request waits (on its issuer, on a slow
+    // commit) is not evicted meanwhile by a flood of new connections from its address.
+    if ready.precheck.as_ref().and_then(|p| p.mac_verified()) == Some(true) {
+        server.admission.prove(&ready.kept.conn);
+    }
+    if ready.wait.is_none() {
+        // Nothing to wait for before the writer: straight to it from here.
+        to_writer(server, ready, out_tx.clone()).await;
+    } else {
+        // An issuer to wait for first: a task of its own, so that the requests behind it
+        // go on.
+        let server = server.clone();
+        let out = out_tx.clone();
+        tasks.spawn(Box::pin(
+            async move { to_writer(&server, ready, out).await },
+        ));
+    }
+}
+
+/// The tarpit: a connection whose bad frame was past its address's budget is answered and
+/// then kept open, nothing read, for `tarpit_hold_ms` — or until it is evicted (held ones
+/// go first) or the server stops — and closed. Its admission slot (an unproven one of its
+/// address) is given back only after, by `serve_one`: held connections stay bounded.
+async fn hold<W: AsyncWrite + Unpin>(
+    server: &Server,
+    conn: &Conn,
+    closed: Closed,
+    shutdown: &mut watch::Receiver<bool>,
+    mut wr: W,
+) {
+    let evicted = conn.close.notified();
+    tokio::pin!(evicted);
+    evicted.as_mut().enable();
+    // Evicted or stopping while the reader ended: no hold.
+    let held = closed == Closed::Held && !conn.is_evicted() && !*shutdown.borrow();
+    if held {
+        let limit = Duration::from_millis(server.limits.tarpit_hold_ms);
+        debug_assert!(limit <= Duration::from_millis(crate::config::TARPIT_HOLD_MS_MAX));
+        tokio::select! {
+            _ = tokio::time::sleep(limit) => {}
+            _ = &mut evicted => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    let write_timeout = Duration::from_millis(server.limits.write_timeout_ms);
+    let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
 }
 
 /// The next whole frame of a connection, or why it closes.
@@ -372,15 +436,22 @@ async fn next_frame<R: AsyncRead + Unpin>(
     conn: &Conn,
     peer: SocketAddr,
     shutdown: &mut watch::Receiver<bool>,
-    closed_rx: &mut oneshot::Receiver<()>,
+    closed_rx: &mut oneshot::Receiver<Ending>,
 ) -> Result<Vec<u8>, Closed> {
     let mut prefix = [0u8; LENGTH_BYTES];
     let rest_wait = loop {
         let (first_wait, rest_wait) = waits(limits, conn);
         let first = tokio::select! {
-            r = tokio::time::timeout(first_wait, rd.read_exact(&mut prefix[..1])) => r,
+            biased;
             _ = shutdown.changed() => return Err(Closed::Shutdown),
-            _ = &mut *closed_rx => return Err(Closed::WriteSide),
+            ending = &mut *closed_rx => return Err(match ending {
+                Ok(Ending::Hold) => Closed::Held,
+                _ => Closed::WriteSide,
+            }),
+            // A frame already there is read before an eviction is seen (the connection's
+            // loop ends after it): a terminal whose connection was evicted before its
+            // task first ran — accepts come in bursts — still gets its answer.
+            r = tokio::time::timeout(first_wait, rd.read_exact(&mut prefix[..1])) => r,
             _ = conn.close.notified() => {
                 tracing::debug!(%peer, "unproven connection evicted to make room; closing");
                 return Err(Closed::Evicted);
@@ -434,6 +505,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
 
 /// A connection's write task: answers ready together (a group commit answers many at
 /// once) go out in one write — one system call for the lot instead of one per answer.
+/// Hands its half back when the connection is to be held ([`hold`]).
 async fn write_answers<W: AsyncWrite + Unpin>(
     server: Arc<Server>,
     mut wr: W,
@@ -441,11 +513,11 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     mut out_rx: mpsc::Receiver<Outgoing>,
     // For answers held back by a delay: the channel is open while they are in flight.
     delayed_tx: mpsc::WeakSender<Outgoing>,
-    closed_tx: oneshot::Sender<()>,
-) {
+    closed_tx: oneshot::Sender<Ending>,
+) -> Option<W> {
     let write_timeout = Duration::from_millis(server.limits.write_timeout_ms);
-    let mut pending = Vec::with_capacity(FRAME_BYTES_MAX);
-    let mut closing = false;
+    let mut pending = Vec::new();
+    let mut then = Then::ReadOn;
     while let Some(out) = out_rx.recv().await {
         // The writer thread hands over a group's answers one after the other: one turn of
         // the scheduler lets the rest join this write.
@@ -454,8 +526,8 @@ async fn write_answers<W: AsyncWrite + Unpin>(
         }
         let mut next = Some(out);
         while let Some(out) = next.take() {
-            closing = take_outgoing(&server, out, &mut pending, &delayed_tx);
-            if closing {
+            then = take_outgoing(&server, out, &mut pending, &delayed_tx);
+            if then != Then::ReadOn {
                 break;
             }
             if pending.len() < FRAME_BYTES_MAX {
@@ -467,51 +539,68 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 Ok(Ok(())) => pending.clear(),
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "write failed");
-                    break;
+                    then = Then::Close;
                 }
                 Err(_) => {
                     tracing::warn!(%peer, "write timed out; closing");
-                    break;
+                    then = Then::Close;
                 }
             }
         }
-        if closing {
+        if then != Then::ReadOn {
             break;
         }
     }
+    if then == Then::Hold {
+        let _ = closed_tx.send(Ending::Hold);
+        return Some(wr);
+    }
     let _ = wr.shutdown().await;
-    let _ = closed_tx.send(());
+    let _ = closed_tx.send(Ending::Closed);
+    None
 }
 
-/// One message for the write task: its bytes appended to `pending`; `true` when the
-/// connection closes after them.
+/// What the write task does after a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    ReadOn,
+    Close,
+    Hold,
+}
+
+/// One message for the write task: its bytes appended to `pending`, and whether the
+/// connection goes on, closes or is held after them.
 fn take_outgoing(
     server: &Server,
     out: Outgoing,
     pending: &mut Vec<u8>,
     delayed_tx: &mpsc::WeakSender<Outgoing>,
-) -> bool {
+) -> Then {
     let answers = match out {
         Outgoing::Frame(bytes) => {
             pending.extend_from_slice(&bytes);
-            return false;
+            return Then::ReadOn;
         }
         Outgoing::Answers(list) => list
             .into_iter()
             .filter_map(|(answer, mut job)| Some((answer, job.kept.take()?)))
             .collect(),
         Outgoing::Answer(answer, kept) => vec![(*answer, kept)],
-        Outgoing::Close => return true,
+        Outgoing::Close => return Then::Close,
     };
     for (answer, kept) in answers {
         match after_writer(server, answer, *kept) {
             Delivery::Frame(bytes) => pending.extend_from_slice(&bytes),
             Delivery::Last(bytes) => {
                 pending.extend_from_slice(&bytes);
-                return true;
+                return Then::Close;
+            }
+            Delivery::Hold(bytes) => {
+                pending.extend_from_slice(&bytes);
+                return Then::Hold;
             }
             // Closed by the fault plan: what follows is not answered.
-            Delivery::Close => return true,
+            Delivery::Close => return Then::Close,
             Delivery::Later(delay, outgoing, in_flight) => {
                 if let Some(tx) = delayed_tx.upgrade() {
                     tokio::spawn(async move {
@@ -524,7 +613,7 @@ fn take_outgoing(
             Delivery::Nothing => {}
         }
     }
-    false
+    Then::ReadOn
 }
 
 /// How long to wait for a frame's first byte, and then for the rest: a proven connection
@@ -543,6 +632,7 @@ fn waits(limits: &Limits, conn: &Conn) -> (Duration, Duration) {
 
 /// What the server reads of a request before the writer sees it: enough to apply the
 /// fault plan and call the issuer simulator.
+#[derive(Default)]
 struct Peek {
     tid: Option<String>,
     /// Field 11, for the log of requests not recorded.
@@ -553,30 +643,27 @@ struct Peek {
     reversal: bool,
 }
 
-/// The peek of a request the engine can read: from the read request itself.
+/// The peek of a request the engine can read: from the read request itself. Of a frame
+/// that does not decode: nothing (decoding it again would fail the same way).
 fn peek_parsed(parsed: &Result<Parsed, String>, bytes: &[u8]) -> Peek {
-    match parsed.as_ref().ok().and_then(Parsed::request) {
-        Some(req) => Peek {
-            tid: Some(req.tid.as_str().to_owned()),
-            stan: Some(req.stan.digits()),
-            mid: Some(req.mid.as_str().to_owned()),
-            pan: req.card.as_ref().map(|c| c.pan.digits().to_owned()),
-            kind: Some(req.kind()),
-            reversal: req.is_reversal(),
+    match parsed {
+        Ok(parsed) => match parsed.request() {
+            Some(req) => Peek {
+                tid: Some(req.tid.as_str().to_owned()),
+                stan: Some(req.stan.digits()),
+                mid: Some(req.mid.as_str().to_owned()),
+                pan: req.card.as_ref().map(|c| c.pan.digits().to_owned()),
+                kind: Some(req.kind()),
+                reversal: req.is_reversal(),
+            },
+            None => peek(bytes),
         },
-        None => peek(bytes),
+        Err(_) => Peek::default(),
     }
 }
 
 fn peek(bytes: &[u8]) -> Peek {
-    let mut p = Peek {
-        tid: None,
-        stan: None,
-        mid: None,
-        pan: None,
-        kind: None,
-        reversal: false,
-    };
+    let mut p = Peek::default();
     let Ok(f) = frame::decode_frame(&CUP_POS, bytes) else {
         return p;
     };
@@ -644,42 +731,8 @@ fn read_request(
             None => Decision::default(),
         }
     };
-    let issuer_timeout = Duration::from_millis(server.limits.issuer_timeout_ms);
-    let to_issuer = !p.reversal
-        && matches!(
-            p.kind,
-            Some(
-                TransactionKind::Sale
-                    | TransactionKind::PreAuth
-                    | TransactionKind::BalanceInquiry
-                    | TransactionKind::PreAuthCompletion
-            )
-        );
     let mut divergence = decision.divergence;
-    let (issuer, wait) = if !to_issuer {
-        (IssuerVerdict::Reachable, None)
-    } else if decision.issuer_timeout {
-        (IssuerVerdict::TimedOut, Some(issuer_timeout))
-    } else {
-        match p
-            .pan
-            .as_deref()
-            .and_then(|pan| server.shared.external_issuer(pan))
-        {
-            None => (IssuerVerdict::Reachable, None),
-            Some(ext) if ext.down => (IssuerVerdict::Down, None),
-            Some(ext) => {
-                let latency = Duration::from_millis(u64::from(ext.latency_ms));
-                if latency > issuer_timeout {
-                    // It answers after the host gave up: the switch records its answer.
-                    divergence.late_answer = true;
-                    (IssuerVerdict::TimedOut, Some(issuer_timeout))
-                } else {
-                    (IssuerVerdict::Reachable, Some(latency))
-                }
-            }
-        }
-    };
+    let (issuer, wait) = ask_issuer(server, &p, &decision, &mut divergence);
     let injected = match (&decision.code, decision.storage_error) {
         (Some((code, rule)), _) => Some(Injected::Code {
             code: *code,
@@ -729,6 +782,51 @@ fn read_request(
     }
 }
 
+/// What the issuer simulator says of a request, and how long it holds it first (its
+/// latency, or the host's timeout: then the switch records a late answer).
+fn ask_issuer(
+    server: &Server,
+    p: &Peek,
+    decision: &Decision,
+    divergence: &mut Divergence,
+) -> (IssuerVerdict, Option<Duration>) {
+    let issuer_timeout = Duration::from_millis(server.limits.issuer_timeout_ms);
+    let to_issuer = !p.reversal
+        && matches!(
+            p.kind,
+            Some(
+                TransactionKind::Sale
+                    | TransactionKind::PreAuth
+                    | TransactionKind::BalanceInquiry
+                    | TransactionKind::PreAuthCompletion
+            )
+        );
+    if !to_issuer {
+        return (IssuerVerdict::Reachable, None);
+    }
+    if decision.issuer_timeout {
+        return (IssuerVerdict::TimedOut, Some(issuer_timeout));
+    }
+    match p
+        .pan
+        .as_deref()
+        .and_then(|pan| server.shared.external_issuer(pan))
+    {
+        None => (IssuerVerdict::Reachable, None),
+        Some(ext) if ext.down => (IssuerVerdict::Down, None),
+        Some(ext) => {
+            let latency = Duration::from_millis(u64::from(ext.latency_ms));
+            if latency > issuer_timeout {
+                // It answers after the host gave up: the switch records its answer.
+                divergence.late_answer = true;
+                (IssuerVerdict::TimedOut, Some(issuer_timeout))
+            } else {
+                (IssuerVerdict::Reachable, Some(latency))
+            }
+        }
+    }
+}
+
 /// Hands a read request to the writer (after its issuer wait, if any); its answer comes
 /// back to the connection's write task. A writer that has stopped gets it answered 96
 /// here, nothing posted.
@@ -772,6 +870,8 @@ enum Delivery {
     Frame(Vec<u8>),
     /// A frame, then close (too many bad frames).
     Last(Vec<u8>),
+    /// A frame (empty: nothing to answer), then hold the connection (the tarpit).
+    Hold(Vec<u8>),
     Close,
     /// A frame or a close after the fault plan's delay (the request's permit held until
     /// then).
@@ -834,7 +934,7 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
         server.stats.approved.fetch_add(1, Ordering::Relaxed);
     }
     measure(server, &answer, &p, started, &after.fired);
-    let last = admit_by_answer(server, &answer, &p, peer, &conn);
+    let then = admit_by_answer(server, &answer, &p, peer, &conn);
     // Strangers' answers are logged by their counter, rate-limited.
     if answer.stranger.is_none() {
         tracing::info!(
@@ -880,11 +980,24 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
             }
         }
     };
-    match (after.delay_ms, outgoing) {
-        (0, Outgoing::Frame(bytes)) if last => Delivery::Last(bytes),
-        (0, Outgoing::Frame(bytes)) => Delivery::Frame(bytes),
-        (0, _) => Delivery::Close,
-        (ms, outgoing) => Delivery::Later(
+    delivery(after.delay_ms, outgoing, then, in_flight)
+}
+
+/// What becomes of an answer's `outgoing` message: now or after the fault plan's delay;
+/// then the connection reads on, closes or is held, as its bad frames say.
+fn delivery(
+    delay_ms: u32,
+    outgoing: Outgoing,
+    then: BadFrame,
+    in_flight: OwnedSemaphorePermit,
+) -> Delivery {
+    match (delay_ms, outgoing, then) {
+        (0, Outgoing::Frame(bytes), BadFrame::Keep) => Delivery::Frame(bytes),
+        (0, Outgoing::Frame(bytes), BadFrame::Close) => Delivery::Last(bytes),
+        (0, Outgoing::Frame(bytes), BadFrame::Hold) => Delivery::Hold(bytes),
+        (0, _, BadFrame::Hold) => Delivery::Hold(Vec::new()),
+        (0, _, _) => Delivery::Close,
+        (ms, outgoing, _) => Delivery::Later(
             Duration::from_millis(u64::from(ms)),
             Box::new(outgoing),
             in_flight,
@@ -893,21 +1006,22 @@ fn after_writer(server: &Server, mut answer: Answer, kept: Pending) -> Delivery 
 }
 
 /// What an answer says of its connection: recorded, the connection is proven; not
-/// recorded, it is counted and logged (rate-limited) as a stranger's. `true`: close after
-/// this answer (too many bad frames on it or from its address).
+/// recorded, it is counted and logged (rate-limited) as a stranger's, and the connection
+/// may have to close or be held after this answer (too many bad frames on it or from its
+/// address).
 fn admit_by_answer(
     server: &Server,
     answer: &Answer,
     p: &Peek,
     peer: SocketAddr,
     conn: &Conn,
-) -> bool {
+) -> BadFrame {
     match answer.stranger {
         None if answer.txn_id.is_some() => {
             server.admission.prove(conn);
-            false
+            BadFrame::Keep
         }
-        None => false,
+        None => BadFrame::Keep,
         Some(why) => {
             let stan = p.stan.as_ref().and_then(|s| std::str::from_utf8(s).ok());
             server.shared.strangers.count(

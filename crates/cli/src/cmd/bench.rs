@@ -22,6 +22,7 @@ use crate::fail::usage;
 
 mod api;
 mod day;
+mod flood;
 mod lookup;
 mod recon;
 
@@ -43,6 +44,9 @@ enum What {
     /// Lookups through the HTTP API by many clients at once on a generated ledger, while a
     /// host on it serves terminals: p50/p99 of both.
     Api(api::ApiArgs),
+    /// The junk flood of issue 17 against a host process: its CPU per wall second, the
+    /// rows the junk added (exit 1 unless none), a real terminal's sales meanwhile.
+    Flood(flood::FloodArgs),
     /// The timed run of `bench recon` on its generated day (run by it, in a child process).
     #[command(hide = true)]
     ReconRun(recon::ReconRunArgs),
@@ -106,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Lookup(a) => lookup::run(a),
         What::Recon(a) => recon::run(a),
         What::Api(a) => api::run(a),
+        What::Flood(a) => flood::run(a),
         What::ReconRun(a) => recon::run_generated(a),
     }
 }
@@ -343,8 +348,13 @@ fn run_host(a: HostArgs) -> anyhow::Result<ExitCode> {
 /// CPU time of this process so far (every thread, ended ones included), in ns, from
 /// `/proc/self/stat` (user and system time in clock ticks of 10 ms, Linux's USER_HZ).
 fn process_cpu_ns() -> Option<u64> {
+    cpu_ns_of("/proc/self/stat")
+}
+
+/// CPU time so far of the process whose `stat` file this is (`/proc/PID/stat`), in ns.
+fn cpu_ns_of(stat_path: &str) -> Option<u64> {
     const NS_PER_TICK: u64 = 10_000_000;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = std::fs::read_to_string(stat_path).ok()?;
     // The fields after the command name, which is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace().skip(11);

@@ -43,7 +43,7 @@ pub struct ApiArgs {
 }
 
 /// Percentiles of latencies in ms: (p50, p99, max).
-fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
+pub(super) fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
     if ms.is_empty() {
         return (0.0, 0.0, 0.0);
     }
